@@ -1,0 +1,38 @@
+# The README's two commands: `make lab` and `make test`. Each sets everything up first.
+.PHONY: lab test setup engines stop status doctor bench lint clean
+
+VENV   := .venv
+PYBIN  := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+LABS   := $(sort $(wildcard labs/*.ipynb))
+REVERSED := $(shell printf '%s\n' $(LABS) | sort -r)
+JUPYTER_ARGS ?= --ServerApp.ip=127.0.0.1 $(if $(filter 0,$(shell id -u)),--allow-root,)
+PYTEST_ARGS ?=
+
+lab: setup
+	$(PYBIN) -m helpers start
+	$(VENV)/bin/jupyter lab labs/00_welcome.ipynb $(JUPYTER_ARGS)
+
+# Unit tests, then every notebook in order, then every notebook again in reverse order,
+# all in one run against the same services; everything is stopped at the end.
+test: setup
+	$(PYBIN) -m pytest tests $(LABS) $(REVERSED) --keep-duplicates --nbval-lax --nbval-current-env \
+		--nbval-cell-timeout=600 -p no:randomly $(PYTEST_ARGS)
+
+setup: engines $(STAMP)
+
+engines:
+	@sh scripts/setup-engines.sh
+
+$(STAMP): pyproject.toml scripts/setup-python.sh
+	@sh scripts/setup-python.sh
+
+stop status doctor: $(STAMP)
+	$(PYBIN) -m helpers $@
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check helpers tests
+
+clean: $(STAMP)
+	-$(PYBIN) -m helpers stop
+	rm -rf $(VENV)

@@ -1,0 +1,60 @@
+"""The ElastiCache Lab's helpers: real engines on loopback, a local AWS API, checked exercises.
+
+Notebooks start with one line, for example::
+
+    from helpers import redis_client, memcached_client, aws_client
+
+Every AWS SDK call made from a process that imported this package goes to the local endpoint
+(see helpers.localaws); set ELASTICACHE_LAB_REAL_AWS=1 beforehand to use a real account on purpose.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import localaws
+from .exercises import Exercise, Wrong
+from .services import Service, get, start, status, stop
+from .state import LabError, home
+
+__all__ = ["LabError", "Service", "Exercise", "Wrong", "start", "stop", "status", "get", "home",
+           "redis_client", "memcached_client", "aws_client", "aws_endpoint", "lab_setup"]
+
+
+def redis_client(name: str = "redis", **client_options: Any) -> Any:
+    """A redis.Redis client for the standalone Redis `name`, started (or healed) on demand."""
+    return start("redis", name=name).client(**client_options)
+
+
+def memcached_client(name: str = "memcached", **client_options: Any) -> Any:
+    """A pymemcache Client for the Memcached node `name`, started (or healed) on demand."""
+    return start("memcached", name=name).client(**client_options)
+
+
+def aws_client(service_name: str, **kwargs: Any) -> Any:
+    """A boto3 client bound to the local AWS endpoint (started on demand)."""
+    return localaws.client(service_name, **kwargs)
+
+
+def aws_endpoint() -> str:
+    return localaws.endpoint()
+
+
+def lab_setup(*names: str) -> dict[str, Service]:
+    """Start the services a lab needs (default: redis, memcached, aws) and show where they listen."""
+    names = names or ("redis", "memcached", "aws")
+    started = {n: start(n) for n in names}
+    if "aws" in started:
+        localaws.guard(started["aws"].url)
+    try:
+        from IPython import get_ipython
+
+        if get_ipython() is not None:
+            rows = [f"{svc.name:<10} {n.role:<10} {n.host}:{n.port}" for svc in started.values() for n in svc.nodes]
+            print("Services running for this lab:\n  " + "\n  ".join(rows))
+    except ImportError:
+        pass
+    return started
+
+
+localaws.guard()

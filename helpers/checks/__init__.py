@@ -1,0 +1,1 @@
+"""One module per lab holding its exercises: helpers.checks.labNN."""

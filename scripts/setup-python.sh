@@ -1,0 +1,32 @@
+#!/bin/sh
+# Creates .venv and installs the lab with its test tools. Re-run only when pyproject.toml changes.
+set -eu
+PY="${PYTHON:-python3}"
+if ! command -v "$PY" >/dev/null 2>&1; then
+  echo "error: $PY not found. Install Python 3.10 or newer (Debian/Ubuntu: apt-get install -y python3 python3-venv)." >&2
+  exit 1
+fi
+if ! "$PY" -c 'import sys; sys.exit(sys.version_info < (3, 10))'; then
+  echo "error: the lab needs Python 3.10 or newer; $PY is $("$PY" -V 2>&1)." >&2
+  exit 1
+fi
+if [ ! -x .venv/bin/python ]; then
+  if ! "$PY" -m venv .venv 2>/dev/null; then
+    rm -rf .venv
+    VER=$("$PY" -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')
+    if command -v apt-get >/dev/null 2>&1; then
+      SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+      echo "Python's venv module is missing; installing python$VER-venv..."
+      $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "python$VER-venv" || \
+        $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-venv || {
+        echo "error: could not install Python's venv module. Run: sudo apt-get install -y python3-venv" >&2; exit 1; }
+      "$PY" -m venv .venv
+    else
+      echo "error: '$PY -m venv' failed. Install Python's venv module and run make again." >&2
+      exit 1
+    fi
+  fi
+fi
+.venv/bin/python -m pip install -q --upgrade pip
+.venv/bin/python -m pip install -q -e '.[test]'
+touch .venv/.installed
