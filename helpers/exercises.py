@@ -49,6 +49,13 @@ class Exercise:
     reference: Any = None
     wrong: list[tuple[Any, str]] = field(default_factory=list)
     setup: Callable[[], None] | None = None  # prepares live state the reference relies on (tests)
+    make_reference: Callable[[], Any] | None = None  # when the right answer depends on live state
+
+    def reference_answer(self) -> Any:
+        """The right answer (computed from live state when it depends on it)."""
+        if self.setup:
+            self.setup()
+        return self.make_reference() if self.make_reference else self.reference
 
     # --- evaluation --------------------------------------------------------------------------
     def evaluate(self, answer: Any = NOT_ANSWERED) -> Result:

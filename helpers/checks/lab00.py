@@ -1,0 +1,119 @@
+"""Lab 00 (welcome): exercises."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..exercises import Exercise, Wrong, call_learner, expect_choice, expect_type
+from ..services import start
+
+LAB = "00"
+
+
+def _check_port(answer: Any) -> str:
+    expect_type(answer, int, "the port")
+    port = start("redis").port
+    if answer == 6379:
+        raise Wrong("6379 is Redis's default port, but the lab picks a free port for each learner so "
+                    "that several learners (or tests) never collide. Look at the output of `lab_setup()`.")
+    if answer != port:
+        raise Wrong(f"{answer} is not the port your Redis listens on. `helpers.get('redis').port` tells.")
+    return "Each learner's services get their own free loopback ports, recorded in the state directory."
+
+
+q1 = Exercise(
+    lab=LAB, qid="q1", title="Your Redis port",
+    checker=_check_port,
+    hint_text="The cell that started the services printed each service's host:port.",
+    solution_text="answer = helpers.get('redis').port",
+    make_reference=lambda: start("redis").port,
+    wrong=[(6379, "default port"), ("6379", "whole number"), (1, "not the port")],
+)
+
+
+def _check_greeting(answer: Any) -> str:
+    r = start("redis").client()
+    r.delete("lab:greeting")
+    call_learner(answer, r, what="your function greet(r)")
+    value = r.get("lab:greeting")
+    if value is None:
+        raise Wrong("After calling greet(r), the key 'lab:greeting' does not exist. Did you use r.set(...) "
+                    "with exactly that key name?")
+    if value != "hello":
+        raise Wrong(f"'lab:greeting' holds {value!r}; it should hold 'hello'.")
+    ttl = r.ttl("lab:greeting")
+    if ttl == -1:
+        raise Wrong("'lab:greeting' has no expiry: it would stay in the cache forever. Pass ex=... to r.set "
+                    "(a TTL between 60 and 3600 seconds).")
+    if not 60 <= ttl <= 3600:
+        raise Wrong(f"'lab:greeting' expires in {ttl} s; choose a TTL between 60 and 3600 seconds.")
+    return f"The key will expire by itself in {ttl} s: that is how a cache stays fresh."
+
+
+def _greet_reference(r: Any) -> None:
+    r.set("lab:greeting", "hello", ex=300)
+
+
+q2 = Exercise(
+    lab=LAB, qid="q2", title="A first cached value with a TTL",
+    checker=_check_greeting,
+    hint_text="r.set(key, value, ex=seconds) stores a value that expires after `seconds`.",
+    solution_text="def greet(r):\n    r.set('lab:greeting', 'hello', ex=300)",
+    reference=_greet_reference,
+    wrong=[
+        (lambda r: r.set("lab:greeting", "hello"), "no expiry"),
+        (lambda r: r.set("lab:greeting", "hi", ex=300), "should hold 'hello'"),
+        (lambda r: r.set("greeting", "hello", ex=300), "does not exist"),
+        (lambda r: r.sett("lab:greeting", "hello"), "raised AttributeError"),
+        ("hello", "to be a function"),
+    ],
+)
+
+
+def _check_persistence(answer: Any) -> str:
+    choice = expect_choice(answer, ["redis", "memcached"], "the engine")
+    if choice == "memcached":
+        raise Wrong("Memcached keeps everything in memory only: a restart (or a node replacement) empties it. "
+                    "The other engine can snapshot to disk (RDB) and log writes (AOF).")
+    return "Redis/Valkey can persist (RDB snapshots, AOF) and ElastiCache backs it up; Memcached cannot."
+
+
+q3 = Exercise(
+    lab=LAB, qid="q3", title="Which engine can persist its data?",
+    checker=_check_persistence,
+    hint_text="The source document's 'Limitaciones' section: 'Redis soporta persistencia, pero ... no'.",
+    solution_text="answer = 'redis'",
+    reference="redis",
+    wrong=[("memcached", "in memory only"), ("mongodb", "not one of the choices"), (1, "one of")],
+)
+
+
+def _check_clusters(answer: Any) -> str:
+    from ..localaws import client
+
+    ec = client("elasticache")
+    result = call_learner(answer, ec, what="your function count_clusters(client)")
+    expected = len(ec.describe_cache_clusters()["CacheClusters"])
+    if isinstance(result, dict):
+        raise Wrong("Your function returned the whole API response (a dict). Return the number of entries "
+                    "in its 'CacheClusters' list.")
+    expect_type(result, int, "what count_clusters returns")
+    if result != expected:
+        raise Wrong(f"Your function returned {result}, but the local ElastiCache API lists {expected} cache "
+                    "cluster(s). Count the entries of describe_cache_clusters()['CacheClusters'].")
+    return "That call went to the local endpoint: no AWS account, no cost."
+
+
+q4 = Exercise(
+    lab=LAB, qid="q4", title="Your first ElastiCache API call",
+    checker=_check_clusters,
+    hint_text="client.describe_cache_clusters() returns a dict; its 'CacheClusters' key holds a list.",
+    solution_text="def count_clusters(client):\n    return len(client.describe_cache_clusters()['CacheClusters'])",
+    reference=lambda c: len(c.describe_cache_clusters()["CacheClusters"]),
+    wrong=[
+        (lambda c: c.describe_cache_clusters(), "whole API response"),
+        (lambda c: str(len(c.describe_cache_clusters()["CacheClusters"])), "whole number"),
+        (lambda c: len(c.describe_cache_clusters()["CacheClusters"]) + 1, "lists"),
+        (lambda c: c.describe_clusters(), "raised AttributeError"),
+    ],
+)
