@@ -1,0 +1,272 @@
+"""Lab 01 (Redis data structures): exercises, checked against the real Redis."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+from ..exercises import Exercise, Wrong, call_learner, expect_choice, expect_keys, expect_type
+from ..services import start
+
+LAB = "01"
+PREFIX = "lab01:check:"
+
+
+def _redis() -> Any:
+    return start("redis").client()
+
+
+# --- q1: a leaderboard ---------------------------------------------------------------------------
+
+SCORES = {"ana": 3120, "bruno": 2870, "carla": 4410, "diego": 990, "elena": 3980, "fer": 2100,
+          "gabi": 4410.5, "hugo": 1500, "ines": 3600, "juan": 50}
+
+
+def _check_top_n(answer: Any) -> str:
+    r = _redis()
+    key = PREFIX + "leaderboard"
+    r.delete(key)
+    r.zadd(key, SCORES)
+    expected = [(m, float(s)) for m, s in sorted(SCORES.items(), key=lambda kv: -kv[1])]
+    for n in (3, 5):
+        got = call_learner(answer, r, key, n, what="your function top_n(r, key, n)")
+        if not isinstance(got, (list, tuple)):
+            raise Wrong(f"top_n returned {type(got).__name__}; return a list of (member, score) pairs.")
+        got = list(got)
+        if got and not all(isinstance(x, (list, tuple)) and len(x) == 2 for x in got):
+            raise Wrong("top_n should return (member, score) pairs, e.g. [('gabi', 4410.5), ...]; "
+                        "pass withscores=True.")
+        pairs = [(m, float(s)) for m, s in got]
+        if len(pairs) == n + 1:
+            raise Wrong(f"Asked for the top {n}, top_n returned {n + 1} entries: ZREVRANGE's stop index is "
+                        "inclusive, so the top n is 0 .. n-1.")
+        if len(pairs) != n:
+            raise Wrong(f"Asked for the top {n}, top_n returned {len(pairs)} entries.")
+        if pairs == expected[-n:][::-1] or pairs == sorted(expected, key=lambda p: p[1])[:n]:
+            raise Wrong("Your leaderboard returns the lowest scores, ascending. Use ZREVRANGE (or ZRANGE "
+                        "with desc=True) so the highest score comes first.")
+        if pairs != expected[:n]:
+            raise Wrong(f"For n={n} the top should be {expected[:n]}, but top_n returned {pairs}.")
+    r.delete(key)
+    return "ZREVRANGE key 0 n-1 WITHSCORES reads the top n in O(log N + n), however big the board is."
+
+
+q1 = Exercise(
+    lab=LAB, qid="q1", title="Leaderboard: the top n, highest first",
+    checker=_check_top_n,
+    hint_text="r.zrevrange(key, start, stop, withscores=True); the stop index is inclusive.",
+    solution_text="def top_n(r, key, n):\n    return r.zrevrange(key, 0, n - 1, withscores=True)",
+    reference=lambda r, key, n: r.zrevrange(key, 0, n - 1, withscores=True),
+    wrong=[
+        (lambda r, key, n: r.zrange(key, 0, n - 1, withscores=True), "ascending"),
+        (lambda r, key, n: r.zrevrange(key, 0, n, withscores=True), "inclusive"),
+        (lambda r, key, n: r.zrevrange(key, 0, n - 1), "pairs"),
+        (lambda r, key, n: r.zrevrange(key, 1, n, withscores=True), "the top should be"),
+        (lambda r, key: r.zrevrange(key, 0, 2), "raised TypeError"),
+    ],
+)
+
+
+# --- q2: the right structure for each requirement ------------------------------------------------
+
+STRUCTURE_CHOICES = ["string", "hash", "list", "set", "zset", "bitmap", "hyperloglog", "geo", "stream"]
+REQUIREMENTS = {
+    "a": ("hyperloglog", "an approximate count of unique visitors per day, in about 12 KB whatever the traffic",
+          "a HyperLogLog counts distinct items in at most ~12 KB with ~0.81% error; a set would store every id."),
+    "b": ("zset", "the 10 best players by score, updated on every game",
+          "a sorted set keeps members ordered by score: ZINCRBY to update, ZREVRANGE to read the top."),
+    "c": ("hash", "a user profile whose fields (name, email, plan) are read and updated one at a time",
+          "a hash stores field -> value under one key: HSET/HGET one field without rewriting the others."),
+    "d": ("geo", "the shops within 5 km of the customer",
+          "GEOADD and GEOSEARCH ... BYRADIUS answer 'what is near this point'."),
+    "e": ("stream", "an append-only event log that several consumer groups read, acknowledging what they processed",
+          "a stream has IDs, consumer groups, XACK and a pending list; a list has none of those."),
+    "f": ("bitmap", "for 10 million users (ids 0..9,999,999): did user N log in on a given day?",
+          "one bit per user id: SETBIT/GETBIT, about 1.2 MB per day for 10 M users, BITCOUNT for totals."),
+    "g": ("set", "the tags of each article, and the articles sharing two tags",
+          "sets hold unique members and SINTER intersects them."),
+    "h": ("list", "a job queue: producers push at one end, workers pop at the other, in order",
+          "a list is a FIFO: LPUSH + RPOP (or BLMOVE for a reliable queue)."),
+}
+
+
+def _check_structures(answer: Any) -> str:
+    expect_keys(answer, REQUIREMENTS, "your dict")
+    wrong: list[str] = []
+    for rid, (right, text, why) in REQUIREMENTS.items():
+        value = answer[rid]
+        try:
+            chosen = expect_choice(value, STRUCTURE_CHOICES, f"the structure for {rid!r}")
+        except Wrong as exc:
+            raise Wrong(f"For {rid!r}: {exc}") from None
+        if chosen != right:
+            wrong.append(f"{rid!r} ({text}): not a {chosen}; {why}")
+    if wrong:
+        raise Wrong(f"{len(wrong)} of {len(REQUIREMENTS)} are not the best fit. " + " | ".join(wrong))
+    return "Picking the structure is most of the design: each one makes its requirement one cheap command."
+
+
+q2 = Exercise(
+    lab=LAB, qid="q2", title="Pick the right structure for each requirement",
+    checker=_check_structures,
+    hint_text="Ask of each requirement: ordered by a score? approximate distinct count? one bit per id? "
+              "near a point? consumers that acknowledge? Choices: " + ", ".join(STRUCTURE_CHOICES),
+    solution_text="answer = " + repr({rid: right for rid, (right, _, _) in REQUIREMENTS.items()}),
+    reference={rid: right for rid, (right, _, _) in REQUIREMENTS.items()},
+    wrong=[
+        ({**{rid: right for rid, (right, _, _) in REQUIREMENTS.items()}, "a": "set"}, "hyperloglog counts"),
+        ({**{rid: right for rid, (right, _, _) in REQUIREMENTS.items()}, "e": "list", "b": "list"}, "2 of 8"),
+        ({"a": "hyperloglog"}, "missing the key"),
+        ({**{rid: right for rid, (right, _, _) in REQUIREMENTS.items()}, "d": "postgis"}, "not one of the choices"),
+    ],
+)
+
+
+# --- q3: a counter with expiry (fixed window) ----------------------------------------------------
+
+def _check_counter(answer: Any) -> str:
+    r = _redis()
+    user = f"u{random.randrange(10_000):04d}"
+    key = f"lab01:hits:{user}"
+    r.delete(key)
+    counts = [call_learner(answer, r, user, what="your function hit(r, user)") for _ in range(3)]
+    if r.exists(key) == 0:
+        others = [k for k in r.scan_iter(match=f"*{user}*", count=1000)]
+        r.delete(key, *others)
+        found = f" (it wrote {others[0]!r} instead)" if others else ""
+        raise Wrong(f"After three hits the key {key!r} does not exist{found}. Use exactly 'lab01:hits:' + user.")
+    if counts != [1, 2, 3]:
+        r.delete(key)
+        raise Wrong(f"Three calls returned {counts}; they should return 1, 2, 3 (the count after each hit). "
+                    "r.incr returns the new value.")
+    ttl = r.ttl(key)
+    if ttl == -1:
+        r.delete(key)
+        raise Wrong("The counter has no expiry, so the window never ends and the count grows forever. "
+                    "Set a 60 s expiry when the counter is created.")
+    if not 1 <= ttl <= 60:
+        r.delete(key)
+        raise Wrong(f"The counter expires in {ttl} s; the window is 60 s.")
+    r.expire(key, 5)  # as if 55 s of the window had passed
+    call_learner(answer, r, user, what="your function hit(r, user)")
+    ttl_after = r.ttl(key)
+    r.delete(key)
+    if ttl_after > 5:
+        raise Wrong("Each hit resets the expiry to 60 s, so a user who keeps calling never gets a fresh window "
+                    "(and is counted forever). Set the expiry only when the counter is created "
+                    "(when INCR returns 1, or EXPIRE ... NX).")
+    return "INCR is atomic and EXPIRE on the first hit fixes the window: a fixed-window rate limiter."
+
+
+def _hit_reference(r: Any, user: str) -> int:
+    key = f"lab01:hits:{user}"
+    count = r.incr(key)
+    if count == 1:
+        r.expire(key, 60)
+    return count
+
+
+q3 = Exercise(
+    lab=LAB, qid="q3", title="A per-user counter that resets every 60 seconds",
+    checker=_check_counter,
+    hint_text="count = r.incr(key) creates the key at 1; call r.expire(key, 60) only when count == 1.",
+    solution_text="def hit(r, user):\n    key = 'lab01:hits:' + user\n    count = r.incr(key)\n"
+                  "    if count == 1:\n        r.expire(key, 60)\n    return count",
+    reference=_hit_reference,
+    wrong=[
+        (lambda r, user: r.incr(f"lab01:hits:{user}"), "no expiry"),
+        (lambda r, user: (r.incr(f"lab01:hits:{user}"), r.expire(f"lab01:hits:{user}", 60))[0], "resets"),
+        (lambda r, user: r.set(f"lab01:hits:{user}", 1, ex=60), "should return 1, 2, 3"),
+        (lambda r, user: r.incr(f"hits:{user}"), "does not exist"),
+    ],
+)
+
+
+# --- q4: users active on both days, with bitmaps -------------------------------------------------
+
+def _check_both_days(answer: Any) -> str:
+    r = _redis()
+    rng = random.Random(4)
+    day1, day2 = PREFIX + "active:day1", PREFIX + "active:day2"
+    users1 = {u for u in range(5000) if rng.random() < 0.30}
+    users2 = {u for u in range(5000) if rng.random() < 0.40}
+    r.delete(day1, day2)
+    pipe = r.pipeline(transaction=False)
+    for u in users1:
+        pipe.setbit(day1, u, 1)
+    for u in users2:
+        pipe.setbit(day2, u, 1)
+    pipe.execute()
+    result = call_learner(answer, r, day1, day2, what="your function both_days(r, day1_key, day2_key)")
+    r.delete(day1, day2, *list(r.scan_iter(match=PREFIX + "active:*", count=1000)))
+    expect_type(result, int, "what both_days returns")
+    both, either = len(users1 & users2), len(users1 | users2)
+    if result == either:
+        raise Wrong(f"{result} is the number of users active on either day (OR). Both days means AND.")
+    if result in (len(users1), len(users2)):
+        raise Wrong(f"{result} is the number of users active on one of the days only; combine the two bitmaps "
+                    "with BITOP AND first, then BITCOUNT the result.")
+    if result != both:
+        raise Wrong(f"both_days returned {result}; {both} users were active on both days.")
+    return f"{both} users: BITOP AND over two {5000 // 8}-byte bitmaps, then BITCOUNT, all on the server."
+
+
+def _both_days_reference(r: Any, day1: str, day2: str) -> int:
+    dest = PREFIX + "active:both"
+    r.bitop("AND", dest, day1, day2)
+    count = r.bitcount(dest)
+    r.delete(dest)
+    return count
+
+
+q4 = Exercise(
+    lab=LAB, qid="q4", title="Daily active users on both days (bitmaps)",
+    checker=_check_both_days,
+    hint_text="r.bitop('AND', dest_key, day1_key, day2_key) writes the intersection to dest_key; "
+              "r.bitcount(dest_key) counts its 1 bits.",
+    solution_text="def both_days(r, day1_key, day2_key):\n    r.bitop('AND', 'lab01:both', day1_key, day2_key)\n"
+                  "    return r.bitcount('lab01:both')",
+    reference=_both_days_reference,
+    wrong=[
+        (lambda r, a, b: (r.bitop("OR", PREFIX + "active:x", a, b), r.bitcount(PREFIX + "active:x"))[1], "either day"),
+        (lambda r, a, b: r.bitcount(a), "one of the days"),
+        (lambda r, a, b: str(r.bitcount(a)), "whole number"),
+        (lambda r, a, b: r.pfcount(a), "raised"),
+    ],
+)
+
+
+# --- q5: the encoding after the threshold --------------------------------------------------------
+
+def _hash_big_encoding() -> str:
+    from ..datastructures import encoding_curve, listpack_threshold
+
+    r = _redis()
+    limit = listpack_threshold(r, "hash") or 512
+    return encoding_curve(r, "hash", PREFIX + "enc", [limit + 1])[0].encoding
+
+
+def _check_encoding(answer: Any) -> str:
+    expect_type(answer, str, "the encoding")
+    actual = _hash_big_encoding()
+    norm = answer.strip().lower()
+    if norm in ("listpack", "ziplist"):
+        raise Wrong(f"'{norm}' is the compact encoding of a *small* hash. One element above the "
+                    f"hash-max-listpack-entries limit the server converts it; OBJECT ENCODING tells you to what.")
+    if norm != actual:
+        raise Wrong(f"{answer!r} is not what OBJECT ENCODING reports for a hash one element over the limit. "
+                    "Run r.object('encoding', key) on such a hash.")
+    return (f"Above the limit a hash becomes a real {actual}: faster lookups on big hashes, "
+            "but several times more bytes per field (see the plot).")
+
+
+q5 = Exercise(
+    lab=LAB, qid="q5", title="The encoding of a hash past the listpack limit",
+    checker=_check_encoding,
+    hint_text="Read the limit with r.config_get('hash-max-listpack-entries'), build a hash one field bigger "
+              "and ask r.object('encoding', key).",
+    solution_text="answer = 'hashtable'   # r.object('encoding', key) on a hash above the limit",
+    make_reference=_hash_big_encoding,
+    wrong=[("listpack", "compact encoding"), ("skiplist", "not what OBJECT ENCODING reports"),
+           (512, "string")],
+)
