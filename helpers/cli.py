@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shlex
 import shutil
 import sys
-from typing import Any
 
 from . import engines, localaws, services, state
 from .state import LabError
@@ -122,6 +120,13 @@ def cmd_progress(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_lab(args: argparse.Namespace) -> int:
+    from .jupyter import lab_main
+
+    extra = args.jupyter_args[1:] if args.jupyter_args[:1] == ["--"] else args.jupyter_args
+    return lab_main(extra)
+
+
 def build_parser() -> argparse.ArgumentParser:
     services._load_plugins()
     names = ", ".join(sorted(services.TOPOLOGIES))
@@ -144,6 +149,9 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("progress", help="each lab's exercises and which are solved")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_progress)
+    s = sub.add_parser("lab", help="start the services, then JupyterLab on loopback with the welcome lab open")
+    s.add_argument("jupyter_args", nargs=argparse.REMAINDER, help="extra arguments for `jupyter lab`")
+    s.set_defaults(func=cmd_lab)
     return p
 
 

@@ -161,6 +161,9 @@ class Node:
         if not proc:
             raise LabError(f"{self.name} is not running, so it cannot be paused.")
         proc.suspend()
+        deadline = time.monotonic() + 2  # the signal is delivered asynchronously
+        while time.monotonic() < deadline and proc.status() != psutil.STATUS_STOPPED:
+            time.sleep(0.01)
 
     def resume(self) -> None:
         proc = self.process()

@@ -1,0 +1,34 @@
+"""Committed notebooks carry no outputs and follow the lab structure."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat
+import pytest
+
+LABS = sorted(Path(__file__).resolve().parent.parent.joinpath("labs").glob("*.ipynb"))
+
+
+def test_there_are_labs():
+    assert LABS and LABS[0].name == "00_welcome.ipynb"
+
+
+@pytest.mark.parametrize("path", LABS, ids=[p.name for p in LABS])
+def test_committed_without_outputs(path):
+    nb = nbformat.read(path, as_version=4)
+    dirty = [i for i, c in enumerate(nb.cells) if c.cell_type == "code" and (c.outputs or c.execution_count)]
+    assert not dirty, f"{path.name}: cells {dirty} carry outputs; strip them (jupyter nbconvert --clear-output)"
+
+
+@pytest.mark.parametrize("path", LABS, ids=[p.name for p in LABS])
+def test_structure(path):
+    nb = nbformat.read(path, as_version=4)
+    first_md = nb.cells[0].source.lower()
+    assert nb.cells[0].cell_type == "markdown" and first_md.startswith("# lab ")
+    assert "duration" in first_md
+    first_code = next(c.source for c in nb.cells if c.cell_type == "code")
+    assert "from helpers" in first_code or "import helpers" in first_code
+    assert "sys.path" not in "".join(c.source for c in nb.cells)
+    assert "recap" in "".join(c.source.lower() for c in nb.cells[-3:] if c.cell_type == "markdown")
+    assert sum(".check(" in c.source for c in nb.cells if c.cell_type == "code") >= 3
