@@ -65,6 +65,12 @@ class Service:
 
     def client(self, **kwargs: Any) -> Any:
         """A client for the first node: redis.Redis, or pymemcache's Client for Memcached."""
+        factory = self.meta.get("client_factory")  # "module:function" for TLS/ACL/auth topologies
+        if factory:
+            import importlib
+
+            module, _, fn = factory.partition(":")
+            return getattr(importlib.import_module(module), fn)(self, **kwargs)
         n = self.nodes[0]
         if n.kind == "redis":
             return redis_client_for(n.host, n.port, password=self.password(), **kwargs)
