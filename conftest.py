@@ -19,3 +19,7 @@ def pytest_sessionfinish(session, exitstatus):
     import helpers
 
     helpers.stop()
+    if not os.environ.get("ELASTICACHE_LAB_TEST_KEEP_HOME"):
+        import shutil
+
+        shutil.rmtree(os.environ["ELASTICACHE_LAB_HOME"], ignore_errors=True)
