@@ -116,3 +116,45 @@ def _fmt(v: float) -> str:
     if v >= 1:
         return f"{v:.2f}"
     return f"{v:.3f}"
+
+
+class Interactive:
+    """Controls plus a redrawn figure: `w = Interactive(...)`, `display(w.ui)`, then `w.update()`.
+
+    Every slider change re-runs `draw(ax, **values)` (a real experiment, not a lookup table), so
+    the figure always shows what the engines just did. `update()` is also what a headless test
+    calls once. `draw` may return a short text shown under the figure.
+    """
+
+    def __init__(self, controls: Mapping[str, Any], draw: Any, figsize: tuple[float, float] = (8, 3.5)):
+        import ipywidgets as widgets
+
+        self.controls = dict(controls)
+        self.draw = draw
+        self.figsize = figsize
+        self.output = widgets.Output()
+        self.caption = widgets.HTML()
+        self.last: Any = None
+        for control in self.controls.values():
+            control.continuous_update = False
+            control.observe(lambda _change: self.update(), names="value")
+        self.ui = widgets.VBox([widgets.HBox(list(self.controls.values())), self.output, self.caption])
+
+    def values(self) -> dict[str, Any]:
+        return {name: c.value for name, c in self.controls.items()}
+
+    def update(self) -> Any:
+        import matplotlib.pyplot as plt
+        from IPython.display import clear_output, display
+
+        fig, ax = plt.subplots(figsize=self.figsize)
+        try:
+            self.last = self.draw(ax, **self.values())
+            fig.tight_layout()
+            with self.output:
+                clear_output(wait=True)
+                display(fig)
+        finally:
+            plt.close(fig)
+        self.caption.value = f"<small>{self.last}</small>" if isinstance(self.last, str) else ""
+        return self.last
