@@ -67,7 +67,7 @@ q1 = Exercise(
 )
 
 
-# --- q2: the right structure for each requirement ------------------------------------------------
+# --- q4: the right structure for each requirement ------------------------------------------------
 
 STRUCTURE_CHOICES = ["string", "hash", "list", "set", "zset", "bitmap", "hyperloglog", "geo", "stream"]
 REQUIREMENTS = {
@@ -106,8 +106,8 @@ def _check_structures(answer: Any) -> str:
     return "Picking the structure is most of the design: each one makes its requirement one cheap command."
 
 
-q2 = Exercise(
-    lab=LAB, qid="q2", title="Pick the right structure for each requirement",
+q4 = Exercise(
+    lab=LAB, qid="q4", title="Pick the right structure for each requirement",
     checker=_check_structures,
     hint_text="Ask of each requirement: ordered by a score? approximate distinct count? one bit per id? "
               "near a point? consumers that acknowledge? Choices: " + ", ".join(STRUCTURE_CHOICES),
@@ -122,7 +122,7 @@ q2 = Exercise(
 )
 
 
-# --- q3: a counter with expiry (fixed window) ----------------------------------------------------
+# --- q5: a counter with expiry (fixed window) ----------------------------------------------------
 
 def _check_counter(answer: Any) -> str:
     r = _redis()
@@ -166,8 +166,8 @@ def _hit_reference(r: Any, user: str) -> int:
     return count
 
 
-q3 = Exercise(
-    lab=LAB, qid="q3", title="A per-user counter that resets every 60 seconds",
+q5 = Exercise(
+    lab=LAB, qid="q5", title="A per-user counter that resets every 60 seconds",
     checker=_check_counter,
     hint_text="count = r.incr(key) creates the key at 1; call r.expire(key, 60) only when count == 1.",
     solution_text="def hit(r, user):\n    key = 'lab01:hits:' + user\n    count = r.incr(key)\n"
@@ -182,7 +182,7 @@ q3 = Exercise(
 )
 
 
-# --- q4: users active on both days, with bitmaps -------------------------------------------------
+# --- q2: users active on both days, with bitmaps -------------------------------------------------
 
 def _check_both_days(answer: Any) -> str:
     r = _redis()
@@ -219,8 +219,8 @@ def _both_days_reference(r: Any, day1: str, day2: str) -> int:
     return count
 
 
-q4 = Exercise(
-    lab=LAB, qid="q4", title="Daily active users on both days (bitmaps)",
+q2 = Exercise(
+    lab=LAB, qid="q2", title="Daily active users on both days (bitmaps)",
     checker=_check_both_days,
     hint_text="r.bitop('AND', dest_key, day1_key, day2_key) writes the intersection to dest_key; "
               "r.bitcount(dest_key) counts its 1 bits.",
@@ -236,7 +236,7 @@ q4 = Exercise(
 )
 
 
-# --- q5: the encoding after the threshold --------------------------------------------------------
+# --- q3: the encoding after the threshold --------------------------------------------------------
 
 def _hash_big_encoding() -> str:
     from ..datastructures import encoding_curve, listpack_threshold
@@ -260,8 +260,8 @@ def _check_encoding(answer: Any) -> str:
             "but several times more bytes per field (see the plot).")
 
 
-q5 = Exercise(
-    lab=LAB, qid="q5", title="The encoding of a hash past the listpack limit",
+q3 = Exercise(
+    lab=LAB, qid="q3", title="The encoding of a hash past the listpack limit",
     checker=_check_encoding,
     hint_text="Read the limit with r.config_get('hash-max-listpack-entries'), build a hash one field bigger "
               "and ask r.object('encoding', key).",
