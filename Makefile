@@ -6,12 +6,11 @@ PYBIN  := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 LABS   := $(sort $(wildcard labs/*.ipynb))
 REVERSED := $(shell printf '%s\n' $(LABS) | sort -r)
-JUPYTER_ARGS ?= --ServerApp.ip=127.0.0.1 $(if $(filter 0,$(shell id -u)),--allow-root,)
+JUPYTER_ARGS ?=# extra `jupyter lab` arguments; loopback and --allow-root are set by helpers/jupyter.py
 PYTEST_ARGS ?=
 
 lab: setup
-	$(PYBIN) -m helpers start
-	$(VENV)/bin/jupyter lab labs/00_welcome.ipynb $(JUPYTER_ARGS)
+	$(PYBIN) -m helpers lab -- $(JUPYTER_ARGS)
 
 # Unit tests, then every notebook in order, then every notebook again in reverse order,
 # all in one run against the same services; everything is stopped at the end.

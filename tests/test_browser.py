@@ -1,0 +1,158 @@
+"""The welcome lab, run as a learner runs it: JupyterLab in a real (headless) Chromium.
+
+JupyterLab is started with the same arguments `make lab` uses (helpers.jupyter), the welcome lab
+is run with the Run menu's "Run All Cells", and its ipywidget must render and answer a click
+(the browser-to-kernel comm round trip that nbval cannot test). A screenshot is kept under
+artifacts/. Outside CI the test skips when Chromium or Playwright is missing; in CI it must run.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+from helpers import jupyter
+
+ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = ROOT / "artifacts"
+CHROMIUM = os.environ.get("ELASTICACHE_LAB_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+WELCOME = "labs/00_welcome.ipynb"
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+RUN_TIMEOUT_S = 240
+
+
+def _missing() -> str | None:
+    if not (os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK)):
+        return f"Chromium not found at {CHROMIUM} (apt-get install -y chromium, or set ELASTICACHE_LAB_CHROMIUM)"
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return "Playwright for Python is not installed (pip install -e '.[test]')"
+    if not (ROOT / WELCOME).exists():
+        return f"{WELCOME} is missing"
+    return None
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory):
+    """A copy of the welcome lab in a scratch root: running it in the browser never edits the repo."""
+    reason = _missing()
+    if reason:
+        if IN_CI:
+            pytest.fail(f"The browser test must run in CI, but: {reason}. .ci/run installs Chromium.")
+        pytest.skip(reason)
+    root = tmp_path_factory.mktemp("browser-lab")
+    (root / "labs").mkdir()
+    shutil.copy(ROOT / WELCOME, root / WELCOME)
+    if (ROOT / "data").is_dir():
+        (root / "data").symlink_to(ROOT / "data")
+    return root
+
+
+def _code_cell_prompts(page) -> list[str]:
+    return page.eval_on_selector_all(
+        ".jp-Notebook .jp-CodeCell .jp-InputArea-prompt", "els => els.map(e => e.textContent.trim())")
+
+
+def _run_all(page) -> None:
+    page.locator(".lm-MenuBar-item", has_text=re.compile(r"^Run$")).click()
+    page.locator(".lm-Menu-item:visible", has_text="Run All Cells").first.click()
+
+
+def _accept_dialog(page) -> bool:
+    """Answer a "Select Kernel" dialog as a learner would (JupyterLab asks when it is slow to list kernels)."""
+    accept = page.locator(".jp-Dialog .jp-mod-accept")
+    if accept.count() and accept.first.is_visible():
+        accept.first.click()
+        return True
+    return False
+
+
+def _wait_all_executed(page, n_code: int, timeout: float) -> list[str]:
+    deadline = time.monotonic() + timeout
+    prompts: list[str] = []
+    reissued = False
+    started = time.monotonic()
+    while time.monotonic() < deadline:
+        _accept_dialog(page)
+        prompts = _code_cell_prompts(page)
+        if len(prompts) == n_code and all(re.fullmatch(r"\[\d+\]:", p) for p in prompts):
+            return prompts
+        idle = all(p == "[ ]:" for p in prompts)
+        if idle and not reissued and time.monotonic() - started > 30:
+            _run_all(page)  # the first "Run All" was swallowed (e.g. by a dialog): ask once more
+            reissued = True
+        page.wait_for_timeout(500)
+    raise AssertionError(f"The notebook did not finish running within {timeout:.0f}s; prompts: {prompts}")
+
+
+def test_welcome_lab_runs_in_a_real_browser(workspace):
+    import nbformat
+    from playwright.sync_api import sync_playwright
+
+    nb = nbformat.read(workspace / WELCOME, as_version=4)
+    n_code = sum(c.cell_type == "code" for c in nb.cells)
+    assert any("widget" in c.source for c in nb.cells if c.cell_type == "code"), \
+        "the welcome lab should show at least one ipywidget"
+    ARTIFACTS.mkdir(exist_ok=True)
+    shot = ARTIFACTS / "browser-welcome.png"
+
+    jupyter.start_services()  # what `python -m helpers lab` does before starting JupyterLab
+    env = {"JUPYTERLAB_WORKSPACES_DIR": str(workspace / ".workspaces"),
+           "JUPYTERLAB_SETTINGS_DIR": str(workspace / ".settings")}
+    with jupyter.lab_server(workspace, notebook=WELCOME, env=env) as server, sync_playwright() as pw:
+        assert "--ServerApp.ip=127.0.0.1" in server.argv and server.token not in " ".join(server.argv)
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        page = None
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(server.url(f"lab/tree/{WELCOME}"), timeout=120_000)
+            page.wait_for_selector(".jp-Notebook .jp-CodeCell", timeout=120_000)
+            page.wait_for_selector(".jp-Notebook-ExecutionIndicator", timeout=120_000)
+            page.wait_for_timeout(2000)
+            _accept_dialog(page)
+            _run_all(page)
+            prompts = _wait_all_executed(page, n_code, RUN_TIMEOUT_S)
+            assert len(prompts) == n_code
+
+            outputs = page.locator(".jp-Notebook .jp-OutputArea-output").all_inner_texts()
+            text = "\n".join(outputs)
+            assert "Traceback" not in text, f"a cell failed in the browser:\n{text[:3000]}"
+            assert "Error displaying widget" not in page.content()
+
+            # The widget rendered as live controls, not as a text repr.
+            widgets = page.locator(".jp-OutputArea-output .jupyter-widgets")
+            assert widgets.count() >= 1, "no ipywidget was rendered"
+            slider = page.locator(".jp-OutputArea-output .widget-slider")
+            assert slider.count() >= 1
+            slider.first.scroll_into_view_if_needed()
+            no_news = page.locator(".jp-Notification-Toast button", has_text=re.compile(r"^No$"))
+            if no_news.count():
+                no_news.first.click()  # the "official Jupyter news?" toast, out of the screenshot
+            # A click travels browser -> kernel -> Redis -> kernel -> browser.
+            html_out = page.locator(".jp-OutputArea-output .widget-html-content", has_text="lab00:ttl-demo").first
+            before = html_out.inner_text()
+            page.wait_for_timeout(1500)  # let the TTL count down so the next reading differs
+            page.locator(".jp-OutputArea-output button", has_text="GET + TTL now").first.click()
+            page.wait_for_function(
+                "([sel, before]) => { const e = document.querySelector(sel); return e && e.innerText !== before; }",
+                arg=[".jp-OutputArea-output .widget-html-content", before], timeout=20_000)
+            after = html_out.inner_text()
+            assert after != before and ("TTL=" in after or "gone" in after), (before, after)
+            page.screenshot(path=str(shot))
+        finally:
+            if page is not None and not shot.exists():
+                try:
+                    page.screenshot(path=str(ARTIFACTS / "browser-welcome-failure.png"))
+                except Exception:  # noqa: BLE001 - a failed screenshot must not hide the real failure
+                    pass
+            browser.close()
+    assert shot.stat().st_size > 10_000
+    assert server.process.poll() is not None, "JupyterLab is still running after the test"
