@@ -250,6 +250,15 @@ def redis_service_client(svc: Service, **kwargs: Any) -> Any:
     return services.redis_client_for(n.host, n.port, password=password, **{**base, **kwargs})
 
 
+def no_retry() -> dict[str, Any]:
+    """Client options for an attempt expected to fail: redis-py otherwise retries (with back-off)
+    refused logins and failed handshakes for seconds before it reports them."""
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    return {"retry": Retry(NoBackoff(), 0), "socket_connect_timeout": 3, "socket_timeout": 3}
+
+
 def user_client(svc: Service, user: str, **kwargs: Any) -> Any:
     """A client authenticated as ACL user `user` (its password read from its owner-only file)."""
     return redis_service_client(svc, username=user, password=user_password(svc, user), **kwargs)
