@@ -1,0 +1,395 @@
+"""Lab 11 (security): exercises checked against real servers and the local AWS API.
+
+Each checker does the real thing: applies an ACL rule to a scratch user and runs commands,
+connects with the learner's TLS settings to a good server and to impostors, applies a security
+group rule and reads it back, and rotates a token in the order given while an app keeps working.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from .. import security, tls
+from ..exercises import Exercise, Wrong, call_learner, expect_choice, expect_type
+from ..services import Service, start
+from ..state import LabError
+
+LAB = "11"
+
+# The services lab 11 uses; the checkers start the same ones with the same options.
+APP_RULES = "on ~app:* +get +set +del"
+SERVICES: dict[str, tuple[str, dict[str, Any]]] = {
+    "auth": ("redis-auth", {}),
+    "acl": ("redis-acl", {"users": {"app": APP_RULES}}),
+    "tls": ("redis-tls", {}),
+    "expired": ("redis-tls", {"cert": "expired"}),
+    "wrong-host": ("redis-tls", {"cert": "wrong-host"}),
+    "other-ca": ("redis-tls", {"cert": "other-ca"}),
+    "memcached": ("memcached-sasl", {}),
+}
+
+
+def lab_service(which: str) -> Service:
+    """Start (or find) one of lab 11's services: auth, acl, tls, expired, wrong-host, other-ca, memcached."""
+    topo, options = SERVICES[which]
+    return start(topo, name=f"lab11-{which}", **options)
+
+
+# --- q1: a least-privilege ACL rule ------------------------------------------------------------
+
+SCRATCH = "lab11-scratch"
+
+
+def _outcome(fn: Any) -> str:
+    import redis
+
+    try:
+        fn()
+        return "allowed"
+    except redis.exceptions.NoPermissionError:
+        return "denied"
+    except redis.AuthenticationError:
+        return "login refused"
+
+
+def _check_acl_rule(answer: Any) -> str:
+    import redis
+
+    expect_type(answer, str, "your ACL rule")
+    if not answer.strip():
+        raise Wrong("Your ACL rule is empty: the user would have no permission at all (and be switched off).")
+    svc = lab_service("acl")
+    try:
+        security.set_user(svc, SCRATCH, answer)
+    except LabError as exc:
+        raise Wrong(str(exc)) from None
+    except redis.ResponseError as exc:
+        raise Wrong(f"Redis rejected the rule: {exc}. Rules are space-separated, e.g. `on ~prefix:* +get`.") from None
+    admin = svc.client()
+    admin.set("other:secret", "not for the app")
+    user = security.user_client(svc, SCRATCH, **security.no_retry())
+    try:
+        login = _outcome(user.ping)
+        if login == "login refused":
+            raise Wrong("The user cannot log in: it is switched off. Start the rule with `on`.")
+        needed = {
+            "SET app:cart:1": lambda: user.set("app:cart:1", "3 items"),
+            "GET app:cart:1": lambda: user.get("app:cart:1"),
+            "DEL app:cart:1": lambda: user.delete("app:cart:1"),
+        }
+        for what, fn in needed.items():
+            if _outcome(fn) != "allowed":
+                raise Wrong(f"The application needs `{what}`, and your rule denies it (NOPERM). Allow the "
+                            "commands GET, SET and DEL (+get +set +del) on the keys ~app:*.")
+        forbidden = {
+            "GET other:secret": (lambda: user.get("other:secret"),
+                                 "it can read keys outside app:* — limit keys with ~app:* instead of ~* or allkeys"),
+            "FLUSHALL": (lambda: user.execute_command("FLUSHALL", "ASYNC"),
+                         "it can run FLUSHALL and wipe the whole cache — grant single commands, not +@all"),
+            "CONFIG GET": (lambda: user.config_get("maxmemory"),
+                           "it can run CONFIG and change the server — grant single commands, not +@all"),
+            "KEYS *": (lambda: user.keys("*"),
+                       "it can run KEYS, which blocks the server while it scans every key — leave +@read/+@all out"),
+            "HSET app:h": (lambda: user.hset("app:h", "f", "v"),
+                           "it can run commands the application does not need (HSET) — grant only +get +set +del"),
+        }
+        for what, (fn, why) in forbidden.items():
+            if _outcome(fn) == "allowed":
+                admin.set("other:secret", "not for the app")
+                raise Wrong(f"Too much privilege: `{what}` was allowed, so {why}.")
+    finally:
+        user.close()
+        security.delete_user(svc, SCRATCH)
+        admin.delete("other:secret", "app:h", "app:cart:1")
+    return "GET/SET/DEL on app:* allowed; other keys, FLUSHALL, CONFIG, KEYS and everything else denied."
+
+
+q1 = Exercise(
+    lab=LAB, qid="q1", title="A least-privilege ACL rule for the application user",
+    checker=_check_acl_rule,
+    hint_text="Three parts: `on` (the user may log in), a key pattern `~app:*`, and the commands one by one "
+              "with `+get +set +del`. Anything broader (`~*`, `+@all`, `allcommands`) gives too much.",
+    solution_text="answer = 'on ~app:* +get +set +del'",
+    reference="on ~app:* +get +set +del",
+    wrong=[
+        ("on ~* +@all", "too much privilege"),
+        ("on ~app:* +@all", "flushall"),
+        ("on ~* +get +set +del", "outside app:*"),
+        ("on ~app:* +get", "denies it"),
+        ("~app:* +get +set +del", "switched off"),
+        ("on >secret ~app:* +get +set +del", "leave passwords out"),
+        ("on ~app:* +get +set +del +hset", "hset"),
+    ],
+)
+
+
+# --- q2: TLS client settings -------------------------------------------------------------------
+
+def _check_tls_client(answer: Any) -> str:
+    import redis
+
+    good = lab_service("tls")
+    client = call_learner(answer, good.host, good.port, what="your function make_client(host, port)")
+    if not isinstance(client, redis.Redis):
+        raise Wrong(f"make_client should return a redis.Redis client, but it returned {type(client).__name__}.")
+    client.set_retry(security.no_retry()["retry"])
+    try:
+        client.ping()
+    except redis.ConnectionError as exc:
+        text = str(exc)
+        if "verify failed" in text:
+            raise Wrong("Your client does not trust the lab's CA, so it refuses the real server: pass "
+                        "ssl_ca_certs=<the lab's CA file> (tls.tls_material().ca_file).") from None
+        raise Wrong("Your client could not talk to the TLS-only server — the connection was closed. It is "
+                    "probably speaking plaintext: pass ssl=True.") from None
+    except redis.RedisError as exc:
+        raise Wrong(f"Your client reached the server but PING failed: {exc}.") from None
+    finally:
+        client.close()
+    impostors = {
+        "other-ca": "a server whose certificate comes from a CA you do not trust (an impostor)",
+        "wrong-host": "a server whose certificate is for another host name",
+        "expired": "a server whose certificate has expired",
+    }
+    for which, what in impostors.items():
+        svc = lab_service(which)
+        bad = call_learner(answer, svc.host, svc.port, what="your function make_client(host, port)")
+        bad.set_retry(security.no_retry()["retry"])
+        try:
+            bad.ping()
+        except redis.ConnectionError:
+            continue
+        finally:
+            bad.close()
+        hint = ("keep ssl_check_hostname=True" if which == "wrong-host"
+                else "never use ssl_cert_reqs='none': verification is what makes TLS safe")
+        raise Wrong(f"Your client also talked to {what}: it does not verify certificates properly — {hint}.")
+    return "Encrypted, verified against the lab's CA, host name checked: impostors are refused."
+
+
+def _tls_reference(host: str, port: int) -> Any:
+    import redis
+
+    return redis.Redis(host=host, port=port, ssl=True, ssl_ca_certs=str(tls.tls_material().ca_file))
+
+
+def _lazy_client(**options: Any) -> Any:
+    def make(host: str, port: int) -> Any:
+        import redis
+
+        extra = {k: (str(tls.tls_material().ca_file) if v == "LAB_CA" else v) for k, v in options.items()}
+        return redis.Redis(host=host, port=port, **extra)
+
+    return make
+
+
+q2 = Exercise(
+    lab=LAB, qid="q2", title="TLS client settings that verify the server",
+    checker=_check_tls_client,
+    hint_text="redis.Redis(host=..., port=..., ssl=True, ssl_ca_certs=...) — the CA file is "
+              "tls.tls_material().ca_file. Leave certificate and host name checks on (the defaults).",
+    solution_text="def make_client(host, port):\n"
+                  "    return redis.Redis(host=host, port=port, ssl=True,\n"
+                  "                       ssl_ca_certs=str(tls.tls_material().ca_file))",
+    reference=_tls_reference,
+    wrong=[
+        (_lazy_client(), "pass ssl=true"),
+        (_lazy_client(ssl=True), "does not trust the lab's ca"),
+        (_lazy_client(ssl=True, ssl_cert_reqs="none"), "impostor"),
+        (_lazy_client(ssl=True, ssl_ca_certs="LAB_CA", ssl_check_hostname=False), "another host name"),
+        (lambda host, port: {"ssl": True}, "should return a redis.redis client"),
+    ],
+)
+
+
+# --- q3: a security group rule -----------------------------------------------------------------
+
+def _sg_pair(ec2: Any) -> tuple[str, str, str]:
+    vpcs = ec2.describe_vpcs(Filters=[{"Name": "tag:Name", "Values": ["lab11-check"]}])["Vpcs"]
+    vpc = vpcs[0]["VpcId"] if vpcs else ec2.create_vpc(
+        CidrBlock="10.99.0.0/16",
+        TagSpecifications=[{"ResourceType": "vpc", "Tags": [{"Key": "Name", "Value": "lab11-check"}]}])["Vpc"]["VpcId"]
+    tag = uuid.uuid4().hex[:8]
+    app = ec2.create_security_group(GroupName=f"check-app-{tag}", Description="application", VpcId=vpc)["GroupId"]
+    cache = ec2.create_security_group(GroupName=f"check-cache-{tag}", Description="cache", VpcId=vpc)["GroupId"]
+    return vpc, app, cache
+
+
+def _cleanup_sgs(ec2: Any, *groups: str) -> None:
+    for g in groups:
+        try:
+            perms = ec2.describe_security_groups(GroupIds=[g])["SecurityGroups"][0]["IpPermissions"]
+            if perms:
+                ec2.revoke_security_group_ingress(GroupId=g, IpPermissions=perms)
+        except Exception:  # noqa: BLE001 - best effort clean-up of scratch groups
+            pass
+    for g in groups:
+        try:
+            ec2.delete_security_group(GroupId=g)
+        except Exception:  # noqa: BLE001
+            pass
+
+
+def _check_sg_rule(answer: Any) -> str:
+    from ..localaws import client
+
+    if not callable(answer):
+        raise Wrong(f"Expected a function allow_app(ec2, cache_sg_id, app_sg_id), but got {type(answer).__name__}.")
+    ec2 = client("ec2")
+    _vpc, app, cache = _sg_pair(ec2)
+    try:
+        call_learner(answer, ec2, cache, app, what="your function allow_app(ec2, cache_sg_id, app_sg_id)")
+        perms = ec2.describe_security_groups(GroupIds=[cache])["SecurityGroups"][0]["IpPermissions"]
+        if not perms:
+            raise Wrong("After allow_app, the cache's security group has no inbound rule: nothing could connect. "
+                        "Call ec2.authorize_security_group_ingress(GroupId=cache_sg_id, IpPermissions=[...]).")
+        for p in perms:
+            cidrs = [r.get("CidrIp") for r in p.get("IpRanges", [])] + \
+                    [r.get("CidrIpv6") for r in p.get("Ipv6Ranges", [])]
+            if "0.0.0.0/0" in cidrs or "::/0" in cidrs:
+                raise Wrong("Your rule admits 0.0.0.0/0 — any address at all. Admit only the application's "
+                            "security group (UserIdGroupPairs=[{'GroupId': app_sg_id}]).")
+            if cidrs:
+                raise Wrong(f"Your rule admits the address range(s) {', '.join(map(str, cidrs))}: every machine "
+                            "in them, not only the application. Reference the application's security group "
+                            "instead (UserIdGroupPairs).")
+            if p.get("IpProtocol") in ("-1", "all"):
+                raise Wrong("Your rule opens every protocol and every port. Open TCP 6379 only "
+                            "(IpProtocol='tcp', FromPort=6379, ToPort=6379).")
+            if p.get("IpProtocol") != "tcp" or p.get("FromPort") != 6379 or p.get("ToPort") != 6379:
+                raise Wrong(f"Your rule opens {p.get('IpProtocol')} ports {p.get('FromPort')}-{p.get('ToPort')}; "
+                            "Redis listens on TCP port 6379 only (FromPort=6379, ToPort=6379).")
+            groups = {g.get("GroupId") for g in p.get("UserIdGroupPairs", [])}
+            if groups != {app}:
+                raise Wrong("The rule must name exactly the application's security group as its source "
+                            f"(found {sorted(groups) or 'none'}).")
+    finally:
+        _cleanup_sgs(ec2, cache, app)
+    return "Only members of the application's security group can reach TCP 6379: no address ranges at all."
+
+
+def _sg_reference(ec2: Any, cache_sg_id: str, app_sg_id: str) -> None:
+    ec2.authorize_security_group_ingress(GroupId=cache_sg_id, IpPermissions=[
+        {"IpProtocol": "tcp", "FromPort": 6379, "ToPort": 6379, "UserIdGroupPairs": [{"GroupId": app_sg_id}]}])
+
+
+def _sg_rule(**perm: Any) -> Any:
+    def allow(ec2: Any, cache_sg_id: str, app_sg_id: str) -> None:
+        p = {k: ([{"GroupId": app_sg_id}] if v == "APP" else v) for k, v in perm.items()}
+        ec2.authorize_security_group_ingress(GroupId=cache_sg_id, IpPermissions=[p])
+
+    return allow
+
+
+q3 = Exercise(
+    lab=LAB, qid="q3", title="A security group that admits only the application",
+    checker=_check_sg_rule,
+    hint_text="ec2.authorize_security_group_ingress(GroupId=cache_sg_id, IpPermissions=[{'IpProtocol': 'tcp', "
+              "'FromPort': 6379, 'ToPort': 6379, 'UserIdGroupPairs': [...]}]) — the source is a group, not a CIDR.",
+    solution_text="def allow_app(ec2, cache_sg_id, app_sg_id):\n"
+                  "    ec2.authorize_security_group_ingress(GroupId=cache_sg_id, IpPermissions=[{\n"
+                  "        'IpProtocol': 'tcp', 'FromPort': 6379, 'ToPort': 6379,\n"
+                  "        'UserIdGroupPairs': [{'GroupId': app_sg_id}]}])",
+    reference=_sg_reference,
+    wrong=[
+        (_sg_rule(IpProtocol="tcp", FromPort=6379, ToPort=6379, IpRanges=[{"CidrIp": "0.0.0.0/0"}]), "0.0.0.0/0"),
+        (_sg_rule(IpProtocol="tcp", FromPort=6379, ToPort=6379, IpRanges=[{"CidrIp": "10.0.0.0/16"}]),
+         "address range"),
+        (_sg_rule(IpProtocol="-1", UserIdGroupPairs="APP"), "every port"),
+        (_sg_rule(IpProtocol="tcp", FromPort=0, ToPort=65535, UserIdGroupPairs="APP"), "6379 only"),
+        (lambda ec2, cache, app: None, "no inbound rule"),
+    ],
+)
+
+
+# --- q4: rotating a token without downtime -----------------------------------------------------
+
+STEPS = ("ROTATE", "UPDATE_CLIENTS", "SET")
+ROTATION_USER = "lab11-rotation"
+
+
+def _check_rotation(answer: Any) -> str:
+    import redis
+
+    expect_type(answer, (list, tuple), "your list of steps")
+    if not answer:
+        raise Wrong("Your list of steps is empty: the token was never rotated.")
+    steps = [expect_choice(s, STEPS, f"step {i + 1}") for i, s in enumerate(answer)]
+    svc = lab_service("acl")
+    security.delete_user(svc, ROTATION_USER)
+    security.set_user(svc, ROTATION_USER, "on ~rot:* +get +set +ping")
+    old = security.user_password(svc, ROTATION_USER)
+    app_token = old
+    live = security.user_client(svc, ROTATION_USER, **security.no_retry())
+    live.ping()
+    failures: list[str] = []
+
+    def app_requests(after: str) -> None:
+        for _ in range(3):  # new connections, as an app scaling out or reconnecting makes
+            fresh = redis.Redis(host=svc.host, port=svc.port, username=ROTATION_USER, password=app_token,
+                                **security.no_retry())
+            try:
+                fresh.get("rot:x")
+            except redis.AuthenticationError:
+                failures.append(after)
+            finally:
+                fresh.close()
+        try:
+            live.get("rot:x")
+        except redis.RedisError:
+            failures.append(f"{after} (the already-connected client)")
+
+    try:
+        for step in steps:
+            if step == "UPDATE_CLIENTS":
+                app_token = security.user_password(svc, ROTATION_USER)
+            else:
+                try:
+                    security.rotate_password(svc, ROTATION_USER, step)
+                except LabError:
+                    raise Wrong("ROTATE twice in a row is refused: a user holds at most two tokens at once. "
+                                "Finish a rotation with SET before starting another.") from None
+            app_requests(step)
+        still_old = redis.Redis(host=svc.host, port=svc.port, username=ROTATION_USER, password=old,
+                                **security.no_retry())
+        try:
+            old_works = _outcome(still_old.ping) == "allowed"
+        except redis.RedisError:
+            old_works = False
+        finally:
+            still_old.close()
+    finally:
+        live.close()
+        security.delete_user(svc, ROTATION_USER)
+    if failures:
+        raise Wrong(f"{len(failures)} application request(s) failed to log in, right after {failures[0]}: the "
+                    "application still held a token the server no longer accepted. Clients must switch to the "
+                    "new token while both are valid, before the old one is removed.")
+    if "ROTATE" not in steps:
+        raise Wrong("The token never changed: start with ROTATE (a new token, valid beside the old one).")
+    if old_works:
+        raise Wrong("No request failed, but the old token still works at the end: finish with SET, which "
+                    "keeps only the new token (until then a leaked old token still opens the door).")
+    if app_token == old:
+        raise Wrong("The application was never given the new token: include UPDATE_CLIENTS.")
+    return "Zero failed requests, connected clients kept, and the old token no longer works."
+
+
+q4 = Exercise(
+    lab=LAB, qid="q4", title="Rotate an AUTH token without downtime",
+    checker=_check_rotation,
+    hint_text="ElastiCache's AuthTokenUpdateStrategy has ROTATE (new token, both valid) and SET (only the new "
+              "one). Where must 'give the applications the new token' go?",
+    solution_text="answer = ['ROTATE', 'UPDATE_CLIENTS', 'SET']",
+    reference=["ROTATE", "UPDATE_CLIENTS", "SET"],
+    wrong=[
+        (["ROTATE", "SET", "UPDATE_CLIENTS"], "failed to log in"),
+        (["ROTATE", "UPDATE_CLIENTS"], "old token still works"),
+        (["UPDATE_CLIENTS", "ROTATE", "SET"], "failed"),
+        (["SET"], "never changed"),
+        (["ROTATE", "ROTATE"], "at most two"),
+        (["rotate", "update", "set"], "not one of the choices"),
+        ("ROTATE, UPDATE_CLIENTS, SET", "list"),
+    ],
+)
