@@ -1,0 +1,80 @@
+"""The benchmark's pure functions: ratios, table cells, parsing redis-benchmark, failover windows."""
+
+from __future__ import annotations
+
+import pytest
+
+from helpers import bench
+
+
+def test_ratio_handles_missing_and_zero():
+    assert bench.ratio(6.0, 2.0) == 3.0
+    assert bench.ratio(None, 2.0) is None
+    assert bench.ratio(1.0, None) is None
+    assert bench.ratio(1.0, 0.0) is None
+
+
+@pytest.mark.parametrize("value, unit, digits, expected", [
+    (None, "s", 2, "n/a"),
+    (3.14159, "s", 2, "3.14 s"),
+    (2.5, "x", 1, "2.5x"),
+    (26501.3, "ops/s", 0, "26,501 ops/s"),
+    (12000, "ops/s", 0, "12,000 ops/s"),
+    (True, "", 2, "yes"),
+    ("text", "", 2, "text"),
+])
+def test_fmt(value, unit, digits, expected):
+    assert bench.fmt(value, unit, digits) == expected
+
+
+def test_render_table_aligns_columns():
+    text = bench.render_table("T", ["name", "value"], [["a", "1 s"], ["longer", "10 s"]])
+    lines = text.splitlines()
+    assert lines[0] == "T"
+    assert lines[1].startswith("name")
+    assert lines[3].endswith(" 1 s") and lines[4].endswith("10 s")
+    assert len({len(line) for line in lines[2:]}) == 1  # every row as wide as the separator
+
+
+def test_parse_redis_benchmark_csv_both_formats():
+    new = ('"test","rps","avg_latency_ms","min_latency_ms"\n'
+           '"SET","18674.14","1.2","0.1"\n"GET","20242.91","1.1","0.1"\n')
+    old = '"SET","95238.10"\n"GET","100000.00"\n'
+    assert bench.parse_redis_benchmark_csv(new) == {"SET": 18674.14, "GET": 20242.91}
+    assert bench.parse_redis_benchmark_csv(old) == {"SET": 95238.10, "GET": 100000.0}
+    assert bench.parse_redis_benchmark_csv("garbage\n") == {}
+    assert bench.parse_redis_benchmark_csv('"LPUSH (needed to benchmark LPOP)","5.0"') == {"LPUSH": 5.0}
+
+
+def test_unavailability_window():
+    ok = [(0.0, True), (1.0, True)]
+    assert bench.unavailability_window(ok) == (0.0, 0)
+    outage = [(0.0, True), (1.0, False), (1.5, False), (3.25, True), (4.0, False), (4.5, True)]
+    window, failed = bench.unavailability_window(outage)
+    assert window == pytest.approx(2.25) and failed == 3
+    assert bench.unavailability_window([(0.0, True), (1.0, False)]) == (None, 1)
+    assert bench.unavailability_window([]) == (0.0, 0)
+
+
+def test_peak_lab_ignores_missing():
+    assert bench.peak_lab({"00": 100.0, "01": None, "02": 250.0}) == ("02", 250.0)
+    assert bench.peak_lab({"00": None}) == (None, None)
+
+
+def test_latency_summary():
+    assert bench.latency_summary([]) is None
+    s = bench.latency_summary([float(i) for i in range(1, 101)])
+    assert s == {"p50_ms": 50.0, "p99_ms": 99.0, "n": 100}
+
+
+def test_report_prints_na_for_missing_sections():
+    results = {"machine": {"cpu": "test cpu", "cores": 2},
+               "startup": {"bare_redis_seconds": 0.02, "topologies": {
+                   "standalone": {"seconds": 0.2, "ratio_to_bare_redis": 10.0, "note": "1 processes"},
+                   "cluster": {"seconds": None, "ratio_to_bare_redis": None, "note": "not available"}}},
+               "failover": {"window_seconds": None, "note": "helpers.topologies not available"},
+               "memory": {"lab": None, "peak_rss_mb": None, "ratio_to_binder": None}}
+    text = bench.report(results)
+    assert "test cpu" in text and "10.0x" in text
+    assert text.count("n/a") >= 4
+    assert "Binder" in text
