@@ -1,0 +1,153 @@
+"""Lab 08 (persistence and backups): exercises."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from ..exercises import Exercise, Wrong, call_learner, expect_choice, expect_keys, expect_type
+
+LAB = "08"
+
+
+def _check_survivors(answer: Any) -> str:
+    expect_keys(answer, ["rdb_only", "aof_everysec"], "your answer")
+    for key in ("rdb_only", "aof_everysec"):
+        expect_type(answer[key], int, f"answer[{key!r}]")
+    if answer["rdb_only"] == 1100:
+        raise Wrong("rdb_only: a snapshot is a picture taken at BGSAVE time. The 300 writes after it were only in "
+                    "memory, and kill -9 gives Redis no chance to save them.")
+    if answer["rdb_only"] == 300:
+        raise Wrong("rdb_only: the snapshot holds the 800 keys written before it; it is the later writes that are lost.")
+    if answer["rdb_only"] != 800:
+        raise Wrong(f"rdb_only: {answer['rdb_only']} is not right. Which writes were in the snapshot?")
+    if answer["aof_everysec"] != 1100:
+        raise Wrong("aof_everysec: every acknowledged write was already handed to the operating system (write(2)) "
+                    "when Redis replied; killing the *process* does not lose the OS's buffers. Only a machine crash "
+                    "could lose up to the last second.")
+    return "RDB loses what came after the last snapshot; AOF loses at most ~1 s, and only if the machine itself dies."
+
+
+q1 = Exercise(
+    lab=LAB, qid="q1", title="How many keys survive kill -9?",
+    checker=_check_survivors,
+    hint_text="Look at rdb_changes_since_last_save in the RDB cell: that is exactly what a crash loses. The AOF "
+              "cell restarted with every key.",
+    solution_text="answer = {'rdb_only': 800, 'aof_everysec': 1100}",
+    reference={"rdb_only": 800, "aof_everysec": 1100},
+    wrong=[({"rdb_only": 1100, "aof_everysec": 1100}, "picture taken at BGSAVE"),
+           ({"rdb_only": 800, "aof_everysec": 800}, "write(2)"),
+           ({"rdb_only": 300, "aof_everysec": 1100}, "later writes"),
+           ({"rdb_only": 800}, "missing the key"),
+           ({"rdb_only": "800", "aof_everysec": 1100}, "whole number")],
+)
+
+CHECK_SERVICE = {"name": "lab08-check", "config": {"save": '""', "appendonly": "no", "rdb-key-save-delay": "2000"}}
+
+
+def _check_server() -> Any:
+    """A Redis whose snapshots are slowed on purpose (2 ms per key), so 'done' and 'started' differ."""
+    from ..backups import write_keys
+    from ..services import start
+
+    r = start("redis", name=CHECK_SERVICE["name"], config=dict(CHECK_SERVICE["config"])).client()
+    if r.dbsize() != 300:
+        r.flushdb()
+        write_keys(r, "chk:", 0, 300)
+    deadline = time.monotonic() + 30
+    while r.info("persistence")["rdb_bgsave_in_progress"] and time.monotonic() < deadline:
+        time.sleep(0.05)  # a previous attempt's save still running
+    return r
+
+
+def _check_take_snapshot(answer: Any) -> str:
+    if not callable(answer):
+        call_learner(answer, None, what="your function take_snapshot(r)")
+    r = _check_server()
+    saves = int(r.info("persistence")["rdb_saves"])
+    blocking = int(r.info("commandstats").get("cmdstat_save", {}).get("calls", 0))
+    call_learner(answer, r, what="your function take_snapshot(r)")
+    info = r.info("persistence")
+    if int(r.info("commandstats").get("cmdstat_save", {}).get("calls", 0)) > blocking:
+        raise Wrong("Your function used SAVE, which blocks the server for every client until the file is written "
+                    "(0.6 s here, minutes on a big node). Use BGSAVE, which saves from a forked child.")
+    if info["rdb_bgsave_in_progress"]:
+        raise Wrong("Your function returned while the snapshot was still being written. BGSAVE only *starts* it: "
+                    "wait until INFO persistence shows rdb_bgsave_in_progress == 0 and rdb_saves has grown.")
+    if int(info["rdb_saves"]) <= saves:
+        raise Wrong("No snapshot was taken while your function ran (INFO persistence rdb_saves did not grow). "
+                    "Call r.bgsave().")
+    if info["rdb_last_bgsave_status"] != "ok":
+        raise Wrong("The last background save failed; look at the server's log.")
+    return "A complete, consistent snapshot is on disk, and the server kept serving while it was written."
+
+
+def _take_snapshot_reference(r: Any) -> None:
+    before = r.info("persistence")["rdb_saves"]
+    r.bgsave()
+    while True:
+        info = r.info("persistence")
+        if not info["rdb_bgsave_in_progress"] and info["rdb_saves"] > before:
+            return
+        time.sleep(0.05)
+
+
+q2 = Exercise(
+    lab=LAB, qid="q2", title="Take a snapshot and wait until it is on disk",
+    checker=_check_take_snapshot,
+    hint_text="r.bgsave() returns at once. Remember INFO persistence's rdb_saves before, then poll r.info('persistence') "
+              "until rdb_bgsave_in_progress is 0 and rdb_saves has grown.",
+    solution_text="def take_snapshot(r):\n    before = r.info('persistence')['rdb_saves']\n    r.bgsave()\n"
+                  "    while True:\n        info = r.info('persistence')\n"
+                  "        if not info['rdb_bgsave_in_progress'] and info['rdb_saves'] > before:\n            return\n"
+                  "        time.sleep(0.05)",
+    reference=_take_snapshot_reference,
+    wrong=[(lambda r: r.bgsave(), "still being written"), (lambda r: r.save(), "blocks the server"),
+           (lambda r: r.lastsave(), "no snapshot"), (lambda r: r.snapshot(), "raised AttributeError"),
+           ("bgsave", "function")],
+)
+
+RPO_OPTIONS = ["rdb snapshot every 5 minutes", "aof with appendfsync everysec", "aof with appendfsync no",
+               "no persistence"]
+
+
+def _check_rpo(answer: Any) -> str:
+    choice = expect_choice(answer, RPO_OPTIONS, "your choice")
+    if choice == "rdb snapshot every 5 minutes":
+        raise Wrong("A crash just before the next snapshot loses up to 5 minutes of writes: far above 1 second.")
+    if choice == "aof with appendfsync no":
+        raise Wrong("With appendfsync no the OS decides when to flush (often every 30 s on Linux): a machine crash "
+                    "can lose much more than 1 second.")
+    if choice == "no persistence":
+        raise Wrong("Without persistence a restart loses everything.")
+    return "everysec bounds the loss to about one second on a machine crash, at little cost in throughput."
+
+
+q3 = Exercise(
+    lab=LAB, qid="q3", title="Persistence for 'lose at most one second of writes'",
+    checker=_check_rpo,
+    hint_text="Which setting forces the data to disk (fsync) at least once a second?",
+    solution_text="answer = 'aof with appendfsync everysec'",
+    reference="aof with appendfsync everysec",
+    wrong=[("rdb snapshot every 5 minutes", "5 minutes"), ("aof with appendfsync no", "30 s"),
+           ("no persistence", "loses everything"), ("aof always", "not one of the choices")],
+)
+
+
+def _check_backup_node(answer: Any) -> str:
+    choice = expect_choice(answer, ["a replica", "the primary"], "your choice")
+    if choice == "the primary":
+        raise Wrong("A snapshot forks the process and copies pages that change while it runs (copy-on-write): on "
+                    "a busy primary that costs memory and latency for every client. ElastiCache lets you back up "
+                    "from a replica instead.")
+    return "Backing up from a replica keeps the fork and its copy-on-write memory off the node that takes writes."
+
+
+q4 = Exercise(
+    lab=LAB, qid="q4", title="Where should a busy replication group take its backup?",
+    checker=_check_backup_node,
+    hint_text="BGSAVE forks; pages written during the save are copied. Which node takes every write?",
+    solution_text="answer = 'a replica'",
+    reference="a replica",
+    wrong=[("the primary", "copy-on-write"), ("a sentinel", "not one of the choices")],
+)

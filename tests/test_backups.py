@@ -1,0 +1,73 @@
+"""helpers.backups: snapshots, crash and restart, restore to a new server, file checks (real Redis)."""
+
+from __future__ import annotations
+
+import pytest
+
+from helpers import backups as bk
+from helpers.services import start
+from helpers.state import LabError
+
+
+def test_rdb_loses_writes_after_the_snapshot_and_restore_seeds_a_new_server():
+    svc = start("redis", name="test-bk-rdb", config=bk.RDB_ONLY)
+    r = svc.client()
+    r.flushall()
+    bk.write_keys(r, "k:", 0, 200)
+    bk.snapshot(r)
+    bk.write_keys(r, "k:", 200, 250)
+    assert r.info("persistence")["rdb_changes_since_last_save"] == 50
+    svc, seconds = bk.crash_and_restart(svc)
+    assert seconds >= 0 and bk.count_keys(svc.client(), "k:") == 200
+
+    backup = bk.create_backup(svc, "test-bk")
+    assert backup.keys == 200 and backup.size > 0 and backup.path.parent == bk.backups_dir()
+    ok, report = bk.check_rdb(backup.path)
+    assert ok in (True, None) and report
+    new = bk.restore(backup, "test-bk-restored")
+    assert new.port != svc.port
+    assert bk.count_keys(new.client(), "k:") == 200
+    again = bk.restore(backup.path, "test-bk-restored")  # repeatable: the old one is replaced
+    assert again.client().dbsize() == 200
+
+
+def test_aof_keeps_every_acknowledged_write_across_kill_and_compacts():
+    svc = start("redis", name="test-bk-aof", config=bk.AOF_EVERYSEC)
+    r = svc.client()
+    r.flushall()
+    bk.write_keys(r, "k:", 0, 300)
+    svc, _ = bk.crash_and_restart(svc)
+    r = svc.client()
+    assert bk.count_keys(r, "k:") == 300
+    for _ in range(2000):
+        r.incr("counter")
+    before = bk.aof_size(r)
+    bk.rewrite_aof(r)
+    assert bk.aof_size(r) < before
+    manifest = [f for f in bk.aof_files(r) if f.name.endswith(".manifest")]
+    assert manifest
+    ok, _ = bk.check_aof(manifest[0])
+    assert ok in (True, None)
+
+
+def test_snapshot_waits_for_a_slow_save():
+    svc = start("redis", name="test-bk-slow", config={**bk.RDB_ONLY, "rdb-key-save-delay": "1000"})
+    r = svc.client()
+    r.flushall()
+    bk.write_keys(r, "k:", 0, 200)
+    bk.snapshot(r)
+    assert r.info("persistence")["rdb_bgsave_in_progress"] == 0
+    assert r.info("persistence")["rdb_changes_since_last_save"] == 0
+
+
+def test_memcached_restart_is_empty():
+    svc = start("memcached", name="test-bk-mc")
+    mc = svc.client()
+    mc.set("a", b"1")
+    svc, _ = bk.crash_and_restart(svc)
+    assert svc.client().get("a") is None
+
+
+def test_restore_explains_a_missing_file(tmp_path):
+    with pytest.raises(LabError, match="not found"):
+        bk.restore(tmp_path / "nope.rdb", "test-bk-none")
