@@ -1,0 +1,61 @@
+"""The progress view: counts per lab from the recorded progress, the HTML table, the widget."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+from helpers import exercises, progress
+
+
+def _ex(lab: str, qid: str, title: str = "A question") -> SimpleNamespace:
+    return SimpleNamespace(lab=lab, qid=qid, title=title)
+
+
+EXERCISES = [_ex("00", "q1"), _ex("00", "q2"), _ex("00", "q3"), _ex("03", "q1", "Cache <aside>"), _ex("03", "q2")]
+TITLES = {"00": "00_welcome", "03": "03_database_caching"}
+
+
+def test_summary_counts_solved_and_attempted_per_lab():
+    done = {"00": {"q1": {"status": "correct"}, "q2": {"status": "attempted"}},
+            "03": {"q1": {"status": "correct"}, "q2": {"status": "correct"}}}
+    rows = progress.summary(done, EXERCISES, TITLES)
+    assert [r.title for r in rows] == ["00_welcome", "03_database_caching"]
+    welcome, caching = rows
+    assert (welcome.solved, welcome.attempted, welcome.total, welcome.complete) == (1, 1, 3, False)
+    assert (caching.solved, caching.total, caching.complete) == (2, 2, True)
+    assert progress.totals(rows) == (3, 5)
+
+
+def test_untouched_labs_are_listed_and_unknown_statuses_count_as_tried():
+    rows = progress.summary({"00": {"q1": {"status": "error"}}}, EXERCISES, {})
+    assert rows[0].title == "lab 00" and rows[0].exercises[0][2] == "attempted"
+    assert rows[1].solved == 0 and rows[1].total == 2
+
+
+def test_render_html_escapes_and_shows_counts():
+    rows = progress.summary({"03": {"q1": {"status": "correct"}}}, EXERCISES, TITLES)
+    page = progress.render_html(rows)
+    assert "1 of 5 exercises solved" in page
+    assert "Cache &lt;aside&gt;" in page and "<aside>" not in page
+    assert "1/2" in page and "0/3" in page
+    text = progress.render_text(rows)
+    assert "03_database_caching" in text and "q1:done" in text and text.endswith("1/5")
+
+
+def test_lab_titles_from_notebook_names(tmp_path):
+    for name in ("00_welcome.ipynb", "14_capstone.ipynb", "notes.ipynb"):
+        (tmp_path / name).write_text("{}")
+    assert progress.lab_titles(tmp_path) == {"00": "00_welcome", "14": "14_capstone"}
+
+
+def test_widget_reflects_recorded_progress():
+    ex = exercises.all_exercises()[0]
+    view = progress.progress_widget()
+    exercises.record(ex.lab, ex.qid, "correct")
+    view.button.click()  # what the Refresh button does
+    lab = next(r for r in view.rows if r.lab == ex.lab)
+    assert (ex.qid, ex.title, "correct") in lab.exercises
+    assert view.bar.value == progress.totals(view.rows)[0] >= 1
+    assert view.bar.max == sum(r.total for r in view.rows) and view.bar.max >= 3
+    assert f"{ex.lab}" in view.html.value and "exercises solved" in view.html.value
+    assert "application/vnd.jupyter.widget-view+json" in view._repr_mimebundle_()
