@@ -819,6 +819,9 @@ class ControlPlane:
         svc = services.get(g.service_name)
         if svc is None:
             return []
+        if any(n.name not in g.member_ids for n in ops.data_nodes(svc)):
+            with contextlib.suppress(Exception):
+                self._assign_members(g, svc)  # nodes added by scaling (or left by a failed resharding)
         roles = self._roles(g, svc)
         out = []
         for n in ops.data_nodes(svc):
@@ -1750,7 +1753,7 @@ class ControlPlane:
         target = self.snapshot_dir(name) / "0001.rdb"
         size = ops.bgsave_to(self._cluster_conn(cc, svc.nodes[0]), target)
         snap.files = [str(target)]
-        snap.node_snapshots = [{"CacheNodeId": "0001", "CacheSize": f"{size / 1024 / 1024:.3f} MB",
+        snap.node_snapshots = [{"CacheNodeId": "0001", "CacheSize": _size(size),
                                 "CacheNodeCreateTime": cc.created, "SnapshotCreateTime": now()}]
         snap.status = "available"
         self.event(cc.cluster_id, "cache-cluster", f"Snapshot succeeded for snapshot with ID '{name}' of cache "
@@ -1775,7 +1778,7 @@ class ControlPlane:
             size = ops.bgsave_to(conn, target)
             files.append(str(target))
             nodes.append({"CacheClusterId": pick["CacheClusterId"], "NodeGroupId": ng, "CacheNodeId": "0001",
-                          "CacheSize": f"{size / 1024 / 1024:.3f} MB", "CacheNodeCreateTime": g.created,
+                          "CacheSize": _size(size), "CacheNodeCreateTime": g.created,
                           "SnapshotCreateTime": now()})
         snap.files, snap.node_snapshots = files, nodes
         snap.status = "available"
@@ -1905,6 +1908,10 @@ class ControlPlane:
             names = {cc.service_name(n["id"]) for cc in self.clusters.values() for n in cc.nodes}
             names |= {g.service_name for g in self.groups.values()}
         return names
+
+
+def _size(n: int) -> str:
+    return f"{n / 1024 / 1024:.1f} MB" if n >= 1024 * 1024 else f"{max(n, 1) / 1024:.1f} KB"
 
 
 def stop_aws_services(keep: set[str]) -> list[str]:

@@ -1,0 +1,421 @@
+"""The local ElastiCache API drives real engines: every endpoint it returns answers.
+
+These tests talk to the moto server (started in this run's own state directory) with boto3 and
+the AWS CLI, then to the engines with real Redis/Memcached clients, and check the processes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from botocore.exceptions import ClientError
+
+import helpers
+from helpers import controlplane_client as cpc
+from helpers import localaws
+
+AWS_CLI = str(Path(sys.executable).parent / "aws")
+
+
+@pytest.fixture(scope="module")
+def ec():
+    client = localaws.client("elasticache")
+    yield client
+    cpc.cleanup(localaws.client("elasticache"), "t-")  # a fresh client: the last test restarts the endpoint
+
+
+def aws_services() -> dict[str, helpers.Service]:
+    return {s.name: s for s in helpers.status() if s.name.startswith("aws-")}
+
+
+def pids_of(prefix: str) -> list[int]:
+    return [n.pid for name, s in aws_services().items() if name.startswith(prefix) for n in s.nodes]
+
+
+def gone(pids: list[int]) -> bool:
+    import psutil
+
+    return not any(psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE for p in pids)
+
+
+def code_of(call, **kwargs) -> str:
+    with pytest.raises(ClientError) as info:
+        call(**kwargs)
+    return info.value.response["Error"]["Code"]
+
+
+# --- cache clusters --------------------------------------------------------------------------------
+
+def test_redis_cache_cluster_lifecycle(ec):
+    out = ec.create_cache_cluster(CacheClusterId="t-redis", Engine="redis", CacheNodeType="cache.t3.micro",
+                                  NumCacheNodes=1, Tags=[{"Key": "team", "Value": "lab"}])
+    assert out["CacheCluster"]["CacheClusterStatus"] == "creating"
+    cc = cpc.wait_for(ec, cache_cluster_id="t-redis")
+    [(host, port)] = cpc.node_endpoints(cc)
+    assert host == "127.0.0.1"
+    r = cpc.redis_at((host, port))
+    assert r.ping() and r.set("k", "v") and r.get("k") == "v"
+    assert "aws-t-redis" in aws_services()
+    arn = cc["ARN"]
+    assert ec.list_tags_for_resource(ResourceName=arn)["TagList"] == [{"Key": "team", "Value": "lab"}]
+    ec.add_tags_to_resource(ResourceName=arn, Tags=[{"Key": "env", "Value": "dev"}])
+    ec.remove_tags_from_resource(ResourceName=arn, TagKeys=["team"])
+    assert ec.list_tags_for_resource(ResourceName=arn)["TagList"] == [{"Key": "env", "Value": "dev"}]
+    pids = pids_of("aws-t-redis")
+    assert ec.delete_cache_cluster(CacheClusterId="t-redis")["CacheCluster"]["CacheClusterStatus"] == "deleting"
+    cpc.wait_deleted(ec, cache_cluster_id="t-redis")
+    assert gone(pids) and "aws-t-redis" not in aws_services()
+    messages = [e["Message"] for e in ec.describe_events(SourceIdentifier="t-redis")["Events"]]
+    assert "Cache cluster created" in messages and "Cache cluster deleted" in messages
+
+
+def test_memcached_nodes_scale_out_and_in(ec):
+    ec.create_cache_cluster(CacheClusterId="t-mc", Engine="memcached", CacheNodeType="cache.t3.micro",
+                            NumCacheNodes=2, PreferredAvailabilityZone="us-east-1a")
+    cc = cpc.wait_for(ec, cache_cluster_id="t-mc")
+    eps = cpc.node_endpoints(cc)
+    assert len(eps) == 2 and len(set(eps)) == 2
+    for ep in eps:
+        assert cpc.memcached_at(ep).version()
+    cfg = cc["ConfigurationEndpoint"]
+    assert (cfg["Address"], cfg["Port"]) in eps and cpc.memcached_at(cfg).version()
+    ec.modify_cache_cluster(CacheClusterId="t-mc", NumCacheNodes=3, ApplyImmediately=True)
+    cc = cpc.wait_for(ec, cache_cluster_id="t-mc")
+    assert [n["CacheNodeId"] for n in cc["CacheNodes"]] == ["0001", "0002", "0003"]
+    assert all(cpc.memcached_at(ep).version() for ep in cpc.node_endpoints(cc))
+    assert code_of(ec.modify_cache_cluster, CacheClusterId="t-mc", NumCacheNodes=1,
+                   CacheNodeIdsToRemove=["0002"], ApplyImmediately=True) == "InvalidParameterValue"
+    pid_0002 = pids_of("aws-t-mc-0002")
+    ec.modify_cache_cluster(CacheClusterId="t-mc", NumCacheNodes=2, CacheNodeIdsToRemove=["0002"],
+                            ApplyImmediately=True)
+    cc = cpc.wait_for(ec, cache_cluster_id="t-mc")
+    assert [n["CacheNodeId"] for n in cc["CacheNodes"]] == ["0001", "0003"] and gone(pid_0002)
+    pids = pids_of("aws-t-mc")
+    ec.delete_cache_cluster(CacheClusterId="t-mc")
+    cpc.wait_deleted(ec, cache_cluster_id="t-mc")
+    assert gone(pids) and not [n for n in aws_services() if n.startswith("aws-t-mc")]
+
+
+def test_error_codes(ec):
+    base = {"CacheNodeType": "cache.t3.micro", "Engine": "redis"}
+    assert code_of(ec.describe_cache_clusters, CacheClusterId="t-nope") == "CacheClusterNotFound"
+    assert code_of(ec.delete_cache_cluster, CacheClusterId="t-nope") == "CacheClusterNotFound"
+    assert code_of(ec.create_cache_cluster, CacheClusterId="t-x", Engine="redis") == "InvalidParameterValue"
+    assert code_of(ec.create_cache_cluster, CacheClusterId="1bad", **base) == "InvalidParameterValue"
+    assert code_of(ec.create_cache_cluster, CacheClusterId="t--x", **base) == "InvalidParameterValue"
+    assert code_of(ec.create_cache_cluster, CacheClusterId="t-x", NumCacheNodes=2, **base) == "InvalidParameterValue"
+    assert code_of(ec.create_cache_cluster, CacheClusterId="t-x", Engine="mongodb",
+                   CacheNodeType="cache.t3.micro") == "InvalidParameterValue"
+    assert code_of(ec.create_cache_cluster, CacheClusterId="t-x", EngineVersion="5.0", **base) == \
+        "InvalidParameterValue"
+    assert code_of(ec.create_cache_cluster, CacheClusterId="t-x", AuthToken="a" * 20, **base) == \
+        "InvalidParameterValue"  # an AUTH token needs encryption in transit
+    assert code_of(ec.create_cache_cluster, CacheClusterId="t-x", SnapshotName="t-none", **base) == \
+        "SnapshotNotFoundFault"
+    assert code_of(ec.create_cache_cluster, CacheClusterId="t-x", CacheParameterGroupName="t-none", **base) == \
+        "CacheParameterGroupNotFound"
+    assert code_of(ec.create_cache_cluster, CacheClusterId="t-x", CacheSubnetGroupName="t-none", **base) == \
+        "CacheSubnetGroupNotFoundFault"
+    assert code_of(ec.create_cache_cluster, CacheClusterId="t-x", Engine="memcached",
+                   CacheNodeType="cache.t3.micro", NumCacheNodes=41) == "NodeQuotaForClusterExceeded"
+    assert code_of(ec.describe_replication_groups, ReplicationGroupId="t-nope") == "ReplicationGroupNotFoundFault"
+    assert code_of(ec.test_failover, ReplicationGroupId="t-nope", NodeGroupId="0001") == \
+        "ReplicationGroupNotFoundFault"
+    assert code_of(ec.create_replication_group, ReplicationGroupId="t-x", ReplicationGroupDescription="d",
+                   NumCacheClusters=1, AutomaticFailoverEnabled=True) == "InvalidParameterCombination"
+    assert code_of(ec.create_replication_group, ReplicationGroupId="t-x", ReplicationGroupDescription="d",
+                   NumCacheClusters=2, UserGroupIds=["t-none"]) == "InvalidParameterCombination"
+    assert code_of(ec.describe_snapshots, SnapshotName="t-none") == "SnapshotNotFoundFault"
+    assert code_of(ec.describe_users, UserId="t-none") == "UserNotFound"
+    assert code_of(ec.describe_user_groups, UserGroupId="t-none") == "UserGroupNotFound"
+    assert code_of(ec.create_user, UserId="t-u", UserName="u", Engine="redis", AccessString="on ~* +@all",
+                   Passwords=["short"]) == "InvalidParameterValue"
+    assert code_of(ec.create_user_group, UserGroupId="t-g", Engine="redis", UserIds=["t-none"]) == "UserNotFound"
+    assert code_of(ec.modify_cache_parameter_group, CacheParameterGroupName="default.redis7",
+                   ParameterNameValues=[{"ParameterName": "timeout", "ParameterValue": "30"}]) == \
+        "InvalidCacheParameterGroupState"
+    assert code_of(ec.list_tags_for_resource, ResourceName="arn:aws:elasticache:us-east-1:123456789012:cluster:t-no") \
+        == "CacheClusterNotFound"
+    assert not [n for n in aws_services() if n.startswith("aws-t-x")]
+
+
+def test_busy_cluster_answers_invalid_state(ec):
+    ec.create_cache_cluster(CacheClusterId="t-busy", Engine="redis", CacheNodeType="cache.t3.micro")
+    assert code_of(ec.create_cache_cluster, CacheClusterId="t-busy", Engine="redis",
+                   CacheNodeType="cache.t3.micro") == "CacheClusterAlreadyExists"
+    assert code_of(ec.delete_cache_cluster, CacheClusterId="t-busy") == "InvalidCacheClusterState"
+    cpc.wait_for(ec, cache_cluster_id="t-busy")
+    ec.delete_cache_cluster(CacheClusterId="t-busy")
+    cpc.wait_deleted(ec, cache_cluster_id="t-busy")
+
+
+# --- parameter groups and snapshots ----------------------------------------------------------------
+
+def test_parameter_group_applies_with_config_set(ec):
+    ec.create_cache_parameter_group(CacheParameterGroupName="t-params", CacheParameterGroupFamily="redis7",
+                                    Description="lab")
+    ec.modify_cache_parameter_group(CacheParameterGroupName="t-params", ParameterNameValues=[
+        {"ParameterName": "maxmemory-policy", "ParameterValue": "allkeys-lfu"}])
+    assert code_of(ec.modify_cache_parameter_group, CacheParameterGroupName="t-params", ParameterNameValues=[
+        {"ParameterName": "maxmemory-policy", "ParameterValue": "sometimes"}]) == "InvalidParameterValue"
+    params = {p["ParameterName"]: p for p in ec.describe_cache_parameters(
+        CacheParameterGroupName="t-params")["Parameters"]}
+    assert params["maxmemory-policy"]["ParameterValue"] == "allkeys-lfu" and params["maxmemory-policy"][
+        "Source"] == "user"
+    ec.create_cache_cluster(CacheClusterId="t-pg", Engine="redis", CacheNodeType="cache.t3.micro",
+                            CacheParameterGroupName="t-params")
+    r = cpc.redis_at(cpc.node_endpoints(cpc.wait_for(ec, cache_cluster_id="t-pg"))[0])
+    assert r.config_get("maxmemory-policy")["maxmemory-policy"] == "allkeys-lfu"
+    ec.modify_cache_parameter_group(CacheParameterGroupName="t-params", ParameterNameValues=[
+        {"ParameterName": "timeout", "ParameterValue": "120"}])
+    assert r.config_get("timeout")["timeout"] == "120"  # applied to the running node
+    ec.reset_cache_parameter_group(CacheParameterGroupName="t-params", ResetAllParameters=True)
+    assert r.config_get("maxmemory-policy")["maxmemory-policy"] == "volatile-lru"
+    assert code_of(ec.delete_cache_parameter_group, CacheParameterGroupName="t-params") == \
+        "InvalidCacheParameterGroupState"  # still in use
+    ec.delete_cache_cluster(CacheClusterId="t-pg")
+    cpc.wait_deleted(ec, cache_cluster_id="t-pg")
+    ec.delete_cache_parameter_group(CacheParameterGroupName="t-params")
+
+
+def test_snapshot_is_a_real_rdb_and_restores(ec):
+    ec.create_cache_cluster(CacheClusterId="t-src", Engine="redis", CacheNodeType="cache.t3.micro")
+    r = cpc.redis_at(cpc.node_endpoints(cpc.wait_for(ec, cache_cluster_id="t-src"))[0])
+    r.set("greeting", "hola")
+    r.set("session", "s", ex=600)
+    ec.create_snapshot(CacheClusterId="t-src", SnapshotName="t-snap")
+    assert ec.describe_cache_clusters(CacheClusterId="t-src")["CacheClusters"][0]["CacheClusterStatus"] in (
+        "snapshotting", "available")
+    cpc.wait_for(ec, cache_cluster_id="t-src")
+    snap = ec.describe_snapshots(SnapshotName="t-snap")["Snapshots"][0]
+    assert snap["SnapshotStatus"] == "available" and snap["CacheClusterId"] == "t-src"
+    rdb = helpers.home() / "aws-snapshots" / "t-snap" / "0001.rdb"
+    assert rdb.read_bytes()[:5] == b"REDIS"
+    assert code_of(ec.create_snapshot, CacheClusterId="t-src", SnapshotName="t-snap") == "SnapshotAlreadyExistsFault"
+    ec.create_cache_cluster(CacheClusterId="t-restored", Engine="redis", CacheNodeType="cache.t3.micro",
+                            SnapshotName="t-snap")
+    r2 = cpc.redis_at(cpc.node_endpoints(cpc.wait_for(ec, cache_cluster_id="t-restored"))[0])
+    assert r2.get("greeting") == "hola" and 0 < r2.ttl("session") <= 600
+    for cid in ("t-src", "t-restored"):
+        ec.delete_cache_cluster(CacheClusterId=cid)
+    for cid in ("t-src", "t-restored"):
+        cpc.wait_deleted(ec, cache_cluster_id=cid)
+    ec.delete_snapshot(SnapshotName="t-snap")
+    assert not rdb.exists()
+
+
+# --- replication groups ----------------------------------------------------------------------------
+
+def test_cluster_mode_disabled_failover_and_replicas(ec):
+    ec.create_replication_group(ReplicationGroupId="t-rg", ReplicationGroupDescription="lab", Engine="redis",
+                                CacheNodeType="cache.t3.micro", NumCacheClusters=2, AutomaticFailoverEnabled=True)
+    g = cpc.wait_for(ec, replication_group_id="t-rg")
+    ng = g["NodeGroups"][0]
+    primary = cpc.redis_at(ng["PrimaryEndpoint"])
+    primary.set("k", "v")
+    primary.wait(1, 2000)
+    assert cpc.redis_at(ng["ReaderEndpoint"]).get("k") == "v"
+    assert g["MemberClusters"] == ["t-rg-001", "t-rg-002"]
+    roles = {m["CacheClusterId"]: m["CurrentRole"] for m in ng["NodeGroupMembers"]}
+    assert roles == {"t-rg-001": "primary", "t-rg-002": "replica"}
+    for m in ng["NodeGroupMembers"]:
+        assert cpc.redis_at(m["ReadEndpoint"]).ping()
+    member = ec.describe_cache_clusters(CacheClusterId="t-rg-002", ShowCacheNodeInfo=True)["CacheClusters"][0]
+    assert member["ReplicationGroupId"] == "t-rg" and cpc.redis_at(cpc.node_endpoints(member)[0]).ping()
+
+    ec.test_failover(ReplicationGroupId="t-rg", NodeGroupId="0001")
+    g = cpc.wait_for(ec, replication_group_id="t-rg")
+    roles = {m["CacheClusterId"]: m["CurrentRole"] for m in g["NodeGroups"][0]["NodeGroupMembers"]}
+    assert roles == {"t-rg-001": "replica", "t-rg-002": "primary"}
+    new_primary = cpc.redis_at(g["NodeGroups"][0]["PrimaryEndpoint"])
+    assert new_primary.get("k") == "v" and new_primary.info("replication")["role"] == "master"
+    assert code_of(ec.test_failover, ReplicationGroupId="t-rg", NodeGroupId="0009") == "NodeGroupNotFoundFault"
+
+    ec.increase_replica_count(ReplicationGroupId="t-rg", NewReplicaCount=2, ApplyImmediately=True)
+    g = cpc.wait_for(ec, replication_group_id="t-rg")
+    assert len(g["MemberClusters"]) == 3
+    for m in g["NodeGroups"][0]["NodeGroupMembers"]:
+        assert cpc.redis_at(m["ReadEndpoint"]).ping()
+    ec.decrease_replica_count(ReplicationGroupId="t-rg", NewReplicaCount=1, ApplyImmediately=True)
+    g = cpc.wait_for(ec, replication_group_id="t-rg")
+    assert len(g["MemberClusters"]) == 2
+    assert code_of(ec.decrease_replica_count, ReplicationGroupId="t-rg", NewReplicaCount=0,
+                   ApplyImmediately=True) == "InvalidParameterCombination"  # failover needs a replica
+    messages = [e["Message"] for e in ec.describe_events(SourceIdentifier="t-rg")["Events"]]
+    assert any("Failover to replica node" in m for m in messages)
+    assert any("replica count" in m for m in messages)
+
+    pids = pids_of("aws-rg-t-rg")
+    assert len(pids) == 2 + 3  # two data nodes and three Sentinels
+    ec.delete_replication_group(ReplicationGroupId="t-rg")
+    cpc.wait_deleted(ec, replication_group_id="t-rg")
+    assert gone(pids)
+
+
+def test_cluster_mode_enabled_snapshot_restore(ec):
+    ec.create_replication_group(ReplicationGroupId="t-cl", ReplicationGroupDescription="lab", Engine="redis",
+                                CacheNodeType="cache.t3.micro", NumNodeGroups=2, ReplicasPerNodeGroup=1)
+    g = cpc.wait_for(ec, replication_group_id="t-cl")
+    assert g["ClusterEnabled"] and len(g["NodeGroups"]) == 2
+    assert sorted(ng["Slots"] for ng in g["NodeGroups"]) == ["0-8191", "8192-16383"]
+    rc = cpc.cluster_at(g["ConfigurationEndpoint"])
+    for i in range(50):
+        rc.set(f"user:{i}", i)
+    assert rc.get("user:7") == "7"
+    for m in ec.describe_cache_clusters(ShowCacheNodeInfo=True)["CacheClusters"]:
+        if m.get("ReplicationGroupId") == "t-cl":
+            assert cpc.redis_at(cpc.node_endpoints(m)[0]).ping()
+
+    ec.test_failover(ReplicationGroupId="t-cl", NodeGroupId="0002")
+    g = cpc.wait_for(ec, replication_group_id="t-cl")
+    rc = cpc.cluster_at(g["ConfigurationEndpoint"])
+    assert rc.get("user:7") == "7"
+
+    ec.create_snapshot(ReplicationGroupId="t-cl", SnapshotName="t-cl-snap")
+    cpc.wait_for(ec, replication_group_id="t-cl")
+    snap = ec.describe_snapshots(SnapshotName="t-cl-snap")["Snapshots"][0]
+    assert snap["SnapshotStatus"] == "available" and len(snap["NodeSnapshots"]) == 2
+    # A cluster-mode snapshot restored into a cluster-mode-disabled group: keys are redistributed.
+    ec.create_replication_group(ReplicationGroupId="t-cl-copy", ReplicationGroupDescription="restored",
+                                Engine="redis", CacheNodeType="cache.t3.micro", SnapshotName="t-cl-snap")
+    copy = cpc.wait_for(ec, replication_group_id="t-cl-copy")
+    r = cpc.redis_at(copy["NodeGroups"][0]["PrimaryEndpoint"])
+    assert r.dbsize() == 50 and r.get("user:42") == "42"
+
+    pids = pids_of("aws-rg-t-cl")
+    for gid in ("t-cl", "t-cl-copy"):
+        ec.delete_replication_group(ReplicationGroupId=gid)
+    for gid in ("t-cl", "t-cl-copy"):
+        cpc.wait_deleted(ec, replication_group_id=gid)
+    assert gone(pids)
+    ec.delete_snapshot(SnapshotName="t-cl-snap")
+
+
+def test_users_and_user_groups_are_real_acl_users(ec):
+    ec.create_user(UserId="t-default", UserName="default", Engine="redis", AccessString="off -@all",
+                   NoPasswordRequired=True)
+    ec.create_user(UserId="t-app", UserName="app", Engine="redis", AccessString="on ~app:* +@all",
+                   Passwords=["app-password-0123456789"])
+    ec.create_user(UserId="t-ro", UserName="ro", Engine="redis", AccessString="on ~* +@read",
+                   Passwords=["ro-password-0123456789"])
+    assert code_of(ec.create_user_group, UserGroupId="t-ug", Engine="redis", UserIds=["t-app"]) == \
+        "DefaultUserRequired"
+    ec.create_user_group(UserGroupId="t-ug", Engine="redis", UserIds=["t-default", "t-app"])
+    ec.create_replication_group(ReplicationGroupId="t-rbac", ReplicationGroupDescription="rbac", Engine="redis",
+                                CacheNodeType="cache.t3.micro", NumCacheClusters=1,
+                                TransitEncryptionEnabled=True, UserGroupIds=["t-ug"])
+    g = cpc.wait_for(ec, replication_group_id="t-rbac")
+    assert g["UserGroupIds"] == ["t-ug"] and g["TransitEncryptionEnabled"]
+    ep = g["NodeGroups"][0]["PrimaryEndpoint"]
+    app = cpc.redis_at(ep, tls=True, username="app", password="app-password-0123456789")
+    assert app.set("app:1", "x") and app.get("app:1") == "x"
+    import redis
+
+    with pytest.raises(redis.exceptions.NoPermissionError):
+        app.set("other", "x")
+    with pytest.raises(redis.exceptions.AuthenticationError):
+        cpc.redis_at(ep, tls=True).ping()  # the default user is off
+    with pytest.raises(redis.exceptions.ConnectionError):
+        cpc.redis_at(ep).ping()  # plaintext is refused: the node only speaks TLS
+
+    ec.modify_user_group(UserGroupId="t-ug", UserIdsToAdd=["t-ro"])
+    time.sleep(0.5)
+    ro = cpc.redis_at(ep, tls=True, username="ro", password="ro-password-0123456789")
+    assert ro.get("app:1") == "x"
+    with pytest.raises(redis.exceptions.NoPermissionError):
+        ro.set("app:1", "y")
+    ec.modify_user(UserId="t-ro", AccessString="on ~* +@read +@write")
+    assert ro.set("app:2", "y")
+    assert code_of(ec.delete_user_group, UserGroupId="t-ug") == "InvalidUserGroupState"
+    assert ec.describe_user_groups(UserGroupId="t-ug")["UserGroups"][0]["ReplicationGroups"] == ["t-rbac"]
+    ec.delete_replication_group(ReplicationGroupId="t-rbac")
+    cpc.wait_deleted(ec, replication_group_id="t-rbac")
+    ec.delete_user_group(UserGroupId="t-ug")
+    for uid in ("t-default", "t-app", "t-ro"):
+        ec.delete_user(UserId=uid)
+
+
+def test_auth_token_with_tls(ec):
+    token = "lab-token-0123456789abcdef"
+    ec.create_cache_cluster(CacheClusterId="t-tok", Engine="redis", CacheNodeType="cache.t3.micro",
+                            TransitEncryptionEnabled=True, AuthToken=token)
+    cc = cpc.wait_for(ec, cache_cluster_id="t-tok")
+    assert cc["AuthTokenEnabled"] and cc["TransitEncryptionEnabled"]
+    ep = cpc.node_endpoints(cc)[0]
+    assert cpc.redis_at(ep, tls=True, password=token).ping()
+    import redis
+
+    with pytest.raises(redis.exceptions.AuthenticationError):
+        cpc.redis_at(ep, tls=True).set("k", "v")
+    svc = aws_services()["aws-t-tok"]
+    assert all(token not in " ".join(n.argv) for n in svc.nodes)  # never on a command line
+    ec.delete_cache_cluster(CacheClusterId="t-tok")
+    cpc.wait_deleted(ec, cache_cluster_id="t-tok")
+
+
+# --- the AWS CLI, reset and stop -------------------------------------------------------------------
+
+def _cli_env() -> dict[str, str]:
+    env = {**os.environ, **localaws.env(localaws.endpoint())}
+    out = subprocess.run([sys.executable, "-m", "helpers", "env"], capture_output=True, text=True, env=env,
+                         check=True).stdout
+    for line in out.splitlines():
+        if line.startswith("export ") and "=" in line:
+            key, value = line[len("export "):].split("=", 1)
+            env[key] = value.strip("'\"")
+    return env
+
+
+def aws(*args: str, env: dict[str, str]) -> dict:
+    out = subprocess.run([AWS_CLI, "elasticache", *args], capture_output=True, text=True, env=env, timeout=120)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout) if out.stdout.strip() else {}
+
+
+def test_aws_cli_seed_commands(ec):
+    env = _cli_env()
+    aws("create-cache-cluster", "--cache-cluster-id", "t-cli-redis", "--engine", "redis",
+        "--cache-node-type", "cache.t3.micro", "--num-cache-nodes", "1",
+        "--preferred-availability-zone", "us-east-1a", env=env)
+    aws("create-cache-cluster", "--cache-cluster-id", "t-cli-mc", "--engine", "memcached",
+        "--cache-node-type", "cache.t3.micro", "--num-cache-nodes", "2",
+        "--preferred-availability-zone", "us-east-1a", env=env)
+    aws("wait", "cache-cluster-available", "--cache-cluster-id", "t-cli-redis", env=env)
+    aws("wait", "cache-cluster-available", "--cache-cluster-id", "t-cli-mc", env=env)
+    found = aws("describe-cache-clusters", "--show-cache-node-info", env=env)["CacheClusters"]
+    by_id = {c["CacheClusterId"]: c for c in found}
+    for ep in cpc.node_endpoints(by_id["t-cli-redis"]):
+        assert cpc.redis_at(ep).ping()
+    for ep in cpc.node_endpoints(by_id["t-cli-mc"]):
+        assert cpc.memcached_at(ep).version()
+    assert len(cpc.node_endpoints(by_id["t-cli-mc"])) == 2
+    bad = subprocess.run([AWS_CLI, "elasticache", "describe-cache-clusters", "--cache-cluster-id", "t-cli-none"],
+                         capture_output=True, text=True, env=env)
+    assert bad.returncode != 0 and "CacheClusterNotFound" in bad.stderr
+    aws("delete-cache-cluster", "--cache-cluster-id", "t-cli-redis", env=env)
+    aws("delete-cache-cluster", "--cache-cluster-id", "t-cli-mc", env=env)
+    aws("wait", "cache-cluster-deleted", "--cache-cluster-id", "t-cli-redis", env=env)
+    aws("wait", "cache-cluster-deleted", "--cache-cluster-id", "t-cli-mc", env=env)
+    assert not [n for n in aws_services() if n.startswith("aws-t-cli")]
+
+
+def test_reset_and_stop_stop_the_engines(ec):
+    ec.create_cache_cluster(CacheClusterId="t-reset", Engine="memcached", CacheNodeType="cache.t3.micro",
+                            NumCacheNodes=2)
+    cpc.wait_for(ec, cache_cluster_id="t-reset")
+    pids = pids_of("aws-t-reset")
+    assert len(pids) == 2
+    localaws.reset()
+    assert gone(pids) and not aws_services()
+    assert ec.describe_cache_clusters()["CacheClusters"] == []
+    ec.create_cache_cluster(CacheClusterId="t-stop", Engine="redis", CacheNodeType="cache.t3.micro")
+    cpc.wait_for(ec, cache_cluster_id="t-stop")
+    pids = pids_of("aws-t-stop")
+    out = subprocess.run([sys.executable, "-m", "helpers", "stop"], capture_output=True, text=True, check=True)
+    assert "aws-t-stop" in out.stdout and gone(pids)
