@@ -18,8 +18,30 @@ Server = tuple[str, int]
 
 
 def pool(name: str = "lab02-pool", nodes: int = 3) -> Service:
-    """A Memcached pool of `nodes` real nodes (the "memcached-pool" topology), started on demand."""
-    return start("memcached-pool", name=name, nodes=nodes)
+    """A Memcached pool of `nodes` real nodes (the "memcached-pool" topology), started or healed on demand.
+
+    Where that topology is not installed, the same pool is made of `nodes` recorded single-node
+    services (name-1, name-2, ...), gathered in one Service so kill() and healing work alike.
+    """
+    from . import services
+
+    services._load_plugins()
+    if "memcached-pool" in services.TOPOLOGIES:
+        return start("memcached-pool", name=name, nodes=nodes)
+    parts = [start("memcached", name=f"{name}-{i}") for i in range(1, nodes + 1)]
+    return Service(name=name, topology="memcached-pool", options={"nodes": nodes},
+                   nodes=[p.nodes[0] for p in parts])
+
+
+def hash_client(svc: Service, **kwargs: Any) -> Any:
+    """A pymemcache HashClient over the pool that waits for replies and turns a dead node into misses."""
+    from pymemcache.client.hash import HashClient
+
+    kwargs.setdefault("connect_timeout", 0.5)
+    kwargs.setdefault("timeout", 2)
+    kwargs.setdefault("ignore_exc", True)
+    kwargs.setdefault("default_noreply", False)
+    return HashClient(servers_of(svc), **kwargs)
 
 
 def servers_of(svc: Service) -> list[Server]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from helpers import memcache_tools as mt
-from helpers.topologies import pool_client
 
 KEYS = [f"test-mt:key:{i}" for i in range(200)]
 
@@ -18,7 +17,7 @@ def svc():
 
 
 def test_where_keys_live_agrees_with_the_client_hashing(svc):
-    hc = pool_client(svc, default_noreply=False)
+    hc = mt.hash_client(svc)
     assert hc.set_many({k: b"v" for k in KEYS}) == []
     placed = mt.where_keys_live(mt.servers_of(svc), KEYS)
     assert all(placed[k] == mt.routed_node(hc, k) for k in KEYS)
@@ -28,7 +27,7 @@ def test_where_keys_live_agrees_with_the_client_hashing(svc):
 
 
 def test_flush_empties_every_node(svc):
-    hc = pool_client(svc, default_noreply=False)
+    hc = mt.hash_client(svc)
     hc.set_many({k: b"v" for k in KEYS[:20]})
     mt.flush(svc)
     assert set(mt.where_keys_live(mt.servers_of(svc), KEYS[:20]).values()) == {None}
@@ -56,3 +55,18 @@ def test_distribution_widget_updates_headless():
     counts, moved = update(4)
     assert sum(counts.values()) == 500 and len(counts) == 4 and 0 < moved < 500
     assert update(1) == ({"node-1": 500}, 0)
+
+
+def test_pool_falls_back_to_single_node_services(monkeypatch):
+    from helpers import services
+
+    monkeypatch.setattr(services, "_load_plugins", lambda: None)
+    monkeypatch.delitem(services.TOPOLOGIES, "memcached-pool", raising=False)
+    svc = mt.pool(name="test-mt-fallback", nodes=2)
+    assert [n.name for n in svc.nodes] == ["test-mt-fallback-1", "test-mt-fallback-2"]
+    victim = svc.kill(svc.nodes[1])
+    assert not victim.alive()
+    healed = mt.pool(name="test-mt-fallback", nodes=2)
+    assert healed.nodes[1].alive() and healed.nodes[1].port == victim.port
+    for i in (1, 2):
+        services.stop(f"test-mt-fallback-{i}")

@@ -8,7 +8,7 @@ import threading
 from typing import Any
 
 from ..exercises import Exercise, Wrong, call_learner, expect_choice, expect_keys, expect_type
-from ..memcache_tools import label, node_client, pool, routed_node, servers_of, where_keys_live
+from ..memcache_tools import hash_client, label, node_client, pool, routed_node, servers_of, where_keys_live
 
 LAB = "02"
 PREFIX = "lab02:check:"
@@ -179,12 +179,10 @@ def _lost_keys_reference(servers: list[tuple[str, int]], keys: list[str], dead: 
 
 
 def _check_lost_keys(answer: Any) -> str:
-    from ..topologies import pool_client
-
     svc = pool()
     servers = servers_of(svc)
     keys = [f"{PREFIX}product:{i}" for i in range(150)]
-    hc = pool_client(svc, default_noreply=False)
+    hc = hash_client(svc)
     failed = hc.set_many({k: b"1" for k in keys})
     if failed:
         raise RuntimeError(f"could not write {len(failed)} keys to the lab's pool")
