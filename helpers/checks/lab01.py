@@ -90,11 +90,18 @@ REQUIREMENTS = {
 }
 
 
+ALIASES = {"sorted set": "zset", "sortedset": "zset", "sorted_set": "zset", "hll": "hyperloglog",
+           "geospatial": "geo", "bitmaps": "bitmap", "strings": "string", "hashes": "hash", "lists": "list",
+           "sets": "set", "streams": "stream", "bit array": "bitmap", "geo index": "geo"}
+
+
 def _check_structures(answer: Any) -> str:
     expect_keys(answer, REQUIREMENTS, "your dict")
     wrong: list[str] = []
     for rid, (right, text, why) in REQUIREMENTS.items():
         value = answer[rid]
+        if isinstance(value, str):
+            value = ALIASES.get(value.strip().lower(), value)
         try:
             chosen = expect_choice(value, STRUCTURE_CHOICES, f"the structure for {rid!r}")
         except Wrong as exc:
