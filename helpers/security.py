@@ -587,3 +587,22 @@ def copy_private(src: Path, dst: Path) -> Path:
     shutil.copyfile(src, dst)
     os.chmod(dst, 0o600)
     return dst
+
+
+# --- Secrets Manager ----------------------------------------------------------------------------------
+
+def store_secret(sm: Any, name: str, value: str) -> str:
+    """Create the secret `name`, or add `value` as its new current version; returns its ARN.
+    (The value goes from an owner-only file to the API: never through the notebook's output.)"""
+    try:
+        return sm.create_secret(Name=name, SecretString=value)["ARN"]
+    except sm.exceptions.ResourceExistsException:
+        return sm.put_secret_value(SecretId=name, SecretString=value)["ARN"]
+
+
+def finish_interrupted_rotation(svc: Service, user: str = "default") -> bool:
+    """If an earlier run stopped between ROTATE and SET, finish it (SET) so a new rotation can start."""
+    if _previous(password_file(svc, user)).exists() or valid_password_count(svc, user) > 1:
+        rotate_password(svc, user, "SET")
+        return True
+    return False
