@@ -325,26 +325,30 @@ class LiveDashboard:
 
     def _produce(self, stop: threading.Event, rate: Callable[[float], float], out: dict[str, Any]) -> None:
         rng = random.Random(self.seed)
-        visitors = visitor_ids(2000, self.seed)
-        t0 = time.time()
-        produced, seen = 0, set()
+        visitors = visitor_ids(400, self.seed)
+        weights = [1.0 / (i + 1) ** 0.7 for i in range(len(visitors))]  # regulars come back often
+        t0 = last = time.time()
+        produced, owed, seen = 0, 0.0, set()
         while not stop.is_set():
             now = time.time()
-            n = max(1, int(rate(now - t0) * 0.02))  # events in the next 20 ms
-            bucket = self._bucket(now)
-            pipe = self.r.pipeline(transaction=False)
-            for _ in range(n):
-                v = rng.choice(visitors)
-                page = rng.choices(PAGES, weights=(8, 5, 4, 3, 2, 1, 1, 1))[0]
-                seen.add(v)
-                pipe.incr(f"{self.prefix}views:{bucket}")
-                pipe.pfadd(f"{self.prefix}uv:{bucket}", v)
-                pipe.zincrby(f"{self.prefix}pages", 1, page)
-            pipe.expire(f"{self.prefix}views:{bucket}", 600)
-            pipe.expire(f"{self.prefix}uv:{bucket}", 600)
-            pipe.execute()
-            produced += n
-            out["produced"], out["seen"] = produced, len(seen)
+            owed += rate(now - t0) * (now - last)  # events due since the last batch, at the wanted rate
+            last = now
+            n = int(owed)
+            owed -= n
+            if n:
+                bucket = self._bucket(now)
+                pipe = self.r.pipeline(transaction=False)
+                for v in rng.choices(visitors, weights=weights, k=n):
+                    page = rng.choices(PAGES, weights=(8, 5, 4, 3, 2, 1, 1, 1))[0]
+                    seen.add(v)
+                    pipe.incr(f"{self.prefix}views:{bucket}")
+                    pipe.pfadd(f"{self.prefix}uv:{bucket}", v)
+                    pipe.zincrby(f"{self.prefix}pages", 1, page)
+                pipe.expire(f"{self.prefix}views:{bucket}", 600)
+                pipe.expire(f"{self.prefix}uv:{bucket}", 600)
+                pipe.execute()
+                produced += n
+                out["produced"], out["seen"] = produced, len(seen)
             stop.wait(0.02)
 
     def run(self, seconds: float = 3.0, frames: int = 10,
