@@ -338,7 +338,9 @@ class Subscriber:
         if self._thread is not None:
             self._thread.join(timeout=5)
         with contextlib.suppress(Exception):
-            self._pubsub.unsubscribe()
+            if self._pubsub.subscribed:
+                self._pubsub.unsubscribe()
+        with contextlib.suppress(Exception):
             self._pubsub.close()
 
     def __enter__(self) -> Subscriber:
