@@ -211,6 +211,7 @@ def tail(path: Path, lines: int = 15) -> str:
 # zombie of a kernel that forgot to wait for it, and survives the kernel that started it.
 _LAUNCHER = r"""
 import os, subprocess, sys
+os.umask(0o077)  # files the node writes (RDB, AOF, configs Sentinel rewrites with passwords) stay owner-only
 log = open(sys.argv[1], "ab", buffering=0)
 p = subprocess.Popen(sys.argv[3:], cwd=sys.argv[2], stdin=subprocess.DEVNULL, stdout=log,
                      stderr=subprocess.STDOUT, start_new_session=True, close_fds=True)
