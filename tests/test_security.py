@@ -204,3 +204,29 @@ def test_audit_is_clean_and_finds_a_planted_leak(auth_svc, acl_svc):
 def test_mask_never_shows_the_secret():
     assert "s3cret-value" not in security.mask("s3cret-value")
     assert security.mask(None) == "(none)"
+
+
+def test_replicated_and_cluster_topologies_with_tls_and_auth():
+    """The topologies engineer's layouts use helpers.tls: check them end to end, then stop them."""
+    from helpers import services, topologies
+
+    try:
+        rep = start("replicated", name="test-sec-repl", tls=True, password=True)
+        primary = topologies.primary_client(rep)
+        assert primary.set("sec:k", "v")
+        assert primary.wait(1, 5000) >= 1
+        assert topologies.replica_client(rep).get("sec:k") == "v"
+        host, port = topologies.current_primary(rep)
+        plain = redis.Redis(host=host, port=port, **NR)
+        with pytest.raises(redis.ConnectionError):
+            plain.ping()
+        cluster = start("cluster", name="test-sec-cluster", tls=True)
+        cc = topologies.cluster_client(cluster)
+        for i in range(20):
+            cc.set(f"sec:{i}", i)
+        assert [cc.get(f"sec:{i}") for i in range(20)] == [str(i) for i in range(20)]
+        assert all(ip == engines.LOOPBACK for _pid, ip, _port in security.listening_addresses())
+        assert security.audit() == []
+    finally:
+        services.stop("test-sec-repl")
+        services.stop("test-sec-cluster")
