@@ -22,6 +22,7 @@ from .messaging import clear_prefix
 
 __all__ = ["clear_prefix", "player_names", "game_events", "visitor_ids", "hll_vs_set", "plot_hll",
            "FixedWindowLimiter", "SlidingWindowLimiter", "TokenBucket", "NaiveTokenBucket", "burst",
+           "BucketTrace", "bucket_trace", "bucket_playground",
            "wait_for_window_phase", "daily_activity", "MADRID_PLACES", "haversine_km", "LiveDashboard"]
 
 EARTH_RADIUS_KM = 6372.7975608  # the radius Redis's GEO commands use
@@ -242,6 +243,69 @@ def wait_for_window_phase(window_s: float, phase: float) -> float:
         target += window_s
     time.sleep(target - now)
     return target
+
+
+@dataclass
+class BucketTrace:
+    """Each request of a real traffic pattern against a token bucket: when, allowed?, tokens left."""
+
+    times: list[float] = field(default_factory=list)
+    allowed: list[bool] = field(default_factory=list)
+    tokens: list[float] = field(default_factory=list)
+
+    @property
+    def n_allowed(self) -> int:
+        return sum(self.allowed)
+
+
+def bucket_trace(r: Any, prefix: str, capacity: float, refill_per_second: float, seconds: float = 1.0,
+                 rps: float = 40, burst_size: int = 15) -> BucketTrace:
+    """A burst of `burst_size` requests at t=0, then a steady `rps` for `seconds`, against a fresh bucket."""
+    clear_prefix(r, prefix)
+    bucket = TokenBucket(r, prefix, capacity, refill_per_second)
+    trace = BucketTrace()
+    t0 = time.monotonic()
+
+    def one() -> None:
+        trace.allowed.append(bucket.allow("client"))
+        trace.times.append(time.monotonic() - t0)
+        trace.tokens.append(bucket.last_tokens)
+
+    for _ in range(burst_size):
+        one()
+    for k in range(int(seconds * rps)):
+        time.sleep(max(0.0, t0 + (k + 1) / rps - time.monotonic()))
+        one()
+    return trace
+
+
+def bucket_playground(r: Any, prefix: str, seconds: float = 1.0) -> Any:
+    """Sliders for capacity and refill rate; each change fires a real burst + steady traffic at the bucket."""
+    import ipywidgets as widgets
+
+    from .plots import PALETTE, Interactive
+
+    def draw(ax: Any, capacity: int, refill_per_second: int) -> BucketTrace:
+        trace = bucket_trace(r, prefix, capacity, refill_per_second, seconds=seconds)
+        ax.step(trace.times, trace.tokens, where="post", color=PALETTE[0], label="tokens left")
+        for flag, marker, colour, label in ((True, "o", PALETTE[2], "allowed"), (False, "x", PALETTE[1], "refused (429)")):
+            idx = [i for i, a in enumerate(trace.allowed) if a is flag]
+            if idx:
+                ax.plot([trace.times[i] for i in idx], [trace.tokens[i] for i in idx], marker, color=colour, ms=4,
+                        label=label)
+        ax.set_ylim(-0.5, 30.5)
+        ax.set_xlabel("seconds")
+        ax.set_ylabel("tokens")
+        ax.set_title(f"burst of 15 then 40 req/s: {trace.n_allowed} of {len(trace.allowed)} allowed")
+        ax.legend(fontsize=8, loc="upper right")
+        ax.grid(alpha=0.3)
+        return trace
+
+    controls = {
+        "capacity": widgets.IntSlider(value=10, min=1, max=30, step=1, description="capacity"),
+        "refill_per_second": widgets.IntSlider(value=10, min=1, max=60, step=1, description="refill / s"),
+    }
+    return Interactive(controls, draw)
 
 
 # --- daily active users ----------------------------------------------------------------------------

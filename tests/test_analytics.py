@@ -10,11 +10,14 @@ import pytest
 from helpers import start
 from helpers.analytics import (
     MADRID_PLACES,
+    BucketTrace,
     FixedWindowLimiter,
     LiveDashboard,
     NaiveTokenBucket,
     SlidingWindowLimiter,
     TokenBucket,
+    bucket_playground,
+    bucket_trace,
     burst,
     clear_prefix,
     daily_activity,
@@ -135,3 +138,12 @@ def test_live_dashboard_is_bounded_and_counts_everything(r):
     assert run.counted == run.produced
     assert abs(run.unique_visitors - run.true_visitors) <= max(3, 0.03 * run.true_visitors)
     assert not [t for t in threading.enumerate() if t.name == "live-producer"]
+
+
+def test_bucket_trace_and_playground(r):
+    trace = bucket_trace(r, P + "trace:", capacity=5, refill_per_second=10, seconds=0.3, rps=20)
+    assert len(trace.allowed) == 15 + 6
+    assert trace.allowed[:5] == [True] * 5 and not any(trace.allowed[5:15])  # the burst drains the bucket
+    w = bucket_playground(r, P + "play:", seconds=0.2)
+    run = w.update()  # what a headless run does once
+    assert isinstance(run, BucketTrace) and run.n_allowed >= 10
