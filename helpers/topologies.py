@@ -93,7 +93,9 @@ def _wait(predicate: Callable[[], Any], timeout: float, what: str, interval: flo
 def _data_conf(port: int, workdir: Path, config: dict[str, Any] | None, secret: str | None, tls: bool,
                extra: dict[str, Any] | None = None) -> Path:
     """Config of one data node; dump files are per port because nodes share a directory."""
-    conf: dict[str, Any] = {"dbfilename": f"dump-{port}.rdb", **(config or {}), **(extra or {})}
+    # A replica syncs at once (the default waits 5 s for more replicas to share one transfer).
+    conf: dict[str, Any] = {"dbfilename": f"dump-{port}.rdb", "repl-diskless-sync-delay": "0",
+                            **(config or {}), **(extra or {})}
     if secret:
         conf["masterauth"] = secret
     if tls:
