@@ -110,11 +110,34 @@ def memcached_at(endpoint: dict[str, Any] | tuple[str, int], **kwargs: Any) -> A
     return Client((host, port), **kwargs)
 
 
-def cleanup(ec: Any, prefix: str, timeout: float = 120.0) -> list[str]:
+def run_cli(command: str, timeout: float = 120.0) -> dict[str, Any]:
+    """Run an `aws ...` command line (as printed in AWS's docs) against the local endpoint; its JSON.
+
+    The command runs in bash with the lab's AWS environment (local endpoint, fake credentials), and
+    with this Python's bin directory first on PATH, where pip installed the AWS CLI.
+    """
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from . import localaws
+
+    env = {**os.environ, **localaws.env(localaws.endpoint())}
+    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
+    out = subprocess.run(["bash", "-c", command], capture_output=True, text=True, env=env, timeout=timeout)
+    if out.returncode != 0:
+        raise LabError(f"The AWS CLI failed: {out.stderr.strip() or out.stdout.strip()}")
+    import json
+
+    return json.loads(out.stdout) if out.stdout.strip() else {}
+
+
+def cleanup(ec: Any, prefix: str, names: tuple[str, ...] = (), timeout: float = 120.0) -> list[str]:
     """Delete every resource whose id starts with `prefix` (a crashed run's leftovers too); returns them.
 
     Replication groups and cache clusters first (waiting until they are gone, which stops their
-    engines), then snapshots, user groups, users and parameter groups.
+    engines), then snapshots, user groups, users and parameter groups. `names` adds exact ids.
     """
     from botocore.exceptions import ClientError
 
@@ -128,9 +151,10 @@ def cleanup(ec: Any, prefix: str, timeout: float = 120.0) -> list[str]:
             return False
 
     groups = [g["ReplicationGroupId"] for g in ec.describe_replication_groups()["ReplicationGroups"]
-              if g["ReplicationGroupId"].startswith(prefix)]
+              if g["ReplicationGroupId"].startswith(prefix) or g["ReplicationGroupId"] in names]
     clusters = [c["CacheClusterId"] for c in ec.describe_cache_clusters(
-        ShowCacheClustersNotInReplicationGroups=True)["CacheClusters"] if c["CacheClusterId"].startswith(prefix)]
+        ShowCacheClustersNotInReplicationGroups=True)["CacheClusters"]
+        if c["CacheClusterId"].startswith(prefix) or c["CacheClusterId"] in names]
     for gid in groups:
         with contextlib.suppress(LabError, ClientError):
             wait_until_settled(ec, replication_group_id=gid, timeout=timeout)

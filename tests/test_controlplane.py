@@ -322,7 +322,7 @@ def test_users_and_user_groups_are_real_acl_users(ec):
     with pytest.raises(redis.exceptions.AuthenticationError):
         cpc.redis_at(ep, tls=True).ping()  # the default user is off
     with pytest.raises(redis.exceptions.ConnectionError):
-        cpc.redis_at(ep).ping()  # plaintext is refused: the node only speaks TLS
+        cpc.redis_at(ep, socket_timeout=1).ping()  # plaintext is refused: the node only speaks TLS
 
     ec.modify_user_group(UserGroupId="t-ug", UserIdsToAdd=["t-ro"])
     time.sleep(0.5)
@@ -386,8 +386,9 @@ def test_aws_cli_seed_commands(ec):
     aws("create-cache-cluster", "--cache-cluster-id", "t-cli-mc", "--engine", "memcached",
         "--cache-node-type", "cache.t3.micro", "--num-cache-nodes", "2",
         "--preferred-availability-zone", "us-east-1a", env=env)
-    aws("wait", "cache-cluster-available", "--cache-cluster-id", "t-cli-redis", env=env)
-    aws("wait", "cache-cluster-available", "--cache-cluster-id", "t-cli-mc", env=env)
+    # (`aws elasticache wait cache-cluster-available` works too, but polls only every 15 s)
+    cpc.wait_for(ec, cache_cluster_id="t-cli-redis")
+    cpc.wait_for(ec, cache_cluster_id="t-cli-mc")
     found = aws("describe-cache-clusters", "--show-cache-node-info", env=env)["CacheClusters"]
     by_id = {c["CacheClusterId"]: c for c in found}
     for ep in cpc.node_endpoints(by_id["t-cli-redis"]):
@@ -400,8 +401,8 @@ def test_aws_cli_seed_commands(ec):
     assert bad.returncode != 0 and "CacheClusterNotFound" in bad.stderr
     aws("delete-cache-cluster", "--cache-cluster-id", "t-cli-redis", env=env)
     aws("delete-cache-cluster", "--cache-cluster-id", "t-cli-mc", env=env)
-    aws("wait", "cache-cluster-deleted", "--cache-cluster-id", "t-cli-redis", env=env)
-    aws("wait", "cache-cluster-deleted", "--cache-cluster-id", "t-cli-mc", env=env)
+    cpc.wait_deleted(ec, cache_cluster_id="t-cli-redis")
+    cpc.wait_deleted(ec, cache_cluster_id="t-cli-mc")
     assert not [n for n in aws_services() if n.startswith("aws-t-cli")]
 
 

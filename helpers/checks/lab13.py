@@ -1,0 +1,179 @@
+"""Lab 13 (the ElastiCache control plane): exercises checked against the local API and real engines."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..exercises import Exercise, Wrong, call_learner, expect_choice, expect_type
+
+LAB = "13"
+CHECK_CLUSTER = "lab13-check-mc"
+CHECK_PARAMS = "lab13-check-params"
+
+
+def _ec() -> Any:
+    from ..localaws import client
+
+    return client("elasticache")
+
+
+def _check_cluster(ec: Any) -> dict[str, Any]:
+    """A 2-node Memcached cluster for checking answers (created once, deleted by the lab's clean-up)."""
+    from botocore.exceptions import ClientError
+
+    from .. import controlplane_client as cpc
+
+    try:
+        ec.describe_cache_clusters(CacheClusterId=CHECK_CLUSTER)
+    except ClientError:
+        ec.create_cache_cluster(CacheClusterId=CHECK_CLUSTER, Engine="memcached", CacheNodeType="cache.t3.micro",
+                                NumCacheNodes=2)
+    return cpc.wait_for(ec, cache_cluster_id=CHECK_CLUSTER)
+
+
+def _reference_endpoints(ec: Any, cluster_id: str) -> list[str]:
+    cluster = ec.describe_cache_clusters(CacheClusterId=cluster_id, ShowCacheNodeInfo=True)["CacheClusters"][0]
+    return [f"{n['Endpoint']['Address']}:{n['Endpoint']['Port']}" for n in cluster["CacheNodes"]]
+
+
+def _check_endpoints(answer: Any) -> str:
+    ec = _ec()
+    cluster = _check_cluster(ec)
+    expected = sorted(_reference_endpoints(ec, CHECK_CLUSTER))
+    result = call_learner(answer, ec, CHECK_CLUSTER, what="your function endpoints(ec, cluster_id)")
+    expect_type(result, list, "what endpoints(...) returns")
+    if result and not all(isinstance(x, str) for x in result):
+        raise Wrong(f"Return strings like '127.0.0.1:11211', one per node; got {type(result[0]).__name__} items.")
+    cfg = cluster.get("ConfigurationEndpoint", {})
+    if result == [f"{cfg.get('Address')}:{cfg.get('Port')}"]:
+        raise Wrong("That is the configuration endpoint only. Every node has its own endpoint under "
+                    "CacheNodes[].Endpoint — and CacheNodes is only there with ShowCacheNodeInfo=True.")
+    if sorted(result) != expected:
+        raise Wrong(f"{CHECK_CLUSTER} has {len(expected)} nodes at {expected}; your function returned {result}.")
+    from .. import controlplane_client as cpc
+
+    for ep in result:
+        host, port = ep.rsplit(":", 1)
+        cpc.memcached_at((host, int(port))).version()
+    return f"All {len(result)} node endpoints answer `version`: a Memcached client spreads keys over them."
+
+
+def _endpoints_reference(ec: Any, cluster_id: str) -> list[str]:
+    return _reference_endpoints(ec, cluster_id)
+
+
+def _without_node_info(ec: Any, cluster_id: str) -> list[str]:
+    cluster = ec.describe_cache_clusters(CacheClusterId=cluster_id)["CacheClusters"][0]
+    return [f"{n['Endpoint']['Address']}:{n['Endpoint']['Port']}" for n in cluster["CacheNodes"]]
+
+
+def _config_only(ec: Any, cluster_id: str) -> list[str]:
+    c = ec.describe_cache_clusters(CacheClusterId=cluster_id)["CacheClusters"][0]["ConfigurationEndpoint"]
+    return [f"{c['Address']}:{c['Port']}"]
+
+
+def _tuples(ec: Any, cluster_id: str) -> list[tuple[str, int]]:
+    cluster = ec.describe_cache_clusters(CacheClusterId=cluster_id, ShowCacheNodeInfo=True)["CacheClusters"][0]
+    return [(n["Endpoint"]["Address"], n["Endpoint"]["Port"]) for n in cluster["CacheNodes"]]
+
+
+q1 = Exercise(
+    lab=LAB, qid="q1", title="Every node's endpoint of a cache cluster",
+    checker=_check_endpoints,
+    hint_text="describe_cache_clusters(CacheClusterId=..., ShowCacheNodeInfo=True)['CacheClusters'][0]"
+              "['CacheNodes'] lists the nodes; each has an 'Endpoint' with 'Address' and 'Port'.",
+    solution_text="def endpoints(ec, cluster_id):\n"
+                  "    c = ec.describe_cache_clusters(CacheClusterId=cluster_id, ShowCacheNodeInfo=True)"
+                  "['CacheClusters'][0]\n"
+                  "    return [f\"{n['Endpoint']['Address']}:{n['Endpoint']['Port']}\" for n in c['CacheNodes']]",
+    reference=_endpoints_reference,
+    wrong=[(_without_node_info, "raised KeyError"), (_config_only, "configuration endpoint only"),
+           (_tuples, "strings"), ("127.0.0.1:11211", "to be a function")],
+)
+
+
+def _check_params(answer: Any) -> str:
+    from botocore.exceptions import ClientError, ParamValidationError
+
+    ec = _ec()
+    try:
+        ec.describe_cache_parameter_groups(CacheParameterGroupName=CHECK_PARAMS)
+    except ClientError:
+        ec.create_cache_parameter_group(CacheParameterGroupName=CHECK_PARAMS, CacheParameterGroupFamily="redis7",
+                                        Description="lab 13 checks")
+    ec.reset_cache_parameter_group(CacheParameterGroupName=CHECK_PARAMS, ResetAllParameters=True)
+    values = call_learner(answer, "allkeys-lfu", what="your function policy_change(policy)")
+    try:
+        ec.modify_cache_parameter_group(CacheParameterGroupName=CHECK_PARAMS, ParameterNameValues=values)
+    except ParamValidationError as exc:
+        raise Wrong("boto3 rejected it before sending: ParameterNameValues is a *list* of dicts with the keys "
+                    f"'ParameterName' and 'ParameterValue'. ({str(exc).splitlines()[0]})") from None
+    except ClientError as exc:
+        err = exc.response["Error"]
+        raise Wrong(f"The API answered {err['Code']}: {err['Message']}") from None
+    params = {p["ParameterName"]: p["ParameterValue"] for p in
+              ec.describe_cache_parameters(CacheParameterGroupName=CHECK_PARAMS)["Parameters"]}
+    if params["maxmemory-policy"] != "allkeys-lfu":
+        raise Wrong(f"After your change maxmemory-policy is {params['maxmemory-policy']!r}, not 'allkeys-lfu'. "
+                    "Use the policy your function receives.")
+    return "modify-cache-parameter-group changed the group; every engine using it got CONFIG SET at once."
+
+
+q2 = Exercise(
+    lab=LAB, qid="q2", title="A parameter change in the API's shape",
+    checker=_check_params,
+    hint_text="ParameterNameValues=[{'ParameterName': ..., 'ParameterValue': ...}] — the Redis name of the "
+              "setting, with hyphens.",
+    solution_text="def policy_change(policy):\n"
+                  "    return [{'ParameterName': 'maxmemory-policy', 'ParameterValue': policy}]",
+    reference=lambda policy: [{"ParameterName": "maxmemory-policy", "ParameterValue": policy}],
+    wrong=[(lambda policy: {"maxmemory-policy": policy}, "is a *list*"),
+           (lambda policy: [{"ParameterName": "maxmemory_policy", "ParameterValue": policy}], "InvalidParameterValue"),
+           (lambda policy: [{"ParameterName": "maxmemory-policy", "ParameterValue": "allkeys-lru"}],
+            "not 'allkeys-lfu'")],
+)
+
+
+def _check_state_code(answer: Any) -> str:
+    expect_type(answer, str, "the error code")
+    if answer == "CacheClusterNotFound":
+        raise Wrong("The cluster exists already (describe shows it as 'creating'); NotFound is for ids that do "
+                    "not exist. The code names the cluster's *state*.")
+    if answer == "InvalidParameterValue":
+        raise Wrong("Every parameter was valid: the cluster id is right. What is wrong is the moment — the "
+                    "cluster is not available yet.")
+    if answer != "InvalidCacheClusterState":
+        raise Wrong(f"{answer!r} is not the code. Try it: create a cluster and delete it in the next line, "
+                    "then read e.response['Error']['Code'].")
+    return "Operations on a busy resource answer Invalid...State: wait until it is available (or use a waiter)."
+
+
+q3 = Exercise(
+    lab=LAB, qid="q3", title="Deleting a cluster that is still being created",
+    checker=_check_state_code,
+    hint_text="Catch botocore.exceptions.ClientError as e and print e.response['Error']['Code'].",
+    solution_text="answer = 'InvalidCacheClusterState'",
+    reference="InvalidCacheClusterState",
+    wrong=[("CacheClusterNotFound", "exists already"), ("InvalidParameterValue", "moment"), ("Oops", "not the code")],
+)
+
+
+def _check_after_failover(answer: Any) -> str:
+    choice = expect_choice(answer, ["keep", "describe", "restart"], "your answer")
+    if choice == "keep":
+        raise Wrong("After a failover the old primary's node is a replica: writes there answer READONLY. On AWS the "
+                    "primary endpoint's DNS name follows the new primary; locally, describe the group again.")
+    if choice == "restart":
+        raise Wrong("Restarting the application is not needed: asking the API (or DNS on AWS) for the primary "
+                    "endpoint again is enough.")
+    return "Clients must re-resolve the primary endpoint after a failover (and retry the writes that failed)."
+
+
+q4 = Exercise(
+    lab=LAB, qid="q4", title="Where to write after a failover",
+    checker=_check_after_failover,
+    hint_text="Compare NodeGroups[0]['PrimaryEndpoint'] before and after test_failover.",
+    solution_text="answer = 'describe'",
+    reference="describe",
+    wrong=[("keep", "READONLY"), ("restart", "not needed"), (3, "one of")],
+)
