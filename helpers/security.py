@@ -606,3 +606,64 @@ def finish_interrupted_rotation(svc: Service, user: str = "default") -> bool:
         rotate_password(svc, user, "SET")
         return True
     return False
+
+
+# --- trying access strings without side effects ------------------------------------------------------
+
+PROBES: dict[str, list[str]] = {
+    "GET app:cart:1": ["GET", "app:cart:1"],
+    "SET app:cart:1": ["SET", "app:cart:1", "v"],
+    "DEL app:cart:1": ["DEL", "app:cart:1"],
+    "HSET app:user:1": ["HSET", "app:user:1", "f", "v"],
+    "GET billing:1": ["GET", "billing:1"],
+    "SET billing:1": ["SET", "billing:1", "v"],
+    "KEYS *": ["KEYS", "*"],
+    "FLUSHALL": ["FLUSHALL"],
+    "CONFIG SET": ["CONFIG", "SET", "maxmemory", "1mb"],
+    "ACL SETUSER": ["ACL", "SETUSER", "intruder", "on"],
+}
+
+
+def dry_run(svc: Service, user: str, command: list[str]) -> str:
+    """'allowed', or Redis's reason for denying: ACL DRYRUN checks without running the command."""
+    reply = svc.client().execute_command("ACL", "DRYRUN", user, *command)
+    reply = reply.decode() if isinstance(reply, bytes) else str(reply)
+    return "allowed" if reply == "OK" else reply
+
+
+class ACLExplorer:
+    """Type an access string, see at once which commands it allows (lab 11). Uses a scratch user
+    and ACL DRYRUN, so even FLUSHALL is only asked about, never run."""
+
+    USER = "lab11-explorer"
+
+    def __init__(self, svc: Service, rule: str = "on ~app:* +get +set +del"):
+        import ipywidgets as w
+
+        self.svc = svc
+        self.rule = w.Text(value=rule, description="access string", layout=w.Layout(width="480px"),
+                           continuous_update=False)
+        self.out = w.HTML()
+        self.rule.observe(lambda _change: self.update(), names="value")
+        self.widget = w.VBox([self.rule, self.out])
+
+    def update(self) -> dict[str, str]:
+        import html
+
+        try:
+            set_user(self.svc, self.USER, self.rule.value)
+            verdicts = {label: dry_run(self.svc, self.USER, cmd) for label, cmd in PROBES.items()}
+        except Exception as exc:  # noqa: BLE001 - a rule Redis rejects is shown, not raised
+            message = str(exc).splitlines()[0]
+            self.out.value = f"<span style='color:#cf222e'>Redis rejects this rule: {html.escape(message)}</span>"
+            return {}
+        rows = "".join(
+            f"<tr><td><code>{html.escape(label)}</code></td><td style='color:{'#1a7f37' if v == 'allowed' else '#cf222e'}'>"
+            f"{'allowed' if v == 'allowed' else 'denied — ' + html.escape(v)}</td></tr>"
+            for label, v in verdicts.items())
+        self.out.value = f"<table>{rows}</table>"
+        return verdicts
+
+
+def acl_explorer(svc: Service, rule: str = "on ~app:* +get +set +del") -> ACLExplorer:
+    return ACLExplorer(svc, rule)

@@ -230,3 +230,17 @@ def test_replicated_and_cluster_topologies_with_tls_and_auth():
     finally:
         services.stop("test-sec-repl")
         services.stop("test-sec-cluster")
+
+
+def test_acl_explorer_asks_without_running(acl_svc):
+    admin = acl_svc.client()
+    admin.set("app:keep", "1")
+    explorer = security.acl_explorer(acl_svc, "on ~* +@all")
+    verdicts = explorer.update()
+    assert verdicts["FLUSHALL"] == "allowed" and admin.get("app:keep") == "1"  # asked, not run
+    explorer.rule.value = "on ~app:* +get"
+    verdicts = explorer.update()
+    assert verdicts["GET app:cart:1"] == "allowed"
+    assert verdicts["SET app:cart:1"] != "allowed" and verdicts["GET billing:1"] != "allowed"
+    explorer.rule.value = "on ~app:* +nosuchcommand"
+    assert explorer.update() == {} and "rejects" in explorer.out.value

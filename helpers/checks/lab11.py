@@ -53,6 +53,14 @@ def _outcome(fn: Any) -> str:
         return "login refused"
 
 
+def _dry(svc: Service, command: list[str]) -> None:
+    import redis
+
+    verdict = security.dry_run(svc, SCRATCH, command)
+    if verdict != "allowed":
+        raise redis.exceptions.NoPermissionError(verdict)
+
+
 def _check_acl_rule(answer: Any) -> str:
     import redis
 
@@ -85,7 +93,8 @@ def _check_acl_rule(answer: Any) -> str:
         forbidden = {
             "GET other:secret": (lambda: user.get("other:secret"),
                                  "it can read keys outside app:* — limit keys with ~app:* instead of ~* or allkeys"),
-            "FLUSHALL": (lambda: user.execute_command("FLUSHALL", "ASYNC"),
+            # Asked with ACL DRYRUN: a too-generous rule must not wipe the lab's cache for real.
+            "FLUSHALL": (lambda: _dry(svc, ["FLUSHALL"]),
                          "it can run FLUSHALL and wipe the whole cache — grant single commands, not +@all"),
             "CONFIG GET": (lambda: user.config_get("maxmemory"),
                            "it can run CONFIG and change the server — grant single commands, not +@all"),
