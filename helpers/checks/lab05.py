@@ -115,6 +115,10 @@ def _check_rescue(answer: Any) -> str:
     if pending != {"rescuer": 4}:
         raise Wrong(f"XPENDING now shows {pending}; expected the 4 held entries to belong to 'rescuer' "
                     "(and the 2 never-delivered entries left for '>' readers).")
+    if (isinstance(result, (list, tuple)) and len(result) >= 2 and isinstance(result[0], str)
+            and isinstance(result[1], list) and "-" in result[0]):
+        raise Wrong("You returned XAUTOCLAIM's whole reply (next cursor, entries, deleted ids). Return its second "
+                    "element: the list of (id, fields) entries you claimed.")
     ids = _ids(result)
     if ids is None:
         raise Wrong(f"Return the claimed entries (XAUTOCLAIM's list of (id, fields), or their ids); "
@@ -145,6 +149,7 @@ q2 = Exercise(
         (lambda r, s, g, c: r.xautoclaim(s, g, c, min_idle_time=600_000)[1], "nothing was claimed"),
         (lambda r, s, g, c: [r.xack(s, g, m) for m, _ in r.xautoclaim(s, g, c, 100)[1]], "acknowledged"),
         (lambda r, s, g, c: len(r.xautoclaim(s, g, c, 100)[1]), "return the claimed entries"),
+        (lambda r, s, g, c: r.xautoclaim(s, g, c, 100), "whole reply"),
     ],
 )
 
