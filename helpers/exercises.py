@@ -21,6 +21,16 @@ NOT_ANSWERED = ...  # the placeholder learners replace: `answer = ...`
 PROGRESS = "progress.json"
 
 
+def _stub(*args: Any, **kwargs: Any) -> None:
+    ...
+
+
+def is_stub(answer: Any) -> bool:
+    """True for a learner's function whose body is still just `...` (or `pass`): not answered yet."""
+    code = getattr(answer, "__code__", None)
+    return code is not None and code.co_code == _stub.__code__.co_code and not code.co_names
+
+
 class Wrong(Exception):
     """Raised by a checker: the message is shown to the learner as is."""
 
@@ -60,7 +70,7 @@ class Exercise:
     # --- evaluation --------------------------------------------------------------------------
     def evaluate(self, answer: Any = NOT_ANSWERED) -> Result:
         """Check without printing or recording (what the tests call)."""
-        if answer is NOT_ANSWERED:
+        if answer is NOT_ANSWERED or is_stub(answer):
             return Result("unanswered", f"{self.title}: not answered yet. Replace the `...` with your answer "
                                         f"and run the cell again (`{self.qid}.hint()` gives a hint).")
         try:

@@ -58,3 +58,19 @@ def test_check_records_progress_and_never_raises(capsys):
     assert entry["status"] == "correct" and entry["attempts"] == 2
     out = capsys.readouterr().out
     assert "Not answered" in out and "Correct" in out
+
+
+def test_a_function_left_as_a_stub_counts_as_unanswered():
+    def greet(r):
+        ...  # your code here
+
+    def other(r):
+        pass
+
+    def real(r):
+        return r
+
+    ex = EXERCISES[0]
+    assert ex.evaluate(greet).status == "unanswered"
+    assert ex.evaluate(other).status == "unanswered"
+    assert ex.evaluate(real).status != "unanswered"
