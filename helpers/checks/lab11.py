@@ -307,7 +307,7 @@ q3 = Exercise(
          "address range"),
         (_sg_rule(IpProtocol="-1", UserIdGroupPairs="APP"), "every port"),
         (_sg_rule(IpProtocol="tcp", FromPort=0, ToPort=65535, UserIdGroupPairs="APP"), "6379 only"),
-        (lambda ec2, cache, app: None, "no inbound rule"),
+        (lambda ec2, cache, app: ec2.describe_security_groups(GroupIds=[cache]), "no inbound rule"),
     ],
 )
 
@@ -400,5 +400,115 @@ q4 = Exercise(
         (["ROTATE", "ROTATE"], "at most two"),
         (["rotate", "update", "set"], "not one of the choices"),
         ("ROTATE, UPDATE_CLIENTS, SET", "list"),
+    ],
+)
+
+
+# --- q5: envelope encryption of a backup -----------------------------------------------------------
+
+def _backup_key(kms: Any) -> str:
+    aliases = {a["AliasName"]: a.get("TargetKeyId") for a in kms.list_aliases()["Aliases"]}
+    if aliases.get("alias/lab11-backups"):
+        return aliases["alias/lab11-backups"]
+    key_id = kms.create_key(Description="lab 11: backups of the cache")["KeyMetadata"]["KeyId"]
+    kms.create_alias(AliasName="alias/lab11-backups", TargetKeyId=key_id)
+    return key_id
+
+
+def _check_envelope(answer: Any) -> str:
+    from cryptography.exceptions import InvalidTag
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    from ..localaws import client
+
+    if not callable(answer):
+        raise Wrong(f"Expected a function seal(kms, key_id, data), but got {type(answer).__name__}.")
+    kms = client("kms")
+    key_id = _backup_key(kms)
+    data = b"REDIS0011...app:customer:42:card 4111 1111 1111 1111..."
+    sealed = [call_learner(answer, kms, key_id, data, what="your function seal(kms, key_id, data)") for _ in range(2)]
+    for s in sealed:
+        expect_type(s, dict, "what seal returns")
+        missing = [k for k in ("encrypted_key", "nonce", "ciphertext") if k not in s]
+        if missing:
+            raise Wrong(f"seal must return a dict with 'encrypted_key', 'nonce' and 'ciphertext'; "
+                        f"missing {', '.join(missing)}.")
+        for k in ("encrypted_key", "nonce", "ciphertext"):
+            if not isinstance(s[k], bytes):
+                raise Wrong(f"s[{k!r}] should be bytes, but it is {type(s[k]).__name__}.")
+        if b"4111 1111" in s["ciphertext"] or s["ciphertext"] == data:
+            raise Wrong("The card number is readable in your ciphertext: the data was not encrypted.")
+        if len(s["encrypted_key"]) == 32:
+            raise Wrong("Your encrypted_key is 32 bytes: that is the *plaintext* data key. Store "
+                        "generate_data_key(...)['CiphertextBlob'] instead; whoever holds the plaintext key "
+                        "needs no KMS permission to read the backup.")
+        try:
+            key = kms.decrypt(CiphertextBlob=s["encrypted_key"])["Plaintext"]
+        except Exception:  # noqa: BLE001 - any KMS refusal means the key cannot be recovered
+            raise Wrong("KMS cannot decrypt your encrypted_key: store the CiphertextBlob that "
+                        "generate_data_key returned.") from None
+        try:
+            plain = AESGCM(key).decrypt(s["nonce"], s["ciphertext"], None)
+        except (InvalidTag, ValueError):
+            raise Wrong("The data key from KMS does not decrypt your ciphertext with AES-GCM and your nonce: "
+                        "encrypt with AESGCM(dk['Plaintext']).encrypt(nonce, data, None).") from None
+        if plain != data:
+            raise Wrong("Decrypting gives back something other than the data you were given.")
+    if sealed[0]["nonce"] == sealed[1]["nonce"]:
+        raise Wrong("Two backups were sealed with the same nonce. With AES-GCM a nonce must never repeat under "
+                    "one key: use os.urandom(12) each time.")
+    return "Only KMS can unwrap the data key, and without it the backup is noise."
+
+
+def _seal_reference(kms: Any, key_id: str, data: bytes) -> dict[str, bytes]:
+    import os
+
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    dk = kms.generate_data_key(KeyId=key_id, KeySpec="AES_256")
+    nonce = os.urandom(12)
+    return {"encrypted_key": dk["CiphertextBlob"], "nonce": nonce,
+            "ciphertext": AESGCM(dk["Plaintext"]).encrypt(nonce, data, None)}
+
+
+def _seal_plaintext_key(kms: Any, key_id: str, data: bytes) -> dict[str, bytes]:
+    import os
+
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    dk = kms.generate_data_key(KeyId=key_id, KeySpec="AES_256")
+    nonce = os.urandom(12)
+    return {"encrypted_key": dk["Plaintext"], "nonce": nonce,
+            "ciphertext": AESGCM(dk["Plaintext"]).encrypt(nonce, data, None)}
+
+
+def _seal_fixed_nonce(kms: Any, key_id: str, data: bytes) -> dict[str, bytes]:
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    dk = kms.generate_data_key(KeyId=key_id, KeySpec="AES_256")
+    nonce = b"\x00" * 12
+    return {"encrypted_key": dk["CiphertextBlob"], "nonce": nonce,
+            "ciphertext": AESGCM(dk["Plaintext"]).encrypt(nonce, data, None)}
+
+
+q5 = Exercise(
+    lab=LAB, qid="q5", title="Seal a backup with a KMS data key (envelope encryption)",
+    checker=_check_envelope,
+    hint_text="dk = kms.generate_data_key(KeyId=key_id, KeySpec='AES_256') gives 'Plaintext' (use it, then "
+              "forget it) and 'CiphertextBlob' (keep it). AESGCM(key).encrypt(nonce, data, None) with a fresh "
+              "12-byte nonce from os.urandom.",
+    solution_text="import os\nfrom cryptography.hazmat.primitives.ciphers.aead import AESGCM\n\n"
+                  "def seal(kms, key_id, data):\n"
+                  "    dk = kms.generate_data_key(KeyId=key_id, KeySpec='AES_256')\n"
+                  "    nonce = os.urandom(12)\n"
+                  "    return {'encrypted_key': dk['CiphertextBlob'], 'nonce': nonce,\n"
+                  "            'ciphertext': AESGCM(dk['Plaintext']).encrypt(nonce, data, None)}",
+    reference=_seal_reference,
+    wrong=[
+        (_seal_plaintext_key, "plaintext* data key"),
+        (_seal_fixed_nonce, "same nonce"),
+        (lambda kms, key_id, data: {"encrypted_key": b"k", "nonce": b"n", "ciphertext": data}, "readable"),
+        (lambda kms, key_id, data: {"ciphertext": data}, "missing"),
+        (lambda kms, key_id, data: kms.encrypt(KeyId=key_id, Plaintext=data), "missing"),
     ],
 )
