@@ -162,11 +162,11 @@ class WriteBehind:
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                while self.flush_once() and not self._stop.is_set():
-                    pass
+                while self.flush_once() == self.batch and not self._stop.is_set():
+                    pass  # a full batch: more is waiting, flush again without pausing
             except Exception:  # keep the flusher alive; the queue keeps the writes meanwhile
-                time.sleep(self.interval)
-            self._stop.wait(self.interval)
+                pass
+            self._stop.wait(self.interval)  # batching by time: what arrives meanwhile goes in one transaction
 
     def start(self) -> WriteBehind:
         if self._thread and self._thread.is_alive():
@@ -292,12 +292,10 @@ STRATEGIES = ("none", "lock", "xfetch")
 
 
 def getter(strategy: str, r: Any, db: ShopDB, product_id: int, ttl: float = 300,
-           key: str | None = None, beta: float = 1.0) -> Callable[[], tuple[Any, bool]]:
+           key: str | None = None, beta: float = 1.0, load: Loader | None = None) -> Callable[[], tuple[Any, bool]]:
     """A zero-argument reader of one product page using the named stampede strategy."""
     k = key or page_key(product_id)
-
-    def load() -> Any:
-        return db.product_page(product_id)
+    load = load or (lambda: db.product_page(product_id))
 
     if strategy == "none":
         return lambda: cache_aside(r, k, load, ttl)
@@ -318,6 +316,7 @@ class StampedeResult:
     latencies_ms: list[float]
     errors: int
     consistent: bool  # every client got the same page
+    values: list[Any] = field(default_factory=list, repr=False)  # what each client got
 
     def __str__(self) -> str:
         return (f"{self.strategy:>6}: {self.clients} clients -> {self.db_queries} database queries "
@@ -351,7 +350,7 @@ def stampede_once(r: Any, db: ShopDB, product_id: int, clients: int, strategy: s
     return StampedeResult(strategy=name, clients=clients, db_queries=db.queries,
                           max_concurrent_queries=db.max_in_flight, wall_ms=res.wall_seconds * 1000,
                           latencies_ms=res.latencies_ms, errors=len(res.errors),
-                          consistent=len(set(pages)) == 1 and len(pages) == clients)
+                          consistent=len(set(pages)) == 1 and len(pages) == clients, values=res.results)
 
 
 @dataclass
@@ -365,6 +364,8 @@ class HotKeyResult:
     misses: int
     query_times: list[float]
     latencies_ms: list[float]
+    missing_ms: float  # how long the hot key was absent from the cache (sampled every millisecond)
+    early_refreshes: int  # database loads that started while the key was still cached
 
     @property
     def hit_ratio(self) -> float:
@@ -378,9 +379,17 @@ def hot_key_run(r: Any, db: ShopDB, product_id: int, clients: int = 8, seconds: 
                 strategy: str = "none", beta: float = 1.0, think_ms: float = 2.0) -> HotKeyResult:
     """`clients` threads read one hot product page continuously while its short TTL expires again and again."""
     key = f"{PREFIX}:hot:{strategy}:{uuid.uuid4().hex[:8]}"
-    read = getter(strategy, r, db, product_id, ttl=ttl, key=key, beta=beta)
+    early = [0]
+
+    def load() -> Any:
+        if r.exists(key):  # the value is still cached: this load is a refresh ahead of expiry
+            early[0] += 1
+        return db.product_page(product_id)
+
+    read = getter(strategy, r, db, product_id, ttl=ttl, key=key, beta=beta, load=load)
     read()  # warm the cache first: the run starts with a hit, as in production
     db.reset_counts()
+    early[0] = 0
     counts = {"reads": 0, "misses": 0}
     latencies: list[float] = []
     lock = threading.Lock()
@@ -402,12 +411,30 @@ def hot_key_run(r: Any, db: ShopDB, product_id: int, clients: int = 8, seconds: 
             counts["misses"] += misses
             latencies.extend(mine)
 
+    missing = [0.0]
+    done = threading.Event()
+
+    def watch() -> None:  # how long is the key absent? (what every reader would have missed)
+        last = time.monotonic()
+        while not done.is_set():
+            absent = not r.exists(key)
+            now = time.monotonic()
+            if absent:  # a pause of this thread is not counted as absence: at most 2 ms per sample
+                missing[0] += min(now - last, 0.002)
+            last = now
+            time.sleep(0.001)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
     started = time.monotonic()
     measure.run_concurrently(client, clients, timeout=seconds + 30)
+    done.set()
+    watcher.join(5)
     r.delete(key, f"{key}:lock")
     return HotKeyResult(strategy=strategy, clients=clients, seconds=seconds, reads=counts["reads"],
                         db_queries=db.queries, max_concurrent_queries=db.max_in_flight, misses=counts["misses"],
-                        query_times=[t - started for t in db.query_times], latencies_ms=latencies)
+                        query_times=[t - started for t in db.query_times], latencies_ms=latencies,
+                        missing_ms=missing[0] * 1000, early_refreshes=early[0])
 
 
 # --- TTL and jitter: expiry synchronisation ----------------------------------------------------
@@ -421,6 +448,8 @@ class JitterRun:
     misses: int
     bucket_ms: float
     misses_per_bucket: list[int]
+    expiries: list[float] = field(default_factory=list)  # when each SET was due to expire (s since start)
+    seconds: float = 0.0
 
     @property
     def hit_ratio(self) -> float:
@@ -428,12 +457,24 @@ class JitterRun:
 
     @property
     def peak(self) -> int:
-        """The most database reloads in one bucket: the spike the database must absorb."""
-        return max(self.misses_per_bucket) if self.misses_per_bucket else 0
+        """The most keys due to expire within one `bucket_ms` window during the run.
+
+        Computed from the TTLs actually set (the schedule Redis follows), so a hiccup of the
+        observing loop cannot blur or sharpen it: each of those keys is a database reload due
+        at the same moment.
+        """
+        due = sorted(t for t in self.expiries if t <= self.seconds)
+        window = self.bucket_ms / 1000
+        best = lo = 0
+        for hi, t in enumerate(due):
+            while due[lo] < t - window:
+                lo += 1
+            best = max(best, hi - lo + 1)
+        return best
 
 
 def ttl_jitter_run(r: Any, db: ShopDB, ttl_ms: float = 400, jitter: float = 0.0, keys: int = 200,
-                   seconds: float = 1.2, bucket_ms: float = 50, seed: int = 7) -> JitterRun:
+                   seconds: float = 1.2, bucket_ms: float = 25, seed: int = 7) -> JitterRun:
     """Load `keys` products into the cache at the same moment (a deploy, a cold start), then read
     all of them continuously; every miss reloads one row from the database and caches it again
     with TTL = ttl_ms +- jitter. Returns database reloads per time bucket: without jitter they
@@ -444,13 +485,18 @@ def ttl_jitter_run(r: Any, db: ShopDB, ttl_ms: float = 400, jitter: float = 0.0,
     prefix = f"{PREFIX}:jitter:{uuid.uuid4().hex[:8]}"
     names = [f"{prefix}:{pid}" for pid in ids]
 
-    def px() -> int:
-        return max(1, int(ttl_with_jitter(ttl_ms, jitter, rng)))
-
-    pipe = r.pipeline(transaction=False)
-    for name, pid in zip(names, ids, strict=True):
-        pipe.set(name, dumps(db.product(pid)), px=px())
+    expiries: list[float] = []
     started = time.monotonic()
+
+    def px() -> int:
+        ms = max(1, int(ttl_with_jitter(ttl_ms, jitter, rng)))
+        expiries.append(time.monotonic() - started + ms / 1000)
+        return ms
+
+    rows = [dumps(db.product(pid)) for pid in ids]  # load first, so every key gets its TTL in the same instant
+    pipe = r.pipeline(transaction=False)
+    for name, row in zip(names, rows, strict=True):
+        pipe.set(name, row, px=px())
     pipe.execute()
     buckets = [0] * max(1, math.ceil(seconds * 1000 / bucket_ms))
     reads = misses = 0
@@ -463,15 +509,16 @@ def ttl_jitter_run(r: Any, db: ShopDB, ttl_ms: float = 400, jitter: float = 0.0,
                 misses += len(missing)
                 b = min(len(buckets) - 1, int((now - started) * 1000 / bucket_ms))
                 buckets[b] += len(missing)
+                rows = [dumps(db.product(ids[i])) for i in missing]
                 pipe = r.pipeline(transaction=False)
-                for i in missing:
-                    pipe.set(names[i], dumps(db.product(ids[i])), px=px())
+                for i, row in zip(missing, rows, strict=True):
+                    pipe.set(names[i], row, px=px())
                 pipe.execute()
             time.sleep(0.005)
     finally:
         clear(r, f"{prefix}:*")
     return JitterRun(ttl_ms=ttl_ms, jitter=jitter, keys=keys, reads=reads, misses=misses, bucket_ms=bucket_ms,
-                     misses_per_bucket=buckets)
+                     misses_per_bucket=buckets, expiries=expiries, seconds=seconds)
 
 
 # --- widgets -----------------------------------------------------------------------------------
@@ -490,7 +537,7 @@ def jitter_widget(r: Any, db: ShopDB, keys: int = 200, seconds: float = 1.2) -> 
         ax.set_xlabel("seconds since the cache was filled")
         ax.set_ylabel(f"database reloads / {run.bucket_ms:.0f} ms")
         ax.set_title(f"TTL {ttl_ms} ms ± {jitter_pct}%: hit ratio {run.hit_ratio:.1%}, "
-                     f"peak {run.peak} reloads in one bucket")
+                     f"up to {run.peak} keys expiring within {run.bucket_ms:.0f} ms")
         return run
 
     controls = {

@@ -1,0 +1,367 @@
+"""Lab 03 (database caching): exercises, checked against the real Redis and the real shop database."""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+import uuid
+from typing import Any
+
+from .. import caching, dataset
+from ..exercises import Exercise, Wrong, call_learner, expect_choice, expect_number
+from ..services import start
+
+LAB = "03"
+CHECK_DB = "lab03-checks"
+NONE_RETURNED = ("Your function returned None. Is its body still the `...` placeholder, or is a `return` "
+                 "missing? It must return the product page (a dict).")
+
+
+def _redis() -> Any:
+    return start("redis").client()
+
+
+def _shop() -> Any:
+    return dataset.open_shop(CHECK_DB)  # a fresh copy: a check never depends on earlier writes
+
+
+# --- q1: cache-aside ----------------------------------------------------------------------------
+
+def _check_cache_aside(fn: Any) -> str:
+    r, db = _redis(), _shop()
+    try:
+        pid_a, pid_b = db.bestsellers(40)[-1], db.product_ids(limit=7)[-1]
+        for pid in (pid_a, pid_b):
+            r.delete(caching.page_key(pid))
+        expected = db.product_page(pid_a)
+        db.reset_counts()
+        got = call_learner(fn, r, db, pid_a, what="your function get_product(r, db, product_id)")
+        if got is None:
+            raise Wrong(NONE_RETURNED)
+        if isinstance(got, (str, bytes)):
+            raise Wrong("Your function returned JSON text. Return the page as a dict: json.loads(...) what you "
+                        "read from Redis (and return the database's dict on a miss).")
+        if got != expected:
+            raise Wrong(f"get_product(r, db, {pid_a}) did not return the product page: expected a dict like "
+                        f"db.product_page({pid_a}) (keys {', '.join(list(expected)[:4])}, ...), got "
+                        f"{str(got)[:80]!r}.")
+        if db.queries == 0:
+            raise Wrong("On a miss your function did not ask the database (db.queries stayed 0). Where did the "
+                        "page come from? Cache-aside loads from the database when the cache has nothing.")
+        key = caching.page_key(pid_a)
+        raw = r.get(key)
+        if raw is None:
+            raise Wrong(f"After a miss, your function did not store the page in Redis under {key!r}. "
+                        "Cache-aside = read the cache; on a miss load from the database AND put it in the cache.")
+        try:
+            json.loads(raw)
+        except ValueError:
+            raise Wrong(f"{key!r} holds {raw[:40]!r}, which is not JSON. Store json.dumps(page).") from None
+        ttl = r.ttl(key)
+        if ttl == -1:
+            raise Wrong(f"{key!r} has no expiry: a page cached forever is never refreshed. Pass ex=... "
+                        "(a TTL between 60 and 3600 seconds) to r.set.")
+        if not 60 <= ttl <= 3600:
+            raise Wrong(f"{key!r} expires in {ttl} s; choose a TTL between 60 and 3600 seconds.")
+        db.reset_counts()
+        again = call_learner(fn, r, db, pid_a, what="your function get_product(r, db, product_id)")
+        if db.queries:
+            raise Wrong("The second call for the same product still queried the database. Read the cache "
+                        "first (r.get) and only go to the database on a miss.")
+        if again != expected:
+            raise Wrong("On a cache hit your function returned something other than the page it cached. "
+                        "Return json.loads(r.get(key)).")
+        other = call_learner(fn, r, db, pid_b, what="your function get_product(r, db, product_id)")
+        if other != db.product_page(pid_b):
+            raise Wrong(f"For product {pid_b} your function returned the wrong page: is the key built from "
+                        "product_id (f'lab03:product:{product_id}')?")
+        return (f"A miss cost one database query; the hit that followed cost none. The page now lives "
+                f"{ttl} s in the cache.")
+    finally:
+        db.close()
+
+
+def _cache_aside_reference(r: Any, db: Any, product_id: int) -> dict:
+    key = f"lab03:product:{product_id}"
+    cached = r.get(key)
+    if cached is not None:
+        return json.loads(cached)
+    page = db.product_page(product_id)
+    r.set(key, json.dumps(page), ex=300)
+    return page
+
+
+def _cache_aside_no_ttl(r: Any, db: Any, product_id: int) -> dict:
+    key = f"lab03:product:{product_id}"
+    cached = r.get(key)
+    if cached is not None:
+        return json.loads(cached)
+    page = db.product_page(product_id)
+    r.set(key, json.dumps(page))
+    return page
+
+
+def _cache_aside_returns_text(r: Any, db: Any, product_id: int) -> str:
+    key = f"lab03:product:{product_id}"
+    cached = r.get(key)
+    if cached is None:
+        cached = json.dumps(db.product_page(product_id))
+        r.set(key, cached, ex=300)
+    return cached
+
+
+def _cache_aside_writes_but_never_reads(r: Any, db: Any, product_id: int) -> dict:
+    page = db.product_page(product_id)
+    r.set(f"lab03:product:{product_id}", json.dumps(page), ex=300)
+    return page
+
+
+q1 = Exercise(
+    lab=LAB, qid="q1", title="Cache-aside (lazy loading) for the product page",
+    checker=_check_cache_aside,
+    hint_text="Build the key f'lab03:product:{product_id}'. r.get(key): if not None, return json.loads(it). "
+              "Otherwise page = db.product_page(product_id), r.set(key, json.dumps(page), ex=300), return page.",
+    solution_text=(
+        "def get_product(r, db, product_id):\n"
+        "    key = f'lab03:product:{product_id}'\n"
+        "    cached = r.get(key)\n"
+        "    if cached is not None:\n"
+        "        return json.loads(cached)          # hit: no database work\n"
+        "    page = db.product_page(product_id)     # miss: the costly query\n"
+        "    r.set(key, json.dumps(page), ex=300)   # lazy load, with a TTL\n"
+        "    return page"),
+    reference=_cache_aside_reference,
+    wrong=[
+        (lambda r, db, pid: db.product_page(pid), "did not store"),
+        (_cache_aside_no_ttl, "no expiry"),
+        (_cache_aside_returns_text, "json text"),
+        (_cache_aside_writes_but_never_reads, "still queried the database"),
+        (lambda r, db: None, "raised TypeError"),
+        (lambda r, db, pid: None, "returned none"),
+    ],
+)
+
+
+# --- q2: TTL with jitter ------------------------------------------------------------------------
+
+def _check_jitter(fn: Any) -> str:
+    for base, jitter in ((300, 0.1), (60, 0.5)):
+        values = [call_learner(fn, base, jitter, what="your function ttl_with_jitter(base, jitter)")
+                  for _ in range(2000)]
+        for v in values[:5]:
+            expect_number(v, "what ttl_with_jitter returns")
+        low, high = base * (1 - jitter), base * (1 + jitter)
+        outside = [v for v in values if not low - 1e-9 <= v <= high + 1e-9]
+        if outside:
+            raise Wrong(f"ttl_with_jitter({base}, {jitter}) returned {outside[0]!r}, outside {low:g}..{high:g}: "
+                        "the jitter is a fraction of the base TTL, on either side of it.")
+        if len(set(values)) == 1:
+            raise Wrong(f"ttl_with_jitter({base}, {jitter}) always returns {values[0]!r}: without randomness keys "
+                        "loaded together still expire together.")
+        if max(values) - min(values) < base * jitter:
+            raise Wrong(f"ttl_with_jitter({base}, {jitter}) only varies between {min(values):.4g} and "
+                        f"{max(values):.4g}: the spread is too small to de-synchronise expiries. Spread it over "
+                        f"+-{jitter:.0%} of the base.")
+    exact = call_learner(fn, 120, 0, what="your function ttl_with_jitter(base, jitter)")
+    if expect_number(exact, "ttl_with_jitter(120, 0)") != 120:
+        raise Wrong(f"ttl_with_jitter(120, 0) returned {exact!r}: with no jitter the TTL is the base itself.")
+    return "Keys loaded at the same moment now expire over a window instead of all at once."
+
+
+q2 = Exercise(
+    lab=LAB, qid="q2", title="A TTL with jitter",
+    checker=_check_jitter,
+    hint_text="random.uniform(a, b) draws a float between a and b. Multiply the base by (1 + a draw between "
+              "-jitter and +jitter).",
+    solution_text="import random\n\ndef ttl_with_jitter(base, jitter):\n"
+                  "    return base * (1 + random.uniform(-jitter, jitter))",
+    reference=lambda base, jitter: base * (1 + random.uniform(-jitter, jitter)),
+    wrong=[
+        (lambda base, jitter: base, "always returns"),
+        (lambda base, jitter: base + random.random(), "spread is too small"),
+        (lambda base, jitter: random.uniform(0, 2 * base), "outside"),
+        (lambda base, jitter: str(base), "number"),
+    ],
+)
+
+
+# --- q3: invalidation on update -----------------------------------------------------------------
+
+def _check_invalidation(fn: Any) -> str:
+    r, db = _redis(), _shop()
+    try:
+        pid = db.bestsellers(12)[-1]
+        key = caching.page_key(pid)
+        r.delete(key)
+        old = caching.get_product_page(r, db, pid)["price_cents"]  # the page is now cached
+        new = old + 500
+        call_learner(fn, r, db, pid, new, what="your function update_price(r, db, product_id, new_price_cents)")
+        if db.price(pid) != new:
+            raise Wrong(f"After update_price(..., {new}) the database still has price_cents={db.price(pid)}. "
+                        "The database is the source of truth: update it (db.update_price) first.")
+        raw = r.get(key)
+        if raw is not None and json.loads(raw).get("price_cents") != new:
+            raise Wrong(f"The database has the new price, but {key!r} still holds the old page (price_cents="
+                        f"{json.loads(raw).get('price_cents')}): every reader sees a stale price until it "
+                        "expires. Delete the cached page after the update (r.delete).")
+        served = caching.get_product_page(r, db, pid)["price_cents"]
+        if served != new:
+            raise Wrong(f"A reader using cache-aside still gets price_cents={served}.")
+        return ("Readers get the new price at once. (Delete rather than re-set: two concurrent writers "
+                "cannot leave an older value behind.)")
+    finally:
+        db.close()
+
+
+def _invalidate_reference(r: Any, db: Any, product_id: int, new_price_cents: int) -> None:
+    db.update_price(product_id, new_price_cents)
+    r.delete(f"lab03:product:{product_id}")
+
+
+def _only_cache(r: Any, db: Any, product_id: int, new_price_cents: int) -> None:
+    r.delete(f"lab03:product:{product_id}")
+
+
+q3 = Exercise(
+    lab=LAB, qid="q3", title="Invalidate the cached page when a price changes",
+    checker=_check_invalidation,
+    hint_text="Two steps, in this order: db.update_price(product_id, new_price_cents), then delete the key "
+              "f'lab03:product:{product_id}' from Redis.",
+    solution_text="def update_price(r, db, product_id, new_price_cents):\n"
+                  "    db.update_price(product_id, new_price_cents)   # the source of truth first\n"
+                  "    r.delete(f'lab03:product:{product_id}')        # then drop the stale copy",
+    reference=_invalidate_reference,
+    wrong=[
+        (lambda r, db, pid, cents: db.update_price(pid, cents), "stale"),
+        (_only_cache, "database still has"),
+        (lambda r, db, pid: None, "raised TypeError"),
+    ],
+)
+
+
+# --- q4: which write strategy can lose acknowledged writes ----------------------------------
+
+def _check_loses_writes(answer: Any) -> str:
+    choice = expect_choice(answer, ["cache-aside", "write-through", "write-behind"], "the strategy")
+    if choice == "write-through":
+        raise Wrong("Write-through writes the database inside the request: once the application says 'saved', "
+                    "the database has it, whatever happens to the cache node.")
+    if choice == "cache-aside":
+        raise Wrong("With cache-aside every write goes to the database; the cache only holds copies it can "
+                    "reload. Losing the cache node costs speed, not data.")
+    return ("Write-behind acknowledges once Redis has the change; until the flusher writes it to the database, "
+            "losing the node (no replica, no persistence) loses those writes. Multi-AZ replicas and AOF narrow "
+            "that window.")
+
+
+q4 = Exercise(
+    lab=LAB, qid="q4", title="Which write strategy can lose acknowledged writes?",
+    checker=_check_loses_writes,
+    hint_text="Which strategy says 'saved' before the database has the change?",
+    solution_text="answer = 'write-behind'",
+    reference="write-behind",
+    wrong=[("write-through", "inside the request"), ("cache-aside", "copies"), ("read-through", "not one of")],
+)
+
+
+# --- q5: a stampede-safe loader ------------------------------------------------------------------
+
+CLIENTS = 16
+
+
+def _check_stampede(fn: Any) -> str:
+    r, db = _redis(), _shop()
+    try:
+        hot = db.bestsellers(1)[0]
+        expected = db.product_page(hot)
+        first = call_learner(fn, r, db, hot, what="your function get_product_safe(r, db, product_id)")
+        if first is None:
+            raise Wrong(NONE_RETURNED)
+        if first != expected:
+            raise Wrong("get_product_safe(r, db, product_id) did not return the product page "
+                        "(db.product_page(product_id), a dict).")
+        result = caching.stampede_once(r, db, hot, CLIENTS, fn)
+        if result.errors:
+            raise Wrong(f"{result.errors} of {CLIENTS} concurrent calls raised an exception. Run your function "
+                        "from several threads: is anything shared that should not be?")
+        got = caching.get_product_page(r, db, hot) if r.exists(caching.page_key(hot)) else None
+        if result.db_queries > 2:
+            raise Wrong(f"{CLIENTS} clients asking at the same instant caused {result.db_queries} database queries "
+                        "(a stampede). Let only the client that wins SET lock NX PX load; the others wait for "
+                        "the cache to fill.")
+        if not result.consistent or any(v != expected for v in result.values):
+            raise Wrong("Not every client got the product page: a client that loses the lock must wait (sleep "
+                        "a few ms and read the cache again), not return None.")
+        if result.db_queries == 0:
+            raise Wrong("With the page missing from the cache, nobody asked the database: where did the page "
+                        "come from? The client that wins the lock must load it with db.product_page.")
+        if got is not None and got != expected:
+            raise Wrong("The page your function cached differs from db.product_page(product_id).")
+        return (f"{CLIENTS} concurrent clients, {result.db_queries} database query(ies): the others waited "
+                f"{max(result.latencies_ms):.0f} ms at most for the winner's result.")
+    finally:
+        db.close()
+
+
+def _safe_reference(r: Any, db: Any, product_id: int) -> dict:
+    key = f"lab03:product:{product_id}"
+    while True:
+        cached = r.get(key)
+        if cached is not None:
+            return json.loads(cached)
+        token = uuid.uuid4().hex
+        if r.set(key + ":lock", token, nx=True, px=5000):
+            try:
+                page = db.product_page(product_id)
+                r.set(key, json.dumps(page), ex=300)
+                return page
+            finally:
+                if r.get(key + ":lock") == token:
+                    r.delete(key + ":lock")
+        time.sleep(0.005)
+
+
+def _no_wait(r: Any, db: Any, product_id: int) -> dict | None:
+    key = f"lab03:product:{product_id}"
+    cached = r.get(key)
+    if cached is not None:
+        return json.loads(cached)
+    if r.set(key + ":lock", "1", nx=True, px=5000):
+        page = db.product_page(product_id)
+        r.set(key, json.dumps(page), ex=300)
+        r.delete(key + ":lock")
+        return page
+    return None
+
+
+q5 = Exercise(
+    lab=LAB, qid="q5", title="A stampede-safe loader",
+    checker=_check_stampede,
+    hint_text="Loop: read the cache; if it is there, return it. Else try r.set(key + ':lock', token, nx=True, "
+              "px=5000): the winner loads, caches and deletes its lock; a loser sleeps ~5 ms and loops.",
+    solution_text=(
+        "def get_product_safe(r, db, product_id):\n"
+        "    key = f'lab03:product:{product_id}'\n"
+        "    while True:\n"
+        "        cached = r.get(key)\n"
+        "        if cached is not None:\n"
+        "            return json.loads(cached)\n"
+        "        token = uuid.uuid4().hex\n"
+        "        if r.set(key + ':lock', token, nx=True, px=5000):   # only one client wins\n"
+        "            try:\n"
+        "                page = db.product_page(product_id)\n"
+        "                r.set(key, json.dumps(page), ex=300)\n"
+        "                return page\n"
+        "            finally:\n"
+        "                if r.get(key + ':lock') == token:             # (a Lua script makes this atomic)\n"
+        "                    r.delete(key + ':lock')\n"
+        "        time.sleep(0.005)                                     # losers wait for the winner"),
+    reference=_safe_reference,
+    wrong=[
+        (caching.get_product_page, "stampede"),
+        (_no_wait, "not return none"),
+        (lambda r, db, pid: 1 / 0, "raised ZeroDivisionError"),
+        (lambda r, db, pid: None, "returned none"),
+    ],
+)
