@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from . import services
@@ -120,3 +121,123 @@ class FaultPanel:
 def fault_panel(svc: Service, on_change: Callable[[str, Node | None], None] | None = None) -> FaultPanel:
     """Build the fault-injection panel for `svc` (display it, or call its methods headless)."""
     return FaultPanel(svc, on_change)
+
+
+# --- a measured failover ---------------------------------------------------------------------------
+
+
+@dataclass
+class FailoverReport:
+    """What a client saw while the primary failed: every write, when, and whether it survived."""
+
+    fault: str
+    old_primary: tuple[str, int]
+    new_primary: tuple[str, int]
+    window_s: float  # from the fault to the first write accepted after it (the unavailability window)
+    ack_window_s: float = float("nan")  # ... to the first write a replica acknowledged again
+    events: list[tuple[float, str]] = field(default_factory=list)  # (seconds since start, outcome)
+    fault_at: float = 0.0
+    acked: list[str] = field(default_factory=list)  # written and acknowledged by >= min_replicas
+    unacked: list[str] = field(default_factory=list)  # written, but no replica confirmed in time
+    failed: int = 0  # attempts that raised (the primary was gone)
+    lost_acked: list[str] = field(default_factory=list)
+    lost_unacked: list[str] = field(default_factory=list)
+
+    def summary(self) -> dict[str, Any]:
+        return {"fault": self.fault, "old_primary": f"{self.old_primary[0]}:{self.old_primary[1]}",
+                "new_primary": f"{self.new_primary[0]}:{self.new_primary[1]}",
+                "unavailable_s": round(self.window_s, 2), "until_acknowledged_s": round(self.ack_window_s, 2),
+                "acknowledged_writes": len(self.acked),
+                "acknowledged_lost": len(self.lost_acked), "unacknowledged_writes": len(self.unacked),
+                "unacknowledged_lost": len(self.lost_unacked), "failed_attempts": self.failed}
+
+
+def measure_failover(svc: Service, *, prefix: str = "failover", fault: str = "kill", before_s: float = 0.5,
+                     writes_after: int = 20, timeout: float = 30.0, min_replicas: int = 1,
+                     wait_ms: int = 500) -> FailoverReport:
+    """Write (SET + WAIT) through a primary that gets killed or paused; measure and verify.
+
+    The client finds the primary through Sentinel, so after the failover it writes to the
+    promoted replica without any change of configuration, like an application using the
+    primary endpoint of an ElastiCache replication group.
+    """
+    from . import topologies
+
+    if fault not in ("kill", "pause"):
+        raise ValueError("fault must be 'kill' or 'pause'")
+    c = topologies.primary_client(svc, socket_timeout=1.0)
+    for key in c.scan_iter(f"{prefix}:*", count=1000):
+        c.delete(key)
+    old = topologies.current_primary(svc)
+    victim = next(n for n in svc.nodes if (n.host, n.port) == old)
+    report = FailoverReport(fault=fault, old_primary=old, new_primary=old, window_s=float("nan"))
+    t0 = time.monotonic()
+    i, ok_after, faulted, accepted_at, recovered_at = 0, 0, False, None, None
+    values: dict[str, str] = {}
+    try:
+        while ok_after < writes_after:
+            now = time.monotonic() - t0
+            if not faulted and now >= before_s:
+                getattr(victim, fault)()
+                report.fault_at, faulted = time.monotonic() - t0, True
+            if faulted and now - report.fault_at > timeout:
+                break
+            key, i = f"{prefix}:{i}", i + 1
+            values[key] = str(i)
+            try:
+                c.set(key, str(i))
+            except Exception:
+                report.failed += 1
+                report.events.append((time.monotonic() - t0, "failed"))
+                time.sleep(0.02)
+                continue
+            try:
+                acks = c.wait(min_replicas, wait_ms)
+            except Exception:
+                acks = 0
+            outcome = "acknowledged" if acks >= min_replicas else "unacknowledged"
+            (report.acked if acks >= min_replicas else report.unacked).append(key)
+            report.events.append((time.monotonic() - t0, outcome))
+            if faulted:
+                accepted_at = accepted_at or time.monotonic() - t0
+            if faulted and outcome == "acknowledged":
+                recovered_at = recovered_at or time.monotonic() - t0
+                ok_after += 1
+    finally:
+        if fault == "pause":
+            victim.resume()
+    if accepted_at is not None:
+        report.window_s = accepted_at - report.fault_at
+    if recovered_at is not None:
+        report.ack_window_s = recovered_at - report.fault_at
+    report.new_primary = topologies.current_primary(svc)
+    check = topologies.primary_client(svc)
+    got = dict(zip(report.acked + report.unacked, check.mget(report.acked + report.unacked) if values else [],
+                   strict=False))
+    report.lost_acked = [k for k in report.acked if got.get(k) != values[k]]
+    report.lost_unacked = [k for k in report.unacked if got.get(k) != values[k]]
+    topologies.refresh_roles(svc)
+    return report
+
+
+def plot_failover(report: FailoverReport, ax: Any = None) -> Any:
+    """Each write as a dot on a time line: acknowledged, unacknowledged or failed."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(8, 2.6))
+    rows = {"acknowledged": 2, "unacknowledged": 1, "failed": 0}
+    colours = {"acknowledged": "#1a7f37", "unacknowledged": "#9a6700", "failed": "#cf222e"}
+    for outcome, y in rows.items():
+        xs = [t for t, o in report.events if o == outcome]
+        ax.scatter(xs, [y] * len(xs), s=8, color=colours[outcome], label=f"{outcome} ({len(xs)})")
+    ax.axvline(report.fault_at, color="#57606a", linestyle="--")
+    ax.text(report.fault_at, 2.35, f" primary {'killed' if report.fault == 'kill' else 'paused'}", color="#57606a", fontsize=8)
+    if report.window_s == report.window_s:  # not NaN
+        ax.axvspan(report.fault_at, report.fault_at + report.window_s, color="#cf222e", alpha=0.08)
+    ax.set_yticks(list(rows.values()), list(rows))
+    ax.set_ylim(-0.5, 2.7)
+    ax.set_xlabel("seconds")
+    ax.set_title(f"Writes during a failover: unavailable for {report.window_s:.1f} s")
+    ax.legend(loc="lower right", fontsize=7)
+    return ax

@@ -293,6 +293,20 @@ def current_primary(svc: Service) -> tuple[str, int]:
     return host, int(port)
 
 
+def wait_replicas_synced(svc: Service, timeout: float = 30) -> int:
+    """Wait until every live replica is linked to the current primary; returns how many there are."""
+    def synced() -> list[int] | None:
+        host, port = current_primary(svc)
+        info = redis_client_for(host, port, password=svc.password(), socket_timeout=2,
+                                **_tls_kwargs(svc)).info("replication")
+        live = [n for n in svc.nodes_by(kind="redis") if n.alive() and not n.paused() and n.port != port]
+        linked = [v for k, v in info.items() if k.startswith("slave") and isinstance(v, dict)
+                  and v.get("state") == "online"]
+        return [len(linked)] if info.get("role") == "master" and len(linked) >= len(live) else None
+
+    return _wait(synced, timeout, f"the replicas of {svc.name} to sync with the primary", interval=0.1)[0]
+
+
 def _reread_replicated_roles(svc: Service) -> Service:
     live_primary = None
     for n in svc.nodes_by(kind="redis"):

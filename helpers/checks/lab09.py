@@ -1,0 +1,190 @@
+"""Lab 09 (replication and failover): exercises, checked against the lab's replication group."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..exercises import Exercise, Wrong, call_learner, expect_choice, expect_number, expect_type
+from ..services import Service, start
+
+LAB = "09"
+SERVICE = "lab09"
+
+
+def lab_service() -> Service:
+    """The lab's replication group: 1 primary, 2 replicas, 3 Sentinels (started or healed)."""
+    return start("replicated", name=SERVICE)
+
+
+# --- q1: where is the primary? ------------------------------------------------------------------
+
+
+def _primary_port() -> int:
+    from ..topologies import current_primary
+
+    return current_primary(lab_service())[1]
+
+
+def _check_primary(answer: Any) -> str:
+    expect_type(answer, int, "the port")
+    svc = lab_service()
+    port = _primary_port()
+    if answer == 26379:
+        raise Wrong("26379 is Sentinel's default port. Sentinel knows where the primary is, but the primary "
+                    "itself listens elsewhere: ask Sentinel (topo.current_primary(svc)).")
+    if answer == 6379:
+        raise Wrong("6379 is Redis's default port; the lab picks free ports. Ask Sentinel: topo.current_primary(svc).")
+    if answer in [n.port for n in svc.nodes if n.role == "sentinel"]:
+        raise Wrong(f"{answer} is one of the Sentinels, not the primary. Sentinel *tells* you where the primary is.")
+    if answer != port:
+        raise Wrong(f"{answer} is not the current primary. After a failover the primary moves: ask Sentinel "
+                    "(topo.current_primary(svc)) instead of remembering a port.")
+    return "Clients ask Sentinel, as ElastiCache clients use the primary endpoint: the address follows the primary."
+
+
+q1 = Exercise(
+    lab=LAB, qid="q1", title="Which port does the primary listen on right now?",
+    checker=_check_primary,
+    hint_text="topo.current_primary(svc) returns (host, port) as the Sentinels see it.",
+    solution_text="answer = topo.current_primary(svc)[1]",
+    make_reference=_primary_port,
+    wrong=[(26379, "Sentinel's default port"), ("6379", "whole number"), (1, "not the current primary")],
+)
+
+
+# --- q2: a write that a replica has confirmed ---------------------------------------------------------
+
+
+def _safe_write_reference(r: Any, key: str, value: str) -> bool:
+    r.set(key, value)
+    return r.wait(1, 500) >= 1
+
+
+def _check_safe_write(answer: Any) -> str:
+    from .. import topologies
+
+    if not callable(answer):
+        raise Wrong(f"Expected a function safe_write(r, key, value), but got {type(answer).__name__}.")
+    svc = lab_service()
+    r = topologies.primary_client(svc, socket_timeout=3)
+    key = "lab09:q2"
+    r.delete(key)
+    result = call_learner(answer, r, key, "v1", what="your function safe_write(r, key, value)")
+    if r.get(key) != "v1":
+        raise Wrong("After safe_write(r, 'lab09:q2', 'v1') the primary does not hold 'v1' under that key. "
+                    "Write it with r.set(key, value) first.")
+    if not isinstance(result, bool):
+        raise Wrong(f"safe_write should return True or False, but it returned {result!r} "
+                    f"({type(result).__name__}). Compare what r.wait(...) returns with 1.")
+    if result is not True:
+        raise Wrong("With every replica healthy, safe_write returned False. r.wait(numreplicas, timeout_ms) "
+                    "returns how many replicas confirmed; at least 1 means the write is safe.")
+    replicas = [n for n in svc.nodes if n.role == "replica" and n.alive()]
+    for n in replicas:  # freeze every replica: nobody can confirm now
+        n.pause()
+    try:
+        result = call_learner(answer, r, key, "v2", what="your function safe_write(r, key, value)")
+    finally:
+        for n in replicas:
+            n.resume()
+    if result is True:
+        raise Wrong("With every replica frozen, safe_write still returned True: no replica has the write, so "
+                    "a failover now would lose it. Call r.wait(1, timeout_ms) after the SET and return whether "
+                    "it is >= 1.")
+    return ("WAIT does not make the write synchronous, but it tells you it reached a replica: the one "
+            "Sentinel will promote.")
+
+
+q2 = Exercise(
+    lab=LAB, qid="q2", title="A write confirmed by at least one replica (WAIT)",
+    checker=_check_safe_write,
+    hint_text="r.set(key, value), then r.wait(1, 500): the number of replicas that have the write (within 500 ms).",
+    solution_text="def safe_write(r, key, value):\n    r.set(key, value)\n    return r.wait(1, 500) >= 1",
+    reference=_safe_write_reference,
+    wrong=[
+        (lambda r, k, v: bool(r.set(k, v)), "no replica has the write"),
+        (lambda r, k, v: r.wait(1, 500) >= 1, "does not hold"),
+        (lambda r, k, v: (r.set(k, v), r.wait(1, 500))[1], "return true or false"),
+        ("safe_write", "expected a function"),
+    ],
+)
+
+
+# --- q3: which setting bounds failure detection ----------------------------------------------------
+
+SETTINGS = ["down-after-milliseconds", "failover-timeout", "parallel-syncs", "quorum"]
+
+
+def _check_setting(answer: Any) -> str:
+    choice = expect_choice(answer, SETTINGS, "the setting")
+    if choice == "failover-timeout":
+        raise Wrong("failover-timeout limits how long a failover may take once started (and when a retry may "
+                    "start); the Sentinels first have to decide the primary is down.")
+    if choice == "parallel-syncs":
+        raise Wrong("parallel-syncs is how many replicas resync with the new primary at once, after the failover.")
+    if choice == "quorum":
+        raise Wrong("The quorum is how many Sentinels must agree the primary is down, not how long they wait "
+                    "before they think so.")
+    return "Below it, a slow primary is not failed over; above it, a dead one is noticed late: the window grows."
+
+
+q3 = Exercise(
+    lab=LAB, qid="q3", title="Which Sentinel setting most directly sets how fast a dead primary is noticed?",
+    checker=_check_setting,
+    hint_text="A Sentinel considers the primary subjectively down after it has not answered PING for ... ms.",
+    solution_text="answer = 'down-after-milliseconds'",
+    reference="down-after-milliseconds",
+    wrong=[("failover-timeout", "once started"), ("quorum", "how many Sentinels"), ("ttl", "not one of the choices")],
+)
+
+
+# --- q4: replication lag in bytes from INFO ------------------------------------------------------
+
+
+def _lag_reference(info: dict[str, Any]) -> int:
+    offsets = [v["offset"] for k, v in info.items() if k.startswith("slave") and isinstance(v, dict)]
+    return max(info["master_repl_offset"] - o for o in offsets) if offsets else 0
+
+
+def _check_lag(answer: Any) -> str:
+    from .. import topologies
+
+    svc = lab_service()
+    r = topologies.primary_client(svc)
+    replica = next(n for n in svc.nodes if n.role == "replica" and n.alive())
+    replica.pause()  # a replica that falls behind, for certain
+    try:
+        r.set("lab09:q4", "x" * 2000)
+        info = r.info("replication")
+    finally:
+        replica.resume()
+    expected = _lag_reference(info)
+    result = call_learner(answer, dict(info), what="your function lag_bytes(info)")
+    if isinstance(result, dict):
+        raise Wrong("lag_bytes returned a dict; return one number: how many bytes the slowest replica is behind.")
+    value = expect_number(result, "what lag_bytes returns")
+    replica_lag_s = [v.get("lag") for k, v in info.items() if k.startswith("slave") and isinstance(v, dict)]
+    if value in replica_lag_s and value != expected:
+        raise Wrong("That is the 'lag' field: seconds since the replica's last acknowledgement, not bytes. "
+                    "Subtract each replica's offset from master_repl_offset.")
+    if value != expected:
+        raise Wrong(f"lag_bytes returned {value:g}, but the slowest replica is {expected} bytes behind "
+                    "(master_repl_offset minus the smallest replica offset).")
+    return f"The slowest replica was {expected} bytes behind: ElastiCache's ReplicationLag metric tracks this in seconds."
+
+
+q4 = Exercise(
+    lab=LAB, qid="q4", title="Replication lag in bytes, from INFO replication",
+    checker=_check_lag,
+    hint_text="info['master_repl_offset'] is where the primary is; info['slave0']['offset'] where replica 0 is.",
+    solution_text=("def lag_bytes(info):\n"
+                   "    offsets = [v['offset'] for k, v in info.items() if k.startswith('slave')]\n"
+                   "    return max(info['master_repl_offset'] - o for o in offsets)"),
+    reference=_lag_reference,
+    wrong=[
+        (lambda info: info, "returned a dict"),
+        (lambda info: 0, "bytes"),
+        (lambda info: info["master_repl_offset"], "bytes behind"),
+        (lambda info: info["slave9"]["offset"], "raised KeyError"),
+    ],
+)
