@@ -191,3 +191,62 @@ def rewrite_aof(r: Any, timeout: float = 60.0) -> None:
 def aof_size(r: Any) -> int:
     """Bytes of the append-only file set on disk."""
     return sum(p.stat().st_size for p in aof_files(r) if p.is_file())
+
+
+class CrashDrill:
+    """Widget: write orders, snapshot, crash both servers (RDB-only and AOF) and count what survived."""
+
+    def __init__(self, rdb_svc: services.Service, aof_svc: services.Service, prefix: str = "drill:"):
+        import ipywidgets as w
+
+        self.svcs = {"RDB only": rdb_svc, "AOF everysec": aof_svc}
+        self.prefix, self.written = prefix, 0
+        for svc in self.svcs.values():
+            r = svc.client()
+            for key in list(r.scan_iter(match=f"{prefix}*", count=1000)):
+                r.delete(key)
+        self.log: list[str] = []
+        self.out = w.HTML()
+        buttons = [("Write 100 orders", lambda _b: self.write(100)), ("BGSAVE (snapshot)", lambda _b: self.snapshot()),
+                   ("kill -9 both and restart", lambda _b: self.crash())]
+        self.buttons = [w.Button(description=text, layout=w.Layout(width="200px")) for text, _ in buttons]
+        for button, (_, action) in zip(self.buttons, buttons, strict=True):
+            button.on_click(action)
+        self.widget = w.VBox([w.HBox(self.buttons), self.out])
+        self.refresh()
+
+    def write(self, n: int = 100) -> None:
+        for svc in self.svcs.values():
+            write_keys(svc.client(), self.prefix, self.written, self.written + n)
+        self.written += n
+        self.log.append(f"wrote {n} orders (total {self.written})")
+        self.refresh()
+
+    def snapshot(self) -> None:
+        snapshot(self.svcs["RDB only"].client())
+        self.svcs["AOF everysec"].client().bgsave()  # both get a snapshot; only the RDB server relies on it
+        self.log.append("BGSAVE")
+        self.refresh()
+
+    def crash(self) -> dict[str, int]:
+        for label, svc in self.svcs.items():
+            self.svcs[label], _ = crash_and_restart(svc)
+        counts = self.counts()
+        self.log.append("kill -9 + restart: " + ", ".join(f"{k} kept {v}" for k, v in counts.items()))
+        self.refresh()
+        return counts
+
+    def counts(self) -> dict[str, int]:
+        return {label: count_keys(svc.client(), self.prefix) for label, svc in self.svcs.items()}
+
+    def refresh(self) -> None:
+        rows = []
+        for label, svc in self.svcs.items():
+            r = svc.client()
+            pending = r.info("persistence")["rdb_changes_since_last_save"]
+            rows.append(f"<tr><td>{label}</td><td>{count_keys(r, self.prefix)}</td>"
+                        f"<td>{pending}</td><td>{'yes' if r.config_get('appendonly')['appendonly'] == 'yes' else 'no'}"
+                        "</td></tr>")
+        self.out.value = (f"<p>orders written so far: <b>{self.written}</b></p><table><tr><th>server</th><th>orders in "
+                          "memory</th><th>writes since last snapshot</th><th>AOF</th></tr>" + "".join(rows) +
+                          "</table><p>" + " &rarr; ".join(self.log[-6:]) + "</p>")

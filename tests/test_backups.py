@@ -71,3 +71,14 @@ def test_memcached_restart_is_empty():
 def test_restore_explains_a_missing_file(tmp_path):
     with pytest.raises(LabError, match="not found"):
         bk.restore(tmp_path / "nope.rdb", "test-bk-none")
+
+
+def test_crash_drill_widget_counts_survivors():
+    rdb = start("redis", name="test-bk-rdb", config=bk.RDB_ONLY)
+    aof = start("redis", name="test-bk-aof", config=bk.AOF_EVERYSEC)
+    drill = bk.CrashDrill(rdb, aof, prefix="drilltest:")
+    drill.write(50)
+    drill.snapshot()
+    drill.write(30)
+    assert drill.crash() == {"RDB only": 50, "AOF everysec": 80}
+    assert "kill -9" in drill.out.value
