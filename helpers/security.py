@@ -512,7 +512,10 @@ def known_secrets() -> dict[str, str]:
         for f in root.rglob("*"):
             in_secrets = f.parent.name == "secrets"
             if f.is_file() and (in_secrets or f.name in ("password", "password.previous")):
-                value = f.read_text().strip()
+                try:
+                    value = f.read_text().strip()
+                except OSError:
+                    continue
                 if value:
                     found[str(f.relative_to(state.home()))] = value
     return found
@@ -532,9 +535,12 @@ def audit(secrets: dict[str, str] | None = None) -> list[str]:
     # 2. Files: secrets in logs or in anything readable by others; private keys not owner-only.
     home = state.home()
     for f in home.rglob("*"):
-        if not f.is_file() or f.is_symlink():
+        try:  # engines create and rename files meanwhile (temp RDB files): skip what vanished
+            if not f.is_file() or f.is_symlink():
+                continue
+            mode = stat.S_IMODE(f.stat().st_mode)
+        except OSError:
             continue
-        mode = stat.S_IMODE(f.stat().st_mode)
         if f.suffix == ".key" and mode & 0o077:
             findings.append(f"private key {f.relative_to(home)} is readable by others (mode {mode:o})")
         if f.suffix != ".log" and not mode & 0o044:
