@@ -137,8 +137,7 @@ q1 = Exercise(
         (_cache_aside_no_ttl, "no expiry"),
         (_cache_aside_returns_text, "json text"),
         (_cache_aside_writes_but_never_reads, "still queried the database"),
-        (lambda r, db: None, "raised TypeError"),
-        (lambda r, db, pid: None, "returned none"),
+        (lambda r, db: db.product_page(1), "raised TypeError"),
     ],
 )
 
@@ -235,7 +234,7 @@ q3 = Exercise(
     wrong=[
         (lambda r, db, pid, cents: db.update_price(pid, cents), "stale"),
         (_only_cache, "database still has"),
-        (lambda r, db, pid: None, "raised TypeError"),
+        (lambda r, db, pid: db.update_price(pid), "raised TypeError"),
     ],
 )
 
@@ -362,6 +361,5 @@ q5 = Exercise(
         (caching.get_product_page, "stampede"),
         (_no_wait, "not return none"),
         (lambda r, db, pid: 1 / 0, "raised ZeroDivisionError"),
-        (lambda r, db, pid: None, "returned none"),
     ],
 )
