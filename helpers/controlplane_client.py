@@ -70,13 +70,21 @@ def node_endpoints(cluster: dict[str, Any]) -> list[tuple[str, int]]:
             if n.get("Endpoint")]
 
 
-def redis_at(endpoint: dict[str, Any] | tuple[str, int], *, tls: bool = False, **kwargs: Any) -> Any:
+def redis_at(endpoint: dict[str, Any] | tuple[str, int], *, tls: bool = False, retries: int | None = None,
+             **kwargs: Any) -> Any:
     """A redis.Redis for an endpoint the API returned ({"Address", "Port"}), over TLS if asked.
 
     TLS is verified against the lab's own certificate authority (helpers.tls), the way a client
-    verifies ElastiCache's Amazon-issued certificate.
+    verifies ElastiCache's Amazon-issued certificate. `retries=0` fails at once (redis-py retries
+    connection and authentication errors with back-off by default).
     """
     import redis
+
+    if retries is not None:
+        from redis.backoff import NoBackoff
+        from redis.retry import Retry
+
+        kwargs["retry"] = Retry(NoBackoff(), retries)
 
     host, port = (endpoint["Address"], endpoint["Port"]) if isinstance(endpoint, dict) else endpoint
     kwargs.setdefault("decode_responses", True)

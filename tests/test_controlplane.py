@@ -146,11 +146,14 @@ def test_error_codes(ec):
 
 
 def test_busy_cluster_answers_invalid_state(ec):
-    ec.create_cache_cluster(CacheClusterId="t-busy", Engine="redis", CacheNodeType="cache.t3.micro")
+    # Ten nodes start one after the other: long enough to catch the cluster while it is creating.
+    ec.create_cache_cluster(CacheClusterId="t-busy", Engine="memcached", CacheNodeType="cache.t3.micro",
+                            NumCacheNodes=10)
+    assert code_of(ec.delete_cache_cluster, CacheClusterId="t-busy") == "InvalidCacheClusterState"
     assert code_of(ec.create_cache_cluster, CacheClusterId="t-busy", Engine="redis",
                    CacheNodeType="cache.t3.micro") == "CacheClusterAlreadyExists"
-    assert code_of(ec.delete_cache_cluster, CacheClusterId="t-busy") == "InvalidCacheClusterState"
-    cpc.wait_for(ec, cache_cluster_id="t-busy")
+    cc = cpc.wait_for(ec, cache_cluster_id="t-busy")
+    assert len(cpc.node_endpoints(cc)) == 10
     ec.delete_cache_cluster(CacheClusterId="t-busy")
     cpc.wait_deleted(ec, cache_cluster_id="t-busy")
 
@@ -320,9 +323,9 @@ def test_users_and_user_groups_are_real_acl_users(ec):
     with pytest.raises(redis.exceptions.NoPermissionError):
         app.set("other", "x")
     with pytest.raises(redis.exceptions.AuthenticationError):
-        cpc.redis_at(ep, tls=True).ping()  # the default user is off
+        cpc.redis_at(ep, tls=True, retries=0).ping()  # the default user is off
     with pytest.raises(redis.exceptions.ConnectionError):
-        cpc.redis_at(ep, socket_timeout=1).ping()  # plaintext is refused: the node only speaks TLS
+        cpc.redis_at(ep, socket_timeout=1, retries=0).ping()  # plaintext is refused: the node only speaks TLS
 
     ec.modify_user_group(UserGroupId="t-ug", UserIdsToAdd=["t-ro"])
     time.sleep(0.5)
@@ -352,7 +355,7 @@ def test_auth_token_with_tls(ec):
     import redis
 
     with pytest.raises(redis.exceptions.AuthenticationError):
-        cpc.redis_at(ep, tls=True).set("k", "v")
+        cpc.redis_at(ep, tls=True, retries=0).set("k", "v")
     svc = aws_services()["aws-t-tok"]
     assert all(token not in " ".join(n.argv) for n in svc.nodes)  # never on a command line
     ec.delete_cache_cluster(CacheClusterId="t-tok")
