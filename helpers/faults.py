@@ -241,3 +241,96 @@ def plot_failover(report: FailoverReport, ax: Any = None) -> Any:
     ax.set_title(f"Writes during a failover: unavailable for {report.window_s:.1f} s")
     ax.legend(loc="lower right", fontsize=7)
     return ax
+
+
+# --- background traffic ----------------------------------------------------------------------------
+
+
+class Traffic:
+    """A client that keeps writing and reading back in a thread while you operate on the service.
+
+    Every request is counted: `ok`, `failed` (an exception reached the application) and `wrong`
+    (a read returned something other than what was just written). Use as a context manager::
+
+        with Traffic(lambda: topo.cluster_client(svc), prefix="lab10:live") as t:
+            topo.add_shard(svc)
+        assert t.failed == 0
+    """
+
+    def __init__(self, make_client: Callable[[], Any], prefix: str = "traffic", keys: int = 1000,
+                 pause_s: float = 0.002):
+        import threading
+
+        self.make_client = make_client
+        self.prefix = prefix
+        self.keys = keys
+        self.pause_s = pause_s  # a steady client, not a busy loop that starves the notebook's own work
+        self.ok = self.failed = self.wrong = 0
+        self.errors: list[str] = []
+        self.done_at: list[float] = []  # completion time of each successful request pair
+        self.marks: list[tuple[float, str]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True, name=f"traffic-{prefix}")
+        self.t0 = time.monotonic()
+
+    def _run(self) -> None:
+        client = self.make_client()
+        i = 0
+        while not self._stop.is_set():
+            key, value = f"{self.prefix}:{i % self.keys}", str(i)
+            try:
+                client.set(key, value)
+                got = client.get(key)
+                got = got.decode() if isinstance(got, bytes) else got
+                if got == value:
+                    self.ok += 1
+                    self.done_at.append(time.monotonic() - self.t0)
+                else:
+                    self.wrong += 1
+                    self.errors.append(f"{key}: wrote {value!r}, read {got!r}")
+            except Exception as exc:  # what the application would have seen
+                self.failed += 1
+                self.errors.append(f"{type(exc).__name__}: {exc}")
+            i += 1
+            if self.pause_s:
+                time.sleep(self.pause_s)
+
+    def mark(self, label: str) -> None:
+        """Note the moment something happened (for the plot)."""
+        self.marks.append((time.monotonic() - self.t0, label))
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.t0
+
+    def __enter__(self) -> Traffic:
+        self.t0 = time.monotonic()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stop.set()
+        self._thread.join(30)
+
+    def summary(self) -> dict[str, Any]:
+        return {"requests_ok": self.ok, "requests_failed": self.failed, "wrong_reads": self.wrong,
+                "seconds": round(self.elapsed(), 2), "first_errors": self.errors[:3]}
+
+    def plot(self, ax: Any = None, bucket_s: float = 0.25, title: str = "") -> Any:
+        """Throughput over time (successful write+read pairs per second), with the marks."""
+        import matplotlib.pyplot as plt
+
+        if ax is None:
+            _, ax = plt.subplots(figsize=(8, 2.8))
+        end = max(self.done_at[-1] if self.done_at else 0, self.elapsed())
+        n = max(1, int(end / bucket_s))  # whole buckets only: a partial last one would look like a drop
+        counts = [0] * n
+        for t in self.done_at:
+            counts[min(int(t / bucket_s), n - 1)] += 1
+        ax.plot([i * bucket_s for i in range(n)], [c / bucket_s for c in counts], color="#0969da")
+        for t, label in self.marks:
+            ax.axvline(t, color="#57606a", linestyle="--")
+            ax.text(t, 0, f" {label}", rotation=90, va="bottom", fontsize=8, color="#57606a")
+        ax.set_xlabel("seconds")
+        ax.set_ylabel("requests/s")
+        ax.set_title(title or f"{self.ok} requests ok, {self.failed} failed, {self.wrong} wrong")
+        return ax

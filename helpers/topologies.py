@@ -690,8 +690,8 @@ def add_shard(svc: Service, replicas: int | None = None, rebalance: bool = True)
     try:
         for n in new:
             n.extra["node_id"] = node_client(svc, n).execute_command("CLUSTER", "MYID")
-        via = next(n for n in svc.nodes if n.alive() and not n.paused())
-        _meet(svc, via, new)
+        for via in [n for n in svc.nodes if n.alive() and not n.paused()]:
+            _meet(svc, via, new)  # every node meets the newcomers at once, without waiting for gossip
         everyone = svc.nodes + new
         _wait(lambda: all(_knows_all(svc, n, everyone) for n in everyone if n.alive()), 30,
               "the new nodes to join the cluster")
@@ -705,15 +705,36 @@ def add_shard(svc: Service, replicas: int | None = None, rebalance: bool = True)
     _save(svc)
     wait_cluster_ok(svc)
     if rebalance:
-        owners = slot_owners(svc)
-        primaries = sorted({p for p in owners.values()})
-        share = CLUSTER_SLOTS // (len(primaries) + 1)
-        take: list[int] = []
-        for p in primaries:  # an equal share from each existing primary
-            mine = sorted(s for s, o in owners.items() if o == p)
-            take += mine[-(share // len(primaries)):] if share // len(primaries) else []
-        move_slots(svc, take, new[0])
+        move_slots(svc, rebalance_slots(svc, new[0]), new[0])
     return refresh_roles(svc)
+
+
+def rebalance_slots(svc: Service, target: Node | str | int) -> list[int]:
+    """The slots to give `target` so every primary ends with about the same number: an equal
+    share taken from each of the others (the end of their ranges)."""
+    tnode = _find_node(svc, target)
+    owners = slot_owners(svc)
+    primaries = sorted({p for p in owners.values()} | {tnode.port})
+    fair = CLUSTER_SLOTS // len(primaries)
+    have = sum(1 for o in owners.values() if o == tnode.port)
+    others = [p for p in primaries if p != tnode.port]
+    take: list[int] = []
+    need = max(0, fair - have)
+    for i, p in enumerate(others):
+        quota = need // len(others) + (1 if i < need % len(others) else 0)
+        mine = sorted(s for s, o in owners.items() if o == p)
+        take += mine[len(mine) - quota:] if quota else []
+    return take
+
+
+def resize(svc: Service, shards: int) -> Service:
+    """Add or remove shards until the cluster has `shards` primaries (a lab resets its shape)."""
+    svc = _current(svc)
+    while len([n for n in svc.nodes if n.role == "primary"]) > shards:
+        svc = remove_shard(svc, [n for n in svc.nodes if n.role == "primary"][-1])
+    while len([n for n in svc.nodes if n.role == "primary"]) < shards:
+        svc = add_shard(svc)
+    return svc
 
 
 def remove_shard(svc: Service, node_id_or_port: Node | str | int) -> Service:
