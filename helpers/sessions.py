@@ -385,3 +385,18 @@ class Browser:
     def close(self) -> None:
         with contextlib.suppress(Exception):
             self.http.close()
+
+
+def memcached_client_for_apps(svc: Any) -> Any:
+    """A Memcached client safe to share between the app's request threads, that reconnects after a restart.
+
+    pymemcache's basic Client is one socket and not thread-safe; PooledClient gives each thread its own
+    connection, and RetryingClient retries once on a connection that died with the server.
+    """
+    from pymemcache.client.base import PooledClient
+    from pymemcache.client.retrying import RetryingClient
+    from pymemcache.exceptions import MemcacheUnexpectedCloseError
+
+    pooled = PooledClient((svc.host, svc.port), connect_timeout=2, timeout=5, max_pool_size=16)
+    return RetryingClient(pooled, attempts=3, retry_delay=0.05,
+                          retry_for=[MemcacheUnexpectedCloseError, ConnectionError, BrokenPipeError])
