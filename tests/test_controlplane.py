@@ -291,6 +291,22 @@ def test_cluster_mode_enabled_snapshot_restore(ec):
     r = cpc.redis_at(copy["NodeGroups"][0]["PrimaryEndpoint"])
     assert r.dbsize() == 50 and r.get("user:42") == "42"
 
+    # Online resharding: add a node group, then remove another one; every key stays readable.
+    ec.modify_replication_group_shard_configuration(ReplicationGroupId="t-cl", NodeGroupCount=3,
+                                                    ApplyImmediately=True)
+    g = cpc.wait_for(ec, replication_group_id="t-cl")
+    assert len(g["NodeGroups"]) == 3 and all(ng["Slots"] for ng in g["NodeGroups"])
+    rc = cpc.cluster_at(g["ConfigurationEndpoint"])
+    assert all(rc.get(f"user:{i}") == str(i) for i in range(50))
+    assert code_of(ec.modify_replication_group_shard_configuration, ReplicationGroupId="t-cl", NodeGroupCount=2,
+                   ApplyImmediately=True) == "InvalidParameterValue"  # which node group goes?
+    ec.modify_replication_group_shard_configuration(ReplicationGroupId="t-cl", NodeGroupCount=2,
+                                                    NodeGroupsToRemove=["0001"], ApplyImmediately=True)
+    g = cpc.wait_for(ec, replication_group_id="t-cl")
+    assert sorted(ng["NodeGroupId"] for ng in g["NodeGroups"]) == ["0002", "0003"]
+    rc = cpc.cluster_at(g["ConfigurationEndpoint"])
+    assert all(rc.get(f"user:{i}") == str(i) for i in range(50))
+
     pids = pids_of("aws-rg-t-cl")
     for gid in ("t-cl", "t-cl-copy"):
         ec.delete_replication_group(ReplicationGroupId=gid)
@@ -409,7 +425,29 @@ def test_aws_cli_seed_commands(ec):
     assert not [n for n in aws_services() if n.startswith("aws-t-cli")]
 
 
+def test_other_actions_answer_in_aws_terms(ec):
+    versions = ec.describe_cache_engine_versions(Engine="redis")["CacheEngineVersions"]
+    assert versions and versions[0]["CacheParameterGroupFamily"] == "redis7"
+    assert ec.describe_serverless_caches()["ServerlessCaches"] == []
+    assert code_of(ec.describe_update_actions) == "InvalidAction"
+
+
+def test_a_new_server_stops_what_an_old_one_left(ec):
+    ec.create_cache_cluster(CacheClusterId="t-orphan", Engine="redis", CacheNodeType="cache.t3.micro")
+    cpc.wait_for(ec, cache_cluster_id="t-orphan")
+    pids = pids_of("aws-t-orphan")
+    helpers.stop("aws")  # the API forgets the cluster; its engine is still recorded and running
+    assert not gone(pids)
+    fresh = localaws.client("elasticache")
+    deadline = time.monotonic() + 30
+    while not gone(pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert gone(pids) and "aws-t-orphan" not in aws_services()
+    assert fresh.describe_cache_clusters()["CacheClusters"] == []
+
+
 def test_reset_and_stop_stop_the_engines(ec):
+    ec = localaws.client("elasticache")  # the endpoint was restarted by the test before
     ec.create_cache_cluster(CacheClusterId="t-reset", Engine="memcached", CacheNodeType="cache.t3.micro",
                             NumCacheNodes=2)
     cpc.wait_for(ec, cache_cluster_id="t-reset")

@@ -34,7 +34,7 @@ def install() -> None:
     from . import api
     from .model import PLANE
 
-    for name, handler in api.HANDLERS.items():
+    for name, handler in {**api.unimplemented_handlers(), **api.HANDLERS}.items():
         if hasattr(ElastiCacheResponse, name):
             api._ORIGINAL.setdefault(name, getattr(ElastiCacheResponse, name))
         setattr(ElastiCacheResponse, name, handler)

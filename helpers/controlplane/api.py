@@ -73,7 +73,42 @@ def _delete_subnet_group(self: Any) -> EmptyResult:
     return EmptyResult()
 
 
+def _engine_versions(params: dict[str, Any]) -> list[dict[str, Any]]:
+    """The engines installed on this machine: the only versions the local endpoint can run."""
+    out = []
+    for engine in ("redis", "memcached"):
+        try:
+            version = PLANE.local_version(engine)
+        except Exception:  # noqa: BLE001 - engine not installed: not offered
+            continue
+        family = PLANE.family(engine)
+        item = {"Engine": engine, "EngineVersion": version, "CacheParameterGroupFamily": family,
+                "CacheEngineDescription": {"redis": "Redis", "memcached": "memcached"}[engine],
+                "CacheEngineVersionDescription": f"{engine} version {version} (installed locally)"}
+        if params.get("Engine") and params["Engine"].lower() != engine:
+            continue
+        if params.get("EngineVersion") and not version.startswith(str(params["EngineVersion"])):
+            continue
+        if params.get("CacheParameterGroupFamily") and params["CacheParameterGroupFamily"] != family:
+            continue
+        out.append(item)
+    return out
+
+
+def _not_implemented(action: str) -> Callable[[Any], Any]:
+    def handler(self: Any) -> Any:
+        from .errors import ApiError
+
+        raise ApiError(f"{action} is not available on the local ElastiCache endpoint. It implements cache "
+                       "clusters, replication groups, users and user groups, parameter and subnet groups, "
+                       "snapshots, tags and events.", "InvalidAction")
+
+    return handler
+
+
 HANDLERS: dict[str, Callable[[Any], Any]] = {
+    "describe_cache_engine_versions": _result("CacheEngineVersions", _engine_versions),
+    "describe_serverless_caches": _result("ServerlessCaches", lambda p: []),
     # cache clusters
     "create_cache_cluster": _result("CacheCluster", PLANE.create_cache_cluster),
     "describe_cache_clusters": _result("CacheClusters", PLANE.describe_cache_clusters),
@@ -122,3 +157,18 @@ HANDLERS: dict[str, Callable[[Any], Any]] = {
 }
 
 _ORIGINAL: dict[str, Any] = {}
+
+
+def unimplemented_handlers() -> dict[str, Callable[[Any], Any]]:
+    """Every other action of the API answers InvalidAction with a sentence (not moto's HTTP 500)."""
+    import botocore.session
+    from moto.core.utils import camelcase_to_underscores
+    from moto.elasticache.responses import ElastiCacheResponse
+
+    model = botocore.session.get_session().get_service_model("elasticache")
+    out = {}
+    for op in model.operation_names:
+        name = camelcase_to_underscores(op)
+        if name not in HANDLERS and not hasattr(ElastiCacheResponse, name):
+            out[name] = _not_implemented(op)
+    return out
