@@ -332,7 +332,7 @@ class EvictionExplorer:
         self.ttl = w.Checkbox(value=False, description="cache entries get a TTL")
         self.button = w.Button(description="Run workload", button_style="primary")
         self.out = w.HTML()
-        self.history: list[HitRatio] = []
+        self.history: list[tuple[float, bool, HitRatio]] = []
         self.button.on_click(lambda _b: self.update())
         self.widget = w.VBox([w.HBox([self.maxmemory, self.policy]), w.HBox([self.skew, self.ttl, self.button]),
                               self.out])
@@ -341,10 +341,10 @@ class EvictionExplorer:
         reqs = zipf_requests(self.n_keys, self.n_requests + self.warmup, s=self.skew.value)
         result = measure_hit_ratio(self.r, self.policy.value, reqs, maxmemory=f"{self.maxmemory.value}mb",
                                    warmup=self.warmup, ttl=3600 if self.ttl.value else 0)
-        self.history.append(result)
-        rows = "".join(f"<tr><td>{h.maxmemory // 2**20} MB</td><td>{h.policy}</td><td><b>{h.ratio:.1%}</b></td>"
-                       f"<td>{h.evicted}</td><td>{h.refused}</td><td>{h.keys_cached}</td></tr>"
-                       for h in self.history[-8:])
-        self.out.value = ("<table><tr><th>maxmemory</th><th>policy</th><th>hit ratio</th><th>evicted</th>"
-                          f"<th>refused (OOM)</th><th>keys kept</th></tr>{rows}</table>")
+        self.history.append((self.skew.value, self.ttl.value, result))
+        rows = "".join(f"<tr><td>{h.maxmemory // 2**20} MB</td><td>{h.policy}</td><td>{s:.1f}</td>"
+                       f"<td>{'yes' if ttl else 'no'}</td><td><b>{h.ratio:.1%}</b></td><td>{h.evicted}</td>"
+                       f"<td>{h.refused}</td><td>{h.keys_cached}</td></tr>" for s, ttl, h in self.history[-8:])
+        self.out.value = ("<table><tr><th>maxmemory</th><th>policy</th><th>Zipf s</th><th>TTL</th><th>hit ratio</th>"
+                          f"<th>evicted</th><th>refused (OOM)</th><th>keys kept</th></tr>{rows}</table>")
         return result
