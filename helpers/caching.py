@@ -523,7 +523,7 @@ def ttl_jitter_run(r: Any, db: ShopDB, ttl_ms: float = 400, jitter: float = 0.0,
 
 # --- widgets -----------------------------------------------------------------------------------
 
-def jitter_widget(r: Any, db: ShopDB, keys: int = 200, seconds: float = 1.2) -> Any:
+def jitter_widget(r: Any, db: ShopDB, keys: int = 200, seconds: float = 1.0) -> Any:
     """Sliders for TTL and jitter; each change runs `ttl_jitter_run` for real and plots reloads over time."""
     import ipywidgets as widgets
 
