@@ -762,20 +762,20 @@ class ControlPlane:
         if g.cluster_mode:
             view = self._cluster_view(g, svc)
             by_port = {v["port"]: v for v in view}
-            primaries = [n for n in nodes if "master" in by_port.get(n.port, {}).get("flags", "")]
-            ids = {by_port[n.port]["id"]: n for n in nodes if n.port in by_port}
+            by_id = {v["id"]: n for n in nodes for v in [by_port.get(n.port, {})] if v}
+            # A node group is a primary that serves slots, with the replicas that follow it; a node
+            # that just joined (no slots, no master yet) waits for the next describe.
+            primaries = [n for n in nodes if "master" in by_port.get(n.port, {}).get("flags", "")
+                         and by_port[n.port].get("slots")]
             for prim in primaries:
-                if prim.name in g.node_group_of:
-                    continue
-                used = set(g.node_group_of.values())
-                ng = next(f"{i:04d}" for i in itertools.count(1) if f"{i:04d}" not in used)
-                g.node_group_of[prim.name] = ng
+                if prim.name not in g.node_group_of:
+                    used = set(g.node_group_of.values())
+                    g.node_group_of[prim.name] = next(f"{i:04d}" for i in itertools.count(1)
+                                                      if f"{i:04d}" not in used)
             for n in nodes:
-                v = by_port.get(n.port, {})
-                if n.name not in g.node_group_of and v.get("master") in ids:
-                    master = ids[v["master"]]
-                    if master.name in g.node_group_of:
-                        g.node_group_of[n.name] = g.node_group_of[master.name]
+                master = by_id.get(by_port.get(n.port, {}).get("master", "-"))
+                if master is not None and master.name in g.node_group_of:
+                    g.node_group_of[n.name] = g.node_group_of[master.name]  # follows failovers too
             for n in nodes:
                 ng = g.node_group_of.get(n.name)
                 if ng and n.name not in g.member_ids:
