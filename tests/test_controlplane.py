@@ -446,7 +446,7 @@ def test_a_new_server_stops_what_an_old_one_left(ec):
     assert fresh.describe_cache_clusters()["CacheClusters"] == []
 
 
-def test_reset_and_stop_stop_the_engines(ec):
+def test_moto_reset_stops_the_engines(ec):
     ec = localaws.client("elasticache")  # the endpoint was restarted by the test before
     ec.create_cache_cluster(CacheClusterId="t-reset", Engine="memcached", CacheNodeType="cache.t3.micro",
                             NumCacheNodes=2)
@@ -456,8 +456,28 @@ def test_reset_and_stop_stop_the_engines(ec):
     localaws.reset()
     assert gone(pids) and not aws_services()
     assert ec.describe_cache_clusters()["CacheClusters"] == []
-    ec.create_cache_cluster(CacheClusterId="t-stop", Engine="redis", CacheNodeType="cache.t3.micro")
-    cpc.wait_for(ec, cache_cluster_id="t-stop")
-    pids = pids_of("aws-t-stop")
-    out = subprocess.run([sys.executable, "-m", "helpers", "stop"], capture_output=True, text=True, check=True)
-    assert "aws-t-stop" in out.stdout and gone(pids)
+
+
+
+STOP_SCRIPT = """
+import subprocess, sys, psutil
+from helpers import localaws, status
+from helpers import controlplane_client as cpc
+ec = localaws.client("elasticache")
+ec.create_cache_cluster(CacheClusterId="t-stop", Engine="memcached", CacheNodeType="cache.t3.micro", NumCacheNodes=2)
+cpc.wait_for(ec, cache_cluster_id="t-stop")
+pids = [n.pid for s in status() if s.name.startswith("aws-t-stop") for n in s.nodes]
+assert len(pids) == 2
+out = subprocess.run([sys.executable, "-m", "helpers", "stop"], capture_output=True, text=True, check=True).stdout
+assert "aws-t-stop-0001" in out, out
+assert not any(psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE for p in pids)
+print("ok")
+"""
+
+
+def test_helpers_stop_stops_the_engines(tmp_path):
+    # In a state directory of its own: `helpers stop` stops everything there, other tests' services too.
+    env = {**os.environ, "ELASTICACHE_LAB_HOME": str(tmp_path)}
+    out = subprocess.run([sys.executable, "-c", STOP_SCRIPT], capture_output=True, text=True, env=env, timeout=180)
+    subprocess.run([sys.executable, "-m", "helpers", "stop"], capture_output=True, env=env, timeout=60)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]
