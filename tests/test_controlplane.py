@@ -319,10 +319,12 @@ def test_cluster_mode_enabled_snapshot_restore(ec):
 def test_users_and_user_groups_are_real_acl_users(ec):
     ec.create_user(UserId="t-default", UserName="default", Engine="redis", AccessString="off -@all",
                    NoPasswordRequired=True)
-    ec.create_user(UserId="t-app", UserName="app", Engine="redis", AccessString="on ~app:* +@all",
+    ec.create_user(UserId="t-app", UserName="t-app", Engine="redis", AccessString="on ~app:* +@all",
                    Passwords=["app-password-0123456789"])
-    ec.create_user(UserId="t-ro", UserName="ro", Engine="redis", AccessString="on ~* +@read",
+    ec.create_user(UserId="t-ro", UserName="t-ro", Engine="redis", AccessString="on ~* +@read",
                    Passwords=["ro-password-0123456789"])
+    assert code_of(ec.create_user, UserId="t-app2", UserName="t-app", Engine="redis", AccessString="on",
+                   NoPasswordRequired=True) == "DuplicateUserName"
     assert code_of(ec.create_user_group, UserGroupId="t-ug", Engine="redis", UserIds=["t-app"]) == \
         "DefaultUserRequired"
     ec.create_user_group(UserGroupId="t-ug", Engine="redis", UserIds=["t-default", "t-app"])
@@ -332,7 +334,7 @@ def test_users_and_user_groups_are_real_acl_users(ec):
     g = cpc.wait_for(ec, replication_group_id="t-rbac")
     assert g["UserGroupIds"] == ["t-ug"] and g["TransitEncryptionEnabled"]
     ep = g["NodeGroups"][0]["PrimaryEndpoint"]
-    app = cpc.redis_at(ep, tls=True, username="app", password="app-password-0123456789")
+    app = cpc.redis_at(ep, tls=True, username="t-app", password="app-password-0123456789")
     assert app.set("app:1", "x") and app.get("app:1") == "x"
     import redis
 
@@ -345,7 +347,7 @@ def test_users_and_user_groups_are_real_acl_users(ec):
 
     ec.modify_user_group(UserGroupId="t-ug", UserIdsToAdd=["t-ro"])
     time.sleep(0.5)
-    ro = cpc.redis_at(ep, tls=True, username="ro", password="ro-password-0123456789")
+    ro = cpc.redis_at(ep, tls=True, username="t-ro", password="ro-password-0123456789")
     assert ro.get("app:1") == "x"
     with pytest.raises(redis.exceptions.NoPermissionError):
         ro.set("app:1", "y")
