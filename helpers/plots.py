@@ -109,6 +109,8 @@ def compare_bars(values: Mapping[str, float], ax: Any = None, title: str = "", y
 
 
 def _fmt(v: float) -> str:
+    if float(v).is_integer():
+        return f"{int(v)}"
     if v >= 100:
         return f"{v:.0f}"
     if v >= 10:
