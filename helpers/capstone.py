@@ -28,7 +28,7 @@ WORKLOAD: dict[str, Any] = {
     "read_share": 0.95,           # 95% product-page reads, 5% price updates
     "zipf_s": 1.2,                # popularity skew over the catalogue (a few bestsellers get most views)
     "p50_ms": 25.0,               # median API read latency (steady state and during operations)
-    "p99_ms": 400.0,              # tail read latency in steady state (a database miss included)
+    "p99_ms": 500.0,              # tail read latency in steady state (a database miss included)
     "hit_ratio": 0.75,            # share of reads the database never sees
     "availability": 0.99,         # share of requests answered, even while a node fails or a shard is added
     "max_staleness_s": 300,       # a changed price may be served stale for at most 5 minutes
@@ -241,9 +241,14 @@ def zipf_ids(ids: Sequence[int], n: int, s: float, seed: int) -> list[int]:
 def run_load(get: Callable[[Any, Any, int], Any], update: Callable[[Any, Any, int, int], Any], db: Any,
              seconds: float = 2.0, clients: int = 4, workload: dict[str, Any] = WORKLOAD, seed: int = 14,
              during: Callable[[LoadReport, float], None] | None = None,
-             make_client: Callable[[], Any] | None = None) -> LoadReport:
+             make_client: Callable[[], Any] | None = None, think_ms: float = 2.0,
+             min_requests: int = 0, max_seconds: float = 20.0) -> LoadReport:
     """Replay the workload's mix from `clients` threads for `seconds` (or until `during` returns and
-    one more second has passed); `during(report, t0)` runs in this thread meanwhile (the drill)."""
+    one more second has passed); `during(report, t0)` runs in this thread meanwhile (the drill).
+
+    Each simulated user waits `think_ms` between requests, as real users do; it also leaves this
+    Python process time to run the drill between requests. `min_requests` keeps the run going (up to
+    `max_seconds`) until that many requests were made, so a slow machine measures as many as a fast one."""
     make_client = make_client or client
     hot = db.bestsellers(400)
     ids = hot + sorted(set(db.product_ids()) - set(hot))  # popularity order, roughly
@@ -285,6 +290,8 @@ def run_load(get: Callable[[Any, Any, int], Any], update: Callable[[Any, Any, in
                     if ok:
                         report.read_latencies_ms.append(ms)
                 report.errors += not ok
+            if think_ms:
+                time.sleep(think_ms / 1000)
 
     threads = [threading.Thread(target=worker, args=(i,), daemon=True) for i in range(clients)]
     for t in threads:
@@ -296,6 +303,8 @@ def run_load(get: Callable[[Any, Any, int], Any], update: Callable[[Any, Any, in
         remaining = seconds - (time.perf_counter() - t0)
         if remaining > 0:
             time.sleep(remaining)
+        while report.requests < min_requests and time.perf_counter() - t0 < max_seconds:
+            time.sleep(0.05)
     finally:
         stop.set()
         for t in threads:
@@ -324,3 +333,78 @@ def drill(design: dict[str, Any]) -> Callable[[LoadReport, float], None]:
         mark("shard added, slots moved")
 
     return run
+
+
+# --- what CloudWatch would see -------------------------------------------------------------------------
+
+def engine_counters(svc: services.Service) -> dict[int, dict[str, float]]:
+    """Per primary: main-thread CPU seconds, used memory and maxmemory (from INFO, like ElastiCache's metrics)."""
+    from . import topologies
+
+    out: dict[int, dict[str, float]] = {}
+    for n in topologies.refresh_roles(svc).nodes:
+        if n.role != "primary" or not n.alive():
+            continue
+        info = topologies.node_client(svc, n, socket_timeout=2).info()
+        cpu = info.get("used_cpu_sys_main_thread", info.get("used_cpu_sys", 0)) + \
+            info.get("used_cpu_user_main_thread", info.get("used_cpu_user", 0))
+        out[n.port] = {"cpu_s": float(cpu), "used_memory": float(info["used_memory"]),
+                       "maxmemory": float(info.get("maxmemory") or 0)}
+    return out
+
+
+def cloudwatch_metrics(before: dict[int, dict[str, float]], after: dict[int, dict[str, float]], seconds: float,
+                       report: LoadReport) -> dict[str, float]:
+    """CacheHitRate, EngineCPUUtilization and DatabaseMemoryUsagePercentage (busiest primary) for a run."""
+    cpu = [100 * (after[p]["cpu_s"] - before[p]["cpu_s"]) / seconds for p in after if p in before and seconds > 0]
+    mem = [100 * a["used_memory"] / a["maxmemory"] for a in after.values() if a["maxmemory"]]
+    return {"CacheHitRate": round(100 * report.hit_ratio, 1), "EngineCPUUtilization": round(max(cpu, default=0.0), 1),
+            "DatabaseMemoryUsagePercentage": round(max(mem, default=0.0), 1)}
+
+
+def alarm_fires(alarm: dict[str, Any], value: float) -> bool:
+    """Would this alarm be in ALARM for this value (one datapoint)?"""
+    t = float(alarm["threshold"])
+    return {"<": value < t, ">": value > t, "<=": value <= t, ">=": value >= t}[alarm["comparison"]]
+
+
+def put_alarms(cw: Any, alarms: Sequence[dict[str, Any]], cluster_id: str = NAME) -> list[str]:
+    """Create the alarms in CloudWatch (namespace AWS/ElastiCache, one per metric); returns their names."""
+    names = []
+    for a in alarms:
+        name = f"{cluster_id}-{a['metric']}"
+        cw.put_metric_alarm(AlarmName=name, Namespace="AWS/ElastiCache", MetricName=a["metric"],
+                            Dimensions=[{"Name": "CacheClusterId", "Value": cluster_id}], Statistic="Average",
+                            Period=60, EvaluationPeriods=1, Threshold=float(a["threshold"]),
+                            ComparisonOperator=COMPARISONS[a["comparison"]])
+        names.append(name)
+    return names
+
+
+def put_metrics(cw: Any, metrics: dict[str, float], cluster_id: str = NAME) -> None:
+    cw.put_metric_data(Namespace="AWS/ElastiCache", MetricData=[
+        {"MetricName": k, "Value": float(v), "Unit": "Percent",
+         "Dimensions": [{"Name": "CacheClusterId", "Value": cluster_id}]} for k, v in metrics.items()])
+
+
+def plot_timeline(report: LoadReport, workload: dict[str, Any] = WORKLOAD, ax: Any = None) -> Any:
+    """Each request's latency over time, failures in red, the drill's events as vertical lines."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _fig, ax = plt.subplots(figsize=(10, 3.6))
+    ok = [(t, ms) for t, ms, good in report.timeline if good]
+    bad = [(t, ms) for t, ms, good in report.timeline if not good]
+    if ok:
+        ax.scatter(*zip(*ok, strict=True), s=4, alpha=0.5, label="answered")
+    if bad:
+        ax.scatter(*zip(*bad, strict=True), s=12, color="red", label="failed")
+    for t, what in report.events:
+        ax.axvline(t, color="grey", linestyle="--", linewidth=1)
+        ax.text(t, 0.98, " " + what, transform=ax.get_xaxis_transform(), rotation=90, va="top", fontsize=8)
+    ax.axhline(workload["p99_ms"], color="orange", linewidth=1, label=f"p99 target {workload['p99_ms']:g} ms")
+    ax.set_yscale("log")
+    ax.set_xlabel("seconds since the load started")
+    ax.set_ylabel("request latency (ms)")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=3, fontsize=8)
+    return ax
