@@ -59,14 +59,14 @@ def _make_secret(workdir: Path, password: bool, meta: dict[str, Any]) -> str | N
 
 def node_client(svc: Service, node: Node | str | int, **kwargs: Any) -> Any:
     """A plain redis.Redis client for one node of `svc` (by Node, name or port), with its AUTH/TLS."""
-    n = _find_node(svc, node)
+    n = node if isinstance(node, Node) else _find_node(svc, node)
     kwargs = {**_tls_kwargs(svc), **kwargs}
     return redis_client_for(n.host, n.port, password=svc.password(), **kwargs)
 
 
 def _find_node(svc: Service, node: Node | str | int) -> Node:
-    if isinstance(node, Node):
-        return node
+    if isinstance(node, Node):  # the same process as recorded in *this* service object
+        node = node.name
     for n in svc.nodes:
         if node in (n.name, n.port, n.extra.get("node_id")) or str(node) == str(n.port):
             return n
@@ -384,6 +384,9 @@ CLUSTER_CONF = {"cluster-enabled": "yes", "cluster-node-timeout": "3000",
 def _cluster_node(name: str, role: str, workdir: Path, binary: str, config: dict[str, Any] | None,
                   secret: str | None, tls: bool) -> Node:
     def argv(port: int) -> list[str]:
+        # A new node must not inherit the identity of a node that used this port before (a removed
+        # shard's id stays banned by CLUSTER FORGET for a minute, and its slots would be stale).
+        _forget_files(workdir, port)
         extra = {**CLUSTER_CONF, "cluster-config-file": f"nodes-{port}.conf"}
         return [binary, str(_data_conf(port, workdir, config, secret, tls, extra))]
 
@@ -391,6 +394,12 @@ def _cluster_node(name: str, role: str, workdir: Path, binary: str, config: dict
                               probe=_probe(tls), bus_offset=BUS_OFFSET, extra={"tls": True} if tls else {})
     node.extra["config_file"] = node.argv[1]
     return node
+
+
+def _forget_files(workdir: Path, port: int) -> None:
+    for name in (f"nodes-{port}.conf", f"dump-{port}.rdb", f"redis-{port}.conf"):
+        with contextlib.suppress(FileNotFoundError):
+            (workdir / name).unlink()
 
 
 def _split(n: int, parts: int) -> list[tuple[int, int]]:
@@ -493,8 +502,28 @@ def wait_cluster_ok(svc: Service, timeout: float = 40) -> None:
         views = {_cluster_view(svc, n) for n in svc.nodes if n.alive()}
         return len(views) == 1 and None not in views
 
-    _wait(agreed, timeout, f"every node of {svc.name} to report cluster_state:ok and agree on the slots",
-          interval=0.1)
+    try:
+        _wait(agreed, timeout, f"every node of {svc.name} to report cluster_state:ok and agree on the slots",
+              interval=0.1)
+    except LabError as exc:
+        raise LabError(f"{exc}\nWhat each node sees:\n{_describe_views(svc)}") from None
+
+
+def _describe_views(svc: Service) -> str:
+    lines = []
+    for n in svc.nodes:
+        if not n.alive():
+            lines.append(f"  {n.name} :{n.port} is not running")
+            continue
+        try:
+            c = node_client(svc, n, socket_timeout=2)
+            state = next(ln for ln in c.execute_command("CLUSTER", "INFO").splitlines() if ln.startswith("cluster_state"))
+            odd = [f"{v['port']}:{','.join(v['flags'])}" for v in _parse_nodes(c.execute_command("CLUSTER", "NODES"))
+                   if {"fail", "fail?", "handshake", "noaddr"} & set(v["flags"])]
+            lines.append(f"  {n.name} :{n.port} {state.strip()} {'; '.join(odd)}")
+        except Exception as e:  # a paused or dying node
+            lines.append(f"  {n.name} :{n.port} does not answer ({e})")
+    return "\n".join(lines)
 
 
 def _cluster_class() -> type:
@@ -641,7 +670,8 @@ def _migrate_batch(svc: Service, slots: list[int], source: Node, target: Node, s
     return moved
 
 
-def move_slots(svc: Service, slots: Iterable[int], target: Node | str | int, batch: int = 512) -> int:
+def move_slots(svc: Service, slots: Iterable[int], target: Node | str | int, batch: int = 512,
+               wait: bool = True) -> int:
     """Move hash slots to the primary `target` while clients keep working; returns keys moved.
 
     Keys go over with MIGRATE; while a slot migrates, clients get ASK for keys already gone, and
@@ -664,8 +694,9 @@ def move_slots(svc: Service, slots: Iterable[int], target: Node | str | int, bat
         src = node_client(svc, source)
         for i in range(0, len(src_slots), batch):
             moved += _migrate_batch(svc, src_slots[i:i + batch], source, tnode, src, tgt)
-    wait_cluster_ok(svc)
-    _save(_reread_cluster_roles(svc))
+    if wait:
+        wait_cluster_ok(svc)
+        _save(_reread_cluster_roles(svc))
     return moved
 
 
@@ -742,15 +773,16 @@ def remove_shard(svc: Service, node_id_or_port: Node | str | int) -> Service:
     svc = _current(svc)
     primary = _primary_by_ref(svc, node_id_or_port)
     pid = primary.extra["node_id"]
-    others = [n for n in svc.nodes if n.role == "primary" and n is not primary]
+    others = [n for n in svc.nodes if n.role == "primary" and n.port != primary.port]
     if not others:
         raise LabError("This is the cluster's only shard; it cannot be removed (stop the service instead).")
     mine = sorted(s for s, p in slot_owners(svc).items() if p == primary.port)
     for i, (lo, hi) in enumerate(_split(len(mine), len(others))):
-        if hi >= lo:
-            move_slots(svc, mine[lo:hi + 1], others[i])
+        if hi >= lo:  # each source/target pair is independent: agree once at the end
+            move_slots(svc, mine[lo:hi + 1], others[i], wait=False)
+    wait_cluster_ok(svc)
     svc = _current(svc)
-    leaving = [n for n in svc.nodes if n.extra.get("master_id") == pid] + [primary]
+    leaving = [n for n in svc.nodes if n.extra.get("master_id") == pid or n.extra.get("node_id") == pid]
     leaving_ids = {n.extra["node_id"] for n in leaving}
     for n in svc.nodes:
         if n.alive() and n.extra.get("node_id") not in leaving_ids:
@@ -760,6 +792,7 @@ def remove_shard(svc: Service, node_id_or_port: Node | str | int) -> Service:
                     c.execute_command("CLUSTER", "FORGET", gone)
     for n in leaving:
         n.stop()
+        _forget_files(Path(n.workdir), n.port)
     svc.nodes = [n for n in svc.nodes if n.extra.get("node_id") not in leaving_ids]
     _save(svc)
     wait_cluster_ok(svc)

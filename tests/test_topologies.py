@@ -123,6 +123,35 @@ def test_failover_promotes_a_replica_and_the_client_follows(replicated):
     assert r.get("t:after") == "2"
 
 
+def test_measure_failover_reports_the_window_and_loses_no_acknowledged_write(replicated):
+    from helpers.faults import measure_failover, plot_failover
+
+    svc = start("replicated")  # heals what the previous test killed
+    topo.wait_replicas_synced(svc)
+    report = measure_failover(svc, prefix="t:mf", writes_after=5)
+    assert report.new_primary != report.old_primary
+    assert 0 < report.window_s < 30 and report.lost_acked == [] and len(report.acked) >= 5
+    assert report.summary()["acknowledged_lost"] == 0
+    assert plot_failover(report).get_title().startswith("Writes during a failover")
+    assert services.get("replicated").nodes[0].port == report.new_primary[1]  # roles re-read and recorded
+
+
+def test_traffic_counts_every_request():
+    from helpers.faults import Traffic
+
+    svc = start("redis", name="t-traffic")
+    with Traffic(lambda: svc.client(), prefix="t:traffic", keys=10) as t:
+        time.sleep(0.3)
+        t.mark("half way")
+        time.sleep(0.2)
+    assert t.ok > 10 and t.failed == 0 and t.wrong == 0
+    assert t.summary()["requests_ok"] == t.ok and t.plot().get_title()
+    svc.kill()
+    with Traffic(lambda: svc.client(socket_connect_timeout=0.2), prefix="t:traffic") as t:
+        time.sleep(0.2)
+    assert t.failed > 0 and t.ok == 0 and "ConnectionError" in t.errors[0]
+
+
 def test_replicated_with_a_password_keeps_it_off_command_lines():
     svc = start("replicated", name="t-auth", replicas=1, password=True)
     try:
@@ -206,6 +235,18 @@ def test_move_slots_reports_keys_and_rejects_bad_input(cluster):
     assert topo.slot_owners(cluster)[slot] == target.port and rc.get("{mv}a") == "1"
     with pytest.raises(LabError):
         topo.move_slots(cluster, [20000], target.port)
+
+
+def test_rebalance_plan_and_resize(cluster):
+    svc = topo.resize(services.get("t-cluster"), 4)
+    counts: dict[int, int] = {}
+    for port in topo.slot_owners(svc).values():
+        counts[port] = counts.get(port, 0) + 1
+    assert len(counts) == 4 and max(counts.values()) - min(counts.values()) <= 8, counts
+    newest = [n for n in svc.nodes if n.role == "primary"][-1]
+    assert topo.rebalance_slots(svc, newest) == []  # already fair
+    svc = topo.resize(svc, 3)
+    assert len(set(topo.slot_owners(svc).values())) == 3 and not newest.alive()
 
 
 def test_killed_cluster_node_is_healed(cluster):
