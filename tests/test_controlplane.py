@@ -427,6 +427,32 @@ def test_aws_cli_seed_commands(ec):
     assert not [n for n in aws_services() if n.startswith("aws-t-cli")]
 
 
+def test_metrics_published_to_cloudwatch(ec):
+    import datetime as dt
+
+    ec.create_cache_cluster(CacheClusterId="t-metrics", Engine="redis", CacheNodeType="cache.t3.micro")
+    r = cpc.redis_at(cpc.node_endpoints(cpc.wait_for(ec, cache_cluster_id="t-metrics"))[0])
+    for i in range(42):
+        r.set(f"m:{i}", i)
+    cw = localaws.client("cloudwatch")
+    dims = [{"Name": "CacheClusterId", "Value": "t-metrics"}, {"Name": "CacheNodeId", "Value": "0001"}]
+    deadline = time.monotonic() + 30
+    points: list = []
+    while time.monotonic() < deadline:
+        now = dt.datetime.now(dt.timezone.utc)
+        points = cw.get_metric_statistics(Namespace="AWS/ElastiCache", MetricName="CurrItems", Dimensions=dims,
+                                          StartTime=now - dt.timedelta(minutes=5), EndTime=now + dt.timedelta(
+                                              minutes=1), Period=60, Statistics=["Maximum"])["Datapoints"]
+        if points and max(p["Maximum"] for p in points) == 42:
+            break
+        time.sleep(0.5)
+    assert points and max(p["Maximum"] for p in points) == 42
+    names = {m["MetricName"] for m in cw.list_metrics(Namespace="AWS/ElastiCache", Dimensions=dims)["Metrics"]}
+    assert {"CurrConnections", "BytesUsedForCache", "IsPrimary"} <= names
+    ec.delete_cache_cluster(CacheClusterId="t-metrics")
+    cpc.wait_deleted(ec, cache_cluster_id="t-metrics")
+
+
 def test_other_actions_answer_in_aws_terms(ec):
     versions = ec.describe_cache_engine_versions(Engine="redis")["CacheEngineVersions"]
     assert versions and versions[0]["CacheParameterGroupFamily"] == "redis7"

@@ -8,6 +8,7 @@ Everything that changes moto lives in this package and is applied by `install()`
 - model.py: the resources and what each operation does to the engines, in background threads;
 - engineops.py: the engine side (a Redis node topology with AUTH token file and TLS, CONFIG SET,
   ACL SETUSER, BGSAVE + copy, restore with DUMP/RESTORE);
+- metrics.py: engine metrics (INFO / stats) published to the local CloudWatch, AWS/ElastiCache;
 - errors.py: AWS's error codes.
 
 Engines are services named `aws-<cache cluster id>[-<node id>]` or `aws-rg-<replication group id>`
@@ -48,6 +49,9 @@ def install() -> None:
     MotoAPIBackend.reset = reset  # type: ignore[method-assign]
     _INSTALLED = True
     threading.Thread(target=_stop_leftovers, name="controlplane-leftovers", daemon=True).start()
+    from .metrics import start_publisher
+
+    start_publisher(PLANE)
 
 
 def _stop_leftovers() -> None:
