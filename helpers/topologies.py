@@ -440,6 +440,7 @@ def _cluster(name: str, workdir: Path, shards: int = 3, replicas: int = 1, passw
                 master = primaries[n.extra.pop("shard") - 1]
                 node_client(svc, n).execute_command("CLUSTER", "REPLICATE", master.extra["node_id"])
         wait_cluster_ok(svc)
+        _reread_cluster_roles(svc)  # record who replicates whom (healing relies on it)
     except BaseException:
         for n in nodes:
             n.stop()
@@ -602,13 +603,16 @@ def _heal_cluster(svc: Service) -> Service:
     if not live:
         raise LabError("every cluster node is gone")
     dead_ids = {n.extra.get("node_id") for n in dead}
-    has_replica = {n.extra.get("master_id") for n in live if n.role == "replica"}
+    live_ids = {n.extra.get("node_id") for n in live}
+    view = cluster_nodes(svc)  # what the survivors know: which dead node served slots, who copies it
+    covered = {v["master"] for v in view if v["id"] in live_ids and "master" not in v["flags"]}
+    orphaned = [v for v in view if v["id"] in dead_ids and "master" in v["flags"] and v["slots"]]
 
     def failed_over() -> bool:
-        view = cluster_nodes(svc)
-        return all(not (v["id"] in dead_ids and "master" in v["flags"] and v["slots"]) for v in view)
+        now = cluster_nodes(svc)
+        return all(not (v["id"] in dead_ids and "master" in v["flags"] and v["slots"]) for v in now)
 
-    if any(n.role == "primary" and n.extra.get("node_id") in has_replica for n in dead):
+    if any(v["id"] in covered for v in orphaned):  # a replica will take over: let it, then restart
         with contextlib.suppress(LabError):
             _wait(failed_over, 30, "a replica to take over the dead primary's slots", interval=0.2)
     for n in dead:
