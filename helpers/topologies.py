@@ -762,8 +762,45 @@ def rebalance_slots(svc: Service, target: Node | str | int) -> list[int]:
     return take
 
 
+def open_slots(svc: Service) -> dict[int, tuple[str, str]]:
+    """Slots left half-migrated (an interrupted resharding): slot -> (state, other node id)."""
+    found: dict[int, tuple[str, str]] = {}
+    for n in svc.nodes:
+        if not n.alive() or n.paused():
+            continue
+        for line in node_client(svc, n, socket_timeout=2).execute_command("CLUSTER", "NODES").splitlines():
+            if "myself" not in line.split()[2]:
+                continue
+            for part in line.split()[8:]:
+                if part.startswith("["):  # [slot->-target] migrating, [slot-<-source] importing
+                    slot, arrow, other = part.strip("[]").partition("->-" if "->-" in part else "-<-")
+                    state_ = "migrating" if arrow == "->-" else "importing"
+                    if found.get(int(slot), ("",))[0] != "migrating":  # the migrating side says where to
+                        found[int(slot)] = (state_, other)
+    return found
+
+
+def fix_open_slots(svc: Service) -> int:
+    """Finish any half-done slot migration (what `redis-cli --cluster fix` does); returns how many."""
+    svc = _current(svc)
+    pending = open_slots(svc)
+    by_id = {n.extra.get("node_id"): n for n in svc.nodes}
+    for slot, (st, other) in pending.items():
+        if st == "migrating" and other in by_id:
+            move_slots(svc, [slot], by_id[other], wait=False)
+    for n in svc.nodes:  # importing without a migrating side: just close it
+        if n.alive() and not n.paused():
+            c = node_client(svc, n)
+            for slot in open_slots(Service(svc.name, svc.topology, svc.options, [n], svc.meta)):
+                c.execute_command("CLUSTER", "SETSLOT", slot, "STABLE")
+    if pending:
+        wait_cluster_ok(svc)
+    return len(pending)
+
+
 def resize(svc: Service, shards: int) -> Service:
     """Add or remove shards until the cluster has `shards` primaries (a lab resets its shape)."""
+    fix_open_slots(svc)
     svc = _current(svc)
     while len([n for n in svc.nodes if n.role == "primary"]) > shards:
         svc = remove_shard(svc, [n for n in svc.nodes if n.role == "primary"][-1])

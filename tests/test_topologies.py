@@ -249,6 +249,22 @@ def test_rebalance_plan_and_resize(cluster):
     assert len(set(topo.slot_owners(svc).values())) == 3 and not newest.alive()
 
 
+def test_an_interrupted_migration_is_finished(cluster):
+    svc = services.get("t-cluster")
+    rc = topo.cluster_client(svc)
+    rc.mset({"{fix}a": "1", "{fix}b": "2"})
+    slot = rc.keyslot("{fix}a")
+    src = next(n for n in svc.nodes if n.port == topo.slot_owners(svc)[slot])
+    tgt = next(n for n in svc.nodes if n.role == "primary" and n.port != src.port)
+    topo.node_client(svc, tgt).execute_command("CLUSTER", "SETSLOT", slot, "IMPORTING", src.extra["node_id"])
+    topo.node_client(svc, src).execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING", tgt.extra["node_id"])
+    topo.node_client(svc, src).execute_command("MIGRATE", tgt.host, tgt.port, "", 0, 5000, "KEYS", "{fix}a")
+    assert topo.open_slots(svc) == {slot: ("migrating", tgt.extra["node_id"])}
+    assert topo.fix_open_slots(svc) == 1
+    assert topo.open_slots(svc) == {} and topo.slot_owners(svc)[slot] == tgt.port
+    assert rc.mget("{fix}a", "{fix}b") == ["1", "2"]
+
+
 def test_killed_cluster_node_is_healed(cluster):
     svc = services.get("t-cluster")
     victim = svc.kill(svc.nodes[-1])
