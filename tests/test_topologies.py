@@ -278,3 +278,18 @@ def test_stop_leaves_nothing():
     pids = [n.pid for n in svc.nodes]
     stop("t-stop")
     assert _gone(pids) and services.get("t-stop") is None
+
+
+def test_cluster_over_tls_with_a_password():
+    pytest.importorskip("helpers.tls")
+    svc = start("cluster", name="t-tls", shards=1, replicas=1, tls=True, password=True)
+    try:
+        assert all(n.extra.get("tls") for n in svc.nodes)
+        rc = topo.cluster_client(svc)
+        assert rc.set("t:tls", "1") and rc.get("t:tls") == "1"
+        replica = topo.node_client(svc, svc.nodes_by(role="replica")[0])
+        assert replica.info("replication")["master_link_status"] == "up"  # replication over TLS with masterauth
+        secret = svc.password()
+        assert all(secret not in " ".join(psutil.Process(n.pid).cmdline()) for n in svc.nodes)
+    finally:
+        stop("t-tls")
