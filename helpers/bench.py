@@ -20,6 +20,7 @@ import io
 import json
 import os
 import platform
+import re
 import shutil
 import socket
 import subprocess
@@ -200,7 +201,8 @@ def execute_notebook(nb: Any, cwd: Path, timeout: int = 600) -> tuple[float, str
         client.execute()
         error = None
     except Exception as exc:  # a failing lab is reported, not raised
-        error = f"{type(exc).__name__}: {str(exc).strip().splitlines()[-1] if str(exc).strip() else ''}"
+        text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).strip()  # nbclient's messages carry ANSI colours
+        error = f"{type(exc).__name__}: {text.splitlines()[-1] if text else ''}"
     return time.perf_counter() - started, error
 
 
