@@ -178,6 +178,9 @@ def test_parameter_group_applies_with_config_set(ec):
     ec.modify_cache_parameter_group(CacheParameterGroupName="t-params", ParameterNameValues=[
         {"ParameterName": "timeout", "ParameterValue": "120"}])
     assert r.config_get("timeout")["timeout"] == "120"  # applied to the running node
+    ec.reboot_cache_cluster(CacheClusterId="t-pg", CacheNodeIdsToReboot=["0001"])
+    r = cpc.redis_at(cpc.node_endpoints(cpc.wait_for(ec, cache_cluster_id="t-pg"))[0])
+    assert r.config_get("timeout")["timeout"] == "120"  # still there after a restart
     ec.reset_cache_parameter_group(CacheParameterGroupName="t-params", ResetAllParameters=True)
     assert r.config_get("maxmemory-policy")["maxmemory-policy"] == "volatile-lru"
     assert code_of(ec.delete_cache_parameter_group, CacheParameterGroupName="t-params") == \
@@ -239,6 +242,11 @@ def test_cluster_mode_disabled_failover_and_replicas(ec):
     new_primary = cpc.redis_at(g["NodeGroups"][0]["PrimaryEndpoint"])
     assert new_primary.get("k") == "v" and new_primary.info("replication")["role"] == "master"
     assert code_of(ec.test_failover, ReplicationGroupId="t-rg", NodeGroupId="0009") == "NodeGroupNotFoundFault"
+
+    ec.reboot_cache_cluster(CacheClusterId="t-rg-001", CacheNodeIdsToReboot=["0001"])  # now a replica
+    g = cpc.wait_for(ec, replication_group_id="t-rg")
+    rebooted = next(m for m in g["NodeGroups"][0]["NodeGroupMembers"] if m["CacheClusterId"] == "t-rg-001")
+    assert cpc.redis_at(rebooted["ReadEndpoint"]).get("k") == "v"  # restarted and synced again
 
     ec.increase_replica_count(ReplicationGroupId="t-rg", NewReplicaCount=2, ApplyImmediately=True)
     g = cpc.wait_for(ec, replication_group_id="t-rg")

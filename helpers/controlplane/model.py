@@ -567,6 +567,10 @@ class ControlPlane:
         self.event(cc.cluster_id, "cache-cluster", f"Modification failed: {msg}")
 
     def reboot_cache_cluster(self, p: dict[str, Any]) -> dict[str, Any]:
+        cid = str(p.get("CacheClusterId") or "").lower()
+        group = next((g for g in self.groups.values() if cid in g.member_ids.values()), None)
+        if group is not None:
+            return self._reboot_member(group, cid, list(p.get("CacheNodeIdsToReboot") or []))
         cc = self.get_cluster(p.get("CacheClusterId"))
         if cc.status != "available":
             raise invalid_state("CacheCluster", cc.cluster_id, cc.status)
@@ -593,10 +597,51 @@ class ControlPlane:
                             reg[svc.name] = svc.to_dict()
                             state.save_registry(reg)
                 self.event(cc.cluster_id, "cache-cluster", f"Cache node {n['id']} restarted")
+            pg = self.param_groups.get(cc.param_group)
             cc.status = "available"
+            if pg is not None:  # values changed after creation were CONFIG SET: set them again
+                self.apply_parameters(pg)
 
         self.background(f"reboot-{cc.cluster_id}", work, lambda msg: self._modify_failed(cc, msg))
         return self.cluster_api(cc, show_nodes=False)
+
+    def _reboot_member(self, g: ReplicationGroup, member_id: str, node_ids: list[str]) -> dict[str, Any]:
+        """Restart one node of a replication group (a primary's restart makes Sentinel fail over)."""
+        self._require_available(g)
+        if node_ids != ["0001"]:
+            raise invalid_value("A member cache cluster of a replication group has one node: CacheNodeIdsToReboot "
+                                "must be ['0001'].")
+        name = next(n for n, m in g.member_ids.items() if m == member_id)
+        m = next(x for x in self.group_members(g) if x["CacheClusterId"] == member_id)
+        g.status = "modifying"
+
+        def work() -> None:
+            from .. import engines
+
+            svc = self.group_service(g)
+            node = next(n for n in svc.nodes if n.name == name)
+            node.stop()
+            topo = services.TOPOLOGIES[svc.topology]
+            if topo.heal is not None:
+                svc = topo.heal(svc)
+            else:
+                probe = ops._tls().probe_redis_tls if g.tls else engines.probe_redis
+                engines.restart_node(node, probe)
+            with state.locked():
+                reg = state.load_registry()
+                if svc.name in reg:
+                    reg[svc.name] = svc.to_dict()
+                    state.save_registry(reg)
+            if g.auth_token or g.user_group_ids:
+                self._secure_new_nodes(g)
+            pg = self.param_groups.get(g.param_group)
+            g.status = "available"
+            if pg is not None:
+                self.apply_parameters(pg)
+            self.event(member_id, "cache-cluster", "Cache node 0001 restarted")
+
+        self.background(f"reboot-{member_id}", work, lambda msg: self._group_op_failed(g, msg))
+        return self._member_api(g, m, False)
 
     def delete_cache_cluster(self, p: dict[str, Any]) -> dict[str, Any]:
         cid = str(p.get("CacheClusterId") or "").lower()
