@@ -156,16 +156,18 @@ class Topology:
     description: str
     factory: Callable[..., tuple[list[Node], dict[str, Any]]]
     heal: Callable[[Service], Service] | None = None
+    refresh: Callable[[Service], Service] | None = None  # re-read roles of a healthy service (failovers)
 
 
 TOPOLOGIES: dict[str, Topology] = {}
 
 
-def topology(name: str, description: str, heal: Callable[[Service], Service] | None = None):
+def topology(name: str, description: str, heal: Callable[[Service], Service] | None = None,
+             refresh: Callable[[Service], Service] | None = None):
     """Register a factory `f(name, workdir, **options) -> (nodes, meta)` as a startable topology."""
 
     def register(fn: Callable[..., tuple[list[Node], dict[str, Any]]]):
-        TOPOLOGIES[name] = Topology(name, description, fn, heal)
+        TOPOLOGIES[name] = Topology(name, description, fn, heal, refresh)
         return fn
 
     return register
@@ -219,9 +221,12 @@ def start(topology_name: str = "redis", name: str | None = None, **options: Any)
 def _heal(svc: Service) -> Service | None:
     """Restart nodes killed from outside; None when the service must be created afresh."""
     dead = [n for n in svc.nodes if not n.alive()]
-    if not dead:
-        return svc
     topo = TOPOLOGIES[svc.topology]
+    if not dead:
+        if topo.refresh:  # roles may have changed since they were recorded (an automatic failover)
+            with contextlib.suppress(Exception):
+                return topo.refresh(svc)
+        return svc
     try:
         if topo.heal:
             return topo.heal(svc)

@@ -195,7 +195,7 @@ def _sentinel_conf(port: int, workdir: Path, master: str, primary_port: int, sec
 
 
 @topology("replicated", "one primary, N replicas (default 2) and 3 Redis Sentinels: automatic failover",
-          heal=lambda svc: _heal_replicated(svc))
+          heal=lambda svc: _heal_replicated(svc), refresh=lambda svc: _reread_replicated_roles(svc))
 def _replicated(name: str, workdir: Path, replicas: int = 2, password: bool = False, tls: bool = False,
                 config: dict[str, Any] | None = None, down_after_ms: int = 1500,
                 failover_timeout_ms: int = 6000) -> tuple[list[Node], dict]:
@@ -409,7 +409,7 @@ def _split(n: int, parts: int) -> list[tuple[int, int]]:
 
 
 @topology("cluster", "Redis Cluster: N shards (default 3) x R replicas (default 1), all 16384 slots assigned",
-          heal=lambda svc: _heal_cluster(svc))
+          heal=lambda svc: _heal_cluster(svc), refresh=lambda svc: _reread_cluster_roles(svc))
 def _cluster(name: str, workdir: Path, shards: int = 3, replicas: int = 1, password: bool = False,
              tls: bool = False, config: dict[str, Any] | None = None) -> tuple[list[Node], dict]:
     if not 1 <= int(shards) <= 10 or not 0 <= int(replicas) <= 5:

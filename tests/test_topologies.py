@@ -291,5 +291,15 @@ def test_cluster_over_tls_with_a_password():
         assert replica.info("replication")["master_link_status"] == "up"  # replication over TLS with masterauth
         secret = svc.password()
         assert all(secret not in " ".join(psutil.Process(n.pid).cmdline()) for n in svc.nodes)
+        # A manual failover changes roles without killing anything: start() reports the new roles.
+        old_primary = svc.node(role="primary").name
+        replica.execute_command("CLUSTER", "FAILOVER")
+        deadline = time.monotonic() + 20
+        while replica.execute_command("ROLE")[0] != "master":
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        again = start("cluster", name="t-tls", shards=1, replicas=1, tls=True, password=True)
+        assert again.node(name=old_primary).role == "replica" and again.nodes[0].role == "primary"
+        assert services.get("t-tls").node(name=old_primary).role == "replica"  # and records them
     finally:
         stop("t-tls")
