@@ -86,6 +86,11 @@ def start_service(design: dict[str, Any], fresh: bool = True) -> services.Servic
     return services.start("cluster", name=NAME, **service_options(design))
 
 
+def stop_service() -> list[str]:
+    """Stop the lab's cluster (and nothing else)."""
+    return services.stop(NAME)
+
+
 def client(svc: services.Service | None = None, **kwargs: Any) -> Any:
     """A cluster client with short timeouts (a request must not hang while a node is down)."""
     from . import topologies
