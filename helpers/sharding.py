@@ -12,6 +12,7 @@ from __future__ import annotations
 import bisect
 import hashlib
 from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 SLOTS = 16384
 
@@ -133,3 +134,41 @@ def _build(hasher: Hasher, nodes: Sequence[str]) -> object:
 def node_names(n: int) -> list[str]:
     """Names like the ones HashClient uses ("127.0.0.1:11211"), for paper experiments."""
     return [f"10.0.0.{i + 1}:11211" for i in range(n)]
+
+
+def rehash_explorer(keys: int = 1500) -> Any:
+    """A slider over the pool size: how many keys move when one node joins, per hashing scheme.
+
+    Returns the widget; `.update(n)` redraws for n nodes (what the slider calls; tests call it too).
+    """
+    import ipywidgets as w
+    import matplotlib.pyplot as plt
+    from pymemcache.client.rendezvous import RendezvousHash
+
+    sample = [f"user:{i}" for i in range(keys)]
+    schemes = {"modulo": ModuloHash, "hash ring": HashRing, "rendezvous": RendezvousHash}
+    slider = w.IntSlider(value=3, min=1, max=12, description="nodes now")
+    out = w.Output()
+    text = w.HTML()
+
+    def update(n: int) -> dict[str, float]:
+        moved = {name: moved_fraction(sample, node_names(n), node_names(n + 1), h) for name, h in schemes.items()}
+        with out:
+            out.clear_output(wait=True)
+            fig, ax = plt.subplots(figsize=(5.5, 2.4))
+            ax.bar(list(moved), list(moved.values()), color=["#cf222e", "#1a7f37", "#0969da"])
+            ax.axhline(1 / (n + 1), color="k", linestyle="--", label=f"ideal 1/{n + 1}")
+            ax.set_ylim(0, 1)
+            ax.set_ylabel("keys that move")
+            ax.set_title(f"{n} -> {n + 1} nodes")
+            ax.legend(fontsize=8)
+            plt.show()
+        text.value = (f"Adding node {n + 1}: modulo moves {moved['modulo']:.0%} of the keys, "
+                      f"consistent hashing {moved['hash ring']:.0%} (ring) / {moved['rendezvous']:.0%} (rendezvous).")
+        return moved
+
+    slider.observe(lambda change: update(change["new"]), names="value")
+    box = w.VBox([slider, text, out])
+    box.update = update  # type: ignore[attr-defined]
+    update(slider.value)
+    return box

@@ -53,3 +53,12 @@ def test_key_slot_agrees_with_a_real_cluster():
     keys = [f"k{rnd.random()}" for _ in range(200)] + ["{tag}a", "a{tag}", "{}x", "über"]
     for k in keys:
         assert key_slot(k) == r.cluster("keyslot", k), k
+
+
+def test_rehash_explorer_builds_and_updates_headless():
+    from helpers.sharding import rehash_explorer
+
+    box = rehash_explorer(keys=300)
+    moved = box.update(5)
+    assert moved["modulo"] > 0.5 and moved["hash ring"] < 0.35
+    assert "modulo moves" in box.children[1].value
