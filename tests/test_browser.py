@@ -156,3 +156,15 @@ def test_welcome_lab_runs_in_a_real_browser(workspace):
             browser.close()
     assert shot.stat().st_size > 10_000
     assert server.process.poll() is not None, "JupyterLab is still running after the test"
+
+
+def test_lab_command_arguments_stay_on_loopback():
+    """What `make lab` runs: loopback only, no calls home, the welcome lab open, extra args passed through."""
+    from helpers.cli import build_parser
+
+    args = jupyter.lab_args()
+    assert args[:2] == ["lab", WELCOME]
+    assert "--ServerApp.ip=127.0.0.1" in args and "--LabApp.news_url=" in args
+    assert ("--allow-root" in args) == (os.geteuid() == 0)
+    parsed = build_parser().parse_args(["lab", "--", "--no-browser", "--ServerApp.port=8899"])
+    assert parsed.jupyter_args[-2:] == ["--no-browser", "--ServerApp.port=8899"]
