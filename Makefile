@@ -16,7 +16,7 @@ lab: setup
 # all in one run against the same services; everything is stopped at the end.
 test: setup
 	$(PYBIN) -m pytest tests $(LABS) $(REVERSED) --keep-duplicates --nbval-lax --nbval-current-env \
-		--nbval-cell-timeout=600 -p no:randomly $(PYTEST_ARGS)
+		--nbval-cell-timeout=600 -p no:randomly --durations=25 $(PYTEST_ARGS)
 
 setup: engines $(STAMP)
 
