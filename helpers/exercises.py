@@ -240,6 +240,36 @@ def expect_choice(value: Any, choices: Iterable[str], what: str = "your answer")
     raise Wrong(f"{value!r} is not one of the choices: {', '.join(map(repr, options))}.")
 
 
+
+def expect_choices_per_item(answer: Any, table: Mapping[str, str], choices: Iterable[str], *,
+                            explain: Callable[[str, str], str], aliases: Mapping[str, str] | None = None,
+                            what: str = "the choice", noun: str = "") -> dict[str, str]:
+    """Check a dict item -> choice against `table` (item -> right choice), all items at once.
+
+    A value that is not a string or not one of `choices` (after `aliases`, keyed by the lowercased
+    value) is reported at once as "For 'item': ...". Every wrong choice gets `explain(item, chosen)`
+    and they are raised together as one Wrong: "2 of 7 [noun ]are not the best fit. ... | ...".
+    Returns item -> chosen option when all are right.
+    """
+    options = list(choices)
+    expect_keys(answer, table, "your dict")
+    chosen: dict[str, str] = {}
+    wrong: list[str] = []
+    for item, right in table.items():
+        value = answer[item]
+        if aliases and isinstance(value, str):
+            value = aliases.get(value.strip().lower(), value)
+        try:
+            chosen[item] = expect_choice(value, options, f"{what} for {item!r}")
+        except Wrong as exc:
+            raise Wrong(f"For {item!r}: {exc}") from None
+        if chosen[item] != right:
+            wrong.append(explain(item, chosen[item]))
+    if wrong:
+        raise Wrong(f"{len(wrong)} of {len(table)} {noun + ' ' if noun else ''}are not the best fit. "
+                    + " | ".join(wrong))
+    return chosen
+
 # --- the catalogue of every lab's exercises ------------------------------------------------------
 
 def all_exercises() -> list[Exercise]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from ..exercises import Exercise, Wrong, call_learner, expect_choice, expect_keys, expect_type
+from ..exercises import Exercise, Wrong, call_learner, expect_choices_per_item, expect_type
 from ..services import start
 
 LAB = "01"
@@ -96,20 +96,10 @@ ALIASES = {"sorted set": "zset", "sortedset": "zset", "sorted_set": "zset", "hll
 
 
 def _check_structures(answer: Any) -> str:
-    expect_keys(answer, REQUIREMENTS, "your dict")
-    wrong: list[str] = []
-    for rid, (right, text, why) in REQUIREMENTS.items():
-        value = answer[rid]
-        if isinstance(value, str):
-            value = ALIASES.get(value.strip().lower(), value)
-        try:
-            chosen = expect_choice(value, STRUCTURE_CHOICES, f"the structure for {rid!r}")
-        except Wrong as exc:
-            raise Wrong(f"For {rid!r}: {exc}") from None
-        if chosen != right:
-            wrong.append(f"{rid!r} ({text}): not a {chosen}; {why}")
-    if wrong:
-        raise Wrong(f"{len(wrong)} of {len(REQUIREMENTS)} are not the best fit. " + " | ".join(wrong))
+    expect_choices_per_item(
+        answer, {rid: right for rid, (right, _, _) in REQUIREMENTS.items()}, STRUCTURE_CHOICES,
+        aliases=ALIASES, what="the structure",
+        explain=lambda rid, chosen: f"{rid!r} ({REQUIREMENTS[rid][1]}): not a {chosen}; {REQUIREMENTS[rid][2]}")
     return "Picking the structure is most of the design: each one makes its requirement one cheap command."
 
 

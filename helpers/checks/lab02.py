@@ -7,7 +7,7 @@ import os
 import threading
 from typing import Any
 
-from ..exercises import Exercise, Wrong, call_learner, expect_choice, expect_keys, expect_type
+from ..exercises import Exercise, Wrong, call_learner, expect_choices_per_item, expect_type
 from ..memcache_tools import hash_client, label, node_client, pool, routed_node, servers_of, where_keys_live
 
 LAB = "02"
@@ -250,20 +250,11 @@ ENGINES = {
 
 
 def _check_engines(answer: Any) -> str:
-    expect_keys(answer, ENGINES, "your dict")
-    wrong: list[str] = []
-    for rid, (right, text, why) in ENGINES.items():
-        value = answer[rid]
-        if isinstance(value, str) and value.strip().lower() in ("valkey", "redis oss", "redis/valkey"):
-            value = "redis"  # Valkey is the open-source fork of Redis: same answer
-        try:
-            chosen = expect_choice(value, ["redis", "memcached"], f"the engine for {rid!r}")
-        except Wrong as exc:
-            raise Wrong(f"For {rid!r}: {exc}") from None
-        if chosen != right:
-            wrong.append(f"{rid!r} ({text}): {why}.")
-    if wrong:
-        raise Wrong(f"{len(wrong)} of {len(ENGINES)} choices are not the best fit. " + " | ".join(wrong))
+    # Valkey is the open-source fork of Redis: same answer
+    expect_choices_per_item(
+        answer, {rid: right for rid, (right, _, _) in ENGINES.items()}, ["redis", "memcached"],
+        aliases=dict.fromkeys(("valkey", "redis oss", "redis/valkey"), "redis"), what="the engine", noun="choices",
+        explain=lambda rid, chosen: f"{rid!r} ({ENGINES[rid][1]}): {ENGINES[rid][2]}.")
     return "Memcached for a plain, disposable, multithreaded cache; Redis/Valkey for everything that needs more."
 
 
