@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import measure
+from .datastructures import unlink_matching
 from .db import ShopDB
 
 PREFIX = "lab03"
@@ -36,16 +37,7 @@ def dumps(value: Any) -> str:
 
 def clear(r: Any, pattern: str = f"{PREFIX}:*") -> int:
     """Delete every key matching `pattern` (SCAN, never KEYS: it would block a busy server)."""
-    removed = 0
-    batch: list[str] = []
-    for key in r.scan_iter(match=pattern, count=1000):
-        batch.append(key)
-        if len(batch) >= 500:
-            removed += r.unlink(*batch)
-            batch = []
-    if batch:
-        removed += r.unlink(*batch)
-    return removed
+    return unlink_matching(r, pattern)
 
 
 # --- TTLs -------------------------------------------------------------------------------------

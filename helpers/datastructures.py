@@ -16,13 +16,11 @@ from .state import LabError
 STRUCTURES = ("string", "hash", "set", "zset", "list")
 
 
-def delete_prefix(r: Any, prefix: str) -> int:
-    """Delete every key starting with `prefix` (SCAN + UNLINK, never KEYS): re-runs start clean."""
-    if not prefix or prefix in ("*", ":"):
-        raise LabError("delete_prefix needs a real prefix such as 'lab01:'; refusing to delete everything.")
+def unlink_matching(r: Any, pattern: str) -> int:
+    """Delete every key matching `pattern` (SCAN + UNLINK in batches, never KEYS: it would block a busy server)."""
     deleted = 0
     batch: list[str] = []
-    for key in r.scan_iter(match=f"{prefix}*", count=1000):
+    for key in r.scan_iter(match=pattern, count=1000):
         batch.append(key)
         if len(batch) >= 500:
             deleted += r.unlink(*batch)
@@ -30,6 +28,14 @@ def delete_prefix(r: Any, prefix: str) -> int:
     if batch:
         deleted += r.unlink(*batch)
     return deleted
+
+
+def delete_prefix(r: Any, prefix: str) -> int:
+    """Delete every key starting with `prefix` (SCAN + UNLINK, never KEYS): re-runs start clean."""
+    if not prefix or prefix in ("*", ":"):
+        raise LabError(f"Refusing to delete the keys of prefix {prefix!r}: that would delete other labs' keys. "
+                       "Give a real prefix such as 'lab01:'.")
+    return unlink_matching(r, f"{prefix}*")
 
 
 def _memory(r: Any, key: str) -> int:

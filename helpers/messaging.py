@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from .datastructures import delete_prefix as clear_prefix  # noqa: F401 (re-exported: labs 05, 06)
 from .state import LabError
 
 PASSWORD_ENV = "ELASTICACHE_LAB_WORKER_PASSWORD"  # never on a command line
@@ -30,22 +31,6 @@ MODES = ("pop", "reliable", "stream")
 
 
 # --- small utilities ---------------------------------------------------------------------------
-
-def clear_prefix(r: Any, prefix: str) -> int:
-    """Delete every key starting with `prefix` (SCAN + UNLINK), so a lab can be re-run cleanly."""
-    if not prefix or prefix in ("*", ":"):
-        raise LabError("Refusing to clear an empty prefix: that would delete other labs' keys.")
-    deleted = 0
-    batch: list[str] = []
-    for key in r.scan_iter(match=prefix + "*", count=1000):
-        batch.append(key)
-        if len(batch) >= 500:
-            deleted += r.unlink(*batch)
-            batch = []
-    if batch:
-        deleted += r.unlink(*batch)
-    return deleted
-
 
 def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.02,
                what: str = "the condition") -> Any:
