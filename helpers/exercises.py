@@ -243,12 +243,13 @@ def expect_choice(value: Any, choices: Iterable[str], what: str = "your answer")
 
 def expect_choices_per_item(answer: Any, table: Mapping[str, str], choices: Iterable[str], *,
                             explain: Callable[[str, str], str], aliases: Mapping[str, str] | None = None,
-                            what: str = "the choice", noun: str = "") -> dict[str, str]:
+                            what: str = "the choice", noun: str = "", first_only: bool = False) -> dict[str, str]:
     """Check a dict item -> choice against `table` (item -> right choice), all items at once.
 
     A value that is not a string or not one of `choices` (after `aliases`, keyed by the lowercased
     value) is reported at once as "For 'item': ...". Every wrong choice gets `explain(item, chosen)`
-    and they are raised together as one Wrong: "2 of 7 [noun ]are not the best fit. ... | ...".
+    and they are raised together as one Wrong: "2 of 7 [noun ]are not the best fit. ... | ...";
+    with `first_only`, the first wrong item's explanation alone is raised, in table order.
     Returns item -> chosen option when all are right.
     """
     options = list(choices)
@@ -264,6 +265,8 @@ def expect_choices_per_item(answer: Any, table: Mapping[str, str], choices: Iter
         except Wrong as exc:
             raise Wrong(f"For {item!r}: {exc}") from None
         if chosen[item] != right:
+            if first_only:
+                raise Wrong(explain(item, chosen[item]))
             wrong.append(explain(item, chosen[item]))
     if wrong:
         raise Wrong(f"{len(wrong)} of {len(table)} {noun + ' ' if noun else ''}are not the best fit. "

@@ -6,7 +6,7 @@ import time
 import uuid
 from typing import Any
 
-from ..exercises import Exercise, Wrong, call_learner, expect_choice, expect_keys
+from ..exercises import Exercise, Wrong, call_learner, expect_choice, expect_choices_per_item, expect_keys
 from ..messaging import clear_prefix, ensure_group, pending_by_consumer
 from ..services import start
 
@@ -265,16 +265,17 @@ WHY = {
 }
 
 
+def _why_not_guarantee(key: str, got: str) -> str:
+    if got == "exactly-once":
+        return (f"{key!r}: none of these delivers exactly once. A crash between doing the work and "
+                "acknowledging it either loses the message or delivers it again; exactly-once effects "
+                "come from idempotent handlers (q3).")
+    return f"{key!r} is not {got}: {WHY[key]}"
+
+
 def _check_guarantees(answer: Any) -> str:
-    expect_keys(answer, EXPECTED, "your dictionary")
-    for key, expected in EXPECTED.items():
-        got = expect_choice(answer[key], GUARANTEES, f"the guarantee for {key!r}")
-        if got == "exactly-once":
-            raise Wrong(f"{key!r}: none of these delivers exactly once. A crash between doing the work and "
-                        "acknowledging it either loses the message or delivers it again; exactly-once effects "
-                        "come from idempotent handlers (q3).")
-        if got != expected:
-            raise Wrong(f"{key!r} is not {got}: {WHY[key]}")
+    expect_choices_per_item(answer, EXPECTED, GUARANTEES, what="the guarantee", first_only=True,
+                            explain=_why_not_guarantee)
     return "Measured, not memorised: the table above shows the counts behind each word."
 
 

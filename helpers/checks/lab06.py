@@ -7,7 +7,15 @@ import time
 from typing import Any
 
 from ..analytics import TokenBucket, burst, clear_prefix, daily_activity, visitor_ids
-from ..exercises import Exercise, Wrong, call_learner, expect_choice, expect_keys, expect_number, type_name
+from ..exercises import (
+    Exercise,
+    Wrong,
+    call_learner,
+    expect_choices_per_item,
+    expect_keys,
+    expect_number,
+    type_name,
+)
 from ..services import start
 
 LAB = "06"
@@ -114,11 +122,8 @@ WHY_NOT = {
 
 
 def _check_hll_or_set(answer: Any) -> str:
-    expect_keys(answer, CASES, "your dictionary")
-    for case, right in CASES.items():
-        got = expect_choice(answer[case], ("hll", "set"), f"the choice for {case!r}")
-        if got != right:
-            raise Wrong(WHY_NOT[(case, got)])
+    expect_choices_per_item(answer, CASES, ("hll", "set"), first_only=True,
+                            explain=lambda case, got: WHY_NOT[(case, got)])
     return "Approximate counts of huge sets: HyperLogLog. Membership or exact counts: a set."
 
 
