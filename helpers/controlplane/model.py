@@ -19,12 +19,14 @@ import traceback
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from .. import services, state
 from ..engines import Node
 from . import engineops as ops
 from .errors import already_exists, invalid_combination, invalid_state, invalid_value, not_found
+
+_T = TypeVar("_T")
 
 ACCOUNT = "123456789012"
 ADMIN_USER = "elasticache-lab-admin"  # the control plane's own ACL user (AWS keeps one too)
@@ -415,12 +417,17 @@ class ControlPlane:
     def _cluster_conn(self, cc: CacheCluster, node: Node) -> Any:
         return ops.redis_conn(node.host, node.port, password=cc.auth_token, tls=cc.tls)
 
-    def get_cluster(self, cid: Any) -> CacheCluster:
+    def _lookup(self, table: dict[str, _T], key: Any, kind: str, lower: bool = False) -> _T:
+        """table[key] (ids are case-insensitive where AWS lowercases them), or the API's NotFound error."""
+        wanted = str(key or "")
         with self.lock:
-            cc = self.clusters.get(str(cid or "").lower())
-        if cc is None:
-            raise not_found("CacheCluster", str(cid))
-        return cc
+            found = table.get(wanted.lower() if lower else wanted)
+        if found is None:
+            raise not_found(kind, str(key))
+        return found
+
+    def get_cluster(self, cid: Any) -> CacheCluster:
+        return self._lookup(self.clusters, cid, "CacheCluster", lower=True)
 
     def cluster_api(self, cc: CacheCluster, show_nodes: bool) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -982,11 +989,7 @@ class ControlPlane:
         return conn
 
     def get_group(self, gid: Any) -> ReplicationGroup:
-        with self.lock:
-            g = self.groups.get(str(gid or "").lower())
-        if g is None:
-            raise not_found("ReplicationGroup", str(gid))
-        return g
+        return self._lookup(self.groups, gid, "ReplicationGroup", lower=True)
 
     def _require_available(self, g: ReplicationGroup) -> None:
         if g.status != "available":
@@ -1394,14 +1397,13 @@ class ControlPlane:
                 raise invalid_value(f"Access string {access!r} has an invalid token {token!r}.")
 
     def get_user(self, uid: Any) -> User:
-        with self.lock:
-            u = self.users.get(str(uid or ""))
-        if u is None:
-            raise not_found("User", str(uid))
-        return u
+        return self._lookup(self.users, uid, "User")
 
     def user_groups_of(self, uid: str) -> list[str]:
         return [g.group_id for g in self.user_groups.values() if uid in g.user_ids]
+
+    def _user_api(self, u: User) -> dict[str, Any]:
+        return u.api(self.user_groups_of(u.user_id))
 
     def modify_user(self, p: dict[str, Any]) -> dict[str, Any]:
         u = self.get_user(p.get("UserId"))
@@ -1416,7 +1418,7 @@ class ControlPlane:
         if p.get("Passwords") or p.get("NoPasswordRequired") is not None or p.get("AuthenticationMode"):
             u.passwords, u.no_password = self._passwords(p, required=True)
         self._reapply_for_user(u.user_id)
-        return u.api(self.user_groups_of(u.user_id))
+        return self._user_api(u)
 
     def delete_user(self, p: dict[str, Any]) -> dict[str, Any]:
         u = self.get_user(p.get("UserId"))
@@ -1434,9 +1436,8 @@ class ControlPlane:
 
     def describe_users(self, p: dict[str, Any]) -> list[dict[str, Any]]:
         if p.get("UserId"):
-            u = self.get_user(p["UserId"])
-            return [u.api(self.user_groups_of(u.user_id))]
-        return [u.api(self.user_groups_of(u.user_id)) for u in list(self.users.values())]
+            return [self._user_api(self.get_user(p["UserId"]))]
+        return [self._user_api(u) for u in list(self.users.values())]
 
     def create_user_group(self, p: dict[str, Any]) -> dict[str, Any]:
         gid = check_id(p.get("UserGroupId"), "UserGroupId", 40)
@@ -1456,14 +1457,13 @@ class ControlPlane:
         return ug.api([])
 
     def get_user_group(self, gid: Any) -> UserGroup:
-        with self.lock:
-            ug = self.user_groups.get(str(gid or "").lower())
-        if ug is None:
-            raise not_found("UserGroup", str(gid))
-        return ug
+        return self._lookup(self.user_groups, gid, "UserGroup", lower=True)
 
     def groups_using(self, ug_id: str) -> list[ReplicationGroup]:
         return [g for g in self.groups.values() if ug_id in g.user_group_ids]
+
+    def _user_group_api(self, ug: UserGroup) -> dict[str, Any]:
+        return ug.api([g.group_id for g in self.groups_using(ug.group_id)])
 
     def modify_user_group(self, p: dict[str, Any]) -> dict[str, Any]:
         ug = self.get_user_group(p.get("UserGroupId"))
@@ -1505,9 +1505,8 @@ class ControlPlane:
 
     def describe_user_groups(self, p: dict[str, Any]) -> list[dict[str, Any]]:
         if p.get("UserGroupId"):
-            ug = self.get_user_group(p["UserGroupId"])
-            return [ug.api([g.group_id for g in self.groups_using(ug.group_id)])]
-        return [ug.api([g.group_id for g in self.groups_using(ug.group_id)]) for ug in list(self.user_groups.values())]
+            return [self._user_group_api(self.get_user_group(p["UserGroupId"]))]
+        return [self._user_group_api(ug) for ug in list(self.user_groups.values())]
 
     def _reapply_for_user(self, uid: str) -> None:
         for ug in self.user_groups.values():
@@ -1610,11 +1609,7 @@ class ControlPlane:
         return pg.api()
 
     def get_param_group(self, name: Any) -> ParameterGroup:
-        with self.lock:
-            pg = self.param_groups.get(str(name or ""))
-        if pg is None:
-            raise not_found("CacheParameterGroup", str(name))
-        return pg
+        return self._lookup(self.param_groups, name, "CacheParameterGroup")
 
     def describe_cache_parameter_groups(self, p: dict[str, Any]) -> list[dict[str, Any]]:
         if p.get("CacheParameterGroupName"):
@@ -1848,11 +1843,7 @@ class ControlPlane:
                    f"Snapshot succeeded for snapshot with ID '{name}' of replication group with ID '{g.group_id}'")
 
     def get_snapshot(self, name: Any) -> Snapshot:
-        with self.lock:
-            snap = self.snapshots.get(str(name or ""))
-        if snap is None:
-            raise not_found("Snapshot", str(name))
-        return snap
+        return self._lookup(self.snapshots, name, "Snapshot")
 
     def describe_snapshots(self, p: dict[str, Any]) -> list[dict[str, Any]]:
         if p.get("SnapshotName"):
