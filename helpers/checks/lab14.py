@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from .. import capstone
@@ -233,41 +234,24 @@ def _check_get(fn: Any) -> str:
     return "Hits skip the database, misses fill the cache with a bounded TTL, and a cache outage degrades, not fails."
 
 
-def _bad_no_fallback(rc: Any, db: Any, pid: int) -> Any:
-    cached = rc.get(page_key(pid))
-    if cached is not None:
-        return json.loads(cached)
-    page = db.product_page(pid)
-    rc.set(page_key(pid), json.dumps(page), ex=240)
-    return page
-
-
-def _bad_no_ttl(rc: Any, db: Any, pid: int) -> Any:
+def _bad_get(ex: int | None, fallback: bool = True) -> Callable[[Any, Any, int], Any]:
+    """A flawed get_product: cache-aside with TTL `ex` (None: no expiry), with or without the database fallback."""
     import redis
 
-    try:
-        cached = rc.get(page_key(pid))
-        if cached is not None:
-            return json.loads(cached)
-        page = db.product_page(pid)
-        rc.set(page_key(pid), json.dumps(page))
-        return page
-    except redis.exceptions.RedisError:
-        return db.product_page(pid)
+    def get_product(rc: Any, db: Any, pid: int) -> Any:
+        try:
+            cached = rc.get(page_key(pid))
+            if cached is not None:
+                return json.loads(cached)
+            page = db.product_page(pid)
+            rc.set(page_key(pid), json.dumps(page), ex=ex)
+            return page
+        except redis.exceptions.RedisError:
+            if not fallback:
+                raise
+            return db.product_page(pid)
 
-
-def _bad_long_ttl(rc: Any, db: Any, pid: int) -> Any:
-    import redis
-
-    try:
-        cached = rc.get(page_key(pid))
-        if cached is not None:
-            return json.loads(cached)
-        page = db.product_page(pid)
-        rc.set(page_key(pid), json.dumps(page), ex=3600)
-        return page
-    except redis.exceptions.RedisError:
-        return db.product_page(pid)
+    return get_product
 
 
 q3 = Exercise(
@@ -284,9 +268,9 @@ q3 = Exercise(
                   "        except redis.exceptions.RedisError:\n            pass\n    return page",
     reference=capstone.get_product,
     wrong=[
-        (_bad_no_fallback, "cache unreachable"),
-        (_bad_no_ttl, "no expiry"),
-        (_bad_long_ttl, "expires in"),
+        (_bad_get(240, fallback=False), "cache unreachable"),
+        (_bad_get(None), "no expiry"),
+        (_bad_get(3600), "expires in"),
         (lambda rc, db, pid: db.product_page(pid), "nothing was stored"),
         (lambda rc, db, pid: json.dumps(db.product_page(pid)), "json text"),
     ],
