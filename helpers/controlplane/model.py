@@ -16,6 +16,7 @@ import shutil
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -425,6 +426,15 @@ class ControlPlane:
         if found is None:
             raise not_found(kind, str(key))
         return found
+
+    def _describe(self, wanted: Any, get: Callable[[Any], _T], table: dict[str, _T],
+                  api: Callable[[_T], dict[str, Any]]) -> list[dict[str, Any]]:
+        """A Describe* call: the one resource asked for (NotFound if unknown), else every one."""
+        if wanted:
+            return [api(get(wanted))]
+        with self.lock:
+            items = list(table.values())
+        return [api(item) for item in items]
 
     def get_cluster(self, cid: Any) -> CacheCluster:
         return self._lookup(self.clusters, cid, "CacheCluster", lower=True)
@@ -996,11 +1006,7 @@ class ControlPlane:
             raise invalid_state("ReplicationGroup", g.group_id, g.status)
 
     def describe_replication_groups(self, p: dict[str, Any]) -> list[dict[str, Any]]:
-        if p.get("ReplicationGroupId"):
-            return [self.group_api(self.get_group(p["ReplicationGroupId"]))]
-        with self.lock:
-            groups = list(self.groups.values())
-        return [self.group_api(g) for g in groups]
+        return self._describe(p.get("ReplicationGroupId"), self.get_group, self.groups, self.group_api)
 
     def delete_replication_group(self, p: dict[str, Any]) -> dict[str, Any]:
         g = self.get_group(p.get("ReplicationGroupId"))
@@ -1435,9 +1441,7 @@ class ControlPlane:
         return answer
 
     def describe_users(self, p: dict[str, Any]) -> list[dict[str, Any]]:
-        if p.get("UserId"):
-            return [self._user_api(self.get_user(p["UserId"]))]
-        return [self._user_api(u) for u in list(self.users.values())]
+        return self._describe(p.get("UserId"), self.get_user, self.users, self._user_api)
 
     def create_user_group(self, p: dict[str, Any]) -> dict[str, Any]:
         gid = check_id(p.get("UserGroupId"), "UserGroupId", 40)
@@ -1504,9 +1508,7 @@ class ControlPlane:
         return answer
 
     def describe_user_groups(self, p: dict[str, Any]) -> list[dict[str, Any]]:
-        if p.get("UserGroupId"):
-            return [self._user_group_api(self.get_user_group(p["UserGroupId"]))]
-        return [self._user_group_api(ug) for ug in list(self.user_groups.values())]
+        return self._describe(p.get("UserGroupId"), self.get_user_group, self.user_groups, self._user_group_api)
 
     def _reapply_for_user(self, uid: str) -> None:
         for ug in self.user_groups.values():
@@ -1612,9 +1614,8 @@ class ControlPlane:
         return self._lookup(self.param_groups, name, "CacheParameterGroup")
 
     def describe_cache_parameter_groups(self, p: dict[str, Any]) -> list[dict[str, Any]]:
-        if p.get("CacheParameterGroupName"):
-            return [self.get_param_group(p["CacheParameterGroupName"]).api()]
-        return [pg.api() for pg in list(self.param_groups.values())]
+        return self._describe(p.get("CacheParameterGroupName"), self.get_param_group, self.param_groups,
+                              ParameterGroup.api)
 
     def describe_cache_parameters(self, p: dict[str, Any]) -> list[dict[str, Any]]:
         pg = self.get_param_group(p.get("CacheParameterGroupName"))
