@@ -12,11 +12,14 @@ PYTEST_ARGS ?=
 lab: setup
 	$(PYBIN) -m helpers lab -- $(JUPYTER_ARGS)
 
-# Unit tests, then every notebook in order, then every notebook again in reverse order,
-# all in one run against the same services; everything is stopped at the end.
+# Unit tests (two workers, each with its own state directory), then every notebook in order and
+# again in reverse order, in one run against the same services; everything is stopped at the end.
 test: setup
-	$(PYBIN) -m pytest tests $(LABS) $(REVERSED) --keep-duplicates --nbval-lax --nbval-current-env \
-		--nbval-cell-timeout=600 -p no:randomly --durations=25 $(PYTEST_ARGS)
+	@status=0; \
+	$(PYBIN) -m pytest tests -n 2 --dist loadfile -p no:randomly --durations=15 $(PYTEST_ARGS) || status=1; \
+	$(PYBIN) -m pytest $(LABS) $(REVERSED) --keep-duplicates --nbval-lax --nbval-current-env \
+		--nbval-cell-timeout=600 -p no:randomly --durations=15 $(PYTEST_ARGS) || status=1; \
+	exit $$status
 
 setup: engines $(STAMP)
 
