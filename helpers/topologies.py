@@ -492,13 +492,15 @@ def _cluster_view(svc: Service, node: Node) -> tuple | None:
         if {"fail", "fail?", "handshake", "noaddr"} & set(v["flags"]):
             return None
         is_master = "master" in v["flags"]
-        view.append((v["id"], "m" if is_master else "r", "-" if is_master else v["master"],
-                     v["epoch"] if is_master else 0, tuple(v["slots"])))
+        # Who is in, who replicates whom and who serves which slots: what clients route by. Config
+        # epochs are left out: two primaries may briefly share one until Redis resolves it, which
+        # changes no route (_migrate_batch waits for distinct epochs before it relies on them).
+        view.append((v["id"], "m" if is_master else "r", "-" if is_master else v["master"], tuple(v["slots"])))
     return tuple(sorted(view))
 
 
 def wait_cluster_ok(svc: Service, timeout: float = 40) -> None:
-    """Every live node says cluster_state:ok and they all hold the same slot and epoch view."""
+    """Every live node says cluster_state:ok and they all see the same nodes, roles and slot owners."""
     def agreed() -> bool:
         views = {_cluster_view(svc, n) for n in svc.nodes if n.alive()}
         return len(views) == 1 and None not in views
@@ -519,9 +521,11 @@ def _describe_views(svc: Service) -> str:
         try:
             c = node_client(svc, n, socket_timeout=2)
             state = next(ln for ln in c.execute_command("CLUSTER", "INFO").splitlines() if ln.startswith("cluster_state"))
-            odd = [f"{v['port']}:{','.join(v['flags'])}" for v in _parse_nodes(c.execute_command("CLUSTER", "NODES"))
+            view = _parse_nodes(c.execute_command("CLUSTER", "NODES"))
+            odd = [f"{v['port']}:{','.join(v['flags'])}" for v in view
                    if {"fail", "fail?", "handshake", "noaddr"} & set(v["flags"])]
-            lines.append(f"  {n.name} :{n.port} {state.strip()} {'; '.join(odd)}")
+            owners = [f"{v['port']}={len(v['slots'])}@{v['epoch']}" for v in view if "master" in v["flags"]]
+            lines.append(f"  {n.name} :{n.port} {state.strip()} {'; '.join(odd)} slots@epoch: {' '.join(owners)}")
         except Exception as e:  # a paused or dying node
             lines.append(f"  {n.name} :{n.port} does not answer ({e})")
     return "\n".join(lines)
@@ -666,12 +670,46 @@ def _migrate_batch(svc: Service, slots: list[int], source: Node, target: Node, s
                                    "KEYS", *keys)
                 moved += len(keys)
         p2.execute()
-    for c in (tgt, src):  # the target first, then the source; the others learn it by gossip
+    # Closing the slots on the target bumps its config epoch to what it believes is the cluster's
+    # highest + 1, without consensus. If it has not heard of another primary's recent bump (or two
+    # primaries still share an epoch), the new owner can end up with an epoch no greater than the
+    # old owner's: nodes then keep the old owner, send the new one an UPDATE that takes the slots
+    # back, and the cluster settles on views that disagree forever while every node says "ok".
+    # So close them only once every node agrees on distinct epochs, and tell every primary the
+    # new owner directly (as redis-cli does) instead of leaving it to epoch-ordered gossip.
+    _wait_epochs_settled(svc)
+    others = [node_client(svc, n, socket_timeout=5) for n in svc.nodes
+              if n.role == "primary" and n.alive() and not n.paused() and n.extra.get("node_id") not in (sid, tid)]
+    for c in (tgt, src, *others):  # the target first (it bumps its epoch), then the source
         p = c.pipeline(transaction=False)
         for s in slots:
             p.execute_command("CLUSTER", "SETSLOT", s, "NODE", tid)
         p.execute()
     return moved
+
+
+def _epochs_settled(svc: Service) -> bool:
+    """Every live node answers and sees the same primaries with the same config epochs, all distinct."""
+    seen = None
+    for n in svc.nodes:
+        if not n.alive() or n.paused():
+            continue
+        nodes = _parse_nodes(node_client(svc, n, socket_timeout=2).execute_command("CLUSTER", "NODES"))
+        epochs = {v["id"]: v["epoch"] for v in nodes
+                  if "master" in v["flags"] and not {"fail", "fail?", "handshake", "noaddr"} & set(v["flags"])}
+        used = [e for e in epochs.values() if e]  # epoch 0: a new primary, bumped anyway when it gets slots
+        if len(set(used)) != len(used) or (seen is not None and epochs != seen):
+            return False
+        seen = epochs
+    return True
+
+
+def _wait_epochs_settled(svc: Service, timeout: float = 40) -> None:
+    try:
+        _wait(lambda: _epochs_settled(svc), timeout, f"the primaries of {svc.name} to agree on distinct "
+              "config epochs", interval=0.05)
+    except LabError as exc:
+        raise LabError(f"{exc}\nWhat each node sees:\n{_describe_views(svc)}") from None
 
 
 def move_slots(svc: Service, slots: Iterable[int], target: Node | str | int, batch: int = 512,
