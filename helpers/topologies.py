@@ -678,13 +678,19 @@ def _migrate_batch(svc: Service, slots: list[int], source: Node, target: Node, s
     # So close them only once every node agrees on distinct epochs, and tell every primary the
     # new owner directly (as redis-cli does) instead of leaving it to epoch-ordered gossip.
     _wait_epochs_settled(svc)
-    others = [node_client(svc, n, socket_timeout=5) for n in svc.nodes
-              if n.role == "primary" and n.alive() and not n.paused() and n.extra.get("node_id") not in (sid, tid)]
-    for c in (tgt, src, *others):  # the target first (it bumps its epoch), then the source
+    for c in (tgt, src):  # the target first (it bumps its epoch), then the source
         p = c.pipeline(transaction=False)
         for s in slots:
             p.execute_command("CLUSTER", "SETSLOT", s, "NODE", tid)
         p.execute()
+    masters = {v["id"] for v in cluster_nodes(svc) if "master" in v["flags"]}  # roles may be stale in svc
+    for n in svc.nodes:
+        if n.extra.get("node_id") in masters - {sid, tid} and n.alive() and not n.paused():
+            with contextlib.suppress(Exception):  # best effort: gossip gets there too, epochs now in order
+                p = node_client(svc, n, socket_timeout=5).pipeline(transaction=False)
+                for s in slots:
+                    p.execute_command("CLUSTER", "SETSLOT", s, "NODE", tid)
+                p.execute()
     return moved
 
 
