@@ -131,11 +131,39 @@ def restore(backup: Backup | Path | str, name: str, config: dict[str, Any] | Non
     return svc
 
 
-def crash_and_restart(svc: services.Service) -> tuple[services.Service, float]:
+def aof_held_back(r: Any) -> int:
+    """Bytes of acknowledged writes that the AOF still holds in memory (INFO aof_buffer_length).
+
+    Normally 0: Redis hands each write to the OS (write(2)) before it replies. With
+    `appendfsync everysec`, while the previous second's fsync is still running on a slow disk,
+    Redis *postpones* that write for up to 2 s, and replies anyway; a `kill -9` in that window
+    loses those writes. (`appendfsync always` never replies before the write and the fsync.)
+    """
+    info = r.info("persistence")
+    return int(info.get("aof_buffer_length", 0)) if info.get("aof_enabled") else 0
+
+
+def wait_for_aof_write(r: Any, timeout: float = 5.0) -> float:
+    """Wait until every acknowledged write has reached the OS (see `aof_held_back`); returns seconds waited."""
+    started = time.monotonic()
+    while aof_held_back(r):
+        if time.monotonic() - started > timeout:
+            raise LabError(f"The AOF still holds writes back after {timeout:.0f}s: the disk is very slow "
+                           "(INFO persistence: aof_buffer_length, aof_delayed_fsync).")
+        time.sleep(0.01)
+    return time.monotonic() - started
+
+
+def crash_and_restart(svc: services.Service, settle_aof: bool = True) -> tuple[services.Service, float]:
     """SIGKILL the server (no chance to save anything), then start it again from its files.
 
+    With `settle_aof` (the default) a Redis with the AOF on is first given the moment it needs to
+    hand postponed writes to the OS (`wait_for_aof_write`; usually no wait at all), so the crash
+    shows what the AOF keeps rather than a slow disk's 2-second window; pass False to kill at once.
     Returns the restarted service and how long the restart took in seconds.
     """
+    if settle_aof and svc.topology == "redis":
+        wait_for_aof_write(svc.client())
     svc.kill()
     started = time.perf_counter()
     healed = services.start(svc.topology, name=svc.name, **svc.options)

@@ -352,6 +352,9 @@ def _standalone_redis(name: str, workdir: Path, config: dict[str, Any] | None = 
     if persistence:
         conf.setdefault("save", "3600 1 300 100 60 10000")
         conf.setdefault("appendonly", "yes")
+        # `always`: the reply comes after the write and its fsync, so every acknowledged write
+        # survives a kill -9 even on a busy disk (everysec may hold writes back for up to 2 s).
+        conf.setdefault("appendfsync", "always")
 
     def argv(port: int) -> list[str]:
         return [binary, str(redis_conf(port, workdir, conf, secret))]

@@ -50,6 +50,25 @@ def test_aof_keeps_every_acknowledged_write_across_kill_and_compacts():
     assert ok in (True, None)
 
 
+def test_aof_survives_a_crash_right_after_start_and_flushall():
+    """everysec postpones writes while the first fsync runs; crash_and_restart lets them reach the OS."""
+    for round_ in range(3):
+        svc = start("redis", name=f"test-bk-aof-fresh{round_}", config=bk.AOF_EVERYSEC)
+        r = svc.client()
+        r.flushall()
+        bk.write_keys(r, "k:", 0, 300)
+        assert bk.aof_held_back(r) >= 0
+        svc, _ = bk.crash_and_restart(svc)
+        assert bk.count_keys(svc.client(), "k:") == 300
+        assert bk.aof_held_back(svc.client()) == 0
+
+
+def test_aof_held_back_is_zero_without_aof():
+    svc = start("redis", name="test-bk-rdb", config=bk.RDB_ONLY)
+    assert bk.aof_held_back(svc.client()) == 0
+    assert bk.wait_for_aof_write(svc.client()) < 1
+
+
 def test_snapshot_waits_for_a_slow_save():
     svc = start("redis", name="test-bk-slow", config={**bk.RDB_ONLY, "rdb-key-save-delay": "1000"})
     r = svc.client()
