@@ -288,8 +288,33 @@ def replica_client(svc: Service, **kwargs: Any) -> Any:
 
 
 def current_primary(svc: Service) -> tuple[str, int]:
-    """(host, port) of the primary the Sentinels agree on right now."""
-    host, port = sentinel(svc).discover_master(svc.meta["master_name"])
+    """(host, port) of the primary the Sentinels agree on right now.
+
+    Every live Sentinel is asked and the answer with the highest config epoch wins: a Sentinel that
+    was down during a failover (and was just restarted) still names the old primary until the
+    others' hello messages reach it, and must not be believed meanwhile.
+    """
+    best: tuple[int, str, int] | None = None
+    for s in svc.nodes_by(role="sentinel"):
+        if not s.alive() or s.paused():
+            continue
+        try:
+            info = _sentinel_client(svc, s).execute_command("SENTINEL", "MASTER", svc.meta["master_name"])
+        except Exception:
+            continue
+        if isinstance(info, list):  # RESP2 without a response callback: flat list
+            info = dict(zip(info[::2], info[1::2], strict=False))
+        info = {(k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v)
+                for k, v in info.items()}
+        flags = str(info.get("flags", "")).split(",")
+        if "master" not in flags or "s_down" in flags or "o_down" in flags:
+            continue
+        answer = (int(info.get("config-epoch", 0)), str(info["ip"]), int(info["port"]))
+        if best is None or answer[0] > best[0]:
+            best = answer
+    if best is not None:
+        return best[1], best[2]
+    host, port = sentinel(svc).discover_master(svc.meta["master_name"])  # raises MasterNotFoundError
     return host, int(port)
 
 

@@ -136,6 +136,23 @@ def test_measure_failover_reports_the_window_and_loses_no_acknowledged_write(rep
     assert services.get("replicated").nodes[0].port == report.new_primary[1]  # roles re-read and recorded
 
 
+def test_a_sentinel_that_missed_the_failover_is_not_believed():
+    svc = start("replicated", name="t-stale", replicas=1)
+    try:
+        old = topo.current_primary(svc)
+        stale = svc.kill(svc.nodes_by(role="sentinel")[0])   # this Sentinel will miss the failover
+        svc.kill(svc.nodes_by(role="primary")[0])
+
+        def moved():
+            return topo.current_primary(svc) if topo.current_primary(svc) != old else None
+
+        new = topo._wait(moved, 30, "the two remaining Sentinels to fail over", interval=0.1)
+        topo.engines.restart_node(stale, topo._node_probe(stale))  # back with its old config file
+        assert topo.current_primary(svc) == new   # the higher config epoch wins over the stale answer
+    finally:
+        stop("t-stale")
+
+
 def test_traffic_counts_every_request():
     from helpers.faults import Traffic
 
