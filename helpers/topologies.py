@@ -103,9 +103,11 @@ def _data_conf(port: int, workdir: Path, config: dict[str, Any] | None, secret: 
     return redis_conf(port, workdir, conf, secret, filename=f"redis-{port}.conf")
 
 
-def _start_data_node(name: str, role: str, workdir: Path, binary: str, config: dict[str, Any] | None,
+def start_data_node(name: str, role: str, workdir: Path, binary: str, config: dict[str, Any] | None,
                      secret: str | None, tls: bool, extra_conf: dict[str, Any] | None = None,
                      bus: bool = False) -> Node:
+    """Start one redis-server of a topology (replicated, cluster, or the control plane's groups) and wait for it."""
+
     def argv(port: int) -> list[str]:
         return [binary, str(_data_conf(port, workdir, config, secret, tls, extra_conf))]
 
@@ -116,7 +118,7 @@ def _start_data_node(name: str, role: str, workdir: Path, binary: str, config: d
     return node
 
 
-def _save(svc: Service) -> Service:
+def record(svc: Service) -> Service:
     """Record a changed service (roles, nodes) unless it was stopped or replaced meanwhile."""
     with state.locked():
         registry = state.load_registry()
@@ -207,10 +209,10 @@ def _replicated(name: str, workdir: Path, replicas: int = 2, password: bool = Fa
     secret = _make_secret(workdir, password, meta)
     nodes: list[Node] = []
     try:
-        primary = _start_data_node(f"{name}-1", "primary", workdir, binary, config, secret, tls)
+        primary = start_data_node(f"{name}-1", "primary", workdir, binary, config, secret, tls)
         nodes.append(primary)
         for i in range(2, int(replicas) + 2):
-            nodes.append(_start_data_node(f"{name}-{i}", "replica", workdir, binary, config, secret, tls,
+            nodes.append(start_data_node(f"{name}-{i}", "replica", workdir, binary, config, secret, tls,
                                           {"replicaof": f"{LOOPBACK} {primary.port}"}))
         svc = Service(name=name, topology="replicated", options={"tls": tls}, nodes=nodes, meta=meta)
         for n in nodes[1:]:
@@ -233,7 +235,8 @@ def _replicated(name: str, workdir: Path, replicas: int = 2, password: bool = Fa
     return nodes, meta
 
 
-def _sentinel_client(svc: Service, node: Node) -> Any:
+def sentinel_node_client(svc: Service, node: Node) -> Any:
+    """A client for one Sentinel process (SENTINEL commands), with the service's password and TLS."""
     return redis_client_for(node.host, node.port, password=svc.password(), socket_timeout=2,
                             **_tls_kwargs(svc))
 
@@ -244,7 +247,7 @@ def _wait_sentinels_ready(svc: Service, replicas: int, timeout: float = 30) -> N
 
     def ready() -> bool:
         for s in svc.nodes_by(role="sentinel"):
-            info = _sentinel_client(svc, s).execute_command("SENTINEL", "MASTER", master)
+            info = sentinel_node_client(svc, s).execute_command("SENTINEL", "MASTER", master)
             if isinstance(info, list):  # RESP2 without a response callback: flat list
                 info = dict(zip(info[::2], info[1::2], strict=False))
             if (int(info["num-slaves"]) < replicas or int(info["num-other-sentinels"]) < SENTINELS - 1
@@ -299,7 +302,7 @@ def current_primary(svc: Service) -> tuple[str, int]:
         if not s.alive() or s.paused():
             continue
         try:
-            info = _sentinel_client(svc, s).execute_command("SENTINEL", "MASTER", svc.meta["master_name"])
+            info = sentinel_node_client(svc, s).execute_command("SENTINEL", "MASTER", svc.meta["master_name"])
         except Exception:
             continue
         if isinstance(info, list):  # RESP2 without a response callback: flat list
@@ -368,7 +371,7 @@ def _reread_roles(svc: Service) -> Service:
 
 def refresh_roles(svc: Service) -> Service:
     """Re-read each node's role from the engines (after a failover) and record it."""
-    return _save(_reread_roles(svc))
+    return record(_reread_roles(svc))
 
 
 def _heal_replicated(svc: Service) -> Service:
@@ -481,12 +484,12 @@ def _meet(svc: Service, via: Node, others: Iterable[Node]) -> None:
 
 
 def _knows_all(svc: Service, node: Node, nodes: list[Node]) -> bool:
-    view = _parse_nodes(node_client(svc, node, socket_timeout=2).execute_command("CLUSTER", "NODES"))
+    view = parse_cluster_nodes(node_client(svc, node, socket_timeout=2).execute_command("CLUSTER", "NODES"))
     ids = {v["id"]: v for v in view}
     return all(n.extra["node_id"] in ids and "handshake" not in ids[n.extra["node_id"]]["flags"] for n in nodes)
 
 
-def _parse_nodes(text: str | bytes) -> list[dict[str, Any]]:
+def parse_cluster_nodes(text: str | bytes) -> list[dict[str, Any]]:
     """CLUSTER NODES as dicts: id, addr, port, flags, master, epoch, link, slots (migrations left out)."""
     if isinstance(text, bytes):
         text = text.decode()
@@ -513,7 +516,7 @@ def _cluster_view(svc: Service, node: Node) -> tuple | None:
     if "cluster_state:ok" not in c.execute_command("CLUSTER", "INFO"):
         return None
     view = []
-    for v in _parse_nodes(c.execute_command("CLUSTER", "NODES")):
+    for v in parse_cluster_nodes(c.execute_command("CLUSTER", "NODES")):
         if {"fail", "fail?", "handshake", "noaddr"} & set(v["flags"]):
             return None
         is_master = "master" in v["flags"]
@@ -546,7 +549,7 @@ def _describe_views(svc: Service) -> str:
         try:
             c = node_client(svc, n, socket_timeout=2)
             state = next(ln for ln in c.execute_command("CLUSTER", "INFO").splitlines() if ln.startswith("cluster_state"))
-            view = _parse_nodes(c.execute_command("CLUSTER", "NODES"))
+            view = parse_cluster_nodes(c.execute_command("CLUSTER", "NODES"))
             odd = [f"{v['port']}:{','.join(v['flags'])}" for v in view
                    if {"fail", "fail?", "handshake", "noaddr"} & set(v["flags"])]
             owners = [f"{v['port']}={len(v['slots'])}@{v['epoch']}" for v in view if "master" in v["flags"]]
@@ -604,7 +607,7 @@ def cluster_nodes(svc: Service) -> list[dict[str, Any]]:
     for n in svc.nodes:
         if n.alive() and not n.paused():
             with contextlib.suppress(Exception):
-                return _parse_nodes(node_client(svc, n, socket_timeout=2).execute_command("CLUSTER", "NODES"))
+                return parse_cluster_nodes(node_client(svc, n, socket_timeout=2).execute_command("CLUSTER", "NODES"))
     raise LabError(f"No node of {svc.name} answers. `start('cluster', name={svc.name!r})` restarts it.")
 
 
@@ -725,7 +728,7 @@ def _epochs_settled(svc: Service) -> bool:
     for n in svc.nodes:
         if not n.alive() or n.paused():
             continue
-        nodes = _parse_nodes(node_client(svc, n, socket_timeout=2).execute_command("CLUSTER", "NODES"))
+        nodes = parse_cluster_nodes(node_client(svc, n, socket_timeout=2).execute_command("CLUSTER", "NODES"))
         epochs = {v["id"]: v["epoch"] for v in nodes
                   if "master" in v["flags"] and not {"fail", "fail?", "handshake", "noaddr"} & set(v["flags"])}
         used = [e for e in epochs.values() if e]  # epoch 0: a new primary, bumped anyway when it gets slots
@@ -769,7 +772,7 @@ def move_slots(svc: Service, slots: Iterable[int], target: Node | str | int, bat
             moved += _migrate_batch(svc, src_slots[i:i + batch], source, tnode, src, tgt)
     if wait:
         wait_cluster_ok(svc)
-        _save(_reread_cluster_roles(svc))
+        record(_reread_cluster_roles(svc))
     return moved
 
 
@@ -806,7 +809,7 @@ def add_shard(svc: Service, replicas: int | None = None, rebalance: bool = True)
             n.stop()
         raise
     svc.nodes.extend(new)
-    _save(svc)
+    record(svc)
     wait_cluster_ok(svc)
     if rebalance:
         move_slots(svc, rebalance_slots(svc, new[0]), new[0])
@@ -904,7 +907,7 @@ def remove_shard(svc: Service, node_id_or_port: Node | str | int) -> Service:
         n.stop()
         _forget_files(Path(n.workdir), n.port)
     svc.nodes = [n for n in svc.nodes if n.extra.get("node_id") not in leaving_ids]
-    _save(svc)
+    record(svc)
     wait_cluster_ok(svc)
     return refresh_roles(svc)
 

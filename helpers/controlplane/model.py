@@ -859,7 +859,7 @@ class ControlPlane:
             if n.alive() and not n.paused():
                 with contextlib.suppress(Exception):
                     text = self._admin(g, svc, n).execute_command("CLUSTER", "NODES")
-                    return topologies._parse_nodes(text)
+                    return topologies.parse_cluster_nodes(text)
         return []
 
     def _roles(self, g: ReplicationGroup, svc: services.Service) -> dict[str, str]:
@@ -1118,7 +1118,7 @@ class ControlPlane:
         master = svc.meta["master_name"]
         host, port = (topologies.current_primary(svc) if on is False else self._primary_addr(g, svc))
         for s in svc.nodes_by(role="sentinel"):
-            c = topologies._sentinel_client(svc, s)
+            c = topologies.sentinel_node_client(svc, s)
             if on:
                 with contextlib.suppress(Exception):
                     c.execute_command("SENTINEL", "MONITOR", master, host, port, 2)
@@ -1161,7 +1161,7 @@ class ControlPlane:
                 from .. import topologies
 
                 s = svc.nodes_by(role="sentinel")[0]
-                topologies._sentinel_client(svc, s).execute_command("SENTINEL", "FAILOVER", svc.meta["master_name"])
+                topologies.sentinel_node_client(svc, s).execute_command("SENTINEL", "FAILOVER", svc.meta["master_name"])
             deadline = time.monotonic() + 45
             while time.monotonic() < deadline:
                 if not g.cluster_mode:
@@ -1251,12 +1251,12 @@ class ControlPlane:
         existing = {n.name for n in svc.nodes}
         for _ in range(count):
             k = next(i for i in itertools.count(1) if f"{svc.name}-{i}" not in existing)
-            node = topologies._start_data_node(f"{svc.name}-{k}", "replica", workdir, svc.meta["binary"],
+            node = topologies.start_data_node(f"{svc.name}-{k}", "replica", workdir, svc.meta["binary"],
                                                svc.options.get("config"), svc.password(), g.tls,
                                                {"replicaof": f"{host} {port}"})
             existing.add(node.name)
             svc.nodes.append(node)
-            topologies._save(svc)
+            topologies.record(svc)
             conn = self._admin(g, svc, node)
             deadline = time.monotonic() + 30
             while conn.info("replication").get("master_link_status") != "up":
@@ -1278,10 +1278,10 @@ class ControlPlane:
             g.member_ids.pop(n.name, None)
         from .. import topologies
 
-        topologies._save(svc)
+        topologies.record(svc)
         for s in svc.nodes_by(role="sentinel"):
             with contextlib.suppress(Exception):
-                topologies._sentinel_client(svc, s).execute_command("SENTINEL", "RESET", svc.meta["master_name"])
+                topologies.sentinel_node_client(svc, s).execute_command("SENTINEL", "RESET", svc.meta["master_name"])
 
     def modify_shards(self, p: dict[str, Any]) -> dict[str, Any]:
         g = self.get_group(p.get("ReplicationGroupId"))
@@ -1540,7 +1540,7 @@ class ControlPlane:
                 from .. import topologies
 
                 for s in svc.nodes_by(role="sentinel"):
-                    c = topologies._sentinel_client(svc, s)
+                    c = topologies.sentinel_node_client(svc, s)
                     with contextlib.suppress(Exception):
                         c.execute_command("SENTINEL", "SET", svc.meta["master_name"], "auth-user", ADMIN_USER)
                         c.execute_command("SENTINEL", "SET", svc.meta["master_name"], "auth-pass", g.admin_password)
