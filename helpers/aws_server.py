@@ -21,7 +21,7 @@ def main(argv: list[str] | None = None) -> None:
     os.environ.setdefault("AWS_DEFAULT_REGION", REGION)
     # The ElastiCache control plane that backs API calls with real engines plugs in here.
     if importlib.util.find_spec("helpers.controlplane") is not None:
-        importlib.import_module("helpers.controlplane")
+        importlib.import_module("helpers.controlplane").install()
     from moto.server import main as moto_main
 
     moto_main(["-H", "127.0.0.1", "-p", str(args.port)])

@@ -118,6 +118,45 @@ def memcached_at(endpoint: dict[str, Any] | tuple[str, int], **kwargs: Any) -> A
     return Client((host, port), **kwargs)
 
 
+def discover_memcached(endpoint: dict[str, Any] | tuple[str, int], timeout: float = 5.0) -> tuple[int, list[tuple[str, int]]]:
+    """Memcached Auto Discovery: send `config get cluster` to a configuration endpoint.
+
+    Returns (config version, [(ip, port) of every node]). The version grows by one each time a
+    node is added or removed; a client polls it (the AWS cluster clients do every 60 s) and
+    rebuilds its node list when it changes.
+    """
+    import socket
+
+    host, port = (endpoint["Address"], endpoint["Port"]) if isinstance(endpoint, dict) else endpoint
+    with socket.create_connection((host, int(port)), timeout=timeout) as s:
+        s.sendall(b"config get cluster\r\n")
+        data = b""
+        while not data.endswith((b"END\r\n", b"ERROR\r\n")):
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+    if not data.startswith(b"CONFIG cluster"):
+        raise LabError(f"{host}:{port} did not answer `config get cluster` ({data[:40]!r}): is it the cluster's "
+                       "ConfigurationEndpoint? Plain memcached nodes do not know that command.")
+    return parse_config_reply(data)
+
+
+def parse_config_reply(data: bytes) -> tuple[int, list[tuple[str, int]]]:
+    """(version, [(ip, port), ...]) from a `config get cluster` reply:
+
+    CONFIG cluster 0 <bytes>\\r\\n <version>\\n <host>|<ip>|<port> <host>|<ip>|<port> ...\\n \\r\\n END\\r\\n
+    """
+    lines = data.decode().split("\n")
+    if len(lines) < 3 or not lines[0].startswith("CONFIG cluster"):
+        raise LabError(f"Not a `config get cluster` reply: {data[:60]!r}")
+    nodes = []
+    for item in lines[2].split():
+        _host, ip, port = item.split("|")
+        nodes.append((ip, int(port)))
+    return int(lines[1].strip()), nodes
+
+
 def run_cli(command: str, timeout: float = 120.0) -> dict[str, Any]:
     """Run an `aws ...` command line (as printed in AWS's docs) against the local endpoint; its JSON.
 

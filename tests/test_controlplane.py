@@ -84,11 +84,18 @@ def test_memcached_nodes_scale_out_and_in(ec):
     for ep in eps:
         assert cpc.memcached_at(ep).version()
     cfg = cc["ConfigurationEndpoint"]
-    assert (cfg["Address"], cfg["Port"]) in eps and cpc.memcached_at(cfg).version()
+    assert cfg["Address"] == "127.0.0.1" and (cfg["Address"], cfg["Port"]) not in eps
+    version, found = cpc.discover_memcached(cfg)        # Auto Discovery: every node from one address
+    assert version == 1 and found == eps
+    via_cfg = cpc.memcached_at(cfg, default_noreply=False)  # other commands reach node 0001, as on AWS
+    assert via_cfg.version() and via_cfg.set("t-mc:k", b"v") and cpc.memcached_at(eps[0]).get("t-mc:k") == b"v"
     ec.modify_cache_cluster(CacheClusterId="t-mc", NumCacheNodes=3, ApplyImmediately=True)
     cc = cpc.wait_for(ec, cache_cluster_id="t-mc")
     assert [n["CacheNodeId"] for n in cc["CacheNodes"]] == ["0001", "0002", "0003"]
     assert all(cpc.memcached_at(ep).version() for ep in cpc.node_endpoints(cc))
+    assert cpc.discover_memcached(cfg) == (2, cpc.node_endpoints(cc))   # the new node shows up, version + 1
+    with pytest.raises(helpers.LabError, match="config get cluster"):
+        cpc.discover_memcached(eps[0])                   # a plain node does not know the command
     assert code_of(ec.modify_cache_cluster, CacheClusterId="t-mc", NumCacheNodes=1,
                    CacheNodeIdsToRemove=["0002"], ApplyImmediately=True) == "InvalidParameterValue"
     pid_0002 = pids_of("aws-t-mc-0002")
@@ -96,10 +103,13 @@ def test_memcached_nodes_scale_out_and_in(ec):
                             ApplyImmediately=True)
     cc = cpc.wait_for(ec, cache_cluster_id="t-mc")
     assert [n["CacheNodeId"] for n in cc["CacheNodes"]] == ["0001", "0003"] and gone(pid_0002)
+    assert cpc.discover_memcached(cfg) == (3, cpc.node_endpoints(cc))
     pids = pids_of("aws-t-mc")
     ec.delete_cache_cluster(CacheClusterId="t-mc")
     cpc.wait_deleted(ec, cache_cluster_id="t-mc")
     assert gone(pids) and not [n for n in aws_services() if n.startswith("aws-t-mc")]
+    with pytest.raises(OSError):
+        cpc.discover_memcached(cfg, timeout=2)          # the configuration endpoint went with the cluster
 
 
 def test_error_codes(ec):
@@ -517,3 +527,13 @@ def test_helpers_stop_stops_the_engines(tmp_path):
     out = subprocess.run([sys.executable, "-c", STOP_SCRIPT], capture_output=True, text=True, env=env, timeout=180)
     subprocess.run([sys.executable, "-m", "helpers", "stop"], capture_output=True, env=env, timeout=60)
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]
+
+
+def test_importing_the_control_plane_package_changes_nothing():
+    """Only the local AWS server installs it: install() stops engines its own model does not know."""
+    import threading
+
+    import helpers.controlplane as plane
+
+    assert not plane._INSTALLED
+    assert not any(t.name == "controlplane-leftovers" for t in threading.enumerate())

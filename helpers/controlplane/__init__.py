@@ -1,13 +1,16 @@
 """The local ElastiCache control plane: moto's ElastiCache API, backed by real engines.
 
-Imported by helpers.aws_server inside the moto server process (moto is pinned in pyproject.toml).
-Everything that changes moto lives in this package and is applied by `install()`:
+Installed by helpers.aws_server inside the moto server process (moto is pinned in pyproject.toml).
+Everything that changes moto lives in this package and is applied by `install()`, which only that
+process calls: importing the package does nothing, because `install()` also stops engines that
+this process's (empty) model does not know, which in any other process would be the live ones.
 
 - api.py: the ElastiCache actions, replacing moto's handlers on ElastiCacheResponse (and adding
   the ones moto lacks: user groups, parameter groups, modify/scale, test-failover, events, ...);
 - model.py: the resources and what each operation does to the engines, in background threads;
 - engineops.py: the engine side (a Redis node topology with AUTH token file and TLS, CONFIG SET,
   ACL SETUSER, BGSAVE + copy, restore with DUMP/RESTORE);
+- discovery.py: Memcached Auto Discovery (`config get cluster` on the configuration endpoint);
 - metrics.py: engine metrics (INFO / stats) published to the local CloudWatch, AWS/ElastiCache;
 - errors.py: AWS's error codes.
 
@@ -63,6 +66,3 @@ def _stop_leftovers() -> None:
 
     with contextlib.suppress(Exception):
         stop_aws_services(keep=PLANE.known_services())
-
-
-install()

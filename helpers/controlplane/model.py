@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 from .. import services, state
 from ..engines import Node
 from . import engineops as ops
+from .discovery import ConfigEndpoint
 from .errors import already_exists, invalid_combination, invalid_state, invalid_value, not_found
 
 _T = TypeVar("_T")
@@ -188,6 +189,7 @@ class CacheCluster:
     created: datetime = field(default_factory=now)
     nodes: list[dict[str, Any]] = field(default_factory=list)  # {"id", "created", "status"}
     next_node: int = 1
+    discovery: ConfigEndpoint | None = None  # Memcached: the configuration endpoint (Auto Discovery)
 
     def service_name(self, node_id: str | None = None) -> str:
         if self.engine == "memcached":
@@ -380,6 +382,7 @@ class ControlPlane:
         if cc.engine == "memcached":
             for node in list(cc.nodes):
                 self._start_memcached_node(cc, node)
+            cc.discovery = ConfigEndpoint(lambda: self._memcached_endpoints(cc))
         else:
             name = cc.service_name()
             ops.fresh_dir(name)
@@ -414,6 +417,10 @@ class ControlPlane:
         services.start("memcached", name=name, memory_mb=min(mem, 1024), args=args)
         node["status"] = "available"
         self.event(cc.cluster_id, "cache-cluster", f"Added cache node {node['id']} in availability zone {cc.az}")
+
+    def _memcached_endpoints(self, cc: CacheCluster) -> list[tuple[str, int]]:
+        """The nodes Auto Discovery lists: every node that is up, in node-id order."""
+        return [ep for ep in (self._node_endpoint(cc, n) for n in list(cc.nodes)) if ep]
 
     def _cluster_conn(self, cc: CacheCluster, node: Node) -> Any:
         return ops.redis_conn(node.host, node.port, password=cc.auth_token, tls=cc.tls)
@@ -463,9 +470,8 @@ class ControlPlane:
             out["TransitEncryptionMode"] = "required"
         endpoints = [(n, self._node_endpoint(cc, n)) for n in cc.nodes]
         if cc.engine == "memcached":
-            live = [ep for _, ep in endpoints if ep]
-            if live:  # AWS: a DNS name for discovery; locally the first node's address, which answers
-                out["ConfigurationEndpoint"] = {"Address": live[0][0], "Port": live[0][1]}
+            if cc.discovery is not None:  # answers `config get cluster`; other commands reach node 0001
+                out["ConfigurationEndpoint"] = {"Address": cc.discovery.host, "Port": cc.discovery.port}
             out["ClientDownloadLandingPage"] = "https://console.aws.amazon.com/elasticache/home#client-download:"
         if show_nodes:
             out["CacheNodes"] = []
@@ -559,6 +565,8 @@ class ControlPlane:
                 services.stop(cc.service_name(node["id"]))
                 cc.nodes.remove(node)
                 self.event(cc.cluster_id, "cache-cluster", f"Removed cache node {node['id']}")
+            if (add_nodes or drop_nodes) and cc.discovery is not None:
+                cc.discovery.bump()  # Auto Discovery clients see the new node list
             if pg is not None:
                 cc.param_group = pg.name
                 self.apply_parameters(pg)
@@ -678,6 +686,8 @@ class ControlPlane:
         def work() -> None:
             if final:
                 self._snapshot_cluster(cc, final)
+            if cc.discovery is not None:
+                cc.discovery.close()
             for n in cc.nodes:
                 services.stop(cc.service_name(n["id"]))
                 shutil.rmtree(state.home() / "services" / cc.service_name(n["id"]), ignore_errors=True)
@@ -1953,6 +1963,9 @@ class ControlPlane:
         """Forget everything and stop every engine this control plane started (moto's reset)."""
         for t in list(self.threads):
             t.join(timeout=60)
+        for cc in list(self.clusters.values()):
+            if cc.discovery is not None:
+                cc.discovery.close()
         stop_aws_services(keep=set())
         shutil.rmtree(state.home() / "aws-snapshots", ignore_errors=True)
         self.__init__()

@@ -1,0 +1,123 @@
+"""Memcached Auto Discovery: the configuration endpoint of a local Memcached cache cluster.
+
+On ElastiCache the configuration endpoint is a DNS name that resolves to one of the cluster's
+nodes, and every node answers ElastiCache's extra ASCII command
+
+    config get cluster
+
+with the cluster's node list and a version number that grows each time a node is added or
+removed, so a client can find every node from one address and follow scaling. Stock memcached
+does not know that command, so locally the configuration endpoint is a small loopback server
+(a thread in the local AWS endpoint's process): it answers `config get cluster` itself and hands
+any other connection to the cluster's first node unchanged, so `get`/`set` through the
+configuration endpoint work as they do on AWS.
+
+Reply format (AWS, "Adding Auto Discovery to your Memcached client library"):
+
+    CONFIG cluster 0 <bytes>\\r\\n
+    <version>\\n
+    <host>|<ip>|<port> <host>|<ip>|<port> ...\\n
+    \\r\\n
+    END\\r\\n
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+from collections.abc import Callable
+
+LOOPBACK = "127.0.0.1"
+Endpoints = Callable[[], list[tuple[str, int]]]
+
+
+def config_reply(version: int, nodes: list[tuple[str, int]]) -> bytes:
+    """The bytes a node sends for `config get cluster` (hostname and IP are both the loopback address)."""
+    body = f"{version}\n" + " ".join(f"{host}|{host}|{port}" for host, port in nodes) + "\n"
+    return f"CONFIG cluster 0 {len(body)}\r\n{body}\r\nEND\r\n".encode()
+
+
+class ConfigEndpoint:
+    """A loopback server answering `config get cluster`, forwarding everything else to the first node."""
+
+    def __init__(self, nodes: Endpoints):
+        self._nodes = nodes
+        self.version = 1
+        self._closed = threading.Event()
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._sock.bind((LOOPBACK, 0))
+        self._sock.listen(64)
+        self.host, self.port = self._sock.getsockname()[:2]
+        threading.Thread(target=self._accept, name=f"config-endpoint-{self.port}", daemon=True).start()
+
+    def bump(self) -> None:
+        """The node list changed: clients polling the endpoint see a new version."""
+        self.version += 1
+
+    def close(self) -> None:
+        self._closed.set()
+        with contextlib.suppress(OSError):
+            self._sock.shutdown(socket.SHUT_RDWR)
+        self._sock.close()
+
+    def _accept(self) -> None:
+        while not self._closed.is_set():
+            try:
+                conn, _ = self._sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        buf = b""
+        try:
+            while not self._closed.is_set():
+                while b"\n" not in buf:
+                    chunk = conn.recv(4096)
+                    if not chunk:
+                        return
+                    buf += chunk
+                    if len(buf) > 65536:
+                        return
+                line, _, rest = buf.partition(b"\n")
+                command = line.strip().lower()
+                if command == b"config get cluster":
+                    conn.sendall(config_reply(self.version, self._nodes()))
+                    buf = rest
+                elif command == b"quit":
+                    return
+                else:  # an ordinary memcached command: this connection now talks to the first node
+                    self._forward(conn, buf)
+                    return
+        except OSError:
+            return
+        finally:
+            with contextlib.suppress(OSError):
+                conn.close()
+
+    def _forward(self, conn: socket.socket, pending: bytes) -> None:
+        nodes = self._nodes()
+        if not nodes:
+            conn.sendall(b"SERVER_ERROR no node of this cluster is available\r\n")
+            return
+        node = socket.create_connection(nodes[0], timeout=5)
+        node.settimeout(None)
+        try:
+            node.sendall(pending)
+
+            def pump(src: socket.socket, dst: socket.socket) -> None:
+                with contextlib.suppress(OSError):
+                    while data := src.recv(65536):
+                        dst.sendall(data)
+                for s in (src, dst):
+                    with contextlib.suppress(OSError):
+                        s.shutdown(socket.SHUT_RDWR)
+
+            back = threading.Thread(target=pump, args=(node, conn), daemon=True)
+            back.start()
+            pump(conn, node)
+            back.join(timeout=5)
+        finally:
+            node.close()
