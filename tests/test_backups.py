@@ -101,3 +101,13 @@ def test_crash_drill_widget_counts_survivors():
     drill.write(30)
     assert drill.crash() == {"RDB only": 50, "AOF everysec": 80}
     assert "kill -9" in drill.out.value
+
+
+def test_crash_and_restart_of_a_paused_or_dead_server():
+    svc = start("redis", name="test-bk-aof-paused", config=bk.AOF_EVERYSEC)
+    svc.pause()
+    svc, _ = bk.crash_and_restart(svc)      # SIGKILL works on a stopped process; nothing to wait for
+    assert svc.client().ping()
+    svc.kill()
+    svc, _ = bk.crash_and_restart(svc)      # already dead: restarted from its files
+    assert svc.client().ping()
