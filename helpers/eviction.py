@@ -193,11 +193,23 @@ def replay(r: Any, requests: Sequence[int], value: str, prefix: str = "zipf:", t
     return outcomes, errors
 
 
+def _wait_for_no_child(r: Any, timeout: float = 30.0) -> None:
+    """Wait for a running BGSAVE/BGREWRITEAOF to end: while a forked child exists, Redis stops updating
+    keys' LRU clocks and LFU counters (to spare copy-on-write), so LRU and LFU would evict like random."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        info = r.info("persistence")
+        if not (info.get("rdb_bgsave_in_progress") or info.get("aof_rewrite_in_progress")):
+            return
+        time.sleep(0.05)
+
+
 def measure_hit_ratio(r: Any, policy: str, requests: Sequence[int], maxmemory: int | str | None = None,
                       warmup: int = 0, value_size: int = 200, ttl: int = 0, prefix: str = "zipf:") -> HitRatio:
     """Empty the (lab-owned) server, apply the policy, replay `requests`; the ratio counts after `warmup`."""
     r.flushdb()
     configure(r, maxmemory, policy)
+    _wait_for_no_child(r)
     r.config_resetstat()
     started = time.perf_counter()
     outcomes, errors = replay(r, requests, "v" * value_size, prefix=prefix, ttl=ttl)
