@@ -31,7 +31,7 @@ $(STAMP): pyproject.toml scripts/setup-python.sh
 
 # Figures for the instructor's guide: prints a table, writes artifacts/bench.json; never fails on a slow machine.
 bench: setup
-	$(PYBIN) -m helpers.bench $(BENCH_ARGS)
+	$(PYBIN) -m helpers.tools.bench $(BENCH_ARGS)
 
 stop status doctor: $(STAMP)
 	$(PYBIN) -m helpers $@

@@ -5,17 +5,17 @@ Notebooks start with one line, for example::
     from helpers import redis_client, memcached_client, aws_client
 
 Every AWS SDK call made from a process that imported this package goes to the local endpoint
-(see helpers.localaws); set ELASTICACHE_LAB_REAL_AWS=1 beforehand to use a real account on purpose.
+(see helpers.aws.endpoint); set ELASTICACHE_LAB_REAL_AWS=1 beforehand to use a real account on purpose.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from . import localaws
-from .exercises import Exercise, Wrong
-from .services import Service, get, start, status, stop
-from .state import LabError, home
+from helpers.aws import endpoint as localaws
+from helpers.exercises.core import Exercise, Wrong
+from helpers.runtime.services import Service, get, start, status, stop
+from helpers.runtime.state import LabError, home
 
 __all__ = ["LabError", "Service", "Exercise", "Wrong", "start", "stop", "status", "get", "home",
            "redis_client", "memcached_client", "aws_client", "aws_endpoint", "lab_setup"]

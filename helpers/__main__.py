@@ -1,3 +1,3 @@
-from .cli import main
+from helpers.tools.cli import main
 
 raise SystemExit(main())

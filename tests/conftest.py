@@ -9,6 +9,6 @@ def isolated_home(tmp_path, monkeypatch):
     home = tmp_path / "learner"
     monkeypatch.setenv("ELASTICACHE_LAB_HOME", str(home))
     yield home
-    from helpers import services
+    from helpers.runtime import services
 
     services.stop()

@@ -1,4 +1,4 @@
-"""helpers.analytics against a real Redis: generators, HLL vs set, rate limiters, geo, the live chart."""
+"""helpers.topics.analytics against a real Redis: generators, HLL vs set, rate limiters, geo, the live chart."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import time
 import pytest
 
 from helpers import start
-from helpers.analytics import (
+from helpers.runtime.state import LabError
+from helpers.topics.analytics import (
     MADRID_PLACES,
     BucketTrace,
     FixedWindowLimiter,
@@ -28,7 +29,6 @@ from helpers.analytics import (
     visitor_ids,
     wait_for_window_phase,
 )
-from helpers.state import LabError
 
 P = "test:analytics:"
 

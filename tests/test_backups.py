@@ -1,12 +1,12 @@
-"""helpers.backups: snapshots, crash and restart, restore to a new server, file checks (real Redis)."""
+"""helpers.topics.backups: snapshots, crash and restart, restore to a new server, file checks (real Redis)."""
 
 from __future__ import annotations
 
 import pytest
 
-from helpers import backups as bk
-from helpers.services import start
-from helpers.state import LabError
+from helpers.runtime.services import start
+from helpers.runtime.state import LabError
+from helpers.topics import backups as bk
 
 
 def test_rdb_loses_writes_after_the_snapshot_and_restore_seeds_a_new_server():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from helpers import bench
+from helpers.tools import bench
 
 
 def test_ratio_handles_missing_and_zero():
@@ -72,7 +72,7 @@ def test_report_prints_na_for_missing_sections():
                "startup": {"bare_redis_seconds": 0.02, "topologies": {
                    "standalone": {"seconds": 0.2, "ratio_to_bare_redis": 10.0, "note": "1 processes"},
                    "cluster": {"seconds": None, "ratio_to_bare_redis": None, "note": "not available"}}},
-               "failover": {"window_seconds": None, "note": "helpers.topologies not available"},
+               "failover": {"window_seconds": None, "note": "helpers.runtime.topologies not available"},
                "memory": {"lab": None, "peak_rss_mb": None, "ratio_to_binder": None}}
     text = bench.report(results)
     assert "test cpu" in text and "10.0x" in text

@@ -1,6 +1,6 @@
 """The welcome lab, run as a learner runs it: JupyterLab in a real (headless) Chromium.
 
-JupyterLab is started with the same arguments `make lab` uses (helpers.jupyter), the welcome lab
+JupyterLab is started with the same arguments `make lab` uses (helpers.tools.jupyter), the welcome lab
 is run with the Run menu's "Run All Cells", and its ipywidget must render and answer a click
 (the browser-to-kernel comm round trip that nbval cannot test). A screenshot is kept under
 artifacts/. Outside CI the test skips when Chromium or Playwright is missing; in CI it must run.
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import jupyter
+from helpers.tools import jupyter
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "artifacts"
@@ -160,7 +160,7 @@ def test_welcome_lab_runs_in_a_real_browser(workspace):
 
 def test_lab_command_arguments_stay_on_loopback():
     """What `make lab` runs: loopback only, no calls home, the welcome lab open, extra args passed through."""
-    from helpers.cli import build_parser
+    from helpers.tools.cli import build_parser
 
     args = jupyter.lab_args()
     assert args[:2] == ["lab", WELCOME]

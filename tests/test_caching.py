@@ -9,7 +9,8 @@ import uuid
 
 import pytest
 
-from helpers import caching, dataset, redis_client
+from helpers import redis_client
+from helpers.topics import caching, dataset
 
 
 @pytest.fixture(scope="module")

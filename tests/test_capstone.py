@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from helpers import capstone
+from helpers.topics import capstone
 
 
 def test_service_options_follow_the_design():

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from helpers.exercises import NOT_ANSWERED, all_exercises
+from helpers.checks import all_exercises
+from helpers.exercises.core import NOT_ANSWERED
 
 EXERCISES = all_exercises()
 IDS = [f"lab{e.lab}-{e.qid}" for e in EXERCISES]
@@ -48,7 +49,7 @@ def test_every_lab_has_at_least_three_exercises():
 
 
 def test_check_records_progress_and_never_raises(capsys):
-    from helpers.exercises import progress
+    from helpers.exercises.core import progress
 
     ex = EXERCISES[0]
     ex.check()  # unanswered: shown, not recorded, no exception

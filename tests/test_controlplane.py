@@ -17,8 +17,8 @@ import pytest
 from botocore.exceptions import ClientError
 
 import helpers
-from helpers import controlplane_client as cpc
-from helpers import localaws
+from helpers.aws import client as cpc
+from helpers.aws import endpoint as localaws
 
 AWS_CLI = str(Path(sys.executable).parent / "aws")
 
@@ -507,8 +507,9 @@ def test_moto_reset_stops_the_engines(ec):
 
 STOP_SCRIPT = """
 import subprocess, sys, psutil
-from helpers import localaws, status
-from helpers import controlplane_client as cpc
+from helpers import status
+from helpers.aws import endpoint as localaws
+from helpers.aws import client as cpc
 ec = localaws.client("elasticache")
 ec.create_cache_cluster(CacheClusterId="t-stop", Engine="memcached", CacheNodeType="cache.t3.micro", NumCacheNodes=2)
 cpc.wait_for(ec, cache_cluster_id="t-stop")
@@ -533,7 +534,7 @@ def test_importing_the_control_plane_package_changes_nothing():
     """Only the local AWS server installs it: install() stops engines its own model does not know."""
     import threading
 
-    import helpers.controlplane as plane
+    import helpers.aws.controlplane as plane
 
     assert not plane._INSTALLED
     assert not any(t.name == "controlplane-leftovers" for t in threading.enumerate())

@@ -7,7 +7,7 @@ import sqlite3
 
 import pytest
 
-from helpers import dataset
+from helpers.topics import dataset
 
 
 def _digest(conn: sqlite3.Connection) -> str:
@@ -85,7 +85,7 @@ def test_working_copy_starts_fresh(built):
 
 
 def test_pristine_is_read_only(built):
-    from helpers.state import LabError
+    from helpers.runtime.state import LabError
 
     db = dataset.open_pristine()
     with pytest.raises(LabError, match="read-only"):

@@ -1,12 +1,12 @@
-"""helpers.datastructures against a real Redis: memory per element, encodings, the counter race."""
+"""helpers.topics.datastructures against a real Redis: memory per element, encodings, the counter race."""
 
 from __future__ import annotations
 
 import pytest
 
-from helpers import datastructures as ds
 from helpers import start
-from helpers.state import LabError
+from helpers.runtime.state import LabError
+from helpers.topics import datastructures as ds
 
 PREFIX = "test-ds:"
 

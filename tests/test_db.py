@@ -9,9 +9,9 @@ from collections import Counter
 
 import pytest
 
-from helpers import dataset
-from helpers.db import Database, ShopDB
-from helpers.state import LabError
+from helpers.runtime.state import LabError
+from helpers.topics import dataset
+from helpers.topics.db import Database, ShopDB
 
 
 @pytest.fixture(scope="module")

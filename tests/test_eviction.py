@@ -1,12 +1,12 @@
-"""helpers.eviction against a real Redis with a small maxmemory."""
+"""helpers.topics.eviction against a real Redis with a small maxmemory."""
 
 from __future__ import annotations
 
 import pytest
 
-from helpers import eviction as ev
-from helpers.services import start
-from helpers.state import LabError
+from helpers.runtime.services import start
+from helpers.runtime.state import LabError
+from helpers.topics import eviction as ev
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ import os
 import boto3
 import pytest
 
-from helpers import localaws
+from helpers.aws import endpoint as localaws
 
 
 def test_guard_points_plain_boto3_at_the_local_endpoint(isolated_home, monkeypatch):

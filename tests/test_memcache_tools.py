@@ -1,10 +1,10 @@
-"""helpers.memcache_tools against real Memcached nodes: placement, slab classes, distribution."""
+"""helpers.topics.memcache_tools against real Memcached nodes: placement, slab classes, distribution."""
 
 from __future__ import annotations
 
 import pytest
 
-from helpers import memcache_tools as mt
+from helpers.topics import memcache_tools as mt
 
 KEYS = [f"test-mt:key:{i}" for i in range(200)]
 
@@ -58,7 +58,7 @@ def test_distribution_widget_updates_headless():
 
 
 def test_pool_falls_back_to_single_node_services(monkeypatch):
-    from helpers import services
+    from helpers.runtime import services
 
     monkeypatch.setattr(services, "_load_plugins", lambda: None)
     monkeypatch.delitem(services.TOPOLOGIES, "memcached-pool", raising=False)

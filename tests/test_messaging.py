@@ -1,4 +1,4 @@
-"""helpers.messaging against a real Redis: queues, the reaper, crashed workers, streams, pub/sub."""
+"""helpers.topics.messaging against a real Redis: queues, the reaper, crashed workers, streams, pub/sub."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import time
 import pytest
 
 from helpers import start
-from helpers.messaging import (
+from helpers.runtime.state import LabError
+from helpers.topics.messaging import (
     Subscriber,
     WorkerConfig,
     ack,
@@ -27,7 +28,6 @@ from helpers.messaging import (
     wait_until,
     work,
 )
-from helpers.state import LabError
 
 P = "test:messaging:"
 

@@ -1,4 +1,4 @@
-"""helpers.metrics and helpers.dashboard against real engines and the local CloudWatch."""
+"""helpers.measure.metrics and helpers.measure.dashboard against real engines and the local CloudWatch."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import time
 
 import pytest
 
-from helpers import metrics as m
-from helpers.services import start
-from helpers.state import LabError
+from helpers.measure import metrics as m
+from helpers.runtime.services import start
+from helpers.runtime.state import LabError
 
 CONFIG = {"maxmemory": "8mb", "maxmemory-policy": "allkeys-lfu"}
 
@@ -144,7 +144,7 @@ def test_slowlog_latency_big_and_hot_keys(r):
 
 def test_dashboard_refreshes_headless(r):
     from helpers import aws_client
-    from helpers.dashboard import MetricsDashboard
+    from helpers.measure.dashboard import MetricsDashboard
 
     dash = MetricsDashboard(m.Sampler(r), cw=aws_client("cloudwatch"), cluster_id="test-dash")
     dash.run(3, workload=lambda step: m.lookups(r, "d:", hits=10 * (step + 1), misses=10, keys=10))

@@ -6,7 +6,8 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-from helpers import measure, plots  # noqa: E402
+from helpers import measure
+from helpers.measure import plots  # noqa: E402
 
 
 def test_latency_bars_with_samples_and_summaries():

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from helpers import exercises, progress
+from helpers.checks import all_exercises
+from helpers.exercises import core as exercises
+from helpers.tools import progress
 
 
 def _ex(lab: str, qid: str, title: str = "A question") -> SimpleNamespace:
@@ -49,7 +51,7 @@ def test_lab_titles_from_notebook_names(tmp_path):
 
 
 def test_widget_reflects_recorded_progress():
-    ex = exercises.all_exercises()[0]
+    ex = all_exercises()[0]
     view = progress.progress_widget()
     exercises.record(ex.lab, ex.qid, "correct")
     view.button.click()  # what the Refresh button does

@@ -12,8 +12,10 @@ import redis
 from pymemcache.client.base import Client
 from pymemcache.exceptions import MemcacheClientError
 
-from helpers import engines, security, start, state, tls
-from helpers.state import LabError
+from helpers import start
+from helpers.runtime import engines, state, tls
+from helpers.runtime import secure as security
+from helpers.runtime.state import LabError
 
 NR = security.no_retry()  # expected failures are reported at once, not retried for seconds
 
@@ -210,8 +212,8 @@ def test_mask_never_shows_the_secret():
 
 
 def test_replicated_and_cluster_topologies_with_tls_and_auth():
-    """The topologies engineer's layouts use helpers.tls: check them end to end, then stop them."""
-    from helpers import services, topologies
+    """The topologies engineer's layouts use helpers.runtime.tls: check them end to end, then stop them."""
+    from helpers.runtime import services, topologies
 
     try:
         rep = start("replicated", name="test-sec-repl", tls=True, password=True)

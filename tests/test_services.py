@@ -11,8 +11,8 @@ import socket
 import psutil
 import pytest
 
-from helpers import engines, services, state
-from helpers.state import LabError
+from helpers.runtime import engines, services, state
+from helpers.runtime.state import LabError
 
 
 def _pids(svc):

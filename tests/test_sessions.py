@@ -6,7 +6,8 @@ import uuid
 
 import pytest
 
-from helpers import memcached_client, redis_client, sessions
+from helpers import memcached_client, redis_client
+from helpers.topics import sessions
 
 
 @pytest.fixture(scope="module")

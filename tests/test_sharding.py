@@ -6,7 +6,15 @@ import random
 
 from pymemcache.client.rendezvous import RendezvousHash
 
-from helpers.sharding import HashRing, ModuloHash, crc16, hash_tag, key_slot, moved_fraction, node_names
+from helpers.topics.sharding import (
+    HashRing,
+    ModuloHash,
+    crc16,
+    hash_tag,
+    key_slot,
+    moved_fraction,
+    node_names,
+)
 
 
 def test_crc16_matches_the_spec_vector():
@@ -56,7 +64,7 @@ def test_key_slot_agrees_with_a_real_cluster():
 
 
 def test_rehash_explorer_builds_and_updates_headless():
-    from helpers.sharding import rehash_explorer
+    from helpers.topics.sharding import rehash_explorer
 
     box = rehash_explorer(keys=300)
     moved = box.update(5)

@@ -1,11 +1,11 @@
-"""helpers.sizing: the node-type table and the sizing rule."""
+"""helpers.topics.sizing: the node-type table and the sizing rule."""
 
 from __future__ import annotations
 
 import pytest
 
-from helpers import sizing
-from helpers.state import LabError
+from helpers.runtime.state import LabError
+from helpers.topics import sizing
 
 
 def test_table_loads_sorted_with_known_rows():

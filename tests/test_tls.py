@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from helpers import engines, services, state, tls
+from helpers.runtime import engines, services, state, tls
 
 
 def _mode(path: Path) -> int:

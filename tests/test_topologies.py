@@ -12,9 +12,10 @@ import time
 import psutil
 import pytest
 
-from helpers import services, start, stop
-from helpers import topologies as topo
-from helpers.faults import fault_panel
+from helpers import start, stop
+from helpers.measure.faults import fault_panel
+from helpers.runtime import services
+from helpers.runtime import topologies as topo
 
 
 def _gone(pids: list[int]) -> bool:
@@ -124,7 +125,7 @@ def test_failover_promotes_a_replica_and_the_client_follows(replicated):
 
 
 def test_measure_failover_reports_the_window_and_loses_no_acknowledged_write(replicated):
-    from helpers.faults import measure_failover, plot_failover
+    from helpers.measure.faults import measure_failover, plot_failover
 
     svc = start("replicated")  # heals what the previous test killed
     topo.wait_replicas_synced(svc)
@@ -154,7 +155,7 @@ def test_a_sentinel_that_missed_the_failover_is_not_believed():
 
 
 def test_traffic_counts_every_request():
-    from helpers.faults import Traffic
+    from helpers.measure.faults import Traffic
 
     svc = start("redis", name="t-traffic")
     with Traffic(lambda: svc.client(), prefix="t:traffic", keys=10) as t:
@@ -257,7 +258,7 @@ def test_resharding_under_load_loses_no_request(cluster):
 
 
 def test_move_slots_reports_keys_and_rejects_bad_input(cluster):
-    from helpers.state import LabError
+    from helpers.runtime.state import LabError
 
     rc = topo.cluster_client(cluster)
     rc.set("{mv}a", 1)
@@ -314,7 +315,7 @@ def test_stop_leaves_nothing():
 
 
 def test_cluster_over_tls_with_a_password():
-    pytest.importorskip("helpers.tls")
+    pytest.importorskip("helpers.runtime.tls")
     svc = start("cluster", name="t-tls", shards=1, replicas=1, tls=True, password=True)
     try:
         assert all(n.extra.get("tls") for n in svc.nodes)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..exercises import Exercise, Wrong, call_learner, expect_choice, expect_type
-from ..services import start
+from helpers.exercises.core import Exercise, Wrong, call_learner, expect_choice, expect_type
+from helpers.runtime.services import start
 
 LAB = "00"
 
@@ -89,7 +89,7 @@ q3 = Exercise(
 
 
 def _check_clusters(answer: Any) -> str:
-    from ..localaws import client
+    from helpers.aws.endpoint import client
 
     ec = client("elasticache")
     result = call_learner(answer, ec, what="your function count_clusters(client)")

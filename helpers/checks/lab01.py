@@ -5,8 +5,8 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from ..exercises import Exercise, Wrong, call_learner, expect_choices_per_item, expect_type
-from ..services import start
+from helpers.exercises.core import Exercise, Wrong, call_learner, expect_choices_per_item, expect_type
+from helpers.runtime.services import start
 
 LAB = "01"
 PREFIX = "lab01:check:"
@@ -236,7 +236,7 @@ q2 = Exercise(
 # --- q3: the encoding after the threshold --------------------------------------------------------
 
 def _hash_big_encoding() -> str:
-    from ..datastructures import encoding_curve, listpack_threshold
+    from helpers.topics.datastructures import encoding_curve, listpack_threshold
 
     r = _redis()
     limit = listpack_threshold(r, "hash") or 512

@@ -7,8 +7,16 @@ import os
 import threading
 from typing import Any
 
-from ..exercises import Exercise, Wrong, call_learner, expect_choices_per_item, expect_type
-from ..memcache_tools import hash_client, label, node_client, pool, routed_node, servers_of, where_keys_live
+from helpers.exercises.core import Exercise, Wrong, call_learner, expect_choices_per_item, expect_type
+from helpers.topics.memcache_tools import (
+    hash_client,
+    label,
+    node_client,
+    pool,
+    routed_node,
+    servers_of,
+    where_keys_live,
+)
 
 LAB = "02"
 PREFIX = "lab02:check:"

@@ -8,9 +8,9 @@ import time
 import uuid
 from typing import Any
 
-from .. import caching, dataset
-from ..exercises import Exercise, Wrong, call_learner, expect_choice, expect_number
-from ..services import start
+from helpers.exercises.core import Exercise, Wrong, call_learner, expect_choice, expect_number
+from helpers.runtime.services import start
+from helpers.topics import caching, dataset
 
 LAB = "03"
 CHECK_DB = "lab03-checks"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from .. import sessions
-from ..exercises import Exercise, Wrong, call_learner, expect_choice, expect_type
-from ..services import start
+from helpers.exercises.core import Exercise, Wrong, call_learner, expect_choice, expect_type
+from helpers.runtime.services import start
+from helpers.topics import sessions
 
 LAB = "04"
 PREFIX = "lab04check"

@@ -6,9 +6,16 @@ import time
 import uuid
 from typing import Any
 
-from ..exercises import Exercise, Wrong, call_learner, expect_choice, expect_choices_per_item, expect_keys
-from ..messaging import clear_prefix, ensure_group, pending_by_consumer
-from ..services import start
+from helpers.exercises.core import (
+    Exercise,
+    Wrong,
+    call_learner,
+    expect_choice,
+    expect_choices_per_item,
+    expect_keys,
+)
+from helpers.runtime.services import start
+from helpers.topics.messaging import clear_prefix, ensure_group, pending_by_consumer
 
 LAB = "05"
 P = "lab05:ex:"

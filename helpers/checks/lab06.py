@@ -6,8 +6,7 @@ import math
 import time
 from typing import Any
 
-from ..analytics import TokenBucket, burst, clear_prefix, daily_activity, visitor_ids
-from ..exercises import (
+from helpers.exercises.core import (
     Exercise,
     Wrong,
     call_learner,
@@ -16,7 +15,8 @@ from ..exercises import (
     expect_number,
     type_name,
 )
-from ..services import start
+from helpers.runtime.services import start
+from helpers.topics.analytics import TokenBucket, burst, clear_prefix, daily_activity, visitor_ids
 
 LAB = "06"
 P = "lab06:ex:"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..exercises import Exercise, Wrong, expect_choice, expect_type
-from ..sizing import node_types, pick_node_type
+from helpers.exercises.core import Exercise, Wrong, expect_choice, expect_type
+from helpers.topics.sizing import node_types, pick_node_type
 
 LAB = "07"
 
@@ -100,8 +100,8 @@ q2 = Exercise(
     lab=LAB, qid="q2", title="Size a node for a dataset",
     checker=_check_sizing,
     hint_text="Needed = 9 GiB x 1.2 (growth). Usable = memory_gib x (1 - 0.25). Take the smallest r7g node whose "
-              "usable memory is at least what is needed (helpers.sizing.node_types() lists them).",
-    solution_text="from helpers.sizing import pick_node_type\n"
+              "usable memory is at least what is needed (helpers.topics.sizing.node_types() lists them).",
+    solution_text="from helpers.topics.sizing import pick_node_type\n"
                   "answer = pick_node_type(9.0, reserved=0.25, growth=0.2, families=['r7g']).name",
     make_reference=_sizing_reference,
     wrong=[
@@ -117,7 +117,7 @@ TTL_KEYS = {"a": 600, "b": 60, "c": None, "d": 300}
 
 
 def _live_first_evicted() -> list[str]:
-    from ..eviction import configure, evict_one, lab07_server
+    from helpers.topics.eviction import configure, evict_one, lab07_server
 
     r = lab07_server().client()
     configure(r, maxmemory="2mb")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from ..exercises import Exercise, Wrong, call_learner, expect_choice, expect_keys, expect_type
+from helpers.exercises.core import Exercise, Wrong, call_learner, expect_choice, expect_keys, expect_type
 
 LAB = "08"
 
@@ -49,8 +49,8 @@ CHECK_SERVICE = {"name": "lab08-check", "config": {"save": '""', "appendonly": "
 
 def _check_server() -> Any:
     """A Redis whose snapshots are slowed on purpose (2 ms per key), so 'done' and 'started' differ."""
-    from ..backups import write_keys
-    from ..services import start
+    from helpers.runtime.services import start
+    from helpers.topics.backups import write_keys
 
     r = start("redis", name=CHECK_SERVICE["name"], config=dict(CHECK_SERVICE["config"])).client()
     if r.dbsize() != 300:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..exercises import Exercise, Wrong, call_learner, expect_choice, expect_number, expect_type
-from ..services import Service, start
+from helpers.exercises.core import Exercise, Wrong, call_learner, expect_choice, expect_number, expect_type
+from helpers.runtime.services import Service, start
 
 LAB = "09"
 SERVICE = "lab09"
@@ -20,7 +20,7 @@ def lab_service() -> Service:
 
 
 def _primary_port() -> int:
-    from ..topologies import current_primary
+    from helpers.runtime.topologies import current_primary
 
     return current_primary(lab_service())[1]
 
@@ -61,7 +61,7 @@ def _safe_write_reference(r: Any, key: str, value: str) -> bool:
 
 
 def _check_safe_write(answer: Any) -> str:
-    from .. import topologies
+    from helpers.runtime import topologies
 
     if not callable(answer):
         raise Wrong(f"Expected a function safe_write(r, key, value), but got {type(answer).__name__}.")
@@ -147,7 +147,7 @@ def _lag_reference(info: dict[str, Any]) -> int:
 
 
 def _check_lag(answer: Any) -> str:
-    from .. import topologies
+    from helpers.runtime import topologies
 
     svc = lab_service()
     r = topologies.primary_client(svc)

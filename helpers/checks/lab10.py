@@ -5,8 +5,8 @@ from __future__ import annotations
 import zlib
 from typing import Any
 
-from ..exercises import Exercise, Wrong, call_learner, expect_choice, expect_number
-from ..sharding import SLOTS, crc16, key_slot
+from helpers.exercises.core import Exercise, Wrong, call_learner, expect_choice, expect_number
+from helpers.topics.sharding import SLOTS, crc16, key_slot
 
 LAB = "10"
 
@@ -27,7 +27,7 @@ def _check_slot(answer: Any) -> str:
                 raise Wrong(f"slot({key!r}) hashed the whole key, but Redis hashes only the hash tag: the text "
                             "between the first '{' and the next '}', when it is not empty.")
             raise Wrong(f"slot({key!r}) returned {got}, but Redis puts that key in slot {key_slot(key)}. "
-                        "Use CRC16/XMODEM (helpers.sharding.crc16) of the key (or its hash tag), modulo 16384.")
+                        "Use CRC16/XMODEM (helpers.topics.sharding.crc16) of the key (or its hash tag), modulo 16384.")
     return "Same answer as CLUSTER KEYSLOT on every key, hash tags included."
 
 
@@ -44,7 +44,7 @@ q1 = Exercise(
     lab=LAB, qid="q1", title="Compute a key's hash slot yourself",
     checker=_check_slot,
     hint_text=("slot = crc16(part) % 16384, where part is the text inside the first {...} if it is not empty, "
-               "else the whole key. crc16 is in helpers.sharding."),
+               "else the whole key. crc16 is in helpers.topics.sharding."),
     solution_text=("def slot(key):\n    start = key.find('{')\n    if start != -1:\n"
                    "        end = key.find('}', start + 1)\n        if end > start + 1:\n"
                    "            key = key[start + 1:end]\n    return crc16(key.encode()) % 16384"),

@@ -10,10 +10,11 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from .. import security, tls
-from ..exercises import Exercise, Wrong, call_learner, expect_choice, expect_type
-from ..services import Service, start
-from ..state import LabError
+from helpers.exercises.core import Exercise, Wrong, call_learner, expect_choice, expect_type
+from helpers.runtime import secure as security
+from helpers.runtime import tls
+from helpers.runtime.services import Service, start
+from helpers.runtime.state import LabError
 
 LAB = "11"
 
@@ -241,7 +242,7 @@ def _cleanup_sgs(ec2: Any, *groups: str) -> None:
 
 
 def _check_sg_rule(answer: Any) -> str:
-    from ..localaws import client
+    from helpers.aws.endpoint import client
 
     if not callable(answer):
         raise Wrong(f"Expected a function allow_app(ec2, cache_sg_id, app_sg_id), but got {type(answer).__name__}.")
@@ -419,7 +420,7 @@ def _check_envelope(answer: Any) -> str:
     from cryptography.exceptions import InvalidTag
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-    from ..localaws import client
+    from helpers.aws.endpoint import client
 
     if not callable(answer):
         raise Wrong(f"Expected a function seal(kms, key_id, data), but got {type(answer).__name__}.")

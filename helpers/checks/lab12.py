@@ -5,14 +5,22 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
-from ..exercises import Exercise, Wrong, call_learner, expect_choice, expect_keys, expect_number, expect_type
+from helpers.exercises.core import (
+    Exercise,
+    Wrong,
+    call_learner,
+    expect_choice,
+    expect_keys,
+    expect_number,
+    expect_type,
+)
 
 LAB = "12"
 CHECK_SERVICE = {"name": "lab12-check", "config": {"maxmemory": "64mb", "maxmemory-policy": "allkeys-lfu"}}
 
 
 def _server() -> Any:
-    from ..services import start
+    from helpers.runtime.services import start
 
     return start("redis", name=CHECK_SERVICE["name"], config=dict(CHECK_SERVICE["config"])).client()
 
@@ -23,7 +31,7 @@ def _check_hit_rate(answer: Any) -> str:
     r = _server()
     r.flushdb()
     r.config_resetstat()
-    from ..metrics import lookups
+    from helpers.measure.metrics import lookups
 
     lookups(r, "q1:", hits=450, misses=150, keys=50)
     info = r.info("stats")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..exercises import Exercise, Wrong, call_learner, expect_choice, expect_type
+from helpers.exercises.core import Exercise, Wrong, call_learner, expect_choice, expect_type
 
 LAB = "13"
 CHECK_CLUSTER = "lab13-check-mc"
@@ -12,7 +12,7 @@ CHECK_PARAMS = "lab13-check-params"
 
 
 def _ec() -> Any:
-    from ..localaws import client
+    from helpers.aws.endpoint import client
 
     return client("elasticache")
 
@@ -21,7 +21,7 @@ def _check_cluster(ec: Any) -> dict[str, Any]:
     """A 2-node Memcached cluster for checking answers (created once, deleted by the lab's clean-up)."""
     from botocore.exceptions import ClientError
 
-    from .. import controlplane_client as cpc
+    from helpers.aws import client as cpc
 
     try:
         ec.describe_cache_clusters(CacheClusterId=CHECK_CLUSTER)
@@ -50,7 +50,7 @@ def _check_endpoints(answer: Any) -> str:
                     "CacheNodes[].Endpoint — and CacheNodes is only there with ShowCacheNodeInfo=True.")
     if sorted(result) != expected:
         raise Wrong(f"{CHECK_CLUSTER} has {len(expected)} nodes at {expected}; your function returned {result}.")
-    from .. import controlplane_client as cpc
+    from helpers.aws import client as cpc
 
     for ep in result:
         host, port = ep.rsplit(":", 1)

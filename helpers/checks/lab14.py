@@ -6,9 +6,23 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from .. import capstone
-from ..capstone import ELASTICACHE_METRICS, REFERENCE_ALARMS, REFERENCE_DESIGN, WORKLOAD, page_key
-from ..exercises import Exercise, Wrong, call_learner, expect_choice, expect_keys, expect_number, expect_type
+from helpers.exercises.core import (
+    Exercise,
+    Wrong,
+    call_learner,
+    expect_choice,
+    expect_keys,
+    expect_number,
+    expect_type,
+)
+from helpers.topics import capstone
+from helpers.topics.capstone import (
+    ELASTICACHE_METRICS,
+    REFERENCE_ALARMS,
+    REFERENCE_DESIGN,
+    WORKLOAD,
+    page_key,
+)
 
 LAB = "14"
 POLICIES = ("noeviction", "allkeys-lru", "allkeys-lfu", "allkeys-random", "volatile-lru", "volatile-lfu",
@@ -182,7 +196,7 @@ def _dead_cache() -> Any:
     """A real client for a port where nothing listens: what the app sees while a node is down."""
     import redis
 
-    from ..engines import free_port
+    from helpers.runtime.engines import free_port
 
     return redis.Redis(host="127.0.0.1", port=free_port(), socket_connect_timeout=0.2, socket_timeout=0.2,
                        decode_responses=True)

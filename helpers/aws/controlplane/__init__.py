@@ -1,0 +1,68 @@
+"""The local ElastiCache control plane: moto's ElastiCache API, backed by real engines.
+
+Installed by helpers.aws.server inside the moto server process (moto is pinned in pyproject.toml).
+Everything that changes moto lives in this package and is applied by `install()`, which only that
+process calls: importing the package does nothing, because `install()` also stops engines that
+this process's (empty) model does not know, which in any other process would be the live ones.
+
+- api.py: the ElastiCache actions, replacing moto's handlers on ElastiCacheResponse (and adding
+  the ones moto lacks: user groups, parameter groups, modify/scale, test-failover, events, ...);
+- model.py: the resources and what each operation does to the engines, in background threads;
+- engineops.py: the engine side (a Redis node topology with AUTH token file and TLS, CONFIG SET,
+  ACL SETUSER, BGSAVE + copy, restore with DUMP/RESTORE);
+- discovery.py: Memcached Auto Discovery (`config get cluster` on the configuration endpoint);
+- metrics.py: engine metrics (INFO / stats) published to the local CloudWatch, AWS/ElastiCache;
+- errors.py: AWS's error codes.
+
+Engines are services named `aws-<cache cluster id>[-<node id>]` or `aws-rg-<replication group id>`
+in the learner's state directory, so `python -m helpers stop` stops them; moto's /moto-api/reset
+stops them too, and a new server stops the ones a previous server left behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+
+_INSTALLED = False
+
+
+def install() -> None:
+    """Patch moto's ElastiCache responses and reset hook (idempotent)."""
+    global _INSTALLED
+    if _INSTALLED:
+        return
+    from moto.elasticache.responses import ElastiCacheResponse
+    from moto.moto_api._internal.models import MotoAPIBackend
+
+    from helpers.aws.controlplane import api
+    from helpers.aws.controlplane.model import PLANE
+
+    for name, handler in {**api.unimplemented_handlers(), **api.HANDLERS}.items():
+        if hasattr(ElastiCacheResponse, name):
+            api._ORIGINAL.setdefault(name, getattr(ElastiCacheResponse, name))
+        setattr(ElastiCacheResponse, name, handler)
+
+    original_reset = MotoAPIBackend.reset
+
+    def reset(self: MotoAPIBackend) -> None:
+        PLANE.reset()
+        original_reset(self)
+
+    MotoAPIBackend.reset = reset  # type: ignore[method-assign]
+    _INSTALLED = True
+    threading.Thread(target=_stop_leftovers, name="controlplane-leftovers", daemon=True).start()
+    from helpers.aws.controlplane.metrics import start_publisher
+
+    start_publisher(PLANE)
+
+
+def _stop_leftovers() -> None:
+    """Engines of a previous server's resources: this server does not know them, so stop them.
+
+    Runs in a thread because the server starts while `services.start("aws")` holds the lock.
+    """
+    from helpers.aws.controlplane.model import PLANE, stop_aws_services
+
+    with contextlib.suppress(Exception):
+        stop_aws_services(keep=PLANE.known_services())

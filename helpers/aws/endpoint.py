@@ -1,0 +1,102 @@
+"""The local AWS endpoint (moto in server mode) and the guard that keeps every call local.
+
+Importing `helpers` calls `guard()`: fake credentials, a default region, private AWS config
+files and (once the endpoint runs) AWS_ENDPOINT_URL are set for this process and everything it
+starts, so boto3 and the AWS CLI talk to the local endpoint and can never reach a real AWS
+account. Set ELASTICACHE_LAB_REAL_AWS=1 before starting Python to opt out on purpose.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from helpers.runtime import state
+
+REAL_AWS_OPT_IN = "ELASTICACHE_LAB_REAL_AWS"
+REGION = "us-east-1"
+FAKE_KEY = "testing"
+# An endpoint nothing listens on: used until the local endpoint is started, so an early call
+# fails fast and locally instead of going to AWS.
+UNSTARTED_ENDPOINT = "http://127.0.0.1:9"
+
+
+def real_aws_opted_in() -> bool:
+    return os.environ.get(REAL_AWS_OPT_IN, "").lower() in ("1", "true", "yes")
+
+
+def _config_files() -> dict[str, str]:
+    """Private AWS config/credentials files, so a learner's own ~/.aws profiles are never read."""
+    home = state.home()
+    config = home / "aws-config"
+    creds = home / "aws-credentials"
+    if not config.exists():
+        state.write_secret(config, f"[default]\nregion = {REGION}\noutput = json\n")
+    if not creds.exists():
+        state.write_secret(creds, f"[default]\naws_access_key_id = {FAKE_KEY}\naws_secret_access_key = {FAKE_KEY}\n")
+    return {"AWS_CONFIG_FILE": str(config), "AWS_SHARED_CREDENTIALS_FILE": str(creds)}
+
+
+def env(endpoint_url: str | None = None) -> dict[str, str]:
+    """The environment variables that point boto3 and the AWS CLI at the local endpoint."""
+    return {
+        "AWS_ENDPOINT_URL": endpoint_url or UNSTARTED_ENDPOINT,
+        "AWS_ACCESS_KEY_ID": FAKE_KEY,
+        "AWS_SECRET_ACCESS_KEY": FAKE_KEY,
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_REGION": REGION,
+        "AWS_EC2_METADATA_DISABLED": "true",
+        **_config_files(),
+    }
+
+
+UNSET = ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_DEFAULT_PROFILE",
+         "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_WEB_IDENTITY_TOKEN_FILE",
+         "AWS_ROLE_ARN")
+
+
+def guard(endpoint_url: str | None = None) -> None:
+    """Point this process's AWS SDKs at the local endpoint (unless real AWS was opted into)."""
+    if real_aws_opted_in():
+        return
+    if endpoint_url is None:
+        from helpers.runtime import services
+
+        svc = services.get("aws")
+        if svc and svc.nodes and svc.nodes[0].alive():
+            endpoint_url = f"http://{svc.host}:{svc.port}"
+    for key in UNSET:
+        os.environ.pop(key, None)
+    os.environ.update(env(endpoint_url))
+
+
+def endpoint() -> str:
+    """Start (or find) the local AWS endpoint, point this process at it, and return its URL."""
+    from helpers.runtime import services
+
+    svc = services.start("aws")
+    url = f"http://{svc.host}:{svc.port}"
+    guard(url)
+    return url
+
+
+def client(service_name: str, **kwargs: Any) -> Any:
+    """A boto3 client for the local endpoint (real AWS only with ELASTICACHE_LAB_REAL_AWS=1)."""
+    import boto3
+
+    if real_aws_opted_in():
+        return boto3.client(service_name, **kwargs)
+    url = endpoint()
+    kwargs.setdefault("endpoint_url", url)
+    kwargs.setdefault("region_name", REGION)
+    kwargs.setdefault("aws_access_key_id", FAKE_KEY)
+    kwargs.setdefault("aws_secret_access_key", FAKE_KEY)
+    return boto3.client(service_name, **kwargs)
+
+
+def reset() -> None:
+    """Forget everything the local AWS endpoint holds (moto's reset API)."""
+    import urllib.request
+
+    req = urllib.request.Request(endpoint() + "/moto-api/reset", method="POST")
+    urllib.request.urlopen(req, timeout=30).read()

@@ -1,0 +1,274 @@
+"""Checked exercises in the learntools style: `q1.check(answer)`, `q1.hint()`, `q1.solution()`.
+
+A checker is a plain function that raises `Wrong("what is wrong, in the learner's words")`.
+The framework turns everything else (a learner's function that crashes, a wrong type, an
+unanswered `...`) into a sentence, never a traceback, and records progress per learner.
+Each exercise carries its reference answer and typical wrong answers, so the test suite proves
+the checker accepts the right answer and rejects the wrong ones with the expected feedback.
+"""
+
+from __future__ import annotations
+
+import html
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from helpers.runtime import state
+
+NOT_ANSWERED = ...  # the placeholder learners replace: `answer = ...`
+PROGRESS = "progress.json"
+
+
+def _stub(*args: Any, **kwargs: Any) -> None:
+    ...
+
+
+def is_stub(answer: Any) -> bool:
+    """True for a learner's function whose body is still just `...` (or `pass`): not answered yet."""
+    code = getattr(answer, "__code__", None)
+    if code is None or getattr(answer, "__name__", "") == "<lambda>":
+        return False
+    return code.co_code == _stub.__code__.co_code and not code.co_names
+
+
+class Wrong(Exception):
+    """Raised by a checker: the message is shown to the learner as is."""
+
+
+@dataclass
+class Result:
+    status: str  # correct | incorrect | unanswered | error
+    message: str
+
+    @property
+    def correct(self) -> bool:
+        return self.status == "correct"
+
+    def __bool__(self) -> bool:
+        return self.correct
+
+
+@dataclass
+class Exercise:
+    lab: str
+    qid: str
+    title: str
+    checker: Callable[[Any], str | None]
+    hint_text: str
+    solution_text: str
+    reference: Any = None
+    wrong: list[tuple[Any, str]] = field(default_factory=list)
+    setup: Callable[[], None] | None = None  # prepares live state the reference relies on (tests)
+    make_reference: Callable[[], Any] | None = None  # when the right answer depends on live state
+
+    def reference_answer(self) -> Any:
+        """The right answer (computed from live state when it depends on it)."""
+        if self.setup:
+            self.setup()
+        return self.make_reference() if self.make_reference else self.reference
+
+    # --- evaluation --------------------------------------------------------------------------
+    def evaluate(self, answer: Any = NOT_ANSWERED) -> Result:
+        """Check without printing or recording (what the tests call)."""
+        if answer is NOT_ANSWERED or is_stub(answer):
+            return Result("unanswered", f"{self.title}: not answered yet. Replace the `...` with your answer "
+                                        f"and run the cell again (`{self.qid}.hint()` gives a hint).")
+        try:
+            extra = self.checker(answer)
+        except Wrong as exc:
+            return Result("incorrect", str(exc))
+        except LearnerCodeError as exc:
+            return Result("incorrect", str(exc))
+        except Exception as exc:  # a malformed answer that the checker did not foresee
+            return Result("error", f"Your answer could not be checked: {describe_exception(exc)}. "
+                                   f"Check its type and shape against the question.")
+        return Result("correct", f"Correct! {extra}" if extra else "Correct!")
+
+    def check(self, answer: Any = NOT_ANSWERED) -> Result:
+        """Check an answer, show the feedback and record progress."""
+        result = self.evaluate(answer)
+        if result.status != "unanswered":
+            record(self.lab, self.qid, result.status)
+        show(result)
+        return _Quiet(result)
+
+    def hint(self) -> None:
+        show(Result("hint", self.hint_text))
+
+    def solution(self) -> None:
+        show(Result("solution", self.solution_text))
+
+    def __repr__(self) -> str:
+        return f"<Exercise {self.lab}.{self.qid}: {self.title}>"
+
+
+class _Quiet(Result):
+    """A Result that prints nothing when it is the last value of a cell (the feedback was shown)."""
+
+    def __init__(self, result: Result):
+        super().__init__(result.status, result.message)
+
+    def __repr__(self) -> str:
+        return ""
+
+    def _repr_html_(self) -> str:
+        return ""
+
+
+COLOURS = {"correct": "#1a7f37", "incorrect": "#cf222e", "error": "#cf222e", "unanswered": "#9a6700",
+           "hint": "#0969da", "solution": "#8250df"}
+LABELS = {"correct": "Correct", "incorrect": "Not yet", "error": "Not yet", "unanswered": "Not answered",
+          "hint": "Hint", "solution": "Solution"}
+
+
+def show(result: Result) -> None:
+    """Feedback as coloured HTML in a notebook, plain text elsewhere."""
+    try:
+        from IPython import get_ipython
+        from IPython.display import HTML, display
+
+        if get_ipython() is not None:
+            colour = COLOURS.get(result.status, "#57606a")
+            body = html.escape(result.message)
+            tag = "pre" if result.status == "solution" else "span"
+            display(HTML(f'<div style="border-left:4px solid {colour};padding:4px 10px">'
+                         f'<b style="color:{colour}">{LABELS.get(result.status, "")}:</b> '
+                         f'<{tag} style="white-space:pre-wrap">{body}</{tag}></div>'))
+            return
+    except ImportError:
+        pass
+    print(f"{LABELS.get(result.status, '')}: {result.message}")
+
+
+# --- progress -------------------------------------------------------------------------------------
+
+def record(lab: str, qid: str, status: str) -> None:
+    path = state.home() / PROGRESS
+    with state.locked():
+        data = state.read_json(path, {})
+        entry = data.setdefault(lab, {}).setdefault(qid, {"attempts": 0, "status": "unanswered"})
+        entry["attempts"] += 1
+        entry["last"] = time.strftime("%Y-%m-%dT%H:%M:%S")
+        if status == "correct":
+            entry.setdefault("solved_at", entry["last"])
+            entry["status"] = "correct"
+        elif entry["status"] != "correct":
+            entry["status"] = "attempted"
+        state.write_json(path, data)
+
+
+def progress() -> dict[str, dict[str, dict[str, Any]]]:
+    return state.read_json(state.home() / PROGRESS, {})
+
+
+# --- turning errors into sentences ----------------------------------------------------------------
+
+class LearnerCodeError(Exception):
+    """The learner's own function raised: report it as feedback, not as a crash."""
+
+
+def describe_exception(exc: BaseException) -> str:
+    name = type(exc).__name__
+    text = str(exc).strip()
+    return f"{name}: {text}" if text else name
+
+
+def call_learner(fn: Any, *args: Any, what: str = "your function", **kwargs: Any) -> Any:
+    """Call a learner's function; if it crashes, say so in a sentence."""
+    if not callable(fn):
+        raise Wrong(f"Expected {what} to be a function (def ...), but got {type_name(fn)}.")
+    try:
+        return fn(*args, **kwargs)
+    except Wrong:
+        raise
+    except Exception as exc:
+        raise LearnerCodeError(f"{what[0].upper() + what[1:]} raised {describe_exception(exc)}.") from None
+
+
+def type_name(value: Any) -> str:
+    text = repr(value)
+    if len(text) > 60:
+        text = text[:57] + "..."
+    return f"a {type(value).__name__} ({text})"
+
+
+# --- small assertion helpers that speak to learners ---------------------------------------------
+
+TYPE_WORDS = {int: "a whole number (int)", float: "a number", str: "a string (str)", list: "a list",
+              dict: "a dictionary (dict)", bool: "True or False", tuple: "a tuple", set: "a set"}
+
+
+def expect_type(value: Any, types: type | tuple[type, ...], what: str = "your answer") -> None:
+    types_t = types if isinstance(types, tuple) else (types,)
+    is_sneaky_bool = isinstance(value, bool) and bool not in types_t  # True is an int in Python
+    if isinstance(value, types_t) and not is_sneaky_bool:
+        return
+    words = " or ".join(TYPE_WORDS.get(t, t.__name__) for t in types_t)
+    raise Wrong(f"Expected {what} to be {words}, but it is {type_name(value)}.")
+
+
+def expect_number(value: Any, what: str = "your answer") -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise Wrong(f"Expected {what} to be a number, but it is {type_name(value)}.")
+    return float(value)
+
+
+def expect_keys(value: Any, keys: Iterable[str], what: str = "your answer") -> Mapping[str, Any]:
+    expect_type(value, dict, what)
+    missing = [k for k in keys if k not in value]
+    if missing:
+        raise Wrong(f"{what[0].upper() + what[1:]} is missing the key(s) {', '.join(map(repr, missing))}.")
+    return value
+
+
+def expect_equal(value: Any, expected: Any, what: str = "your answer", why: str = "") -> None:
+    if value != expected:
+        raise Wrong(f"{what[0].upper() + what[1:]} is {value!r}, which is not right.{' ' + why if why else ''}")
+
+
+def expect_choice(value: Any, choices: Iterable[str], what: str = "your answer") -> str:
+    options = list(choices)
+    if not isinstance(value, str):
+        raise Wrong(f"Expected {what} to be one of {', '.join(map(repr, options))} (a string), "
+                    f"but it is {type_name(value)}.")
+    norm = value.strip().lower()
+    for option in options:
+        if norm == option.lower():
+            return option
+    raise Wrong(f"{value!r} is not one of the choices: {', '.join(map(repr, options))}.")
+
+
+
+def expect_choices_per_item(answer: Any, table: Mapping[str, str], choices: Iterable[str], *,
+                            explain: Callable[[str, str], str], aliases: Mapping[str, str] | None = None,
+                            what: str = "the choice", noun: str = "", first_only: bool = False) -> dict[str, str]:
+    """Check a dict item -> choice against `table` (item -> right choice), all items at once.
+
+    A value that is not a string or not one of `choices` (after `aliases`, keyed by the lowercased
+    value) is reported at once as "For 'item': ...". Every wrong choice gets `explain(item, chosen)`
+    and they are raised together as one Wrong: "2 of 7 [noun ]are not the best fit. ... | ...";
+    with `first_only`, the first wrong item's explanation alone is raised, in table order.
+    Returns item -> chosen option when all are right.
+    """
+    options = list(choices)
+    expect_keys(answer, table, "your dict")
+    chosen: dict[str, str] = {}
+    wrong: list[str] = []
+    for item, right in table.items():
+        value = answer[item]
+        if aliases and isinstance(value, str):
+            value = aliases.get(value.strip().lower(), value)
+        try:
+            chosen[item] = expect_choice(value, options, f"{what} for {item!r}")
+        except Wrong as exc:
+            raise Wrong(f"For {item!r}: {exc}") from None
+        if chosen[item] != right:
+            if first_only:
+                raise Wrong(explain(item, chosen[item]))
+            wrong.append(explain(item, chosen[item]))
+    if wrong:
+        raise Wrong(f"{len(wrong)} of {len(table)} {noun + ' ' if noun else ''}are not the best fit. "
+                    + " | ".join(wrong))
+    return chosen

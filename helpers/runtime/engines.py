@@ -1,0 +1,338 @@
+"""Finding engine binaries and running them as loopback-only daemons.
+
+A node is one OS process listening on one loopback port. Nodes are started detached from the
+caller (a kernel may die, the node lives on) and identified by pid *and* start time, so a
+recycled pid is never mistaken for a running node.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from helpers.runtime.state import LabError
+
+LOOPBACK = "127.0.0.1"
+
+# Environment variables that name a binary explicitly (checked before PATH).
+BINARY_ENV = {
+    "redis": "ELASTICACHE_LAB_REDIS_SERVER",
+    "memcached": "ELASTICACHE_LAB_MEMCACHED",
+}
+BINARY_NAMES = {
+    "redis": ("valkey-server", "redis-server"),
+    "memcached": ("memcached",),
+}
+EXTRA_DIRS = ("/usr/sbin", "/usr/local/bin", "/usr/local/sbin", "/opt/homebrew/bin", "/opt/homebrew/sbin")
+
+
+def install_hint(kind: str) -> str:
+    pkgs = {"redis": "redis-server redis-tools", "memcached": "memcached"}[kind]
+    brew = {"redis": "redis", "memcached": "memcached"}[kind]
+    if sys.platform == "darwin":
+        return f"run `make setup`, or `brew install {brew}`"
+    sudo = "" if os.geteuid() == 0 else "sudo "
+    return f"run `make setup`, or `{sudo}apt-get install -y {pkgs}`"
+
+
+def find_binary(kind: str) -> str:
+    """Path of the server binary for `kind` ("redis" or "memcached"), or a LabError saying how to get it."""
+    env = BINARY_ENV[kind]
+    named = os.environ.get(env)
+    if named:
+        path = shutil.which(named) or (named if os.access(named, os.X_OK) else None)
+        if not path:
+            raise LabError(f"{env}={named!r} does not name an executable file. Fix or unset {env}.")
+        return path
+    search = os.pathsep.join([os.environ.get("PATH", ""), *EXTRA_DIRS])
+    for name in BINARY_NAMES[kind]:
+        path = shutil.which(name, path=search)
+        if path:
+            return path
+    names = " or ".join(BINARY_NAMES[kind])
+    raise LabError(f"{names} not found on PATH — {install_hint(kind)} (or set {env} to the binary's path).")
+
+
+def binary_version(path: str) -> str:
+    """The version string a server binary reports (e.g. 'Redis 7.0.15', 'memcached 1.6.18')."""
+    flag = "-V" if Path(path).name.startswith("memcached") else "--version"
+    out = subprocess.run([path, flag], capture_output=True, text=True, timeout=10).stdout.strip()
+    if out.startswith("Redis server v=") or out.startswith("Valkey server v="):
+        engine = out.split()[0]
+        return f"{engine} {out.split('v=')[1].split()[0]}"
+    return out
+
+
+def free_port(*, bus_offset: int | None = None, avoid: Sequence[int] = ()) -> int:
+    """A free loopback TCP port (and port+bus_offset free too, for Redis Cluster's bus)."""
+    for _ in range(200):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind((LOOPBACK, 0))
+            port = s.getsockname()[1]
+        if port in avoid:
+            continue
+        if bus_offset is None:
+            return port
+        if port + bus_offset < 65536 and port_is_free(port + bus_offset):
+            return port
+    raise LabError("Could not find a free loopback port. Is the machine out of ephemeral ports?")
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind((LOOPBACK, port))
+        except OSError:
+            return False
+    return True
+
+
+@dataclass
+class Node:
+    """One running process of a service, as recorded in the state directory."""
+
+    name: str
+    kind: str  # redis | memcached | sentinel | aws
+    role: str  # standalone | primary | replica | sentinel | node | endpoint ...
+    host: str
+    port: int
+    pid: int
+    create_time: float
+    argv: list[str]
+    workdir: str
+    log: str
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Node:
+        known = {f for f in cls.__dataclass_fields__}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    # --- liveness -------------------------------------------------------------------------
+    def process(self) -> psutil.Process | None:
+        """The live process, or None when it is gone (exited, killed, zombie or pid reused)."""
+        try:
+            proc = psutil.Process(self.pid)
+            if abs(proc.create_time() - self.create_time) > 1.0:
+                return None
+            if proc.status() == psutil.STATUS_ZOMBIE:
+                with contextlib.suppress(ChildProcessError, OSError):
+                    os.waitpid(self.pid, os.WNOHANG)
+                return None
+            return proc
+        except (psutil.NoSuchProcess, psutil.AccessDenied, ProcessLookupError):
+            return None
+
+    def alive(self) -> bool:
+        return self.process() is not None
+
+    def paused(self) -> bool:
+        proc = self.process()
+        return bool(proc and proc.status() == psutil.STATUS_STOPPED)
+
+    # --- fault injection -------------------------------------------------------------------
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        """Kill the node abruptly (SIGKILL by default), like a crashed host."""
+        proc = self.process()
+        if proc:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                proc.send_signal(sig)
+                if sig in (signal.SIGKILL, signal.SIGTERM):
+                    _wait_gone(proc, 10)
+
+    def pause(self) -> None:
+        """Freeze the node (SIGSTOP): it keeps its port but answers nothing, like a hung host."""
+        proc = self.process()
+        if not proc:
+            raise LabError(f"{self.name} is not running, so it cannot be paused.")
+        proc.suspend()
+        deadline = time.monotonic() + 2  # the signal is delivered asynchronously
+        while time.monotonic() < deadline and proc.status() != psutil.STATUS_STOPPED:
+            time.sleep(0.01)
+
+    def resume(self) -> None:
+        proc = self.process()
+        if proc:
+            proc.resume()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop gracefully (SIGTERM), then forcefully; never leave the process behind."""
+        proc = self.process()
+        if not proc:
+            return
+        with contextlib.suppress(psutil.NoSuchProcess):
+            proc.resume()  # a paused process cannot handle SIGTERM
+            proc.terminate()
+            if not _wait_gone(proc, timeout):
+                proc.kill()
+                _wait_gone(proc, 5)
+
+    def log_tail(self, lines: int = 15) -> str:
+        return tail(Path(self.log), lines)
+
+
+def _wait_gone(proc: psutil.Process, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if proc.status() == psutil.STATUS_ZOMBIE:
+                with contextlib.suppress(ChildProcessError, OSError):
+                    os.waitpid(proc.pid, os.WNOHANG)
+                return True
+        except psutil.NoSuchProcess:
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def tail(path: Path, lines: int = 15) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except FileNotFoundError:
+        return "(no log written)"
+
+
+# A tiny launcher: the node becomes a grandchild, re-parented to init, so it never lingers as a
+# zombie of a kernel that forgot to wait for it, and survives the kernel that started it.
+_LAUNCHER = r"""
+import os, subprocess, sys
+os.umask(0o077)  # files the node writes (RDB, AOF, configs Sentinel rewrites with passwords) stay owner-only
+log = open(sys.argv[1], "ab", buffering=0)
+p = subprocess.Popen(sys.argv[3:], cwd=sys.argv[2], stdin=subprocess.DEVNULL, stdout=log,
+                     stderr=subprocess.STDOUT, start_new_session=True, close_fds=True)
+print(p.pid, flush=True)
+"""
+
+
+def spawn(argv: Sequence[str], workdir: Path, log: Path, env: dict[str, str] | None = None) -> psutil.Process:
+    """Start argv detached, output appended to `log`; returns the running process."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    out = subprocess.run(
+        [sys.executable, "-c", _LAUNCHER, str(log), str(workdir), *argv],
+        capture_output=True, text=True, env=env, timeout=30,
+    )
+    if out.returncode != 0 or not out.stdout.strip().isdigit():
+        raise LabError(f"Could not start {argv[0]}: {out.stderr.strip() or out.stdout.strip()}")
+    return psutil.Process(int(out.stdout.strip()))
+
+
+Probe = Callable[[str, int], bool]
+
+
+def probe_redis(host: str, port: int) -> bool:
+    """True when a Redis-protocol server answers (PONG, or an auth error: it is up either way)."""
+    try:
+        with socket.create_connection((host, port), timeout=0.5) as s:
+            s.sendall(b"PING\r\n")
+            data = s.recv(64)
+    except OSError:
+        return False
+    return data.startswith((b"+PONG", b"-NOAUTH", b"-WRONGPASS", b"-ERR AUTH", b"-DENIED", b"-NOPERM"))
+
+
+def probe_memcached(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5) as s:
+            s.sendall(b"version\r\n")
+            data = s.recv(64)
+    except OSError:
+        return False
+    # With SASL on, memcached closes text-protocol connections or answers an error: still up.
+    return data.startswith((b"VERSION", b"CLIENT_ERROR", b"ERROR")) or data == b""
+
+
+def probe_tcp(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def wait_ready(proc: psutil.Process, host: str, port: int, probe: Probe, log: Path, timeout: float = 20.0) -> None:
+    """Wait until the process answers on its port; explain (with its log) if it dies or hangs."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            dead = proc.status() == psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            dead = True
+        if dead:
+            text = tail(log, 20)
+            if "Address already in use" in text or "bind" in text.lower() and "in use" in text.lower():
+                raise PortInUse(port)
+            raise LabError(f"The server exited while starting on port {port}. Last lines of {log}:\n{text}")
+        if probe(host, port):
+            return
+        time.sleep(0.03)
+    with contextlib.suppress(psutil.NoSuchProcess):
+        proc.kill()
+    raise LabError(f"The server on {host}:{port} did not answer within {timeout:.0f}s. "
+                   f"Last lines of {log}:\n{tail(log, 20)}")
+
+
+class PortInUse(LabError):
+    def __init__(self, port: int):
+        super().__init__(f"Port {port} on {LOOPBACK} is already in use by another program.")
+        self.port = port
+
+
+def start_node(
+    *,
+    name: str,
+    kind: str,
+    role: str,
+    argv_for_port: Callable[[int], list[str]],
+    workdir: Path,
+    probe: Probe,
+    port: int | None = None,
+    bus_offset: int | None = None,
+    env: dict[str, str] | None = None,
+    extra: dict[str, Any] | None = None,
+    timeout: float = 20.0,
+) -> Node:
+    """Start one node on `port` (or a free one), retrying on another port if it was taken meanwhile."""
+    log = workdir / f"{name}.log"
+    fixed = port is not None
+    for _attempt in range(5):
+        chosen = port if fixed else free_port(bus_offset=bus_offset)
+        argv = argv_for_port(chosen)
+        proc = spawn(argv, workdir, log, env=env)
+        try:
+            wait_ready(proc, LOOPBACK, chosen, probe, log, timeout=timeout)
+        except PortInUse:
+            if fixed:
+                raise PortInUse(chosen) from None
+            continue
+        return Node(name=name, kind=kind, role=role, host=LOOPBACK, port=chosen, pid=proc.pid,
+                    create_time=proc.create_time(), argv=list(argv), workdir=str(workdir), log=str(log),
+                    extra=dict(extra or {}))
+    raise LabError(f"Could not start {name}: every port tried was taken. Last log lines:\n{tail(log)}")
+
+
+def restart_node(node: Node, probe: Probe, env: dict[str, str] | None = None, timeout: float = 20.0) -> Node:
+    """Start a dead node again with its recorded command line, on its recorded port."""
+    proc = spawn(node.argv, Path(node.workdir), Path(node.log), env=env)
+    wait_ready(proc, node.host, node.port, probe, Path(node.log), timeout=timeout)
+    node.pid = proc.pid
+    node.create_time = proc.create_time()
+    return node
+
+
+PROBES: dict[str, Probe] = {"redis": probe_redis, "sentinel": probe_redis, "memcached": probe_memcached,
+                            "aws": probe_tcp}

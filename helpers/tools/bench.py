@@ -1,0 +1,643 @@
+"""`make bench`: the course's figures, measured side by side in one run, as ratios to a baseline.
+
+Every figure is paired with the floor it should be judged against, measured in the same run on the
+same machine: a lab's time against an empty notebook's, a topology's start-up against a bare
+`redis-server`, a cache hit against the database query it saves, the lab's load generator against
+`redis-benchmark`, peak memory against Binder's 2 GB. A ratio survives a slow or busy machine; an
+absolute number does not. This is not a test: it never fails on a slow machine, and what cannot be
+measured here (a missing tool, a topology not written yet) is printed as "n/a".
+
+    python -m helpers.tools.bench                     # everything (a few minutes)
+    python -m helpers.tools.bench --only startup,cache  --out artifacts/bench.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import csv
+import io
+import json
+import os
+import platform
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import traceback
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+BINDER_LIMIT_MB = 2048.0
+SECTIONS = ("labs", "startup", "cache", "throughput", "failover", "resharding", "memory")
+TOPOLOGIES = (("standalone", "redis", {}), ("memcached-pool", "memcached-pool", {"nodes": 3}),
+              ("replicated", "replicated", {"replicas": 2}), ("cluster", "cluster", {"shards": 3, "replicas": 1}),
+              ("local AWS", "aws", {}))
+NA = "n/a"
+
+
+# --- pure helpers (unit-tested) ----------------------------------------------------------------
+
+def ratio(value: float | None, base: float | None) -> float | None:
+    """value / base, or None when either is missing or the base is not positive."""
+    if value is None or base is None or base <= 0:
+        return None
+    return value / base
+
+
+def fmt(value: Any, unit: str = "", digits: int = 2) -> str:
+    """A table cell: numbers rounded, None as "n/a", ratios as "3.1x"."""
+    if value is None:
+        return NA
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, (int, float)):
+        if unit == "x":
+            return f"{value:.{digits}f}x"
+        if isinstance(value, int) or digits == 0:
+            text = f"{int(round(value)):,}"
+        else:
+            text = f"{value:.{digits}f}"
+        return f"{text} {unit}".rstrip()
+    return str(value)
+
+
+def render_table(title: str, headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    """A plain-text table (left-aligned first column, right-aligned figures)."""
+    body = [[str(c) for c in row] for row in rows]
+    widths = [max([len(h)] + [len(r[i]) for r in body if i < len(r)]) for i, h in enumerate(headers)]
+
+    def line(cells: Sequence[str]) -> str:
+        out = []
+        for i, cell in enumerate(cells):
+            out.append(cell.ljust(widths[i]) if i == 0 else cell.rjust(widths[i]))
+        return "  ".join(out).rstrip()
+
+    sep = "  ".join("-" * w for w in widths)
+    return "\n".join([title, line(headers), sep, *(line(r) for r in body)])
+
+
+def parse_redis_benchmark_csv(text: str) -> dict[str, float]:
+    """{"SET": rps, "GET": rps, ...} from `redis-benchmark --csv` output (old and new formats)."""
+    out: dict[str, float] = {}
+    for row in csv.reader(io.StringIO(text)):
+        if len(row) < 2 or row[0].strip().lower() == "test":
+            continue
+        name = row[0].strip().split()[0].upper()
+        try:
+            out[name] = float(row[1])
+        except ValueError:
+            continue
+    return out
+
+
+def unavailability_window(events: Sequence[tuple[float, bool]]) -> tuple[float | None, int]:
+    """From (time, ok) request outcomes in time order: (seconds between the first failure and the
+    next success, number of failed requests). (0.0, 0) when nothing failed; (None, n) when the
+    service never came back within the observation."""
+    failures = sum(1 for _t, ok in events if not ok)
+    first_fail = next((t for t, ok in events if not ok), None)
+    if first_fail is None:
+        return 0.0, 0
+    back = next((t for t, ok in events if ok and t > first_fail), None)
+    return (back - first_fail if back is not None else None), failures
+
+
+def peak_lab(per_lab: dict[str, float | None]) -> tuple[str | None, float | None]:
+    """The lab with the highest figure (e.g. peak memory), ignoring labs without one."""
+    known = {k: v for k, v in per_lab.items() if v is not None}
+    if not known:
+        return None, None
+    name = max(known, key=lambda k: known[k])
+    return name, known[name]
+
+
+def latency_summary(samples_ms: Sequence[float]) -> dict[str, float] | None:
+    if not samples_ms:
+        return None
+    from helpers.measure import percentiles
+
+    p = percentiles(samples_ms, (50, 99))
+    return {"p50_ms": p["p50"], "p99_ms": p["p99"], "n": int(p["n"])}
+
+
+# --- measuring memory ------------------------------------------------------------------------
+
+def lab_processes() -> list[Any]:
+    """Every process of the bench: its kernels (children) and the services of its state directory."""
+    import psutil
+
+    from helpers.runtime import services, state
+
+    procs: dict[int, Any] = {}
+    me = psutil.Process()
+    with contextlib.suppress(psutil.Error):
+        for child in me.children(recursive=True):
+            procs[child.pid] = child
+    for svc in services.status():
+        for n in svc.nodes:
+            p = n.process()
+            if p is not None:
+                procs[p.pid] = p
+    root = str(state.home())
+    for p in psutil.process_iter(["pid", "cwd"]):
+        with contextlib.suppress(psutil.Error):
+            cwd = p.info.get("cwd") or ""
+            if cwd == root or cwd.startswith(root + os.sep):
+                procs.setdefault(p.pid, p)
+    return list(procs.values())
+
+
+def total_rss_mb(procs: Iterable[Any]) -> float:
+    total = 0
+    for p in procs:
+        with contextlib.suppress(Exception):
+            total += p.memory_info().rss
+    return total / 2**20
+
+
+class PeakRSS:
+    """Samples the summed RSS of the bench's kernels and services in a thread; `.peak_mb` after."""
+
+    def __init__(self, interval: float = 0.2):
+        self.interval, self.peak_mb = interval, 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True, name="peak-rss")
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            with contextlib.suppress(Exception):
+                self.peak_mb = max(self.peak_mb, total_rss_mb(lab_processes()))
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> PeakRSS:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+
+# --- the sections ------------------------------------------------------------------------------
+
+def _repo() -> Path:
+    from helpers.runtime import state
+
+    return state.repo_root()
+
+
+def execute_notebook(nb: Any, cwd: Path, timeout: int = 600) -> tuple[float, str | None]:
+    """Run a notebook in a fresh kernel; (wall seconds including kernel start, error or None)."""
+    from nbclient import NotebookClient
+
+    client = NotebookClient(nb, timeout=timeout, kernel_name="python3", allow_errors=False,
+                            resources={"metadata": {"path": str(cwd)}})
+    started = time.perf_counter()
+    try:
+        client.execute()
+        error = None
+    except Exception as exc:  # a failing lab is reported, not raised
+        text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).strip()  # nbclient's messages carry ANSI colours
+        error = f"{type(exc).__name__}: {text.splitlines()[-1] if text else ''}"
+    return time.perf_counter() - started, error
+
+
+def bench_labs(pattern: str = "*.ipynb") -> dict[str, Any]:
+    import nbformat
+
+    labs_dir = _repo() / "labs"
+    os.environ.setdefault("MPLBACKEND", "Agg")
+    empty = nbformat.v4.new_notebook()
+    empty.cells.append(nbformat.v4.new_code_cell("pass"))
+    floors = [execute_notebook(empty, labs_dir)[0] for _ in range(2)]
+    floor = min(floors)
+    rows: dict[str, Any] = {}
+    for path in sorted(labs_dir.glob(pattern)):
+        nb = nbformat.read(path, as_version=4)
+        with PeakRSS() as mem:
+            seconds, error = execute_notebook(nb, labs_dir)
+        rows[path.stem] = {"seconds": seconds, "ratio_to_empty": ratio(seconds, floor), "error": error,
+                           "peak_rss_mb": mem.peak_mb or None}
+        print(f"  {path.stem:<32} {seconds:6.1f} s{'  ' + error if error else ''}", flush=True)
+    total = sum(r["seconds"] for r in rows.values())
+    return {"empty_notebook_seconds": floor, "labs": rows, "total_seconds": total,
+            "total_ratio_to_empty": ratio(total, floor * len(rows)) if rows else None}
+
+
+def _bare_redis_start() -> float | None:
+    """Seconds to start a `redis-server` by hand on a free port until it answers PING (the floor)."""
+    from helpers.runtime import engines
+
+    try:
+        binary = engines.find_binary("redis")
+    except Exception:
+        return None
+    port = engines.free_port()
+    workdir = Path(tempfile.mkdtemp(prefix="bench-bare-"))
+    started = time.perf_counter()
+    proc = subprocess.Popen([binary, "--port", str(port), "--bind", engines.LOOPBACK, "--save", "",
+                             "--appendonly", "no", "--dir", str(workdir)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=workdir)
+    try:
+        while time.perf_counter() - started < 20:
+            if engines.probe_redis(engines.LOOPBACK, port):
+                return time.perf_counter() - started
+            if proc.poll() is not None:
+                return None
+            time.sleep(0.005)
+        return None
+    finally:
+        proc.terminate()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(5)
+        if proc.poll() is None:
+            proc.kill()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def bench_startup() -> dict[str, Any]:
+    from helpers.runtime import services
+
+    services._load_plugins()
+    bare = [b for b in (_bare_redis_start() for _ in range(3)) if b is not None]
+    floor = min(bare) if bare else None
+    rows: dict[str, Any] = {}
+    for label, topo, options in TOPOLOGIES:
+        if topo not in services.TOPOLOGIES:
+            rows[label] = {"seconds": None, "ratio_to_bare_redis": None, "note": f"topology {topo!r} not available"}
+            continue
+        name = f"bench-{topo}"
+        services.stop(name)
+        started = time.perf_counter()
+        try:
+            svc = services.start(topo, name=name, **options)
+            seconds: float | None = time.perf_counter() - started
+            note = f"{len(svc.nodes)} processes"
+        except Exception as exc:
+            seconds, note = None, f"failed: {exc}".splitlines()[0][:120]
+        finally:
+            with contextlib.suppress(Exception):
+                services.stop(name)
+        rows[label] = {"seconds": seconds, "ratio_to_bare_redis": ratio(seconds, floor), "note": note}
+    return {"bare_redis_seconds": floor, "topologies": rows}
+
+
+def bench_cache(n: int = 300) -> dict[str, Any]:
+    """Cache hit (Redis GET + decode, as cache-aside serves it) vs the database query it replaces."""
+    from helpers.runtime import services
+
+    r = services.start("redis", name="bench-redis").client()
+    try:
+        from helpers.topics import caching, dataset
+
+        dataset.build(progress=False)
+        db = dataset.open_pristine()
+        ids = db.product_ids(limit=n)
+        for pid in ids:  # fill the cache first: every read below is a hit
+            caching.get_product_page(r, db, pid)
+        db_ms, hit_ms = [], []
+        for pid in ids:
+            t0 = time.perf_counter()
+            db.product_page(pid)
+            t1 = time.perf_counter()
+            value, hit = caching.cache_aside(r, caching.page_key(pid), lambda pid=pid: db.product_page(pid))
+            t2 = time.perf_counter()
+            db_ms.append((t1 - t0) * 1000)
+            if hit:
+                hit_ms.append((t2 - t1) * 1000)
+        caching.clear(r)
+        what = "shop product page: SQLite query (helpers.topics.db) vs cache-aside hit (helpers.topics.caching)"
+    except ImportError:
+        import sqlite3
+
+        conn = sqlite3.connect(":memory:")
+        conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
+        conn.executemany("INSERT INTO t VALUES (?, ?)", [(i, f"value-{i}") for i in range(10000)])
+        r.set("bench:probe", "x" * 200)
+        db_ms, hit_ms = [], []
+        for i in range(n):
+            t0 = time.perf_counter()
+            conn.execute("SELECT COUNT(*), MAX(v) FROM t WHERE id % 7 = ?", (i % 7,)).fetchall()
+            t1 = time.perf_counter()
+            r.get("bench:probe")
+            t2 = time.perf_counter()
+            db_ms.append((t1 - t0) * 1000)
+            hit_ms.append((t2 - t1) * 1000)
+        r.delete("bench:probe")
+        what = "SQLite aggregate query vs Redis GET (the shop database helpers are not available)"
+    db_s, hit_s = latency_summary(db_ms), latency_summary(hit_ms)
+    out = {"what": what, "database": db_s, "cache_hit": hit_s}
+    if db_s and hit_s:
+        out["ratio_p50"] = ratio(db_s["p50_ms"], hit_s["p50_ms"])
+        out["ratio_p99"] = ratio(db_s["p99_ms"], hit_s["p99_ms"])
+    return out
+
+
+def _redis_benchmark(host: str, port: int, requests: int, clients: int, pipeline: int) -> dict[str, float] | None:
+    tool = shutil.which("redis-benchmark")
+    if not tool:
+        return None
+    argv = [tool, "-h", host, "-p", str(port), "-t", "set,get", "-n", str(requests), "-c", str(clients),
+            "-P", str(pipeline), "--csv"]
+    try:
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=120).stdout
+    except (subprocess.TimeoutExpired, OSError):
+        return None
+    parsed = parse_redis_benchmark_csv(out)
+    return parsed or None
+
+
+def _lab_generator(r: Any, requests: int, clients: int, pipeline: int) -> dict[str, float]:
+    """The labs' load generator (helpers.measure.run_concurrently, redis-py): SET then GET, ops/s each."""
+    from helpers.measure import run_concurrently
+
+    per_client = max(1, requests // clients // pipeline)
+    out = {}
+    for op in ("SET", "GET"):
+        def work(i: int, op: str = op) -> None:
+            if pipeline == 1:
+                (r.set(f"bench:key:{i}", "x" * 3) if op == "SET" else r.get(f"bench:key:{i}"))
+                return
+            pipe = r.pipeline(transaction=False)
+            for j in range(pipeline):
+                (pipe.set(f"bench:key:{i}:{j}", "xxx") if op == "SET" else pipe.get(f"bench:key:{i}:{j}"))
+            pipe.execute()
+
+        res = run_concurrently(work, clients, calls_per_client=per_client, timeout=120)
+        out[op] = res.throughput * pipeline
+    return out
+
+
+def bench_throughput(requests: int = 20000, clients: int = 8, pipeline: int = 16) -> dict[str, Any]:
+    from helpers.runtime import services
+
+    svc = services.start("redis", name="bench-redis")
+    r = svc.client()
+    out: dict[str, Any] = {"clients": clients, "pipeline": pipeline, "requests": requests}
+    for label, depth in (("plain", 1), ("pipelined", pipeline)):
+        ours = _lab_generator(r, requests, clients, depth)
+        theirs = _redis_benchmark(svc.host, svc.port, requests, clients, depth)
+        out[label] = {"lab_ops_per_s": ours, "redis_benchmark_ops_per_s": theirs,
+                      "ratio": {op: ratio(ours.get(op), (theirs or {}).get(op)) for op in ("SET", "GET")}}
+    with contextlib.suppress(Exception):
+        keys = list(r.scan_iter(match="bench:key:*", count=1000))
+        for i in range(0, len(keys), 500):
+            r.unlink(*keys[i:i + 500])
+    return out
+
+
+def _topologies() -> Any:
+    from helpers.runtime import services
+
+    services._load_plugins()
+    from helpers.runtime import topologies
+
+    return topologies
+
+
+def bench_failover(seconds: float = 20.0) -> dict[str, Any]:
+    """Kill the primary under steady writes; the window is first failed write to next good write."""
+    from helpers.runtime import services
+
+    try:
+        topo = _topologies()
+    except ModuleNotFoundError:
+        return {"window_seconds": None, "note": "helpers.runtime.topologies not available"}
+    name = "bench-replicated"
+    try:
+        svc = services.start("replicated", name=name, replicas=2)
+        client = topo.primary_client(svc, socket_timeout=0.5, socket_connect_timeout=0.5)
+        client.set("bench:failover", 0)
+        events: list[tuple[float, bool]] = []
+        t_start = time.monotonic()
+        killed_at = None
+        i = 0
+        while time.monotonic() - t_start < seconds:
+            now = time.monotonic()
+            if killed_at is None and now - t_start > 1.0:
+                host, port = topo.current_primary(svc)
+                svc.kill(next(n for n in svc.nodes if n.port == port))
+                killed_at = time.monotonic()
+            try:
+                client.set("bench:failover", i)
+                events.append((time.monotonic(), True))
+            except Exception:
+                events.append((time.monotonic(), False))
+            i += 1
+            window, failed = unavailability_window(events)
+            if killed_at and window is not None and failed and time.monotonic() - killed_at > window + 1:
+                break
+            time.sleep(0.01)
+        window, failed = unavailability_window(events)
+        from_kill = None
+        if killed_at is not None:
+            first_fail = next((t for t, ok in events if not ok), None)
+            back = next((t for t, ok in events if ok and first_fail is not None and t > first_fail), None)
+            from_kill = back - killed_at if back is not None else None
+        return {"window_seconds": window, "failed_writes": failed, "kill_to_recovery_seconds": from_kill,
+                "writes": len(events), "note": "Sentinel down-after + election + client rediscovery"}
+    except Exception as exc:
+        return {"window_seconds": None, "note": f"failed: {exc}".splitlines()[0][:160]}
+    finally:
+        with contextlib.suppress(Exception):
+            services.stop(name)
+
+
+def bench_resharding(keys: int = 2000) -> dict[str, Any]:
+    """Add a shard (slots migrated online) while clients read and write; count the failed requests."""
+    from helpers.runtime import services
+
+    try:
+        topo = _topologies()
+    except ModuleNotFoundError:
+        return {"lost_requests": None, "note": "helpers.runtime.topologies not available"}
+    name = "bench-cluster"
+    try:
+        svc = services.start("cluster", name=name, shards=3, replicas=0)
+        rc = topo.cluster_client(svc)
+        for i in range(keys):
+            rc.set(f"bench:rs:{i}", i)
+        stop = threading.Event()
+        counts = {"ok": 0, "failed": 0, "wrong": 0}
+
+        def traffic() -> None:
+            c = topo.cluster_client(svc)
+            i = 0
+            while not stop.is_set():
+                k = i % keys
+                try:
+                    if i % 4 == 0:
+                        c.set(f"bench:rs:{k}", k)
+                    elif int(c.get(f"bench:rs:{k}") or -1) != k:
+                        counts["wrong"] += 1
+                    counts["ok"] += 1
+                except Exception:
+                    counts["failed"] += 1
+                i += 1
+
+        worker = threading.Thread(target=traffic, daemon=True)
+        worker.start()
+        started = time.perf_counter()
+        topo.add_shard(svc, replicas=0)
+        seconds = time.perf_counter() - started
+        stop.set()
+        worker.join(10)
+        return {"lost_requests": counts["failed"], "wrong_values": counts["wrong"], "requests": counts["ok"]
+                + counts["failed"], "reshard_seconds": seconds}
+    except Exception as exc:
+        return {"lost_requests": None, "note": f"failed: {exc}".splitlines()[0][:160]}
+    finally:
+        with contextlib.suppress(Exception):
+            services.stop(name)
+
+
+# --- the machine and the report --------------------------------------------------------------------
+
+def machine() -> dict[str, Any]:
+    import psutil
+
+    from helpers.runtime import engines
+
+    cpu = platform.processor()
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    info = {"host": socket.gethostname(), "os": platform.platform(), "python": platform.python_version(),
+            "cpu": cpu, "cores": os.cpu_count(), "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
+            "load_average": [round(x, 2) for x in os.getloadavg()], "date": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
+    for kind in ("redis", "memcached"):
+        with contextlib.suppress(Exception):
+            info[f"{kind}_version"] = engines.binary_version(engines.find_binary(kind))
+    return info
+
+
+def report(results: dict[str, Any]) -> str:
+    """The printed tables, from the JSON results (missing sections and figures as n/a)."""
+    parts: list[str] = []
+    m = results.get("machine", {})
+    parts.append(f"Machine: {m.get('cpu', NA)}, {m.get('cores', NA)} cores, {m.get('memory_gb', NA)} GB, "
+                 f"load {m.get('load_average', NA)}; {m.get('redis_version', NA)}, {m.get('memcached_version', NA)}; "
+                 f"Python {m.get('python', NA)}; {m.get('date', '')}")
+    labs = results.get("labs")
+    if labs and labs.get("labs"):
+        rows = [[name, fmt(r["seconds"], "s", 1), fmt(r["ratio_to_empty"], "x", 1), fmt(r.get("peak_rss_mb"), "MB", 0),
+                 "ok" if not r["error"] else r["error"][:50]] for name, r in labs["labs"].items()]
+        rows.append(["(empty notebook: the floor)", fmt(labs["empty_notebook_seconds"], "s", 1), "1.0x", "", ""])
+        rows.append(["TOTAL", fmt(labs["total_seconds"], "s", 1), fmt(labs["total_ratio_to_empty"], "x", 1), "", ""])
+        parts.append(render_table("Labs in a fresh kernel (nbclient)", ["lab", "time", "vs empty", "peak RSS", "result"],
+                                  rows))
+    elif "labs" in results:
+        parts.append("Labs: n/a")
+    st = results.get("startup")
+    if st:
+        rows = [[label, fmt(r["seconds"], "s", 2), fmt(r["ratio_to_bare_redis"], "x", 1), r.get("note", "")]
+                for label, r in st["topologies"].items()]
+        rows.append(["bare redis-server by hand", fmt(st["bare_redis_seconds"], "s", 3), "1.0x", "the floor"])
+        parts.append(render_table("Topology start-up", ["topology", "time", "vs bare redis", "note"], rows))
+    c = results.get("cache")
+    if c:
+        db, hit = c.get("database") or {}, c.get("cache_hit") or {}
+        rows = [["database query", fmt(db.get("p50_ms"), "ms", 3), fmt(db.get("p99_ms"), "ms", 3)],
+                ["cache hit", fmt(hit.get("p50_ms"), "ms", 3), fmt(hit.get("p99_ms"), "ms", 3)],
+                ["database / cache", fmt(c.get("ratio_p50"), "x", 1), fmt(c.get("ratio_p99"), "x", 1)]]
+        parts.append(render_table(f"Cache hit vs database ({c.get('what', '')})", ["", "p50", "p99"], rows))
+    t = results.get("throughput")
+    if t:
+        rows = []
+        for label in ("plain", "pipelined"):
+            r = t.get(label) or {}
+            ours, theirs, rr = r.get("lab_ops_per_s") or {}, r.get("redis_benchmark_ops_per_s") or {}, r.get("ratio") or {}
+            for op in ("SET", "GET"):
+                rows.append([f"{label} {op}", fmt(ours.get(op), "ops/s", 0), fmt(theirs.get(op), "ops/s", 0),
+                             fmt(rr.get(op), "x", 2)])
+        parts.append(render_table(f"Load generator vs redis-benchmark ({t.get('clients')} clients, "
+                                  f"pipeline {t.get('pipeline')})", ["", "lab generator", "redis-benchmark", "ratio"],
+                                  rows))
+    f, rs = results.get("failover"), results.get("resharding")
+    if f or rs:
+        rows = []
+        if f:
+            rows.append(["failover: unavailability window", fmt(f.get("window_seconds"), "s", 2),
+                         f"{f.get('failed_writes', NA)} failed writes; {f.get('note', '')}"])
+        if rs:
+            rows.append(["resharding (add a shard): lost requests", fmt(rs.get("lost_requests")),
+                         f"of {rs.get('requests', NA)}; {fmt(rs.get('reshard_seconds'), 's', 1)}; "
+                         f"{rs.get('note', '')}".strip("; ")])
+        parts.append(render_table("High availability and scaling", ["", "figure", "detail"], rows))
+    mem = results.get("memory")
+    if mem:
+        rows = [["peak RSS, services + kernels", fmt(mem.get("peak_rss_mb"), "MB", 0),
+                 fmt(mem.get("ratio_to_binder"), "x", 2), mem.get("lab") or NA]]
+        parts.append(render_table(f"Memory vs Binder's {BINDER_LIMIT_MB:.0f} MB limit",
+                                  ["", "peak", "of limit", "during"], rows))
+    return "\n\n".join(parts)
+
+
+def run(only: Sequence[str] = SECTIONS, labs_pattern: str = "*.ipynb") -> dict[str, Any]:
+    results: dict[str, Any] = {"machine": machine()}
+    steps: list[tuple[str, Callable[[], Any]]] = [
+        ("labs", lambda: bench_labs(labs_pattern)), ("startup", bench_startup), ("cache", bench_cache),
+        ("throughput", bench_throughput), ("failover", bench_failover), ("resharding", bench_resharding)]
+    for name, fn in steps:
+        if name not in only:
+            continue
+        print(f"[bench] {name} ...", flush=True)
+        started = time.perf_counter()
+        try:
+            results[name] = fn()
+        except Exception as exc:  # a section that cannot run is reported as n/a, never fatal
+            results[name] = {"error": f"{type(exc).__name__}: {exc}", "trace": traceback.format_exc(limit=3)}
+            print(f"[bench] {name}: n/a ({type(exc).__name__}: {exc})", flush=True)
+        results.setdefault("section_seconds", {})[name] = round(time.perf_counter() - started, 1)
+    if "memory" in only:
+        per_lab = {k: v.get("peak_rss_mb") for k, v in (results.get("labs", {}).get("labs") or {}).items()}
+        lab, peak = peak_lab(per_lab)
+        results["memory"] = {"lab": lab, "peak_rss_mb": peak, "binder_limit_mb": BINDER_LIMIT_MB,
+                             "ratio_to_binder": ratio(peak, BINDER_LIMIT_MB)}
+    return results
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m helpers.tools.bench", description=__doc__.split("\n\n")[0])
+    p.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated sections of: {', '.join(SECTIONS)}")
+    p.add_argument("--labs", default="*.ipynb", help="glob of the labs to time (default: all)")
+    p.add_argument("--out", default=str(_repo() / "artifacts" / "bench.json"))
+    p.add_argument("--keep-home", action="store_true", help="use $ELASTICACHE_LAB_HOME instead of a scratch one")
+    args = p.parse_args(argv)
+    only = [s.strip() for s in args.only.split(",") if s.strip()]
+    unknown = [s for s in only if s not in SECTIONS]
+    if unknown:
+        p.error(f"unknown section(s) {unknown}; choose from {', '.join(SECTIONS)}")
+    scratch = None
+    if not args.keep_home:  # its own state directory: a learner's services are never touched
+        scratch = tempfile.mkdtemp(prefix="elasticache-lab-bench-")
+        os.environ["ELASTICACHE_LAB_HOME"] = scratch
+    from helpers.aws import endpoint as localaws
+    from helpers.runtime import services
+
+    localaws.guard()
+    try:
+        results = run(only, args.labs)
+    finally:
+        services.stop()
+        if scratch:
+            shutil.rmtree(scratch, ignore_errors=True)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2, default=str))
+    print()
+    print(report(results))
+    print(f"\nWrote {out}")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,172 @@
+"""`python -m helpers start|stop|status|doctor|env|progress`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import shutil
+import sys
+
+from helpers.aws import endpoint as localaws
+from helpers.runtime import engines, services, state
+from helpers.runtime.state import LabError
+
+DEFAULT_SERVICES = ("redis", "memcached", "aws")
+
+
+def _print_services(svcs: list[services.Service]) -> None:
+    if not svcs:
+        print("No services running for", state.home())
+        return
+    for svc in svcs:
+        print(f"{svc.name}  ({svc.topology})  {svc.url}")
+        for n in svc.nodes:
+            print(f"  {n.role:<10} {n.kind:<9} {n.host}:{n.port:<6} pid {n.pid:<7} {services.node_state(n)}")
+
+
+def _json(svcs: list[services.Service]) -> str:
+    return json.dumps({"state_dir": str(state.home()), "services": {s.name: s.summary() for s in svcs}}, indent=2)
+
+
+def cmd_start(args: argparse.Namespace) -> int:
+    names = args.names or list(DEFAULT_SERVICES)
+    svcs = [services.start(n) for n in names]
+    print(_json(svcs)) if args.json else _print_services(svcs)
+    return 0
+
+
+def cmd_stop(args: argparse.Namespace) -> int:
+    stopped = services.stop(args.name)
+    print(f"Stopped: {', '.join(stopped)}" if stopped else "Nothing was running.")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    svcs = services.status()
+    print(_json(svcs)) if args.json else _print_services(svcs)
+    return 0
+
+
+def doctor_report() -> list[tuple[str, bool, str]]:
+    """(what, ok, detail or how to fix) for everything the lab needs."""
+    rows: list[tuple[str, bool, str]] = []
+    for kind in ("redis", "memcached"):
+        try:
+            path = engines.find_binary(kind)
+            rows.append((f"{kind} server", True, f"{engines.binary_version(path)} at {path}"))
+        except LabError as exc:
+            rows.append((f"{kind} server", False, str(exc)))
+    cli = shutil.which("redis-cli")
+    rows.append(("redis-cli", bool(cli), cli or f"optional — {engines.install_hint('redis')}"))
+    for module in ("redis", "pymemcache", "boto3", "moto", "jupyterlab", "ipywidgets", "matplotlib"):
+        try:
+            __import__(module)
+            rows.append((f"python: {module}", True, "installed"))
+        except ImportError:
+            rows.append((f"python: {module}", False, "missing — run `make setup` (or `pip install -e .`)"))
+    try:
+        rows.append(("state directory", True, str(state.home())))
+    except LabError as exc:
+        rows.append(("state directory", False, str(exc)))
+    aws = "real AWS (opted in with ELASTICACHE_LAB_REAL_AWS)" if localaws.real_aws_opted_in() else "local only"
+    rows.append(("AWS calls", True, aws))
+    return rows
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    rows = doctor_report()
+    for what, ok, detail in rows:
+        print(f"{'ok ' if ok else 'MISSING'} {what:<20} {detail}")
+    missing = [r for r in rows if not r[1] and r[0] != "redis-cli"]
+    if missing:
+        print(f"\n{len(missing)} thing(s) missing; the lines above say how to install each.")
+        return 1
+    print("\nEverything the lab needs is here.")
+    return 0
+
+
+def cmd_env(args: argparse.Namespace) -> int:
+    lines: dict[str, str] = {}
+    if localaws.real_aws_opted_in():
+        print("# ELASTICACHE_LAB_REAL_AWS is set: leaving AWS settings alone.", file=sys.stderr)
+    else:
+        lines.update(localaws.env(localaws.endpoint()))
+    redis_svc = services.start("redis")
+    lines["REDIS_URL"] = redis_svc.url
+    lines["REDIS_HOST"], lines["REDIS_PORT"] = redis_svc.host, str(redis_svc.port)
+    mc = services.start("memcached")
+    lines["MEMCACHED_SERVERS"] = f"{mc.host}:{mc.port}"
+    for key, value in lines.items():
+        print(f"export {key}={shlex.quote(value)}")
+    if not localaws.real_aws_opted_in():
+        print("unset " + " ".join(localaws.UNSET))
+    return 0
+
+
+def cmd_progress(args: argparse.Namespace) -> int:
+    from helpers.checks import all_exercises
+    from helpers.exercises.core import progress
+
+    done = progress()
+    rows: dict[str, list[str]] = {}
+    for ex in all_exercises():
+        status = done.get(ex.lab, {}).get(ex.qid, {}).get("status", "not started")
+        rows.setdefault(ex.lab, []).append(f"{ex.qid}:{'done' if status == 'correct' else status}")
+    if args.json:
+        print(json.dumps(done, indent=2))
+        return 0
+    for lab, items in rows.items():
+        solved = sum(i.endswith(":done") for i in items)
+        print(f"lab {lab}: {solved}/{len(items)} solved  " + "  ".join(items))
+    return 0
+
+
+def cmd_lab(args: argparse.Namespace) -> int:
+    from helpers.tools.jupyter import lab_main
+
+    extra = args.jupyter_args[1:] if args.jupyter_args[:1] == ["--"] else args.jupyter_args
+    return lab_main(extra)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    services._load_plugins()
+    names = ", ".join(sorted(services.TOPOLOGIES))
+    p = argparse.ArgumentParser(prog="python -m helpers", description="Run the ElastiCache Lab's local services.")
+    sub = p.add_subparsers(dest="command", required=True)
+    s = sub.add_parser("start", help=f"start services (default: redis memcached aws; known: {names})")
+    s.add_argument("names", nargs="*", metavar="NAME")
+    s.add_argument("--json", action="store_true", help="print one JSON object describing every node")
+    s.set_defaults(func=cmd_start)
+    s = sub.add_parser("stop", help="stop every process of this state directory (or one service)")
+    s.add_argument("name", nargs="?")
+    s.set_defaults(func=cmd_stop)
+    s = sub.add_parser("status", help="show what runs")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_status)
+    s = sub.add_parser("doctor", help="list what is missing and how to install it")
+    s.set_defaults(func=cmd_doctor)
+    s = sub.add_parser("env", help="print shell export lines for the AWS CLI and redis-cli")
+    s.set_defaults(func=cmd_env)
+    s = sub.add_parser("progress", help="each lab's exercises and which are solved")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_progress)
+    s = sub.add_parser("lab", help="start the services, then JupyterLab on loopback with the welcome lab open")
+    s.add_argument("jupyter_args", nargs=argparse.REMAINDER, help="extra arguments for `jupyter lab`")
+    s.set_defaults(func=cmd_lab)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except LabError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main(sys.argv[1:]))

@@ -1,0 +1,416 @@
+"""Lab 14 (capstone): the workload, the reference design, the product API and its load test and drill.
+
+The learner's design dict becomes a real service here (`start_service`): a Redis Cluster with the
+chosen shards, replicas, eviction policy, AUTH and TLS. The load generator replays a skewed
+(Zipf) read/write mix against the product API from several threads and measures what the
+workload's targets are about: latency percentiles, the hit ratio (from the database's own query
+counter: what the cache saved it) and availability (requests that failed). The drill kills a
+primary and adds a shard while that load runs.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from helpers import measure
+from helpers.runtime import services
+from helpers.runtime.state import LabError
+
+NAME = "lab14"
+PREFIX = "lab14"
+
+WORKLOAD: dict[str, Any] = {
+    "read_share": 0.95,           # 95% product-page reads, 5% price updates
+    "zipf_s": 1.2,                # popularity skew over the catalogue (a few bestsellers get most views)
+    "p50_ms": 25.0,               # median API read latency (steady state and during operations)
+    "p99_ms": 500.0,              # tail read latency in steady state (a database miss included)
+    "hit_ratio": 0.75,            # share of reads the database never sees
+    "availability": 0.99,         # share of requests answered, even while a node fails or a shard is added
+    "max_staleness_s": 300,       # a changed price may be served stale for at most 5 minutes
+    "survive_node_loss": True,    # losing any one node loses no cached data and no availability
+    "scale_out_online": True,     # the catalogue grows 10x next year: add capacity without downtime
+    "encryption_in_transit": True,
+    "auth_required": True,
+}
+
+REFERENCE_DESIGN: dict[str, Any] = {
+    "engine": "redis",
+    "topology": "cluster",
+    "shards": 3,
+    "replicas": 1,
+    "eviction_policy": "allkeys-lfu",
+    "ttl_seconds": 240,
+    "ttl_jitter": 0.1,
+    "tls": True,
+    "auth": True,
+}
+
+REFERENCE_ALARMS: list[dict[str, Any]] = [
+    {"metric": "CacheHitRate", "comparison": "<", "threshold": 75},
+    {"metric": "EngineCPUUtilization", "comparison": ">", "threshold": 80},
+    {"metric": "DatabaseMemoryUsagePercentage", "comparison": ">", "threshold": 80},
+]
+
+ELASTICACHE_METRICS = ("CacheHitRate", "CacheHits", "CacheMisses", "EngineCPUUtilization", "CPUUtilization",
+                       "DatabaseMemoryUsagePercentage", "BytesUsedForCache", "FreeableMemory", "Evictions",
+                       "CurrConnections", "NewConnections", "ReplicationLag", "NetworkBytesIn", "NetworkBytesOut",
+                       "CurrItems", "SwapUsage", "IsMaster")
+COMPARISONS = {"<": "LessThanThreshold", ">": "GreaterThanThreshold", "<=": "LessThanOrEqualToThreshold",
+               ">=": "GreaterThanOrEqualToThreshold"}
+
+
+def page_key(product_id: int) -> str:
+    return f"{PREFIX}:product:{int(product_id)}"
+
+
+# --- from a design to a running service -------------------------------------------------------------
+
+def service_options(design: dict[str, Any]) -> dict[str, Any]:
+    """The helpers.runtime.services.start options that realise a (valid) design."""
+    return {"shards": int(design["shards"]), "replicas": int(design["replicas"]), "password": bool(design["auth"]),
+            "tls": bool(design["tls"]),
+            "config": {"maxmemory": "64mb", "maxmemory-policy": design["eviction_policy"]}}
+
+
+def start_service(design: dict[str, Any], fresh: bool = True) -> services.Service:
+    """Start the design's cluster (from scratch by default, so every run begins from the same state)."""
+    if design.get("engine") != "redis" or design.get("topology") != "cluster":
+        raise LabError("This capstone builds Redis in cluster mode; run the design exercise (q1) first.")
+    if fresh:
+        services.stop(NAME)
+    return services.start("cluster", name=NAME, **service_options(design))
+
+
+def stop_service() -> list[str]:
+    """Stop the lab's cluster (and nothing else)."""
+    return services.stop(NAME)
+
+
+def client(svc: services.Service | None = None, **kwargs: Any) -> Any:
+    """A cluster client with short timeouts (a request must not hang while a node is down)."""
+    from helpers.runtime import topologies
+
+    svc = svc or running_service()
+    kwargs.setdefault("socket_timeout", 0.5)
+    kwargs.setdefault("socket_connect_timeout", 0.5)
+    return topologies.cluster_client(svc, **kwargs)
+
+
+def running_service() -> services.Service:
+    """The lab's cluster if it runs (whatever design started it), else the reference design's."""
+    svc = services.get(NAME)
+    if svc is not None and any(n.alive() for n in svc.nodes):
+        return services.start("cluster", name=NAME, **svc.options)
+    return start_service(REFERENCE_DESIGN, fresh=False)
+
+
+def shop(name: str = "lab14") -> Any:
+    """A fresh writable copy of the shop database (built once per state directory)."""
+    from helpers.topics import dataset
+
+    dataset.build(progress=False)
+    return dataset.open_shop(name)
+
+
+# --- the reference product API -----------------------------------------------------------------------
+
+def ttl_for(design: dict[str, Any], rng: random.Random | None = None) -> int:
+    from helpers.topics.caching import ttl_with_jitter
+
+    return max(1, int(ttl_with_jitter(design["ttl_seconds"], design["ttl_jitter"], rng)))
+
+
+def get_product(rc: Any, db: Any, product_id: int, design: dict[str, Any] = REFERENCE_DESIGN) -> dict | None:
+    """Cache-aside with a jittered TTL; if the cache cannot answer, the database does (never an error)."""
+    import redis
+
+    key = page_key(product_id)
+    try:
+        cached = rc.get(key)
+        if cached is not None:
+            return json.loads(cached)
+    except redis.exceptions.RedisError:
+        return db.product_page(product_id)  # the cache is an optimisation: degrade, do not fail
+    page = db.product_page(product_id)
+    if page is not None:
+        try:
+            rc.set(key, json.dumps(page), ex=ttl_for(design))
+        except redis.exceptions.RedisError:
+            pass
+    return page
+
+
+def update_price(rc: Any, db: Any, product_id: int, price_cents: int) -> None:
+    """The database first (the source of truth), then invalidate; a failed DEL is bounded by the TTL."""
+    import redis
+
+    db.update_price(product_id, price_cents)
+    try:
+        rc.delete(page_key(product_id))
+    except redis.exceptions.RedisError:
+        pass  # the stale copy expires within the TTL: that is why max_staleness bounds the TTL
+
+
+def warm_cache(rc: Any, db: Any, n: int, design: dict[str, Any] = REFERENCE_DESIGN) -> int:
+    """Load the n bestsellers before traffic arrives (one pipeline; the cluster client splits it by slot)."""
+    ids = db.bestsellers(n)
+    pipe = rc.pipeline(transaction=False)
+    for pid in ids:
+        page = db.product_page(pid)
+        if page is not None:
+            pipe.set(page_key(pid), json.dumps(page), ex=ttl_for(design))
+    pipe.execute()
+    return len(ids)
+
+
+def clear(rc: Any) -> int:
+    """Delete the lab's keys on every primary (SCAN per node; never KEYS)."""
+    removed = 0
+    for key in rc.scan_iter(match=f"{PREFIX}:*", count=1000):
+        removed += rc.delete(key)
+    return removed
+
+
+# --- load -----------------------------------------------------------------------------------------
+
+@dataclass
+class LoadReport:
+    """What one load run measured. Times are seconds since the run started."""
+
+    seconds: float = 0.0
+    reads: int = 0
+    writes: int = 0
+    errors: int = 0
+    db_reads: int = 0
+    read_latencies_ms: list[float] = field(default_factory=list)
+    timeline: list[tuple[float, float, bool]] = field(default_factory=list)  # (t, latency ms, ok)
+    events: list[tuple[float, str]] = field(default_factory=list)
+    error_samples: list[str] = field(default_factory=list)
+
+    @property
+    def requests(self) -> int:
+        return self.reads + self.writes
+
+    @property
+    def hit_ratio(self) -> float:
+        return max(0.0, 1 - self.db_reads / self.reads) if self.reads else 0.0
+
+    @property
+    def availability(self) -> float:
+        return 1 - self.errors / self.requests if self.requests else 0.0
+
+    @property
+    def throughput(self) -> float:
+        return self.requests / self.seconds if self.seconds else 0.0
+
+    def percentile(self, p: float) -> float:
+        return measure.percentile(self.read_latencies_ms, p) if self.read_latencies_ms else float("inf")
+
+    def summary(self) -> dict[str, float]:
+        return {"requests": self.requests, "throughput_rps": round(self.throughput, 1),
+                "p50_ms": round(self.percentile(50), 2), "p99_ms": round(self.percentile(99), 2),
+                "hit_ratio": round(self.hit_ratio, 3), "availability": round(self.availability, 4),
+                "errors": self.errors}
+
+    def __str__(self) -> str:
+        s = self.summary()
+        return (f"{s['requests']} requests ({s['throughput_rps']}/s): p50 {s['p50_ms']} ms, p99 {s['p99_ms']} ms, "
+                f"hit ratio {s['hit_ratio']:.1%}, availability {s['availability']:.2%} ({s['errors']} errors)")
+
+
+def misses_targets(report: LoadReport, workload: dict[str, Any] = WORKLOAD, tail: bool = True) -> list[str]:
+    """The targets a run missed, in words (empty when every target holds). tail=False skips p99."""
+    out = []
+    if report.percentile(50) > workload["p50_ms"]:
+        out.append(f"p50 {report.percentile(50):.1f} ms > {workload['p50_ms']} ms")
+    if tail and report.percentile(99) > workload["p99_ms"]:
+        out.append(f"p99 {report.percentile(99):.1f} ms > {workload['p99_ms']} ms")
+    if report.hit_ratio < workload["hit_ratio"]:
+        out.append(f"hit ratio {report.hit_ratio:.1%} < {workload['hit_ratio']:.0%}")
+    if report.availability < workload["availability"]:
+        out.append(f"availability {report.availability:.2%} < {workload['availability']:.0%}")
+    return out
+
+
+def zipf_ids(ids: Sequence[int], n: int, s: float, seed: int) -> list[int]:
+    """n product ids, the k-th most popular drawn with weight 1/k^s (ids are in popularity order)."""
+    weights = [1 / (k ** s) for k in range(1, len(ids) + 1)]
+    return random.Random(seed).choices(list(ids), weights=weights, k=n)
+
+
+def run_load(get: Callable[[Any, Any, int], Any], update: Callable[[Any, Any, int, int], Any], db: Any,
+             seconds: float = 2.0, clients: int = 4, workload: dict[str, Any] = WORKLOAD, seed: int = 14,
+             during: Callable[[LoadReport, float], None] | None = None,
+             make_client: Callable[[], Any] | None = None, think_ms: float = 2.0,
+             min_requests: int = 0, max_seconds: float = 20.0) -> LoadReport:
+    """Replay the workload's mix from `clients` threads for `seconds` (or until `during` returns and
+    one more second has passed); `during(report, t0)` runs in this thread meanwhile (the drill).
+
+    Each simulated user waits `think_ms` between requests, as real users do; it also leaves this
+    Python process time to run the drill between requests. `min_requests` keeps the run going (up to
+    `max_seconds`) until that many requests were made, so a slow machine measures as many as a fast one."""
+    make_client = make_client or client
+    hot = db.bestsellers(400)
+    ids = hot + sorted(set(db.product_ids()) - set(hot))  # popularity order, roughly
+    report = LoadReport()
+    lock = threading.Lock()
+    stop = threading.Event()
+    db.reset_counts()
+    t0 = time.perf_counter()
+
+    def worker(i: int) -> None:
+        rc = make_client()
+        rng = random.Random(seed + i)
+        stream = zipf_ids(ids, 20000, workload["zipf_s"], seed + i)
+        k = 0
+        while not stop.is_set():
+            pid = stream[k % len(stream)]
+            k += 1
+            write = rng.random() >= workload["read_share"]
+            start = time.perf_counter()
+            ok = True
+            try:
+                if write:
+                    update(rc, db, pid, rng.randrange(500, 50000))
+                else:
+                    get(rc, db, pid)
+            except Exception as exc:  # counted against availability, never raised
+                ok = False
+                with lock:
+                    if len(report.error_samples) < 5:
+                        report.error_samples.append(f"{type(exc).__name__}: {exc}"[:160])
+            end = time.perf_counter()
+            ms = (end - start) * 1000
+            with lock:
+                report.timeline.append((end - t0, ms, ok))
+                if write:
+                    report.writes += 1
+                else:
+                    report.reads += 1
+                    if ok:
+                        report.read_latencies_ms.append(ms)
+                report.errors += not ok
+            if think_ms:
+                time.sleep(think_ms / 1000)
+
+    threads = [threading.Thread(target=worker, args=(i,), daemon=True) for i in range(clients)]
+    for t in threads:
+        t.start()
+    try:
+        if during is not None:
+            during(report, t0)
+            time.sleep(1.0)
+        remaining = seconds - (time.perf_counter() - t0)
+        if remaining > 0:
+            time.sleep(remaining)
+        while report.requests < min_requests and time.perf_counter() - t0 < max_seconds:
+            time.sleep(0.05)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(10)
+    report.seconds = time.perf_counter() - t0
+    report.db_reads = db.queries
+    return report
+
+
+def drill(design: dict[str, Any]) -> Callable[[LoadReport, float], None]:
+    """Kill a primary, let its replica take over, replace the node, then add a shard: all under load."""
+    from helpers.runtime import topologies
+
+    def run(report: LoadReport, t0: float) -> None:
+        def mark(what: str) -> None:
+            report.events.append((time.perf_counter() - t0, what))
+
+        time.sleep(1.0)
+        svc = topologies.refresh_roles(running_service())
+        victim = next(n for n in svc.nodes if n.role == "primary")
+        svc.kill(victim)
+        mark(f"primary {victim.port} killed")
+        healed = services.start("cluster", name=NAME, **service_options(design))  # waits for the failover
+        mark("failover done, node replaced")
+        topologies.add_shard(healed, replicas=int(design["replicas"]))
+        mark("shard added, slots moved")
+
+    return run
+
+
+# --- what CloudWatch would see -------------------------------------------------------------------------
+
+def engine_counters(svc: services.Service) -> dict[int, dict[str, float]]:
+    """Per primary: main-thread CPU seconds, used memory and maxmemory (from INFO, like ElastiCache's metrics)."""
+    from helpers.runtime import topologies
+
+    out: dict[int, dict[str, float]] = {}
+    for n in topologies.refresh_roles(svc).nodes:
+        if n.role != "primary" or not n.alive():
+            continue
+        info = topologies.node_client(svc, n, socket_timeout=2).info()
+        cpu = info.get("used_cpu_sys_main_thread", info.get("used_cpu_sys", 0)) + \
+            info.get("used_cpu_user_main_thread", info.get("used_cpu_user", 0))
+        out[n.port] = {"cpu_s": float(cpu), "used_memory": float(info["used_memory"]),
+                       "maxmemory": float(info.get("maxmemory") or 0)}
+    return out
+
+
+def cloudwatch_metrics(before: dict[int, dict[str, float]], after: dict[int, dict[str, float]], seconds: float,
+                       report: LoadReport) -> dict[str, float]:
+    """CacheHitRate, EngineCPUUtilization and DatabaseMemoryUsagePercentage (busiest primary) for a run."""
+    cpu = [100 * (after[p]["cpu_s"] - before[p]["cpu_s"]) / seconds for p in after if p in before and seconds > 0]
+    mem = [100 * a["used_memory"] / a["maxmemory"] for a in after.values() if a["maxmemory"]]
+    return {"CacheHitRate": round(100 * report.hit_ratio, 1), "EngineCPUUtilization": round(max(cpu, default=0.0), 1),
+            "DatabaseMemoryUsagePercentage": round(max(mem, default=0.0), 1)}
+
+
+def alarm_fires(alarm: dict[str, Any], value: float) -> bool:
+    """Would this alarm be in ALARM for this value (one datapoint)?"""
+    t = float(alarm["threshold"])
+    return {"<": value < t, ">": value > t, "<=": value <= t, ">=": value >= t}[alarm["comparison"]]
+
+
+def put_alarms(cw: Any, alarms: Sequence[dict[str, Any]], cluster_id: str = NAME) -> list[str]:
+    """Create the alarms in CloudWatch (namespace AWS/ElastiCache, one per metric); returns their names."""
+    names = []
+    for a in alarms:
+        name = f"{cluster_id}-{a['metric']}"
+        cw.put_metric_alarm(AlarmName=name, Namespace="AWS/ElastiCache", MetricName=a["metric"],
+                            Dimensions=[{"Name": "CacheClusterId", "Value": cluster_id}], Statistic="Average",
+                            Period=60, EvaluationPeriods=1, Threshold=float(a["threshold"]),
+                            ComparisonOperator=COMPARISONS[a["comparison"]])
+        names.append(name)
+    return names
+
+
+def put_metrics(cw: Any, metrics: dict[str, float], cluster_id: str = NAME) -> None:
+    cw.put_metric_data(Namespace="AWS/ElastiCache", MetricData=[
+        {"MetricName": k, "Value": float(v), "Unit": "Percent",
+         "Dimensions": [{"Name": "CacheClusterId", "Value": cluster_id}]} for k, v in metrics.items()])
+
+
+def plot_timeline(report: LoadReport, workload: dict[str, Any] = WORKLOAD, ax: Any = None) -> Any:
+    """Each request's latency over time, failures in red, the drill's events as vertical lines."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _fig, ax = plt.subplots(figsize=(10, 3.6))
+    ok = [(t, ms) for t, ms, good in report.timeline if good]
+    bad = [(t, ms) for t, ms, good in report.timeline if not good]
+    if ok:
+        ax.scatter(*zip(*ok, strict=True), s=4, alpha=0.5, label="answered")
+    if bad:
+        ax.scatter(*zip(*bad, strict=True), s=12, color="red", label="failed")
+    for t, what in report.events:
+        ax.axvline(t, color="grey", linestyle="--", linewidth=1)
+        ax.text(t, 0.98, " " + what, transform=ax.get_xaxis_transform(), rotation=90, va="top", fontsize=8)
+    ax.axhline(workload["p99_ms"], color="orange", linewidth=1, label=f"p99 target {workload['p99_ms']:g} ms")
+    ax.set_yscale("log")
+    ax.set_xlabel("seconds since the load started")
+    ax.set_ylabel("request latency (ms)")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=3, fontsize=8)
+    return ax
