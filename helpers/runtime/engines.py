@@ -2,7 +2,8 @@
 
 A node is one OS process listening on one loopback port. Nodes are started detached from the
 caller (a kernel may die, the node lives on) and identified by pid *and* start time, so a
-recycled pid is never mistaken for a running node.
+recycled pid is never mistaken for a running node (helpers.runtime.process does the spawning,
+waiting and stopping; this module knows ports, binaries and the engines' protocols).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Any
 
 import psutil
 
+from helpers.runtime import process
 from helpers.runtime.state import LabError
 
 LOOPBACK = "127.0.0.1"
@@ -126,17 +128,7 @@ class Node:
     # --- liveness -------------------------------------------------------------------------
     def process(self) -> psutil.Process | None:
         """The live process, or None when it is gone (exited, killed, zombie or pid reused)."""
-        try:
-            proc = psutil.Process(self.pid)
-            if abs(proc.create_time() - self.create_time) > 1.0:
-                return None
-            if proc.status() == psutil.STATUS_ZOMBIE:
-                with contextlib.suppress(ChildProcessError, OSError):
-                    os.waitpid(self.pid, os.WNOHANG)
-                return None
-            return proc
-        except (psutil.NoSuchProcess, psutil.AccessDenied, ProcessLookupError):
-            return None
+        return process.find(self.pid, self.create_time)
 
     def alive(self) -> bool:
         return self.process() is not None
@@ -153,7 +145,7 @@ class Node:
             with contextlib.suppress(psutil.NoSuchProcess):
                 proc.send_signal(sig)
                 if sig in (signal.SIGKILL, signal.SIGTERM):
-                    _wait_gone(proc, 10)
+                    process.wait_gone(proc, 10)
 
     def pause(self) -> None:
         """Freeze the node (SIGSTOP): it keeps its port but answers nothing, like a hung host."""
@@ -171,64 +163,11 @@ class Node:
             proc.resume()
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Stop gracefully (SIGTERM), then forcefully; never leave the process behind."""
-        proc = self.process()
-        if not proc:
-            return
-        with contextlib.suppress(psutil.NoSuchProcess):
-            proc.resume()  # a paused process cannot handle SIGTERM
-            proc.terminate()
-            if not _wait_gone(proc, timeout):
-                proc.kill()
-                _wait_gone(proc, 5)
+        """Stop gracefully (SIGTERM), then forcefully; never leave the process (or its children) behind."""
+        process.stop_tree(self.process(), timeout)
 
     def log_tail(self, lines: int = 15) -> str:
-        return tail(Path(self.log), lines)
-
-
-def _wait_gone(proc: psutil.Process, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if proc.status() == psutil.STATUS_ZOMBIE:
-                with contextlib.suppress(ChildProcessError, OSError):
-                    os.waitpid(proc.pid, os.WNOHANG)
-                return True
-        except psutil.NoSuchProcess:
-            return True
-        time.sleep(0.02)
-    return False
-
-
-def tail(path: Path, lines: int = 15) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except FileNotFoundError:
-        return "(no log written)"
-
-
-# A tiny launcher: the node becomes a grandchild, re-parented to init, so it never lingers as a
-# zombie of a kernel that forgot to wait for it, and survives the kernel that started it.
-_LAUNCHER = r"""
-import os, subprocess, sys
-os.umask(0o077)  # files the node writes (RDB, AOF, configs Sentinel rewrites with passwords) stay owner-only
-log = open(sys.argv[1], "ab", buffering=0)
-p = subprocess.Popen(sys.argv[3:], cwd=sys.argv[2], stdin=subprocess.DEVNULL, stdout=log,
-                     stderr=subprocess.STDOUT, start_new_session=True, close_fds=True)
-print(p.pid, flush=True)
-"""
-
-
-def spawn(argv: Sequence[str], workdir: Path, log: Path, env: dict[str, str] | None = None) -> psutil.Process:
-    """Start argv detached, output appended to `log`; returns the running process."""
-    workdir.mkdir(parents=True, exist_ok=True)
-    out = subprocess.run(
-        [sys.executable, "-c", _LAUNCHER, str(log), str(workdir), *argv],
-        capture_output=True, text=True, env=env, timeout=30,
-    )
-    if out.returncode != 0 or not out.stdout.strip().isdigit():
-        raise LabError(f"Could not start {argv[0]}: {out.stderr.strip() or out.stdout.strip()}")
-    return psutil.Process(int(out.stdout.strip()))
+        return process.tail(self.log, lines)
 
 
 Probe = Callable[[str, int], bool]
@@ -264,26 +203,15 @@ def probe_tcp(host: str, port: int) -> bool:
         return False
 
 
-def wait_ready(proc: psutil.Process, host: str, port: int, probe: Probe, log: Path, timeout: float = 20.0) -> None:
-    """Wait until the process answers on its port; explain (with its log) if it dies or hangs."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            dead = proc.status() == psutil.STATUS_ZOMBIE
-        except psutil.NoSuchProcess:
-            dead = True
-        if dead:
-            text = tail(log, 20)
-            if "Address already in use" in text or "bind" in text.lower() and "in use" in text.lower():
-                raise PortInUse(port)
-            raise LabError(f"The server exited while starting on port {port}. Last lines of {log}:\n{text}")
-        if probe(host, port):
-            return
-        time.sleep(0.03)
-    with contextlib.suppress(psutil.NoSuchProcess):
-        proc.kill()
-    raise LabError(f"The server on {host}:{port} did not answer within {timeout:.0f}s. "
-                   f"Last lines of {log}:\n{tail(log, 20)}")
+def wait_ready(proc: process.Process, host: str, port: int, probe: Probe, timeout: float = 20.0) -> None:
+    """Wait until the node answers on its port; a port taken meanwhile is a PortInUse (try another)."""
+    try:
+        proc.wait_ready(lambda: probe(host, port), what=f"The server on {host}:{port}", timeout=timeout)
+    except process.Exited as exc:
+        text = exc.log
+        if "Address already in use" in text or "bind" in text.lower() and "in use" in text.lower():
+            raise PortInUse(port) from None
+        raise
 
 
 class PortInUse(LabError):
@@ -312,27 +240,27 @@ def start_node(
     for _attempt in range(5):
         chosen = port if fixed else free_port(bus_offset=bus_offset)
         argv = argv_for_port(chosen)
-        proc = spawn(argv, workdir, log, env=env)
+        proc = process.spawn(argv, cwd=workdir, log=log, env=env)
         try:
-            wait_ready(proc, LOOPBACK, chosen, probe, log, timeout=timeout)
+            wait_ready(proc, LOOPBACK, chosen, probe, timeout=timeout)
         except PortInUse:
             if fixed:
                 raise PortInUse(chosen) from None
             continue
         return Node(name=name, kind=kind, role=role, host=LOOPBACK, port=chosen, pid=proc.pid,
-                    create_time=proc.create_time(), argv=list(argv), workdir=str(workdir), log=str(log),
+                    create_time=proc.create_time, argv=list(argv), workdir=str(workdir), log=str(log),
                     extra=dict(extra or {}))
-    raise LabError(f"Could not start {name}: every port tried was taken. Last log lines:\n{tail(log)}")
+    raise LabError(f"Could not start {name}: every port tried was taken. Last log lines:\n{process.tail(log)}")
 
 
 def restart_node(node: Node, probe: Probe, env: dict[str, str] | None = None, timeout: float = 20.0) -> Node:
     """Start a dead node again with its recorded command line, on its recorded port."""
-    proc = spawn(node.argv, Path(node.workdir), Path(node.log), env=env)
-    wait_ready(proc, node.host, node.port, probe, Path(node.log), timeout=timeout)
+    proc = process.spawn(node.argv, cwd=Path(node.workdir), log=Path(node.log), env=env)
+    wait_ready(proc, node.host, node.port, probe, timeout=timeout)
     node.pid = proc.pid
-    node.create_time = proc.create_time()
+    node.create_time = proc.create_time
     return node
 
 
-PROBES: dict[str, Probe] = {"redis": probe_redis, "sentinel": probe_redis, "memcached": probe_memcached,
-                            "aws": probe_tcp}
+# How to tell that a node of each engine answers (a topology may declare a probe of its own).
+PROBES: dict[str, Probe] = {"redis": probe_redis, "sentinel": probe_redis, "memcached": probe_memcached}

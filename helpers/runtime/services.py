@@ -18,7 +18,7 @@ from typing import Any
 
 import psutil
 
-from helpers.runtime import engines, state
+from helpers.runtime import engines, process, state
 from helpers.runtime.engines import LOOPBACK, Node
 from helpers.runtime.state import LabError
 
@@ -273,22 +273,11 @@ def _stop_service(svc: Service) -> None:
 
 def sweep_orphans() -> list[str]:
     """Stop any process still running inside this state directory (lost records, crashed runs)."""
-    root = str(state.home())
     found: list[str] = []
-    me = os.getpid()
-    for proc in psutil.process_iter(["pid", "cwd", "name"]):
-        try:
-            cwd = proc.info.get("cwd") or ""
-            if proc.pid != me and (cwd == root or cwd.startswith(root + os.sep)):
-                found.append(f"{proc.info['name']}[{proc.pid}]")
-                proc.resume()
-                proc.terminate()
-                try:
-                    proc.wait(5)
-                except psutil.TimeoutExpired:
-                    proc.kill()
-        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
-            continue
+    for proc in process.state_dir_processes():
+        with contextlib.suppress(psutil.Error):
+            found.append(f"{proc.name()}[{proc.pid}]")
+            process.stop_tree(proc, timeout=5)
     return found
 
 

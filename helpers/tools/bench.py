@@ -129,27 +129,17 @@ def latency_summary(samples_ms: Sequence[float]) -> dict[str, float] | None:
 # --- measuring memory ------------------------------------------------------------------------
 
 def lab_processes() -> list[Any]:
-    """Every process of the bench: its kernels (children) and the services of its state directory."""
+    """Every process of the bench: its kernels (children) and what runs in its state directory."""
     import psutil
 
-    from helpers.runtime import services, state
+    from helpers.runtime import process
 
     procs: dict[int, Any] = {}
-    me = psutil.Process()
     with contextlib.suppress(psutil.Error):
-        for child in me.children(recursive=True):
+        for child in psutil.Process().children(recursive=True):
             procs[child.pid] = child
-    for svc in services.status():
-        for n in svc.nodes:
-            p = n.process()
-            if p is not None:
-                procs[p.pid] = p
-    root = str(state.home())
-    for p in psutil.process_iter(["pid", "cwd"]):
-        with contextlib.suppress(psutil.Error):
-            cwd = p.info.get("cwd") or ""
-            if cwd == root or cwd.startswith(root + os.sep):
-                procs.setdefault(p.pid, p)
+    for p in process.state_dir_processes():
+        procs.setdefault(p.pid, p)
     return list(procs.values())
 
 
@@ -232,7 +222,7 @@ def bench_labs(pattern: str = "*.ipynb") -> dict[str, Any]:
 
 def _bare_redis_start() -> float | None:
     """Seconds to start a `redis-server` by hand on a free port until it answers PING (the floor)."""
-    from helpers.runtime import engines
+    from helpers.runtime import engines, process
 
     try:
         binary = engines.find_binary("redis")
@@ -240,24 +230,17 @@ def _bare_redis_start() -> float | None:
         return None
     port = engines.free_port()
     workdir = Path(tempfile.mkdtemp(prefix="bench-bare-"))
+    argv = [binary, "--port", str(port), "--bind", engines.LOOPBACK, "--save", "", "--appendonly", "no",
+            "--dir", str(workdir)]
     started = time.perf_counter()
-    proc = subprocess.Popen([binary, "--port", str(port), "--bind", engines.LOOPBACK, "--save", "",
-                             "--appendonly", "no", "--dir", str(workdir)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=workdir)
     try:
-        while time.perf_counter() - started < 20:
-            if engines.probe_redis(engines.LOOPBACK, port):
-                return time.perf_counter() - started
-            if proc.poll() is not None:
-                return None
-            time.sleep(0.005)
+        with process.spawn(argv, cwd=workdir, log=workdir / "redis.log", detach=False) as proc:
+            proc.wait_ready(lambda: engines.probe_redis(engines.LOOPBACK, port), what="a bare redis-server",
+                            timeout=20, interval=0.005)
+            return time.perf_counter() - started
+    except Exception:
         return None
     finally:
-        proc.terminate()
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(5)
-        if proc.poll() is None:
-            proc.kill()
         shutil.rmtree(workdir, ignore_errors=True)
 
 

@@ -11,19 +11,15 @@ import contextlib
 import os
 import secrets
 import shutil
-import signal
-import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import psutil
-
-from helpers.runtime import engines, services
+from helpers.runtime import engines, process, services
+from helpers.runtime.process import Process
 from helpers.runtime.state import LabError, repo_root
 
 WELCOME = "labs/00_welcome.ipynb"
@@ -79,9 +75,12 @@ class LabServer:
     root: Path
     port: int
     token: str
-    process: subprocess.Popen
-    log: Path
+    process: Process
     argv: list[str] = field(default_factory=list)
+
+    @property
+    def log(self) -> Path:
+        return self.process.log
 
     @property
     def base_url(self) -> str:
@@ -91,7 +90,7 @@ class LabServer:
         return f"{self.base_url}/{path.lstrip('/')}?token={self.token}"
 
     def log_tail(self, lines: int = 30) -> str:
-        return engines.tail(self.log, lines)
+        return self.process.log_tail(lines)
 
 
 def _answers(server: LabServer) -> bool:
@@ -104,51 +103,20 @@ def _answers(server: LabServer) -> bool:
         return False
 
 
-def stop_process_tree(proc: subprocess.Popen, timeout: float = 15.0) -> None:
-    """Stop a server and everything it started (kernels), gracefully first, never leaving any behind."""
-    try:
-        parent = psutil.Process(proc.pid)
-        children = parent.children(recursive=True)
-    except psutil.NoSuchProcess:
-        children = []
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)  # jupyter shuts its kernels down on SIGTERM
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
-    with contextlib.suppress(psutil.Error):
-        _gone, alive = psutil.wait_procs(children, timeout=5)
-        for child in alive:
-            with contextlib.suppress(psutil.NoSuchProcess):
-                child.kill()
-        psutil.wait_procs(alive, timeout=5)
-
-
 @contextlib.contextmanager
 def lab_server(root: Path, notebook: str | None = None, timeout: float = 90.0,
                env: dict[str, str] | None = None) -> Iterator[LabServer]:
-    """Run `jupyter lab` with the course's arguments, serving `root`; always stopped on exit."""
+    """Run `jupyter lab` with the course's arguments, serving `root`; always stopped on exit, with
+    the kernels it started (jupyter shuts its kernels down on SIGTERM; any left are killed)."""
     port = engines.free_port()
     token = secrets.token_hex(24)
-    log = Path(root) / ".jupyter-server.log"
     argv = [jupyter_binary(), *lab_args(notebook), f"--ServerApp.root_dir={root}", f"--ServerApp.port={port}",
             "--ServerApp.port_retries=0", "--no-browser"]
     # The token travels in the environment, never on a command line another user could read.
     full_env = {**os.environ, **(env or {}), "JUPYTER_TOKEN": token}
-    with open(log, "ab") as out:
-        proc = subprocess.Popen(argv, cwd=root, env=full_env, stdin=subprocess.DEVNULL, stdout=out,
-                                stderr=subprocess.STDOUT, start_new_session=True)
-    server = LabServer(root=Path(root), port=port, token=token, process=proc, log=log, argv=argv)
-    try:
-        deadline = time.monotonic() + timeout
-        while not _answers(server):
-            if proc.poll() is not None:
-                raise LabError(f"jupyter lab exited with code {proc.returncode} while starting:\n{server.log_tail()}")
-            if time.monotonic() > deadline:
-                raise LabError(f"jupyter lab did not answer on port {port} within {timeout:.0f}s:\n{server.log_tail()}")
-            time.sleep(0.25)
+    with process.spawn(argv, cwd=Path(root), log=Path(root) / ".jupyter-server.log", env=full_env,
+                       detach=False) as proc:
+        server = LabServer(root=Path(root), port=port, token=token, process=proc, argv=argv)
+        proc.wait_ready(lambda: _answers(server), what=f"jupyter lab on port {port}", timeout=timeout,
+                        interval=0.25)
         yield server
-    finally:
-        stop_process_tree(proc)

@@ -15,7 +15,6 @@ import argparse
 import contextlib
 import os
 import signal
-import subprocess
 import sys
 import threading
 import time
@@ -23,6 +22,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from helpers.runtime import process, state
+from helpers.runtime.process import Process
 from helpers.runtime.state import LabError
 from helpers.topics.datastructures import delete_prefix as clear_prefix  # noqa: F401 (re-exported: labs 05, 06)
 
@@ -232,56 +233,53 @@ class WorkerProcess:
     """A worker running in its own OS process, so the lab can crash it for real with SIGKILL."""
 
     cfg: WorkerConfig
-    proc: subprocess.Popen = field(repr=False)
-    log: str = ""
+    process: Process = field(repr=False)
 
     @property
     def pid(self) -> int:
-        return self.proc.pid
+        return self.process.pid
+
+    @property
+    def log(self) -> str:
+        return str(self.process.log)
 
     def alive(self) -> bool:
-        return self.proc.poll() is None
+        return self.process.alive()
 
-    def kill(self) -> int:
+    def kill(self) -> int | None:
         """SIGKILL: the process dies on the spot, mid-job. Returns its exit code (-9)."""
-        if self.alive():
-            self.proc.send_signal(signal.SIGKILL)
-        return self.proc.wait(timeout=10)
+        return self.process.kill(signal.SIGKILL)
 
     def wait(self, timeout: float = 30.0) -> int:
-        try:
-            return self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.kill()
-            raise LabError(f"Worker {self.cfg.name} did not finish within {timeout:.0f}s; it was killed. "
-                           f"Its log: {self.log}") from None
+        code = self.process.wait(timeout)
+        if code is None:
+            self.process.stop()
+            raise LabError(f"Worker {self.cfg.name} did not finish within {timeout:.0f}s; it was stopped. "
+                           f"Its log: {self.log}")
+        return code
 
     def __enter__(self) -> WorkerProcess:
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        self.kill()
+        self.process.stop()
 
 
 def start_worker(svc: Any, cfg: WorkerConfig) -> WorkerProcess:
     """Run `work(cfg)` in a child process against the service `svc` (a helpers Service).
 
     The child runs inside the lab's state directory, so `python -m helpers stop` sweeps it up even
-    if a kernel dies before killing it, and it leaves by itself after cfg.max_seconds anyway.
+    if a kernel dies before killing it, and it leaves by itself after cfg.max_seconds anyway. The
+    password travels in the environment, never on the command line.
     """
-    from helpers.runtime import state
-
     workdir = state.service_dir("workers")
-    log = workdir / f"{cfg.name}.log"
     env = dict(os.environ)
     password = svc.password() if hasattr(svc, "password") else None
     if password:
         env[PASSWORD_ENV] = password
     argv = [sys.executable, "-m", "helpers.topics.messaging", "--host", svc.host, "--port", str(svc.port), *cfg.argv()]
-    with open(log, "ab") as out:
-        proc = subprocess.Popen(argv, cwd=workdir, env=env, stdin=subprocess.DEVNULL, stdout=out,
-                                stderr=subprocess.STDOUT)
-    return WorkerProcess(cfg=cfg, proc=proc, log=str(log))
+    proc = process.spawn(argv, cwd=workdir, log=workdir / f"{cfg.name}.log", env=env, detach=False)
+    return WorkerProcess(cfg=cfg, process=proc)
 
 
 # --- pub/sub -----------------------------------------------------------------------------------

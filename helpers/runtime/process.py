@@ -1,0 +1,271 @@
+"""Starting, watching and stopping OS processes: the one place the lab does it.
+
+Shaped like mirakuru's executors, reduced to what the lab needs:
+
+- `spawn()` starts a command with its output appended to a log file. Secrets travel in the
+  environment or in owner-only files, never on a command line (`ps` shows those to every user).
+- `Process.wait_ready()` polls a readiness probe until a deadline, and explains a failure with
+  the last lines of the log.
+- `stop_tree()` stops a process and everything it started: TERM, wait, then KILL.
+- A process is identified by its pid *and* its start time (`find()`), so a recycled pid is never
+  mistaken for a process the lab started.
+- `state_dir_processes()` finds whatever runs inside the lab's state directory.
+
+Two ways to start. `detach=True` (the engines): the process becomes a grandchild re-parented to
+init, in a session of its own, so it outlives the kernel that started it and never lingers as its
+zombie. `detach=False` (a worker, JupyterLab, a benchmark's bare server): it stays a child, so its
+exit code can be read.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from helpers.runtime import state
+from helpers.runtime.state import LabError
+
+# Environment variables whose values must never show on a command line.
+SECRET_WORDS = ("PASSWORD", "TOKEN", "SECRET")
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who a process is: a pid alone may be reused by another process once the first one exits."""
+
+    pid: int
+    create_time: float
+
+
+def find(pid: int, create_time: float) -> psutil.Process | None:
+    """The live process with this identity; None when it exited, was killed, or its pid was reused.
+
+    A zombie counts as gone, and is reaped when it is ours to reap (a container's init, say).
+    """
+    try:
+        proc = psutil.Process(pid)
+        if abs(proc.create_time() - create_time) > 1.0:
+            return None
+        if proc.status() == psutil.STATUS_ZOMBIE:
+            with contextlib.suppress(ChildProcessError, OSError):
+                os.waitpid(pid, os.WNOHANG)
+            return None
+        return proc
+    except (psutil.NoSuchProcess, psutil.AccessDenied, ProcessLookupError):
+        return None
+
+
+def _gone(proc: psutil.Process, popen: subprocess.Popen | None = None) -> bool:
+    if popen is not None and popen.poll() is not None:  # our child: Popen reaps it and keeps its code
+        return True
+    try:
+        if proc.status() == psutil.STATUS_ZOMBIE:
+            with contextlib.suppress(ChildProcessError, OSError):
+                os.waitpid(proc.pid, os.WNOHANG)
+            return True
+    except psutil.NoSuchProcess:
+        return True
+    return False
+
+
+def wait_gone(proc: psutil.Process, timeout: float, popen: subprocess.Popen | None = None) -> bool:
+    """Wait until `proc` has exited (reaping it if it is ours); False if it is still there."""
+    deadline = time.monotonic() + timeout
+    while not _gone(proc, popen):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+def stop_tree(proc: psutil.Process | None, timeout: float = 10.0, popen: subprocess.Popen | None = None) -> None:
+    """Stop `proc` gracefully (SIGTERM), forcefully after `timeout` (SIGKILL), then whatever it
+    started and left behind (a server's forked children, JupyterLab's kernels). Never raises
+    because a process is already gone."""
+    if proc is None:
+        return
+    try:
+        children = proc.children(recursive=True)
+    except psutil.Error:
+        children = []
+    with contextlib.suppress(psutil.Error):
+        proc.resume()  # a paused (SIGSTOP) process cannot handle SIGTERM
+        proc.terminate()
+    if not wait_gone(proc, timeout, popen):
+        with contextlib.suppress(psutil.Error):
+            proc.kill()
+        wait_gone(proc, 5, popen)
+    left = []
+    for child in children:
+        with contextlib.suppress(psutil.Error):
+            if child.is_running():
+                child.resume()
+                child.terminate()
+                left.append(child)
+    with contextlib.suppress(psutil.Error):
+        _done, alive = psutil.wait_procs(left, timeout=5)
+        for child in alive:
+            with contextlib.suppress(psutil.Error):
+                child.kill()
+        psutil.wait_procs(alive, timeout=5)
+
+
+def state_dir_processes(root: Path | None = None) -> list[psutil.Process]:
+    """Every process (but this one) whose working directory is inside the state directory: the
+    engines, workers and servers the lab started there, recorded or not."""
+    base = str(root or state.home())
+    me = os.getpid()
+    found = []
+    for proc in psutil.process_iter(["pid", "cwd"]):
+        with contextlib.suppress(psutil.Error):
+            cwd = proc.info.get("cwd") or ""
+            if proc.pid != me and (cwd == base or cwd.startswith(base + os.sep)):
+                found.append(proc)
+    return found
+
+
+def tail(path: Path | str, lines: int = 15) -> str:
+    try:
+        return "\n".join(Path(path).read_text(errors="replace").splitlines()[-lines:])
+    except FileNotFoundError:
+        return "(no log written)"
+
+
+class Exited(LabError):
+    """The process exited before it was ready; `log` holds the end of its log."""
+
+    def __init__(self, message: str, log: str):
+        super().__init__(message)
+        self.log = log
+
+
+@dataclass
+class Process:
+    """A started process: its identity, its log, and how to wait for it, stop it or kill it.
+
+    Use it as a context manager to stop it (and what it started) whatever happens in the block.
+    """
+
+    proc: psutil.Process
+    argv: list[str]
+    log: Path
+    popen: subprocess.Popen | None = None  # set when the process is our child (detach=False)
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    @property
+    def create_time(self) -> float:
+        return self.proc.create_time()
+
+    @property
+    def identity(self) -> Identity:
+        return Identity(self.pid, self.create_time)
+
+    def alive(self) -> bool:
+        return not _gone(self.proc, self.popen)
+
+    def poll(self) -> int | None:
+        """The exit code once a child has exited (negative: killed by that signal), else None."""
+        if self.popen is not None:
+            return self.popen.poll()
+        return None if self.alive() else 0
+
+    def wait(self, timeout: float) -> int | None:
+        """Wait for the process to exit; its exit code (for a child), None if it is still running."""
+        if self.popen is not None:
+            try:
+                return self.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                return None
+        return 0 if wait_gone(self.proc, timeout) else None
+
+    def kill(self, sig: int = signal.SIGKILL) -> int | None:
+        """Send `sig` (SIGKILL: die on the spot, like a crash) and wait; returns the exit code."""
+        with contextlib.suppress(psutil.Error):
+            self.proc.send_signal(sig)
+        return self.wait(10)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        stop_tree(self.proc, timeout, self.popen)
+
+    def wait_ready(self, probe: Callable[[], bool], *, what: str, timeout: float = 20.0,
+                   interval: float = 0.03) -> float:
+        """Poll `probe` until it says yes; returns the seconds it took.
+
+        If the process exits first: `Exited`, with the end of its log. If the deadline passes:
+        the process is stopped and a LabError says so, with the end of its log.
+        """
+        started = time.monotonic()
+        deadline = started + timeout
+        while time.monotonic() < deadline:
+            if not self.alive():
+                text = tail(self.log, 20)
+                raise Exited(f"{what} exited while starting. Last lines of {self.log}:\n{text}", text)
+            if probe():
+                return time.monotonic() - started
+            time.sleep(interval)
+        self.stop(timeout=5)
+        raise LabError(f"{what} did not answer within {timeout:.0f}s. Last lines of {self.log}:\n{tail(self.log, 20)}")
+
+    def log_tail(self, lines: int = 30) -> str:
+        return tail(self.log, lines)
+
+    def __enter__(self) -> Process:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+
+# A tiny launcher: the process becomes a grandchild, re-parented to init, so it never lingers as a
+# zombie of a kernel that forgot to wait for it, and survives the kernel that started it.
+_LAUNCHER = r"""
+import os, subprocess, sys
+os.umask(0o077)  # files the node writes (RDB, AOF, configs Sentinel rewrites with passwords) stay owner-only
+log = open(sys.argv[1], "ab", buffering=0)
+p = subprocess.Popen(sys.argv[3:], cwd=sys.argv[2], stdin=subprocess.DEVNULL, stdout=log,
+                     stderr=subprocess.STDOUT, start_new_session=True, close_fds=True)
+print(p.pid, flush=True)
+"""
+
+
+def _refuse_secrets_on_command_line(argv: Sequence[str], env: Mapping[str, str] | None) -> None:
+    for key, value in (env or {}).items():
+        if any(w in key.upper() for w in SECRET_WORDS) and len(value) >= 8 and any(value in a for a in argv):
+            raise LabError(f"The value of {key} is on the command line of {Path(argv[0]).name}, where every "
+                           "user of this machine can read it; pass it in the environment or a file instead.")
+
+
+def spawn(argv: Sequence[str], *, cwd: Path, log: Path, env: Mapping[str, str] | None = None,
+          detach: bool = True) -> Process:
+    """Start `argv` in `cwd` with stdout and stderr appended to `log` (see the module's docstring
+    for `detach`). `env` replaces the environment when given."""
+    argv = [str(a) for a in argv]
+    _refuse_secrets_on_command_line(argv, env)
+    cwd.mkdir(parents=True, exist_ok=True)
+    env = dict(env) if env is not None else None
+    if not detach:
+        with open(log, "ab") as out:
+            try:
+                popen = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=out,
+                                         stderr=subprocess.STDOUT, start_new_session=True)
+            except OSError as exc:
+                raise LabError(f"Could not start {argv[0]}: {exc}") from None
+        return Process(proc=psutil.Process(popen.pid), argv=argv, log=log, popen=popen)
+    out = subprocess.run([sys.executable, "-c", _LAUNCHER, str(log), str(cwd), *argv],
+                         capture_output=True, text=True, env=env, timeout=30)
+    if out.returncode != 0 or not out.stdout.strip().isdigit():
+        raise LabError(f"Could not start {argv[0]}: {out.stderr.strip() or out.stdout.strip()}")
+    return Process(proc=psutil.Process(int(out.stdout.strip())), argv=argv, log=log)
