@@ -55,18 +55,3 @@ def test_distribution_widget_updates_headless():
     counts, moved = update(4)
     assert sum(counts.values()) == 500 and len(counts) == 4 and 0 < moved < 500
     assert update(1) == ({"node-1": 500}, 0)
-
-
-def test_pool_falls_back_to_single_node_services(monkeypatch):
-    from helpers.runtime import services
-
-    monkeypatch.setattr(services, "_load_plugins", lambda: None)
-    monkeypatch.delitem(services.TOPOLOGIES, "memcached-pool", raising=False)
-    svc = mt.pool(name="test-mt-fallback", nodes=2)
-    assert [n.name for n in svc.nodes] == ["test-mt-fallback-1", "test-mt-fallback-2"]
-    victim = svc.kill(svc.nodes[1])
-    assert not victim.alive()
-    healed = mt.pool(name="test-mt-fallback", nodes=2)
-    assert healed.nodes[1].alive() and healed.nodes[1].port == victim.port
-    for i in (1, 2):
-        services.stop(f"test-mt-fallback-{i}")

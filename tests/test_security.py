@@ -14,8 +14,8 @@ from pymemcache.exceptions import MemcacheClientError
 
 from helpers import start
 from helpers.runtime import engines, state, tls
-from helpers.runtime import secure as security
 from helpers.runtime.state import LabError
+from helpers.topics import security
 
 NR = security.no_retry()  # expected failures are reported at once, not retried for seconds
 

@@ -11,7 +11,7 @@ import socket
 import psutil
 import pytest
 
-from helpers.runtime import engines, services, state
+from helpers.runtime import engines, service, services, state
 from helpers.runtime.state import LabError
 
 
@@ -181,7 +181,7 @@ def test_password_is_never_on_a_command_line(isolated_home):
     import redis
 
     with pytest.raises(redis.AuthenticationError):
-        services.redis_client_for(svc.host, svc.port, password="wrong").ping()
+        service.redis_client_for(svc.host, svc.port, password="wrong").ping()
 
 
 def test_unknown_service_is_explained(isolated_home):
@@ -192,3 +192,61 @@ def test_unknown_service_is_explained(isolated_home):
 def test_state_dir_is_private(isolated_home):
     services.start("redis")
     assert oct(os.stat(isolated_home).st_mode & 0o777) == "0o700"
+
+
+# --- a state directory written by an earlier version of the lab ------------------------------------
+
+def _old_record(svc, factory: str) -> dict:
+    """A services.json record as the previous layout wrote it: every key spelled out, and the
+    client named as "module:function" in meta (helpers.security / helpers.runtime.secure)."""
+    return {
+        "name": svc.name, "topology": svc.topology, "options": svc.options,
+        "nodes": [{"name": n.name, "kind": n.kind, "role": n.role, "host": n.host, "port": n.port, "pid": n.pid,
+                   "create_time": n.create_time, "argv": n.argv, "workdir": n.workdir, "log": n.log,
+                   "extra": n.extra} for n in svc.nodes],
+        "meta": {**svc.meta, "client_factory": factory},
+    }
+
+
+def test_state_written_by_the_previous_layout_is_read(isolated_home):
+    import subprocess
+    import sys
+
+    acl_users = {"app": "on ~app:* +get +set"}
+    acl = services.start("redis-acl", name="lab11-acl", users=acl_users)
+    mc = services.start("memcached-sasl", name="lab11-memcached")
+    state.save_registry({
+        "lab11-acl": _old_record(acl, "helpers.security:redis_service_client"),
+        "lab11-memcached": _old_record(mc, "helpers.runtime.secure:memcached_service_client"),
+    })
+    progress = {
+        "00": {"q1": {"attempts": 2, "last": "2026-11-20T10:02:11", "solved_at": "2026-11-20T10:02:11",
+                      "status": "correct"},
+               "q2": {"attempts": 1, "last": "2026-11-20T10:05:40", "status": "attempted"}},
+        "11": {"q1": {"attempts": 3, "last": "2026-11-21T09:12:03", "solved_at": "2026-11-21T09:12:03",
+                      "status": "correct"}},
+    }
+    state.write_json(isolated_home / "progress.json", progress)
+
+    # The services are found as they are (same processes), and their clients work.
+    found = services.get("lab11-acl")
+    assert found is not None and "client_factory" not in found.meta
+    assert found.client().set("app:compat", "1") and found.client().get("app:compat") == "1"
+    assert services.get("lab11-memcached").client().set("compat", b"1")
+    again = services.start("redis-acl", name="lab11-acl", users=acl_users)
+    assert [n.pid for n in again.nodes] == [n.pid for n in acl.nodes]
+    assert "client_factory" not in state.load_registry()["lab11-acl"]["meta"]  # migrated when recorded again
+
+    # A node killed meanwhile is healed from the old record (its topology declares the probe).
+    mc_old = services.get("lab11-memcached")
+    mc_old.kill()
+    healed = services.start("memcached-sasl", name="lab11-memcached")
+    assert healed.nodes[0].port == mc.nodes[0].port and healed.client().get("compat") is None  # restarted, empty
+    assert healed.client().set("compat", b"2") and healed.client().get("compat") == b"2"
+
+    # The recorded progress is shown.
+    env = {**os.environ, state.ENV_HOME: str(isolated_home)}
+    out = subprocess.run([sys.executable, "-m", "helpers", "progress"], capture_output=True, text=True, env=env,
+                         timeout=120, check=True).stdout
+    assert "lab 00: 1/" in out and "q1:done" in out and "q2:attempted" in out
+    assert "lab 11: 1/" in out

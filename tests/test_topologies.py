@@ -14,8 +14,9 @@ import pytest
 
 from helpers import start, stop
 from helpers.measure.faults import fault_panel
-from helpers.runtime import services
+from helpers.runtime import engines, services
 from helpers.runtime import topologies as topo
+from helpers.runtime.topologies import nodes
 
 
 def _gone(pids: list[int]) -> bool:
@@ -147,8 +148,8 @@ def test_a_sentinel_that_missed_the_failover_is_not_believed():
         def moved():
             return topo.current_primary(svc) if topo.current_primary(svc) != old else None
 
-        new = topo._wait(moved, 30, "the two remaining Sentinels to fail over", interval=0.1)
-        topo.engines.restart_node(stale, topo._node_probe(stale))  # back with its old config file
+        new = nodes.wait_for(moved, 30, "the two remaining Sentinels to fail over", interval=0.1)
+        engines.restart_node(stale, nodes.node_probe(stale))  # back with its old config file
         assert topo.current_primary(svc) == new   # the higher config epoch wins over the stale answer
     finally:
         stop("t-stale")

@@ -11,10 +11,10 @@ import uuid
 from typing import Any
 
 from helpers.exercises.core import Exercise, Wrong, call_learner, expect_choice, expect_type
-from helpers.runtime import secure as security
 from helpers.runtime import tls
 from helpers.runtime.services import Service, start
 from helpers.runtime.state import LabError
+from helpers.topics import security
 
 LAB = "11"
 

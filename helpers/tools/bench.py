@@ -247,7 +247,6 @@ def _bare_redis_start() -> float | None:
 def bench_startup() -> dict[str, Any]:
     from helpers.runtime import services
 
-    services._load_plugins()
     bare = [b for b in (_bare_redis_start() for _ in range(3)) if b is not None]
     floor = min(bare) if bare else None
     rows: dict[str, Any] = {}
@@ -375,23 +374,11 @@ def bench_throughput(requests: int = 20000, clients: int = 8, pipeline: int = 16
     return out
 
 
-def _topologies() -> Any:
-    from helpers.runtime import services
-
-    services._load_plugins()
-    from helpers.runtime import topologies
-
-    return topologies
-
-
 def bench_failover(seconds: float = 20.0) -> dict[str, Any]:
     """Kill the primary under steady writes; the window is first failed write to next good write."""
     from helpers.runtime import services
+    from helpers.runtime import topologies as topo
 
-    try:
-        topo = _topologies()
-    except ModuleNotFoundError:
-        return {"window_seconds": None, "note": "helpers.runtime.topologies not available"}
     name = "bench-replicated"
     try:
         svc = services.start("replicated", name=name, replicas=2)
@@ -435,11 +422,8 @@ def bench_failover(seconds: float = 20.0) -> dict[str, Any]:
 def bench_resharding(keys: int = 2000) -> dict[str, Any]:
     """Add a shard (slots migrated online) while clients read and write; count the failed requests."""
     from helpers.runtime import services
+    from helpers.runtime import topologies as topo
 
-    try:
-        topo = _topologies()
-    except ModuleNotFoundError:
-        return {"lost_requests": None, "note": "helpers.runtime.topologies not available"}
     name = "bench-cluster"
     try:
         svc = services.start("cluster", name=name, shards=3, replicas=0)

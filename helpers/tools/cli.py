@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import shlex
 import shutil
@@ -60,10 +61,9 @@ def doctor_report() -> list[tuple[str, bool, str]]:
     cli = shutil.which("redis-cli")
     rows.append(("redis-cli", bool(cli), cli or f"optional — {engines.install_hint('redis')}"))
     for module in ("redis", "pymemcache", "boto3", "moto", "jupyterlab", "ipywidgets", "matplotlib"):
-        try:
-            __import__(module)
+        if importlib.util.find_spec(module) is not None:  # installed (found without importing it)
             rows.append((f"python: {module}", True, "installed"))
-        except ImportError:
+        else:
             rows.append((f"python: {module}", False, "missing — run `make setup` (or `pip install -e .`)"))
     try:
         rows.append(("state directory", True, str(state.home())))
@@ -130,7 +130,6 @@ def cmd_lab(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    services._load_plugins()
     names = ", ".join(sorted(services.TOPOLOGIES))
     p = argparse.ArgumentParser(prog="python -m helpers", description="Run the ElastiCache Lab's local services.")
     sub = p.add_subparsers(dest="command", required=True)

@@ -18,19 +18,8 @@ Server = tuple[str, int]
 
 
 def pool(name: str = "lab02-pool", nodes: int = 3) -> Service:
-    """A Memcached pool of `nodes` real nodes (the "memcached-pool" topology), started or healed on demand.
-
-    Where that topology is not installed, the same pool is made of `nodes` recorded single-node
-    services (name-1, name-2, ...), gathered in one Service so kill() and healing work alike.
-    """
-    from helpers.runtime import services
-
-    services._load_plugins()
-    if "memcached-pool" in services.TOPOLOGIES:
-        return start("memcached-pool", name=name, nodes=nodes)
-    parts = [start("memcached", name=f"{name}-{i}") for i in range(1, nodes + 1)]
-    return Service(name=name, topology="memcached-pool", options={"nodes": nodes},
-                   nodes=[p.nodes[0] for p in parts])
+    """A Memcached pool of `nodes` real nodes (the "memcached-pool" topology), started or healed on demand."""
+    return start("memcached-pool", name=name, nodes=nodes)
 
 
 def hash_client(svc: Service, **kwargs: Any) -> Any:

@@ -371,7 +371,7 @@ def _main(argv: list[str] | None = None) -> int:
     p.add_argument("--heartbeat-ms", type=int, default=500)
     p.add_argument("--max-seconds", type=float, default=60.0)
     a = p.parse_args(argv)
-    from helpers.runtime.services import redis_client_for
+    from helpers.runtime.service import redis_client_for
 
     r = redis_client_for(a.host, a.port, password=os.environ.get(PASSWORD_ENV))
     cfg = WorkerConfig(mode=a.mode, queue=a.queue, done=a.done, name=a.name, group=a.group, batch=a.batch,

@@ -1,4 +1,4 @@
-"""Secure topologies (AUTH, ACL users, TLS, Memcached auth) and the security lab's tools.
+"""Secure topologies (AUTH, ACL users, TLS, Memcached auth), their clients, and their users' secrets.
 
 Registered topologies, started like any other with `helpers.start(topology, name=...)`:
 
@@ -11,11 +11,12 @@ Registered topologies, started like any other with `helpers.start(topology, name
   memcached 1.6's ASCII auth file and not binary-protocol SASL).
 - "memcached-tls": Memcached with TLS (-Z), when the installed binary was built with it.
 
+Each declares its client (TLS settings and the admin user filled in) and its readiness probe.
+
 Secrets: passwords are generated per learner and kept in owner-only files (0600) in the
 service's directory; config files hold only their SHA-256 hashes (Redis accepts `#<sha256>`),
-ACL changes send hashes, never the plaintext, and nothing is put on a command line.
-`audit()` looks for leaks the way an intruder would: process command lines, readable files,
-logs, listening sockets.
+ACL changes send hashes, never the plaintext, and nothing is put on a command line. The
+security lab's tools that look for leaks are in `helpers.topics.security`.
 """
 
 from __future__ import annotations
@@ -23,20 +24,17 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import shutil
 import socket
 import ssl
-import stat
 from pathlib import Path
 from typing import Any
 
-import psutil
-
-from helpers.runtime import engines, services, state
+from helpers.runtime import engines, state
 from helpers.runtime import tls as tls_mod
 from helpers.runtime.engines import Node
-from helpers.runtime.services import Service, new_password, topology
+from helpers.runtime.service import Service, memcached_argv, new_password, redis_client_for, redis_conf
 from helpers.runtime.state import LabError
+from helpers.runtime.topologies.registry import topology
 
 ADMIN = "admin"
 MEMCACHED_USER = "lab"
@@ -134,7 +132,7 @@ def _write_redis_conf(topo: str, workdir: Path, port: int, options: dict[str, An
         conf["aclfile"] = str(workdir / "users.acl")
     elif options.get("password") or topo == "redis-auth":
         conf["user"] = [_default_user_line(workdir)]
-    return services.redis_conf(port, workdir, conf)
+    return redis_conf(port, workdir, conf)
 
 
 def _write_aclfile(workdir: Path, users: dict[str, str]) -> None:
@@ -181,10 +179,41 @@ def probe_tls_unverified(host: str, port: int) -> bool:
         return False
 
 
+def _redis_probe(svc: Service, _node: Node) -> engines.Probe:
+    return _probe_for(svc.options, svc.topology)
+
+
+# --- clients ---------------------------------------------------------------------------------------
+
+def redis_service_client(svc: Service, **kwargs: Any) -> Any:
+    """A redis.Redis for a secure service: TLS settings and the admin user filled in."""
+    n = svc.nodes[0]
+    base: dict[str, Any] = {}
+    if svc.meta.get("tls"):
+        base.update(tls_mod.redis_tls_client_kwargs())
+    if svc.meta.get("username"):
+        base["username"] = svc.meta["username"]
+    password = kwargs.pop("password", None) or svc.password()
+    return redis_client_for(n.host, n.port, password=password, **{**base, **kwargs})
+
+
+def no_retry() -> dict[str, Any]:
+    """Client options for an attempt expected to fail: redis-py otherwise retries (with back-off)
+    refused logins and failed handshakes for seconds before it reports them."""
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    return {"retry": Retry(NoBackoff(), 0), "socket_connect_timeout": 3, "socket_timeout": 3}
+
+
+def user_client(svc: Service, user: str, **kwargs: Any) -> Any:
+    """A client authenticated as ACL user `user` (its password read from its owner-only file)."""
+    return redis_service_client(svc, username=user, password=user_password(svc, user), **kwargs)
+
+
 def _start_redis(topo: str, name: str, workdir: Path, options: dict[str, Any]) -> tuple[list[Node], dict]:
     binary = engines.find_binary("redis")
     meta: dict[str, Any] = {"binary": binary, "version": engines.binary_version(binary),
-                            "client_factory": "helpers.runtime.secure:redis_service_client",
                             "tls": bool(options.get("tls") or topo == "redis-tls")}
     if topo == "redis-acl":
         _write_aclfile(workdir, dict(options.get("users") or {}))
@@ -202,30 +231,22 @@ def _start_redis(topo: str, name: str, workdir: Path, options: dict[str, Any]) -
     return [node], meta
 
 
-def _heal(svc: Service) -> Service:
-    """Restart dead nodes with the probe that speaks their protocol (TLS or not)."""
-    for n in svc.nodes:
-        if not n.alive():
-            probe = _probe_for(svc.options, svc.topology) if n.kind == "redis" else _memcached_probe(svc)
-            engines.restart_node(n, probe)
-    return svc
-
-
-@topology("redis-auth", "Redis with an AUTH token (a generated password; ElastiCache's AUTH)", heal=_heal)
+@topology("redis-auth", "Redis with an AUTH token (a generated password; ElastiCache's AUTH)",
+          client=redis_service_client, probe=_redis_probe)
 def _redis_auth(name: str, workdir: Path, config: dict[str, Any] | None = None,
                 tls: bool = False) -> tuple[list[Node], dict]:
     return _start_redis("redis-auth", name, workdir, {"config": config, "tls": tls})
 
 
 @topology("redis-acl", "Redis with ACL users, default user off (ElastiCache RBAC users and user groups)",
-          heal=_heal)
+          client=redis_service_client, probe=_redis_probe)
 def _redis_acl(name: str, workdir: Path, users: dict[str, str] | None = None,
                config: dict[str, Any] | None = None, tls: bool = False) -> tuple[list[Node], dict]:
     return _start_redis("redis-acl", name, workdir, {"users": users, "config": config, "tls": tls})
 
 
 @topology("redis-tls", "Redis accepting TLS only (in-transit encryption), optional client certificates",
-          heal=_heal)
+          client=redis_service_client, probe=_redis_probe)
 def _redis_tls(name: str, workdir: Path, auth_clients: str = "optional", cert: str = "lab",
                password: bool = False, config: dict[str, Any] | None = None) -> tuple[list[Node], dict]:
     if auth_clients not in ("no", "optional", "yes"):
@@ -234,34 +255,6 @@ def _redis_tls(name: str, workdir: Path, auth_clients: str = "optional", cert: s
         raise LabError(f"cert must be one of {', '.join(CERTS)}, not {cert!r}.")
     return _start_redis("redis-tls", name, workdir, {"auth_clients": auth_clients, "cert": cert,
                                                      "password": password, "config": config, "tls": True})
-
-
-# --- clients ---------------------------------------------------------------------------------------
-
-def redis_service_client(svc: Service, **kwargs: Any) -> Any:
-    """A redis.Redis for a secure service: TLS settings and the admin user filled in."""
-    n = svc.nodes[0]
-    base: dict[str, Any] = {}
-    if svc.meta.get("tls"):
-        base.update(tls_mod.redis_tls_client_kwargs())
-    if svc.meta.get("username"):
-        base["username"] = svc.meta["username"]
-    password = kwargs.pop("password", None) or svc.password()
-    return services.redis_client_for(n.host, n.port, password=password, **{**base, **kwargs})
-
-
-def no_retry() -> dict[str, Any]:
-    """Client options for an attempt expected to fail: redis-py otherwise retries (with back-off)
-    refused logins and failed handshakes for seconds before it reports them."""
-    from redis.backoff import NoBackoff
-    from redis.retry import Retry
-
-    return {"retry": Retry(NoBackoff(), 0), "socket_connect_timeout": 3, "socket_timeout": 3}
-
-
-def user_client(svc: Service, user: str, **kwargs: Any) -> Any:
-    """A client authenticated as ACL user `user` (its password read from its owner-only file)."""
-    return redis_service_client(svc, username=user, password=user_password(svc, user), **kwargs)
 
 
 # --- ACL users (ElastiCache RBAC) ------------------------------------------------------------------
@@ -354,9 +347,18 @@ def valid_password_count(svc: Service, user: str = "default") -> int:
     return len(info.get("passwords", []))
 
 
+def finish_interrupted_rotation(svc: Service, user: str = "default") -> bool:
+    """If an earlier run stopped between ROTATE and SET, finish it (SET) so a new rotation can start."""
+    if _previous(password_file(svc, user)).exists() or valid_password_count(svc, user) > 1:
+        rotate_password(svc, user, "SET")
+        return True
+    return False
+
+
+
 # --- Memcached ---------------------------------------------------------------------------------------
 
-def _memcached_probe(svc: Service) -> engines.Probe:
+def _memcached_probe(svc: Service, _node: Node | None = None) -> engines.Probe:
     return probe_memcached_tls if svc.topology == "memcached-tls" else engines.probe_memcached
 
 
@@ -370,43 +372,6 @@ def probe_memcached_tls(host: str, port: int) -> bool:
             return s.recv(64).startswith(b"VERSION")
     except (OSError, ssl.SSLError):
         return False
-
-
-@topology("memcached-sasl", "Memcached with authentication (memcached 1.6 ASCII auth file, -Y)", heal=_heal)
-def _memcached_auth(name: str, workdir: Path, memory_mb: int = 64) -> tuple[list[Node], dict]:
-    """Memcached that refuses every command until the client authenticates.
-
-    Memcached has two ways: SASL (-S) works only over the binary protocol, which pymemcache (the
-    lab's client, and most modern ones) does not speak and which memcached has deprecated; and
-    since 1.6, -Y <file> authenticates ASCII-protocol clients from a `user:password` file. The
-    lab uses -Y: same idea (no credentials, no data), and pymemcache can speak it. The file is
-    owner-only, and only its path is on the command line.
-    """
-    binary = engines.find_binary("memcached")
-    secret = _read_or_make(_secrets_dir(workdir) / MEMCACHED_USER)
-    auth_file = workdir / "memcached-auth"
-    state.write_secret(auth_file, f"{MEMCACHED_USER}:{secret}\n")
-    node = engines.start_node(name=name, kind="memcached", role="node", workdir=workdir,
-                              probe=engines.probe_memcached,
-                              argv_for_port=lambda p: services.memcached_argv(binary, p, memory_mb,
-                                                                              ["-Y", str(auth_file)]))
-    return [node], {"binary": binary, "version": engines.binary_version(binary), "username": MEMCACHED_USER,
-                    "password_file": str(_secrets_dir(workdir) / MEMCACHED_USER),
-                    "client_factory": "helpers.runtime.secure:memcached_service_client"}
-
-
-@topology("memcached-tls", "Memcached with TLS in transit (-Z), if the binary was built with it", heal=_heal)
-def _memcached_tls(name: str, workdir: Path, memory_mb: int = 64) -> tuple[list[Node], dict]:
-    binary = engines.find_binary("memcached")
-    if not tls_mod.memcached_supports_tls(binary):
-        raise LabError(f"{binary} ({engines.binary_version(binary)}) was built without TLS support (no -Z "
-                       "option in `memcached -h`). Debian/Ubuntu's memcached 1.6 has it; elsewhere build "
-                       "memcached with ./configure --enable-tls. ElastiCache for Memcached 1.6.12+ offers TLS.")
-    args = tls_mod.memcached_tls_args()
-    node = engines.start_node(name=name, kind="memcached", role="node", workdir=workdir, probe=probe_memcached_tls,
-                              argv_for_port=lambda p: services.memcached_argv(binary, p, memory_mb, args))
-    return [node], {"binary": binary, "version": engines.binary_version(binary), "tls": True,
-                    "client_factory": "helpers.runtime.secure:memcached_service_client"}
 
 
 def _authenticating_client_class() -> type:
@@ -460,216 +425,37 @@ def memcached_service_client(svc: Service, **kwargs: Any) -> Any:
     return memcached_auth_client(n.host, n.port, svc.meta["username"], svc.password() or "", **kwargs)
 
 
-# --- network isolation ------------------------------------------------------------------------------
+@topology("memcached-sasl", "Memcached with authentication (memcached 1.6 ASCII auth file, -Y)",
+          client=memcached_service_client, probe=_memcached_probe)
+def _memcached_auth(name: str, workdir: Path, memory_mb: int = 64) -> tuple[list[Node], dict]:
+    """Memcached that refuses every command until the client authenticates.
 
-def own_non_loopback_addresses() -> list[str]:
-    """This machine's own IPv4 addresses other than loopback (to show a service is unreachable there)."""
-    found = []
-    for addrs in psutil.net_if_addrs().values():
-        for a in addrs:
-            if a.family == socket.AF_INET and not a.address.startswith("127."):
-                found.append(a.address)
-    return sorted(set(found))
-
-
-def try_connect(host: str, port: int, timeout: float = 1.0) -> str:
-    """'connected', 'refused' or 'unreachable': what a client on this machine sees at host:port."""
-    if host not in own_non_loopback_addresses() and not host.startswith("127."):
-        raise LabError("The lab only ever connects to this machine's own addresses.")
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return "connected"
-    except ConnectionRefusedError:
-        return "refused"
-    except OSError:
-        return "unreachable"
+    Memcached has two ways: SASL (-S) works only over the binary protocol, which pymemcache (the
+    lab's client, and most modern ones) does not speak and which memcached has deprecated; and
+    since 1.6, -Y <file> authenticates ASCII-protocol clients from a `user:password` file. The
+    lab uses -Y: same idea (no credentials, no data), and pymemcache can speak it. The file is
+    owner-only, and only its path is on the command line.
+    """
+    binary = engines.find_binary("memcached")
+    secret = _read_or_make(_secrets_dir(workdir) / MEMCACHED_USER)
+    auth_file = workdir / "memcached-auth"
+    state.write_secret(auth_file, f"{MEMCACHED_USER}:{secret}\n")
+    node = engines.start_node(name=name, kind="memcached", role="node", workdir=workdir,
+                              probe=engines.probe_memcached,
+                              argv_for_port=lambda p: memcached_argv(binary, p, memory_mb, ["-Y", str(auth_file)]))
+    return [node], {"binary": binary, "version": engines.binary_version(binary), "username": MEMCACHED_USER,
+                    "password_file": str(_secrets_dir(workdir) / MEMCACHED_USER)}
 
 
-def state_dir_pids() -> list[int]:
-    """Pids of every live process recorded in this state directory's services."""
-    return [n.pid for svc in services.status() for n in svc.nodes if n.alive()]
-
-
-def listening_addresses(pids: list[int] | None = None) -> list[tuple[int, str, int]]:
-    """(pid, ip, port) of every listening TCP socket of the lab's processes."""
-    out = []
-    for pid in pids if pids is not None else state_dir_pids():
-        try:
-            conns = psutil.Process(pid).net_connections(kind="inet")
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
-            continue
-        out += [(pid, c.laddr.ip, c.laddr.port) for c in conns if c.status == psutil.CONN_LISTEN]
-    return out
-
-
-# --- looking for leaks like an intruder would --------------------------------------------------------
-
-def known_secrets() -> dict[str, str]:
-    """Every password/token of this state directory: {where it is kept: value}."""
-    found: dict[str, str] = {}
-    root = state.home() / "services"
-    if root.exists():
-        for f in root.rglob("*"):
-            in_secrets = f.parent.name == "secrets"
-            if f.is_file() and (in_secrets or f.name in ("password", "password.previous")):
-                try:
-                    value = f.read_text().strip()
-                except OSError:
-                    continue
-                if value:
-                    found[str(f.relative_to(state.home()))] = value
-    return found
-
-
-def audit(secrets: dict[str, str] | None = None) -> list[str]:
-    """Where an intruder on this machine could find a secret, or reach a service. Empty is good."""
-    secrets = known_secrets() if secrets is None else secrets
-    values = {v for v in secrets.values() if len(v) >= 8}
-    findings: list[str] = []
-    # 1. Process command lines (visible to every user in `ps`).
-    for proc in psutil.process_iter(["pid", "cmdline"]):
-        cmd = " ".join(proc.info.get("cmdline") or [])
-        for v in values:
-            if v in cmd:
-                findings.append(f"process {proc.info['pid']} has a secret {mask(v)} on its command line")
-    # 2. Files: secrets in logs or in anything readable by others; private keys not owner-only.
-    home = state.home()
-    for f in home.rglob("*"):
-        try:  # engines create and rename files meanwhile (temp RDB files): skip what vanished
-            if not f.is_file() or f.is_symlink():
-                continue
-            mode = stat.S_IMODE(f.stat().st_mode)
-        except OSError:
-            continue
-        if f.suffix == ".key" and mode & 0o077:
-            findings.append(f"private key {f.relative_to(home)} is readable by others (mode {mode:o})")
-        if f.suffix != ".log" and not mode & 0o044:
-            continue
-        try:
-            data = f.read_bytes()
-        except OSError:
-            continue
-        for v in values:
-            if v.encode() in data:
-                kind = "log" if f.suffix == ".log" else f"file readable by others (mode {mode:o})"
-                findings.append(f"{kind} {f.relative_to(home)} contains a secret {mask(v)}")
-    if stat.S_IMODE(home.stat().st_mode) & 0o077:
-        findings.append(f"the state directory {home} is open to other users")
-    # 3. Listening sockets.
-    for pid, ip, port in listening_addresses():
-        if not ip.startswith("127.") and ip != "::1":
-            findings.append(f"process {pid} listens on {ip}:{port}, not on loopback")
-    return findings
-
-
-# --- at rest --------------------------------------------------------------------------------------
-
-def encrypt_with_data_key(kms: Any, key_id: str, data: bytes) -> dict[str, bytes]:
-    """Envelope encryption: KMS makes a data key; AES-256-GCM encrypts locally; only the
-    *encrypted* data key is kept next to the data (the plaintext key is dropped at once)."""
-    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
-    dk = kms.generate_data_key(KeyId=key_id, KeySpec="AES_256")
-    nonce = os.urandom(12)
-    ciphertext = AESGCM(dk["Plaintext"]).encrypt(nonce, data, None)
-    return {"encrypted_key": dk["CiphertextBlob"], "nonce": nonce, "ciphertext": ciphertext}
-
-
-def decrypt_with_data_key(kms: Any, blob: dict[str, bytes]) -> bytes:
-    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
-    key = kms.decrypt(CiphertextBlob=blob["encrypted_key"])["Plaintext"]
-    return AESGCM(key).decrypt(blob["nonce"], blob["ciphertext"], None)
-
-
-def rdb_path(svc: Service) -> Path:
-    """Where this Redis writes its RDB snapshot (what an ElastiCache backup exports)."""
-    n = svc.nodes[0]
-    return Path(n.workdir) / "dump.rdb"
-
-
-def copy_private(src: Path, dst: Path) -> Path:
-    """Copy a file keeping it owner-only (a backup holds the data itself)."""
-    shutil.copyfile(src, dst)
-    os.chmod(dst, 0o600)
-    return dst
-
-
-# --- Secrets Manager ----------------------------------------------------------------------------------
-
-def store_secret(sm: Any, name: str, value: str) -> str:
-    """Create the secret `name`, or add `value` as its new current version; returns its ARN.
-    (The value goes from an owner-only file to the API: never through the notebook's output.)"""
-    try:
-        return sm.create_secret(Name=name, SecretString=value)["ARN"]
-    except sm.exceptions.ResourceExistsException:
-        return sm.put_secret_value(SecretId=name, SecretString=value)["ARN"]
-
-
-def finish_interrupted_rotation(svc: Service, user: str = "default") -> bool:
-    """If an earlier run stopped between ROTATE and SET, finish it (SET) so a new rotation can start."""
-    if _previous(password_file(svc, user)).exists() or valid_password_count(svc, user) > 1:
-        rotate_password(svc, user, "SET")
-        return True
-    return False
-
-
-# --- trying access strings without side effects ------------------------------------------------------
-
-PROBES: dict[str, list[str]] = {
-    "GET app:cart:1": ["GET", "app:cart:1"],
-    "SET app:cart:1": ["SET", "app:cart:1", "v"],
-    "DEL app:cart:1": ["DEL", "app:cart:1"],
-    "HSET app:user:1": ["HSET", "app:user:1", "f", "v"],
-    "GET billing:1": ["GET", "billing:1"],
-    "SET billing:1": ["SET", "billing:1", "v"],
-    "KEYS *": ["KEYS", "*"],
-    "FLUSHALL": ["FLUSHALL"],
-    "CONFIG SET": ["CONFIG", "SET", "maxmemory", "1mb"],
-    "ACL SETUSER": ["ACL", "SETUSER", "intruder", "on"],
-}
-
-
-def dry_run(svc: Service, user: str, command: list[str]) -> str:
-    """'allowed', or Redis's reason for denying: ACL DRYRUN checks without running the command."""
-    reply = svc.client().execute_command("ACL", "DRYRUN", user, *command)
-    reply = reply.decode() if isinstance(reply, bytes) else str(reply)
-    return "allowed" if reply == "OK" else reply
-
-
-class ACLExplorer:
-    """Type an access string, see at once which commands it allows (lab 11). Uses a scratch user
-    and ACL DRYRUN, so even FLUSHALL is only asked about, never run."""
-
-    USER = "lab11-explorer"
-
-    def __init__(self, svc: Service, rule: str = "on ~app:* +get +set +del"):
-        import ipywidgets as w
-
-        self.svc = svc
-        self.rule = w.Text(value=rule, description="access string", layout=w.Layout(width="480px"),
-                           continuous_update=False)
-        self.out = w.HTML()
-        self.rule.observe(lambda _change: self.update(), names="value")
-        self.widget = w.VBox([self.rule, self.out])
-
-    def update(self) -> dict[str, str]:
-        import html
-
-        try:
-            set_user(self.svc, self.USER, self.rule.value)
-            verdicts = {label: dry_run(self.svc, self.USER, cmd) for label, cmd in PROBES.items()}
-        except Exception as exc:  # noqa: BLE001 - a rule Redis rejects is shown, not raised
-            message = str(exc).splitlines()[0]
-            self.out.value = f"<span style='color:#cf222e'>Redis rejects this rule: {html.escape(message)}</span>"
-            return {}
-        rows = "".join(
-            f"<tr><td><code>{html.escape(label)}</code></td><td style='color:{'#1a7f37' if v == 'allowed' else '#cf222e'}'>"
-            f"{'allowed' if v == 'allowed' else 'denied — ' + html.escape(v)}</td></tr>"
-            for label, v in verdicts.items())
-        self.out.value = f"<table>{rows}</table>"
-        return verdicts
-
-
-def acl_explorer(svc: Service, rule: str = "on ~app:* +get +set +del") -> ACLExplorer:
-    return ACLExplorer(svc, rule)
+@topology("memcached-tls", "Memcached with TLS in transit (-Z), if the binary was built with it",
+          client=memcached_service_client, probe=_memcached_probe)
+def _memcached_tls(name: str, workdir: Path, memory_mb: int = 64) -> tuple[list[Node], dict]:
+    binary = engines.find_binary("memcached")
+    if not tls_mod.memcached_supports_tls(binary):
+        raise LabError(f"{binary} ({engines.binary_version(binary)}) was built without TLS support (no -Z "
+                       "option in `memcached -h`). Debian/Ubuntu's memcached 1.6 has it; elsewhere build "
+                       "memcached with ./configure --enable-tls. ElastiCache for Memcached 1.6.12+ offers TLS.")
+    args = tls_mod.memcached_tls_args()
+    node = engines.start_node(name=name, kind="memcached", role="node", workdir=workdir, probe=probe_memcached_tls,
+                              argv_for_port=lambda p: memcached_argv(binary, p, memory_mb, args))
+    return [node], {"binary": binary, "version": engines.binary_version(binary), "tls": True}

@@ -1,0 +1,128 @@
+"""What the multi-node Redis topologies share: their data nodes, clients to one node, waiting, roles.
+
+Used by the replicated (Sentinel) and cluster topologies, and by the local ElastiCache API
+when it adds replicas to a replication group.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from helpers.runtime import engines, state, tls
+from helpers.runtime.engines import Node
+from helpers.runtime.service import Service, load, record, redis_client_for, redis_conf
+from helpers.runtime.state import LabError
+from helpers.runtime.topologies.registry import TOPOLOGIES
+
+BUS_OFFSET = 10000  # Redis Cluster's bus listens on the data port + 10000
+
+
+def data_probe(use_tls: bool) -> engines.Probe:
+    return tls.probe_redis_tls if use_tls else engines.probe_redis
+
+
+def node_probe(node: Node) -> engines.Probe:
+    """The probe that speaks this node's protocol (TLS or not): a Topology's `probe`."""
+    return data_probe(bool(node.extra.get("tls")))
+
+
+def probe_for(_svc: Service, node: Node) -> engines.Probe:
+    return node_probe(node)
+
+
+def tls_client_kwargs(svc: Service) -> dict[str, Any]:
+    return dict(tls.redis_tls_client_kwargs()) if svc.options.get("tls") else {}
+
+
+def node_client(svc: Service, node: Node | str | int, **kwargs: Any) -> Any:
+    """A plain redis.Redis client for one node of `svc` (by Node, name or port), with its AUTH/TLS."""
+    n = node if isinstance(node, Node) else find_node(svc, node)
+    kwargs = {**tls_client_kwargs(svc), **kwargs}
+    return redis_client_for(n.host, n.port, password=svc.password(), **kwargs)
+
+
+def find_node(svc: Service, node: Node | str | int) -> Node:
+    if isinstance(node, Node):  # the same process as recorded in *this* service object
+        node = node.name
+    for n in svc.nodes:
+        if node in (n.name, n.port, n.extra.get("node_id")) or str(node) == str(n.port):
+            return n
+    raise LabError(f"{svc.name} has no node {node!r}. Its nodes: {', '.join(n.name for n in svc.nodes)}.")
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.05) -> Any:
+    """Poll until predicate() is truthy; explain what did not happen otherwise."""
+    deadline = time.monotonic() + timeout
+    last_error: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            result = predicate()
+            if result:
+                return result
+        except Exception as exc:  # an engine still starting or failing over answers errors
+            last_error = exc
+        time.sleep(interval)
+    detail = f" (last error: {last_error})" if last_error else ""
+    raise LabError(f"Timed out after {timeout:.0f}s waiting for {what}{detail}. The machine may be overloaded; "
+                   "run `python -m helpers stop` and try again.")
+
+
+def data_conf(port: int, workdir: Path, config: dict[str, Any] | None, secret: str | None, use_tls: bool,
+              extra: dict[str, Any] | None = None) -> Path:
+    """Config of one data node; dump files are per port because nodes share a directory."""
+    # A replica syncs at once (the default waits 5 s for more replicas to share one transfer).
+    conf: dict[str, Any] = {"dbfilename": f"dump-{port}.rdb", "repl-diskless-sync-delay": "0",
+                            **(config or {}), **(extra or {})}
+    if secret:
+        conf["masterauth"] = secret
+    if use_tls:
+        conf.update(tls.redis_tls_config(port))
+    return redis_conf(port, workdir, conf, secret, filename=f"redis-{port}.conf")
+
+
+ExtraConf = dict[str, Any] | Callable[[int], dict[str, Any]] | None
+
+
+def start_data_node(name: str, role: str, workdir: Path, binary: str, config: dict[str, Any] | None,
+                    secret: str | None, use_tls: bool, extra_conf: ExtraConf = None, bus: bool = False) -> Node:
+    """Start one redis-server of a topology (replicated, cluster, or the control plane's groups) and
+    wait for it. `extra_conf` may depend on the port the node gets (a function of it)."""
+
+    def argv(port: int) -> list[str]:
+        extra = extra_conf(port) if callable(extra_conf) else extra_conf
+        return [binary, str(data_conf(port, workdir, config, secret, use_tls, extra))]
+
+    node = engines.start_node(name=name, kind="redis", role=role, argv_for_port=argv, workdir=workdir,
+                              probe=data_probe(use_tls), bus_offset=BUS_OFFSET if bus else None,
+                              extra={"tls": True} if use_tls else {})
+    node.extra["config_file"] = node.argv[1]
+    return node
+
+
+def set_conf_line(path: Path, key: str, value: str | None) -> None:
+    """Replace (or drop, when value is None) a directive in an owner-only config file."""
+    lines = [ln for ln in path.read_text().splitlines() if not ln.startswith(key + " ")]
+    if value is not None:
+        lines.append(f"{key} {value}")
+    state.write_secret(path, "\n".join(lines) + "\n")
+
+
+# --- roles -------------------------------------------------------------------------------------
+
+def reread_roles(svc: Service) -> Service:
+    """Each node's role as the engines say it now (after a failover), by the topology's `refresh`."""
+    topo = TOPOLOGIES.get(svc.topology)
+    return topo.refresh(svc) if topo is not None and topo.refresh is not None else svc
+
+
+def refresh_roles(svc: Service) -> Service:
+    """Re-read each node's role from the engines (after a failover) and record it."""
+    return record(reread_roles(svc))
+
+
+def current(svc: Service) -> Service:
+    """The recorded state of svc (another call may have changed its nodes), roles re-read."""
+    return reread_roles(load(svc.name) or svc)
