@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import time
 
 import pytest
@@ -177,7 +178,7 @@ def test_memcached_one_definition_and_what_aws_publishes():
     lab, published = both_paths("memcached", stats, [0.0, 10.0], ("t-mc-definition", "0001"))
     sample = lab[0]
     assert sample["GetHits"] == 200 and sample["CacheHitRate"] == 80.0 and sample["NewItems"] == 80
-    assert sample["CPUUtilization"] == pytest.approx(3.0) and sample["UnusedMemory"] == 64 * 2**20 - 6000
+    assert sample["CPUUtilization"] == pytest.approx(3.0 / (os.cpu_count() or 1)) and sample["UnusedMemory"] == 64 * 2**20 - 6000
     # ElastiCache publishes no CacheHitRate nor DatabaseMemoryUsagePercentage for Memcached nodes
     assert published[1] == m.published(sample, "memcached")
     assert set(sample) - set(published[1]) == {"CacheHitRate", "DatabaseMemoryUsagePercentage"}

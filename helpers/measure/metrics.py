@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -93,7 +94,7 @@ REDIS = _table(
            "On a replica only: how far behind its primary it is, in seconds. Link up: master_last_io_seconds_ago, "
            "whole seconds since the replica last heard from its primary (ElastiCache measures the apply delay "
            "itself, in milliseconds on Redis OSS 5.0.6+; an idle primary pings every repl-ping-replica-period, so "
-           "a caught-up replica can read a few seconds). Link down (master_link_status not up): the replica "
+           "a caught-up replica can read up to that period, 10 s by default). Link down (master_link_status not up): the replica "
            "applies nothing, so its lag grows with the outage: master_link_down_since_seconds, or, for a replica "
            "never in sync since it started, its uptime_in_seconds: a lower bound, never a negative value."),
 )
@@ -122,8 +123,9 @@ MEMCACHED = _table(
     Metric("BytesWrittenOutFromMemcached", "Bytes", COUNTER,
            "Bytes written to the network: the change in bytes_written."),
     Metric("CPUUtilization", "Percent", PERIOD,
-           "AWS's is host-level: the whole node's CPU, all vCPUs. Locally it is the memcached process's CPU "
-           "(the change in rusage_user + rusage_system over the elapsed seconds), in percent of one core."),
+           "Host-level on AWS: the percentage of the whole node's CPU (all vCPUs) in use. Locally the machine is "
+           "shared, so it is the memcached process's share of it: the change in rusage_user + rusage_system "
+           "divided by the elapsed seconds times the machine's CPU count."),
 )
 
 DEFINITIONS = {"redis": REDIS, "memcached": MEMCACHED}
@@ -159,7 +161,7 @@ def memory_usage_percentage(used: float, limit: float) -> float | None:
 
 
 def cpu_utilization(cpu_seconds: float, seconds: float) -> float:
-    """CPU seconds used during `seconds` of wall time, in percent of one core (0-100)."""
+    """CPU seconds used during `seconds` of CPU time available (wall time x cores), in percent (0-100)."""
     return min(100.0, max(0.0, 100.0 * cpu_seconds / seconds))
 
 
@@ -304,7 +306,7 @@ def memcached_metrics(stats: Mapping[Any, Any], prev: Mapping[Any, Any] | None =
     if prev is not None and seconds:
         cpu = counter_change(_stat(stats, "rusage_user") + _stat(stats, "rusage_system"),
                              _stat(prev, "rusage_user") + _stat(prev, "rusage_system"))
-        out["CPUUtilization"] = cpu_utilization(cpu, seconds)
+        out["CPUUtilization"] = cpu_utilization(cpu, seconds * (os.cpu_count() or 1))
     return out
 
 
