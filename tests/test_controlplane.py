@@ -466,7 +466,7 @@ def test_metrics_published_to_cloudwatch(ec):
         time.sleep(0.5)
     assert points and max(p["Maximum"] for p in points) == 42
     names = {m["MetricName"] for m in cw.list_metrics(Namespace="AWS/ElastiCache", Dimensions=dims)["Metrics"]}
-    assert {"CurrConnections", "BytesUsedForCache", "IsPrimary"} <= names
+    assert {"CurrConnections", "BytesUsedForCache", "IsMaster"} <= names
     ec.delete_cache_cluster(CacheClusterId="t-metrics")
     cpc.wait_deleted(ec, cache_cluster_id="t-metrics")
 

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 import boto3
 import pytest
@@ -19,6 +22,27 @@ def test_guard_points_plain_boto3_at_the_local_endpoint(isolated_home, monkeypat
     client = boto3.client("elasticache")  # no endpoint given: the environment decides
     assert client.meta.endpoint_url == url
     assert client.describe_cache_clusters()["CacheClusters"] == []
+
+
+def test_settings_that_redirect_calls_are_cleared(isolated_home, monkeypatch):
+    """Service-specific endpoints, "ignore configured endpoints", FIPS/dual-stack and CA overrides
+    would send a plain boto3 client or the AWS CLI to a real AWS endpoint: the guard clears them."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL_ELASTICACHE", "https://elasticache.us-east-1.amazonaws.com")
+    monkeypatch.setenv("AWS_ENDPOINT_URL_STS", "https://sts.amazonaws.com")
+    monkeypatch.setenv("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "true")
+    monkeypatch.setenv("AWS_USE_FIPS_ENDPOINT", "true")
+    monkeypatch.setenv("AWS_CA_BUNDLE", "/tmp/other-ca.pem")
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.invalid:3128")
+    url = localaws.endpoint()
+    for name in ("elasticache", "sts", "ec2"):
+        assert boto3.client(name).meta.endpoint_url == url, name
+    assert "AWS_CA_BUNDLE" not in os.environ
+    assert "127.0.0.1" in os.environ["NO_PROXY"].split(",")
+    assert boto3.client("elasticache").describe_cache_clusters()["CacheClusters"] == []
+    env = {k: v for k, v in os.environ.items()}
+    out = subprocess.run([str(Path(sys.executable).with_name("aws")), "elasticache", "describe-cache-clusters",
+                          "--output", "json"], capture_output=True, text=True, env=env, timeout=60)
+    assert out.returncode == 0 and '"CacheClusters"' in out.stdout, out.stderr[-1000:]
 
 
 def test_before_start_calls_go_nowhere(isolated_home):

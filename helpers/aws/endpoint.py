@@ -52,7 +52,22 @@ def env(endpoint_url: str | None = None) -> dict[str, str]:
 
 UNSET = ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_DEFAULT_PROFILE",
          "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_WEB_IDENTITY_TOKEN_FILE",
-         "AWS_ROLE_ARN")
+         "AWS_ROLE_ARN",
+         # Settings that would send a call elsewhere than AWS_ENDPOINT_URL, or trust another CA:
+         "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "AWS_USE_FIPS_ENDPOINT", "AWS_USE_DUALSTACK_ENDPOINT",
+         "AWS_CA_BUNDLE", "AWS_S3_US_EAST_1_REGIONAL_ENDPOINT", "AWS_STS_REGIONAL_ENDPOINTS")
+# Service-specific endpoints (AWS_ENDPOINT_URL_ELASTICACHE, ...) win over AWS_ENDPOINT_URL in botocore.
+SERVICE_ENDPOINT_PREFIX = "AWS_ENDPOINT_URL_"
+LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
+
+
+def _no_proxy_for_loopback() -> dict[str, str]:
+    """A proxy from the environment must not carry calls to the local endpoint off the machine."""
+    out = {}
+    for key in ("NO_PROXY", "no_proxy"):
+        have = [h.strip() for h in os.environ.get(key, "").split(",") if h.strip()]
+        out[key] = ",".join(have + [h for h in LOOPBACK_NAMES if h not in have])
+    return out
 
 
 def guard(endpoint_url: str | None = None) -> None:
@@ -65,9 +80,10 @@ def guard(endpoint_url: str | None = None) -> None:
         svc = services.get("aws")
         if svc and svc.nodes and svc.nodes[0].alive():
             endpoint_url = f"http://{svc.host}:{svc.port}"
-    for key in UNSET:
+    for key in [*UNSET, *(k for k in os.environ if k.startswith(SERVICE_ENDPOINT_PREFIX))]:
         os.environ.pop(key, None)
     os.environ.update(env(endpoint_url))
+    os.environ.update(_no_proxy_for_loopback())
 
 
 def endpoint() -> str:

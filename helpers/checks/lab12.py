@@ -14,6 +14,7 @@ from helpers.exercises.core import (
     expect_number,
     expect_type,
 )
+from helpers.measure.metrics import cache_hit_rate, lookups
 
 LAB = "12"
 CHECK_SERVICE = {"name": "lab12-check", "config": {"maxmemory": "64mb", "maxmemory-policy": "allkeys-lfu"}}
@@ -31,14 +32,12 @@ def _check_hit_rate(answer: Any) -> str:
     r = _server()
     r.flushdb()
     r.config_resetstat()
-    from helpers.measure.metrics import lookups
-
     lookups(r, "q1:", hits=450, misses=150, keys=50)
     info = r.info("stats")
     hits, misses = info["keyspace_hits"], info["keyspace_misses"]
     got = call_learner(answer, info, what="your function hit_rate(info)")
     value = expect_number(got, "what hit_rate returns")
-    right = 100.0 * hits / (hits + misses)
+    right = cache_hit_rate(hits, misses)   # the definition the metrics module publishes
     if abs(value - right / 100) < 1e-6:
         raise Wrong(f"Your function returned {value:g}: a fraction. CloudWatch's CacheHitRate is a percentage (0-100).")
     if abs(value - hits) < 1e-6:
@@ -56,8 +55,7 @@ def _check_hit_rate(answer: Any) -> str:
 
 
 def _hit_rate_reference(info: Any) -> float:
-    hits, misses = info["keyspace_hits"], info["keyspace_misses"]
-    return 100.0 * hits / (hits + misses) if hits + misses else 0.0
+    return cache_hit_rate(info["keyspace_hits"], info["keyspace_misses"])
 
 
 q1 = Exercise(

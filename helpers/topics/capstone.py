@@ -19,6 +19,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from helpers import measure
+from helpers.measure.metrics import (
+    counter_change,
+    cpu_utilization,
+    engine_cpu_seconds,
+    memory_usage_percentage,
+)
 from helpers.runtime import services
 from helpers.runtime.state import LabError
 
@@ -352,18 +358,20 @@ def engine_counters(svc: services.Service) -> dict[int, dict[str, float]]:
         if n.role != "primary" or not n.alive():
             continue
         info = topologies.node_client(svc, n, socket_timeout=2).info()
-        cpu = info.get("used_cpu_sys_main_thread", info.get("used_cpu_sys", 0)) + \
-            info.get("used_cpu_user_main_thread", info.get("used_cpu_user", 0))
-        out[n.port] = {"cpu_s": float(cpu), "used_memory": float(info["used_memory"]),
+        out[n.port] = {"cpu_s": engine_cpu_seconds(info), "used_memory": float(info["used_memory"]),
                        "maxmemory": float(info.get("maxmemory") or 0)}
     return out
 
 
 def cloudwatch_metrics(before: dict[int, dict[str, float]], after: dict[int, dict[str, float]], seconds: float,
                        report: LoadReport) -> dict[str, float]:
-    """CacheHitRate, EngineCPUUtilization and DatabaseMemoryUsagePercentage (busiest primary) for a run."""
-    cpu = [100 * (after[p]["cpu_s"] - before[p]["cpu_s"]) / seconds for p in after if p in before and seconds > 0]
-    mem = [100 * a["used_memory"] / a["maxmemory"] for a in after.values() if a["maxmemory"]]
+    """CacheHitRate (the application's), EngineCPUUtilization and DatabaseMemoryUsagePercentage (busiest primary).
+
+    The engine metrics use helpers.measure.metrics, the definitions the CloudWatch publisher uses.
+    """
+    cpu = [cpu_utilization(counter_change(after[p]["cpu_s"], before[p]["cpu_s"]), seconds)
+           for p in after if p in before and seconds > 0]
+    mem = [memory_usage_percentage(a["used_memory"], a["maxmemory"]) or 0.0 for a in after.values()]
     return {"CacheHitRate": round(100 * report.hit_ratio, 1), "EngineCPUUtilization": round(max(cpu, default=0.0), 1),
             "DatabaseMemoryUsagePercentage": round(max(mem, default=0.0), 1)}
 
