@@ -241,8 +241,10 @@ ENGINES = {
     "a": ("memcached", "cache rendered HTML fragments; losing them on a restart is fine; you want the simplest "
                        "cache, multithreaded, using every core of a big node",
           "Memcached is multithreaded and does exactly this, with less per-item overhead"),
-    "b": ("redis", "the cached data must survive a node restart and be restorable from a backup",
-          "only Redis/Valkey persists (RDB/AOF) and has ElastiCache backups; Memcached restarts empty"),
+    "b": ("redis", "on a node-based cluster, the cached data must survive a node restart and be restorable "
+                   "from a backup",
+          "only Redis/Valkey persists to disk (RDB) and has backups on node-based clusters; a Memcached node "
+          "restarts empty (only ElastiCache Serverless for Memcached takes snapshots)"),
     "c": ("redis", "a leaderboard of players sorted by score",
           "sorted sets are a Redis structure; Memcached stores opaque blobs only"),
     "d": ("redis", "automatic failover to a replica in another Availability Zone",
@@ -252,8 +254,9 @@ ENGINES = {
           "this is Memcached's model: independent nodes and client-side hashing (auto discovery on ElastiCache)"),
     "f": ("redis", "notify every connected app server when a product changes (publish/subscribe)",
           "pub/sub (and streams) exist only in Redis/Valkey"),
-    "g": ("redis", "store a 5 MB object under a single key",
-          "Memcached refuses items over its item size limit (1 MB by default); a Redis string holds up to 512 MB"),
+    "g": ("redis", "store a 5 MB object under a single key, keeping each engine's default parameters",
+          "with its default parameters Memcached refuses items over its item size limit of 1 MB (raising "
+          "max_item_size, up to 128 MB, is a parameter change); a Redis string holds up to 512 MB by default"),
 }
 
 
