@@ -72,6 +72,7 @@ class Exercise:
     solution_text: str
     reference: Any = None
     wrong: list[tuple[Any, str]] = field(default_factory=list)
+    also_right: list[Any] = field(default_factory=list)  # other answers that are right too (tests prove it)
     setup: Callable[[], None] | None = None  # prepares live state the reference relies on (tests)
     make_reference: Callable[[], Any] | None = None  # when the right answer depends on live state
 
