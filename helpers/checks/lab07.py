@@ -215,11 +215,13 @@ def _refused_when_full() -> set[str]:
 
     r = lab07_server().client()
     r.flushdb()
-    configure(r, maxmemory="2mb", policy="noeviction")
+    configure(r, maxmemory="64mb", policy="noeviction")
     r.set("q4:counter", 1)
     r.set("q4:text", "x")
     r.set("q4:victim", "x")
-    fill(r, "q4:fill:", 12_000, value_size=200)
+    fill(r, "q4:fill:", 3_000, value_size=200)
+    # Full, and far past the limit: buffers freed after a write cannot bring it back under maxmemory.
+    r.config_set("maxmemory", int(r.info("memory")["used_memory"]) // 2)
     tries = {"GET": lambda: r.get("q4:text"), "SET": lambda: r.set("q4:new", "x"),
              "INCR": lambda: r.incr("q4:counter"), "APPEND": lambda: r.append("q4:text", "y"),
              "EXPIRE": lambda: r.expire("q4:text", 600), "DEL": lambda: r.delete("q4:victim")}  # DEL last: it frees
@@ -233,6 +235,7 @@ def _refused_when_full() -> set[str]:
             else:
                 raise
     r.flushdb()
+    configure(r, maxmemory="2mb")
     return refused
 
 
