@@ -75,7 +75,9 @@ def _check_persistence(answer: Any) -> str:
     if choice == "memcached":
         raise Wrong("Memcached keeps everything in memory only: a restart (or a node replacement) empties it. "
                     "The other engine can snapshot to disk (RDB) and log writes (AOF).")
-    return "Redis/Valkey can persist (RDB snapshots, AOF) and ElastiCache backs it up; Memcached cannot."
+    return ("The Redis/Valkey engine can persist (RDB snapshots, AOF) and ElastiCache backs it up (AOF itself is "
+            "not offered on ElastiCache); the Memcached engine cannot (on AWS only ElastiCache Serverless for "
+            "Memcached takes snapshots).")
 
 
 q3 = Exercise(
