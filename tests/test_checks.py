@@ -18,6 +18,16 @@ def test_reference_answer_is_accepted(ex):
     assert result.status == "correct", result.message
 
 
+@pytest.mark.parametrize("ex", [e for e in EXERCISES if e.also_right],
+                         ids=[f"lab{e.lab}-{e.qid}" for e in EXERCISES if e.also_right])
+def test_other_right_answers_are_accepted(ex):
+    if ex.setup:
+        ex.setup()
+    for answer in ex.also_right:
+        result = ex.evaluate(answer)
+        assert result.status == "correct", (answer, result.message)
+
+
 @pytest.mark.parametrize("ex", EXERCISES, ids=IDS)
 def test_typical_wrong_answers_are_rejected_with_feedback(ex):
     assert len(ex.wrong) >= 2, f"{ex!r} needs at least two typical wrong answers"

@@ -75,32 +75,43 @@ def _check_persistence(answer: Any) -> str:
     if choice == "memcached":
         raise Wrong("Memcached keeps everything in memory only: a restart (or a node replacement) empties it. "
                     "The other engine can snapshot to disk (RDB) and log writes (AOF).")
-    return "Redis/Valkey can persist (RDB snapshots, AOF) and ElastiCache backs it up; Memcached cannot."
+    return ("The Redis/Valkey engine can persist (RDB snapshots, AOF) and ElastiCache backs it up (AOF itself is "
+            "not offered on ElastiCache); the Memcached engine cannot (on AWS only ElastiCache Serverless for "
+            "Memcached takes snapshots).")
 
 
 q3 = Exercise(
     lab=LAB, qid="q3", title="Which engine can persist its data?",
     checker=_check_persistence,
-    hint_text="The source document's 'Limitaciones' section: 'Redis soporta persistencia, pero ... no'.",
+    hint_text="Section 5 of this lab: 'Memcached ... is simpler than Redis: no data structures, no persistence'.",
     solution_text="answer = 'redis'",
     reference="redis",
     wrong=[("memcached", "in memory only"), ("mongodb", "not one of the choices"), (1, "one of")],
 )
 
 
+class _ThreeClusters:
+    """A stand-in client that reports three clusters: a fresh lab has none, and `return 0` must not pass."""
+
+    def describe_cache_clusters(self, **kwargs: Any) -> dict[str, Any]:
+        return {"CacheClusters": [{"CacheClusterId": f"demo-{i}", "Engine": "redis"} for i in (1, 2, 3)]}
+
+
 def _check_clusters(answer: Any) -> str:
     from helpers.aws.endpoint import client
 
     ec = client("elasticache")
-    result = call_learner(answer, ec, what="your function count_clusters(client)")
-    expected = len(ec.describe_cache_clusters()["CacheClusters"])
-    if isinstance(result, dict):
-        raise Wrong("Your function returned the whole API response (a dict). Return the number of entries "
-                    "in its 'CacheClusters' list.")
-    expect_type(result, int, "what count_clusters returns")
-    if result != expected:
-        raise Wrong(f"Your function returned {result}, but the local ElastiCache API lists {expected} cache "
-                    "cluster(s). Count the entries of describe_cache_clusters()['CacheClusters'].")
+    for api, where in ((ec, "the local ElastiCache API"), (_ThreeClusters(), "a client whose API reports")):
+        result = call_learner(answer, api, what="your function count_clusters(client)")
+        expected = len(api.describe_cache_clusters()["CacheClusters"])
+        if isinstance(result, dict):
+            raise Wrong("Your function returned the whole API response (a dict). Return the number of entries "
+                        "in its 'CacheClusters' list.")
+        expect_type(result, int, "what count_clusters returns")
+        if result != expected:
+            raise Wrong(f"Your function returned {result}, but {where} lists {expected} cache cluster(s). "
+                        "Count the entries of client.describe_cache_clusters()['CacheClusters'] (the checker "
+                        "also calls it with a client that has three clusters).")
     return "That call went to the local endpoint: no AWS account, no cost."
 
 
@@ -115,5 +126,6 @@ q4 = Exercise(
         (lambda c: str(len(c.describe_cache_clusters()["CacheClusters"])), "whole number"),
         (lambda c: len(c.describe_cache_clusters()["CacheClusters"]) + 1, "lists"),
         (lambda c: c.describe_clusters(), "raised AttributeError"),
+        (lambda c: 0, "three clusters"),
     ],
 )

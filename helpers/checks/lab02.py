@@ -180,7 +180,7 @@ q1 = Exercise(
 )
 
 
-# --- q2: which keys are lost when a node dies -----------------------------------------------------
+# --- q3: which keys are lost when a node dies -----------------------------------------------------
 
 def _lost_keys_reference(servers: list[tuple[str, int]], keys: list[str], dead: tuple[str, int]) -> set[str]:
     from pymemcache.client.hash import HashClient
@@ -216,8 +216,8 @@ def _check_lost_keys(answer: Any) -> str:
             "losing one loses about 1/n of the cache.")
 
 
-q2 = Exercise(
-    lab=LAB, qid="q2", title="Which keys are lost when one node dies?",
+q3 = Exercise(
+    lab=LAB, qid="q3", title="Which keys are lost when one node dies?",
     checker=_check_lost_keys,
     hint_text="Either ask the doomed node itself: node_client(dead).get_many(keys) returns the keys it holds; "
               "or ask the client's hashing: HashClient(servers).hasher.get_node(key) == f'{host}:{port}'.",
@@ -235,14 +235,16 @@ q2 = Exercise(
 )
 
 
-# --- q3: Redis or Memcached? ----------------------------------------------------------------------
+# --- q4: Redis or Memcached? ----------------------------------------------------------------------
 
 ENGINES = {
     "a": ("memcached", "cache rendered HTML fragments; losing them on a restart is fine; you want the simplest "
                        "cache, multithreaded, using every core of a big node",
           "Memcached is multithreaded and does exactly this, with less per-item overhead"),
-    "b": ("redis", "the cached data must survive a node restart and be restorable from a backup",
-          "only Redis/Valkey persists (RDB/AOF) and has ElastiCache backups; Memcached restarts empty"),
+    "b": ("redis", "on a node-based cluster, the cached data must survive a node restart and be restorable "
+                   "from a backup",
+          "only Redis/Valkey persists to disk (RDB) and has backups on node-based clusters; a Memcached node "
+          "restarts empty (only ElastiCache Serverless for Memcached takes snapshots)"),
     "c": ("redis", "a leaderboard of players sorted by score",
           "sorted sets are a Redis structure; Memcached stores opaque blobs only"),
     "d": ("redis", "automatic failover to a replica in another Availability Zone",
@@ -252,8 +254,9 @@ ENGINES = {
           "this is Memcached's model: independent nodes and client-side hashing (auto discovery on ElastiCache)"),
     "f": ("redis", "notify every connected app server when a product changes (publish/subscribe)",
           "pub/sub (and streams) exist only in Redis/Valkey"),
-    "g": ("redis", "store a 5 MB object under a single key",
-          "Memcached refuses items over its item size limit (1 MB by default); a Redis string holds up to 512 MB"),
+    "g": ("redis", "store a 5 MB object under a single key, keeping each engine's default parameters",
+          "with its default parameters Memcached refuses items over its item size limit of 1 MB (raising "
+          "max_item_size, up to 128 MB, is a parameter change); a Redis string holds up to 512 MB by default"),
 }
 
 
@@ -266,8 +269,8 @@ def _check_engines(answer: Any) -> str:
     return "Memcached for a plain, disposable, multithreaded cache; Redis/Valkey for everything that needs more."
 
 
-q3 = Exercise(
-    lab=LAB, qid="q3", title="Redis or Memcached for each requirement?",
+q4 = Exercise(
+    lab=LAB, qid="q4", title="Redis or Memcached for each requirement?",
     checker=_check_engines,
     hint_text="Go through the decision table above: persistence, replicas/failover, data structures, pub/sub "
               "and big items point to Redis; a simple multithreaded disposable cache points to Memcached.",
@@ -283,7 +286,7 @@ q3 = Exercise(
 )
 
 
-# --- q4: storing more than 1 MB -------------------------------------------------------------------
+# --- q2: storing more than 1 MB -------------------------------------------------------------------
 
 def _check_split(answer: Any) -> str:
     if not (isinstance(answer, tuple) and len(answer) == 2):
@@ -344,8 +347,8 @@ def _put_zlib(client: Any, key: str, data: bytes) -> None:
     client.set(key, zlib.compress(data))
 
 
-q4 = Exercise(
-    lab=LAB, qid="q4", title="Store a value bigger than the 1 MB item limit",
+q2 = Exercise(
+    lab=LAB, qid="q2", title="Store a value bigger than the 1 MB item limit",
     checker=_check_split,
     hint_text="Cut data into pieces of at most 1,000,000 bytes, store them under key:0, key:1, ... and the number "
               "of pieces under key; fetch reads the count, then every piece (get_many), and joins them in order.",

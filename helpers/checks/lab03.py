@@ -195,7 +195,15 @@ def _check_invalidation(fn: Any) -> str:
         r.delete(key)
         old = caching.get_product_page(r, db, pid)["price_cents"]  # the page is now cached
         new = old + 500
-        call_learner(fn, r, db, pid, new, what="your function update_price(r, db, product_id, new_price_cents)")
+        events: list[str] = []
+        call_learner(fn, _Spy(r, events, ("delete", "unlink")), _Spy(db, events, ("update_price",)), pid, new,
+                     what="your function update_price(r, db, product_id, new_price_cents)")
+        if "update_price" in events and any(e != "update_price" for e in events):
+            last_update = max(i for i, e in enumerate(events) if e == "update_price")
+            if not any(e != "update_price" for e in events[last_update:]):
+                raise Wrong("You deleted the cached page before updating the database. A reader in between "
+                            "misses, reloads the old row and caches the old price again, and nothing removes "
+                            "it: update the database first, then delete the cached page.")
         if db.price(pid) != new:
             raise Wrong(f"After update_price(..., {new}) the database still has price_cents={db.price(pid)}. "
                         "The database is the source of truth: update it (db.update_price) first.")
@@ -211,6 +219,28 @@ def _check_invalidation(fn: Any) -> str:
                 "cannot leave an older value behind.)")
     finally:
         db.close()
+
+
+class _Spy:
+    """Passes every call through to `target`, noting the names in `watch` as they are called (in order)."""
+
+    def __init__(self, target: Any, events: list[str], watch: tuple[str, ...]):
+        self._target, self._events, self._watch = target, events, watch
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._target, name)
+        if name not in self._watch or not callable(attr):
+            return attr
+
+        def watched(*args: Any, **kwargs: Any) -> Any:
+            self._events.append(name)
+            return attr(*args, **kwargs)
+        return watched
+
+
+def _delete_first(r: Any, db: Any, product_id: int, new_price_cents: int) -> None:
+    r.delete(f"lab03:product:{product_id}")
+    db.update_price(product_id, new_price_cents)
 
 
 def _invalidate_reference(r: Any, db: Any, product_id: int, new_price_cents: int) -> None:
@@ -234,6 +264,7 @@ q3 = Exercise(
     wrong=[
         (lambda r, db, pid, cents: db.update_price(pid, cents), "stale"),
         (_only_cache, "database still has"),
+        (_delete_first, "before updating the database"),
         (lambda r, db, pid: db.update_price(pid), "raised TypeError"),
     ],
 )
@@ -250,8 +281,8 @@ def _check_loses_writes(answer: Any) -> str:
         raise Wrong("With cache-aside every write goes to the database; the cache only holds copies it can "
                     "reload. Losing the cache node costs speed, not data.")
     return ("Write-behind acknowledges once Redis has the change; until the flusher writes it to the database, "
-            "losing the node (no replica, no persistence) loses those writes. Multi-AZ replicas and AOF narrow "
-            "that window.")
+            "losing the node (no replica, no persistence) loses those writes. On ElastiCache, Multi-AZ replicas "
+            "narrow that window (ElastiCache does not offer AOF; a self-managed Redis could add it).")
 
 
 q4 = Exercise(

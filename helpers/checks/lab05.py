@@ -232,10 +232,69 @@ def _check_idempotent(answer: Any) -> str:
     if value != 15:
         raise Wrong(f"The balance is {value}, expected 15 (10 once, then 5): a new message was ignored. "
                     "Deduplicate by message id, not by user.")
-    return "Exactly-once *effects* on top of at-least-once delivery: the handler is idempotent."
+    _check_crash_between_commands(answer, r)
+    return ("Exactly-once *effects* on top of at-least-once delivery: the handler is idempotent, and atomic, "
+            "so a crash cannot fall between 'seen' and 'credited'.")
+
+
+class _Crash(BaseException):
+    """The worker dies here (a BaseException, so a learner's `except Exception` does not hide it)."""
+
+
+def _crashing_client(r: Any, after: int) -> Any:
+    """A client on the same server that dies just before its (after+1)-th command reaches Redis.
+
+    A pipeline or a Lua script is one step for it, exactly as it is for Redis."""
+    import redis
+
+    class CrashAfter(redis.Redis):
+        left = after
+
+        def execute_command(self, *args: Any, **options: Any) -> Any:
+            if CrashAfter.left <= 0:
+                raise _Crash()
+            CrashAfter.left -= 1
+            return super().execute_command(*args, **options)
+
+    return CrashAfter(connection_pool=r.connection_pool)
+
+
+def _check_crash_between_commands(answer: Any, r: Any) -> None:
+    what = "your function credit(r, msg_id, fields)"
+    for after in range(1, 6):
+        user = f"bo-{uuid.uuid4().hex[:6]}"
+        msg = f"{int(time.time() * 1000)}-{after}"
+        fields = {"user": user, "points": "7"}
+        try:
+            answer(_crashing_client(r, after), msg, fields)
+        except _Crash:
+            pass
+        except Exception:
+            continue  # the crash client is not what we test here
+        call_learner(answer, r, msg, fields, what=what)  # the message is delivered again after the crash
+        got = r.get(P + f"balance:{user}")
+        value = int(float(got)) if got is not None else 0
+        if value != 7:
+            raise Wrong(f"A worker that crashed after {after} command(s) of your handler, followed by the "
+                        f"redelivery of the same message, leaves a balance of {value} instead of 7: the crash fell "
+                        "between marking the message as seen and adding the points. Make the two one atomic step: "
+                        "a Lua script (r.eval) or a MULTI/EXEC transaction (r.pipeline() with WATCH).")
+
+
+CREDIT_SCRIPT = """\
+if redis.call('SET', KEYS[1], 1, 'NX', 'EX', 86400) then
+  return redis.call('INCRBY', KEYS[2], ARGV[1])
+end
+return false
+"""
 
 
 def _credit_reference(r: Any, msg_id: str, fields: dict) -> None:
+    r.eval(CREDIT_SCRIPT, 2, f"lab05:ex:seen:{msg_id}", f"lab05:ex:balance:{fields['user']}",
+           int(fields["points"]))
+
+
+def _credit_two_steps(r: Any, msg_id: str, fields: dict) -> None:
     if r.set(f"lab05:ex:seen:{msg_id}", 1, nx=True, ex=86400):
         r.incrby(f"lab05:ex:balance:{fields['user']}", int(fields["points"]))
 
@@ -243,13 +302,17 @@ def _credit_reference(r: Any, msg_id: str, fields: dict) -> None:
 q3 = Exercise(
     lab=LAB, qid="q3", title="Make a handler safe to run twice",
     checker=_check_idempotent,
-    hint_text="r.set(key, 1, nx=True) returns True only the first time the key is set: use the message id "
-              "in the key.",
-    solution_text="def credit(r, msg_id, fields):\n"
-                  "    if r.set(f'lab05:ex:seen:{msg_id}', 1, nx=True, ex=86400):\n"
-                  "        r.incrby(f\"lab05:ex:balance:{fields['user']}\", int(fields['points']))",
+    hint_text="SET key 1 NX returns OK only the first time the key is set: use the message id in the key. "
+              "Do the SET NX and the INCRBY in one atomic step, a Lua script run with r.eval(script, 2, key1, "
+              "key2, points), so a crash cannot fall between them.",
+    solution_text="CREDIT = \"\"\"\n" + CREDIT_SCRIPT + "\"\"\"\n\n"
+                  "def credit(r, msg_id, fields):\n"
+                  "    # one script = one atomic step: marked as seen and credited, or neither\n"
+                  "    r.eval(CREDIT, 2, f'lab05:ex:seen:{msg_id}', f\"lab05:ex:balance:{fields['user']}\",\n"
+                  "           int(fields['points']))",
     reference=_credit_reference,
     wrong=[
+        (_credit_two_steps, "atomic"),
         (lambda r, m, f: r.incrby(f"lab05:ex:balance:{f['user']}", int(f["points"])), "credited twice"),
         (lambda r, m, f: r.set(f"lab05:ex:seen:{f['user']}", 1, nx=True)
          and r.incrby(f"lab05:ex:balance:{f['user']}", int(f["points"])), "ignored"),

@@ -210,6 +210,10 @@ def _check_bucket(answer: Any) -> str:
     if not REQUIRED_BURST <= first <= REQUIRED_BURST + 1:
         raise Wrong(f"A real burst of 40 requests: your bucket let {first} through. The requirement allows "
                     f"bursts of up to {REQUIRED_BURST}: the capacity is the size of the largest burst.")
+    if abs(rate - REQUIRED_RATE) > 0.05 * REQUIRED_RATE:
+        raise Wrong(f"refill_per_second={rate:g}: a steady client would get about {rate:g} requests per second "
+                    f"through, and the requirement is {REQUIRED_RATE} per second sustained. refill_per_second is "
+                    "in tokens per second: the long-run rate itself.")
     end_first = time.monotonic()
     time.sleep(0.6)
     second = burst(bucket, "client", 40)
@@ -232,6 +236,7 @@ q4 = Exercise(
         ({"capacity": 5, "refill_per_second": 20}, "largest burst"),
         ({"capacity": 20, "refill_per_second": 5 / 60}, "tokens per second"),
         ({"capacity": 20, "refill_per_second": 30}, "tokens per second"),
+        ({"capacity": 20, "refill_per_second": 9}, "tokens per second"),
         ({"capacity": "20", "refill_per_second": 5}, "number"),
         ({"capacity": 20}, "missing"),
     ],

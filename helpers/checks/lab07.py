@@ -40,11 +40,14 @@ def _check_policies(answer: Any) -> str:
     if chosen["product_cache"].startswith("volatile-"):
         raise Wrong("product_cache: every key here is cache data; a volatile-* policy would refuse writes whenever "
                     "the keys have no TTL. Use an allkeys-* policy.")
-    if chosen["product_cache"] != "allkeys-lfu":
-        raise Wrong(f"product_cache: {chosen['product_cache']!r} works, but your own measurement in this lab shows "
-                    "which allkeys policy keeps more hits when popularity is stable and skewed.")
+    if chosen["product_cache"] == "allkeys-random":
+        raise Wrong("product_cache: allkeys-random ignores popularity; your own measurement in this lab shows LFU "
+                    "keeping more hits than random when popularity is stable and skewed. Pick a policy that "
+                    "uses how (recently or often) a key is read.")
+    lru_note = (" (allkeys-lru is fine too: the lab measured LFU ahead of random, while LRU vs LFU depends on "
+                "how long the workload runs.)" if chosen["product_cache"] == "allkeys-lru" else "")
     return ("allkeys-lfu keeps the popular keys, volatile-* protects keys without TTL, noeviction turns memory "
-            "pressure into errors the producer can see.")
+            "pressure into errors the producer can see." + lru_note)
 
 
 q1 = Exercise(
@@ -62,56 +65,110 @@ q1 = Exercise(
         ({"product_cache": "lfu", "mixed": "volatile-lru", "job_queue": "noeviction"}, "not one of the choices"),
         ("allkeys-lfu", "dict"),
     ],
+    also_right=[{"product_cache": "allkeys-lru", "mixed": "volatile-lru", "job_queue": "noeviction"},
+                {"product_cache": "allkeys-lfu", "mixed": "volatile-ttl", "job_queue": "noeviction"}],
 )
 
-SIZING = {"dataset_gib": 9.0, "growth": 0.2, "family": "r7g", "reserved": 0.25}
+# --- q2: size a node, with AWS's reserved-memory advice for small burstable nodes ------------------
+
+def reserved_share(node: Any) -> float:
+    """AWS's advice: reserve 25% (the default), but up to 30% on small and 50% on micro burstable nodes."""
+    if node.family.startswith("t") and node.name.endswith(".micro"):
+        return 0.50
+    if node.family.startswith("t") and node.name.endswith(".small"):
+        return 0.30
+    return 0.25
 
 
-def _sizing_reference() -> str:
-    return pick_node_type(SIZING["dataset_gib"], reserved=SIZING["reserved"], growth=SIZING["growth"],
-                          families=[SIZING["family"]]).name
+def _pick_reference(types: Any, dataset_gib: float, growth: float, family: str) -> str | None:
+    need = dataset_gib * (1 + growth)
+    fits = [n for n in types if n.family == family and n.memory_gib * (1 - reserved_share(n)) >= need]
+    return min(fits, key=lambda n: n.memory_gib).name if fits else None
+
+
+# (dataset GiB, growth, family): each case is there to catch one mistake
+SIZING_CASES = [(9.0, 0.2, "r7g"), (0.3, 0.0, "t4g"), (1.0, 0.0, "t3"), (20.0, 0.1, "m7g"), (40.0, 0.0, "r6gd"),
+                (5000.0, 0.0, "r7g")]
 
 
 def _check_sizing(answer: Any) -> str:
-    expect_type(answer, str, "the node type")
-    names = {n.name: n for n in node_types()}
-    name = answer.strip()
-    if name not in names:
-        raise Wrong(f"{answer!r} is not in data/elasticache_node_types.csv; node types look like 'cache.r7g.large'.")
-    node = names[name]
-    need = SIZING["dataset_gib"] * (1 + SIZING["growth"])
-    right = names[_sizing_reference()]
-    if node.family != SIZING["family"]:
-        raise Wrong(f"{name} is a {node.family} node; the question asks for the {SIZING['family']} family.")
-    if node.memory_gib < need:
-        raise Wrong(f"{name} has {node.memory_gib} GiB in total: less than the {need:.1f} GiB the data will need "
-                    "with 20% growth, before any reserved memory.")
-    if node.usable_gib(SIZING["reserved"]) < need:
-        raise Wrong(f"{name} has {node.memory_gib} GiB, but 25% is reserved, leaving "
-                    f"{node.usable_gib(SIZING['reserved']):.2f} GiB: less than the {need:.1f} GiB needed.")
-    if node.memory_gib > right.memory_gib:
-        raise Wrong(f"{name} would hold the data, but a smaller {SIZING['family']} node is enough: you would pay "
-                    "for memory you do not use.")
-    return (f"{name}: {node.memory_gib} GiB x 0.75 = {node.usable_gib():.2f} GiB usable >= "
-            f"{need:.1f} GiB needed.")
+    from helpers.exercises.core import call_learner
+
+    types = node_types()
+    for dataset, growth, family in SIZING_CASES:
+        got = call_learner(answer, types, dataset, growth, family,
+                           what="your function pick_node(types, dataset_gib, growth, family)")
+        right = _pick_reference(types, dataset, growth, family)
+        call = f"pick_node(types, {dataset:g}, {growth:g}, {family!r})"
+        if right is None:
+            if got is not None:
+                raise Wrong(f"{call} returned {got!r}, but no {family} node holds {dataset * (1 + growth):g} GiB: "
+                            "return None (the data must be sharded, lab 10).")
+            continue
+        if hasattr(got, "name"):
+            raise Wrong(f"{call} returned a NodeType; return its name (node.name), a string.")
+        expect_type(got, str, f"what {call} returns")
+        node = {n.name: n for n in types}.get(got)
+        if node is None:
+            raise Wrong(f"{call} returned {got!r}, which is not a node type in the table.")
+        if node.family != family:
+            raise Wrong(f"{call} returned {got}, a {node.family} node: stay within the family asked for.")
+        need = dataset * (1 + growth)
+        usable = node.memory_gib * (1 - reserved_share(node))
+        if usable < need:
+            if node.name.endswith((".micro", ".small")) and node.memory_gib * 0.75 >= need:
+                raise Wrong(f"{call} returned {got}: with the default 25% it would fit, but AWS advises reserving "
+                            f"{reserved_share(node):.0%} on a {node.name.split('.')[-1]} burstable node, which "
+                            f"leaves {usable:.2f} GiB for {need:g} GiB.")
+            raise Wrong(f"{call} returned {got}: {node.memory_gib} GiB minus the reserved share leaves {usable:.2f} "
+                        f"GiB, less than the {need:g} GiB needed (growth included).")
+        if got != right:
+            raise Wrong(f"{call} returned {got}, which holds the data, but {right} is smaller and enough: you "
+                        "would pay for memory you do not use.")
+    return ("Your rule matches AWS's advice: 25% reserved by default, more on small and micro burstable nodes, "
+            "and the smallest node that holds the data plus its growth.")
+
+
+def _pick_default_25(types: Any, dataset_gib: float, growth: float, family: str) -> str | None:
+    fits = [n for n in types if n.family == family and n.usable_gib(0.25) >= dataset_gib * (1 + growth)]
+    return min(fits, key=lambda n: n.memory_gib).name if fits else None
+
+
+def _pick_largest(types: Any, dataset_gib: float, growth: float, family: str) -> str | None:
+    fits = [n for n in types if n.family == family and n.memory_gib * (1 - reserved_share(n)) >= dataset_gib]
+    return max(fits, key=lambda n: n.memory_gib).name if fits else None
 
 
 q2 = Exercise(
-    lab=LAB, qid="q2", title="Size a node for a dataset",
+    lab=LAB, qid="q2", title="Size a node, with AWS's reserved-memory advice",
     checker=_check_sizing,
-    hint_text="Needed = 9 GiB x 1.2 (growth). Usable = memory_gib x (1 - 0.25). Take the smallest r7g node whose "
-              "usable memory is at least what is needed (helpers.topics.sizing.node_types() lists them).",
-    solution_text="from helpers.topics.sizing import pick_node_type\n"
-                  "answer = pick_node_type(9.0, reserved=0.25, growth=0.2, families=['r7g']).name",
-    make_reference=_sizing_reference,
+    hint_text="Loop over `types`: keep the nodes of `family` whose memory_gib x (1 - reserved) is at least "
+              "dataset_gib x (1 + growth), with reserved 0.5 for '.micro' and 0.3 for '.small' T-family nodes, "
+              "0.25 otherwise; return the name of the one with the least memory, or None.",
+    solution_text="def pick_node(types, dataset_gib, growth, family):\n"
+                  "    def reserved(n):\n"
+                  "        if n.family.startswith('t') and n.name.endswith('.micro'):\n"
+                  "            return 0.50\n"
+                  "        if n.family.startswith('t') and n.name.endswith('.small'):\n"
+                  "            return 0.30\n"
+                  "        return 0.25\n"
+                  "    need = dataset_gib * (1 + growth)\n"
+                  "    fits = [n for n in types if n.family == family and n.memory_gib * (1 - reserved(n)) >= need]\n"
+                  "    return min(fits, key=lambda n: n.memory_gib).name if fits else None",
+    reference=_pick_reference,
     wrong=[
-        ("cache.r7g.large", "25% is reserved"),
-        ("cache.r7g.2xlarge", "smaller"),
-        ("cache.m7g.2xlarge", "family"),
-        ("cache.r7g.huge", "not in data/"),
-        (26.32, "string"),
+        (_pick_default_25, "AWS advises"),
+        (_pick_largest, "is smaller and enough"),
+        (lambda types, d, g, f: _pick_reference(types, d, 0, f), "less than"),
+        (lambda types, d, g, f: "cache.r7g.xlarge", "family"),
+        (lambda types, d, g, f: sizing_pick(d, g, f), "NodeType"),
     ],
 )
+
+
+def sizing_pick(dataset_gib: float, growth: float, family: str) -> Any:
+    return pick_node_type(dataset_gib, growth=growth, families=[family])
+
 
 TTL_KEYS = {"a": 600, "b": 60, "c": None, "d": 300}
 
@@ -147,22 +204,75 @@ q3 = Exercise(
 )
 
 
+# --- q4: what a full node under noeviction still accepts, checked on the real server -------------
+
+COMMANDS = ("GET", "SET", "DEL", "INCR", "APPEND", "EXPIRE")
+
+
+def _refused_when_full() -> set[str]:
+    """Fill lab 07's Redis under noeviction, then try each command on it: which ones fail with OOM?"""
+    from helpers.topics.eviction import configure, fill, lab07_server
+
+    r = lab07_server().client()
+    r.flushdb()
+    configure(r, maxmemory="64mb", policy="noeviction")
+    r.set("q4:counter", 1)
+    r.set("q4:text", "x")
+    r.set("q4:victim", "x")
+    fill(r, "q4:fill:", 3_000, value_size=200)
+    # Full, and far past the limit: buffers freed after a write cannot bring it back under maxmemory.
+    r.config_set("maxmemory", int(r.info("memory")["used_memory"]) // 2)
+    tries = {"GET": lambda: r.get("q4:text"), "SET": lambda: r.set("q4:new", "x"),
+             "INCR": lambda: r.incr("q4:counter"), "APPEND": lambda: r.append("q4:text", "y"),
+             "EXPIRE": lambda: r.expire("q4:text", 600), "DEL": lambda: r.delete("q4:victim")}  # DEL last: it frees
+    refused = set()
+    for name in ("GET", "SET", "INCR", "APPEND", "EXPIRE", "DEL"):
+        try:
+            tries[name]()
+        except Exception as exc:
+            if "maxmemory" in str(exc) or "OOM" in str(exc):
+                refused.add(name)
+            else:
+                raise
+    r.flushdb()
+    configure(r, maxmemory="2mb")
+    return refused
+
+
 def _check_noeviction(answer: Any) -> str:
-    options = ["the write fails with an OOM error", "the oldest key is evicted", "a random key is evicted",
-               "the value is written to disk"]
-    choice = expect_choice(answer, options, "your answer")
-    if choice != options[0]:
-        raise Wrong(f"You chose {choice!r}. Under noeviction Redis never deletes data to make room, and it does not "
-                    "spill to disk either; look at what `fill()` reported in the noeviction cell.")
-    return "Reads and DELs still work; only commands that would grow memory are refused."
+    if isinstance(answer, str):
+        raise Wrong("Answer with a set (or list) of command names, e.g. {'SET'}: every command the full node "
+                    "refuses.")
+    expect_type(answer, (set, list, tuple), "your answer")
+    names = set()
+    for item in answer:
+        expect_type(item, str, "each command name")
+        name = item.strip().upper()
+        if name not in COMMANDS:
+            raise Wrong(f"{item!r} is not one of {', '.join(COMMANDS)}.")
+        names.add(name)
+    refused = _refused_when_full()
+    if names != refused:
+        wrongly_refused = sorted(names - refused)
+        missed = sorted(refused - names)
+        parts = []
+        if wrongly_refused:
+            parts.append(f"{', '.join(wrongly_refused)} still work(s) on the full node")
+        if missed:
+            parts.append(f"{', '.join(missed)} is/are refused with OOM too")
+        raise Wrong("Measured on the lab's Redis, full under noeviction: " + "; ".join(parts) + ". Redis refuses "
+                    "the commands that may grow memory and runs the others (reads, deletes, expiry changes).")
+    return (f"Measured: {', '.join(sorted(refused))} refused with OOM; reads, DEL and EXPIRE still run — DEL is "
+            "how an application makes room itself.")
 
 
 q4 = Exercise(
-    lab=LAB, qid="q4", title="What does a write do when memory is full under noeviction?",
+    lab=LAB, qid="q4", title="What does a full node under noeviction still accept?",
     checker=_check_noeviction,
-    hint_text="Scroll back to the noeviction cell: how many writes were refused, and with what error?",
-    solution_text="answer = 'the write fails with an OOM error'",
-    reference="the write fails with an OOM error",
-    wrong=[("the oldest key is evicted", "never deletes"), ("the value is written to disk", "never deletes"),
-           ("crash", "not one of the choices")],
+    hint_text="Redis refuses, with an OOM error, every command that may need more memory; commands that read, "
+              "delete or only change metadata still run. Which of the six can make the data set bigger?",
+    solution_text="answer = {'SET', 'INCR', 'APPEND'}   # GET reads, DEL frees memory, EXPIRE only sets metadata",
+    make_reference=_refused_when_full,
+    wrong=[({"SET"}, "refused with OOM too"), ({"SET", "INCR", "APPEND", "DEL"}, "still work"),
+           ("the write fails with an OOM error", "set (or list)"), ({"PUT"}, "not one of")],
 )

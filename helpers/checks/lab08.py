@@ -27,7 +27,8 @@ def _check_survivors(answer: Any) -> str:
                     "waits for that); killing the *process* does not lose the OS's buffers. Only a machine crash "
                     "could lose up to the last second or two.")
     return ("RDB loses what came after the last snapshot; AOF everysec loses at most a second or two, and only if "
-            "the machine itself dies or the disk is slow enough to hold writes back.")
+            "the machine itself dies or the disk is slow enough to hold writes back. (Engine behaviour: "
+            "ElastiCache does not offer AOF.)")
 
 
 q1 = Exercise(
@@ -111,28 +112,59 @@ q2 = Exercise(
 
 RPO_OPTIONS = ["rdb snapshot every 5 minutes", "aof with appendfsync everysec", "aof with appendfsync no",
                "no persistence"]
+AWS_OPTIONS = ["daily automatic backups", "aof with appendfsync everysec", "multi-az replicas only",
+               "durability with asynchronous writes", "durability with synchronous writes"]
 
 
 def _check_rpo(answer: Any) -> str:
-    choice = expect_choice(answer, RPO_OPTIONS, "your choice")
+    expect_keys(answer, ["self_managed", "elasticache"], "your answer")
+    choice = expect_choice(answer["self_managed"], RPO_OPTIONS, "the self-managed setting")
     if choice == "rdb snapshot every 5 minutes":
-        raise Wrong("A crash just before the next snapshot loses up to 5 minutes of writes: far above 1 second.")
+        raise Wrong("self_managed: a crash just before the next snapshot loses up to 5 minutes of writes: far above "
+                    "1 second.")
     if choice == "aof with appendfsync no":
-        raise Wrong("With appendfsync no the OS decides when to flush (often every 30 s on Linux): a machine crash "
-                    "can lose much more than 1 second.")
+        raise Wrong("self_managed: with appendfsync no the OS decides when to flush (often every 30 s on Linux): a "
+                    "machine crash can lose much more than 1 second.")
     if choice == "no persistence":
-        raise Wrong("Without persistence a restart loses everything.")
-    return "everysec bounds the loss to about one second on a machine crash, at little cost in throughput."
+        raise Wrong("self_managed: without persistence a restart loses everything.")
+    aws = expect_choice(answer["elasticache"], AWS_OPTIONS, "the ElastiCache option")
+    if aws == "aof with appendfsync everysec":
+        raise Wrong("elasticache: ElastiCache does not offer AOF (AWS: not supported on Redis 2.8.22 and later; "
+                    "use Multi-AZ instead). Pick one of the options ElastiCache has.")
+    if aws == "daily automatic backups":
+        raise Wrong("elasticache: a restore from last night's backup loses up to a day of writes.")
+    if aws == "multi-az replicas only":
+        raise Wrong("elasticache: replication is asynchronous; a failover loses whatever the replica had not "
+                    "received yet, and nothing bounds that to one second.")
+    if aws == "durability with asynchronous writes":
+        raise Wrong("elasticache: with asynchronous writes the primary answers before the Multi-AZ transactional "
+                    "log has the write: up to the last 10 seconds can be lost.")
+    return ("Self-managed, AOF everysec bounds the loss to about a second on a machine crash. On ElastiCache, "
+            "which has no AOF, Valkey's durability with synchronous writes loses no acknowledged write, at the "
+            "price of single-digit-millisecond writes.")
 
 
 q3 = Exercise(
-    lab=LAB, qid="q3", title="Persistence for 'lose at most one second of writes'",
+    lab=LAB, qid="q3", title="Persistence for 'lose at most one second of writes', self-managed and on AWS",
     checker=_check_rpo,
-    hint_text="Which setting forces the data to disk (fsync) at least once a second?",
-    solution_text="answer = 'aof with appendfsync everysec'",
-    reference="aof with appendfsync everysec",
-    wrong=[("rdb snapshot every 5 minutes", "5 minutes"), ("aof with appendfsync no", "30 s"),
-           ("no persistence", "loses everything"), ("aof always", "not one of the choices")],
+    hint_text="Self-managed: which setting forces the data to disk (fsync) at least once a second? On "
+              "ElastiCache there is no AOF: which option keeps a write somewhere safe before it is acknowledged?",
+    solution_text="answer = {'self_managed': 'aof with appendfsync everysec',\n"
+                  "          'elasticache': 'durability with synchronous writes'}",
+    reference={"self_managed": "aof with appendfsync everysec", "elasticache": "durability with synchronous writes"},
+    wrong=[({"self_managed": "rdb snapshot every 5 minutes", "elasticache": "durability with synchronous writes"},
+            "5 minutes"),
+           ({"self_managed": "aof with appendfsync no", "elasticache": "durability with synchronous writes"}, "30 s"),
+           ({"self_managed": "no persistence", "elasticache": "durability with synchronous writes"},
+            "loses everything"),
+           ({"self_managed": "aof with appendfsync everysec", "elasticache": "aof with appendfsync everysec"},
+            "does not offer AOF"),
+           ({"self_managed": "aof with appendfsync everysec", "elasticache": "multi-az replicas only"},
+            "asynchronous"),
+           ({"self_managed": "aof with appendfsync everysec", "elasticache": "durability with asynchronous writes"},
+            "10 seconds"),
+           ("aof with appendfsync everysec", "dictionary"),
+           ({"self_managed": "aof always", "elasticache": "daily automatic backups"}, "not one of the choices")],
 )
 
 

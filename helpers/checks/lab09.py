@@ -52,7 +52,7 @@ q1 = Exercise(
 )
 
 
-# --- q2: a write that a replica has confirmed ---------------------------------------------------------
+# --- q3: a write that a replica has confirmed ---------------------------------------------------------
 
 
 def _safe_write_reference(r: Any, key: str, value: str) -> bool:
@@ -67,11 +67,11 @@ def _check_safe_write(answer: Any) -> str:
         raise Wrong(f"Expected a function safe_write(r, key, value), but got {type(answer).__name__}.")
     svc = lab_service()
     r = topologies.primary_client(svc, socket_timeout=3)
-    key = "lab09:q2"
+    key = "lab09:q3"
     r.delete(key)
     result = call_learner(answer, r, key, "v1", what="your function safe_write(r, key, value)")
     if r.get(key) != "v1":
-        raise Wrong("After safe_write(r, 'lab09:q2', 'v1') the primary does not hold 'v1' under that key. "
+        raise Wrong("After safe_write(r, 'lab09:q3', 'v1') the primary does not hold 'v1' under that key. "
                     "Write it with r.set(key, value) first.")
     if not isinstance(result, bool):
         raise Wrong(f"safe_write should return True or False, but it returned {result!r} "
@@ -95,8 +95,8 @@ def _check_safe_write(answer: Any) -> str:
             "Sentinel will promote.")
 
 
-q2 = Exercise(
-    lab=LAB, qid="q2", title="A write confirmed by at least one replica (WAIT)",
+q3 = Exercise(
+    lab=LAB, qid="q3", title="A write confirmed by at least one replica (WAIT)",
     checker=_check_safe_write,
     hint_text="r.set(key, value), then r.wait(1, 500): the number of replicas that have the write (within 500 ms).",
     solution_text="def safe_write(r, key, value):\n    r.set(key, value)\n    return r.wait(1, 500) >= 1",
@@ -110,35 +110,60 @@ q2 = Exercise(
 )
 
 
-# --- q3: which setting bounds failure detection ----------------------------------------------------
+# --- q4: what you control on AWS for automatic failover -----------------------------------------
 
-SETTINGS = ["down-after-milliseconds", "failover-timeout", "parallel-syncs", "quorum"]
-
-
-def _check_setting(answer: Any) -> str:
-    choice = expect_choice(answer, SETTINGS, "the setting")
-    if choice == "failover-timeout":
-        raise Wrong("failover-timeout limits how long a failover may take once started (and when a retry may "
-                    "start); the Sentinels first have to decide the primary is down.")
-    if choice == "parallel-syncs":
-        raise Wrong("parallel-syncs is how many replicas resync with the new primary at once, after the failover.")
-    if choice == "quorum":
-        raise Wrong("The quorum is how many Sentinels must agree the primary is down, not how long they wait "
-                    "before they think so.")
-    return "Below it, a slow primary is not failed over; above it, a dead one is noticed late: the window grows."
+SWITCHES = ["down-after-milliseconds", "multi-az with automatic failover", "number of shards",
+            "backup retention period"]
+ENDPOINTS = ["primary endpoint", "reader endpoint", "the primary node's own endpoint", "the primary's ip address"]
 
 
-q3 = Exercise(
-    lab=LAB, qid="q3", title="Which Sentinel setting most directly sets how fast a dead primary is noticed?",
-    checker=_check_setting,
-    hint_text="A Sentinel considers the primary subjectively down after it has not answered PING for ... ms.",
-    solution_text="answer = 'down-after-milliseconds'",
-    reference="down-after-milliseconds",
-    wrong=[("failover-timeout", "once started"), ("quorum", "how many Sentinels"), ("ttl", "not one of the choices")],
+def _check_aws_failover(answer: Any) -> str:
+    from helpers.exercises.core import expect_keys
+
+    expect_keys(answer, ["switch", "replicas", "endpoint"], "your answer")
+    switch = expect_choice(answer["switch"], SWITCHES, "the switch")
+    if switch == "down-after-milliseconds":
+        raise Wrong("down-after-milliseconds is a Sentinel setting, and ElastiCache has no Sentinel you can see: it "
+                    "runs the failure detection itself. What you turn on is the group's Multi-AZ / automatic "
+                    "failover setting.")
+    if switch != "multi-az with automatic failover":
+        raise Wrong(f"{switch!r} does not make a replica take over when the primary dies.")
+    expect_type(answer["replicas"], int, "answer['replicas']")
+    if answer["replicas"] < 1:
+        raise Wrong("With 0 replicas there is nothing to promote: Multi-AZ needs at least one read replica "
+                    "(more than one node per shard).")
+    if answer["replicas"] > 1:
+        raise Wrong(f"{answer['replicas']} replicas work, but the question asks for the fewest that make automatic "
+                    "failover possible.")
+    endpoint = expect_choice(answer["endpoint"], ENDPOINTS, "the endpoint")
+    if endpoint != "primary endpoint":
+        raise Wrong(f"With {endpoint!r} the application keeps talking to the old node after a failover. ElastiCache "
+                    "repoints the primary endpoint's DNS name to the promoted replica, so an application that "
+                    "writes to the primary endpoint needs no change.")
+    return ("Multi-AZ with automatic failover, at least one replica, and the primary endpoint: ElastiCache detects "
+            "the failure, promotes a replica and repoints the endpoint's DNS name; you rehearse it with "
+            "TestFailover.")
+
+
+q4 = Exercise(
+    lab=LAB, qid="q4", title="What you control on ElastiCache for automatic failover",
+    checker=_check_aws_failover,
+    hint_text="ElastiCache never shows you Sentinel. Look at the table in section 6: the console switch, how "
+              "many replicas there must be to promote one, and the endpoint whose DNS name follows the primary.",
+    solution_text="answer = {'switch': 'multi-az with automatic failover', 'replicas': 1, "
+                  "'endpoint': 'primary endpoint'}",
+    reference={"switch": "multi-az with automatic failover", "replicas": 1, "endpoint": "primary endpoint"},
+    wrong=[({"switch": "down-after-milliseconds", "replicas": 1, "endpoint": "primary endpoint"}, "no Sentinel"),
+           ({"switch": "multi-az with automatic failover", "replicas": 0, "endpoint": "primary endpoint"},
+            "at least one read replica"),
+           ({"switch": "multi-az with automatic failover", "replicas": 1, "endpoint": "the primary's ip address"},
+            "repoints"),
+           ({"switch": "number of shards", "replicas": 1, "endpoint": "primary endpoint"}, "does not make"),
+           ("down-after-milliseconds", "dictionary")],
 )
 
 
-# --- q4: replication lag in bytes from INFO ------------------------------------------------------
+# --- q2: replication lag in bytes from INFO ------------------------------------------------------
 
 
 def _lag_reference(info: dict[str, Any]) -> int:
@@ -154,7 +179,7 @@ def _check_lag(answer: Any) -> str:
     replica = next(n for n in svc.nodes if n.role == "replica" and n.alive())
     replica.pause()  # a replica that falls behind, for certain
     try:
-        r.set("lab09:q4", "x" * 2000)
+        r.set("lab09:q2", "x" * 2000)
         info = r.info("replication")
     finally:
         replica.resume()
@@ -173,8 +198,8 @@ def _check_lag(answer: Any) -> str:
     return f"The slowest replica was {expected} bytes behind: ElastiCache's ReplicationLag metric tracks this in seconds."
 
 
-q4 = Exercise(
-    lab=LAB, qid="q4", title="Replication lag in bytes, from INFO replication",
+q2 = Exercise(
+    lab=LAB, qid="q2", title="Replication lag in bytes, from INFO replication",
     checker=_check_lag,
     hint_text="info['master_repl_offset'] is where the primary is; info['slave0']['offset'] where replica 0 is.",
     solution_text=("def lag_bytes(info):\n"

@@ -111,8 +111,8 @@ def _check_fraction(answer: Any) -> str:
     return "About 1/5: only the keys the new node now owns move; the rest stay cached."
 
 
-q3 = Exercise(
-    lab=LAB, qid="q3", title="A pool of 4 Memcached nodes grows to 5: what fraction of keys move (consistent hashing)?",
+q4 = Exercise(
+    lab=LAB, qid="q4", title="A pool of 4 Memcached nodes grows to 5: what fraction of keys move (consistent hashing)?",
     checker=_check_fraction,
     hint_text="With consistent hashing, only the keys the new node takes over move, and it takes a fair share.",
     solution_text="answer = 1 / 5   # 0.2",
@@ -129,8 +129,8 @@ def _check_redirect(answer: Any) -> str:
     return "MOVED: the slot now lives elsewhere for good; update the map. ASK: only this once, during a migration."
 
 
-q4 = Exercise(
-    lab=LAB, qid="q4", title="Which redirection tells a client to update its slot map for good?",
+q3 = Exercise(
+    lab=LAB, qid="q3", title="Which redirection tells a client to update its slot map for good?",
     checker=_check_redirect,
     hint_text="One of them appears only while a slot is half-way between two nodes.",
     solution_text="answer = 'MOVED'",

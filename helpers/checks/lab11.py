@@ -37,7 +37,7 @@ def lab_service(which: str) -> Service:
     return start(topo, name=f"lab11-{which}", **options)
 
 
-# --- q1: a least-privilege ACL rule ------------------------------------------------------------
+# --- q2: a least-privilege ACL rule ------------------------------------------------------------
 
 SCRATCH = "lab11-scratch"
 
@@ -115,8 +115,8 @@ def _check_acl_rule(answer: Any) -> str:
     return "GET/SET/DEL on app:* allowed; other keys, FLUSHALL, CONFIG, KEYS and everything else denied."
 
 
-q1 = Exercise(
-    lab=LAB, qid="q1", title="A least-privilege ACL rule for the application user",
+q2 = Exercise(
+    lab=LAB, qid="q2", title="A least-privilege ACL rule for the application user",
     checker=_check_acl_rule,
     hint_text="Three parts: `on` (the user may log in), a key pattern `~app:*`, and the commands one by one "
               "with `+get +set +del`. Anything broader (`~*`, `+@all`, `allcommands`) gives too much.",
@@ -134,7 +134,7 @@ q1 = Exercise(
 )
 
 
-# --- q2: TLS client settings -------------------------------------------------------------------
+# --- q3: TLS client settings -------------------------------------------------------------------
 
 def _check_tls_client(answer: Any) -> str:
     import redis
@@ -194,8 +194,8 @@ def _lazy_client(**options: Any) -> Any:
     return make
 
 
-q2 = Exercise(
-    lab=LAB, qid="q2", title="TLS client settings that verify the server",
+q3 = Exercise(
+    lab=LAB, qid="q3", title="TLS client settings that verify the server",
     checker=_check_tls_client,
     hint_text="redis.Redis(host=..., port=..., ssl=True, ssl_ca_certs=...) — the CA file is "
               "tls.tls_material().ca_file. Leave certificate and host name checks on (the defaults).",
@@ -213,7 +213,7 @@ q2 = Exercise(
 )
 
 
-# --- q3: a security group rule -----------------------------------------------------------------
+# --- q1: a security group rule -----------------------------------------------------------------
 
 def _sg_pair(ec2: Any) -> tuple[str, str, str]:
     vpcs = ec2.describe_vpcs(Filters=[{"Name": "tag:Name", "Values": ["lab11-check"]}])["Vpcs"]
@@ -292,8 +292,8 @@ def _sg_rule(**perm: Any) -> Any:
     return allow
 
 
-q3 = Exercise(
-    lab=LAB, qid="q3", title="A security group that admits only the application",
+q1 = Exercise(
+    lab=LAB, qid="q1", title="A security group that admits only the application",
     checker=_check_sg_rule,
     hint_text="ec2.authorize_security_group_ingress(GroupId=cache_sg_id, IpPermissions=[{'IpProtocol': 'tcp', "
               "'FromPort': 6379, 'ToPort': 6379, 'UserIdGroupPairs': [...]}]) — the source is a group, not a CIDR.",

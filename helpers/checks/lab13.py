@@ -77,8 +77,8 @@ def _tuples(ec: Any, cluster_id: str) -> list[tuple[str, int]]:
     return [(n["Endpoint"]["Address"], n["Endpoint"]["Port"]) for n in cluster["CacheNodes"]]
 
 
-q1 = Exercise(
-    lab=LAB, qid="q1", title="Every node's endpoint of a cache cluster",
+q3 = Exercise(
+    lab=LAB, qid="q3", title="Every node's endpoint of a cache cluster",
     checker=_check_endpoints,
     hint_text="describe_cache_clusters(CacheClusterId=..., ShowCacheNodeInfo=True)['CacheClusters'][0]"
               "['CacheNodes'] lists the nodes; each has an 'Endpoint' with 'Address' and 'Port'.",
@@ -148,8 +148,8 @@ def _check_state_code(answer: Any) -> str:
     return "Operations on a busy resource answer Invalid...State: wait until it is available (or use a waiter)."
 
 
-q3 = Exercise(
-    lab=LAB, qid="q3", title="Deleting a cluster that is still being created",
+q1 = Exercise(
+    lab=LAB, qid="q1", title="Deleting a cluster that is still being created",
     checker=_check_state_code,
     hint_text="Catch botocore.exceptions.ClientError as e and print e.response['Error']['Code'].",
     solution_text="answer = 'InvalidCacheClusterState'",
@@ -160,20 +160,25 @@ q3 = Exercise(
 
 def _check_after_failover(answer: Any) -> str:
     choice = expect_choice(answer, ["keep", "describe", "restart"], "your answer")
-    if choice == "keep":
-        raise Wrong("After a failover the old primary's node is a replica: writes there answer READONLY. On AWS the "
-                    "primary endpoint's DNS name follows the new primary; locally, describe the group again.")
     if choice == "restart":
-        raise Wrong("Restarting the application is not needed: asking the API (or DNS on AWS) for the primary "
-                    "endpoint again is enough.")
-    return "Clients must re-resolve the primary endpoint after a failover (and retry the writes that failed)."
+        raise Wrong("Restarting the application is not needed: ElastiCache repoints the primary endpoint's DNS name "
+                    "to the promoted replica, so the application only has to reconnect (and retry the writes that "
+                    "failed during the switch).")
+    if choice == "describe":
+        return ("That works, but on AWS it is not needed: describing the group gives back the same primary "
+                "endpoint, whose DNS name now points at the promoted replica. (Locally there is no DNS, so the lab "
+                "describes the group again.)")
+    return ("On AWS the primary endpoint is a DNS name that ElastiCache repoints to the promoted replica: an "
+            "application writing to it needs no change, only a reconnect and a retry of the writes that failed. "
+            "Never cache the node's IP address or write to a node endpoint.")
 
 
 q4 = Exercise(
     lab=LAB, qid="q4", title="Where to write after a failover",
     checker=_check_after_failover,
-    hint_text="Compare NodeGroups[0]['PrimaryEndpoint'] before and after test_failover.",
-    solution_text="answer = 'describe'",
-    reference="describe",
-    wrong=[("keep", "READONLY"), ("restart", "not needed"), (3, "one of")],
+    hint_text="What is the primary endpoint on AWS: an address, or a DNS name that ElastiCache repoints?",
+    solution_text="answer = 'keep'   # the primary endpoint's DNS name follows the new primary",
+    reference="keep",
+    also_right=["describe"],
+    wrong=[("restart", "not needed"), ("reboot", "not one of the choices"), (3, "one of")],
 )

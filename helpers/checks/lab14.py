@@ -49,9 +49,11 @@ def _check_design(design: Any) -> str:
     expect_type(design["shards"], int, "design['shards']")
     expect_type(design["replicas"], int, "design['replicas']")
     if design["shards"] < 3:
-        raise Wrong(f"With {design['shards']} shard(s), a failed primary cannot be voted out: a cluster needs a "
-                    "majority of primaries to agree that one has failed, and 1 of 2 is no majority. Use at "
-                    "least 3 shards.")
+        raise Wrong(f"With {design['shards']} shard(s), this lab's cluster cannot fail over: it is a self-managed "
+                    "Redis Cluster, whose primaries must reach a majority to declare one of them failed, and 1 of 2 "
+                    "is no majority. Use at least 3 shards here. (On ElastiCache the control plane detects the "
+                    "failure and promotes the replica whatever the number of shards: there, 2 shards with "
+                    "Multi-AZ would fail over.)")
     if design["shards"] > 4:
         raise Wrong(f"{design['shards']} shards is more than this workload needs (and than this machine should "
                     "run): start with 3 and add shards when the metrics say so — the drill shows how.")
@@ -66,9 +68,13 @@ def _check_design(design: Any) -> str:
     if policy == "noeviction":
         raise Wrong("Under noeviction a full cache refuses writes (OOM errors): for a cache of product pages, "
                     "evicting the least useful page is what you want.")
-    if policy.endswith("-lru") or policy.endswith("-random") or policy == "volatile-ttl":
-        raise Wrong(f"'{policy}' works, but product popularity is skewed and stable: lab 07 measured which "
-                    "policy keeps more hits then — keep the frequently used pages (LFU).")
+    if policy.startswith("volatile-"):
+        raise Wrong(f"'{policy}' only evicts keys that have a TTL: any key written without one would make a full "
+                    "node refuse writes instead of evicting. A pure cache of pages uses an allkeys-* policy "
+                    "(lab 07).")
+    if policy == "allkeys-random":
+        raise Wrong("allkeys-random ignores popularity, which is skewed here: lab 07 measured LFU keeping more hits "
+                    "than random. Use a policy that ranks pages by use (LFU or LRU).")
     ttl = expect_number(design["ttl_seconds"], "design['ttl_seconds']")
     jitter = expect_number(design["ttl_jitter"], "design['ttl_jitter']")
     if not 0 < jitter <= 0.5:
@@ -96,7 +102,7 @@ q1 = Exercise(
     lab=LAB, qid="q1", title="Design the cache for the stated workload",
     checker=_check_design,
     hint_text="Go through the workload's lines one by one: which requirement rules out Memcached? a single "
-              "primary? 2 shards? Which eviction policy did lab 07 measure best for stable, skewed popularity? "
+              "primary? 2 shards on this lab's self-managed cluster? Which eviction policy ranks pages by use? "
               "The longest a page lives is ttl_seconds * (1 + ttl_jitter).",
     solution_text="design = {'engine': 'redis', 'topology': 'cluster', 'shards': 3, 'replicas': 1,\n"
                   "          'eviction_policy': 'allkeys-lfu', 'ttl_seconds': 240, 'ttl_jitter': 0.1,\n"
@@ -108,12 +114,14 @@ q1 = Exercise(
         ({**REFERENCE_DESIGN, "shards": 2}, "majority"),
         ({**REFERENCE_DESIGN, "replicas": 0}, "at least one replica"),
         ({**REFERENCE_DESIGN, "eviction_policy": "noeviction"}, "refuses writes"),
-        ({**REFERENCE_DESIGN, "eviction_policy": "allkeys-lru"}, "lfu"),
+        ({**REFERENCE_DESIGN, "eviction_policy": "allkeys-random"}, "ignores popularity"),
+        ({**REFERENCE_DESIGN, "eviction_policy": "volatile-lru"}, "allkeys-*"),
         ({**REFERENCE_DESIGN, "ttl_seconds": 3600}, "stale"),
         ({**REFERENCE_DESIGN, "ttl_jitter": 0}, "expire together"),
         ({**REFERENCE_DESIGN, "tls": False}, "encryption in transit"),
         ({k: v for k, v in REFERENCE_DESIGN.items() if k != "auth"}, "missing the key"),
     ],
+    also_right=[{**REFERENCE_DESIGN, "eviction_policy": "allkeys-lru"}],
 )
 
 

@@ -33,6 +33,18 @@ def is_stub(answer: Any) -> bool:
     return code.co_code == _stub.__code__.co_code and not code.co_names
 
 
+def is_unanswered(answer: Any) -> bool:
+    """True while the notebook's placeholder is still there: `...`, a stub function, or a dict, list,
+    tuple or set that still holds a `...` or a stub (e.g. `{"a": ..., "b": ...}` or `(put, fetch)`)."""
+    if answer is NOT_ANSWERED or is_stub(answer):
+        return True
+    if isinstance(answer, dict):
+        return any(is_unanswered(v) for v in answer.values())
+    if isinstance(answer, (list, tuple, set, frozenset)):
+        return any(is_unanswered(v) for v in answer)
+    return False
+
+
 class Wrong(Exception):
     """Raised by a checker: the message is shown to the learner as is."""
 
@@ -60,6 +72,7 @@ class Exercise:
     solution_text: str
     reference: Any = None
     wrong: list[tuple[Any, str]] = field(default_factory=list)
+    also_right: list[Any] = field(default_factory=list)  # other answers that are right too (tests prove it)
     setup: Callable[[], None] | None = None  # prepares live state the reference relies on (tests)
     make_reference: Callable[[], Any] | None = None  # when the right answer depends on live state
 
@@ -72,8 +85,8 @@ class Exercise:
     # --- evaluation --------------------------------------------------------------------------
     def evaluate(self, answer: Any = NOT_ANSWERED) -> Result:
         """Check without printing or recording (what the tests call)."""
-        if answer is NOT_ANSWERED or is_stub(answer):
-            return Result("unanswered", f"{self.title}: not answered yet. Replace the `...` with your answer "
+        if is_unanswered(answer):
+            return Result("unanswered", f"{self.title}: not answered yet. Replace every `...` with your answer "
                                         f"and run the cell again (`{self.qid}.hint()` gives a hint).")
         try:
             extra = self.checker(answer)
