@@ -61,3 +61,21 @@ def test_widget_reflects_recorded_progress():
     assert view.bar.max == sum(r.total for r in view.rows) and view.bar.max >= 3
     assert f"{ex.lab}" in view.html.value and "exercises solved" in view.html.value
     assert "application/vnd.jupyter.widget-view+json" in view._repr_mimebundle_()
+
+
+def test_progress_of_the_earlier_numbering_is_migrated_once(isolated_home):
+    """Labs 02, 09, 10, 11 and 13 renumbered their exercises in the order they appear: a progress
+    file written before that keeps each answer with its question, and a changed question starts over."""
+    import json
+
+    isolated_home.mkdir(parents=True, exist_ok=True)
+    done = {"status": "correct", "attempts": 1}
+    tried = {"status": "attempted", "attempts": 2}
+    old = {"02": {"q1": done, "q4": tried}, "09": {"q3": done, "q4": done}, "13": {"q1": done}, "07": {"q2": done}}
+    (isolated_home / "progress.json").write_text(json.dumps(old))
+    now = exercises.progress()
+    assert now["02"] == {"q1": done, "q2": tried}          # the 1 MB item exercise is q2 now
+    assert now["09"] == {"q2": done}                       # lag in bytes moved; the Sentinel question is gone
+    assert now["13"] == {"q3": done} and now["07"] == {"q2": done}
+    exercises.record("13", "q1", "correct")                # a new answer after the migration stays put
+    assert set(exercises.progress()["13"]) == {"q1", "q3"}

@@ -157,10 +157,54 @@ def show(result: Result) -> None:
 
 # --- progress -------------------------------------------------------------------------------------
 
+# Exercises renumbered in the order they appear (progress format 2): old qid -> new qid, per lab.
+# None: the question itself changed, so an old answer says nothing about the new one.
+RENUMBERED: dict[str, dict[str, str | None]] = {
+    "02": {"q2": "q3", "q3": "q4", "q4": "q2"},
+    "09": {"q2": "q3", "q3": None, "q4": "q2"},
+    "10": {"q3": "q4", "q4": "q3"},
+    "11": {"q1": "q2", "q2": "q3", "q3": "q1"},
+    "13": {"q1": "q3", "q3": "q1"},
+}
+PROGRESS_FORMAT = 2
+FORMAT_FILE = "progress.format"
+
+
+def _migrated(data: dict[str, Any]) -> dict[str, Any]:
+    """A progress file of format 1 with its entries moved to today's question numbers."""
+    out = dict(data)
+    for lab, moves in RENUMBERED.items():
+        entries = data.get(lab)
+        if not isinstance(entries, dict):
+            continue
+        out[lab] = {q: e for q, e in entries.items() if q not in moves}
+        out[lab].update({moves[q]: e for q, e in entries.items() if moves.get(q)})
+    return out
+
+
+def _format() -> int:
+    try:
+        return int((state.home() / FORMAT_FILE).read_text().strip())
+    except (OSError, ValueError):
+        return 1
+
+
+def _read_progress() -> dict[str, Any]:
+    """progress.json, migrated once if an earlier release wrote it (call with the state lock held)."""
+    path, marker = state.home() / PROGRESS, state.home() / FORMAT_FILE
+    data = state.read_json(path, {})
+    if _format() < PROGRESS_FORMAT:
+        if data:
+            data = _migrated(data)
+            state.write_json(path, data)
+        marker.write_text(f"{PROGRESS_FORMAT}\n")
+    return data
+
+
 def record(lab: str, qid: str, status: str) -> None:
     path = state.home() / PROGRESS
     with state.locked():
-        data = state.read_json(path, {})
+        data = _read_progress()
         entry = data.setdefault(lab, {}).setdefault(qid, {"attempts": 0, "status": "unanswered"})
         entry["attempts"] += 1
         entry["last"] = time.strftime("%Y-%m-%dT%H:%M:%S")
@@ -173,7 +217,10 @@ def record(lab: str, qid: str, status: str) -> None:
 
 
 def progress() -> dict[str, dict[str, dict[str, Any]]]:
-    return state.read_json(state.home() / PROGRESS, {})
+    if _format() >= PROGRESS_FORMAT:
+        return state.read_json(state.home() / PROGRESS, {})
+    with state.locked():
+        return _read_progress()
 
 
 # --- turning errors into sentences ----------------------------------------------------------------
