@@ -36,7 +36,7 @@ def install() -> None:
     from moto.moto_api._internal.models import MotoAPIBackend
 
     from helpers.aws.controlplane import api
-    from helpers.aws.controlplane.model import PLANE
+    from helpers.aws.controlplane.models import PLANE
 
     for name, handler in {**api.unimplemented_handlers(), **api.HANDLERS}.items():
         if hasattr(ElastiCacheResponse, name):
@@ -62,7 +62,7 @@ def _stop_leftovers() -> None:
 
     Runs in a thread because the server starts while `services.start("aws")` holds the lock.
     """
-    from helpers.aws.controlplane.model import PLANE, stop_aws_services
+    from helpers.aws.controlplane.models import PLANE, stop_aws_services
 
     with contextlib.suppress(Exception):
         stop_aws_services(keep=PLANE.known_services())

@@ -11,7 +11,7 @@ from typing import Any
 
 from moto.core.responses import ActionResult, EmptyResult
 
-from helpers.aws.controlplane.model import PLANE
+from helpers.aws.controlplane.models import PLANE
 
 
 def _p(self: Any) -> dict[str, Any]:

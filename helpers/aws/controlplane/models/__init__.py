@@ -13,316 +13,45 @@ import itertools
 import re
 import secrets
 import shutil
-import threading
 import time
-import traceback
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from helpers.aws.controlplane import engineops as ops
 from helpers.aws.controlplane.discovery import ConfigEndpoint
 from helpers.aws.controlplane.errors import (
+    ApiError,
     already_exists,
     invalid_combination,
     invalid_state,
     invalid_value,
+    node_quota,
     not_found,
+)
+from helpers.aws.controlplane.models.base import (
+    ADMIN_USER,
+    AZS,
+    Backend,
+    CacheCluster,
+    ParameterGroup,
+    ReplicationGroup,
+    Snapshot,
+    User,
+    UserGroup,
+    arn,
+    check_id,
+    maxmemory_for,
+    now,
 )
 from helpers.runtime import services, state
 from helpers.runtime.engines import Node
 
-_T = TypeVar("_T")
-
-ACCOUNT = "123456789012"
-ADMIN_USER = "elasticache-lab-admin"  # the control plane's own ACL user (AWS keeps one too)
-AZS = ("us-east-1a", "us-east-1b", "us-east-1c")
-ID_RE = re.compile(r"^[a-z][a-z0-9-]*$")
-
-# Memory per node type (MiB) minus ElastiCache's 25 % reserved memory: becomes `maxmemory`.
-NODE_MEMORY_MB = {"micro": 512, "small": 1400, "medium": 3090, "large": 6380, "xlarge": 12900}
-
-# The parameters a lab can see applied: name -> (default, allowed values, description).
-REDIS_PARAMETERS: dict[str, tuple[str, str, str]] = {
-    "maxmemory-policy": ("volatile-lru", "volatile-lru,allkeys-lru,volatile-lfu,allkeys-lfu,volatile-random,"
-                         "allkeys-random,volatile-ttl,noeviction", "Which keys are evicted when memory is full."),
-    "maxmemory-samples": ("3", "1-", "Keys sampled per eviction (LRU/LFU/TTL are approximated)."),
-    "timeout": ("0", "0,20-", "Close a client connection idle for this many seconds (0: never)."),
-    "tcp-keepalive": ("300", "0-", "Seconds between TCP keepalive probes to clients."),
-    "notify-keyspace-events": ("", "", "Keyspace notifications published on Pub/Sub (e.g. Ex for expiries)."),
-    "lfu-log-factor": ("10", "1-", "LFU counter logarithm factor."),
-    "lfu-decay-time": ("1", "0-", "Minutes after which an LFU counter decays."),
-    "slowlog-log-slower-than": ("10000", "-", "Microseconds above which a command goes to the slow log."),
-    "slowlog-max-len": ("128", "0-", "Length of the slow log."),
-    "activedefrag": ("no", "yes,no", "Defragment memory in the background."),
-    "lazyfree-lazy-eviction": ("no", "yes,no", "Free evicted values in a background thread."),
-    "lazyfree-lazy-expire": ("no", "yes,no", "Free expired values in a background thread."),
-    "hash-max-listpack-entries": ("128", "0-", "Small hashes are encoded compactly up to this many fields."),
-    "set-max-intset-entries": ("512", "0-", "Small integer sets are encoded compactly up to this size."),
-    "zset-max-listpack-entries": ("128", "0-", "Small sorted sets are encoded compactly up to this size."),
-}
-MEMCACHED_PARAMETERS: dict[str, tuple[str, str, str]] = {
-    "max_item_size": ("1048576", "1048576-134217728", "Largest item size in bytes (-I); applied at node start."),
-    "chunk_size_growth_factor": ("1.25", "1.01-2", "Slab size growth factor (-f); applied at node start."),
-}
+__all__ = ["PLANE", "ControlPlane", "stop_aws_services"]
 
 
-def now() -> datetime:
-    return datetime.now(timezone.utc)
-
-
-def arn(kind: str, ident: str) -> str:
-    return f"arn:aws:elasticache:us-east-1:{ACCOUNT}:{kind}:{ident}"
-
-
-def check_id(value: Any, what: str, limit: int) -> str:
-    """AWS's naming rule: a letter first, then letters/digits/hyphens, no '--', no trailing '-'."""
-    if not value or not isinstance(value, str):
-        raise invalid_value(f"The parameter {what} must be provided and must not be blank.")
-    ident = value.lower()
-    if len(ident) > limit or not ID_RE.match(ident) or "--" in ident or ident.endswith("-"):
-        raise invalid_value(f"The parameter {what} is not a valid identifier. Identifiers must begin with a "
-                            "letter; must contain only ASCII letters, digits, and hyphens; and must not end "
-                            f"with a hyphen or contain two consecutive hyphens (at most {limit} characters).")
-    return ident
-
-
-def maxmemory_for(node_type: str) -> str:
-    size = node_type.rsplit(".", 1)[-1]
-    return f"{NODE_MEMORY_MB.get(size, 512)}mb"
-
-
-@dataclass
-class Event:
-    source_id: str
-    source_type: str
-    message: str
-    date: datetime = field(default_factory=now)
-
-    def api(self) -> dict[str, Any]:
-        return {"SourceIdentifier": self.source_id, "SourceType": self.source_type, "Message": self.message,
-                "Date": self.date}
-
-
-@dataclass
-class ParameterGroup:
-    name: str
-    family: str
-    description: str
-    values: dict[str, str] = field(default_factory=dict)  # user-set values only
-    is_default: bool = False
-
-    @property
-    def catalog(self) -> dict[str, tuple[str, str, str]]:
-        return MEMCACHED_PARAMETERS if self.family.startswith("memcached") else REDIS_PARAMETERS
-
-    def effective(self) -> dict[str, str]:
-        return {k: self.values.get(k, d[0]) for k, d in self.catalog.items()}
-
-    def api(self) -> dict[str, Any]:
-        return {"CacheParameterGroupName": self.name, "CacheParameterGroupFamily": self.family,
-                "Description": self.description, "IsGlobal": False, "ARN": arn("parametergroup", self.name)}
-
-
-@dataclass
-class User:
-    user_id: str
-    user_name: str
-    engine: str
-    access_string: str
-    passwords: list[str]
-    no_password: bool
-    status: str = "active"
-
-    def api(self, groups: list[str]) -> dict[str, Any]:
-        auth = {"Type": "no-password" if self.no_password else "password"}
-        if self.passwords:
-            auth["PasswordCount"] = len(self.passwords)
-        return {"UserId": self.user_id, "UserName": self.user_name, "Status": self.status, "Engine": self.engine,
-                "MinimumEngineVersion": "6.0", "AccessString": self.access_string, "UserGroupIds": groups,
-                "Authentication": auth, "ARN": arn("user", self.user_id)}
-
-
-@dataclass
-class UserGroup:
-    group_id: str
-    engine: str
-    user_ids: list[str]
-    status: str = "active"
-
-    def api(self, groups: list[str]) -> dict[str, Any]:
-        return {"UserGroupId": self.group_id, "Status": self.status, "Engine": self.engine,
-                "UserIds": list(self.user_ids), "MinimumEngineVersion": "6.0", "PendingChanges": {},
-                "ReplicationGroups": groups, "ARN": arn("usergroup", self.group_id)}
-
-
-@dataclass
-class Snapshot:
-    name: str
-    source: dict[str, Any]  # what describe shows about the cluster/group it was taken from
-    files: list[str] = field(default_factory=list)  # one RDB file per shard, under the state dir
-    status: str = "creating"
-    node_snapshots: list[dict[str, Any]] = field(default_factory=list)
-    created: datetime = field(default_factory=now)
-
-    def api(self) -> dict[str, Any]:
-        return {"SnapshotName": self.name, "SnapshotStatus": self.status, "SnapshotSource": "manual",
-                "ARN": arn("snapshot", self.name), "NodeSnapshots": self.node_snapshots, **self.source}
-
-
-@dataclass
-class CacheCluster:
-    """A standalone cache cluster: one Redis node, or 1-40 Memcached nodes."""
-
-    cluster_id: str
-    engine: str
-    engine_version: str
-    node_type: str
-    num_nodes: int
-    az: str
-    param_group: str
-    subnet_group: str | None
-    security_group_ids: list[str]
-    auth_token: str | None
-    tls: bool
-    snapshot_name: str | None
-    snapshot_retention: int
-    snapshot_window: str
-    maintenance_window: str
-    status: str = "creating"
-    created: datetime = field(default_factory=now)
-    nodes: list[dict[str, Any]] = field(default_factory=list)  # {"id", "created", "status"}
-    next_node: int = 1
-    discovery: ConfigEndpoint | None = None  # Memcached: the configuration endpoint (Auto Discovery)
-
-    def service_name(self, node_id: str | None = None) -> str:
-        if self.engine == "memcached":
-            return f"{ops.PREFIX}{self.cluster_id}-{node_id}"
-        return f"{ops.PREFIX}{self.cluster_id}"
-
-
-@dataclass
-class ReplicationGroup:
-    group_id: str
-    description: str
-    engine: str
-    engine_version: str
-    node_type: str
-    cluster_mode: bool
-    shards: int
-    replicas: int
-    automatic_failover: bool
-    multi_az: bool
-    param_group: str
-    subnet_group: str | None
-    security_group_ids: list[str]
-    auth_token: str | None
-    tls: bool
-    user_group_ids: list[str]
-    snapshot_name: str | None
-    snapshot_retention: int
-    snapshot_window: str
-    status: str = "creating"
-    created: datetime = field(default_factory=now)
-    member_ids: dict[str, str] = field(default_factory=dict)  # node name -> member cluster id
-    node_group_of: dict[str, str] = field(default_factory=dict)  # node name -> node group id
-    applied_users: set[str] = field(default_factory=set)
-    admin_password: str | None = None
-    pending: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def service_name(self) -> str:
-        return f"{ops.PREFIX}rg-{self.group_id}"
-
-    @property
-    def topology(self) -> str:
-        if self.cluster_mode:
-            return "cluster"
-        return "replicated" if self.replicas > 0 else "aws-redis"
-
-
-class ControlPlane:
+class ControlPlane(Backend):
     """All ElastiCache resources of the local endpoint, and the engines behind them."""
-
-    def __init__(self) -> None:
-        self.lock = threading.RLock()
-        self.clusters: dict[str, CacheCluster] = {}
-        self.groups: dict[str, ReplicationGroup] = {}
-        self.users: dict[str, User] = {"default": User("default", "default", "redis", "on ~* +@all", [], True)}
-        self.user_groups: dict[str, UserGroup] = {}
-        self.param_groups: dict[str, ParameterGroup] = {}
-        self.snapshots: dict[str, Snapshot] = {}
-        self.events: list[Event] = []
-        self.tags: dict[str, dict[str, str]] = {}
-        self.threads: list[threading.Thread] = []
-        redis_family, mc_family = self.family("redis"), self.family("memcached")
-        for name, family in ((f"default.{redis_family}", redis_family),
-                             (f"default.{redis_family}.cluster.on", redis_family),
-                             (f"default.{mc_family}", mc_family)):
-            self.param_groups[name] = ParameterGroup(name, family, f"Default parameter group for {family}",
-                                                     is_default=True)
-
-    # --- engines and versions ----------------------------------------------------------------
-    @staticmethod
-    def local_version(engine: str) -> str:
-        from helpers.runtime import engines
-
-        kind = "memcached" if engine == "memcached" else "redis"
-        text = engines.binary_version(engines.find_binary(kind))  # "Redis 7.0.15", "memcached 1.6.18"
-        return text.split()[-1]
-
-    def family(self, engine: str) -> str:
-        try:
-            version = self.local_version(engine)
-        except Exception:  # noqa: BLE001 - no engine installed: a plausible family keeps the API usable
-            version = "1.6.0" if engine == "memcached" else "7.0.0"
-        major = version.split(".")[0]
-        return f"memcached{'.'.join(version.split('.')[:2])}" if engine == "memcached" else f"redis{major}"
-
-    def check_engine(self, engine: Any, version: Any) -> tuple[str, str]:
-        engine = (engine or "redis").lower()
-        if engine not in ("redis", "valkey", "memcached"):
-            raise invalid_value(f"Invalid engine: {engine}. Choose redis, valkey or memcached.")
-        from helpers.runtime import engines
-
-        if engine == "valkey" and "valkey" not in Path(engines.find_binary("redis")).name:
-            raise invalid_value("Engine valkey is not installed on this machine (only redis-server is): "
-                                "use --engine redis, or install valkey-server.")
-        local = self.local_version(engine)
-        if version and not (local == version or local.startswith(str(version) + ".")):
-            raise invalid_value(f"Cannot find version {version} for {engine}: this machine runs {engine} {local}. "
-                                f"Omit --engine-version or ask for {'.'.join(local.split('.')[:2])}.")
-        return engine, local
-
-    # --- events and tags -----------------------------------------------------------------------
-    def event(self, source_id: str, source_type: str, message: str) -> None:
-        with self.lock:
-            self.events.append(Event(source_id, source_type, message))
-
-    def add_tags(self, resource_arn: str, tags: list[dict[str, str]] | None) -> None:
-        if tags:
-            with self.lock:
-                self.tags.setdefault(resource_arn, {}).update({t["Key"]: t.get("Value", "") for t in tags})
-
-    # --- background work ----------------------------------------------------------------------
-    def background(self, what: str, fn: Any, on_error: Any) -> None:
-        """Run fn in a thread; on failure call on_error(message) so the resource shows what went wrong."""
-
-        def run() -> None:
-            try:
-                fn()
-            except Exception as exc:  # noqa: BLE001 - reported through the API's status and events
-                msg = str(exc) or type(exc).__name__
-                with contextlib.suppress(Exception):
-                    (state.home() / "controlplane.log").open("a").write(f"{now()} {what}: {traceback.format_exc()}\n")
-                on_error(msg)
-
-        t = threading.Thread(target=run, name=f"controlplane-{what}", daemon=True)
-        with self.lock:
-            self.threads = [x for x in self.threads if x.is_alive()] + [t]
-        t.start()
 
     # ==========================================================================================
     # cache clusters
@@ -342,7 +71,7 @@ class ControlPlane:
             raise invalid_value(f"Cannot create a {engine} cluster with a NumCacheNodes parameter greater than 1; "
                                 "use a replication group for replicas.")
         if engine == "memcached" and not 1 <= n <= 40:
-            raise ApiErrorQuota(n)
+            raise node_quota(n)
         token = p.get("AuthToken")
         tls = bool(p.get("TransitEncryptionEnabled"))
         if token is not None:
@@ -431,23 +160,7 @@ class ControlPlane:
     def _cluster_conn(self, cc: CacheCluster, node: Node) -> Any:
         return ops.redis_conn(node.host, node.port, password=cc.auth_token, tls=cc.tls)
 
-    def _lookup(self, table: dict[str, _T], key: Any, kind: str, lower: bool = False) -> _T:
-        """table[key] (ids are case-insensitive where AWS lowercases them), or the API's NotFound error."""
-        wanted = str(key or "")
-        with self.lock:
-            found = table.get(wanted.lower() if lower else wanted)
-        if found is None:
-            raise not_found(kind, str(key))
-        return found
 
-    def _describe(self, wanted: Any, get: Callable[[Any], _T], table: dict[str, _T],
-                  api: Callable[[_T], dict[str, Any]]) -> list[dict[str, Any]]:
-        """A Describe* call: the one resource asked for (NotFound if unknown), else every one."""
-        if wanted:
-            return [api(get(wanted))]
-        with self.lock:
-            items = list(table.values())
-        return [api(item) for item in items]
 
     def get_cluster(self, cid: Any) -> CacheCluster:
         return self._lookup(self.clusters, cid, "CacheCluster", lower=True)
@@ -528,7 +241,7 @@ class ControlPlane:
         if new_n is not None and cc.engine == "memcached":
             new_n = int(new_n)
             if not 1 <= new_n <= 40:
-                raise ApiErrorQuota(new_n)
+                raise node_quota(new_n)
             current = len(cc.nodes)
             if new_n < current:
                 if len(remove) != current - new_n:
@@ -1161,8 +874,7 @@ class ControlPlane:
         if ng not in {m["ng"] for m in members}:
             raise not_found("NodeGroup", ng)
         if not g.automatic_failover or not any(m["ng"] == ng and m["role"] == "replica" for m in members):
-            raise ApiError_("TestFailoverNotAvailableFault",
-                            "Test failover needs automatic failover enabled and at least one replica in the node group.")
+            raise ApiError("Test failover needs automatic failover enabled and at least one replica in the node group.", "TestFailoverNotAvailableFault")
         old = next(m for m in members if m["ng"] == ng and m["role"] == "primary")
         g.status = "modifying"
         self.event(g.group_id, "replication-group", f"Test Failover API called for node group {ng}")
@@ -1381,7 +1093,7 @@ class ControlPlane:
             if uid in self.users:
                 raise already_exists("User", uid)
             if name != "default" and any(u.user_name == name for u in self.users.values()):
-                raise ApiError_("DuplicateUserName", f"User name {name} already exists.")
+                raise ApiError(f"User name {name} already exists.", "DuplicateUserName")
             u = User(uid, name, engine, access, passwords, nopass)
             self.users[uid] = u
         self.add_tags(arn("user", uid), p.get("Tags"))
@@ -1448,8 +1160,8 @@ class ControlPlane:
             raise invalid_value("The default user cannot be deleted.")
         groups = self.user_groups_of(u.user_id)
         if groups:
-            raise ApiError_("InvalidUserState", f"User {u.user_id} belongs to user group(s) {', '.join(groups)}; "
-                            "remove it from them first.")
+            raise ApiError(f"User {u.user_id} belongs to user group(s) {', '.join(groups)}; "
+                            "remove it from them first.", "InvalidUserState")
         answer = u.api([])
         answer["Status"] = "deleting"
         with self.lock:
@@ -1467,7 +1179,7 @@ class ControlPlane:
         ids = list(p.get("UserIds") or [])
         users = [self.get_user(u) for u in ids]
         if engine == "redis" and not any(u.user_name == "default" for u in users):
-            raise ApiError_("DefaultUserRequired", "A user group must contain a user with the user name default.")
+            raise ApiError("A user group must contain a user with the user name default.", "DefaultUserRequired")
         with self.lock:
             if gid in self.user_groups:
                 raise already_exists("UserGroup", gid)
@@ -1493,7 +1205,7 @@ class ControlPlane:
             self.get_user(u)
         ids = [u for u in ug.user_ids if u not in remove] + [u for u in add if u not in ug.user_ids]
         if not any(self.users[u].user_name == "default" for u in ids):
-            raise ApiError_("DefaultUserRequired", "A user group must keep a user with the user name default.")
+            raise ApiError("A user group must keep a user with the user name default.", "DefaultUserRequired")
         ug.user_ids = ids
         ug.status = "modifying"
         rgs = self.groups_using(ug.group_id)
@@ -1735,7 +1447,7 @@ class ControlPlane:
     # ==========================================================================================
     def _check_new_snapshot(self, name: str, engine: str) -> None:
         if engine == "memcached":
-            raise ApiError_("SnapshotFeatureNotSupportedFault", "Snapshots are not supported for memcached.")
+            raise ApiError("Snapshots are not supported for memcached.", "SnapshotFeatureNotSupportedFault")
         check_id(name, "SnapshotName", 255)
         with self.lock:
             if name in self.snapshots:
@@ -1931,30 +1643,13 @@ class ControlPlane:
                and (not sid or e.source_id == str(sid).lower() or e.source_id == sid)]
         return out[: int(p.get("MaxRecords") or 100)]
 
-    def check_token(self, token: str, engine: str, tls: bool) -> None:
-        if engine == "memcached":
-            raise invalid_combination("AuthToken is only for Redis/Valkey.")
-        if not tls:
-            raise invalid_value("The AUTH token is only supported when encryption-in-transit is enabled "
-                                "(add --transit-encryption-enabled).")
-        if not 16 <= len(token) <= 128 or not all(32 < ord(c) < 127 for c in token) or set(token) & set("@\"/"):
-            raise invalid_value("Invalid AuthToken: 16 to 128 printable characters, without spaces, '@', '\"' "
-                                "or '/'.")
 
-    def check_subnet_group(self, name: str | None) -> str | None:
-        if not name:
-            return None
-        from moto.elasticache.models import elasticache_backends
-
-        if name not in elasticache_backends[ACCOUNT]["us-east-1"].cache_subnet_groups:
-            raise not_found("CacheSubnetGroup", name)
-        return name
 
     def resource_exists(self, resource_arn: str) -> None:
         """Raise the NotFound error AWS gives for a tag call on a missing resource."""
         m = re.match(r"^arn:aws:elasticache:[^:]*:\d*:(\w+):(.+)$", resource_arn or "")
         if not m:
-            raise ApiError_("InvalidARN", f"ARN {resource_arn} is invalid.")
+            raise ApiError(f"ARN {resource_arn} is invalid.", "InvalidARN")
         kind, ident = m.groups()
         checks = {"cluster": lambda i: self.get_cluster(i) if not any(
                       i in g.member_ids.values() for g in self.groups.values()) else None,
@@ -1962,7 +1657,7 @@ class ControlPlane:
                   "usergroup": self.get_user_group, "parametergroup": self.get_param_group,
                   "subnetgroup": self.check_subnet_group}
         if kind not in checks:
-            raise ApiError_("InvalidARN", f"ARN {resource_arn} is invalid.")
+            raise ApiError(f"ARN {resource_arn} is invalid.", "InvalidARN")
         checks[kind](ident)
 
     def reset(self) -> None:
@@ -1996,17 +1691,6 @@ def stop_aws_services(keep: set[str]) -> list[str]:
             services.stop(svc.name)
             stopped.append(svc.name)
     return stopped
-
-
-def ApiError_(code: str, message: str) -> Exception:  # noqa: N802 - reads like the exception it builds
-    from helpers.aws.controlplane.errors import ApiError
-
-    return ApiError(message, code)
-
-
-def ApiErrorQuota(n: int) -> Exception:  # noqa: N802
-    return ApiError_("NodeQuotaForClusterExceeded" if n > 40 else "InvalidParameterValue",
-                     f"NumCacheNodes must be between 1 and 40 for Memcached (got {n}).")
 
 
 PLANE = ControlPlane()
