@@ -12,6 +12,8 @@ from typing import Any
 from moto.core.responses import ActionResult, EmptyResult
 
 from helpers.aws.controlplane.models import PLANE
+from helpers.aws.controlplane.models.base import arn
+from helpers.aws.controlplane.responses import events, tag_dict
 
 
 def _p(self: Any) -> dict[str, Any]:
@@ -28,31 +30,10 @@ def _result(key: str | None, fn: Callable[[dict[str, Any]], Any]) -> Callable[[A
     return handler
 
 
-def _tags_list(params: dict[str, Any]) -> dict[str, Any]:
-    PLANE.resource_exists(params.get("ResourceName"))
-    tags = PLANE.tags.get(params["ResourceName"], {})
-    return {"TagList": [{"Key": k, "Value": v} for k, v in tags.items()]}
-
-
-def _tags_add(params: dict[str, Any]) -> dict[str, Any]:
-    PLANE.resource_exists(params.get("ResourceName"))
-    PLANE.add_tags(params["ResourceName"], params.get("Tags") or [])
-    return _tags_list(params)
-
-
-def _tags_remove(params: dict[str, Any]) -> dict[str, Any]:
-    PLANE.resource_exists(params.get("ResourceName"))
-    tags = PLANE.tags.get(params["ResourceName"], {})
-    for key in params.get("TagKeys") or []:
-        tags.pop(key, None)
-    return _tags_list(params)
-
-
 def _create_subnet_group(self: Any) -> ActionResult:
     result = _ORIGINAL["create_cache_subnet_group"](self)
     params = _p(self)
-    PLANE.add_tags(f"arn:aws:elasticache:us-east-1:123456789012:subnetgroup:{params.get('CacheSubnetGroupName')}",
-                   params.get("Tags"))
+    PLANE.add_tags(arn("subnetgroup", str(params.get("CacheSubnetGroupName"))), tag_dict(params))
     return result
 
 
@@ -65,34 +46,11 @@ def _delete_subnet_group(self: Any) -> EmptyResult:
     backend = elasticache_backends[self.current_account][self.region]
     if name not in backend.cache_subnet_groups:
         raise not_found("CacheSubnetGroup", str(name))
-    users = [c.cluster_id for c in PLANE.clusters.values() if c.subnet_group == name] + \
-            [g.group_id for g in PLANE.groups.values() if g.subnet_group == name]
+    users = PLANE.subnet_group_users(name)
     if users:
         raise ApiError(f"Cache subnet group {name} is in use by {', '.join(users)}.", "CacheSubnetGroupInUse")
     backend.cache_subnet_groups.pop(name)
     return EmptyResult()
-
-
-def _engine_versions(params: dict[str, Any]) -> list[dict[str, Any]]:
-    """The engines installed on this machine: the only versions the local endpoint can run."""
-    out = []
-    for engine in ("redis", "memcached"):
-        try:
-            version = PLANE.local_version(engine)
-        except Exception:  # noqa: BLE001 - engine not installed: not offered
-            continue
-        family = PLANE.family(engine)
-        item = {"Engine": engine, "EngineVersion": version, "CacheParameterGroupFamily": family,
-                "CacheEngineDescription": {"redis": "Redis", "memcached": "memcached"}[engine],
-                "CacheEngineVersionDescription": f"{engine} version {version} (installed locally)"}
-        if params.get("Engine") and params["Engine"].lower() != engine:
-            continue
-        if params.get("EngineVersion") and not version.startswith(str(params["EngineVersion"])):
-            continue
-        if params.get("CacheParameterGroupFamily") and params["CacheParameterGroupFamily"] != family:
-            continue
-        out.append(item)
-    return out
 
 
 def _not_implemented(action: str) -> Callable[[Any], Any]:
@@ -107,7 +65,7 @@ def _not_implemented(action: str) -> Callable[[Any], Any]:
 
 
 HANDLERS: dict[str, Callable[[Any], Any]] = {
-    "describe_cache_engine_versions": _result("CacheEngineVersions", _engine_versions),
+    "describe_cache_engine_versions": _result("CacheEngineVersions", events.describe_cache_engine_versions),
     "describe_serverless_caches": _result("ServerlessCaches", lambda p: []),
     # cache clusters
     "create_cache_cluster": _result("CacheCluster", PLANE.create_cache_cluster),
@@ -147,10 +105,10 @@ HANDLERS: dict[str, Callable[[Any], Any]] = {
     "delete_snapshot": _result("Snapshot", PLANE.delete_snapshot),
     "copy_snapshot": _result("Snapshot", PLANE.copy_snapshot),
     # events and tags
-    "describe_events": _result("Events", PLANE.describe_events),
-    "list_tags_for_resource": _result(None, _tags_list),
-    "add_tags_to_resource": _result(None, _tags_add),
-    "remove_tags_from_resource": _result(None, _tags_remove),
+    "describe_events": _result("Events", events.describe_events),
+    "list_tags_for_resource": _result(None, events.list_tags_for_resource),
+    "add_tags_to_resource": _result(None, events.add_tags_to_resource),
+    "remove_tags_from_resource": _result(None, events.remove_tags_from_resource),
     # subnet groups: moto's model, plus tags and deletion
     "create_cache_subnet_group": _create_subnet_group,
     "delete_cache_subnet_group": _delete_subnet_group,

@@ -14,7 +14,6 @@ import re
 import secrets
 import shutil
 import time
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -44,13 +43,14 @@ from helpers.aws.controlplane.models.base import (
     maxmemory_for,
     now,
 )
+from helpers.aws.controlplane.models.events import EventsAndTags
 from helpers.runtime import services, state
 from helpers.runtime.engines import Node
 
 __all__ = ["PLANE", "ControlPlane", "stop_aws_services"]
 
 
-class ControlPlane(Backend):
+class ControlPlane(EventsAndTags, Backend):
     """All ElastiCache resources of the local endpoint, and the engines behind them."""
 
     # ==========================================================================================
@@ -102,7 +102,7 @@ class ControlPlane(Backend):
                 cc.nodes.append({"id": f"{cc.next_node:04d}", "created": now(), "status": "creating"})
                 cc.next_node += 1
             self.clusters[cid] = cc
-        self.add_tags(arn("cluster", cid), p.get("Tags"))
+        self.add_tags(arn("cluster", cid), _tag_dict(p.get("Tags")))
         snap_files = [Path(f) for f in snap.files] if snap else []
         self.background(f"create-{cid}", lambda: self._provision_cluster(cc, snap_files),
                         lambda msg: self._failed_cluster(cc, msg))
@@ -493,7 +493,7 @@ class ControlPlane(Backend):
                 snapshot_retention=int(p.get("SnapshotRetentionLimit") or 0),
                 snapshot_window=p.get("SnapshotWindow") or "05:00-06:00")
             self.groups[gid] = g
-        self.add_tags(arn("replicationgroup", gid), p.get("Tags"))
+        self.add_tags(arn("replicationgroup", gid), _tag_dict(p.get("Tags")))
         files = [Path(f) for f in snap.files] if snap else []
         self.background(f"create-rg-{gid}", lambda: self._provision_group(g, files),
                         lambda msg: self._failed_group(g, msg))
@@ -1096,7 +1096,7 @@ class ControlPlane(Backend):
                 raise ApiError(f"User name {name} already exists.", "DuplicateUserName")
             u = User(uid, name, engine, access, passwords, nopass)
             self.users[uid] = u
-        self.add_tags(arn("user", uid), p.get("Tags"))
+        self.add_tags(arn("user", uid), _tag_dict(p.get("Tags")))
         return u.api([])
 
     def _passwords(self, p: dict[str, Any], required: bool) -> tuple[list[str], bool]:
@@ -1185,7 +1185,7 @@ class ControlPlane(Backend):
                 raise already_exists("UserGroup", gid)
             ug = UserGroup(gid, engine, ids)
             self.user_groups[gid] = ug
-        self.add_tags(arn("usergroup", gid), p.get("Tags"))
+        self.add_tags(arn("usergroup", gid), _tag_dict(p.get("Tags")))
         return ug.api([])
 
     def get_user_group(self, gid: Any) -> UserGroup:
@@ -1335,7 +1335,7 @@ class ControlPlane(Backend):
                 raise already_exists("CacheParameterGroup", name)
             pg = ParameterGroup(name, family, p.get("Description") or "")
             self.param_groups[name] = pg
-        self.add_tags(arn("parametergroup", name), p.get("Tags"))
+        self.add_tags(arn("parametergroup", name), _tag_dict(p.get("Tags")))
         return pg.api()
 
     def get_param_group(self, name: Any) -> ParameterGroup:
@@ -1494,7 +1494,7 @@ class ControlPlane(Backend):
             self.background(f"snapshot-{name}", work, lambda msg: self._snapshot_failed(snap, msg, cluster=cc))
         else:
             raise invalid_value("One of CacheClusterId or ReplicationGroupId must be provided.")
-        self.add_tags(arn("snapshot", name), p.get("Tags"))
+        self.add_tags(arn("snapshot", name), _tag_dict(p.get("Tags")))
         return snap.api()
 
     def _new_snapshot(self, name: str, source: dict[str, Any]) -> Snapshot:
@@ -1619,47 +1619,12 @@ class ControlPlane(Backend):
             snap.files.append(str(target))
         snap.node_snapshots = [dict(n) for n in src.node_snapshots]
         snap.status = "available"
-        self.add_tags(arn("snapshot", name), p.get("Tags"))
+        self.add_tags(arn("snapshot", name), _tag_dict(p.get("Tags")))
         return snap.api()
 
     # ==========================================================================================
     # events, tags, subnet groups, reset
     # ==========================================================================================
-    def describe_events(self, p: dict[str, Any]) -> list[dict[str, Any]]:
-        end = p.get("EndTime") or now()
-        start = p.get("StartTime")
-        if start is None:
-            start = end - timedelta(minutes=int(p.get("Duration") or 60))
-        types = {"cache-cluster", "cache-parameter-group", "cache-security-group", "cache-subnet-group",
-                 "replication-group", "serverless-cache", "serverless-cache-snapshot", "user", "user-group"}
-        stype = p.get("SourceType")
-        if stype and stype not in types and stype != "snapshot":
-            raise invalid_value(f"Unknown SourceType {stype!r}; one of {', '.join(sorted(types))}.")
-        sid = p.get("SourceIdentifier")
-        with self.lock:
-            events = list(self.events)
-        out = [e.api() for e in reversed(events)
-               if start <= e.date <= end and (not stype or e.source_type == stype)
-               and (not sid or e.source_id == str(sid).lower() or e.source_id == sid)]
-        return out[: int(p.get("MaxRecords") or 100)]
-
-
-
-    def resource_exists(self, resource_arn: str) -> None:
-        """Raise the NotFound error AWS gives for a tag call on a missing resource."""
-        m = re.match(r"^arn:aws:elasticache:[^:]*:\d*:(\w+):(.+)$", resource_arn or "")
-        if not m:
-            raise ApiError(f"ARN {resource_arn} is invalid.", "InvalidARN")
-        kind, ident = m.groups()
-        checks = {"cluster": lambda i: self.get_cluster(i) if not any(
-                      i in g.member_ids.values() for g in self.groups.values()) else None,
-                  "replicationgroup": self.get_group, "snapshot": self.get_snapshot, "user": self.get_user,
-                  "usergroup": self.get_user_group, "parametergroup": self.get_param_group,
-                  "subnetgroup": self.check_subnet_group}
-        if kind not in checks:
-            raise ApiError(f"ARN {resource_arn} is invalid.", "InvalidARN")
-        checks[kind](ident)
-
     def reset(self) -> None:
         """Forget everything and stop every engine this control plane started (moto's reset)."""
         for t in list(self.threads):
@@ -1680,6 +1645,10 @@ class ControlPlane(Backend):
 
 def _size(n: int) -> str:
     return f"{n / 1024 / 1024:.1f} MB" if n >= 1024 * 1024 else f"{max(n, 1) / 1024:.1f} KB"
+
+
+def _tag_dict(tags: list[dict[str, str]] | None) -> dict[str, str]:
+    return {t["Key"]: t.get("Value", "") for t in tags or []}
 
 
 def stop_aws_services(keep: set[str]) -> list[str]:

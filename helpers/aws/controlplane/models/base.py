@@ -93,10 +93,6 @@ class Event:
     message: str
     date: datetime = field(default_factory=now)
 
-    def api(self) -> dict[str, Any]:
-        return {"SourceIdentifier": self.source_id, "SourceType": self.source_type, "Message": self.message,
-                "Date": self.date}
-
 
 @dataclass
 class ParameterGroup:
@@ -272,6 +268,25 @@ class Backend:
         major = version.split(".")[0]
         return f"memcached{'.'.join(version.split('.')[:2])}" if engine == "memcached" else f"redis{major}"
 
+    def describe_cache_engine_versions(self, engine: str | None = None, version: str | None = None,
+                                       family: str | None = None) -> list[tuple[str, str, str]]:
+        """(engine, version, family) of the engines installed here: the only ones the endpoint can run."""
+        out = []
+        for name in ("redis", "memcached"):
+            try:
+                local = self.local_version(name)
+            except Exception:  # noqa: BLE001 - engine not installed: not offered
+                continue
+            fam = self.family(name)
+            if engine and engine.lower() != name:
+                continue
+            if version and not local.startswith(str(version)):
+                continue
+            if family and family != fam:
+                continue
+            out.append((name, local, fam))
+        return out
+
     def check_engine(self, engine: Any, version: Any) -> tuple[str, str]:
         engine = (engine or "redis").lower()
         if engine not in ("redis", "valkey", "memcached"):
@@ -291,10 +306,10 @@ class Backend:
         with self.lock:
             self.events.append(Event(source_id, source_type, message))
 
-    def add_tags(self, resource_arn: str, tags: list[dict[str, str]] | None) -> None:
+    def add_tags(self, resource_arn: str, tags: dict[str, str] | None) -> None:
         if tags:
             with self.lock:
-                self.tags.setdefault(resource_arn, {}).update({t["Key"]: t.get("Value", "") for t in tags})
+                self.tags.setdefault(resource_arn, {}).update(tags)
 
     def background(self, what: str, fn: Any, on_error: Any) -> None:
         """Run fn in a thread; on failure call on_error(message) so the resource shows what went wrong."""
