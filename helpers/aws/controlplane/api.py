@@ -13,7 +13,7 @@ from moto.core.responses import ActionResult, EmptyResult
 
 from helpers.aws.controlplane.models import PLANE
 from helpers.aws.controlplane.models.base import arn
-from helpers.aws.controlplane.responses import events, tag_dict
+from helpers.aws.controlplane.responses import events, parameters, tag_dict
 
 
 def _p(self: Any) -> dict[str, Any]:
@@ -92,13 +92,13 @@ HANDLERS: dict[str, Callable[[Any], Any]] = {
     "delete_user_group": _result(None, PLANE.delete_user_group),
     "describe_user_groups": _result("UserGroups", PLANE.describe_user_groups),
     # parameter groups
-    "create_cache_parameter_group": _result("CacheParameterGroup", PLANE.create_cache_parameter_group),
-    "describe_cache_parameter_groups": _result("CacheParameterGroups", PLANE.describe_cache_parameter_groups),
-    "describe_cache_parameters": _result("Parameters", PLANE.describe_cache_parameters),
-    "modify_cache_parameter_group": _result("CacheParameterGroupName", PLANE.modify_cache_parameter_group),
-    "reset_cache_parameter_group": _result("CacheParameterGroupName", PLANE.reset_cache_parameter_group),
-    "delete_cache_parameter_group": _result(None, PLANE.delete_cache_parameter_group),
-    "describe_engine_default_parameters": _result("EngineDefaults", PLANE.describe_engine_default_parameters),
+    "create_cache_parameter_group": _result("CacheParameterGroup", parameters.create_cache_parameter_group),
+    "describe_cache_parameter_groups": _result("CacheParameterGroups", parameters.describe_cache_parameter_groups),
+    "describe_cache_parameters": _result("Parameters", parameters.describe_cache_parameters),
+    "modify_cache_parameter_group": _result("CacheParameterGroupName", parameters.modify_cache_parameter_group),
+    "reset_cache_parameter_group": _result("CacheParameterGroupName", parameters.reset_cache_parameter_group),
+    "delete_cache_parameter_group": _result(None, parameters.delete_cache_parameter_group),
+    "describe_engine_default_parameters": _result("EngineDefaults", parameters.describe_engine_default_parameters),
     # snapshots
     "create_snapshot": _result("Snapshot", PLANE.create_snapshot),
     "describe_snapshots": _result("Snapshots", PLANE.describe_snapshots),

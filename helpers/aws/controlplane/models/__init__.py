@@ -33,7 +33,6 @@ from helpers.aws.controlplane.models.base import (
     AZS,
     Backend,
     CacheCluster,
-    ParameterGroup,
     ReplicationGroup,
     Snapshot,
     User,
@@ -44,13 +43,14 @@ from helpers.aws.controlplane.models.base import (
     now,
 )
 from helpers.aws.controlplane.models.events import EventsAndTags
+from helpers.aws.controlplane.models.parameters import ParameterGroups
 from helpers.runtime import services, state
 from helpers.runtime.engines import Node
 
 __all__ = ["PLANE", "ControlPlane", "stop_aws_services"]
 
 
-class ControlPlane(EventsAndTags, Backend):
+class ControlPlane(ParameterGroups, EventsAndTags, Backend):
     """All ElastiCache resources of the local endpoint, and the engines behind them."""
 
     # ==========================================================================================
@@ -735,7 +735,7 @@ class ControlPlane(EventsAndTags, Backend):
             raise invalid_state("ReplicationGroup", g.group_id, g.status)
 
     def describe_replication_groups(self, p: dict[str, Any]) -> list[dict[str, Any]]:
-        return self._describe(p.get("ReplicationGroupId"), self.get_group, self.groups, self.group_api)
+        return [self.group_api(g) for g in self._describe(p.get("ReplicationGroupId"), self.get_group, self.groups)]
 
     def delete_replication_group(self, p: dict[str, Any]) -> dict[str, Any]:
         g = self.get_group(p.get("ReplicationGroupId"))
@@ -1169,7 +1169,7 @@ class ControlPlane(EventsAndTags, Backend):
         return answer
 
     def describe_users(self, p: dict[str, Any]) -> list[dict[str, Any]]:
-        return self._describe(p.get("UserId"), self.get_user, self.users, self._user_api)
+        return [self._user_api(u) for u in self._describe(p.get("UserId"), self.get_user, self.users)]
 
     def create_user_group(self, p: dict[str, Any]) -> dict[str, Any]:
         gid = check_id(p.get("UserGroupId"), "UserGroupId", 40)
@@ -1236,7 +1236,8 @@ class ControlPlane(EventsAndTags, Backend):
         return answer
 
     def describe_user_groups(self, p: dict[str, Any]) -> list[dict[str, Any]]:
-        return self._describe(p.get("UserGroupId"), self.get_user_group, self.user_groups, self._user_group_api)
+        return [self._user_group_api(ug)
+                for ug in self._describe(p.get("UserGroupId"), self.get_user_group, self.user_groups)]
 
     def _reapply_for_user(self, uid: str) -> None:
         for ug in self.user_groups.values():
@@ -1304,143 +1305,6 @@ class ControlPlane(EventsAndTags, Backend):
                         conn.config_set("masteruser", ADMIN_USER)
                         conn.config_set("masterauth", saved)
             self._apply_user_groups(g)
-
-    # ==========================================================================================
-    # parameter groups
-    # ==========================================================================================
-    def param_group_for(self, name: str | None, engine: str, cluster_mode: bool = False) -> ParameterGroup:
-        family = self.family(engine)
-        if not name:
-            name = f"default.{family}" + (".cluster.on" if cluster_mode else "")
-        with self.lock:
-            pg = self.param_groups.get(name)
-        if pg is None:
-            raise not_found("CacheParameterGroup", name)
-        if pg.family != family:
-            raise invalid_combination(f"Parameter group {name} is for {pg.family}; this {engine} needs {family}.")
-        return pg
-
-    def create_cache_parameter_group(self, p: dict[str, Any]) -> dict[str, Any]:
-        name = p.get("CacheParameterGroupName")
-        if not name:
-            raise invalid_value("The parameter CacheParameterGroupName must be provided.")
-        name = check_id(name, "CacheParameterGroupName", 255)
-        family = p.get("CacheParameterGroupFamily") or ""
-        known = {self.family("redis"), self.family("memcached")}
-        if family not in known:
-            raise invalid_value(f"CacheParameterGroupFamily {family!r} is not available locally; use one of "
-                                f"{', '.join(sorted(known))} (the engines installed on this machine).")
-        with self.lock:
-            if name in self.param_groups:
-                raise already_exists("CacheParameterGroup", name)
-            pg = ParameterGroup(name, family, p.get("Description") or "")
-            self.param_groups[name] = pg
-        self.add_tags(arn("parametergroup", name), _tag_dict(p.get("Tags")))
-        return pg.api()
-
-    def get_param_group(self, name: Any) -> ParameterGroup:
-        return self._lookup(self.param_groups, name, "CacheParameterGroup")
-
-    def describe_cache_parameter_groups(self, p: dict[str, Any]) -> list[dict[str, Any]]:
-        return self._describe(p.get("CacheParameterGroupName"), self.get_param_group, self.param_groups,
-                              ParameterGroup.api)
-
-    def describe_cache_parameters(self, p: dict[str, Any]) -> list[dict[str, Any]]:
-        pg = self.get_param_group(p.get("CacheParameterGroupName"))
-        source = p.get("Source")
-        out = []
-        for key, (default, allowed, desc) in pg.catalog.items():
-            src = "user" if key in pg.values else "system"
-            if source and source != src and not (source == "engine-default" and src == "system"):
-                continue
-            dtype = "integer" if allowed.endswith("-") or re.match(r"^\d+-\d*$", allowed or "x") else "string"
-            out.append({"ParameterName": key, "ParameterValue": pg.values.get(key, default), "Description": desc,
-                        "Source": src, "DataType": dtype, "AllowedValues": allowed, "IsModifiable": True,
-                        "MinimumEngineVersion": "1.6.6" if pg.family.startswith("memcached") else "7.0.0",
-                        "ChangeType": "requires-reboot" if pg.family.startswith("memcached") else "immediate"})
-        return out
-
-    def modify_cache_parameter_group(self, p: dict[str, Any]) -> str:
-        pg = self.get_param_group(p.get("CacheParameterGroupName"))
-        if pg.is_default:
-            raise invalid_state("CacheParameterGroup", pg.name, "a default parameter group", "a group you created")
-        values = self._parameter_values(pg, p.get("ParameterNameValues") or [])
-        if not values:
-            raise invalid_value("ParameterNameValues must name at least one parameter.")
-        pg.values.update(values)
-        self.apply_parameters(pg)
-        self.event(pg.name, "cache-parameter-group", f"Parameter group modified: {', '.join(values)}")
-        return pg.name
-
-    def _parameter_values(self, pg: ParameterGroup, items: list[dict[str, Any]]) -> dict[str, str]:
-        out: dict[str, str] = {}
-        for item in items:
-            key, value = item.get("ParameterName"), item.get("ParameterValue")
-            if key not in pg.catalog:
-                raise invalid_value(f"Unknown parameter {key!r} for {pg.family}. Known locally: "
-                                    f"{', '.join(pg.catalog)}.")
-            allowed = pg.catalog[key][1]
-            if value is None:
-                raise invalid_value(f"Parameter {key} needs a ParameterValue.")
-            if "," in allowed and not re.match(r"^\d", allowed) and value not in allowed.split(","):
-                raise invalid_value(f"Invalid value {value!r} for parameter {key}; allowed: {allowed}.")
-            out[key] = str(value)
-        return out
-
-    def reset_cache_parameter_group(self, p: dict[str, Any]) -> str:
-        pg = self.get_param_group(p.get("CacheParameterGroupName"))
-        if pg.is_default:
-            raise invalid_state("CacheParameterGroup", pg.name, "a default parameter group", "a group you created")
-        if p.get("ResetAllParameters"):
-            if p.get("ParameterNameValues"):
-                raise invalid_combination("Use ResetAllParameters or ParameterNameValues, not both.")
-            pg.values.clear()
-        else:
-            names = [i.get("ParameterName") for i in p.get("ParameterNameValues") or []]
-            if not names:
-                raise invalid_value("Name the parameters to reset, or set ResetAllParameters.")
-            for n in names:
-                if n not in pg.catalog:
-                    raise invalid_value(f"Unknown parameter {n!r} for {pg.family}.")
-                pg.values.pop(n, None)
-        self.apply_parameters(pg)
-        self.event(pg.name, "cache-parameter-group", "Parameter group reset")
-        return pg.name
-
-    def delete_cache_parameter_group(self, p: dict[str, Any]) -> None:
-        pg = self.get_param_group(p.get("CacheParameterGroupName"))
-        if pg.is_default:
-            raise invalid_state("CacheParameterGroup", pg.name, "a default parameter group", "a group you created")
-        users = [c.cluster_id for c in self.clusters.values() if c.param_group == pg.name] + \
-                [g.group_id for g in self.groups.values() if g.param_group == pg.name]
-        if users:
-            raise invalid_state("CacheParameterGroup", pg.name, f"in use by {', '.join(users)}", "unused")
-        with self.lock:
-            self.param_groups.pop(pg.name, None)
-
-    def apply_parameters(self, pg: ParameterGroup) -> None:
-        """CONFIG SET the group's values on every running Redis node that uses the group."""
-        if pg.family.startswith("memcached"):
-            return  # Memcached parameters need a node restart (ChangeType requires-reboot)
-        values = pg.effective()
-        for cc in list(self.clusters.values()):
-            if cc.param_group == pg.name and cc.status in ("available", "modifying"):
-                svc = services.get(cc.service_name())
-                if svc:
-                    ops.config_set([self._cluster_conn(cc, svc.nodes[0])], values)
-        for g in list(self.groups.values()):
-            if g.param_group == pg.name and g.status in ("available", "modifying"):
-                svc = services.get(g.service_name)
-                if svc:
-                    ops.config_set([self._admin(g, svc, n) for n in ops.data_nodes(svc)], values)
-
-    def describe_engine_default_parameters(self, p: dict[str, Any]) -> dict[str, Any]:
-        family = p.get("CacheParameterGroupFamily")
-        match = next((pg for pg in self.param_groups.values() if pg.is_default and pg.family == family), None)
-        if match is None:
-            raise invalid_value(f"Unknown CacheParameterGroupFamily {family!r}.")
-        return {"CacheParameterGroupFamily": family,
-                "Parameters": self.describe_cache_parameters({"CacheParameterGroupName": match.name})}
 
     # ==========================================================================================
     # snapshots: real RDB files

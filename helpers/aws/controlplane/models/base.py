@@ -109,9 +109,9 @@ class ParameterGroup:
     def effective(self) -> dict[str, str]:
         return {k: self.values.get(k, d[0]) for k, d in self.catalog.items()}
 
-    def api(self) -> dict[str, Any]:
-        return {"CacheParameterGroupName": self.name, "CacheParameterGroupFamily": self.family,
-                "Description": self.description, "IsGlobal": False, "ARN": arn("parametergroup", self.name)}
+    @property
+    def arn(self) -> str:
+        return arn("parametergroup", self.name)
 
 
 @dataclass
@@ -337,14 +337,12 @@ class Backend:
             raise not_found(kind, str(key))
         return found
 
-    def _describe(self, wanted: Any, get: Callable[[Any], _T], table: dict[str, _T],
-                  api: Callable[[_T], dict[str, Any]]) -> list[dict[str, Any]]:
+    def _describe(self, wanted: Any, get: Callable[[Any], _T], table: dict[str, _T]) -> list[_T]:
         """A Describe* call: the one resource asked for (NotFound if unknown), else every one."""
         if wanted:
-            return [api(get(wanted))]
+            return [get(wanted)]
         with self.lock:
-            items = list(table.values())
-        return [api(item) for item in items]
+            return list(table.values())
 
     def check_token(self, token: str, engine: str, tls: bool) -> None:
         if engine == "memcached":
