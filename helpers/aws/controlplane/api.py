@@ -13,7 +13,7 @@ from moto.core.responses import ActionResult, EmptyResult
 
 from helpers.aws.controlplane.models import PLANE
 from helpers.aws.controlplane.models.base import arn
-from helpers.aws.controlplane.responses import events, parameters, tag_dict
+from helpers.aws.controlplane.responses import events, parameters, tag_dict, users
 
 
 def _p(self: Any) -> dict[str, Any]:
@@ -83,14 +83,14 @@ HANDLERS: dict[str, Callable[[Any], Any]] = {
     "decrease_replica_count": _result("ReplicationGroup", lambda p: PLANE.change_replica_count(p, False)),
     "modify_replication_group_shard_configuration": _result("ReplicationGroup", PLANE.modify_shards),
     # users and user groups
-    "create_user": _result(None, PLANE.create_user),
-    "modify_user": _result(None, PLANE.modify_user),
-    "delete_user": _result(None, PLANE.delete_user),
-    "describe_users": _result("Users", PLANE.describe_users),
-    "create_user_group": _result(None, PLANE.create_user_group),
-    "modify_user_group": _result(None, PLANE.modify_user_group),
-    "delete_user_group": _result(None, PLANE.delete_user_group),
-    "describe_user_groups": _result("UserGroups", PLANE.describe_user_groups),
+    "create_user": _result(None, users.create_user),
+    "modify_user": _result(None, users.modify_user),
+    "delete_user": _result(None, users.delete_user),
+    "describe_users": _result("Users", users.describe_users),
+    "create_user_group": _result(None, users.create_user_group),
+    "modify_user_group": _result(None, users.modify_user_group),
+    "delete_user_group": _result(None, users.delete_user_group),
+    "describe_user_groups": _result("UserGroups", users.describe_user_groups),
     # parameter groups
     "create_cache_parameter_group": _result("CacheParameterGroup", parameters.create_cache_parameter_group),
     "describe_cache_parameter_groups": _result("CacheParameterGroups", parameters.describe_cache_parameter_groups),

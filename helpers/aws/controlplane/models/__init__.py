@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import re
-import secrets
 import shutil
 import time
 from pathlib import Path
@@ -35,8 +33,6 @@ from helpers.aws.controlplane.models.base import (
     CacheCluster,
     ReplicationGroup,
     Snapshot,
-    User,
-    UserGroup,
     arn,
     check_id,
     maxmemory_for,
@@ -44,13 +40,14 @@ from helpers.aws.controlplane.models.base import (
 )
 from helpers.aws.controlplane.models.events import EventsAndTags
 from helpers.aws.controlplane.models.parameters import ParameterGroups
+from helpers.aws.controlplane.models.users import Users
 from helpers.runtime import services, state
 from helpers.runtime.engines import Node
 
 __all__ = ["PLANE", "ControlPlane", "stop_aws_services"]
 
 
-class ControlPlane(ParameterGroups, EventsAndTags, Backend):
+class ControlPlane(Users, ParameterGroups, EventsAndTags, Backend):
     """All ElastiCache resources of the local endpoint, and the engines behind them."""
 
     # ==========================================================================================
@@ -1072,239 +1069,6 @@ class ControlPlane(ParameterGroups, EventsAndTags, Backend):
 
         self.background(f"reshard-{g.group_id}", work, failed)
         return self.group_api(g)
-
-    # ==========================================================================================
-    # users and user groups (RBAC): real ACL users on the group's engines
-    # ==========================================================================================
-    def create_user(self, p: dict[str, Any]) -> dict[str, Any]:
-        uid = check_id(p.get("UserId"), "UserId", 40)
-        name = p.get("UserName")
-        if not name:
-            raise invalid_value("The parameter UserName must be provided.")
-        engine = (p.get("Engine") or "").lower()
-        if engine not in ("redis", "valkey"):
-            raise invalid_value("Engine must be redis or valkey for a user.")
-        access = p.get("AccessString")
-        if not access:
-            raise invalid_value("The parameter AccessString must be provided.")
-        passwords, nopass = self._passwords(p, required=True)
-        self._check_access_string(access)
-        with self.lock:
-            if uid in self.users:
-                raise already_exists("User", uid)
-            if name != "default" and any(u.user_name == name for u in self.users.values()):
-                raise ApiError(f"User name {name} already exists.", "DuplicateUserName")
-            u = User(uid, name, engine, access, passwords, nopass)
-            self.users[uid] = u
-        self.add_tags(arn("user", uid), _tag_dict(p.get("Tags")))
-        return u.api([])
-
-    def _passwords(self, p: dict[str, Any], required: bool) -> tuple[list[str], bool]:
-        passwords = list(p.get("Passwords") or [])
-        mode = p.get("AuthenticationMode") or {}
-        nopass = p.get("NoPasswordRequired")
-        if mode:
-            if passwords and mode.get("Passwords"):
-                raise invalid_combination("Passwords provided via multiple arguments. Use only one argument")
-            passwords = passwords or list(mode.get("Passwords") or [])
-            if mode.get("Type") == "no-password-required":
-                nopass = True
-            elif mode.get("Type") == "iam":
-                raise invalid_value("IAM authentication is not available on the local endpoint.")
-        if nopass and passwords:
-            raise invalid_combination("NoPasswordRequired cannot be combined with passwords.")
-        if required and not nopass and not passwords:
-            raise invalid_value("No password was provided. If you want to create/update the user without password, "
-                                "please use the NoPasswordRequired flag.")
-        if len(passwords) > 2:
-            raise invalid_value("A user has at most two passwords.")
-        for pw in passwords:
-            if not 16 <= len(pw) <= 128:
-                raise invalid_value("Passwords length must be between 16-128 characters.")
-        return passwords, bool(nopass)
-
-    @staticmethod
-    def _check_access_string(access: str) -> None:
-        for token in access.split():
-            if not re.match(r"^(on|off|~.*|%R?W?~.*|&.*|[+-]@?[\w|-]+|allkeys|allchannels|allcommands|nocommands|"
-                            r"resetchannels|resetkeys)$", token):
-                raise invalid_value(f"Access string {access!r} has an invalid token {token!r}.")
-
-    def get_user(self, uid: Any) -> User:
-        return self._lookup(self.users, uid, "User")
-
-    def user_groups_of(self, uid: str) -> list[str]:
-        return [g.group_id for g in self.user_groups.values() if uid in g.user_ids]
-
-    def _user_api(self, u: User) -> dict[str, Any]:
-        return u.api(self.user_groups_of(u.user_id))
-
-    def modify_user(self, p: dict[str, Any]) -> dict[str, Any]:
-        u = self.get_user(p.get("UserId"))
-        if u.user_id == "default":
-            raise invalid_value("The default user cannot be modified; create another user named default.")
-        if p.get("AccessString"):
-            self._check_access_string(p["AccessString"])
-            u.access_string = p["AccessString"]
-        if p.get("AppendAccessString"):
-            self._check_access_string(p["AppendAccessString"])
-            u.access_string += " " + p["AppendAccessString"]
-        if p.get("Passwords") or p.get("NoPasswordRequired") is not None or p.get("AuthenticationMode"):
-            u.passwords, u.no_password = self._passwords(p, required=True)
-        self._reapply_for_user(u.user_id)
-        return self._user_api(u)
-
-    def delete_user(self, p: dict[str, Any]) -> dict[str, Any]:
-        u = self.get_user(p.get("UserId"))
-        if u.user_id == "default":
-            raise invalid_value("The default user cannot be deleted.")
-        groups = self.user_groups_of(u.user_id)
-        if groups:
-            raise ApiError(f"User {u.user_id} belongs to user group(s) {', '.join(groups)}; "
-                            "remove it from them first.", "InvalidUserState")
-        answer = u.api([])
-        answer["Status"] = "deleting"
-        with self.lock:
-            self.users.pop(u.user_id, None)
-        return answer
-
-    def describe_users(self, p: dict[str, Any]) -> list[dict[str, Any]]:
-        return [self._user_api(u) for u in self._describe(p.get("UserId"), self.get_user, self.users)]
-
-    def create_user_group(self, p: dict[str, Any]) -> dict[str, Any]:
-        gid = check_id(p.get("UserGroupId"), "UserGroupId", 40)
-        engine = (p.get("Engine") or "").lower()
-        if engine not in ("redis", "valkey"):
-            raise invalid_value("Engine must be redis or valkey for a user group.")
-        ids = list(p.get("UserIds") or [])
-        users = [self.get_user(u) for u in ids]
-        if engine == "redis" and not any(u.user_name == "default" for u in users):
-            raise ApiError("A user group must contain a user with the user name default.", "DefaultUserRequired")
-        with self.lock:
-            if gid in self.user_groups:
-                raise already_exists("UserGroup", gid)
-            ug = UserGroup(gid, engine, ids)
-            self.user_groups[gid] = ug
-        self.add_tags(arn("usergroup", gid), _tag_dict(p.get("Tags")))
-        return ug.api([])
-
-    def get_user_group(self, gid: Any) -> UserGroup:
-        return self._lookup(self.user_groups, gid, "UserGroup", lower=True)
-
-    def groups_using(self, ug_id: str) -> list[ReplicationGroup]:
-        return [g for g in self.groups.values() if ug_id in g.user_group_ids]
-
-    def _user_group_api(self, ug: UserGroup) -> dict[str, Any]:
-        return ug.api([g.group_id for g in self.groups_using(ug.group_id)])
-
-    def modify_user_group(self, p: dict[str, Any]) -> dict[str, Any]:
-        ug = self.get_user_group(p.get("UserGroupId"))
-        add = list(p.get("UserIdsToAdd") or [])
-        remove = list(p.get("UserIdsToRemove") or [])
-        for u in add + remove:
-            self.get_user(u)
-        ids = [u for u in ug.user_ids if u not in remove] + [u for u in add if u not in ug.user_ids]
-        if not any(self.users[u].user_name == "default" for u in ids):
-            raise ApiError("A user group must keep a user with the user name default.", "DefaultUserRequired")
-        ug.user_ids = ids
-        ug.status = "modifying"
-        rgs = self.groups_using(ug.group_id)
-
-        def work() -> None:
-            for g in rgs:
-                self._apply_user_groups(g)
-            ug.status = "active"
-
-        def failed(msg: str) -> None:
-            ug.status = "active"
-            self.event(ug.group_id, "user-group", f"Applying the user group failed: {msg}")
-
-        answer = ug.api([g.group_id for g in rgs])
-        self.background(f"usergroup-{ug.group_id}", work, failed)
-        return answer
-
-    def delete_user_group(self, p: dict[str, Any]) -> dict[str, Any]:
-        ug = self.get_user_group(p.get("UserGroupId"))
-        using = self.groups_using(ug.group_id)
-        if using:
-            raise invalid_state("UserGroup", ug.group_id, f"in use by {', '.join(g.group_id for g in using)}",
-                                "detached")
-        answer = ug.api([])
-        answer["Status"] = "deleting"
-        with self.lock:
-            self.user_groups.pop(ug.group_id, None)
-        return answer
-
-    def describe_user_groups(self, p: dict[str, Any]) -> list[dict[str, Any]]:
-        return [self._user_group_api(ug)
-                for ug in self._describe(p.get("UserGroupId"), self.get_user_group, self.user_groups)]
-
-    def _reapply_for_user(self, uid: str) -> None:
-        for ug in self.user_groups.values():
-            if uid in ug.user_ids:
-                for g in self.groups_using(ug.group_id):
-                    self._apply_user_groups(g)
-
-    def _apply_user_groups(self, g: ReplicationGroup) -> None:
-        """Make the engines' ACL match the group's user groups (ACL SETUSER/DELUSER on every node).
-
-        The control plane keeps its own ACL user, and replication and Sentinel use it, so the
-        learner's `default` user can be switched off as AWS recommends.
-        """
-        svc = self.group_service(g)
-        wanted: dict[str, User] = {}
-        for ug_id in g.user_group_ids:
-            ug = self.user_groups.get(ug_id)
-            for uid in ug.user_ids if ug else []:
-                u = self.users[uid]
-                wanted[u.user_name] = u
-        if not g.admin_password:
-            g.admin_password = svc.password() or secrets.token_urlsafe(24)
-            for node in ops.data_nodes(svc):
-                conn = ops.redis_conn(node.host, node.port, password=svc.password() or g.auth_token, tls=g.tls)
-                ops.acl_setuser(conn, ADMIN_USER, ["reset", "on", f">{g.admin_password}", "~*", "&*", "+@all"])
-                conn.config_set("masteruser", ADMIN_USER)
-                conn.config_set("masterauth", g.admin_password)
-            if g.topology == "replicated":
-                from helpers.runtime import topologies
-
-                for s in svc.nodes_by(role="sentinel"):
-                    c = topologies.sentinel_node_client(svc, s)
-                    with contextlib.suppress(Exception):
-                        c.execute_command("SENTINEL", "SET", svc.meta["master_name"], "auth-user", ADMIN_USER)
-                        c.execute_command("SENTINEL", "SET", svc.meta["master_name"], "auth-pass", g.admin_password)
-        for node in ops.data_nodes(svc):
-            conn = self._admin(g, svc, node)
-            for name, u in wanted.items():
-                rules = ops.acl_rules(u.access_string, u.passwords, u.no_password)
-                ops.acl_setuser(conn, name, rules)
-            for name in g.applied_users - set(wanted) - {"default", ADMIN_USER}:
-                ops.acl_deluser(conn, name)
-            if "default" not in wanted:  # no user group any more: back to an open default user
-                ops.acl_setuser(conn, "default", ["reset", "on", "nopass", "~*", "&*", "+@all"])
-        g.applied_users = set(wanted)
-        self.event(g.group_id, "replication-group",
-                   f"User group(s) {', '.join(g.user_group_ids) or '(none)'} applied: users {', '.join(sorted(wanted))}")
-
-    def _secure_new_nodes(self, g: ReplicationGroup) -> None:
-        """Nodes added by scaling get the same AUTH token / ACL users as the others."""
-        if g.auth_token:
-            svc = self.group_service(g)
-            for node in ops.data_nodes(svc):
-                with contextlib.suppress(Exception):
-                    conn = ops.redis_conn(node.host, node.port, password=svc.password(), tls=g.tls)
-                    ops.acl_setuser(conn, "default", [f">{g.auth_token}"])
-        if g.user_group_ids:
-            saved = g.admin_password
-            svc = self.group_service(g)
-            for node in ops.data_nodes(svc):
-                conn = ops.redis_conn(node.host, node.port, password=svc.password(), tls=g.tls)
-                with contextlib.suppress(Exception):
-                    if conn.ping():  # a new node still has the internal password on default
-                        ops.acl_setuser(conn, ADMIN_USER, ["reset", "on", f">{saved}", "~*", "&*", "+@all"])
-                        conn.config_set("masteruser", ADMIN_USER)
-                        conn.config_set("masterauth", saved)
-            self._apply_user_groups(g)
 
     # ==========================================================================================
     # snapshots: real RDB files

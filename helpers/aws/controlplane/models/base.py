@@ -124,13 +124,9 @@ class User:
     no_password: bool
     status: str = "active"
 
-    def api(self, groups: list[str]) -> dict[str, Any]:
-        auth = {"Type": "no-password" if self.no_password else "password"}
-        if self.passwords:
-            auth["PasswordCount"] = len(self.passwords)
-        return {"UserId": self.user_id, "UserName": self.user_name, "Status": self.status, "Engine": self.engine,
-                "MinimumEngineVersion": "6.0", "AccessString": self.access_string, "UserGroupIds": groups,
-                "Authentication": auth, "ARN": arn("user", self.user_id)}
+    @property
+    def arn(self) -> str:
+        return arn("user", self.user_id)
 
 
 @dataclass
@@ -140,10 +136,9 @@ class UserGroup:
     user_ids: list[str]
     status: str = "active"
 
-    def api(self, groups: list[str]) -> dict[str, Any]:
-        return {"UserGroupId": self.group_id, "Status": self.status, "Engine": self.engine,
-                "UserIds": list(self.user_ids), "MinimumEngineVersion": "6.0", "PendingChanges": {},
-                "ReplicationGroups": groups, "ARN": arn("usergroup", self.group_id)}
+    @property
+    def arn(self) -> str:
+        return arn("usergroup", self.group_id)
 
 
 @dataclass
