@@ -13,7 +13,7 @@ from moto.core.responses import ActionResult, EmptyResult
 
 from helpers.aws.controlplane.models import PLANE
 from helpers.aws.controlplane.models.base import arn
-from helpers.aws.controlplane.responses import events, parameters, tag_dict, users
+from helpers.aws.controlplane.responses import events, parameters, snapshots, tag_dict, users
 
 
 def _p(self: Any) -> dict[str, Any]:
@@ -100,10 +100,10 @@ HANDLERS: dict[str, Callable[[Any], Any]] = {
     "delete_cache_parameter_group": _result(None, parameters.delete_cache_parameter_group),
     "describe_engine_default_parameters": _result("EngineDefaults", parameters.describe_engine_default_parameters),
     # snapshots
-    "create_snapshot": _result("Snapshot", PLANE.create_snapshot),
-    "describe_snapshots": _result("Snapshots", PLANE.describe_snapshots),
-    "delete_snapshot": _result("Snapshot", PLANE.delete_snapshot),
-    "copy_snapshot": _result("Snapshot", PLANE.copy_snapshot),
+    "create_snapshot": _result("Snapshot", snapshots.create_snapshot),
+    "describe_snapshots": _result("Snapshots", snapshots.describe_snapshots),
+    "delete_snapshot": _result("Snapshot", snapshots.delete_snapshot),
+    "copy_snapshot": _result("Snapshot", snapshots.copy_snapshot),
     # events and tags
     "describe_events": _result("Events", events.describe_events),
     "list_tags_for_resource": _result(None, events.list_tags_for_resource),

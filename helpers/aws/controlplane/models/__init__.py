@@ -32,7 +32,6 @@ from helpers.aws.controlplane.models.base import (
     Backend,
     CacheCluster,
     ReplicationGroup,
-    Snapshot,
     arn,
     check_id,
     maxmemory_for,
@@ -40,6 +39,7 @@ from helpers.aws.controlplane.models.base import (
 )
 from helpers.aws.controlplane.models.events import EventsAndTags
 from helpers.aws.controlplane.models.parameters import ParameterGroups
+from helpers.aws.controlplane.models.snapshots import Snapshots
 from helpers.aws.controlplane.models.users import Users
 from helpers.runtime import services, state
 from helpers.runtime.engines import Node
@@ -47,7 +47,7 @@ from helpers.runtime.engines import Node
 __all__ = ["PLANE", "ControlPlane", "stop_aws_services"]
 
 
-class ControlPlane(Users, ParameterGroups, EventsAndTags, Backend):
+class ControlPlane(Snapshots, Users, ParameterGroups, EventsAndTags, Backend):
     """All ElastiCache resources of the local endpoint, and the engines behind them."""
 
     # ==========================================================================================
@@ -1071,186 +1071,6 @@ class ControlPlane(Users, ParameterGroups, EventsAndTags, Backend):
         return self.group_api(g)
 
     # ==========================================================================================
-    # snapshots: real RDB files
-    # ==========================================================================================
-    def _check_new_snapshot(self, name: str, engine: str) -> None:
-        if engine == "memcached":
-            raise ApiError("Snapshots are not supported for memcached.", "SnapshotFeatureNotSupportedFault")
-        check_id(name, "SnapshotName", 255)
-        with self.lock:
-            if name in self.snapshots:
-                raise already_exists("Snapshot", name)
-
-    def snapshot_dir(self, name: str) -> Path:
-        return state.home() / "aws-snapshots" / name
-
-    def create_snapshot(self, p: dict[str, Any]) -> dict[str, Any]:
-        name = p.get("SnapshotName")
-        if not name:
-            raise invalid_value("The parameter SnapshotName must be provided.")
-        if p.get("CacheClusterId") and p.get("ReplicationGroupId"):
-            raise invalid_combination("Only one of CacheClusterId or ReplicationGroupId can be provided.")
-        if p.get("ReplicationGroupId"):
-            g = self.get_group(p["ReplicationGroupId"])
-            self._require_available(g)
-            self._check_new_snapshot(name, g.engine)
-            snap = self._new_snapshot(name, self._group_source(g))
-            g.status = "snapshotting"
-
-            def work() -> None:
-                self._snapshot_group(g, name, snap)
-                g.status = "available"
-
-            self.background(f"snapshot-{name}", work, lambda msg: self._snapshot_failed(snap, msg, group=g))
-        elif p.get("CacheClusterId"):
-            cid = str(p["CacheClusterId"]).lower()
-            member = next((g for g in self.groups.values() if cid in g.member_ids.values()), None)
-            if member:
-                return self.create_snapshot({"SnapshotName": name, "ReplicationGroupId": member.group_id,
-                                             "Tags": p.get("Tags")})
-            cc = self.get_cluster(cid)
-            self._check_new_snapshot(name, cc.engine)
-            if cc.status != "available":
-                raise invalid_state("CacheCluster", cc.cluster_id, cc.status)
-            snap = self._new_snapshot(name, self._cluster_source(cc))
-            cc.status = "snapshotting"
-
-            def work() -> None:
-                self._snapshot_cluster(cc, name, snap)
-                cc.status = "available"
-
-            self.background(f"snapshot-{name}", work, lambda msg: self._snapshot_failed(snap, msg, cluster=cc))
-        else:
-            raise invalid_value("One of CacheClusterId or ReplicationGroupId must be provided.")
-        self.add_tags(arn("snapshot", name), _tag_dict(p.get("Tags")))
-        return snap.api()
-
-    def _new_snapshot(self, name: str, source: dict[str, Any]) -> Snapshot:
-        with self.lock:
-            if name in self.snapshots:
-                raise already_exists("Snapshot", name)
-            snap = Snapshot(name, source)
-            self.snapshots[name] = snap
-        return snap
-
-    def _snapshot_failed(self, snap: Snapshot, msg: str, group: ReplicationGroup | None = None,
-                         cluster: CacheCluster | None = None) -> None:
-        snap.status = "failed"
-        if group:
-            group.status = "available"
-        if cluster:
-            cluster.status = "available"
-        self.event(snap.name, "snapshot", f"Snapshot failed: {msg}")
-
-    def _cluster_source(self, cc: CacheCluster) -> dict[str, Any]:
-        return {"CacheClusterId": cc.cluster_id, "CacheNodeType": cc.node_type, "Engine": cc.engine,
-                "EngineVersion": cc.engine_version, "NumCacheNodes": 1, "PreferredAvailabilityZone": cc.az,
-                "CacheClusterCreateTime": cc.created, "PreferredMaintenanceWindow": cc.maintenance_window,
-                "Port": 6379, "CacheParameterGroupName": cc.param_group, "AutoMinorVersionUpgrade": True,
-                "SnapshotRetentionLimit": cc.snapshot_retention, "SnapshotWindow": cc.snapshot_window,
-                **({"CacheSubnetGroupName": cc.subnet_group} if cc.subnet_group else {})}
-
-    def _group_source(self, g: ReplicationGroup) -> dict[str, Any]:
-        return {"ReplicationGroupId": g.group_id, "ReplicationGroupDescription": g.description,
-                "CacheNodeType": g.node_type, "Engine": g.engine, "EngineVersion": g.engine_version,
-                "Port": 6379, "CacheParameterGroupName": g.param_group, "AutoMinorVersionUpgrade": True,
-                "SnapshotRetentionLimit": g.snapshot_retention, "SnapshotWindow": g.snapshot_window,
-                "NumNodeGroups": g.shards, "AutomaticFailover": "enabled" if g.automatic_failover else "disabled",
-                "DataTiering": "disabled", **({"CacheSubnetGroupName": g.subnet_group} if g.subnet_group else {})}
-
-    def _snapshot_cluster(self, cc: CacheCluster, name: str, snap: Snapshot | None = None) -> None:
-        if snap is None:
-            snap = self._new_snapshot(name, self._cluster_source(cc))
-        svc = services.get(cc.service_name())
-        if svc is None:
-            raise RuntimeError(f"cache cluster {cc.cluster_id} has no running engine")
-        target = self.snapshot_dir(name) / "0001.rdb"
-        size = ops.bgsave_to(self._cluster_conn(cc, svc.nodes[0]), target)
-        snap.files = [str(target)]
-        snap.node_snapshots = [{"CacheNodeId": "0001", "CacheSize": _size(size),
-                                "CacheNodeCreateTime": cc.created, "SnapshotCreateTime": now()}]
-        snap.status = "available"
-        self.event(cc.cluster_id, "cache-cluster", f"Snapshot succeeded for snapshot with ID '{name}' of cache "
-                   f"cluster with ID '{cc.cluster_id}'")
-
-    def _snapshot_group(self, g: ReplicationGroup, name: str, snap: Snapshot | None = None) -> None:
-        """One RDB per node group, taken (like ElastiCache) from a replica when there is one."""
-        if snap is None:
-            snap = self._new_snapshot(name, self._group_source(g))
-        svc = self.group_service(g)
-        members = self.group_members(g)
-        files, nodes = [], []
-        for ng in sorted({m["ng"] for m in members}):
-            mine = [m for m in members if m["ng"] == ng]
-            pick = next((m for m in mine if m["role"] == "replica"), None) or mine[0]
-            target = self.snapshot_dir(name) / f"{ng}.rdb"
-            conn = self._admin(g, svc, pick["node"])
-            if pick["role"] == "replica":  # let the replica catch up with the primary first
-                with contextlib.suppress(Exception):
-                    conn.execute_command("WAIT", 0, 0)
-                time.sleep(0.2)
-            size = ops.bgsave_to(conn, target)
-            files.append(str(target))
-            nodes.append({"CacheClusterId": pick["CacheClusterId"], "NodeGroupId": ng, "CacheNodeId": "0001",
-                          "CacheSize": _size(size), "CacheNodeCreateTime": g.created,
-                          "SnapshotCreateTime": now()})
-        snap.files, snap.node_snapshots = files, nodes
-        snap.status = "available"
-        self.event(g.group_id, "replication-group",
-                   f"Snapshot succeeded for snapshot with ID '{name}' of replication group with ID '{g.group_id}'")
-
-    def get_snapshot(self, name: Any) -> Snapshot:
-        return self._lookup(self.snapshots, name, "Snapshot")
-
-    def describe_snapshots(self, p: dict[str, Any]) -> list[dict[str, Any]]:
-        if p.get("SnapshotName"):
-            return [self.get_snapshot(p["SnapshotName"]).api()]
-        if p.get("CacheClusterId") and p.get("ReplicationGroupId"):
-            raise invalid_combination("Only one of CacheClusterId or ReplicationGroupId can be provided.")
-        out = []
-        for s in list(self.snapshots.values()):
-            if p.get("CacheClusterId") and s.source.get("CacheClusterId") != str(p["CacheClusterId"]).lower():
-                continue
-            if p.get("ReplicationGroupId") and s.source.get("ReplicationGroupId") != \
-                    str(p["ReplicationGroupId"]).lower():
-                continue
-            if p.get("SnapshotSource") not in (None, "user", "manual"):
-                continue
-            out.append(s.api())
-        return out
-
-    def delete_snapshot(self, p: dict[str, Any]) -> dict[str, Any]:
-        snap = self.get_snapshot(p.get("SnapshotName"))
-        if snap.status == "creating":
-            raise invalid_state("Snapshot", snap.name, "creating")
-        answer = snap.api()
-        answer["SnapshotStatus"] = "deleting"
-        with self.lock:
-            self.snapshots.pop(snap.name, None)
-            self.tags.pop(arn("snapshot", snap.name), None)
-        shutil.rmtree(self.snapshot_dir(snap.name), ignore_errors=True)
-        return answer
-
-    def copy_snapshot(self, p: dict[str, Any]) -> dict[str, Any]:
-        src = self.get_snapshot(p.get("SourceSnapshotName"))
-        if src.status != "available":
-            raise invalid_state("Snapshot", src.name, src.status)
-        name = p.get("TargetSnapshotName")
-        if p.get("TargetBucket"):
-            raise invalid_value("Exporting snapshots to S3 is not available on the local endpoint.")
-        self._check_new_snapshot(name, "redis")
-        snap = self._new_snapshot(name, dict(src.source))
-        for f in src.files:
-            target = self.snapshot_dir(name) / Path(f).name
-            target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            shutil.copyfile(f, target)
-            snap.files.append(str(target))
-        snap.node_snapshots = [dict(n) for n in src.node_snapshots]
-        snap.status = "available"
-        self.add_tags(arn("snapshot", name), _tag_dict(p.get("Tags")))
-        return snap.api()
-
-    # ==========================================================================================
     # events, tags, subnet groups, reset
     # ==========================================================================================
     def reset(self) -> None:
@@ -1269,10 +1089,6 @@ class ControlPlane(Users, ParameterGroups, EventsAndTags, Backend):
             names = {cc.service_name(n["id"]) for cc in self.clusters.values() for n in cc.nodes}
             names |= {g.service_name for g in self.groups.values()}
         return names
-
-
-def _size(n: int) -> str:
-    return f"{n / 1024 / 1024:.1f} MB" if n >= 1024 * 1024 else f"{max(n, 1) / 1024:.1f} KB"
 
 
 def _tag_dict(tags: list[dict[str, str]] | None) -> dict[str, str]:

@@ -141,18 +141,31 @@ class UserGroup:
         return arn("usergroup", self.group_id)
 
 
+@dataclass(frozen=True)
+class NodeSnapshot:
+    """One node's RDB file in a snapshot (of a replication group: one per node group)."""
+
+    node_id: str
+    size: int  # bytes
+    node_created: datetime
+    cluster_id: str | None = None  # the member cluster it was taken from (replication groups)
+    node_group_id: str | None = None
+    created: datetime = field(default_factory=now)
+
+
 @dataclass
 class Snapshot:
     name: str
-    source: dict[str, Any]  # what describe shows about the cluster/group it was taken from
+    cluster: CacheCluster | None = None  # a copy of the source as it was when the snapshot was taken
+    group: ReplicationGroup | None = None
     files: list[str] = field(default_factory=list)  # one RDB file per shard, under the state dir
     status: str = "creating"
-    node_snapshots: list[dict[str, Any]] = field(default_factory=list)
+    node_snapshots: list[NodeSnapshot] = field(default_factory=list)
     created: datetime = field(default_factory=now)
 
-    def api(self) -> dict[str, Any]:
-        return {"SnapshotName": self.name, "SnapshotStatus": self.status, "SnapshotSource": "manual",
-                "ARN": arn("snapshot", self.name), "NodeSnapshots": self.node_snapshots, **self.source}
+    @property
+    def arn(self) -> str:
+        return arn("snapshot", self.name)
 
 
 @dataclass
