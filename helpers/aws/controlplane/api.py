@@ -13,7 +13,15 @@ from moto.core.responses import ActionResult, EmptyResult
 
 from helpers.aws.controlplane.models import PLANE
 from helpers.aws.controlplane.models.base import arn
-from helpers.aws.controlplane.responses import events, parameters, snapshots, tag_dict, users
+from helpers.aws.controlplane.responses import (
+    clusters,
+    events,
+    parameters,
+    replication,
+    snapshots,
+    tag_dict,
+    users,
+)
 
 
 def _p(self: Any) -> dict[str, Any]:
@@ -68,20 +76,20 @@ HANDLERS: dict[str, Callable[[Any], Any]] = {
     "describe_cache_engine_versions": _result("CacheEngineVersions", events.describe_cache_engine_versions),
     "describe_serverless_caches": _result("ServerlessCaches", lambda p: []),
     # cache clusters
-    "create_cache_cluster": _result("CacheCluster", PLANE.create_cache_cluster),
-    "describe_cache_clusters": _result("CacheClusters", PLANE.describe_cache_clusters),
-    "modify_cache_cluster": _result("CacheCluster", PLANE.modify_cache_cluster),
-    "delete_cache_cluster": _result("CacheCluster", PLANE.delete_cache_cluster),
-    "reboot_cache_cluster": _result("CacheCluster", PLANE.reboot_cache_cluster),
+    "create_cache_cluster": _result("CacheCluster", clusters.create_cache_cluster),
+    "describe_cache_clusters": _result("CacheClusters", clusters.describe_cache_clusters),
+    "modify_cache_cluster": _result("CacheCluster", clusters.modify_cache_cluster),
+    "delete_cache_cluster": _result("CacheCluster", clusters.delete_cache_cluster),
+    "reboot_cache_cluster": _result("CacheCluster", clusters.reboot_cache_cluster),
     # replication groups
-    "create_replication_group": _result("ReplicationGroup", PLANE.create_replication_group),
-    "describe_replication_groups": _result("ReplicationGroups", PLANE.describe_replication_groups),
-    "modify_replication_group": _result("ReplicationGroup", PLANE.modify_replication_group),
-    "delete_replication_group": _result("ReplicationGroup", PLANE.delete_replication_group),
-    "test_failover": _result("ReplicationGroup", PLANE.test_failover),
-    "increase_replica_count": _result("ReplicationGroup", lambda p: PLANE.change_replica_count(p, True)),
-    "decrease_replica_count": _result("ReplicationGroup", lambda p: PLANE.change_replica_count(p, False)),
-    "modify_replication_group_shard_configuration": _result("ReplicationGroup", PLANE.modify_shards),
+    "create_replication_group": _result("ReplicationGroup", replication.create_replication_group),
+    "describe_replication_groups": _result("ReplicationGroups", replication.describe_replication_groups),
+    "modify_replication_group": _result("ReplicationGroup", replication.modify_replication_group),
+    "delete_replication_group": _result("ReplicationGroup", replication.delete_replication_group),
+    "test_failover": _result("ReplicationGroup", replication.test_failover),
+    "increase_replica_count": _result("ReplicationGroup", replication.increase_replica_count),
+    "decrease_replica_count": _result("ReplicationGroup", replication.decrease_replica_count),
+    "modify_replication_group_shard_configuration": _result("ReplicationGroup", replication.modify_replication_group_shard_configuration),
     # users and user groups
     "create_user": _result(None, users.create_user),
     "modify_user": _result(None, users.modify_user),

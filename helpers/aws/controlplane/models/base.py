@@ -25,6 +25,7 @@ from helpers.aws.controlplane.errors import (
     not_found,
 )
 from helpers.runtime import state
+from helpers.runtime.engines import Node
 
 _T = TypeVar("_T")
 
@@ -193,6 +194,10 @@ class CacheCluster:
     next_node: int = 1
     discovery: ConfigEndpoint | None = None  # Memcached: the configuration endpoint (Auto Discovery)
 
+    @property
+    def arn(self) -> str:
+        return arn("cluster", self.cluster_id)
+
     def service_name(self, node_id: str | None = None) -> str:
         if self.engine == "memcached":
             return f"{ops.PREFIX}{self.cluster_id}-{node_id}"
@@ -226,7 +231,11 @@ class ReplicationGroup:
     node_group_of: dict[str, str] = field(default_factory=dict)  # node name -> node group id
     applied_users: set[str] = field(default_factory=set)
     admin_password: str | None = None
-    pending: dict[str, Any] = field(default_factory=dict)
+    resharding: bool = False  # shown as PendingModifiedValues while node groups are added or removed
+
+    @property
+    def arn(self) -> str:
+        return arn("replicationgroup", self.group_id)
 
     @property
     def service_name(self) -> str:
@@ -237,6 +246,22 @@ class ReplicationGroup:
         if self.cluster_mode:
             return "cluster"
         return "replicated" if self.replicas > 0 else "aws-redis"
+
+
+@dataclass
+class Member:
+    """A member cache cluster of a replication group: one data node, with its role right now."""
+
+    group: ReplicationGroup
+    cluster_id: str  # <group>-001, or <group>-<node group>-001 in cluster mode
+    node: Node
+    role: str  # primary | replica
+    node_group: str
+    az: str
+
+    @property
+    def arn(self) -> str:
+        return arn("cluster", self.cluster_id)
 
 
 class Backend:

@@ -119,18 +119,18 @@ class Snapshots(Backend):
         svc = self.group_service(g)
         members = self.group_members(g)
         files, nodes = [], []
-        for ng in sorted({m["ng"] for m in members}):
-            mine = [m for m in members if m["ng"] == ng]
-            pick = next((m for m in mine if m["role"] == "replica"), None) or mine[0]
+        for ng in sorted({m.node_group for m in members}):
+            mine = [m for m in members if m.node_group == ng]
+            pick = next((m for m in mine if m.role == "replica"), None) or mine[0]
             target = self.snapshot_dir(name) / f"{ng}.rdb"
-            conn = self._admin(g, svc, pick["node"])
-            if pick["role"] == "replica":  # let the replica catch up with the primary first
+            conn = self._admin(g, svc, pick.node)
+            if pick.role == "replica":  # let the replica catch up with the primary first
                 with contextlib.suppress(Exception):
                     conn.execute_command("WAIT", 0, 0)
                 time.sleep(0.2)
             size = ops.bgsave_to(conn, target)
             files.append(str(target))
-            nodes.append(NodeSnapshot("0001", size, g.created, cluster_id=pick["CacheClusterId"], node_group_id=ng))
+            nodes.append(NodeSnapshot("0001", size, g.created, cluster_id=pick.cluster_id, node_group_id=ng))
         snap.files, snap.node_snapshots = files, nodes
         snap.status = "available"
         self.event(g.group_id, "replication-group",
@@ -138,6 +138,15 @@ class Snapshots(Backend):
 
     def get_snapshot(self, name: object) -> Snapshot:
         return self._lookup(self.snapshots, name, "Snapshot")
+
+    def snapshot_to_restore(self, name: str | None) -> Snapshot | None:
+        """The snapshot a new cluster or group starts from (None: start empty)."""
+        if not name:
+            return None
+        snap = self.get_snapshot(name)
+        if snap.status != "available":
+            raise invalid_state("Snapshot", snap.name, snap.status)
+        return snap
 
     def describe_snapshots(self, name: str | None = None, cluster_id: str | None = None,
                            group_id: str | None = None, source: str | None = None) -> list[Snapshot]:

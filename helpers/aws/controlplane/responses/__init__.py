@@ -17,3 +17,7 @@ def tag_dict(params: dict[str, Any]) -> dict[str, str]:
 
 def tag_list(tags: dict[str, str]) -> dict[str, Any]:
     return {"TagList": [{"Key": k, "Value": v} for k, v in tags.items()]}
+
+
+def int_or_none(value: Any) -> int | None:
+    return None if value is None else int(value)
