@@ -1,7 +1,8 @@
 """The ElastiCache API actions, answered by the control plane instead of moto's placeholders.
 
-Each function below becomes a method of moto's ElastiCacheResponse (see install()); moto keeps
-parsing requests and serialising answers and errors with botocore's model of the API.
+Each handler below becomes a method of moto's ElastiCacheResponse (see install()); moto keeps
+parsing requests and serialising answers and errors with botocore's model of the API, and the
+functions of responses/ turn the parsed parameters into calls to the model and build the answers.
 """
 
 from __future__ import annotations

@@ -263,7 +263,7 @@ class CacheClusters(Backend):
         cc.status = "rebooting cache cluster nodes"
 
         def work() -> None:
-            from helpers.runtime import engines
+            from helpers.runtime import engines, topologies
 
             for n in nodes:
                 svc = services.get(cc.service_name(n["id"]))
@@ -273,11 +273,7 @@ class CacheClusters(Backend):
                     probe = engines.probe_memcached if node.kind == "memcached" else (
                         ops._tls().probe_redis_tls if cc.tls else engines.probe_redis)
                     engines.restart_node(node, probe)
-                    with state.locked():
-                        reg = state.load_registry()
-                        if svc.name in reg:
-                            reg[svc.name] = svc.to_dict()
-                            state.save_registry(reg)
+                    topologies.record(svc)
                 self.event(cc.cluster_id, "cache-cluster", f"Cache node {n['id']} restarted")
             pg = self.param_groups.get(cc.param_group)
             cc.status = "available"
@@ -298,7 +294,7 @@ class CacheClusters(Backend):
         g.status = "modifying"
 
         def work() -> None:
-            from helpers.runtime import engines
+            from helpers.runtime import engines, topologies
 
             svc = self.group_service(g)
             node = next(n for n in svc.nodes if n.name == name)
@@ -309,11 +305,7 @@ class CacheClusters(Backend):
             else:
                 probe = ops._tls().probe_redis_tls if g.tls else engines.probe_redis
                 engines.restart_node(node, probe)
-            with state.locked():
-                reg = state.load_registry()
-                if svc.name in reg:
-                    reg[svc.name] = svc.to_dict()
-                    state.save_registry(reg)
+            topologies.record(svc)
             if g.auth_token or g.user_group_ids:
                 self._secure_new_nodes(g)
             pg = self.param_groups.get(g.param_group)
