@@ -5,9 +5,16 @@ Everything that changes moto lives in this package and is applied by `install()`
 process calls: importing the package does nothing, because `install()` also stops engines that
 this process's (empty) model does not know, which in any other process would be the live ones.
 
-- api.py: the ElastiCache actions, replacing moto's handlers on ElastiCacheResponse (and adding
-  the ones moto lacks: user groups, parameter groups, modify/scale, test-failover, events, ...);
-- model.py: the resources and what each operation does to the engines, in background threads;
+- api.py: the seam with moto: which function of responses/ answers each ElastiCache action on
+  ElastiCacheResponse (replacing moto's handlers, and adding the ones moto lacks: user groups,
+  parameter groups, modify/scale, test-failover, events, ...); every other action answers InvalidAction;
+- responses/: one module per resource (clusters, replication, users, parameters, snapshots,
+  events): a request's parameters become keyword arguments for the model, and the records the
+  model returns become AWS-shaped answers;
+- models/: the backend, `PLANE`, one `ControlPlane` mixed from one module per resource (clusters;
+  replication groups; scaling and failover; users and user groups; parameter groups; snapshots;
+  events and tags), with the records and shared tools in models/base.py: what each operation does
+  to the engines, the slow work in background threads;
 - engineops.py: the engine side (a Redis node topology with AUTH token file and TLS, CONFIG SET,
   ACL SETUSER, BGSAVE + copy, restore with DUMP/RESTORE);
 - discovery.py: Memcached Auto Discovery (`config get cluster` on the configuration endpoint);
@@ -36,7 +43,7 @@ def install() -> None:
     from moto.moto_api._internal.models import MotoAPIBackend
 
     from helpers.aws.controlplane import api
-    from helpers.aws.controlplane.model import PLANE
+    from helpers.aws.controlplane.models import PLANE
 
     for name, handler in {**api.unimplemented_handlers(), **api.HANDLERS}.items():
         if hasattr(ElastiCacheResponse, name):
@@ -62,7 +69,7 @@ def _stop_leftovers() -> None:
 
     Runs in a thread because the server starts while `services.start("aws")` holds the lock.
     """
-    from helpers.aws.controlplane.model import PLANE, stop_aws_services
+    from helpers.aws.controlplane.models import PLANE, stop_aws_services
 
     with contextlib.suppress(Exception):
         stop_aws_services(keep=PLANE.known_services())

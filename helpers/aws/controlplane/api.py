@@ -1,7 +1,8 @@
 """The ElastiCache API actions, answered by the control plane instead of moto's placeholders.
 
-Each function below becomes a method of moto's ElastiCacheResponse (see install()); moto keeps
-parsing requests and serialising answers and errors with botocore's model of the API.
+Each handler below becomes a method of moto's ElastiCacheResponse (see install()); moto keeps
+parsing requests and serialising answers and errors with botocore's model of the API, and the
+functions of responses/ turn the parsed parameters into calls to the model and build the answers.
 """
 
 from __future__ import annotations
@@ -11,7 +12,17 @@ from typing import Any
 
 from moto.core.responses import ActionResult, EmptyResult
 
-from helpers.aws.controlplane.model import PLANE
+from helpers.aws.controlplane.models import PLANE
+from helpers.aws.controlplane.models.base import arn
+from helpers.aws.controlplane.responses import (
+    clusters,
+    events,
+    parameters,
+    replication,
+    snapshots,
+    tag_dict,
+    users,
+)
 
 
 def _p(self: Any) -> dict[str, Any]:
@@ -28,31 +39,10 @@ def _result(key: str | None, fn: Callable[[dict[str, Any]], Any]) -> Callable[[A
     return handler
 
 
-def _tags_list(params: dict[str, Any]) -> dict[str, Any]:
-    PLANE.resource_exists(params.get("ResourceName"))
-    tags = PLANE.tags.get(params["ResourceName"], {})
-    return {"TagList": [{"Key": k, "Value": v} for k, v in tags.items()]}
-
-
-def _tags_add(params: dict[str, Any]) -> dict[str, Any]:
-    PLANE.resource_exists(params.get("ResourceName"))
-    PLANE.add_tags(params["ResourceName"], params.get("Tags") or [])
-    return _tags_list(params)
-
-
-def _tags_remove(params: dict[str, Any]) -> dict[str, Any]:
-    PLANE.resource_exists(params.get("ResourceName"))
-    tags = PLANE.tags.get(params["ResourceName"], {})
-    for key in params.get("TagKeys") or []:
-        tags.pop(key, None)
-    return _tags_list(params)
-
-
 def _create_subnet_group(self: Any) -> ActionResult:
     result = _ORIGINAL["create_cache_subnet_group"](self)
     params = _p(self)
-    PLANE.add_tags(f"arn:aws:elasticache:us-east-1:123456789012:subnetgroup:{params.get('CacheSubnetGroupName')}",
-                   params.get("Tags"))
+    PLANE.add_tags(arn("subnetgroup", str(params.get("CacheSubnetGroupName"))), tag_dict(params))
     return result
 
 
@@ -65,34 +55,11 @@ def _delete_subnet_group(self: Any) -> EmptyResult:
     backend = elasticache_backends[self.current_account][self.region]
     if name not in backend.cache_subnet_groups:
         raise not_found("CacheSubnetGroup", str(name))
-    users = [c.cluster_id for c in PLANE.clusters.values() if c.subnet_group == name] + \
-            [g.group_id for g in PLANE.groups.values() if g.subnet_group == name]
+    users = PLANE.subnet_group_users(name)
     if users:
         raise ApiError(f"Cache subnet group {name} is in use by {', '.join(users)}.", "CacheSubnetGroupInUse")
     backend.cache_subnet_groups.pop(name)
     return EmptyResult()
-
-
-def _engine_versions(params: dict[str, Any]) -> list[dict[str, Any]]:
-    """The engines installed on this machine: the only versions the local endpoint can run."""
-    out = []
-    for engine in ("redis", "memcached"):
-        try:
-            version = PLANE.local_version(engine)
-        except Exception:  # noqa: BLE001 - engine not installed: not offered
-            continue
-        family = PLANE.family(engine)
-        item = {"Engine": engine, "EngineVersion": version, "CacheParameterGroupFamily": family,
-                "CacheEngineDescription": {"redis": "Redis", "memcached": "memcached"}[engine],
-                "CacheEngineVersionDescription": f"{engine} version {version} (installed locally)"}
-        if params.get("Engine") and params["Engine"].lower() != engine:
-            continue
-        if params.get("EngineVersion") and not version.startswith(str(params["EngineVersion"])):
-            continue
-        if params.get("CacheParameterGroupFamily") and params["CacheParameterGroupFamily"] != family:
-            continue
-        out.append(item)
-    return out
 
 
 def _not_implemented(action: str) -> Callable[[Any], Any]:
@@ -107,50 +74,50 @@ def _not_implemented(action: str) -> Callable[[Any], Any]:
 
 
 HANDLERS: dict[str, Callable[[Any], Any]] = {
-    "describe_cache_engine_versions": _result("CacheEngineVersions", _engine_versions),
+    "describe_cache_engine_versions": _result("CacheEngineVersions", events.describe_cache_engine_versions),
     "describe_serverless_caches": _result("ServerlessCaches", lambda p: []),
     # cache clusters
-    "create_cache_cluster": _result("CacheCluster", PLANE.create_cache_cluster),
-    "describe_cache_clusters": _result("CacheClusters", PLANE.describe_cache_clusters),
-    "modify_cache_cluster": _result("CacheCluster", PLANE.modify_cache_cluster),
-    "delete_cache_cluster": _result("CacheCluster", PLANE.delete_cache_cluster),
-    "reboot_cache_cluster": _result("CacheCluster", PLANE.reboot_cache_cluster),
+    "create_cache_cluster": _result("CacheCluster", clusters.create_cache_cluster),
+    "describe_cache_clusters": _result("CacheClusters", clusters.describe_cache_clusters),
+    "modify_cache_cluster": _result("CacheCluster", clusters.modify_cache_cluster),
+    "delete_cache_cluster": _result("CacheCluster", clusters.delete_cache_cluster),
+    "reboot_cache_cluster": _result("CacheCluster", clusters.reboot_cache_cluster),
     # replication groups
-    "create_replication_group": _result("ReplicationGroup", PLANE.create_replication_group),
-    "describe_replication_groups": _result("ReplicationGroups", PLANE.describe_replication_groups),
-    "modify_replication_group": _result("ReplicationGroup", PLANE.modify_replication_group),
-    "delete_replication_group": _result("ReplicationGroup", PLANE.delete_replication_group),
-    "test_failover": _result("ReplicationGroup", PLANE.test_failover),
-    "increase_replica_count": _result("ReplicationGroup", lambda p: PLANE.change_replica_count(p, True)),
-    "decrease_replica_count": _result("ReplicationGroup", lambda p: PLANE.change_replica_count(p, False)),
-    "modify_replication_group_shard_configuration": _result("ReplicationGroup", PLANE.modify_shards),
+    "create_replication_group": _result("ReplicationGroup", replication.create_replication_group),
+    "describe_replication_groups": _result("ReplicationGroups", replication.describe_replication_groups),
+    "modify_replication_group": _result("ReplicationGroup", replication.modify_replication_group),
+    "delete_replication_group": _result("ReplicationGroup", replication.delete_replication_group),
+    "test_failover": _result("ReplicationGroup", replication.test_failover),
+    "increase_replica_count": _result("ReplicationGroup", replication.increase_replica_count),
+    "decrease_replica_count": _result("ReplicationGroup", replication.decrease_replica_count),
+    "modify_replication_group_shard_configuration": _result("ReplicationGroup", replication.modify_replication_group_shard_configuration),
     # users and user groups
-    "create_user": _result(None, PLANE.create_user),
-    "modify_user": _result(None, PLANE.modify_user),
-    "delete_user": _result(None, PLANE.delete_user),
-    "describe_users": _result("Users", PLANE.describe_users),
-    "create_user_group": _result(None, PLANE.create_user_group),
-    "modify_user_group": _result(None, PLANE.modify_user_group),
-    "delete_user_group": _result(None, PLANE.delete_user_group),
-    "describe_user_groups": _result("UserGroups", PLANE.describe_user_groups),
+    "create_user": _result(None, users.create_user),
+    "modify_user": _result(None, users.modify_user),
+    "delete_user": _result(None, users.delete_user),
+    "describe_users": _result("Users", users.describe_users),
+    "create_user_group": _result(None, users.create_user_group),
+    "modify_user_group": _result(None, users.modify_user_group),
+    "delete_user_group": _result(None, users.delete_user_group),
+    "describe_user_groups": _result("UserGroups", users.describe_user_groups),
     # parameter groups
-    "create_cache_parameter_group": _result("CacheParameterGroup", PLANE.create_cache_parameter_group),
-    "describe_cache_parameter_groups": _result("CacheParameterGroups", PLANE.describe_cache_parameter_groups),
-    "describe_cache_parameters": _result("Parameters", PLANE.describe_cache_parameters),
-    "modify_cache_parameter_group": _result("CacheParameterGroupName", PLANE.modify_cache_parameter_group),
-    "reset_cache_parameter_group": _result("CacheParameterGroupName", PLANE.reset_cache_parameter_group),
-    "delete_cache_parameter_group": _result(None, PLANE.delete_cache_parameter_group),
-    "describe_engine_default_parameters": _result("EngineDefaults", PLANE.describe_engine_default_parameters),
+    "create_cache_parameter_group": _result("CacheParameterGroup", parameters.create_cache_parameter_group),
+    "describe_cache_parameter_groups": _result("CacheParameterGroups", parameters.describe_cache_parameter_groups),
+    "describe_cache_parameters": _result("Parameters", parameters.describe_cache_parameters),
+    "modify_cache_parameter_group": _result("CacheParameterGroupName", parameters.modify_cache_parameter_group),
+    "reset_cache_parameter_group": _result("CacheParameterGroupName", parameters.reset_cache_parameter_group),
+    "delete_cache_parameter_group": _result(None, parameters.delete_cache_parameter_group),
+    "describe_engine_default_parameters": _result("EngineDefaults", parameters.describe_engine_default_parameters),
     # snapshots
-    "create_snapshot": _result("Snapshot", PLANE.create_snapshot),
-    "describe_snapshots": _result("Snapshots", PLANE.describe_snapshots),
-    "delete_snapshot": _result("Snapshot", PLANE.delete_snapshot),
-    "copy_snapshot": _result("Snapshot", PLANE.copy_snapshot),
+    "create_snapshot": _result("Snapshot", snapshots.create_snapshot),
+    "describe_snapshots": _result("Snapshots", snapshots.describe_snapshots),
+    "delete_snapshot": _result("Snapshot", snapshots.delete_snapshot),
+    "copy_snapshot": _result("Snapshot", snapshots.copy_snapshot),
     # events and tags
-    "describe_events": _result("Events", PLANE.describe_events),
-    "list_tags_for_resource": _result(None, _tags_list),
-    "add_tags_to_resource": _result(None, _tags_add),
-    "remove_tags_from_resource": _result(None, _tags_remove),
+    "describe_events": _result("Events", events.describe_events),
+    "list_tags_for_resource": _result(None, events.list_tags_for_resource),
+    "add_tags_to_resource": _result(None, events.add_tags_to_resource),
+    "remove_tags_from_resource": _result(None, events.remove_tags_from_resource),
     # subnet groups: moto's model, plus tags and deletion
     "create_cache_subnet_group": _create_subnet_group,
     "delete_cache_subnet_group": _delete_subnet_group,

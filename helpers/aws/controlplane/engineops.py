@@ -1,7 +1,7 @@
 """What the control plane does to the engines: start nodes, CONFIG SET, ACL SETUSER, BGSAVE, restore.
 
 Everything here talks to real redis-server / memcached processes through real clients; the API
-layer (model.py) decides *when*, this module knows *how*.
+layer (models/) decides *when*, this module knows *how*.
 """
 
 from __future__ import annotations

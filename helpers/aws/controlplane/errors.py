@@ -50,3 +50,9 @@ def invalid_state(kind: str, ident: str, status: str, wanted: str = "available")
              "Snapshot": "InvalidSnapshotState", "User": "InvalidUserState", "UserGroup": "InvalidUserGroupState",
              "CacheParameterGroup": "InvalidCacheParameterGroupState"}
     return ApiError(f"{kind} {ident} is {status}; this operation needs it to be {wanted}.", codes[kind])
+
+
+def node_quota(n: int) -> ApiError:
+    """A Memcached cluster has 1 to 40 nodes; above 40 AWS answers with its quota error."""
+    return ApiError(f"NumCacheNodes must be between 1 and 40 for Memcached (got {n}).",
+                    "NodeQuotaForClusterExceeded" if n > 40 else "InvalidParameterValue")

@@ -101,7 +101,7 @@ def collect(plane: Any) -> list[tuple[str, str, dict[str, float]]]:
 def publish(rows: list[tuple[str, str, dict[str, float]]]) -> int:
     from moto.cloudwatch.models import cloudwatch_backends
 
-    from helpers.aws.controlplane.model import ACCOUNT
+    from helpers.aws.controlplane.models.base import ACCOUNT
 
     data = []
     for cluster_id, node_id, metrics in rows:

@@ -1,0 +1,64 @@
+"""The local ElastiCache control plane's model: API resources backed by real engines.
+
+Resources live in memory like moto's, but every create/modify/delete also acts on real
+redis-server and memcached processes, started as services named `aws-...` in the learner's state
+directory. Slow work runs in a background thread, so statuses move creating -> available as on AWS.
+
+One module per resource, mixed into one backend like moto's EC2 (`ec2/models/*.py`):
+base (names, records, shared tools), clusters, replication (groups and their engines), scaling
+(failover, replicas, shards), users (and user groups, as ACL users), parameters, snapshots,
+events (and tags). The models take keyword arguments and return records; responses/ speaks AWS.
+"""
+
+from __future__ import annotations
+
+import shutil
+
+from helpers.aws.controlplane import engineops as ops
+from helpers.aws.controlplane.models.base import Backend
+from helpers.aws.controlplane.models.clusters import CacheClusters
+from helpers.aws.controlplane.models.events import EventsAndTags
+from helpers.aws.controlplane.models.parameters import ParameterGroups
+from helpers.aws.controlplane.models.replication import ReplicationGroups
+from helpers.aws.controlplane.models.scaling import Scaling
+from helpers.aws.controlplane.models.snapshots import Snapshots
+from helpers.aws.controlplane.models.users import Users
+from helpers.runtime import services, state
+
+__all__ = ["PLANE", "ControlPlane", "stop_aws_services"]
+
+
+class ControlPlane(CacheClusters, ReplicationGroups, Scaling, Users, ParameterGroups, Snapshots, EventsAndTags,
+                   Backend):
+    """All ElastiCache resources of the local endpoint, and the engines behind them."""
+
+    def reset(self) -> None:
+        """Forget everything and stop every engine this control plane started (moto's reset)."""
+        for t in list(self.threads):
+            t.join(timeout=60)
+        for cc in list(self.clusters.values()):
+            if cc.discovery is not None:
+                cc.discovery.close()
+        stop_aws_services(keep=set())
+        shutil.rmtree(state.home() / "aws-snapshots", ignore_errors=True)
+        self.__init__()
+
+    def known_services(self) -> set[str]:
+        with self.lock:
+            names = {cc.service_name(n["id"]) for cc in self.clusters.values() for n in cc.nodes}
+            names |= {g.service_name for g in self.groups.values()}
+        return names
+
+
+def stop_aws_services(keep: set[str]) -> list[str]:
+    """Stop recorded services named aws-... (engines of the API) except those in `keep`."""
+    stopped = []
+    for svc in services.status():
+        if svc.name.startswith(ops.PREFIX) and svc.name not in keep and not any(
+                svc.name.startswith(k + "-") for k in keep):
+            services.stop(svc.name)
+            stopped.append(svc.name)
+    return stopped
+
+
+PLANE = ControlPlane()

@@ -1,0 +1,66 @@
+"""Events, tags, and what moto's subnet groups need from the control plane."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta
+
+from helpers.aws.controlplane.errors import ApiError, invalid_value
+from helpers.aws.controlplane.models.base import Backend, Event, now
+
+SOURCE_TYPES = {"cache-cluster", "cache-parameter-group", "cache-security-group", "cache-subnet-group",
+                "replication-group", "serverless-cache", "serverless-cache-snapshot", "user", "user-group"}
+
+
+class EventsAndTags(Backend):
+    def describe_events(self, source_type: str | None = None, source_id: str | None = None,
+                        start: datetime | None = None, end: datetime | None = None, duration: int = 60,
+                        max_records: int = 100) -> list[Event]:
+        """The newest first, within [start, end] (by default the last `duration` minutes)."""
+        end = end or now()
+        if start is None:
+            start = end - timedelta(minutes=duration)
+        if source_type and source_type not in SOURCE_TYPES and source_type != "snapshot":
+            raise invalid_value(f"Unknown SourceType {source_type!r}; one of {', '.join(sorted(SOURCE_TYPES))}.")
+        with self.lock:
+            events = list(self.events)
+        out = [e for e in reversed(events)
+               if start <= e.date <= end and (not source_type or e.source_type == source_type)
+               and (not source_id or e.source_id == str(source_id).lower() or e.source_id == source_id)]
+        return out[:max_records]
+
+    def list_tags_for_resource(self, resource_arn: str | None) -> dict[str, str]:
+        self.resource_exists(resource_arn)
+        return dict(self.tags.get(str(resource_arn), {}))
+
+    def add_tags_to_resource(self, resource_arn: str | None, tags: dict[str, str]) -> dict[str, str]:
+        self.resource_exists(resource_arn)
+        self.add_tags(str(resource_arn), tags)
+        return self.list_tags_for_resource(resource_arn)
+
+    def remove_tags_from_resource(self, resource_arn: str | None, keys: list[str]) -> dict[str, str]:
+        self.resource_exists(resource_arn)
+        tags = self.tags.get(str(resource_arn), {})
+        for key in keys:
+            tags.pop(key, None)
+        return self.list_tags_for_resource(resource_arn)
+
+    def resource_exists(self, resource_arn: str | None) -> None:
+        """Raise the NotFound error AWS gives for a tag call on a missing resource."""
+        m = re.match(r"^arn:aws:elasticache:[^:]*:\d*:(\w+):(.+)$", resource_arn or "")
+        if not m:
+            raise ApiError(f"ARN {resource_arn} is invalid.", "InvalidARN")
+        kind, ident = m.groups()
+        checks = {"cluster": lambda i: self.get_cluster(i) if not any(
+                      i in g.member_ids.values() for g in self.groups.values()) else None,
+                  "replicationgroup": self.get_group, "snapshot": self.get_snapshot, "user": self.get_user,
+                  "usergroup": self.get_user_group, "parametergroup": self.get_param_group,
+                  "subnetgroup": self.check_subnet_group}
+        if kind not in checks:
+            raise ApiError(f"ARN {resource_arn} is invalid.", "InvalidARN")
+        checks[kind](ident)
+
+    def subnet_group_users(self, name: str | None) -> list[str]:
+        """The cache clusters and replication groups placed in a subnet group (it cannot go while used)."""
+        return [c.cluster_id for c in self.clusters.values() if c.subnet_group == name] + \
+               [g.group_id for g in self.groups.values() if g.subnet_group == name]

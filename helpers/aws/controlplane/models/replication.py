@@ -1,0 +1,414 @@
+"""Replication groups: one primary and its replicas (Sentinel-watched), or a Redis Cluster of shards.
+
+A group is one service of the runtime's topologies (aws-redis, replicated, cluster); each data node is
+a member cache cluster, named <group>-001 (or <group>-0001-001 in cluster mode) as on AWS.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import shutil
+from pathlib import Path
+from typing import Any
+
+from helpers.aws.controlplane import engineops as ops
+from helpers.aws.controlplane.errors import (
+    already_exists,
+    invalid_combination,
+    invalid_state,
+    invalid_value,
+)
+from helpers.aws.controlplane.models.base import (
+    ADMIN_USER,
+    AZS,
+    Backend,
+    Member,
+    ReplicationGroup,
+    check_id,
+    maxmemory_for,
+)
+from helpers.runtime import services, state
+from helpers.runtime.engines import Node
+
+
+class ReplicationGroups(Backend):
+    def create_replication_group(
+            self, group_id: str | None, description: str | None, engine: str | None = None,
+            engine_version: str | None = None, node_type: str | None = None, cluster_mode: str | None = None,
+            param_group: str | None = None, num_node_groups: int | None = None, configured_node_groups: int = 0,
+            num_cache_clusters: int | None = None, replicas_per_node_group: int | None = None,
+            automatic_failover: bool | None = None, multi_az: bool | None = None, tls: bool = False,
+            auth_token: str | None = None, user_group_ids: list[str] | None = None, subnet_group: str | None = None,
+            snapshot_name: str | None = None, security_group_ids: list[str] | None = None,
+            snapshot_retention: int = 0, snapshot_window: str | None = None,
+            tags: dict[str, str] | None = None) -> ReplicationGroup:
+        """Cluster mode is on when node groups are asked for, ClusterMode is enabled or the parameter
+        group is a .cluster.on one; `configured_node_groups` is the length of NodeGroupConfiguration."""
+        gid = check_id(group_id, "ReplicationGroupId", 40)
+        if not description:
+            raise invalid_value("The parameter ReplicationGroupDescription must be provided and must not be blank.")
+        engine, version = self.check_engine(engine, engine_version)
+        if engine == "memcached":
+            raise invalid_value("Replication groups are for Redis/Valkey; Memcached has no replication.")
+        node_type = node_type or "cache.t4g.micro"
+        pg_name = param_group or ""
+        clustered = bool(num_node_groups or configured_node_groups) or (cluster_mode or "").lower() == "enabled" \
+            or pg_name.endswith(".cluster.on")
+        if num_cache_clusters and clustered and int(num_node_groups or 1) > 1:
+            raise invalid_combination("NumCacheClusters is for cluster mode disabled; with NumNodeGroups use "
+                                      "ReplicasPerNodeGroup.")
+        if clustered:
+            shards = int(num_node_groups or configured_node_groups or 1)
+            replicas = int(replicas_per_node_group or 0)
+            if not 1 <= shards <= 10:
+                raise invalid_value("NumNodeGroups must be between 1 and 10 on the local endpoint "
+                                    "(AWS allows up to 500).")
+        else:
+            shards = 1
+            total = num_cache_clusters
+            if total is None and replicas_per_node_group is not None:
+                total = int(replicas_per_node_group) + 1
+            total = int(total or 1)
+            if not 1 <= total <= 6:
+                raise invalid_value("NumCacheClusters must be between 1 and 6 (one primary and up to 5 replicas).")
+            replicas = total - 1
+        if not 0 <= replicas <= 5:
+            raise invalid_value("ReplicasPerNodeGroup must be between 0 and 5.")
+        failover = bool(automatic_failover) if automatic_failover is not None else clustered
+        if failover and not clustered and replicas == 0:
+            raise invalid_combination("Automatic failover needs at least one replica: use NumCacheClusters >= 2.")
+        if clustered and automatic_failover is False:
+            raise invalid_combination("Automatic failover cannot be disabled with cluster mode enabled.")
+        if multi_az and not failover:
+            raise invalid_combination("Multi-AZ needs automatic failover to be enabled.")
+        ugs = list(user_group_ids or [])
+        if auth_token is not None:
+            self.check_token(auth_token, engine, tls)
+        if ugs:
+            if auth_token is not None:
+                raise invalid_combination("Use either an AUTH token or user groups (RBAC), not both.")
+            if not tls:
+                raise invalid_combination("User groups (RBAC) need TransitEncryptionEnabled: encryption in transit "
+                                          "must be enabled.")
+            for ug in ugs:
+                self.get_user_group(ug)
+        pg = self.param_group_for(pg_name or None, engine, clustered)
+        subnet = self.check_subnet_group(subnet_group)
+        snap = self.snapshot_to_restore(snapshot_name)
+        with self.lock:
+            if gid in self.groups:
+                raise already_exists("ReplicationGroup", gid)
+            g = ReplicationGroup(
+                group_id=gid, description=description, engine=engine, engine_version=version,
+                node_type=node_type, cluster_mode=clustered, shards=shards, replicas=replicas,
+                automatic_failover=failover, multi_az=bool(multi_az), param_group=pg.name,
+                subnet_group=subnet, security_group_ids=list(security_group_ids or []), auth_token=auth_token,
+                tls=tls, user_group_ids=ugs, snapshot_name=snap.name if snap else None,
+                snapshot_retention=snapshot_retention, snapshot_window=snapshot_window or "05:00-06:00")
+            self.groups[gid] = g
+        self.add_tags(g.arn, tags)
+        files = [Path(f) for f in snap.files] if snap else []
+        self.background(f"create-rg-{gid}", lambda: self._provision_group(g, files),
+                        lambda msg: self._failed_group(g, msg))
+        return g
+
+    def _failed_group(self, g: ReplicationGroup, msg: str) -> None:
+        g.status = "create-failed"
+        self.event(g.group_id, "replication-group", f"Failed to create replication group: {msg}")
+
+    def _provision_group(self, g: ReplicationGroup, snap_files: list[Path]) -> None:
+        pg = self.param_groups.get(g.param_group)
+        config = {**(pg.effective() if pg else {}), "maxmemory": maxmemory_for(g.node_type)}
+        name = g.service_name
+        ops.fresh_dir(name)
+        internal = bool(g.auth_token or g.user_group_ids)
+        if g.topology == "aws-redis":
+            svc = services.start("aws-redis", name=name, config=config, tls=g.tls)
+        elif g.topology == "replicated":
+            svc = services.start("replicated", name=name, replicas=g.replicas, password=internal, tls=g.tls,
+                                 config=config)
+            if not g.automatic_failover:
+                self._sentinels_monitor(g, False)
+        else:
+            svc = services.start("cluster", name=name, shards=g.shards, replicas=g.replicas, password=internal,
+                                 tls=g.tls, config=config)
+        self._assign_members(g, svc)
+        if g.auth_token:  # the learner's token becomes a password of the default user on every node
+            for node in ops.data_nodes(svc):
+                ops.acl_setuser(self._admin(g, svc, node), "default", [f">{g.auth_token}"])
+        if g.user_group_ids:
+            self._apply_user_groups(g)
+        if snap_files:
+            moved = ops.restore_keys(snap_files, self.group_client(g), name)
+            self.event(g.group_id, "replication-group",
+                       f"Restored {moved} keys from snapshot {g.snapshot_name}")
+        for node in ops.data_nodes(svc):
+            self.event(g.member_ids[node.name], "cache-cluster", "Cache cluster created")
+        g.status = "available"
+        self.event(g.group_id, "replication-group", "Replication group created")
+
+    # --- the engines of a group ---------------------------------------------------------------
+    def group_service(self, g: ReplicationGroup) -> services.Service:
+        svc = services.get(g.service_name)
+        if svc is None:
+            raise invalid_state("ReplicationGroup", g.group_id, "without running engines", "provisioned")
+        return svc
+
+    def _admin(self, g: ReplicationGroup, svc: services.Service, node: Node) -> Any:
+        """A privileged connection to one node (the control plane's own user once RBAC is on)."""
+        if g.admin_password:
+            return ops.redis_conn(node.host, node.port, username=ADMIN_USER, password=g.admin_password, tls=g.tls)
+        return ops.redis_conn(node.host, node.port, password=svc.password() or g.auth_token, tls=g.tls)
+
+    def _assign_members(self, g: ReplicationGroup, svc: services.Service) -> None:
+        """Give each data node a member cluster id (<group>-001, or <group>-0001-001 in cluster mode)."""
+        nodes = ops.data_nodes(svc)
+        if g.cluster_mode:
+            view = self._cluster_view(g, svc)
+            by_port = {v["port"]: v for v in view}
+            by_id = {v["id"]: n for n in nodes for v in [by_port.get(n.port, {})] if v}
+            # A node group is a primary that serves slots, with the replicas that follow it; a node
+            # that just joined (no slots, no master yet) waits for the next describe.
+            primaries = [n for n in nodes if "master" in by_port.get(n.port, {}).get("flags", "")
+                         and by_port[n.port].get("slots")]
+            for prim in primaries:
+                if prim.name not in g.node_group_of:
+                    used = set(g.node_group_of.values())
+                    g.node_group_of[prim.name] = next(f"{i:04d}" for i in itertools.count(1)
+                                                      if f"{i:04d}" not in used)
+            for n in nodes:
+                master = by_id.get(by_port.get(n.port, {}).get("master", "-"))
+                if master is not None and master.name in g.node_group_of:
+                    g.node_group_of[n.name] = g.node_group_of[master.name]  # follows failovers too
+            for n in nodes:
+                ng = g.node_group_of.get(n.name)
+                if ng and n.name not in g.member_ids:
+                    used = set(g.member_ids.values())
+                    g.member_ids[n.name] = next(f"{g.group_id}-{ng}-{i:03d}" for i in itertools.count(1)
+                                                if f"{g.group_id}-{ng}-{i:03d}" not in used)
+        else:
+            for n in nodes:
+                g.node_group_of.setdefault(n.name, "0001")
+                if n.name not in g.member_ids:
+                    used = set(g.member_ids.values())
+                    g.member_ids[n.name] = next(f"{g.group_id}-{i:03d}" for i in itertools.count(1)
+                                                if f"{g.group_id}-{i:03d}" not in used)
+
+    def _cluster_view(self, g: ReplicationGroup, svc: services.Service) -> list[dict[str, Any]]:
+        from helpers.runtime import topologies
+
+        for n in ops.data_nodes(svc):
+            if n.alive() and not n.paused():
+                with contextlib.suppress(Exception):
+                    text = self._admin(g, svc, n).execute_command("CLUSTER", "NODES")
+                    return topologies.parse_cluster_nodes(text)
+        return []
+
+    def _roles(self, g: ReplicationGroup, svc: services.Service) -> dict[str, str]:
+        """node name -> 'primary' | 'replica', as the engines say right now."""
+        roles: dict[str, str] = {}
+        for n in ops.data_nodes(svc):
+            role = "replica"
+            if n.alive() and not n.paused():
+                with contextlib.suppress(Exception):
+                    r = self._admin(g, svc, n).execute_command("ROLE")[0]
+                    role = "primary" if r == "master" else "replica"
+            roles[n.name] = role
+        return roles
+
+    def group_members(self, g: ReplicationGroup) -> list[Member]:
+        """Member cache clusters with their live endpoint, role and node group."""
+        if g.status in ("creating", "create-failed"):
+            return []
+        svc = services.get(g.service_name)
+        if svc is None:
+            return []
+        if any(n.name not in g.member_ids for n in ops.data_nodes(svc)):
+            with contextlib.suppress(Exception):
+                self._assign_members(g, svc)  # nodes added by scaling (or left by a failed resharding)
+        roles = self._roles(g, svc)
+        out = []
+        for n in ops.data_nodes(svc):
+            if n.name not in g.member_ids:
+                continue
+            mid = g.member_ids[n.name]
+            idx = int(mid.rsplit("-", 1)[-1])
+            out.append(Member(g, mid, n, roles.get(n.name, "replica"), g.node_group_of.get(n.name, "0001"),
+                              AZS[(idx - 1) % len(AZS)]))
+        out.sort(key=lambda m: m.cluster_id)
+        return out
+
+    def slots_of(self, g: ReplicationGroup, node: Node) -> list[int]:
+        """The hash slots a node serves, as the cluster says right now."""
+        svc = services.get(g.service_name)
+        if svc is None:
+            return []
+        for v in self._cluster_view(g, svc):
+            if v["port"] == node.port:
+                return sorted(v["slots"])
+        return []
+
+    def group_client(self, g: ReplicationGroup) -> Any:
+        """A privileged client for the whole group: RedisCluster in cluster mode, else the primary."""
+        svc = self.group_service(g)
+        if g.cluster_mode:
+            from redis.cluster import ClusterNode, RedisCluster
+
+            kwargs: dict[str, Any] = {"decode_responses": False}
+            if g.admin_password:
+                kwargs.update(username=ADMIN_USER, password=g.admin_password)
+            elif svc.password() or g.auth_token:
+                kwargs["password"] = svc.password() or g.auth_token
+            if g.tls:
+                kwargs.update(ops._tls().redis_tls_client_kwargs(client_cert=False))
+            nodes = [ClusterNode(n.host, n.port) for n in ops.data_nodes(svc)]
+            return RedisCluster(startup_nodes=nodes, **kwargs)
+        roles = self._roles(g, svc)
+        primary = next(n for n in ops.data_nodes(svc) if roles.get(n.name) == "primary")
+        conn = self._admin(g, svc, primary)
+        conn.connection_pool.connection_kwargs["decode_responses"] = False
+        conn.connection_pool.reset()
+        return conn
+
+    def get_group(self, gid: Any) -> ReplicationGroup:
+        return self._lookup(self.groups, gid, "ReplicationGroup", lower=True)
+
+    def _require_available(self, g: ReplicationGroup) -> None:
+        if g.status != "available":
+            raise invalid_state("ReplicationGroup", g.group_id, g.status)
+
+    def describe_replication_groups(self, group_id: str | None = None) -> list[ReplicationGroup]:
+        return self._describe(group_id, self.get_group, self.groups)
+
+    def delete_replication_group(self, group_id: str | None, retain_primary_cluster: bool = False,
+                                 final_snapshot: str | None = None) -> tuple[ReplicationGroup, list[Member]]:
+        """The group (now deleting) and its members as they were: the engines stop in the background."""
+        g = self.get_group(group_id)
+        if g.status not in ("available", "create-failed"):
+            raise invalid_state("ReplicationGroup", g.group_id, g.status)
+        if retain_primary_cluster:
+            raise invalid_value("RetainPrimaryCluster is not supported on the local endpoint; delete the whole group.")
+        if final_snapshot:
+            self._check_new_snapshot(final_snapshot, g.engine)
+        members = self.group_members(g)
+        g.status = "deleting"
+
+        def work() -> None:
+            if final_snapshot:
+                self._snapshot_group(g, final_snapshot)
+            services.stop(g.service_name)
+            for extra in [s.name for s in services.status() if s.name.startswith(g.service_name + "-")]:
+                services.stop(extra)
+            shutil.rmtree(state.home() / "services" / g.service_name, ignore_errors=True)
+            with self.lock:
+                self.groups.pop(g.group_id, None)
+                self.tags.pop(g.arn, None)
+            self.event(g.group_id, "replication-group", "Replication group deleted")
+
+        self.background(f"delete-rg-{g.group_id}", work,
+                        lambda msg: self.event(g.group_id, "replication-group", f"Delete failed: {msg}"))
+        return g, members
+
+    def modify_replication_group(
+            self, group_id: str | None, description: str | None = None, snapshot_retention: int | None = None,
+            snapshot_window: str | None = None, node_type: str | None = None,
+            automatic_failover: bool | None = None, multi_az: bool | None = None, param_group: str | None = None,
+            add_user_groups: list[str] | None = None, remove_user_groups: list[str] | None = None,
+            auth_token: str | None = None, auth_token_strategy: str | None = None) -> ReplicationGroup:
+        g = self.get_group(group_id)
+        self._require_available(g)
+        if description:
+            g.description = description
+        if snapshot_retention is not None:
+            g.snapshot_retention = snapshot_retention
+        if snapshot_window:
+            g.snapshot_window = snapshot_window
+        if node_type:
+            g.node_type = node_type
+        failover = automatic_failover
+        if failover is not None:
+            if g.cluster_mode and not failover:
+                raise invalid_combination("Automatic failover cannot be disabled with cluster mode enabled.")
+            if failover and not g.cluster_mode and g.replicas == 0:
+                raise invalid_combination("Automatic failover needs at least one replica.")
+        if multi_az and not (failover if failover is not None else g.automatic_failover):
+            raise invalid_combination("Multi-AZ needs automatic failover to be enabled.")
+        pg = self.param_group_for(param_group, g.engine, g.cluster_mode) if param_group else None
+        add_ugs = list(add_user_groups or [])
+        remove_ugs = list(remove_user_groups or [])
+        for ug in add_ugs + remove_ugs:
+            self.get_user_group(ug)
+        if add_ugs and not g.tls:
+            raise invalid_combination("User groups (RBAC) need encryption in transit on the replication group.")
+        if add_ugs and g.auth_token:
+            raise invalid_combination("This group uses an AUTH token; user groups and AUTH tokens exclude each other.")
+        token = auth_token
+        if token is not None:
+            if not g.tls:
+                raise invalid_combination("An AUTH token needs encryption in transit on the replication group.")
+            self.check_token(token, g.engine, True)
+        g.status = "modifying"
+
+        def work() -> None:
+            if failover is not None and bool(failover) != g.automatic_failover:
+                g.automatic_failover = bool(failover)
+                if g.topology == "replicated":
+                    self._sentinels_monitor(g, g.automatic_failover)
+                self.event(g.group_id, "replication-group",
+                           f"Automatic failover {'enabled' if g.automatic_failover else 'disabled'}")
+            if multi_az is not None:
+                g.multi_az = bool(multi_az)
+            if pg is not None:
+                g.param_group = pg.name
+                self.apply_parameters(pg)
+            if add_ugs or remove_ugs:
+                g.user_group_ids = [u for u in g.user_group_ids if u not in remove_ugs] + \
+                    [u for u in add_ugs if u not in g.user_group_ids]
+                self._apply_user_groups(g)
+            if token is not None:
+                strategy = (auth_token_strategy or "ROTATE").upper()
+                svc = self.group_service(g)
+                for node in ops.data_nodes(svc):
+                    conn = self._admin(g, svc, node)
+                    if strategy == "SET" and g.auth_token:
+                        ops.acl_setuser(conn, "default", [f"<{g.auth_token}", f">{token}"])
+                    else:
+                        ops.acl_setuser(conn, "default", [f">{token}"])
+                g.auth_token = token
+                self.event(g.group_id, "replication-group", f"AUTH token updated ({strategy})")
+            g.status = "available"
+            self.event(g.group_id, "replication-group", "Replication group modified")
+
+        self.background(f"modify-rg-{g.group_id}", work, lambda msg: self._group_op_failed(g, msg))
+        return g
+
+    def _group_op_failed(self, g: ReplicationGroup, msg: str) -> None:
+        g.status = "available"
+        self.event(g.group_id, "replication-group", f"Operation failed: {msg}")
+
+    def _sentinels_monitor(self, g: ReplicationGroup, on: bool) -> None:
+        """Automatic failover off = the Sentinels stop watching the primary (and on = watch again)."""
+        from helpers.runtime import topologies
+
+        svc = self.group_service(g)
+        master = svc.meta["master_name"]
+        host, port = (topologies.current_primary(svc) if on is False else self._primary_addr(g, svc))
+        for s in svc.nodes_by(role="sentinel"):
+            c = topologies.sentinel_node_client(svc, s)
+            if on:
+                with contextlib.suppress(Exception):
+                    c.execute_command("SENTINEL", "MONITOR", master, host, port, 2)
+                secret = svc.password()
+                if secret:
+                    c.execute_command("SENTINEL", "SET", master, "auth-pass", secret)
+                c.execute_command("SENTINEL", "SET", master, "down-after-milliseconds", 1500)
+                c.execute_command("SENTINEL", "SET", master, "failover-timeout", 6000)
+            else:
+                with contextlib.suppress(Exception):
+                    c.execute_command("SENTINEL", "REMOVE", master)
+
+    def _primary_addr(self, g: ReplicationGroup, svc: services.Service) -> tuple[str, int]:
+        roles = self._roles(g, svc)
+        n = next(n for n in ops.data_nodes(svc) if roles.get(n.name) == "primary")
+        return n.host, n.port

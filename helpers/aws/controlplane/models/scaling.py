@@ -1,0 +1,226 @@
+"""Failover and scaling of replication groups: test failover, replica counts, resharding."""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import time
+
+from helpers.aws.controlplane import engineops as ops
+from helpers.aws.controlplane.errors import ApiError, invalid_combination, invalid_value, not_found
+from helpers.aws.controlplane.models.base import Backend, ReplicationGroup
+from helpers.runtime import services, state
+from helpers.runtime.engines import Node
+
+
+class Scaling(Backend):
+    def test_failover(self, group_id: str | None, node_group_id: str | None) -> ReplicationGroup:
+        g = self.get_group(group_id)
+        ng = node_group_id or ""
+        self._require_available(g)
+        members = self.group_members(g)
+        if ng not in {m.node_group for m in members}:
+            raise not_found("NodeGroup", ng)
+        if not g.automatic_failover or not any(m.node_group == ng and m.role == "replica" for m in members):
+            raise ApiError("Test failover needs automatic failover enabled and at least one replica in the node "
+                           "group.", "TestFailoverNotAvailableFault")
+        old = next(m for m in members if m.node_group == ng and m.role == "primary")
+        g.status = "modifying"
+        self.event(g.group_id, "replication-group", f"Test Failover API called for node group {ng}")
+
+        def work() -> None:
+            svc = self.group_service(g)
+            old_node: Node = old.node
+            if g.cluster_mode:
+                replica = next(m.node for m in members if m.node_group == ng and m.role == "replica")
+                self._admin(g, svc, replica).execute_command("CLUSTER", "FAILOVER")
+            else:
+                from helpers.runtime import topologies
+
+                s = svc.nodes_by(role="sentinel")[0]
+                topologies.sentinel_node_client(svc, s).execute_command("SENTINEL", "FAILOVER", svc.meta["master_name"])
+            deadline = time.monotonic() + 45
+            while time.monotonic() < deadline:
+                if not g.cluster_mode:
+                    self._demote_old_primary(g, svc, old_node)
+                roles = self._roles(g, svc)
+                new = [n for n in ops.data_nodes(svc) if roles.get(n.name) == "primary"
+                       and g.node_group_of.get(n.name) == ng and n.name != old_node.name]
+                if new and roles.get(old_node.name) == "replica":
+                    break
+                time.sleep(0.2)
+            else:
+                raise RuntimeError("the failover did not complete within 45 s")
+            with contextlib.suppress(Exception):
+                from helpers.runtime import topologies
+
+                topologies.refresh_roles(services.get(g.service_name))
+            self.event(g.member_ids[new[0].name], "cache-cluster",
+                       f"Failover from primary node {old.cluster_id} to replica node "
+                       f"{g.member_ids[new[0].name]} completed")
+            self.event(g.group_id, "replication-group", f"Failover to replica node {g.member_ids[new[0].name]} "
+                       "completed")
+            g.status = "available"
+
+        self.background(f"failover-{g.group_id}", work, lambda msg: self._group_op_failed(g, msg))
+        return g
+
+    def _demote_old_primary(self, g: ReplicationGroup, svc: services.Service, old: Node) -> None:
+        """Once Sentinel has promoted a replica, point the old primary at it right away.
+
+        Sentinel would do the same, but only at its next INFO round (up to 10 s later).
+        """
+        from helpers.runtime import topologies
+
+        with contextlib.suppress(Exception):
+            host, port = topologies.current_primary(svc)
+            if port == old.port:
+                return
+            conn = self._admin(g, svc, old)
+            if conn.execute_command("ROLE")[0] == "master":
+                conn.execute_command("REPLICAOF", host, port)
+
+    def change_replica_count(self, group_id: str | None, increase: bool, new_replica_count: int | None,
+                             apply_immediately: bool = False,
+                             replicas_to_remove: list[str] | None = None) -> ReplicationGroup:
+        """IncreaseReplicaCount and DecreaseReplicaCount (cluster mode disabled)."""
+        g = self.get_group(group_id)
+        self._require_available(g)
+        if not apply_immediately:
+            raise invalid_value("ApplyImmediately must be true (the local endpoint has no maintenance window).")
+        if new_replica_count is None:
+            raise invalid_value("NewReplicaCount is required on the local endpoint.")
+        target = int(new_replica_count)
+        if increase and target <= g.replicas:
+            raise invalid_value(f"NewReplicaCount ({target}) must be greater than the current {g.replicas}.")
+        if not increase and target >= g.replicas:
+            raise invalid_value(f"NewReplicaCount ({target}) must be less than the current {g.replicas}.")
+        if not 0 <= target <= 5:
+            raise invalid_value("NewReplicaCount must be between 0 and 5.")
+        if not increase and g.automatic_failover and target < 1:
+            raise invalid_combination("A group with automatic failover needs at least one replica per node group.")
+        if g.topology == "aws-redis" or g.cluster_mode:
+            raise invalid_value("On the local endpoint, replica counts change for cluster-mode-disabled groups "
+                                "created with at least one replica.")
+        g.status = "modifying"
+        remove_ids = list(replicas_to_remove or [])
+
+        def work() -> None:
+            svc = self.group_service(g)
+            if increase:
+                self._add_replicas(g, svc, target - g.replicas)
+            else:
+                self._remove_replicas(g, svc, g.replicas - target, remove_ids)
+            g.replicas = target
+            self._assign_members(g, self.group_service(g))
+            if g.user_group_ids or g.auth_token:
+                self._secure_new_nodes(g)
+            g.status = "available"
+            self.event(g.group_id, "replication-group",
+                       f"{'Increased' if increase else 'Decreased'} replica count to {target}")
+
+        self.background(f"replicas-{g.group_id}", work, lambda msg: self._group_op_failed(g, msg))
+        return g
+
+    def _add_replicas(self, g: ReplicationGroup, svc: services.Service, count: int) -> None:
+        from helpers.runtime import topologies
+
+        host, port = self._primary_addr(g, svc)
+        workdir = state.service_dir(svc.name)
+        existing = {n.name for n in svc.nodes}
+        for _ in range(count):
+            k = next(i for i in itertools.count(1) if f"{svc.name}-{i}" not in existing)
+            node = topologies.start_data_node(f"{svc.name}-{k}", "replica", workdir, svc.meta["binary"],
+                                               svc.options.get("config"), svc.password(), g.tls,
+                                               {"replicaof": f"{host} {port}"})
+            existing.add(node.name)
+            svc.nodes.append(node)
+            topologies.record(svc)
+            conn = self._admin(g, svc, node)
+            deadline = time.monotonic() + 30
+            while conn.info("replication").get("master_link_status") != "up":
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"replica {node.name} did not sync with the primary")
+                time.sleep(0.1)
+
+    def _remove_replicas(self, g: ReplicationGroup, svc: services.Service, count: int, ids: list[str]) -> None:
+        roles = self._roles(g, svc)
+        by_member = {mid: name for name, mid in g.member_ids.items()}
+        if ids:
+            names = [by_member[i] for i in ids if i in by_member and roles.get(by_member[i]) == "replica"]
+        else:
+            names = [n.name for n in reversed(ops.data_nodes(svc)) if roles.get(n.name) == "replica"]
+        names = names[:count]
+        for n in [n for n in svc.nodes if n.name in names]:
+            n.stop()
+            svc.nodes.remove(n)
+            g.member_ids.pop(n.name, None)
+        from helpers.runtime import topologies
+
+        topologies.record(svc)
+        for s in svc.nodes_by(role="sentinel"):
+            with contextlib.suppress(Exception):
+                topologies.sentinel_node_client(svc, s).execute_command("SENTINEL", "RESET", svc.meta["master_name"])
+
+    def modify_shards(self, group_id: str | None, node_group_count: int | None, apply_immediately: bool = False,
+                      to_remove: list[str] | None = None, to_retain: list[str] | None = None) -> ReplicationGroup:
+        """ModifyReplicationGroupShardConfiguration: add shards, or remove the ones named (or not retained)."""
+        g = self.get_group(group_id)
+        self._require_available(g)
+        if not g.cluster_mode:
+            raise invalid_value("Shard configuration changes need a replication group with cluster mode enabled.")
+        if not apply_immediately:
+            raise invalid_value("ApplyImmediately must be true.")
+        if node_group_count is None:
+            raise invalid_value("NodeGroupCount is required.")
+        count = int(node_group_count)
+        members = self.group_members(g)
+        current = sorted({m.node_group for m in members})
+        if not 1 <= count <= 10:
+            raise invalid_value("NodeGroupCount must be between 1 and 10 on the local endpoint.")
+        to_remove = list(to_remove or [])
+        to_retain = list(to_retain or [])
+        if count < len(current):
+            if to_retain and not to_remove:
+                to_remove = [ng for ng in current if ng not in to_retain]
+            if len(to_remove) != len(current) - count:
+                raise invalid_value(f"To go from {len(current)} to {count} node groups, name "
+                                    f"{len(current) - count} in NodeGroupsToRemove (or the ones to keep in "
+                                    "NodeGroupsToRetain).")
+            for ng in to_remove:
+                if ng not in current:
+                    raise not_found("NodeGroup", ng)
+        elif count == len(current):
+            raise invalid_value(f"The group already has {count} node groups.")
+        g.status = "modifying"
+        g.resharding = True
+
+        def work() -> None:
+            from helpers.runtime import topologies
+
+            svc = self.group_service(g)
+            if count > len(current):
+                for _ in range(count - len(current)):
+                    svc = topologies.add_shard(svc, replicas=g.replicas)
+                    self._assign_members(g, svc)
+            else:
+                for ng in to_remove:
+                    fresh = self.group_members(g)
+                    prim = next(m.node for m in fresh if m.node_group == ng and m.role == "primary")
+                    svc = topologies.remove_shard(self.group_service(g), prim.port)
+                    for name in [n for n, x in g.node_group_of.items() if x == ng]:
+                        g.node_group_of.pop(name, None)
+                        g.member_ids.pop(name, None)
+            g.shards = count
+            if g.user_group_ids or g.auth_token:
+                self._secure_new_nodes(g)
+            g.resharding = False
+            g.status = "available"
+            self.event(g.group_id, "replication-group", f"Resharding complete: {count} node groups")
+
+        def failed(msg: str) -> None:
+            g.resharding = False
+            self._group_op_failed(g, msg)
+
+        self.background(f"reshard-{g.group_id}", work, failed)
+        return g

@@ -1,0 +1,197 @@
+"""Snapshots: real RDB files, one per shard, under the learner's state directory."""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import shutil
+import time
+from pathlib import Path
+
+from helpers.aws.controlplane import engineops as ops
+from helpers.aws.controlplane.errors import (
+    ApiError,
+    already_exists,
+    invalid_combination,
+    invalid_state,
+    invalid_value,
+)
+from helpers.aws.controlplane.models.base import (
+    Backend,
+    CacheCluster,
+    NodeSnapshot,
+    ReplicationGroup,
+    Snapshot,
+    check_id,
+)
+from helpers.runtime import services, state
+
+
+class Snapshots(Backend):
+    def _check_new_snapshot(self, name: str | None, engine: str) -> None:
+        if engine == "memcached":
+            raise ApiError("Snapshots are not supported for memcached.", "SnapshotFeatureNotSupportedFault")
+        check_id(name, "SnapshotName", 255)
+        with self.lock:
+            if name in self.snapshots:
+                raise already_exists("Snapshot", str(name))
+
+    def snapshot_dir(self, name: str) -> Path:
+        return state.home() / "aws-snapshots" / name
+
+    def create_snapshot(self, name: str | None, cluster_id: str | None = None, group_id: str | None = None,
+                        tags: dict[str, str] | None = None) -> Snapshot:
+        if not name:
+            raise invalid_value("The parameter SnapshotName must be provided.")
+        if cluster_id and group_id:
+            raise invalid_combination("Only one of CacheClusterId or ReplicationGroupId can be provided.")
+        if group_id:
+            g = self.get_group(group_id)
+            self._require_available(g)
+            self._check_new_snapshot(name, g.engine)
+            snap = self._new_snapshot(name, group=g)
+            g.status = "snapshotting"
+
+            def work() -> None:
+                self._snapshot_group(g, name, snap)
+                g.status = "available"
+
+            self.background(f"snapshot-{name}", work, lambda msg: self._snapshot_failed(snap, msg, group=g))
+        elif cluster_id:
+            cid = str(cluster_id).lower()
+            member = next((g for g in self.groups.values() if cid in g.member_ids.values()), None)
+            if member:  # a member of a replication group: AWS snapshots the whole group
+                return self.create_snapshot(name, group_id=member.group_id, tags=tags)
+            cc = self.get_cluster(cid)
+            self._check_new_snapshot(name, cc.engine)
+            if cc.status != "available":
+                raise invalid_state("CacheCluster", cc.cluster_id, cc.status)
+            snap = self._new_snapshot(name, cluster=cc)
+            cc.status = "snapshotting"
+
+            def work() -> None:
+                self._snapshot_cluster(cc, name, snap)
+                cc.status = "available"
+
+            self.background(f"snapshot-{name}", work, lambda msg: self._snapshot_failed(snap, msg, cluster=cc))
+        else:
+            raise invalid_value("One of CacheClusterId or ReplicationGroupId must be provided.")
+        self.add_tags(snap.arn, tags)
+        return snap
+
+    def _new_snapshot(self, name: str, cluster: CacheCluster | None = None,
+                      group: ReplicationGroup | None = None) -> Snapshot:
+        """A snapshot keeps a copy of its source as it is now (describe shows the source's settings)."""
+        with self.lock:
+            if name in self.snapshots:
+                raise already_exists("Snapshot", name)
+            snap = Snapshot(name, cluster=copy.copy(cluster), group=copy.copy(group))
+            self.snapshots[name] = snap
+        return snap
+
+    def _snapshot_failed(self, snap: Snapshot, msg: str, group: ReplicationGroup | None = None,
+                         cluster: CacheCluster | None = None) -> None:
+        snap.status = "failed"
+        if group:
+            group.status = "available"
+        if cluster:
+            cluster.status = "available"
+        self.event(snap.name, "snapshot", f"Snapshot failed: {msg}")
+
+    def _snapshot_cluster(self, cc: CacheCluster, name: str, snap: Snapshot | None = None) -> None:
+        if snap is None:
+            snap = self._new_snapshot(name, cluster=cc)
+        svc = services.get(cc.service_name())
+        if svc is None:
+            raise RuntimeError(f"cache cluster {cc.cluster_id} has no running engine")
+        target = self.snapshot_dir(name) / "0001.rdb"
+        size = ops.bgsave_to(self._cluster_conn(cc, svc.nodes[0]), target)
+        snap.files = [str(target)]
+        snap.node_snapshots = [NodeSnapshot("0001", size, cc.created)]
+        snap.status = "available"
+        self.event(cc.cluster_id, "cache-cluster", f"Snapshot succeeded for snapshot with ID '{name}' of cache "
+                   f"cluster with ID '{cc.cluster_id}'")
+
+    def _snapshot_group(self, g: ReplicationGroup, name: str, snap: Snapshot | None = None) -> None:
+        """One RDB per node group, taken (like ElastiCache) from a replica when there is one."""
+        if snap is None:
+            snap = self._new_snapshot(name, group=g)
+        svc = self.group_service(g)
+        members = self.group_members(g)
+        files, nodes = [], []
+        for ng in sorted({m.node_group for m in members}):
+            mine = [m for m in members if m.node_group == ng]
+            pick = next((m for m in mine if m.role == "replica"), None) or mine[0]
+            target = self.snapshot_dir(name) / f"{ng}.rdb"
+            conn = self._admin(g, svc, pick.node)
+            if pick.role == "replica":  # let the replica catch up with the primary first
+                with contextlib.suppress(Exception):
+                    conn.execute_command("WAIT", 0, 0)
+                time.sleep(0.2)
+            size = ops.bgsave_to(conn, target)
+            files.append(str(target))
+            nodes.append(NodeSnapshot("0001", size, g.created, cluster_id=pick.cluster_id, node_group_id=ng))
+        snap.files, snap.node_snapshots = files, nodes
+        snap.status = "available"
+        self.event(g.group_id, "replication-group",
+                   f"Snapshot succeeded for snapshot with ID '{name}' of replication group with ID '{g.group_id}'")
+
+    def get_snapshot(self, name: object) -> Snapshot:
+        return self._lookup(self.snapshots, name, "Snapshot")
+
+    def snapshot_to_restore(self, name: str | None) -> Snapshot | None:
+        """The snapshot a new cluster or group starts from (None: start empty)."""
+        if not name:
+            return None
+        snap = self.get_snapshot(name)
+        if snap.status != "available":
+            raise invalid_state("Snapshot", snap.name, snap.status)
+        return snap
+
+    def describe_snapshots(self, name: str | None = None, cluster_id: str | None = None,
+                           group_id: str | None = None, source: str | None = None) -> list[Snapshot]:
+        if name:
+            return [self.get_snapshot(name)]
+        if cluster_id and group_id:
+            raise invalid_combination("Only one of CacheClusterId or ReplicationGroupId can be provided.")
+        out = []
+        for s in list(self.snapshots.values()):
+            if cluster_id and (s.cluster.cluster_id if s.cluster else None) != str(cluster_id).lower():
+                continue
+            if group_id and (s.group.group_id if s.group else None) != str(group_id).lower():
+                continue
+            if source not in (None, "user", "manual"):
+                continue
+            out.append(s)
+        return out
+
+    def delete_snapshot(self, name: str | None) -> Snapshot:
+        snap = self.get_snapshot(name)
+        if snap.status == "creating":
+            raise invalid_state("Snapshot", snap.name, "creating")
+        snap.status = "deleting"
+        with self.lock:
+            self.snapshots.pop(snap.name, None)
+            self.tags.pop(snap.arn, None)
+        shutil.rmtree(self.snapshot_dir(snap.name), ignore_errors=True)
+        return snap
+
+    def copy_snapshot(self, source_name: str | None, target_name: str | None, target_bucket: str | None = None,
+                      tags: dict[str, str] | None = None) -> Snapshot:
+        src = self.get_snapshot(source_name)
+        if src.status != "available":
+            raise invalid_state("Snapshot", src.name, src.status)
+        if target_bucket:
+            raise invalid_value("Exporting snapshots to S3 is not available on the local endpoint.")
+        self._check_new_snapshot(target_name, "redis")
+        name = str(target_name)
+        snap = self._new_snapshot(name, cluster=src.cluster, group=src.group)
+        for f in src.files:
+            target = self.snapshot_dir(name) / Path(f).name
+            target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            shutil.copyfile(f, target)
+            snap.files.append(str(target))
+        snap.node_snapshots = list(src.node_snapshots)
+        snap.status = "available"
+        self.add_tags(snap.arn, tags)
+        return snap

@@ -1,0 +1,255 @@
+"""Users and user groups (RBAC): real ACL users on the engines of the replication groups using them."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import re
+import secrets
+from typing import Any
+
+from helpers.aws.controlplane import engineops as ops
+from helpers.aws.controlplane.errors import (
+    ApiError,
+    already_exists,
+    invalid_combination,
+    invalid_state,
+    invalid_value,
+)
+from helpers.aws.controlplane.models.base import (
+    ADMIN_USER,
+    Backend,
+    ReplicationGroup,
+    User,
+    UserGroup,
+    check_id,
+)
+
+
+class Users(Backend):
+    def create_user(self, user_id: str | None, user_name: str | None, engine: str | None,
+                    access_string: str | None, passwords: list[str] | None = None,
+                    no_password_required: bool | None = None, auth_type: str | None = None,
+                    auth_passwords: list[str] | None = None, tags: dict[str, str] | None = None) -> User:
+        uid = check_id(user_id, "UserId", 40)
+        if not user_name:
+            raise invalid_value("The parameter UserName must be provided.")
+        engine = (engine or "").lower()
+        if engine not in ("redis", "valkey"):
+            raise invalid_value("Engine must be redis or valkey for a user.")
+        if not access_string:
+            raise invalid_value("The parameter AccessString must be provided.")
+        passwords, nopass = self._passwords(passwords, no_password_required, auth_type, auth_passwords)
+        self._check_access_string(access_string)
+        with self.lock:
+            if uid in self.users:
+                raise already_exists("User", uid)
+            if user_name != "default" and any(u.user_name == user_name for u in self.users.values()):
+                raise ApiError(f"User name {user_name} already exists.", "DuplicateUserName")
+            u = User(uid, user_name, engine, access_string, passwords, nopass)
+            self.users[uid] = u
+        self.add_tags(u.arn, tags)
+        return u
+
+    @staticmethod
+    def _passwords(passwords: list[str] | None, nopass: bool | None, auth_type: str | None,
+                   auth_passwords: list[str] | None) -> tuple[list[str], bool]:
+        """The passwords given directly or in AuthenticationMode (not both), and NoPasswordRequired."""
+        passwords = list(passwords or [])
+        if auth_passwords and passwords:
+            raise invalid_combination("Passwords provided via multiple arguments. Use only one argument")
+        passwords = passwords or list(auth_passwords or [])
+        if auth_type == "no-password-required":
+            nopass = True
+        elif auth_type == "iam":
+            raise invalid_value("IAM authentication is not available on the local endpoint.")
+        if nopass and passwords:
+            raise invalid_combination("NoPasswordRequired cannot be combined with passwords.")
+        if not nopass and not passwords:
+            raise invalid_value("No password was provided. If you want to create/update the user without password, "
+                                "please use the NoPasswordRequired flag.")
+        if len(passwords) > 2:
+            raise invalid_value("A user has at most two passwords.")
+        for pw in passwords:
+            if not 16 <= len(pw) <= 128:
+                raise invalid_value("Passwords length must be between 16-128 characters.")
+        return passwords, bool(nopass)
+
+    @staticmethod
+    def _check_access_string(access: str) -> None:
+        for token in access.split():
+            if not re.match(r"^(on|off|~.*|%R?W?~.*|&.*|[+-]@?[\w|-]+|allkeys|allchannels|allcommands|nocommands|"
+                            r"resetchannels|resetkeys)$", token):
+                raise invalid_value(f"Access string {access!r} has an invalid token {token!r}.")
+
+    def get_user(self, uid: Any) -> User:
+        return self._lookup(self.users, uid, "User")
+
+    def user_groups_of(self, uid: str) -> list[str]:
+        return [g.group_id for g in self.user_groups.values() if uid in g.user_ids]
+
+    def modify_user(self, user_id: str | None, access_string: str | None = None,
+                    append_access_string: str | None = None, passwords: list[str] | None = None,
+                    no_password_required: bool | None = None, auth_type: str | None = None,
+                    auth_passwords: list[str] | None = None) -> User:
+        u = self.get_user(user_id)
+        if u.user_id == "default":
+            raise invalid_value("The default user cannot be modified; create another user named default.")
+        if access_string:
+            self._check_access_string(access_string)
+            u.access_string = access_string
+        if append_access_string:
+            self._check_access_string(append_access_string)
+            u.access_string += " " + append_access_string
+        if passwords or no_password_required is not None or auth_type or auth_passwords:
+            u.passwords, u.no_password = self._passwords(passwords, no_password_required, auth_type, auth_passwords)
+        self._reapply_for_user(u.user_id)
+        return u
+
+    def delete_user(self, user_id: str | None) -> User:
+        u = self.get_user(user_id)
+        if u.user_id == "default":
+            raise invalid_value("The default user cannot be deleted.")
+        groups = self.user_groups_of(u.user_id)
+        if groups:
+            raise ApiError(f"User {u.user_id} belongs to user group(s) {', '.join(groups)}; "
+                           "remove it from them first.", "InvalidUserState")
+        u.status = "deleting"
+        with self.lock:
+            self.users.pop(u.user_id, None)
+        return u
+
+    def describe_users(self, user_id: str | None = None) -> list[User]:
+        return self._describe(user_id, self.get_user, self.users)
+
+    def create_user_group(self, group_id: str | None, engine: str | None, user_ids: list[str] | None = None,
+                          tags: dict[str, str] | None = None) -> UserGroup:
+        gid = check_id(group_id, "UserGroupId", 40)
+        engine = (engine or "").lower()
+        if engine not in ("redis", "valkey"):
+            raise invalid_value("Engine must be redis or valkey for a user group.")
+        ids = list(user_ids or [])
+        users = [self.get_user(u) for u in ids]
+        if engine == "redis" and not any(u.user_name == "default" for u in users):
+            raise ApiError("A user group must contain a user with the user name default.", "DefaultUserRequired")
+        with self.lock:
+            if gid in self.user_groups:
+                raise already_exists("UserGroup", gid)
+            ug = UserGroup(gid, engine, ids)
+            self.user_groups[gid] = ug
+        self.add_tags(ug.arn, tags)
+        return ug
+
+    def get_user_group(self, gid: Any) -> UserGroup:
+        return self._lookup(self.user_groups, gid, "UserGroup", lower=True)
+
+    def groups_using(self, ug_id: str) -> list[ReplicationGroup]:
+        return [g for g in self.groups.values() if ug_id in g.user_group_ids]
+
+    def modify_user_group(self, group_id: str | None, add: list[str] | None = None,
+                          remove: list[str] | None = None) -> UserGroup:
+        """Returns the user group as the call leaves it (modifying); the engines follow in the background."""
+        ug = self.get_user_group(group_id)
+        add, remove = list(add or []), list(remove or [])
+        for u in add + remove:
+            self.get_user(u)
+        ids = [u for u in ug.user_ids if u not in remove] + [u for u in add if u not in ug.user_ids]
+        if not any(self.users[u].user_name == "default" for u in ids):
+            raise ApiError("A user group must keep a user with the user name default.", "DefaultUserRequired")
+        ug.user_ids = ids
+        ug.status = "modifying"
+        rgs = self.groups_using(ug.group_id)
+
+        def work() -> None:
+            for g in rgs:
+                self._apply_user_groups(g)
+            ug.status = "active"
+
+        def failed(msg: str) -> None:
+            ug.status = "active"
+            self.event(ug.group_id, "user-group", f"Applying the user group failed: {msg}")
+
+        answer = dataclasses.replace(ug)
+        self.background(f"usergroup-{ug.group_id}", work, failed)
+        return answer
+
+    def delete_user_group(self, group_id: str | None) -> UserGroup:
+        ug = self.get_user_group(group_id)
+        using = self.groups_using(ug.group_id)
+        if using:
+            raise invalid_state("UserGroup", ug.group_id, f"in use by {', '.join(g.group_id for g in using)}",
+                                "detached")
+        ug.status = "deleting"
+        with self.lock:
+            self.user_groups.pop(ug.group_id, None)
+        return ug
+
+    def describe_user_groups(self, group_id: str | None = None) -> list[UserGroup]:
+        return self._describe(group_id, self.get_user_group, self.user_groups)
+
+    def _reapply_for_user(self, uid: str) -> None:
+        for ug in self.user_groups.values():
+            if uid in ug.user_ids:
+                for g in self.groups_using(ug.group_id):
+                    self._apply_user_groups(g)
+
+    def _apply_user_groups(self, g: ReplicationGroup) -> None:
+        """Make the engines' ACL match the group's user groups (ACL SETUSER/DELUSER on every node).
+
+        The control plane keeps its own ACL user, and replication and Sentinel use it, so the
+        learner's `default` user can be switched off as AWS recommends.
+        """
+        svc = self.group_service(g)
+        wanted: dict[str, User] = {}
+        for ug_id in g.user_group_ids:
+            ug = self.user_groups.get(ug_id)
+            for uid in ug.user_ids if ug else []:
+                u = self.users[uid]
+                wanted[u.user_name] = u
+        if not g.admin_password:
+            g.admin_password = svc.password() or secrets.token_urlsafe(24)
+            for node in ops.data_nodes(svc):
+                conn = ops.redis_conn(node.host, node.port, password=svc.password() or g.auth_token, tls=g.tls)
+                ops.acl_setuser(conn, ADMIN_USER, ["reset", "on", f">{g.admin_password}", "~*", "&*", "+@all"])
+                conn.config_set("masteruser", ADMIN_USER)
+                conn.config_set("masterauth", g.admin_password)
+            if g.topology == "replicated":
+                from helpers.runtime import topologies
+
+                for s in svc.nodes_by(role="sentinel"):
+                    c = topologies.sentinel_node_client(svc, s)
+                    with contextlib.suppress(Exception):
+                        c.execute_command("SENTINEL", "SET", svc.meta["master_name"], "auth-user", ADMIN_USER)
+                        c.execute_command("SENTINEL", "SET", svc.meta["master_name"], "auth-pass", g.admin_password)
+        for node in ops.data_nodes(svc):
+            conn = self._admin(g, svc, node)
+            for name, u in wanted.items():
+                rules = ops.acl_rules(u.access_string, u.passwords, u.no_password)
+                ops.acl_setuser(conn, name, rules)
+            for name in g.applied_users - set(wanted) - {"default", ADMIN_USER}:
+                ops.acl_deluser(conn, name)
+            if "default" not in wanted:  # no user group any more: back to an open default user
+                ops.acl_setuser(conn, "default", ["reset", "on", "nopass", "~*", "&*", "+@all"])
+        g.applied_users = set(wanted)
+        self.event(g.group_id, "replication-group",
+                   f"User group(s) {', '.join(g.user_group_ids) or '(none)'} applied: users {', '.join(sorted(wanted))}")
+
+    def _secure_new_nodes(self, g: ReplicationGroup) -> None:
+        """Nodes added by scaling get the same AUTH token / ACL users as the others."""
+        if g.auth_token:
+            svc = self.group_service(g)
+            for node in ops.data_nodes(svc):
+                with contextlib.suppress(Exception):
+                    conn = ops.redis_conn(node.host, node.port, password=svc.password(), tls=g.tls)
+                    ops.acl_setuser(conn, "default", [f">{g.auth_token}"])
+        if g.user_group_ids:
+            saved = g.admin_password
+            svc = self.group_service(g)
+            for node in ops.data_nodes(svc):
+                conn = ops.redis_conn(node.host, node.port, password=svc.password(), tls=g.tls)
+                with contextlib.suppress(Exception):
+                    if conn.ping():  # a new node still has the internal password on default
+                        ops.acl_setuser(conn, ADMIN_USER, ["reset", "on", f">{saved}", "~*", "&*", "+@all"])
+                        conn.config_set("masteruser", ADMIN_USER)
+                        conn.config_set("masterauth", saved)
+            self._apply_user_groups(g)

@@ -1,0 +1,155 @@
+"""Replication groups, their member clusters, failover and scaling."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from helpers.aws.controlplane.models import PLANE
+from helpers.aws.controlplane.models.base import Member, ReplicationGroup
+from helpers.aws.controlplane.responses import int_or_none, tag_dict
+
+
+def member_api(m: Member, show_nodes: bool) -> dict[str, Any]:
+    """A member of a replication group, as DescribeCacheClusters shows it."""
+    g, n = m.group, m.node
+    out: dict[str, Any] = {
+        "CacheClusterId": m.cluster_id, "CacheNodeType": g.node_type, "Engine": g.engine,
+        "EngineVersion": g.engine_version, "CacheClusterStatus": "available" if n.alive() else "failed",
+        "NumCacheNodes": 1, "PreferredAvailabilityZone": m.az, "CacheClusterCreateTime": g.created,
+        "PendingModifiedValues": {}, "CacheSecurityGroups": [],
+        "CacheParameterGroup": {"CacheParameterGroupName": g.param_group, "ParameterApplyStatus": "in-sync",
+                                "CacheNodeIdsToReboot": []},
+        "ReplicationGroupId": g.group_id, "SnapshotRetentionLimit": g.snapshot_retention,
+        "AuthTokenEnabled": bool(g.auth_token), "TransitEncryptionEnabled": g.tls,
+        "AtRestEncryptionEnabled": False, "ARN": m.arn,
+        "ReplicationGroupLogDeliveryEnabled": False, "NetworkType": "ipv4", "IpDiscovery": "ipv4"}
+    if show_nodes:
+        out["CacheNodes"] = [{"CacheNodeId": "0001", "CacheNodeStatus": "available" if n.alive() else "failed",
+                              "CacheNodeCreateTime": g.created, "Endpoint": {"Address": n.host, "Port": n.port},
+                              "ParameterGroupStatus": "in-sync", "CustomerAvailabilityZone": m.az}]
+    return out
+
+
+def _slot_ranges(slots: list[int]) -> str:
+    """[0, 1, 2, 5] -> "0-2,5", as NodeGroups' Slots shows them."""
+    ranges, start = [], None
+    for i, s in enumerate(slots):
+        if start is None:
+            start = s
+        if i + 1 == len(slots) or slots[i + 1] != s + 1:
+            ranges.append(f"{start}-{s}" if s != start else str(s))
+            start = None
+    return ",".join(ranges)
+
+
+def _endpoint(m: Member) -> dict[str, Any]:
+    return {"Address": m.node.host, "Port": m.node.port}
+
+
+def group_api(g: ReplicationGroup, members: list[Member] | None = None) -> dict[str, Any]:
+    """The group with its node groups, endpoints and roles (`members`: the live ones unless given)."""
+    if members is None:
+        members = PLANE.group_members(g)
+    node_groups: list[dict[str, Any]] = []
+    for ng in sorted({m.node_group for m in members}) or (["0001"] if not g.cluster_mode else []):
+        mine = [m for m in members if m.node_group == ng]
+        item: dict[str, Any] = {"NodeGroupId": ng, "Status": g.status if g.status != "creating" else "creating",
+                                "NodeGroupMembers": []}
+        for m in mine:
+            member: dict[str, Any] = {"CacheClusterId": m.cluster_id, "CacheNodeId": "0001",
+                                      "PreferredAvailabilityZone": m.az}
+            if not g.cluster_mode:
+                member["ReadEndpoint"] = _endpoint(m)
+                member["CurrentRole"] = m.role
+            item["NodeGroupMembers"].append(member)
+        primary = next((m for m in mine if m.role == "primary"), None)
+        replicas = [m for m in mine if m.role == "replica"]
+        if not g.cluster_mode and primary:
+            item["PrimaryEndpoint"] = _endpoint(primary)
+            # AWS: one DNS name over the replicas; locally the first
+            item["ReaderEndpoint"] = _endpoint((replicas or [primary])[0])
+        if g.cluster_mode and primary:
+            item["Slots"] = _slot_ranges(PLANE.slots_of(g, primary.node))
+        node_groups.append(item)
+    out: dict[str, Any] = {
+        "ReplicationGroupId": g.group_id, "Description": g.description, "Status": g.status,
+        "PendingModifiedValues": {"Resharding": {"SlotMigration": {"ProgressPercentage": 0.0}}} if g.resharding
+        else {},
+        "MemberClusters": [m.cluster_id for m in members],
+        "NodeGroups": node_groups, "AutomaticFailover": "enabled" if g.automatic_failover else "disabled",
+        "MultiAZ": "enabled" if g.multi_az else "disabled", "SnapshotRetentionLimit": g.snapshot_retention,
+        "SnapshotWindow": g.snapshot_window, "ClusterEnabled": g.cluster_mode, "CacheNodeType": g.node_type,
+        "AuthTokenEnabled": bool(g.auth_token), "TransitEncryptionEnabled": g.tls,
+        "AtRestEncryptionEnabled": False, "ARN": g.arn,
+        "UserGroupIds": list(g.user_group_ids), "LogDeliveryConfigurations": [],
+        "ReplicationGroupCreateTime": g.created, "DataTiering": "disabled", "NetworkType": "ipv4",
+        "IpDiscovery": "ipv4", "ClusterMode": "enabled" if g.cluster_mode else "disabled", "Engine": g.engine}
+    if g.tls:
+        out["TransitEncryptionMode"] = "required"
+    if g.snapshot_retention and members:
+        out["SnapshottingClusterId"] = members[-1].cluster_id
+    if g.cluster_mode and members:
+        # AWS: a DNS name over all nodes; any node of a Redis Cluster serves as entry point.
+        out["ConfigurationEndpoint"] = _endpoint(members[0])
+    return out
+
+
+def create_replication_group(p: dict[str, Any]) -> dict[str, Any]:
+    return group_api(PLANE.create_replication_group(
+        p.get("ReplicationGroupId"), p.get("ReplicationGroupDescription"), engine=p.get("Engine"),
+        engine_version=p.get("EngineVersion"), node_type=p.get("CacheNodeType"), cluster_mode=p.get("ClusterMode"),
+        param_group=p.get("CacheParameterGroupName"), num_node_groups=int_or_none(p.get("NumNodeGroups")),
+        configured_node_groups=len(p.get("NodeGroupConfiguration") or []),
+        num_cache_clusters=int_or_none(p.get("NumCacheClusters")),
+        replicas_per_node_group=int_or_none(p.get("ReplicasPerNodeGroup")),
+        automatic_failover=p.get("AutomaticFailoverEnabled"), multi_az=p.get("MultiAZEnabled"),
+        tls=bool(p.get("TransitEncryptionEnabled")), auth_token=p.get("AuthToken"),
+        user_group_ids=list(p.get("UserGroupIds") or []), subnet_group=p.get("CacheSubnetGroupName"),
+        snapshot_name=p.get("SnapshotName"), security_group_ids=list(p.get("SecurityGroupIds") or []),
+        snapshot_retention=int(p.get("SnapshotRetentionLimit") or 0), snapshot_window=p.get("SnapshotWindow"),
+        tags=tag_dict(p)))
+
+
+def describe_replication_groups(p: dict[str, Any]) -> list[dict[str, Any]]:
+    return [group_api(g) for g in PLANE.describe_replication_groups(p.get("ReplicationGroupId"))]
+
+
+def modify_replication_group(p: dict[str, Any]) -> dict[str, Any]:
+    return group_api(PLANE.modify_replication_group(
+        p.get("ReplicationGroupId"), description=p.get("ReplicationGroupDescription"),
+        snapshot_retention=int_or_none(p.get("SnapshotRetentionLimit")), snapshot_window=p.get("SnapshotWindow"),
+        node_type=p.get("CacheNodeType"), automatic_failover=p.get("AutomaticFailoverEnabled"),
+        multi_az=p.get("MultiAZEnabled"), param_group=p.get("CacheParameterGroupName"),
+        add_user_groups=list(p.get("UserGroupIdsToAdd") or []),
+        remove_user_groups=list(p.get("UserGroupIdsToRemove") or []), auth_token=p.get("AuthToken"),
+        auth_token_strategy=p.get("AuthTokenUpdateStrategy")))
+
+
+def delete_replication_group(p: dict[str, Any]) -> dict[str, Any]:
+    return group_api(*PLANE.delete_replication_group(
+        p.get("ReplicationGroupId"), retain_primary_cluster=bool(p.get("RetainPrimaryCluster")),
+        final_snapshot=p.get("FinalSnapshotIdentifier")))
+
+
+def test_failover(p: dict[str, Any]) -> dict[str, Any]:
+    return group_api(PLANE.test_failover(p.get("ReplicationGroupId"), p.get("NodeGroupId")))
+
+
+def _replica_count(p: dict[str, Any], increase: bool) -> dict[str, Any]:
+    return group_api(PLANE.change_replica_count(
+        p.get("ReplicationGroupId"), increase, int_or_none(p.get("NewReplicaCount")),
+        apply_immediately=bool(p.get("ApplyImmediately")), replicas_to_remove=list(p.get("ReplicasToRemove") or [])))
+
+
+def increase_replica_count(p: dict[str, Any]) -> dict[str, Any]:
+    return _replica_count(p, True)
+
+
+def decrease_replica_count(p: dict[str, Any]) -> dict[str, Any]:
+    return _replica_count(p, False)
+
+
+def modify_replication_group_shard_configuration(p: dict[str, Any]) -> dict[str, Any]:
+    return group_api(PLANE.modify_shards(
+        p.get("ReplicationGroupId"), int_or_none(p.get("NodeGroupCount")), apply_immediately=bool(p.get("ApplyImmediately")),
+        to_remove=list(p.get("NodeGroupsToRemove") or []), to_retain=list(p.get("NodeGroupsToRetain") or [])))
