@@ -199,6 +199,9 @@ class Process:
 
     def stop(self, timeout: float = 10.0) -> None:
         stop_tree(self.proc, timeout, self.popen)
+        if self.popen is not None:  # reap our child and keep its exit code, whoever polled it before
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.popen.wait(5)
 
     def wait_ready(self, probe: Callable[[], bool], *, what: str, timeout: float = 20.0,
                    interval: float = 0.03) -> float:
