@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import csv
+import shutil
+import subprocess
+import time
 from fractions import Fraction
 
 import pytest
+import redis
 
 from helpers.aws import catalogue as cat
 
@@ -179,3 +183,28 @@ def test_engine_versions():
         cat.engine_version("redis", "4.0.13")
     assert (err.value.code, err.value.message) == ("InvalidParameterCombination",
                                                    "Cannot find version 4.0.13 for redis")
+
+
+def test_redis7_engine_settings_are_accepted_by_a_real_redis_server(tmp_path):
+    """Every CONFIG name the catalogue maps to exists, and the family's defaults go through CONFIG SET."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.skip("redis-server not installed")
+    sock = tmp_path / "redis.sock"
+    proc = subprocess.Popen([binary, "--port", "0", "--unixsocket", str(sock), "--save", "", "--dir", str(tmp_path)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 10
+        while not sock.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        client = redis.Redis(unix_socket_path=str(sock), decode_responses=True)
+        names = {p.engine_config for p in cat._family("redis7").values() if p.engine_config}
+        assert [n for n in sorted(names) if not client.config_get(n)] == []
+        settings = cat.engine_settings("redis7", cat.defaults("redis7"))
+        assert "client-output-buffer-limit" in settings and "reserved-memory-percent" not in settings
+        for name, value in settings.items():
+            client.config_set(name, value)
+        assert client.config_get("timeout") == {"timeout": "0"}
+    finally:
+        proc.terminate()
+        proc.wait(10)

@@ -41,6 +41,8 @@ ELASTICACHE_ONLY: dict[str, str] = {
                               "error, so after a promotion it reconnects (through DNS) to the new primary.",
     "cluster-enabled": "Chosen by the parameter group (default.<family> or default.<family>.cluster.on): the nodes "
                        "are started in cluster mode or not; never changed on a running node.",
+    "replica-allow-chaining": "Fixed at no: ElastiCache never lets a read replica replicate from another replica "
+                              "(the engine has no such setting; its replicaof decides).",
     "rename-commands": "Renames commands (pairs 'OLD NEW'); the engine can only rename at start "
                        "(rename-command in its configuration file).",
     "search-fanout-target-mode": "A setting of the valkey-search module (Valkey 8.2+), not of valkey-server.",
