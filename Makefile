@@ -1,5 +1,5 @@
 # The README's two commands: `make lab` and `make test`. Each sets everything up first.
-.PHONY: lab test setup engines stop status doctor bench lint clean
+.PHONY: lab test setup engines stop status doctor bench lint clean repeat-labs
 
 VENV   := .venv
 PYBIN  := $(VENV)/bin/python
@@ -20,6 +20,13 @@ test: setup
 	$(PYBIN) -m pytest $(LABS) $(REVERSED) --keep-duplicates --nbval-lax --nbval-current-env \
 		--nbval-cell-timeout=600 -p no:randomly --durations=15 $(PYTEST_ARGS) || status=1; \
 	exit $$status
+
+# Every lab N times in a row (default 10), in one run against the same services, as `make test` runs
+# them: the proof that each measured claim holds every time. Results: docs/reliability.md.
+N ?= 10
+repeat-labs: setup
+	$(PYBIN) -m pytest $(foreach i,$(shell seq $(N)),$(LABS)) --keep-duplicates --nbval-lax --nbval-current-env \
+		--nbval-cell-timeout=600 -p no:randomly -q $(PYTEST_ARGS)
 
 setup: engines $(STAMP)
 
