@@ -6,7 +6,7 @@ PYBIN  := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 LABS   := $(sort $(wildcard labs/*.ipynb))
 REVERSED := $(shell printf '%s\n' $(LABS) | sort -r)
-JUPYTER_ARGS ?=# extra `jupyter lab` arguments; loopback and --allow-root are set by helpers/jupyter.py
+JUPYTER_ARGS ?=# extra `jupyter lab` arguments; loopback, --allow-root and the welcome lab are set by helpers/tools/jupyter.py
 PYTEST_ARGS ?=
 
 lab: setup
