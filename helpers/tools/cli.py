@@ -128,20 +128,14 @@ def cmd_env(args: argparse.Namespace) -> int:
 
 
 def cmd_progress(args: argparse.Namespace) -> int:
-    from helpers.checks import all_exercises
     from helpers.exercises.core import progress
+    from helpers.tools.progress import render_text, summary
 
     done = progress()
-    rows: dict[str, list[str]] = {}
-    for ex in all_exercises():
-        status = done.get(ex.lab, {}).get(ex.qid, {}).get("status", "not started")
-        rows.setdefault(ex.lab, []).append(f"{ex.qid}:{'done' if status == 'correct' else status}")
     if args.json:
         print(json.dumps(done, indent=2))
         return 0
-    for lab, items in rows.items():
-        solved = sum(i.endswith(":done") for i in items)
-        print(f"lab {lab}: {solved}/{len(items)} solved  " + "  ".join(items))
+    print(render_text(summary(done), details=args.all))
     return 0
 
 
@@ -171,8 +165,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_doctor)
     s = sub.add_parser("env", help="print shell export lines for the AWS CLI and redis-cli")
     s.set_defaults(func=cmd_env)
-    s = sub.add_parser("progress", help="each lab's exercises and which are solved")
-    s.add_argument("--json", action="store_true")
+    s = sub.add_parser("progress", help="your solved exercises, lab by lab, and what to do next")
+    s.add_argument("--all", action="store_true", help="list every exercise of every lab")
+    s.add_argument("--json", action="store_true", help="the recorded progress as JSON")
     s.set_defaults(func=cmd_progress)
     s = sub.add_parser("lab", help="start the services, then JupyterLab on loopback with the welcome lab open")
     s.add_argument("jupyter_args", nargs=argparse.REMAINDER, help="extra arguments for `jupyter lab`")
