@@ -1,5 +1,5 @@
 # The README's two commands: `make lab` and `make test`. Each sets everything up first.
-.PHONY: lab test setup engines stop status doctor bench lint clean
+.PHONY: lab test setup engines stop status doctor bench lint clean lock binder-test
 
 VENV   := .venv
 PYBIN  := $(VENV)/bin/python
@@ -26,8 +26,17 @@ setup: engines $(STAMP)
 engines:
 	@sh scripts/setup-engines.sh
 
-$(STAMP): pyproject.toml scripts/setup-python.sh
+$(STAMP): pyproject.toml requirements.lock scripts/setup-python.sh
 	@sh scripts/setup-python.sh
+
+# requirements.lock from the current .venv (after changing pyproject.toml's dependencies and `make setup`).
+lock: $(STAMP)
+	$(PYBIN) -m helpers.tools.lockfile
+
+# Binder as a learner gets it: binder/requirements.txt in a fresh venv, as a non-root user, then lab 00
+# and a JupyterLab terminal through binder/start. Downloads every package: a few minutes.
+binder-test: setup
+	ELASTICACHE_LAB_BINDER_TEST=1 $(PYBIN) -m pytest tests/test_binder.py -p no:randomly -v $(PYTEST_ARGS)
 
 # Figures for the instructor's guide: prints a table, writes artifacts/bench.json; never fails on a slow machine.
 bench: setup
