@@ -90,6 +90,22 @@ def test_lock_is_complete_and_consistent_for_this_environment():
                 assert req.specifier.contains(pins[dep], prereleases=True), f"{name} needs {req}, lock has {pins[dep]}"
 
 
+def test_lock_installs_on_the_oldest_python_it_serves():
+    """Every pinned package admits lockfile.FLOOR (Debian 12's python3), as far as this environment can tell."""
+    from packaging.specifiers import SpecifierSet
+
+    pins = lockfile.read()
+    for name, version in pins.items():
+        try:
+            dist = md.distribution(name)
+        except md.PackageNotFoundError:
+            continue
+        if dist.version == version:
+            spec = SpecifierSet(dist.metadata.get("Requires-Python") or "")
+            assert spec.contains(lockfile.FLOOR), f"{name}=={version} needs Python {spec}: hold it back in lockfile"
+    assert all(pins[name] == version for name, version in lockfile.HELD_BACK.items())
+
+
 def test_binder_start_starts_the_services_and_sets_the_jupyter_configuration(tmp_path):
     start = BINDER / "start"
     assert os.access(start, os.X_OK), "binder/start must be executable"
@@ -114,7 +130,8 @@ SLOW = os.environ.get("ELASTICACHE_LAB_BINDER_TEST", "") not in ("", "0")
 
 
 def _as_learner(argv: list[str], user: str | None) -> list[str]:
-    return ["runuser", "-u", user, "--", *argv] if user else argv
+    runuser = shutil.which("runuser") or "/usr/sbin/runuser"  # util-linux; /usr/sbin is often not on PATH
+    return [runuser, "-m", "-u", user, "--", *argv] if user else argv  # -m: keep the environment given
 
 
 def _copy_repository(dest: Path) -> None:
@@ -125,9 +142,14 @@ def _copy_repository(dest: Path) -> None:
 
 @pytest.mark.skipif(not SLOW, reason="slow (installs every package): run `make binder-test`")
 def test_binder_environment_from_scratch_as_a_non_root_user(tmp_path):
-    python = shutil.which("python3.11") or shutil.which("python3")
-    assert python, "a system Python 3 is needed"
     user = "nobody" if os.geteuid() == 0 else None  # as root, become a non-root user; otherwise stay
+    # Binder's Python version (runtime.txt), from a place the learner can read (not root's pyenv).
+    wanted = f"python{lockfile.locked_python()}"
+    candidates = [f"/usr/bin/{wanted}", f"/usr/local/bin/{wanted}", shutil.which(wanted), "/usr/bin/python3"]
+    usable = [c for c in candidates if c and os.path.exists(c) and subprocess.run(
+        _as_learner([c, "-c", "import ensurepip, venv"], user), capture_output=True).returncode == 0]
+    assert usable, f"no Python the learner can run among {candidates}"
+    python = usable[0]
     base = Path(f"/tmp/elasticache-binder-{os.getpid()}")  # not under pytest's tmp_path: that is private to us
     shutil.rmtree(base, ignore_errors=True)
     repo, home = base / "repo", base / "home"

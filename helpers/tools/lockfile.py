@@ -27,6 +27,13 @@ from packaging.requirements import Requirement
 ROOT = Path(__file__).resolve().parents[2]
 LOCK = ROOT / "requirements.lock"
 EXTRAS = ("test",)
+# The oldest Python the lock must install on: Debian 12's python3 (`make setup` on a fresh Debian
+# machine uses it). Where the environment's version of a package needs a newer Python, the newest
+# version that installs on FLOOR is pinned instead (found with `pip download --python-version 3.11.2`).
+FLOOR = "3.11.2"
+HELD_BACK = {
+    "soupsieve": "2.10",  # 3.x and 4.x need Python >= 3.11.5; only nbconvert's HTML export uses it
+}
 HEADER = """\
 # The exact versions `make setup` and Binder install, as pip constraints (pip install -c requirements.lock).
 # Made from a working environment with Python {python} on {system}; regenerate after changing the
@@ -75,7 +82,7 @@ def resolve(requirements: list[Requirement]) -> dict[str, str]:
             dist = md.distribution(req.name)
         except md.PackageNotFoundError:
             raise SystemExit(f"{req.name} is required but not installed here: run `make setup` first.") from None
-        pins[name] = dist.version
+        pins[name] = HELD_BACK.get(name, dist.version)
         for sub in dist.requires or []:
             todo.append((Requirement(sub), set(req.extras)))
     return dict(sorted(pins.items()))
