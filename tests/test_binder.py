@@ -214,6 +214,9 @@ def test_binder_environment_from_scratch_as_a_non_root_user(tmp_path):
         assert f"python={venv}/bin/python aws={venv}/bin/aws" in out, out
         assert "progress-exit=0" in out and "Your progress:" in out, out
     finally:
-        subprocess.run(_as_learner([f"{venv}/bin/python", "-m", "helpers", "stop"], user), cwd=repo, env=env,
-                       capture_output=True, timeout=120)
-        shutil.rmtree(base, ignore_errors=True)
+        try:
+            if (venv / "bin" / "python").exists():
+                subprocess.run(_as_learner([f"{venv}/bin/python", "-m", "helpers", "stop"], user), cwd=repo,
+                               env=env, capture_output=True, timeout=120)
+        finally:
+            shutil.rmtree(base, ignore_errors=True)
