@@ -118,6 +118,8 @@ def test_welcome_lab_runs_in_a_real_browser(workspace):
             page.wait_for_selector(".jp-Notebook .jp-CodeCell", timeout=120_000)
             page.wait_for_selector(".jp-Notebook-ExecutionIndicator", timeout=120_000)
             page.wait_for_timeout(2000)
+            # The first screen says how to run a cell.
+            assert page.locator(".jp-MarkdownOutput", has_text="Shift+Enter").first.is_visible()
             _accept_dialog(page)
             _run_all(page)
             prompts = _wait_all_executed(page, n_code, RUN_TIMEOUT_S)
@@ -127,6 +129,7 @@ def test_welcome_lab_runs_in_a_real_browser(workspace):
             text = "\n".join(outputs)
             assert "Traceback" not in text, f"a cell failed in the browser:\n{text[:3000]}"
             assert "Error displaying widget" not in page.content()
+            assert "exercises solved" in text and "Next:" in text, "the progress table rendered"
 
             # The widget rendered as live controls, not as a text repr.
             widgets = page.locator(".jp-OutputArea-output .jupyter-widgets")
