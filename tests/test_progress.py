@@ -88,7 +88,7 @@ def test_every_lab_has_a_title_from_its_notebook():
     assert {r.lab for r in rows} <= set(titles) and all(r.notebook for r in rows)
 
 
-def test_widget_reflects_recorded_progress():
+def test_widget_reflects_recorded_progress(isolated_home):  # its own record: other tests count attempts
     ex = all_exercises()[0]
     view = progress.progress_widget()
     exercises.record(ex.lab, ex.qid, "correct")
