@@ -1,12 +1,12 @@
 # The README's two commands: `make lab` and `make test`. Each sets everything up first.
-.PHONY: lab test setup engines stop status doctor bench lint clean repeat-labs
+.PHONY: lab test setup engines stop status doctor bench lint clean repeat-labs lock binder-test
 
 VENV   := .venv
 PYBIN  := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 LABS   := $(sort $(wildcard labs/*.ipynb))
 REVERSED := $(shell printf '%s\n' $(LABS) | sort -r)
-JUPYTER_ARGS ?=# extra `jupyter lab` arguments; loopback and --allow-root are set by helpers/jupyter.py
+JUPYTER_ARGS ?=# extra `jupyter lab` arguments; loopback, --allow-root and the welcome lab are set by helpers/tools/jupyter.py
 PYTEST_ARGS ?=
 
 lab: setup
@@ -33,8 +33,17 @@ setup: engines $(STAMP)
 engines:
 	@sh scripts/setup-engines.sh
 
-$(STAMP): pyproject.toml scripts/setup-python.sh
+$(STAMP): pyproject.toml requirements.lock scripts/setup-python.sh
 	@sh scripts/setup-python.sh
+
+# requirements.lock from the current .venv (after changing pyproject.toml's dependencies and `make setup`).
+lock: $(STAMP)
+	$(PYBIN) -m helpers.tools.lockfile
+
+# Binder as a learner gets it: binder/requirements.txt in a fresh venv, as a non-root user, then lab 00
+# and a JupyterLab terminal through binder/start. Downloads every package: a few minutes.
+binder-test: setup
+	ELASTICACHE_LAB_BINDER_TEST=1 $(PYBIN) -m pytest tests/test_binder.py -p no:randomly -v $(PYTEST_ARGS)
 
 # Figures for the instructor's guide: prints a table, writes artifacts/bench.json; never fails on a slow machine.
 bench: setup

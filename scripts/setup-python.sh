@@ -1,5 +1,6 @@
 #!/bin/sh
-# Creates .venv and installs the lab with its test tools. Re-run only when pyproject.toml changes.
+# Creates .venv and installs the lab with its test tools, at the versions in requirements.lock.
+# Re-run only when pyproject.toml or requirements.lock changes.
 set -eu
 PY="${PYTHON:-python3}"
 if ! command -v "$PY" >/dev/null 2>&1; then
@@ -28,5 +29,11 @@ if [ ! -x .venv/bin/python ]; then
   fi
 fi
 .venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -e '.[test]'
+# The lock fixes every version (pip constraints). It was made with one Python (see its header); a
+# Python it cannot serve (no wheel of a pinned version, e.g. 3.10) gets the newest compatible versions.
+if ! .venv/bin/python -m pip install -q -c requirements.lock -e '.[test]'; then
+  echo "note: the versions in requirements.lock do not install with $(.venv/bin/python -V 2>&1);" \
+       "installing the newest versions pyproject.toml allows instead." >&2
+  .venv/bin/python -m pip install -q -e '.[test]'
+fi
 touch .venv/.installed

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import sys
 import time
 from pathlib import Path
 
@@ -113,10 +114,12 @@ def test_welcome_lab_runs_in_a_real_browser(workspace):
         page = None
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.goto(server.url(f"lab/tree/{WELCOME}"), timeout=120_000)
+            page.goto(server.url("/"), timeout=120_000)  # the server's default URL: the welcome lab, not the Launcher
             page.wait_for_selector(".jp-Notebook .jp-CodeCell", timeout=120_000)
             page.wait_for_selector(".jp-Notebook-ExecutionIndicator", timeout=120_000)
             page.wait_for_timeout(2000)
+            # The first screen says how to run a cell.
+            assert page.locator(".jp-MarkdownOutput", has_text="Shift+Enter").first.is_visible()
             _accept_dialog(page)
             _run_all(page)
             prompts = _wait_all_executed(page, n_code, RUN_TIMEOUT_S)
@@ -126,6 +129,7 @@ def test_welcome_lab_runs_in_a_real_browser(workspace):
             text = "\n".join(outputs)
             assert "Traceback" not in text, f"a cell failed in the browser:\n{text[:3000]}"
             assert "Error displaying widget" not in page.content()
+            assert "exercises solved" in text and "Next:" in text, "the progress table rendered"
 
             # The widget rendered as live controls, not as a text repr.
             widgets = page.locator(".jp-OutputArea-output .jupyter-widgets")
@@ -133,9 +137,8 @@ def test_welcome_lab_runs_in_a_real_browser(workspace):
             slider = page.locator(".jp-OutputArea-output .widget-slider")
             assert slider.count() >= 1
             slider.first.scroll_into_view_if_needed()
-            no_news = page.locator(".jp-Notification-Toast button", has_text=re.compile(r"^No$"))
-            if no_news.count():
-                no_news.first.click()  # the "official Jupyter news?" toast, out of the screenshot
+            toasts = page.locator(".jp-Notification-Toast").all_inner_texts()
+            assert not [t for t in toasts if "news" in t.lower() or "update" in t.lower()], toasts
             # A click travels browser -> kernel -> Redis -> kernel -> browser.
             html_out = page.locator(".jp-OutputArea-output .widget-html-content", has_text="lab00:ttl-demo").first
             before = html_out.inner_text()
@@ -159,12 +162,59 @@ def test_welcome_lab_runs_in_a_real_browser(workspace):
 
 
 def test_lab_command_arguments_stay_on_loopback():
-    """What `make lab` runs: loopback only, no calls home, the welcome lab open, extra args passed through."""
+    """What `make lab` runs: loopback only, the welcome lab open, the course's configuration, extra args passed through."""
     from helpers.tools.cli import build_parser
 
     args = jupyter.lab_args()
-    assert args[:2] == ["lab", WELCOME]
-    assert "--ServerApp.ip=127.0.0.1" in args and "--LabApp.news_url=" in args
+    assert args[0] == "lab" and "--ServerApp.ip=127.0.0.1" in args
+    # No notebook as a positional argument: it would root the file browser at labs/ (hiding the README).
+    assert f"--LabApp.default_url=/lab/tree/{WELCOME}" in args and WELCOME not in args
     assert ("--allow-root" in args) == (os.geteuid() == 0)
     parsed = build_parser().parse_args(["lab", "--", "--no-browser", "--ServerApp.port=8899"])
     assert parsed.jupyter_args[-2:] == ["--no-browser", "--ServerApp.port=8899"]
+    env = jupyter.lab_env({"PATH": "/usr/bin:/bin", "JUPYTER_CONFIG_PATH": "/etc/mine"})
+    assert env["JUPYTER_CONFIG_PATH"].split(os.pathsep) == [str(jupyter.CONFIG_DIR), "/etc/mine"]
+    assert env["PATH"].split(os.pathsep)[0] == os.path.dirname(os.path.abspath(sys.executable))
+
+
+def test_course_jupyter_configuration_turns_off_news_and_update_checks():
+    import json
+
+    server = json.loads((jupyter.CONFIG_DIR / "jupyter_server_config.json").read_text())
+    assert server["LabApp"]["news_url"] is None  # None, not "": an empty URL still asks the learner about news
+    assert server["LabApp"]["check_for_updates_class"] == "jupyterlab.NeverCheckForUpdate"
+    assert server["TerminalsExtensionApp"]["terminal_manager_class"] == "helpers.tools.terminals.LabTerminalManager"
+    overrides = json.loads((jupyter.CONFIG_DIR / "labconfig" / "default_setting_overrides.json").read_text())
+    assert overrides["@jupyterlab/apputils-extension:notification"] == {"fetchNews": "false", "checkForUpdates": False}
+
+
+def test_lab_terminal_has_the_lab_environment(tmp_path):
+    """A terminal opened in JupyterLab finds the project's python and aws first, and the lab's services."""
+    import json
+    import urllib.request
+
+    jupyter.start_services()
+    from helpers.runtime import services
+
+    (tmp_path / "labs").mkdir()
+    shutil.copy(ROOT / WELCOME, tmp_path / WELCOME)
+    bindir = os.path.dirname(os.path.abspath(sys.executable))
+    # As if the learner's PATH (or ~/.bashrc) put another Python first, with a real AWS profile set.
+    env = {"PATH": f"/usr/local/bin:/usr/bin:/bin:{bindir}", "AWS_PROFILE": "someone-elses-real-profile",
+           "JUPYTERLAB_SETTINGS_DIR": str(tmp_path / ".settings"),
+           "JUPYTERLAB_WORKSPACES_DIR": str(tmp_path / ".workspaces")}
+    with jupyter.lab_server(tmp_path, notebook=WELCOME, env=env) as server:
+        out = server.run_in_terminal(
+            'echo "python=$(command -v python) aws=$(command -v aws)"; '
+            'echo "endpoint=$AWS_ENDPOINT_URL redis=$REDIS_URL profile=${AWS_PROFILE:-none}"; '
+            'python -m helpers progress; echo "progress-exit=$?"; '
+            'aws elasticache describe-cache-clusters --output json | head -c 300', timeout=90)
+        req = urllib.request.Request(f"{server.base_url}/lab/api/settings/@jupyterlab/apputils-extension:notification",
+                                     headers={"Authorization": f"token {server.token}"})
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            defaults = json.load(resp)["schema"]["properties"]  # the overrides become the defaults
+    assert f"python={bindir}/python " in out and f"aws={bindir}/aws" in out, out
+    assert f"endpoint={services.get('aws').url} redis={services.get('redis').url} profile=none" in out, out
+    assert "progress-exit=0" in out and "ModuleNotFoundError" not in out, out
+    assert '"CacheClusters"' in out, out
+    assert defaults["fetchNews"]["default"] == "false" and defaults["checkForUpdates"]["default"] is False

@@ -85,6 +85,14 @@ def test_doctor_says_how_to_install_a_missing_engine(tmp_path):
     assert "MISSING memcached server" in proc.stdout and "ELASTICACHE_LAB_MEMCACHED" in proc.stdout
 
 
-def test_progress_lists_labs(tmp_path):
-    out = run(tmp_path / "p", "progress").stdout
-    assert "lab 00:" in out
+def test_progress_lists_labs_with_titles_totals_and_what_is_next(tmp_path):
+    home = tmp_path / "p"
+    out = run(home, "progress").stdout
+    assert out.startswith("Your progress: 0 of ") and "  00  Welcome to the ElastiCache Lab" in out
+    assert "Next: lab 00 (Welcome to the ElastiCache Lab), q1: Your Redis port in labs/00_welcome.ipynb" in out
+    record = "from helpers.exercises.core import record; record('00', 'q1', 'correct')"
+    subprocess.run([sys.executable, "-c", record], env={**os.environ, "ELASTICACHE_LAB_HOME": str(home)}, check=True)
+    out = run(home, "progress").stdout
+    assert out.startswith("Your progress: 1 of ") and "✔ q1   Your Redis port" in out and "Next: lab 00 (" in out
+    assert "q1:" not in out, "no bare ids"
+    assert json.loads(run(home, "progress", "--json").stdout)["00"]["q1"]["status"] == "correct"

@@ -129,6 +129,9 @@ class _Quiet(Result):
     def _repr_html_(self) -> str:
         return ""
 
+    def _ipython_display_(self) -> None:
+        """Nothing to show: without this, IPython would add an empty `Out[n]:` line under the feedback."""
+
 
 COLOURS = {"correct": "#1a7f37", "incorrect": "#cf222e", "error": "#cf222e", "unanswered": "#9a6700",
            "hint": "#0969da", "solution": "#8250df"}
@@ -138,21 +141,25 @@ LABELS = {"correct": "Correct", "incorrect": "Not yet", "error": "Not yet", "una
 
 def show(result: Result) -> None:
     """Feedback as coloured HTML in a notebook, plain text elsewhere."""
+    label, message = LABELS.get(result.status, "") + ":", result.message
+    if message.startswith(label[:-1] + "!"):  # "Correct! ..." says it already: not "Correct: Correct! ..."
+        label = label[:-1] + "!"
+        message = message[len(label):].lstrip()
     try:
         from IPython import get_ipython
         from IPython.display import HTML, display
 
         if get_ipython() is not None:
             colour = COLOURS.get(result.status, "#57606a")
-            body = html.escape(result.message)
+            body = html.escape(message)
             tag = "pre" if result.status == "solution" else "span"
             display(HTML(f'<div style="border-left:4px solid {colour};padding:4px 10px">'
-                         f'<b style="color:{colour}">{LABELS.get(result.status, "")}:</b> '
+                         f'<b style="color:{colour}">{label}</b> '
                          f'<{tag} style="white-space:pre-wrap">{body}</{tag}></div>'))
             return
     except ImportError:
         pass
-    print(f"{LABELS.get(result.status, '')}: {result.message}")
+    print(f"{label} {message}".rstrip())
 
 
 # --- progress -------------------------------------------------------------------------------------

@@ -86,39 +86,56 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return 0
 
 
+def lab_environment(start: bool = True) -> tuple[dict[str, str], list[str]]:
+    """(variables to export, variables to unset) that point a shell at this learner's services.
+
+    What `python -m helpers env` prints and what a JupyterLab terminal starts with. With
+    `start=False` nothing is started: only services that already run are described.
+    """
+    exports: dict[str, str] = {}
+    unset: list[str] = []
+    real_aws = localaws.real_aws_opted_in()
+
+    def service(name: str) -> services.Service | None:
+        if start:
+            return services.start(name)
+        svc = services.get(name)
+        return svc if svc and svc.nodes and all(n.alive() for n in svc.nodes) else None
+
+    if not real_aws:
+        aws = service("aws")
+        exports.update(localaws.env(aws.url if aws else None))
+        unset = list(localaws.UNSET)
+    redis_svc = service("redis")
+    if redis_svc:
+        exports["REDIS_URL"] = redis_svc.url
+        exports["REDIS_HOST"], exports["REDIS_PORT"] = redis_svc.host, str(redis_svc.port)
+    mc = service("memcached")
+    if mc:
+        exports["MEMCACHED_SERVERS"] = f"{mc.host}:{mc.port}"
+    return exports, unset
+
+
 def cmd_env(args: argparse.Namespace) -> int:
-    lines: dict[str, str] = {}
     if localaws.real_aws_opted_in():
         print("# ELASTICACHE_LAB_REAL_AWS is set: leaving AWS settings alone.", file=sys.stderr)
-    else:
-        lines.update(localaws.env(localaws.endpoint()))
-    redis_svc = services.start("redis")
-    lines["REDIS_URL"] = redis_svc.url
-    lines["REDIS_HOST"], lines["REDIS_PORT"] = redis_svc.host, str(redis_svc.port)
-    mc = services.start("memcached")
-    lines["MEMCACHED_SERVERS"] = f"{mc.host}:{mc.port}"
-    for key, value in lines.items():
+    exports, unset = lab_environment()
+    for key, value in exports.items():
         print(f"export {key}={shlex.quote(value)}")
-    if not localaws.real_aws_opted_in():
-        print("unset " + " ".join(localaws.UNSET))
+    if unset:
+        print("unset " + " ".join(unset))
     return 0
 
 
 def cmd_progress(args: argparse.Namespace) -> int:
-    from helpers.checks import all_exercises
     from helpers.exercises.core import progress
+    from helpers.tools.progress import render_text, summary
 
     done = progress()
-    rows: dict[str, list[str]] = {}
-    for ex in all_exercises():
-        status = done.get(ex.lab, {}).get(ex.qid, {}).get("status", "not started")
-        rows.setdefault(ex.lab, []).append(f"{ex.qid}:{'done' if status == 'correct' else status}")
     if args.json:
         print(json.dumps(done, indent=2))
         return 0
-    for lab, items in rows.items():
-        solved = sum(i.endswith(":done") for i in items)
-        print(f"lab {lab}: {solved}/{len(items)} solved  " + "  ".join(items))
+    print(render_text(summary(done), details=args.all))
     return 0
 
 
@@ -147,8 +164,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_doctor)
     s = sub.add_parser("env", help="print shell export lines for the AWS CLI and redis-cli")
     s.set_defaults(func=cmd_env)
-    s = sub.add_parser("progress", help="each lab's exercises and which are solved")
-    s.add_argument("--json", action="store_true")
+    s = sub.add_parser("progress", help="your solved exercises, lab by lab, and what to do next")
+    s.add_argument("--all", action="store_true", help="list every exercise of every lab")
+    s.add_argument("--json", action="store_true", help="the recorded progress as JSON")
     s.set_defaults(func=cmd_progress)
     s = sub.add_parser("lab", help="start the services, then JupyterLab on loopback with the welcome lab open")
     s.add_argument("jupyter_args", nargs=argparse.REMAINDER, help="extra arguments for `jupyter lab`")

@@ -12,9 +12,10 @@ import os
 import secrets
 import shutil
 import sys
+import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from helpers.runtime.process import Process
 from helpers.runtime.state import LabError, repo_root
 
 WELCOME = "labs/00_welcome.ipynb"
+CONFIG_DIR = Path(__file__).resolve().parent / "jupyter_config"  # see lab_env()
 DEFAULT_SERVICES = ("redis", "memcached", "aws")
 
 
@@ -38,16 +40,35 @@ def jupyter_binary() -> str:
 
 
 def lab_args(notebook: str | None = WELCOME) -> list[str]:
-    """The arguments of `jupyter lab` for the course: loopback only; --allow-root when run as root."""
-    args = ["lab"]
+    """The arguments of `jupyter lab` for the course: loopback only; --allow-root when run as root.
+
+    The server serves the directory it starts in (the repository, so the README is in the file
+    browser) and the URL it prints opens `notebook` (the welcome lab), not the Launcher.
+    """
+    args = ["lab", f"--ServerApp.ip={engines.LOOPBACK}"]
     if notebook:
-        args.append(notebook)
-    args.append(f"--ServerApp.ip={engines.LOOPBACK}")
-    # No calls home: the lab's network traffic stays on loopback.
-    args += ["--LabApp.news_url=", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"]
+        args.append(f"--LabApp.default_url=/lab/tree/{notebook}")
     if os.geteuid() == 0:
         args.append("--allow-root")
     return args
+
+
+def lab_env(base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment variables `jupyter lab` starts with, on top of `base` (os.environ).
+
+    JUPYTER_CONFIG_PATH adds the course's Jupyter configuration (CONFIG_DIR: no news or update
+    checks, terminals in the lab's environment); binder/start sets the same on Binder. This Python's
+    bin directory goes first on PATH, so what Jupyter starts finds the project's `python` and `aws`.
+    """
+    from helpers.tools.terminals import python_bin, with_first_on_path
+
+    base = os.environ if base is None else base
+    paths = [p for p in base.get("JUPYTER_CONFIG_PATH", "").split(os.pathsep) if p and p != str(CONFIG_DIR)]
+    env = {"JUPYTER_CONFIG_PATH": os.pathsep.join([str(CONFIG_DIR), *paths]),
+           "PATH": with_first_on_path(base.get("PATH", os.defpath), python_bin())}
+    if sys.prefix != sys.base_prefix:
+        env["VIRTUAL_ENV"] = sys.prefix
+    return env
 
 
 def start_services(names: Sequence[str] = DEFAULT_SERVICES) -> list[services.Service]:
@@ -62,7 +83,7 @@ def lab_main(extra: Sequence[str] = (), notebook: str | None = WELCOME) -> int:
     argv = [jupyter_binary(), *lab_args(notebook), *extra]
     sys.stdout.flush()
     os.chdir(repo_root())
-    os.execv(argv[0], argv)
+    os.execve(argv[0], argv, {**os.environ, **lab_env()})
     return 0  # pragma: no cover (execv does not return)
 
 
@@ -92,6 +113,46 @@ class LabServer:
     def log_tail(self, lines: int = 30) -> str:
         return self.process.log_tail(lines)
 
+    def run_in_terminal(self, command: str, timeout: float = 60.0) -> str:
+        """Open a JupyterLab terminal (REST + websocket, as the browser does), run `command`, return its output."""
+        return run_in_terminal(self.base_url, self.token, command, timeout)
+
+
+def run_in_terminal(base_url: str, token: str, command: str, timeout: float = 60.0) -> str:
+    """Type `command` into a new terminal of the Jupyter server at `base_url`; its output, once it ends.
+
+    The terminal is closed afterwards. Output is what the shell echoed (with terminal control codes).
+    """
+    import json
+
+    import websocket  # websocket-client: a dependency of jupyter_server
+
+    headers = {"Authorization": f"token {token}"}
+    req = urllib.request.Request(f"{base_url}/api/terminals", data=b"{}", method="POST",
+                                 headers={**headers, "Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        name = json.load(resp)["name"]
+    marker = f"__done_{secrets.token_hex(4)}__"
+    ws_url = base_url.replace("http", "ws", 1) + f"/terminals/websocket/{name}"
+    ws = websocket.create_connection(ws_url, header=[f"Authorization: token {token}"], timeout=timeout)
+    out = ""
+    try:
+        # The marker is split so that the echo of the typed line never matches it.
+        ws.send(json.dumps(["stdin", f"{command}; echo '{marker[:6]}''{marker[6:]}'\r"]))
+        deadline = time.monotonic() + timeout
+        while marker not in out:
+            if time.monotonic() > deadline:
+                raise LabError(f"The terminal command did not finish within {timeout:.0f}s:\n{out[-2000:]}")
+            msg = json.loads(ws.recv())
+            if msg[0] == "stdout":
+                out += msg[1]
+    finally:
+        ws.close()
+        delete = urllib.request.Request(f"{base_url}/api/terminals/{name}", method="DELETE", headers=headers)
+        with contextlib.suppress(urllib.error.URLError, OSError):
+            urllib.request.urlopen(delete, timeout=10).close()
+    return out[: out.index(marker)]
+
 
 def _answers(server: LabServer) -> bool:
     req = urllib.request.Request(f"{server.base_url}/api/status",
@@ -113,7 +174,7 @@ def lab_server(root: Path, notebook: str | None = None, timeout: float = 90.0,
     argv = [jupyter_binary(), *lab_args(notebook), f"--ServerApp.root_dir={root}", f"--ServerApp.port={port}",
             "--ServerApp.port_retries=0", "--no-browser"]
     # The token travels in the environment, never on a command line another user could read.
-    full_env = {**os.environ, **(env or {}), "JUPYTER_TOKEN": token}
+    full_env = {**os.environ, **lab_env(), **(env or {}), "JUPYTER_TOKEN": token}
     with process.spawn(argv, cwd=Path(root), log=Path(root) / ".jupyter-server.log", env=full_env,
                        detach=False) as proc:
         server = LabServer(root=Path(root), port=port, token=token, process=proc, argv=argv)

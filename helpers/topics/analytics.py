@@ -285,8 +285,14 @@ def bucket_playground(r: Any, prefix: str, seconds: float = 1.0) -> Any:
 
     from helpers.measure.plots import PALETTE, Interactive
 
+    summary = widgets.HTML()  # the counts in words, redrawn with the chart on every slider move
+
     def draw(ax: Any, capacity: int, refill_per_second: int) -> BucketTrace:
         trace = bucket_trace(r, prefix, capacity, refill_per_second, seconds=seconds)
+        burst, steady = trace.allowed[:15], trace.allowed[15:]
+        summary.value = (f"capacity {capacity}, refill {refill_per_second}/s: <b>{trace.n_allowed} of "
+                         f"{len(trace.allowed)} requests allowed</b> ({sum(burst)} of the burst of {len(burst)}, "
+                         f"{sum(steady)} of the {len(steady)} steady requests)")
         ax.step(trace.times, trace.tokens, where="post", color=PALETTE[0], label="tokens left")
         for flag, marker, colour, label in ((True, "o", PALETTE[2], "allowed"), (False, "x", PALETTE[1], "refused (429)")):
             idx = [i for i, a in enumerate(trace.allowed) if a is flag]
@@ -305,7 +311,10 @@ def bucket_playground(r: Any, prefix: str, seconds: float = 1.0) -> Any:
         "capacity": widgets.IntSlider(value=10, min=1, max=30, step=1, description="capacity"),
         "refill_per_second": widgets.IntSlider(value=10, min=1, max=60, step=1, description="refill / s"),
     }
-    return Interactive(controls, draw)
+    playground = Interactive(controls, draw)
+    playground.ui.children = (*playground.ui.children, summary)
+    playground.summary = summary
+    return playground
 
 
 # --- daily active users ----------------------------------------------------------------------------
