@@ -221,6 +221,24 @@ def listens_on(proc: process.Process | psutil.Process, port: int) -> bool:
     return False
 
 
+def spawn_ready(argv: Sequence[str], *, cwd: Path, log: Path, host: str, port: int, probe: Probe,
+                env: dict[str, str] | None = None, timeout: float = 20.0) -> process.Process:
+    """Start a server and wait until it is ready on `port`; PortInUse when another program holds it."""
+    try:
+        proc = process.spawn(argv, cwd=cwd, log=log, env=env)
+    except process.Exited as exc:
+        _raise_port_in_use(exc, port)
+        raise
+    wait_ready(proc, host, port, probe, timeout=timeout)
+    return proc
+
+
+def _raise_port_in_use(exc: process.Exited, port: int) -> None:
+    text = exc.log
+    if "Address already in use" in text or "bind" in text.lower() and "in use" in text.lower():
+        raise PortInUse(port) from None
+
+
 def wait_ready(proc: process.Process, host: str, port: int, probe: Probe, timeout: float = 20.0) -> None:
     """Wait until the node answers on its port *and* holds that port itself; a port another
     program holds is a PortInUse (try another)."""
@@ -231,9 +249,7 @@ def wait_ready(proc: process.Process, host: str, port: int, probe: Probe, timeou
     try:
         proc.wait_ready(ready, what=f"The server on {host}:{port}", timeout=timeout)
     except process.Exited as exc:
-        text = exc.log
-        if "Address already in use" in text or "bind" in text.lower() and "in use" in text.lower():
-            raise PortInUse(port) from None
+        _raise_port_in_use(exc, port)
         raise
 
 
@@ -263,9 +279,9 @@ def start_node(
     for _attempt in range(5):
         chosen = port if fixed else free_port(bus_offset=bus_offset)
         argv = argv_for_port(chosen)
-        proc = process.spawn(argv, cwd=workdir, log=log, env=env)
         try:
-            wait_ready(proc, LOOPBACK, chosen, probe, timeout=timeout)
+            proc = spawn_ready(argv, cwd=workdir, log=log, host=LOOPBACK, port=chosen, probe=probe, env=env,
+                               timeout=timeout)
         except PortInUse:
             if fixed:
                 raise PortInUse(chosen) from None
@@ -280,9 +296,9 @@ def restart_node(node: Node, probe: Probe, env: dict[str, str] | None = None, ti
     """Start a dead node again with its recorded command line, on its recorded port; if another
     program holds that port now, on a fresh port (said in one line), never talking to that program."""
     for _attempt in range(5):
-        proc = process.spawn(node.argv, cwd=Path(node.workdir), log=Path(node.log), env=env)
         try:
-            wait_ready(proc, node.host, node.port, probe, timeout=timeout)
+            proc = spawn_ready(node.argv, cwd=Path(node.workdir), log=Path(node.log), host=node.host, port=node.port,
+                               probe=probe, env=env, timeout=timeout)
         except PortInUse:
             old = node.port
             move_port(node, free_port(bus_offset=CLUSTER_BUS_OFFSET if _is_cluster_node(node) else None))

@@ -175,15 +175,21 @@ def _inside(arg: str, base: Path) -> bool:
     return True
 
 
+def _engine(proc: psutil.Process) -> bool:
+    names = {proc.name()}
+    with contextlib.suppress(psutil.Error, OSError):
+        names.add(Path(proc.exe()).name)
+    return bool(names & set(ENGINE_NAMES))
+
+
 def _recognised(proc: psutil.Process, base: Path) -> bool:
-    """An engine (or the lab's own Python server) whose command line or config points into `base`."""
+    """An engine binary whose command line or working directory is inside `base` (Redis replaces
+    its command line with a title, so its working directory, its config's `dir`, tells), or the
+    lab's own Python server started for `base`."""
     cmdline = proc.cmdline()
-    if not cmdline:
-        return False
-    name = Path(cmdline[0]).name
-    if name in ENGINE_NAMES or proc.name() in ENGINE_NAMES:
-        return any(_inside(a, base) for a in cmdline[1:])
-    if name.startswith("python") and any(a.startswith("helpers.") for a in cmdline):
+    if _engine(proc):
+        return any(_inside(a, base) for a in cmdline[1:]) or _inside(os.path.join(proc.cwd(), "-"), base)
+    if cmdline and Path(cmdline[0]).name.startswith("python") and any(a.startswith("helpers.") for a in cmdline):
         home = proc.environ().get(state.ENV_HOME)
         return bool(home) and Path(home).expanduser().resolve() == base
     return False
@@ -348,7 +354,12 @@ def spawn(argv: Sequence[str], *, cwd: Path, log: Path, env: Mapping[str, str] |
                          capture_output=True, text=True, env=env, timeout=30)
     if out.returncode != 0 or not out.stdout.strip().isdigit():
         raise LabError(f"Could not start {argv[0]}: {out.stderr.strip() or out.stdout.strip()}")
-    started = Process(proc=psutil.Process(int(out.stdout.strip())), argv=argv, log=log)
+    try:
+        proc = psutil.Process(int(out.stdout.strip()))
+    except psutil.NoSuchProcess:  # it exited at once (a port in use, a bad config)
+        text = tail(log, 20)
+        raise Exited(f"{Path(argv[0]).name} exited while starting. Last lines of {log}:\n{text}", text) from None
+    started = Process(proc=proc, argv=argv, log=log)
     if record:
         _record_spawned(started.proc, argv)
     return started
