@@ -164,8 +164,10 @@ def caller_and_parents() -> set[int]:
 
 
 def _inside(arg: str, base: Path) -> bool:
-    """True when `arg` is a path inside `base` itself, not inside another state directory nested in it."""
-    if not arg.startswith(str(base) + os.sep):
+    """True when `arg` is a path among the services of `base` (where the lab runs every engine, so a
+    state directory set to ~ or /tmp never claims whatever else runs there), and not inside another
+    state directory nested in it."""
+    if not arg.startswith(str(base / "services") + os.sep):
         return False
     here = Path(arg).parent
     while here != base and base in here.parents:
@@ -183,9 +185,9 @@ def _engine(proc: psutil.Process) -> bool:
 
 
 def _recognised(proc: psutil.Process, base: Path) -> bool:
-    """An engine binary whose command line or working directory is inside `base` (Redis replaces
-    its command line with a title, so its working directory, its config's `dir`, tells), or the
-    lab's own Python server started for `base`."""
+    """An engine binary whose command line or working directory is among the services of `base`
+    (Redis replaces its command line with a title, so its working directory, its config's `dir`,
+    tells), or the lab's own Python server started for `base`."""
     cmdline = proc.cmdline()
     if _engine(proc):
         return any(_inside(a, base) for a in cmdline[1:]) or _inside(os.path.join(proc.cwd(), "-"), base)
