@@ -19,7 +19,7 @@ import pytest
 from helpers.exercises import core
 from helpers.exercises.core import Exercise, Wrong, call_learner
 from helpers.runtime import engines, notebook, process, services, state
-from helpers.runtime.service import Service, conf_quote
+from helpers.runtime.service import Service, conf_quote, memcached_argv
 from helpers.runtime.state import LabError, LabStateWarning
 
 REPO = Path(__file__).resolve().parents[1]
@@ -87,6 +87,22 @@ def test_an_engine_is_recognised_by_its_config_even_without_the_ledger(isolated_
     assert svc.nodes[0].pid in {p.pid for p in process.state_dir_processes()}
     services.stop()
     assert gone(svc.nodes[0].pid)
+
+
+def test_a_state_directory_like_tmp_claims_no_engine_started_there_by_hand(isolated_home):
+    """With ELASTICACHE_LAB_HOME at a shared place (~, /tmp), an engine someone runs there is not the lab's."""
+    binary = engines.find_binary("memcached")
+    port = engines.free_port()
+    by_hand = subprocess.Popen(memcached_argv(binary, port), cwd=state.home(),
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(0.2)
+        assert by_hand.pid not in {p.pid for p in process.state_dir_processes()}
+        services.stop()
+        assert by_hand.poll() is None
+    finally:
+        by_hand.kill()
+        by_hand.wait()
 
 
 # --- 2. a restart never connects to another program's server ---------------------------------
@@ -161,6 +177,20 @@ def test_readiness_means_the_started_process_holds_the_port(isolated_home):
     finally:
         impostor.close()
         sleeper.stop()
+
+
+def test_move_port_rewrites_the_command_line_and_the_config(tmp_path):
+    conf = tmp_path / "redis-1000.conf"
+    conf.write_text("port 0\ntls-port 1000\nsentinel monitor m 127.0.0.1 1000 2\n")
+    node = engines.Node(name="n", kind="redis", role="primary", host="127.0.0.1", port=1000, pid=1, create_time=0,
+                        argv=["redis-server", str(conf)], workdir=str(tmp_path), log=str(tmp_path / "log"))
+    engines.move_port(node, 2000)
+    assert node.port == 2000
+    assert conf.read_text().splitlines() == ["port 0", "tls-port 2000", "sentinel monitor m 127.0.0.1 1000 2"]
+    aws = engines.Node(name="aws", kind="aws", role="endpoint", host="127.0.0.1", port=1000, pid=1, create_time=0,
+                       argv=["python", "-m", "helpers.aws.server", "--port", "1000"], workdir="/", log="/x")
+    engines.move_port(aws, 3000)
+    assert aws.argv[-1] == "3000" and aws.port == 3000
 
 
 # --- 3. paths with spaces, quotes and non-ASCII letters -----------------------------------------
