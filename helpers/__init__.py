@@ -14,6 +14,7 @@ from typing import Any
 
 from helpers.aws import endpoint as localaws
 from helpers.exercises.core import Exercise, Wrong
+from helpers.runtime import notebook
 from helpers.runtime.services import Service, get, start, status, stop
 from helpers.runtime.state import LabError, home
 
@@ -42,6 +43,7 @@ def aws_endpoint() -> str:
 
 def lab_setup(*names: str) -> dict[str, Service]:
     """Start the services a lab needs (default: redis, memcached, aws) and show where they listen."""
+    notebook.install()
     names = names or ("redis", "memcached", "aws")
     started = {n: start(n) for n in names}
     if "aws" in started:
@@ -57,4 +59,24 @@ def lab_setup(*names: str) -> dict[str, Service]:
     return started
 
 
-localaws.guard()
+def _guard_on_import() -> None:
+    """Keep AWS SDK calls local from the first line. If the state directory cannot be used, still
+    keep them local (no credentials, an endpoint nothing listens on); the LabError that says what is
+    wrong with it comes, in one sentence, from the first call that needs it."""
+    import os
+
+    try:
+        localaws.guard()
+    except LabError:
+        if localaws.real_aws_opted_in():
+            return
+        for key in [*localaws.UNSET, *(k for k in os.environ if k.startswith(localaws.SERVICE_ENDPOINT_PREFIX))]:
+            os.environ.pop(key, None)
+        os.environ.update({"AWS_ENDPOINT_URL": localaws.UNSTARTED_ENDPOINT, "AWS_ACCESS_KEY_ID": localaws.FAKE_KEY,
+                           "AWS_SECRET_ACCESS_KEY": localaws.FAKE_KEY, "AWS_DEFAULT_REGION": localaws.REGION,
+                           "AWS_REGION": localaws.REGION, "AWS_EC2_METADATA_DISABLED": "true",
+                           "AWS_CONFIG_FILE": os.devnull, "AWS_SHARED_CREDENTIALS_FILE": os.devnull})
+
+
+_guard_on_import()
+notebook.install()  # in a kernel: a lost server or a LabError is one paragraph, not a traceback wall

@@ -10,6 +10,8 @@ the checker accepts the right answer and rejects the wrong ones with the expecte
 from __future__ import annotations
 
 import html
+import queue
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -19,6 +21,8 @@ from helpers.runtime import state
 
 NOT_ANSWERED = ...  # the placeholder learners replace: `answer = ...`
 PROGRESS = "progress.json"
+TIME_BUDGET = 20.0  # seconds the learner's functions may take in all, during one check
+MAX_FEEDBACK = 2000  # characters of feedback at most (a learner's value is never echoed in full)
 
 
 def _stub(*args: Any, **kwargs: Any) -> None:
@@ -89,15 +93,18 @@ class Exercise:
             return Result("unanswered", f"{self.title}: not answered yet. Replace every `...` with your answer "
                                         f"and run the cell again (`{self.qid}.hint()` gives a hint).")
         try:
-            extra = self.checker(answer)
+            with time_budget(TIME_BUDGET):
+                extra = self.checker(answer)
         except Wrong as exc:
-            return Result("incorrect", str(exc))
+            return Result("incorrect", clip(str(exc), MAX_FEEDBACK))
         except LearnerCodeError as exc:
-            return Result("incorrect", str(exc))
-        except Exception as exc:  # a malformed answer that the checker did not foresee
-            return Result("error", f"Your answer could not be checked: {describe_exception(exc)}. "
-                                   f"Check its type and shape against the question.")
-        return Result("correct", f"Correct! {extra}" if extra else "Correct!")
+            return Result("incorrect", clip(str(exc), MAX_FEEDBACK))
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # a malformed answer the checker did not foresee; SystemExit too
+            return Result("error", clip(f"Your answer could not be checked: {describe_exception(exc)}. "
+                                        f"Check its type and shape against the question.", MAX_FEEDBACK))
+        return Result("correct", clip(f"Correct! {extra}" if extra else "Correct!", MAX_FEEDBACK))
 
     def check(self, answer: Any = NOT_ANSWERED) -> Result:
         """Check an answer, show the feedback and record progress."""
@@ -164,6 +171,23 @@ def show(result: Result) -> None:
 
 # --- progress -------------------------------------------------------------------------------------
 
+PROGRESS_LOST = "Your recorded progress starts afresh; the old file is kept under that name."
+
+
+def progress_problem(data: Any) -> str | None:
+    """What is wrong with the shape of progress.json, or None."""
+    if not isinstance(data, dict):
+        return f"a {type(data).__name__} instead of an object of labs"
+    for lab, items in data.items():
+        if not isinstance(items, dict):
+            return f"lab {lab!r} is a {type(items).__name__}, not an object of exercises"
+        for qid, entry in items.items():
+            if (not isinstance(entry, dict) or not isinstance(entry.get("status"), str)
+                    or not isinstance(entry.get("attempts", 0), int)):
+                return f"exercise {lab}.{qid} is not a record of attempts and status"
+    return None
+
+
 # Exercises renumbered in the order they appear (progress format 2): old qid -> new qid, per lab.
 # None: the question itself changed, so an old answer says nothing about the new one.
 RENUMBERED: dict[str, dict[str, str | None]] = {
@@ -196,10 +220,15 @@ def _format() -> int:
         return 1
 
 
+def _load() -> dict[str, dict[str, dict[str, Any]]]:
+    return state.read_json(state.home() / PROGRESS, {}, progress_problem, PROGRESS_LOST)
+
+
 def _read_progress() -> dict[str, Any]:
-    """progress.json, migrated once if an earlier release wrote it (call with the state lock held)."""
+    """progress.json (set aside if damaged), migrated once if an earlier release wrote it (call with
+    the state lock held)."""
     path, marker = state.home() / PROGRESS, state.home() / FORMAT_FILE
-    data = state.read_json(path, {})
+    data = _load()
     if _format() < PROGRESS_FORMAT:
         if data:
             data = _migrated(data)
@@ -213,7 +242,7 @@ def record(lab: str, qid: str, status: str) -> None:
     with state.locked():
         data = _read_progress()
         entry = data.setdefault(lab, {}).setdefault(qid, {"attempts": 0, "status": "unanswered"})
-        entry["attempts"] += 1
+        entry["attempts"] = entry.get("attempts", 0) + 1
         entry["last"] = time.strftime("%Y-%m-%dT%H:%M:%S")
         if status == "correct":
             entry.setdefault("solved_at", entry["last"])
@@ -225,7 +254,7 @@ def record(lab: str, qid: str, status: str) -> None:
 
 def progress() -> dict[str, dict[str, dict[str, Any]]]:
     if _format() >= PROGRESS_FORMAT:
-        return state.read_json(state.home() / PROGRESS, {})
+        return _load()
     with state.locked():
         return _read_progress()
 
@@ -236,29 +265,122 @@ class LearnerCodeError(Exception):
     """The learner's own function raised: report it as feedback, not as a crash."""
 
 
+def clip(text: str, limit: int = 80) -> str:
+    """`text`, cut to `limit` characters with a note of how much was left out."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}… ({len(text) - limit:,} more characters)"
+
+
+def shown(value: Any, limit: int = 80) -> str:
+    """repr(value) for feedback, never longer than about `limit` characters."""
+    if isinstance(value, (str, bytes)) and len(value) > 4 * limit:
+        value = value[: 2 * limit]  # no full repr of a huge string just to cut it
+        return clip(repr(value), limit)
+    try:
+        text = repr(value)
+    except Exception:
+        text = f"<{type(value).__name__}>"
+    return clip(text, limit)
+
+
 def describe_exception(exc: BaseException) -> str:
     name = type(exc).__name__
-    text = str(exc).strip()
+    text = clip(str(exc).strip(), 300)
     return f"{name}: {text}" if text else name
 
 
+class _Budget:
+    """The time left for the learner's functions in one check, and the thread that runs them.
+
+    A learner's function runs on a worker thread while the checker waits for it until the
+    deadline; past it, the check ends with feedback and the worker is abandoned (a daemon thread:
+    it cannot hold the kernel, and every later call in that check is refused at once)."""
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+        self.deadline = time.monotonic() + seconds
+        self.jobs: queue.Queue = queue.Queue()
+        self.worker: threading.Thread | None = None
+        self.expired = False
+
+    def _work(self) -> None:
+        while True:
+            job = self.jobs.get()
+            if job is None:
+                return
+            fn, args, kwargs, box, done = job
+            try:
+                box["value"] = fn(*args, **kwargs)
+            except BaseException as exc:  # handed to the checker's thread as is
+                box["error"] = exc
+            done.set()
+
+    def run(self, fn: Callable[..., Any], args: tuple, kwargs: dict, what: str) -> Any:
+        remaining = self.deadline - time.monotonic()
+        if self.expired or remaining <= 0:
+            self.expired = True
+            raise LearnerCodeError(self.too_slow(what))
+        if self.worker is None:
+            self.worker = threading.Thread(target=self._work, name="learner-code", daemon=True)
+            self.worker.start()
+        box: dict[str, Any] = {}
+        done = threading.Event()
+        self.jobs.put((fn, args, kwargs, box, done))
+        if not done.wait(remaining):
+            self.expired = True
+            raise LearnerCodeError(self.too_slow(what))
+        if "error" in box:
+            raise box["error"]
+        return box.get("value")
+
+    def too_slow(self, what: str) -> str:
+        return (f"{what[0].upper() + what[1:]} took more than {self.seconds:g} s in this check, so the check "
+                "stopped waiting. Look for a sleep, a blocking call without a timeout, or a loop that never ends, "
+                "then run the cell again.")
+
+    def close(self) -> None:
+        if self.worker is not None and not self.expired:
+            self.jobs.put(None)
+
+
+_budget = threading.local()
+
+
+class time_budget:  # noqa: N801 (used as a context manager, like a function)
+    """Within this block, learner functions called through `call_learner` share `seconds`."""
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+
+    def __enter__(self) -> _Budget:
+        self.outer = getattr(_budget, "current", None)
+        _budget.current = self.budget = _Budget(self.seconds)
+        return self.budget
+
+    def __exit__(self, *exc: Any) -> None:
+        self.budget.close()
+        _budget.current = self.outer
+
+
 def call_learner(fn: Any, *args: Any, what: str = "your function", **kwargs: Any) -> Any:
-    """Call a learner's function; if it crashes, say so in a sentence."""
+    """Call a learner's function; if it crashes (even with SystemExit) or takes longer than the
+    check's time budget, say so in a sentence."""
     if not callable(fn):
         raise Wrong(f"Expected {what} to be a function (def ...), but got {type_name(fn)}.")
+    budget: _Budget | None = getattr(_budget, "current", None)
     try:
-        return fn(*args, **kwargs)
-    except Wrong:
+        if budget is None:
+            return fn(*args, **kwargs)
+        return budget.run(fn, args, kwargs, what)
+    except (Wrong, LearnerCodeError, KeyboardInterrupt):
         raise
-    except Exception as exc:
+    except BaseException as exc:
         raise LearnerCodeError(f"{what[0].upper() + what[1:]} raised {describe_exception(exc)}.") from None
 
 
 def type_name(value: Any) -> str:
-    text = repr(value)
-    if len(text) > 60:
-        text = text[:57] + "..."
-    return f"a {type(value).__name__} ({text})"
+    return f"a {type(value).__name__} ({shown(value, 60)})"
 
 
 # --- small assertion helpers that speak to learners ---------------------------------------------
@@ -292,7 +414,7 @@ def expect_keys(value: Any, keys: Iterable[str], what: str = "your answer") -> M
 
 def expect_equal(value: Any, expected: Any, what: str = "your answer", why: str = "") -> None:
     if value != expected:
-        raise Wrong(f"{what[0].upper() + what[1:]} is {value!r}, which is not right.{' ' + why if why else ''}")
+        raise Wrong(f"{what[0].upper() + what[1:]} is {shown(value)}, which is not right.{' ' + why if why else ''}")
 
 
 def expect_choice(value: Any, choices: Iterable[str], what: str = "your answer") -> str:
@@ -304,7 +426,7 @@ def expect_choice(value: Any, choices: Iterable[str], what: str = "your answer")
     for option in options:
         if norm == option.lower():
             return option
-    raise Wrong(f"{value!r} is not one of the choices: {', '.join(map(repr, options))}.")
+    raise Wrong(f"{shown(value)} is not one of the choices: {', '.join(map(repr, options))}.")
 
 
 
@@ -330,7 +452,7 @@ def expect_choices_per_item(answer: Any, table: Mapping[str, str], choices: Iter
         try:
             chosen[item] = expect_choice(value, options, f"{what} for {item!r}")
         except Wrong as exc:
-            raise Wrong(f"For {item!r}: {exc}") from None
+            raise Wrong(f"For {shown(item)}: {exc}") from None
         if chosen[item] != right:
             if first_only:
                 raise Wrong(explain(item, chosen[item]))

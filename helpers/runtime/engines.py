@@ -203,14 +203,53 @@ def probe_tcp(host: str, port: int) -> bool:
         return False
 
 
-def wait_ready(proc: process.Process, host: str, port: int, probe: Probe, timeout: float = 20.0) -> None:
-    """Wait until the node answers on its port; a port taken meanwhile is a PortInUse (try another)."""
+def listens_on(proc: process.Process | psutil.Process, port: int) -> bool:
+    """True when `proc` itself (or a process it started) holds the listening socket on `port`.
+
+    A probe that answers only proves that *some* server speaks the protocol there: another
+    program may have taken the port while the lab's node was down."""
+    root = proc.proc if isinstance(proc, process.Process) else proc
     try:
-        proc.wait_ready(lambda: probe(host, port), what=f"The server on {host}:{port}", timeout=timeout)
+        procs = [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return False
+    for p in procs:
+        with contextlib.suppress(psutil.Error):
+            for conn in p.net_connections(kind="tcp"):
+                if conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr.port == port:
+                    return True
+    return False
+
+
+def spawn_ready(argv: Sequence[str], *, cwd: Path, log: Path, host: str, port: int, probe: Probe,
+                env: dict[str, str] | None = None, timeout: float = 20.0) -> process.Process:
+    """Start a server and wait until it is ready on `port`; PortInUse when another program holds it."""
+    try:
+        proc = process.spawn(argv, cwd=cwd, log=log, env=env)
     except process.Exited as exc:
-        text = exc.log
-        if "Address already in use" in text or "bind" in text.lower() and "in use" in text.lower():
-            raise PortInUse(port) from None
+        _raise_port_in_use(exc, port)
+        raise
+    wait_ready(proc, host, port, probe, timeout=timeout)
+    return proc
+
+
+def _raise_port_in_use(exc: process.Exited, port: int) -> None:
+    text = exc.log
+    if "Address already in use" in text or "bind" in text.lower() and "in use" in text.lower():
+        raise PortInUse(port) from None
+
+
+def wait_ready(proc: process.Process, host: str, port: int, probe: Probe, timeout: float = 20.0) -> None:
+    """Wait until the node answers on its port *and* holds that port itself; a port another
+    program holds is a PortInUse (try another)."""
+
+    def ready() -> bool:
+        return probe(host, port) and listens_on(proc, port)
+
+    try:
+        proc.wait_ready(ready, what=f"The server on {host}:{port}", timeout=timeout)
+    except process.Exited as exc:
+        _raise_port_in_use(exc, port)
         raise
 
 
@@ -240,9 +279,9 @@ def start_node(
     for _attempt in range(5):
         chosen = port if fixed else free_port(bus_offset=bus_offset)
         argv = argv_for_port(chosen)
-        proc = process.spawn(argv, cwd=workdir, log=log, env=env)
         try:
-            wait_ready(proc, LOOPBACK, chosen, probe, timeout=timeout)
+            proc = spawn_ready(argv, cwd=workdir, log=log, host=LOOPBACK, port=chosen, probe=probe, env=env,
+                               timeout=timeout)
         except PortInUse:
             if fixed:
                 raise PortInUse(chosen) from None
@@ -254,12 +293,58 @@ def start_node(
 
 
 def restart_node(node: Node, probe: Probe, env: dict[str, str] | None = None, timeout: float = 20.0) -> Node:
-    """Start a dead node again with its recorded command line, on its recorded port."""
-    proc = process.spawn(node.argv, cwd=Path(node.workdir), log=Path(node.log), env=env)
-    wait_ready(proc, node.host, node.port, probe, timeout=timeout)
-    node.pid = proc.pid
-    node.create_time = proc.create_time
-    return node
+    """Start a dead node again with its recorded command line, on its recorded port; if another
+    program holds that port now, on a fresh port (said in one line), never talking to that program."""
+    for _attempt in range(5):
+        try:
+            proc = spawn_ready(node.argv, cwd=Path(node.workdir), log=Path(node.log), host=node.host, port=node.port,
+                               probe=probe, env=env, timeout=timeout)
+        except PortInUse:
+            old = node.port
+            move_port(node, free_port(bus_offset=CLUSTER_BUS_OFFSET if _is_cluster_node(node) else None))
+            notice(f"Port {old} was taken by another program, so {node.name} was restarted on port {node.port}.")
+            continue
+        node.pid = proc.pid
+        node.create_time = proc.create_time
+        return node
+    raise LabError(f"Could not restart {node.name}: every port tried was taken. Last log lines:\n{node.log_tail()}")
+
+
+CLUSTER_BUS_OFFSET = 10000
+
+
+def _config_file(node: Node) -> Path | None:
+    path = node.extra.get("config_file") or (node.argv[1] if len(node.argv) > 1 else "")
+    return Path(path) if str(path).endswith(".conf") and Path(path).is_file() else None
+
+
+def _is_cluster_node(node: Node) -> bool:
+    conf = _config_file(node)
+    return bool(conf) and "cluster-enabled yes" in conf.read_text()
+
+
+def move_port(node: Node, port: int) -> None:
+    """Point a node's command line (memcached -p, --port) or config file (port, tls-port) at `port`."""
+    old = str(node.port)
+    argv = list(node.argv)
+    for i, arg in enumerate(argv[:-1]):
+        if arg in ("-p", "--port") and argv[i + 1] == old:
+            argv[i + 1] = str(port)
+    node.argv = argv
+    conf = _config_file(node)
+    if conf is not None:
+        lines = conf.read_text().splitlines()
+        lines = [f"{ln.split()[0]} {port}" if ln.split()[:2] in (["port", old], ["tls-port", old]) else ln
+                 for ln in lines]
+        from helpers.runtime.state import write_secret
+
+        write_secret(conf, "\n".join(lines) + "\n")
+    node.port = port
+
+
+def notice(message: str) -> None:
+    """One line for the learner about something the lab did on its own (a restart, a new port)."""
+    print(message, file=sys.stderr, flush=True)
 
 
 # How to tell that a node of each engine answers (a topology may declare a probe of its own).

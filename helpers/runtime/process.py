@@ -9,7 +9,11 @@ Shaped like mirakuru's executors, reduced to what the lab needs:
 - `stop_tree()` stops a process and everything it started: TERM, wait, then KILL.
 - A process is identified by its pid *and* its start time (`find()`), so a recycled pid is never
   mistaken for a process the lab started.
-- `state_dir_processes()` finds whatever runs inside the lab's state directory.
+- `spawn()` records each process it starts (pid and start time) in the state directory's ledger,
+  `processes.jsonl`; `state_dir_processes()` finds the live ones again, plus engines whose command
+  line points into this exact state directory (records lost with an older version, say). It never
+  returns a process the lab did not start: not a shell cd'd into the state directory, not the
+  caller or its parents, not the servers of another state directory nested inside this one.
 
 Two ways to start. `detach=True` (the engines): the process becomes a grandchild re-parented to
 init, in a session of its own, so it outlives the kernel that started it and never lingers as its
@@ -20,6 +24,7 @@ exit code can be read.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -120,18 +125,96 @@ def stop_tree(proc: psutil.Process | None, timeout: float = 10.0, popen: subproc
         psutil.wait_procs(alive, timeout=5)
 
 
+LEDGER = state.LEDGER
+# Programs the lab starts; only these are recognised by their command line alone.
+ENGINE_NAMES = ("redis-server", "valkey-server", "redis-sentinel", "valkey-sentinel", "memcached")
+
+
+def _record_spawned(proc: psutil.Process, argv: Sequence[str]) -> None:
+    """Append the identity of a process the lab started to the state directory's ledger."""
+    with contextlib.suppress(psutil.Error, OSError, LabError):
+        line = json.dumps({"pid": proc.pid, "create_time": proc.create_time(), "argv0": Path(argv[0]).name})
+        fd = os.open(state.home() / LEDGER, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            os.write(fd, (line + "\n").encode())  # one short write with O_APPEND: never interleaved
+        finally:
+            os.close(fd)
+
+
+def ledger(root: Path | None = None) -> list[Identity]:
+    """The identities recorded in the ledger (live or not)."""
+    return [Identity(pid, started) for pid, started in state.ledger_entries(root)]
+
+
+def prune_ledger(root: Path | None = None) -> None:
+    """Keep only the live processes in the ledger (call it holding the state directory's lock)."""
+    base = root or state.home()
+    live = [i for i in ledger(base) if find(i.pid, i.create_time) is not None]
+    with contextlib.suppress(OSError):
+        lines = "".join(json.dumps({"pid": i.pid, "create_time": i.create_time}) + "\n" for i in live)
+        state.write_secret_atomic(base / LEDGER, lines)
+
+
+def caller_and_parents() -> set[int]:
+    """This process and every ancestor of it: never ours to stop (a learner's shell, the kernel)."""
+    pids = {os.getpid()}
+    with contextlib.suppress(psutil.Error):
+        pids |= {p.pid for p in psutil.Process().parents()}
+    return pids
+
+
+def _inside(arg: str, base: Path) -> bool:
+    """True when `arg` is a path among the services of `base` (where the lab runs every engine, so a
+    state directory set to ~ or /tmp never claims whatever else runs there), and not inside another
+    state directory nested in it."""
+    if not arg.startswith(str(base / "services") + os.sep):
+        return False
+    here = Path(arg).parent
+    while here != base and base in here.parents:
+        if (here / state.MARKER).exists():
+            return False
+        here = here.parent
+    return True
+
+
+def _engine(proc: psutil.Process) -> bool:
+    names = {proc.name()}
+    with contextlib.suppress(psutil.Error, OSError):
+        names.add(Path(proc.exe()).name)
+    return bool(names & set(ENGINE_NAMES))
+
+
+def _recognised(proc: psutil.Process, base: Path) -> bool:
+    """An engine binary whose command line or working directory is among the services of `base`
+    (Redis replaces its command line with a title, so its working directory, its config's `dir`,
+    tells), or the lab's own Python server started for `base`."""
+    cmdline = proc.cmdline()
+    if _engine(proc):
+        return any(_inside(a, base) for a in cmdline[1:]) or _inside(os.path.join(proc.cwd(), "-"), base)
+    if cmdline and Path(cmdline[0]).name.startswith("python") and any(a.startswith("helpers.") for a in cmdline):
+        home = proc.environ().get(state.ENV_HOME)
+        return bool(home) and Path(home).expanduser().resolve() == base
+    return False
+
+
 def state_dir_processes(root: Path | None = None) -> list[psutil.Process]:
-    """Every process (but this one) whose working directory is inside the state directory: the
-    engines, workers and servers the lab started there, recorded or not."""
-    base = str(root or state.home())
-    me = os.getpid()
-    found = []
-    for proc in psutil.process_iter(["pid", "cwd"]):
+    """Every live process this state directory's lab started: the ones in its ledger (checked by pid
+    and start time), and engines whose command line points into exactly this state directory.
+    Never the caller or its parents, never another state directory's processes."""
+    base = Path(root or state.home()).resolve()
+    exclude = caller_and_parents()
+    found: dict[int, psutil.Process] = {}
+    for ident in ledger(base):
+        proc = find(ident.pid, ident.create_time)
+        if proc is not None and proc.pid not in exclude:
+            found[proc.pid] = proc
+    for proc in psutil.process_iter():
+        if proc.pid in exclude or proc.pid in found:
+            continue
         with contextlib.suppress(psutil.Error):
-            cwd = proc.info.get("cwd") or ""
-            if proc.pid != me and (cwd == base or cwd.startswith(base + os.sep)):
-                found.append(proc)
-    return found
+            if proc.status() != psutil.STATUS_ZOMBIE and _recognised(proc, base):
+                found[proc.pid] = proc
+    return list(found.values())
 
 
 def tail(path: Path | str, lines: int = 15) -> str:
@@ -252,9 +335,11 @@ def _refuse_secrets_on_command_line(argv: Sequence[str], env: Mapping[str, str] 
 
 
 def spawn(argv: Sequence[str], *, cwd: Path, log: Path, env: Mapping[str, str] | None = None,
-          detach: bool = True) -> Process:
+          detach: bool = True, record: bool = True) -> Process:
     """Start `argv` in `cwd` with stdout and stderr appended to `log` (see the module's docstring
-    for `detach`). `env` replaces the environment when given."""
+    for `detach`). `env` replaces the environment when given. With `record` (the default) the
+    process goes into the state directory's ledger, so `stop` finds it even if every other record
+    is lost; JupyterLab, which the learner works in, is started with `record=False`."""
     argv = [str(a) for a in argv]
     _refuse_secrets_on_command_line(argv, env)
     cwd.mkdir(parents=True, exist_ok=True)
@@ -266,9 +351,20 @@ def spawn(argv: Sequence[str], *, cwd: Path, log: Path, env: Mapping[str, str] |
                                          stderr=subprocess.STDOUT, start_new_session=True)
             except OSError as exc:
                 raise LabError(f"Could not start {argv[0]}: {exc}") from None
-        return Process(proc=psutil.Process(popen.pid), argv=argv, log=log, popen=popen)
+        started = Process(proc=psutil.Process(popen.pid), argv=argv, log=log, popen=popen)
+        if record:
+            _record_spawned(started.proc, argv)
+        return started
     out = subprocess.run([sys.executable, "-c", _LAUNCHER, str(log), str(cwd), *argv],
                          capture_output=True, text=True, env=env, timeout=30)
     if out.returncode != 0 or not out.stdout.strip().isdigit():
         raise LabError(f"Could not start {argv[0]}: {out.stderr.strip() or out.stdout.strip()}")
-    return Process(proc=psutil.Process(int(out.stdout.strip())), argv=argv, log=log)
+    try:
+        proc = psutil.Process(int(out.stdout.strip()))
+    except psutil.NoSuchProcess:  # it exited at once (a port in use, a bad config)
+        text = tail(log, 20)
+        raise Exited(f"{Path(argv[0]).name} exited while starting. Last lines of {log}:\n{text}", text) from None
+    started = Process(proc=proc, argv=argv, log=log)
+    if record:
+        _record_spawned(started.proc, argv)
+    return started

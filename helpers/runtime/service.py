@@ -193,6 +193,23 @@ REDIS_BASE = {
 }
 
 
+# Directives whose value is one file or directory name: written quoted, so a state directory with
+# spaces, quotes or non-ASCII letters in its path is one argument to Redis.
+PATH_DIRECTIVES = {"dir", "dbfilename", "appendfilename", "appenddirname", "logfile", "pidfile", "unixsocket",
+                   "aclfile", "cluster-config-file", "tls-cert-file", "tls-key-file", "tls-ca-cert-file",
+                   "tls-ca-cert-dir", "tls-client-cert-file", "tls-client-key-file", "tls-dh-params-file"}
+
+
+def conf_quote(value: str | Path) -> str:
+    """A value as one argument of a redis.conf line: double quotes, with backslashes, quotes and
+    control characters escaped the way Redis's config parser (sdssplitargs) reads them."""
+    text = str(value)
+    if "\n" in text or "\r" in text or "\0" in text:
+        raise LabError(f"The path {text!r} has a line break in it, which no Redis config can hold; "
+                       f"point {state.ENV_HOME} at a directory whose path has none.")
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\t", "\\t") + '"'
+
+
 def redis_conf(port: int, workdir: Path, config: dict[str, Any] | None = None, password: str | None = None,
                filename: str = "redis.conf") -> Path:
     """Write a Redis config file (owner-only: it may hold a password) and return its path."""
@@ -203,6 +220,8 @@ def redis_conf(port: int, workdir: Path, config: dict[str, Any] | None = None, p
     for key, value in settings.items():
         values = value if isinstance(value, list) else [value]
         for v in values:
+            if key in PATH_DIRECTIVES and v not in ("", '""'):
+                v = conf_quote(v)
             v = '""' if v == "" else v
             lines.append(f"{key} {v}")
     if password:

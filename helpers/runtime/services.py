@@ -46,6 +46,8 @@ def start(topology_name: str = "redis", name: str | None = None, **options: Any)
                     records[name] = healed.to_dict()
                     state.save_registry(records)
                     return healed
+                engines.notice(f"{describe(svc)} had stopped and could not be repaired, so it was started afresh: "
+                               f"{lost(svc, every_node=True)}.")
             _stop_service(svc)
             records.pop(name, None)
             state.save_registry(records)
@@ -59,7 +61,8 @@ def start(topology_name: str = "redis", name: str | None = None, **options: Any)
 
 
 def _heal(svc: Service) -> Service | None:
-    """Restart nodes killed from outside; None when the service must be created afresh."""
+    """Restart nodes killed from outside (saying so in one line); None when the service must be
+    created afresh."""
     dead = [n for n in svc.nodes if not n.alive()]
     topo = topologies.registry.get(svc.topology)
     if not dead:
@@ -69,12 +72,43 @@ def _heal(svc: Service) -> Service | None:
         return svc
     try:
         if topo.heal:
-            return topo.heal(svc)
-        for n in dead:
-            engines.restart_node(n, topo.probe(svc, n), env=_node_env(n))
-        return svc
+            healed = topo.heal(svc)
+        else:
+            for n in dead:
+                engines.restart_node(n, topo.probe(svc, n), env=_node_env(n))
+            healed = svc
     except LabError:
         return None
+    engines.notice(restart_notice(svc, dead))
+    return healed
+
+
+def describe(svc: Service) -> str:
+    if svc.topology == "aws":
+        return "the local AWS endpoint"
+    kind = {"memcached": "Memcached", "aws": "AWS endpoint"}.get(svc.nodes[0].kind, "Redis")
+    return f"the {kind} service {svc.name!r}"
+
+
+def lost(svc: Service, every_node: bool) -> str:
+    """What a restart of `svc` lost, in words."""
+    if svc.topology == "aws":
+        return "resources created through the API before it stopped are gone"
+    if svc.options.get("persistence"):
+        return "it reloaded what it had saved to disk"
+    if not every_node and svc.topology in ("replicated", "cluster", "aws-redis") and len(svc.nodes) > 1:
+        return "the restarted nodes copy their data again from the live ones"
+    return "the data it held in memory is gone"
+
+
+def restart_notice(svc: Service, dead: list[Node]) -> str:
+    """One line: what was restarted after it stopped (kill -9, a crash) and what that lost."""
+    data_nodes = [n for n in svc.nodes if n.kind not in ("sentinel",)]
+    every = all(n in dead for n in data_nodes)
+    if len(svc.nodes) == 1 or svc.topology == "aws":
+        return f"{describe(svc)[0].upper()}{describe(svc)[1:]} was restarted after it stopped; {lost(svc, True)}."
+    names = ", ".join(n.name for n in dead)
+    return f"{describe(svc)[0].upper()}{describe(svc)[1:]}: restarted {names} after they stopped; {lost(svc, every)}."
 
 
 def _node_env(n: Node) -> dict[str, str] | None:
@@ -111,10 +145,18 @@ def _stop_service(svc: Service) -> None:
 
 
 def sweep_orphans() -> list[str]:
-    """Stop any process still running inside this state directory (lost records, crashed runs)."""
+    """Stop the processes this state directory's lab started that no record holds any more (lost
+    records, crashed runs): only those it can prove are its own (see process.state_dir_processes)."""
     found: list[str] = []
     for proc in process.state_dir_processes():
         with contextlib.suppress(psutil.Error):
             found.append(f"{proc.name()}[{proc.pid}]")
             process.stop_tree(proc, timeout=5)
+    process.prune_ledger()
     return found
+
+
+def unrecorded_processes() -> list[psutil.Process]:
+    """The lab's own processes that no service records: what `stop` would sweep up."""
+    recorded = {n.pid for svc in load_all() for n in svc.nodes if n.alive()}
+    return [proc for proc in process.state_dir_processes() if proc.pid not in recorded]

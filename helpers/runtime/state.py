@@ -12,7 +12,8 @@ import json
 import os
 import tempfile
 import time
-from collections.abc import Iterator
+import warnings
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,10 @@ from filelock import FileLock
 
 ENV_HOME = "ELASTICACHE_LAB_HOME"
 REGISTRY = "services.json"
+# A file in every state directory: a state directory nested inside another one is told apart by it,
+# so stopping one learner's processes never touches another's.
+MARKER = ".elasticache-lab-state"
+MARKER_TEXT = "This directory is an ElastiCache Lab state directory (see `python -m helpers status`).\n"
 
 
 class LabError(RuntimeError):
@@ -28,20 +33,35 @@ class LabError(RuntimeError):
 
 
 def home() -> Path:
-    """The state directory: $ELASTICACHE_LAB_HOME, else the user's cache directory."""
+    """The state directory: $ELASTICACHE_LAB_HOME, else the user's cache directory.
+
+    Every problem with it (a regular file, a read-only filesystem, a parent that cannot be
+    written, a path under /proc) is a LabError with one sentence saying what to do.
+    """
     raw = os.environ.get(ENV_HOME)
     path = Path(raw).expanduser() if raw else Path(platformdirs.user_cache_dir("elasticache-lab"))
-    path = path.resolve()
-    if path.exists() and not path.is_dir():
-        raise LabError(
-            f"The lab's state directory {path} exists but is not a directory. "
-            f"Move it away, or point {ENV_HOME} at another directory."
-        )
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
-    with contextlib.suppress(PermissionError):
-        os.chmod(path, 0o700)
-    if not os.access(path, os.W_OK):
-        raise LabError(f"The lab's state directory {path} is not writable; set {ENV_HOME} to a directory you own.")
+    fix = f"Point {ENV_HOME} at a directory you own (for example ~/.cache/elasticache-lab)."
+    try:
+        path = path.resolve()
+        if path.exists() and not path.is_dir():
+            raise LabError(f"The lab's state directory {path} exists but is not a directory. "
+                           f"Move it away, or point {ENV_HOME} at another directory.")
+        if "\n" in str(path) or "\r" in str(path):
+            raise LabError(f"The lab's state directory {str(path)!r} has a line break in its name, which the "
+                           f"engines' config files cannot hold. {fix}")
+        path.mkdir(parents=True, exist_ok=True, mode=0o700)
+        with contextlib.suppress(OSError):  # not ours to change, or a read-only filesystem: checked below
+            os.chmod(path, 0o700)
+        marker = path / MARKER
+        if not marker.exists():  # also proves that the directory can really be written
+            marker.write_text(MARKER_TEXT)
+        if not os.access(path, os.W_OK):
+            raise OSError(13, "not writable")
+    except LabError:
+        raise
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise LabError(f"The lab's state directory {path} cannot be used ({reason.lower()}). {fix}") from None
     return path
 
 
@@ -66,22 +86,59 @@ def locked(timeout: float = 120.0) -> Iterator[None]:
         ) from exc
 
 
-def _read_json(path: Path, default: Any) -> Any:
+def set_aside(path: Path, why: str, consequence: str | Callable[[], str]) -> Path | None:
+    """Move a damaged state file out of the way (kept for inspection) with one warning line."""
+    aside = path.with_name(f"{path.name}.corrupt-{int(time.time())}")
     try:
-        text = path.read_text()
+        path.rename(aside)
+    except FileNotFoundError:  # another process set it aside first
+        return None
+    except OSError as exc:
+        raise LabError(f"{path} is damaged ({why}) and cannot be moved aside ({exc.strerror}). "
+                       f"Delete it, or point {ENV_HOME} at another directory.") from None
+    if callable(consequence):
+        consequence = consequence()
+    warnings.warn(f"{path.name} in the lab's state directory was damaged ({why}); moved it to {aside.name}. "
+                  f"{consequence}", LabStateWarning, stacklevel=4)
+    return aside
+
+
+class LabStateWarning(UserWarning):
+    """A state file was damaged and set aside."""
+
+
+def _format_warning(message, category, filename, lineno, line=None):  # noqa: ANN001 (warnings' own signature)
+    if isinstance(category, type) and issubclass(category, LabStateWarning):
+        return f"warning: {message}\n"  # one line, without the source line of the lab's code
+    return _python_format_warning(message, category, filename, lineno, line)
+
+
+_python_format_warning = warnings.formatwarning
+warnings.formatwarning = _format_warning
+
+
+def _read_json(path: Path, default: Any, valid: Callable[[Any], str | None] | None = None,
+               consequence: str | Callable[[], str] = "Started from a clean record.") -> Any:
+    """The JSON in `path`; a file that is not UTF-8, not JSON, or not of the shape `valid` accepts
+    (it returns what is wrong, or None) is set aside and `default` returned."""
+    try:
+        raw = path.read_bytes()
     except FileNotFoundError:
         return default
+    except OSError as exc:
+        raise LabError(f"{path} cannot be read ({exc.strerror}). Check its permissions, or point "
+                       f"{ENV_HOME} at another directory.") from None
     try:
-        return json.loads(text)
+        data = json.loads(raw.decode("utf-8"))
+        problem = valid(data) if valid else None
+    except UnicodeDecodeError:
+        problem = "not UTF-8 text"
     except json.JSONDecodeError:
-        # Keep the damaged file for inspection rather than silently dropping it.
-        aside = path.with_suffix(path.suffix + f".corrupt-{int(time.time())}")
-        path.rename(aside)
-        import warnings
-
-        warnings.warn(f"{path.name} in the lab's state directory was damaged; moved it to {aside.name} "
-                      "and started from a clean record.", stacklevel=3)
-        return default
+        problem = "not valid JSON"
+    if problem is None:
+        return data
+    set_aside(path, problem, consequence)
+    return default
 
 
 def write_json(path: Path, data: Any) -> None:
@@ -98,17 +155,100 @@ def write_json(path: Path, data: Any) -> None:
         raise
 
 
-def read_json(path: Path, default: Any) -> Any:
-    return _read_json(path, default)
+def read_json(path: Path, default: Any, valid: Callable[[Any], str | None] | None = None,
+              consequence: str | Callable[[], str] = "Started from a clean record.") -> Any:
+    return _read_json(path, default, valid, consequence)
+
+
+NODE_FIELDS = {"name": str, "kind": str, "role": str, "host": str, "port": int, "pid": int,
+               "create_time": (int, float), "argv": list, "workdir": str, "log": str}
+
+
+def registry_problem(data: Any) -> str | None:
+    """What is wrong with the shape of services.json, or None."""
+    if not isinstance(data, dict):
+        return f"a {type(data).__name__} instead of an object of services"
+    for name, record in data.items():
+        if not isinstance(record, dict):
+            return f"service {name!r} is a {type(record).__name__}, not a record"
+        if not isinstance(record.get("topology"), str) or not isinstance(record.get("name"), str):
+            return f"service {name!r} has no topology or name"
+        if not isinstance(record.get("options", {}), dict) or not isinstance(record.get("meta", {}), dict):
+            return f"service {name!r} has malformed options or meta"
+        nodes = record.get("nodes")
+        if not isinstance(nodes, list) or not nodes:
+            return f"service {name!r} has no nodes"
+        for node in nodes:
+            if not isinstance(node, dict):
+                return f"a node of {name!r} is not a record"
+            for key, kind in NODE_FIELDS.items():
+                if not isinstance(node.get(key), kind) or isinstance(node.get(key), bool):
+                    return f"a node of {name!r} lacks a valid {key!r}"
+    return None
+
+
+REGISTRY_LOST = ("Servers it recorded may still be running with no record: "
+                 "`python -m helpers stop` stops every server of this state directory.")
+
+
+LEDGER = "processes.jsonl"  # every process the lab started here: pid and start time, one JSON per line
+
+
+def ledger_entries(root: Path | None = None) -> list[tuple[int, float]]:
+    """(pid, start time) of each process recorded in the ledger, live or not; damaged lines skipped."""
+    path = (root or home()) / LEDGER
+    found = []
+    with contextlib.suppress(OSError):
+        for line in path.read_bytes().decode("utf-8", "replace").splitlines():
+            with contextlib.suppress(ValueError, TypeError, KeyError, AttributeError):
+                entry = json.loads(line)
+                found.append((int(entry["pid"]), float(entry["create_time"])))
+    return found
+
+
+def _live_ledger_count() -> int:
+    import psutil
+
+    live = 0
+    for pid, started in ledger_entries():
+        with contextlib.suppress(psutil.Error):
+            proc = psutil.Process(pid)
+            live += abs(proc.create_time() - started) <= 1.0 and proc.status() != psutil.STATUS_ZOMBIE
+    return live
+
+
+def _registry_consequence() -> str:
+    try:
+        running = _live_ledger_count()
+    except Exception:
+        return REGISTRY_LOST
+    if not running:
+        return "No server of this state directory was running; started from a clean record."
+    return (f"{running} server process(es) it recorded are still running with no record: "
+            "`python -m helpers stop` stops them.")
 
 
 def load_registry() -> dict[str, Any]:
-    data = _read_json(home() / REGISTRY, {})
+    path = home() / REGISTRY
+    data = _read_json(path, None, registry_problem, consequence=_registry_consequence)
     return data if isinstance(data, dict) else {}
 
 
 def save_registry(data: dict[str, Any]) -> None:
     write_json(home() / REGISTRY, data)
+
+
+def write_secret_atomic(path: Path, value: str) -> None:
+    """Replace an owner-only file in one step (a reader sees the old or the new text, never half)."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(value)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
 
 
 def write_secret(path: Path, value: str) -> None:

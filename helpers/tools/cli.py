@@ -69,8 +69,52 @@ def doctor_report() -> list[tuple[str, bool, str]]:
         rows.append(("state directory", True, str(state.home())))
     except LabError as exc:
         rows.append(("state directory", False, str(exc)))
+    else:
+        rows += state_report()
     aws = "real AWS (opted in with ELASTICACHE_LAB_REAL_AWS)" if localaws.real_aws_opted_in() else "local only"
     rows.append(("AWS calls", True, aws))
+    return rows
+
+
+def state_report() -> list[tuple[str, bool, str]]:
+    """The state files (readable, of the right shape, set aside earlier) and the lab's processes
+    (recorded nodes that died, processes no record holds), without changing anything."""
+    from helpers.exercises.core import PROGRESS, progress_problem
+
+    rows: list[tuple[str, bool, str]] = []
+    home = state.home()
+    checks = ((state.REGISTRY, state.registry_problem, "servers it records would be unknown to the lab"),
+              (PROGRESS, progress_problem, "exercise progress would start afresh"))
+    for filename, problem_of, meaning in checks:
+        path = home / filename
+        if not path.exists():
+            continue
+        try:
+            problem = problem_of(json.loads(path.read_bytes().decode("utf-8")))
+        except UnicodeDecodeError:
+            problem = "not UTF-8 text"
+        except ValueError:
+            problem = "not valid JSON"
+        except OSError as exc:
+            problem = f"unreadable ({exc.strerror})"
+        if problem:
+            rows.append((filename, False, f"damaged ({problem}); the next command moves it aside, and {meaning}."))
+    for aside in sorted(home.glob("*.corrupt-*")):
+        rows.append(("set-aside file", True, f"{aside.name} (damaged earlier; delete it once you no longer need it)"))
+    if any(r[0] == state.REGISTRY and not r[1] for r in rows):
+        return rows
+    for svc in services.status():
+        dead = [n.name for n in svc.nodes if not n.alive()]
+        if dead:
+            rows.append((f"service {svc.name}", True,
+                         f"{', '.join(dead)} not running; the next start restarts it (or `python -m helpers stop "
+                         f"{svc.name}`)"))
+    orphans = services.unrecorded_processes()
+    if orphans:
+        listed = ", ".join(f"{p.name()}[{p.pid}]" for p in orphans[:8])
+        rows.append(("unrecorded processes", True,
+                     f"{listed}: started by this lab but held by no service record (workers, or servers whose "
+                     "record was lost); `python -m helpers stop` stops them"))
     return rows
 
 
@@ -86,39 +130,11 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return 0
 
 
-def lab_environment(start: bool = True) -> tuple[dict[str, str], list[str]]:
-    """(variables to export, variables to unset) that point a shell at this learner's services.
-
-    What `python -m helpers env` prints and what a JupyterLab terminal starts with. With
-    `start=False` nothing is started: only services that already run are described.
-    """
-    exports: dict[str, str] = {}
-    unset: list[str] = []
-    real_aws = localaws.real_aws_opted_in()
-
-    def service(name: str) -> services.Service | None:
-        if start:
-            return services.start(name)
-        svc = services.get(name)
-        return svc if svc and svc.nodes and all(n.alive() for n in svc.nodes) else None
-
-    if not real_aws:
-        aws = service("aws")
-        exports.update(localaws.env(aws.url if aws else None))
-        unset = list(localaws.UNSET)
-    redis_svc = service("redis")
-    if redis_svc:
-        exports["REDIS_URL"] = redis_svc.url
-        exports["REDIS_HOST"], exports["REDIS_PORT"] = redis_svc.host, str(redis_svc.port)
-    mc = service("memcached")
-    if mc:
-        exports["MEMCACHED_SERVERS"] = f"{mc.host}:{mc.port}"
-    return exports, unset
-
-
 def cmd_env(args: argparse.Namespace) -> int:
     if localaws.real_aws_opted_in():
         print("# ELASTICACHE_LAB_REAL_AWS is set: leaving AWS settings alone.", file=sys.stderr)
+    from helpers.tools.shellenv import lab_environment
+
     exports, unset = lab_environment()
     for key, value in exports.items():
         print(f"export {key}={shlex.quote(value)}")
@@ -180,6 +196,16 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except LabError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # `... | head`: the reader left; nothing to say
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except OSError as exc:  # a file of the state directory that cannot be written or read
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(f"error: {exc.strerror or exc}{where}. Check the lab's state directory, or point "
+              f"{state.ENV_HOME} at a directory you own.", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

@@ -175,7 +175,7 @@ def lab_server(root: Path, notebook: str | None = None, timeout: float = 90.0,
             "--ServerApp.port_retries=0", "--no-browser"]
     # The token travels in the environment, never on a command line another user could read.
     full_env = {**os.environ, **lab_env(), **(env or {}), "JUPYTER_TOKEN": token}
-    with process.spawn(argv, cwd=Path(root), log=Path(root) / ".jupyter-server.log", env=full_env,
+    with process.spawn(argv, cwd=Path(root), log=Path(root) / ".jupyter-server.log", env=full_env, record=False,
                        detach=False) as proc:
         server = LabServer(root=Path(root), port=port, token=token, process=proc, argv=argv)
         proc.wait_ready(lambda: _answers(server), what=f"jupyter lab on port {port}", timeout=timeout,

@@ -46,7 +46,7 @@ def terminal_environment(base: dict[str, str] | None = None) -> dict[str, str | 
     if sys.prefix != sys.base_prefix:
         changes["VIRTUAL_ENV"] = sys.prefix
     try:
-        from helpers.tools.cli import lab_environment
+        from helpers.tools.shellenv import lab_environment
 
         exports, unset = lab_environment(start=False)
     except Exception:  # noqa: BLE001 - a terminal without the services' variables beats no terminal

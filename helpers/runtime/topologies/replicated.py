@@ -14,7 +14,7 @@ from typing import Any
 from helpers.runtime import engines, state
 from helpers.runtime import tls as tls_mod
 from helpers.runtime.engines import LOOPBACK, Node
-from helpers.runtime.service import Service, make_password, redis_client_for
+from helpers.runtime.service import Service, conf_quote, make_password, redis_client_for
 from helpers.runtime.state import LabError
 from helpers.runtime.topologies.nodes import (
     data_probe,
@@ -36,7 +36,7 @@ def _sentinel_conf(port: int, workdir: Path, master: str, primary_port: int, sec
                    down_after_ms: int, failover_timeout_ms: int) -> Path:
     path = workdir / f"sentinel-{port}.conf"
     lines = [f"port {port}", f"bind {LOOPBACK}", "protected-mode yes", "daemonize no", 'logfile ""',
-             f"dir {workdir}", f"sentinel monitor {master} {LOOPBACK} {primary_port} {QUORUM}",
+             f"dir {conf_quote(workdir)}", f"sentinel monitor {master} {LOOPBACK} {primary_port} {QUORUM}",
              f"sentinel down-after-milliseconds {master} {down_after_ms}",
              f"sentinel failover-timeout {master} {failover_timeout_ms}",
              f"sentinel parallel-syncs {master} 2"]

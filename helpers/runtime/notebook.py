@@ -1,0 +1,97 @@
+"""How a lost server, or an error meant for a person, shows in a notebook: one paragraph.
+
+A lab cell whose Redis or Memcached server was stopped or killed mid-run would otherwise print a
+long traceback (a Sentinel's MasterNotFoundError runs to thousands of characters), and a LabError
+already says in a sentence what happened and what to do. `install()` registers an IPython handler
+for exactly these exception types: it prints one paragraph instead of the traceback, which stays
+available with `%tb`. Every other exception is shown by IPython as usual. Importing `helpers` in
+a kernel installs it.
+"""
+
+from __future__ import annotations
+
+import sys
+from types import TracebackType
+from typing import Any
+
+from helpers.runtime.state import LabError
+
+WHAT_TO_DO = ("Run `python -m helpers status` in a terminal, or re-run the lab's first cell: the helpers restart "
+              "what is missing. `%tb` shows the full traceback.")
+_MARK = "_elasticache_lab_handler"
+
+
+def _exception_types() -> tuple[type[BaseException], ...]:
+    types: list[type[BaseException]] = [LabError]
+    try:
+        import redis.exceptions
+
+        types.append(redis.exceptions.ConnectionError)  # MasterNotFoundError, a refused connection...
+    except ImportError:
+        pass
+    try:
+        from pymemcache.exceptions import MemcacheUnexpectedCloseError
+
+        types.append(MemcacheUnexpectedCloseError)
+    except ImportError:
+        pass
+    # pymemcache lets the socket's own errors through: handled only when they come from it.
+    types += [ConnectionRefusedError, ConnectionResetError, BrokenPipeError]
+    return tuple(types)
+
+
+def _from_pymemcache(tb: TracebackType | None) -> bool:
+    while tb is not None:
+        if "pymemcache" in tb.tb_frame.f_code.co_filename:
+            return True
+        tb = tb.tb_next
+    return False
+
+
+def message_for(exc: BaseException, tb: TracebackType | None = None) -> str | None:
+    """The paragraph shown for `exc`, or None when IPython should show its usual traceback."""
+    if isinstance(exc, LabError):
+        return f"{type(exc).__name__}: {exc}"
+    detail = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+    try:
+        import redis.exceptions
+
+        if isinstance(exc, redis.exceptions.ConnectionError):
+            return (f"{type(exc).__name__}: the Redis server of this lab is not answering (it was stopped or "
+                    f"killed; {detail}). {WHAT_TO_DO}")
+    except ImportError:
+        pass
+    memcache = type(exc).__name__ == "MemcacheUnexpectedCloseError" or (
+        isinstance(exc, (ConnectionRefusedError, ConnectionResetError, BrokenPipeError)) and _from_pymemcache(tb))
+    if memcache:
+        return (f"{type(exc).__name__}: the Memcached server of this lab is not answering (it was stopped or "
+                f"killed; {detail}). {WHAT_TO_DO}")
+    return None
+
+
+def _handler(shell: Any, etype: type[BaseException], value: BaseException, tb: TracebackType | None,
+             tb_offset: int | None = None) -> list[str]:
+    sys.last_type, sys.last_value, sys.last_traceback = etype, value, tb  # what %tb shows
+    text = message_for(value, tb)
+    if text is None:
+        shell.showtraceback((etype, value, tb), tb_offset=tb_offset)
+        return []
+    shell._showtraceback(etype, value, [text])  # an error output (a notebook run stops), one paragraph
+    return []
+
+
+def install(shell: Any = None) -> bool:
+    """Register the handler in the running IPython (if any, and if no other handler is set)."""
+    if shell is None:
+        try:
+            from IPython import get_ipython
+        except ImportError:
+            return False
+        shell = get_ipython()
+    if shell is None or not hasattr(shell, "set_custom_exc"):
+        return False
+    if shell.custom_exceptions and not getattr(shell, _MARK, False):
+        return False  # someone else's handler: leave it alone
+    shell.set_custom_exc(_exception_types(), _handler)
+    setattr(shell, _MARK, True)
+    return True
