@@ -1,0 +1,283 @@
+"""Lab 15 (production practices): exercises, checked on real clients, tokens and the lab's price table."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from helpers.exercises.core import (
+    Exercise,
+    Wrong,
+    call_learner,
+    expect_choices_per_item,
+    expect_keys,
+    expect_number,
+    expect_type,
+    type_name,
+)
+from helpers.topics import practices
+
+LAB = "15"
+
+
+# --- q1: a client that fails fast and retries politely ----------------------------------------------
+
+JITTER = ("EqualJitterBackoff", "FullJitterBackoff", "ExponentialWithJitterBackoff", "DecorrelatedJitterBackoff")
+
+
+def _check_client(answer: Any) -> str:
+    import redis
+
+    if not callable(answer):
+        raise Wrong(f"Expected a function make_client(host, port), but got {type_name(answer)}.")
+    client = call_learner(answer, "127.0.0.1", 6399, what="your function make_client('127.0.0.1', 6399)")
+    if not isinstance(client, redis.Redis):
+        raise Wrong(f"make_client returned {type_name(client)}; return a redis.Redis client.")
+    timeout = client.connection_pool.connection_kwargs.get("socket_timeout")
+    if timeout is None:
+        raise Wrong("Your client has no socket_timeout: against a hung (paused) node a call waits forever, "
+                    "as you saw in section 2. Pass socket_timeout=... (a second or less).")
+    if timeout > 1:
+        raise Wrong(f"socket_timeout={timeout} s is longer than the 1 s the question allows: every attempt at a "
+                    "hung node holds a request (and a pooled connection) that long, and each retry waits it again "
+                    "(redis-py's defaults are 5 s and 10 retries).")
+    retry = client.get_retry()
+    retries = getattr(retry, "_retries", 0) if retry else 0
+    if retries < 3:
+        raise Wrong(f"Your client retries {retries} time(s): a node restart or a failover takes longer than "
+                    "that. Pass retry=Retry(<a backoff>, 3 or more).")
+    backoff = type(retry._backoff).__name__
+    if backoff in ("NoBackoff", "ConstantBackoff"):
+        raise Wrong(f"{backoff}: every client retries at the same fixed pace, and all of them hit the "
+                    "recovering node together. Use an exponential backoff with jitter.")
+    if backoff == "ExponentialBackoff":
+        raise Wrong("ExponentialBackoff grows the waits but without jitter: clients that failed together "
+                    "retry together. Use EqualJitterBackoff (or another *Jitter* policy).")
+    if backoff not in JITTER:
+        raise Wrong(f"{backoff} is not an exponential backoff with jitter; use one of {', '.join(JITTER)}.")
+    return (f"socket_timeout={timeout} s bounds every call; {retries} retries with {backoff} spread the "
+            "reconnections out while the node comes back.")
+
+
+def _client_reference(host: str, port: int) -> Any:
+    import redis
+    from redis.backoff import EqualJitterBackoff
+    from redis.retry import Retry
+
+    return redis.Redis(host=host, port=port, socket_timeout=0.5, socket_connect_timeout=0.5,
+                       retry=Retry(EqualJitterBackoff(cap=1.0, base=0.05), 5))
+
+
+def _wrong_client(**kwargs: Any) -> Any:
+    def make(host: str, port: int) -> Any:
+        import redis
+
+        return redis.Redis(host=host, port=port, **kwargs)
+    return make
+
+
+def _retry(backoff: str, retries: int) -> Any:
+    from redis import backoff as b
+    from redis.retry import Retry
+
+    made = {"NoBackoff": lambda: b.NoBackoff(), "ConstantBackoff": lambda: b.ConstantBackoff(0.1)}
+    return Retry(made[backoff]() if backoff in made else getattr(b, backoff)(cap=1.0, base=0.05), retries)
+
+
+q1 = Exercise(
+    lab=LAB, qid="q1", title="A client that fails fast and retries with backoff and jitter",
+    checker=_check_client,
+    hint_text="redis.Redis(host=..., port=..., socket_timeout=..., retry=Retry(EqualJitterBackoff(cap=..., "
+              "base=...), retries)) — from redis.retry import Retry; from redis.backoff import EqualJitterBackoff.",
+    solution_text="from redis.backoff import EqualJitterBackoff\nfrom redis.retry import Retry\n\n"
+                  "def make_client(host, port):\n"
+                  "    return redis.Redis(host=host, port=port, socket_timeout=0.5, socket_connect_timeout=0.5,\n"
+                  "                       retry=Retry(EqualJitterBackoff(cap=1.0, base=0.05), 5))",
+    reference=_client_reference,
+    wrong=[
+        (_wrong_client(socket_timeout=None), "no socket_timeout"),
+        (_wrong_client(), "longer than"),  # redis-py 8's defaults: 5 s, 10 retries
+        (lambda h, p: _wrong_client(socket_timeout=5, retry=_retry("EqualJitterBackoff", 5))(h, p), "longer than"),
+        (lambda h, p: _wrong_client(socket_timeout=0.5, retry=_retry("NoBackoff", 0))(h, p), "retries 0 time"),
+        (lambda h, p: _wrong_client(socket_timeout=0.5, retry=_retry("ConstantBackoff", 5))(h, p), "same fixed pace"),
+        (lambda h, p: _wrong_client(socket_timeout=0.5, retry=_retry("ExponentialBackoff", 5))(h, p), "without jitter"),
+        (lambda h, p: None, "return a redis.Redis"),
+    ],
+)
+
+
+# --- q2: connecting with an IAM token --------------------------------------------------------------------
+
+def _check_iam_kwargs(answer: Any) -> str:
+    if not callable(answer):
+        raise Wrong(f"Expected a function iam_connect_kwargs(user_id, token), but got {type_name(answer)}.")
+    token = practices.iam_auth_token("orders-app", "orders-cache")
+    got = call_learner(answer, "orders-app", token, what="your function iam_connect_kwargs('orders-app', token)")
+    expect_type(got, dict, "what iam_connect_kwargs returns")
+    if got.get("password") == "orders-app" and got.get("username") == token:
+        raise Wrong("Username and password are swapped: the user id is the user name, the token is the password.")
+    if "username" not in got:
+        raise Wrong("No username: AUTH with a password alone authenticates the `default` user, not the "
+                    "IAM-enabled user. Pass username=user_id.")
+    if got.get("username") != "orders-app":
+        raise Wrong(f"username is {got.get('username')!r}; for an IAM-enabled user it is the user id "
+                    "('orders-app'), which ElastiCache requires to equal the user name.")
+    if got.get("password") != token:
+        raise Wrong("password must be the token itself (the presigned request without 'http://'), "
+                    "generated for this user and cache.")
+    if got.get("ssl") is not True:
+        raise Wrong("IAM authentication works only with in-transit encryption: pass ssl=True (the token "
+                    "is a bearer credential for 15 minutes; it must never cross the network in clear).")
+    return "user id as the user name, the token as the password, over TLS."
+
+
+q2 = Exercise(
+    lab=LAB, qid="q2", title="Connection settings for an IAM-authenticated user",
+    checker=_check_iam_kwargs,
+    hint_text="Return a dict of redis.Redis keyword arguments: username=..., password=..., ssl=...",
+    solution_text="def iam_connect_kwargs(user_id, token):\n"
+                  "    return {'username': user_id, 'password': token, 'ssl': True}",
+    reference=lambda user_id, token: {"username": user_id, "password": token, "ssl": True},
+    wrong=[
+        (lambda u, t: {"password": t, "ssl": True}, "No username"),
+        (lambda u, t: {"username": t, "password": u, "ssl": True}, "swapped"),
+        (lambda u, t: {"username": u, "password": t}, "in-transit encryption"),
+        (lambda u, t: {"username": u, "password": "my-static-password", "ssl": True}, "token itself"),
+        (lambda u, t: [u, t], "dict"),
+    ],
+)
+
+
+# --- q3: the order of a TLS migration ----------------------------------------------------------------------
+
+STEPS = ("set_preferred", "move_clients_to_tls", "check_no_plaintext_clients", "set_required")
+
+
+def _check_tls_order(answer: Any) -> str:
+    expect_type(answer, (list, tuple), "your answer")
+    steps = list(answer)
+    unknown = [s for s in steps if s not in STEPS]
+    if unknown:
+        raise Wrong(f"{unknown[0]!r} is not one of the steps: {', '.join(map(repr, STEPS))}.")
+    if sorted(steps) != sorted(STEPS):
+        raise Wrong(f"Use each of the four steps exactly once: {', '.join(map(repr, STEPS))}.")
+    if steps.index("set_required") < steps.index("move_clients_to_tls"):
+        raise Wrong("Setting the mode to required before the clients moved drops every plaintext connection "
+                    "(you saw it in section 4): an outage for every client not yet on TLS.")
+    if steps.index("move_clients_to_tls") < steps.index("set_preferred"):
+        raise Wrong("Clients cannot move to TLS before the cluster offers it: first preferred, which opens "
+                    "TLS next to plaintext.")
+    if steps.index("check_no_plaintext_clients") > steps.index("set_required"):
+        raise Wrong("Check that no plaintext client is left before you require TLS, not after: afterwards "
+                    "the stragglers have already been cut off.")
+    return "preferred → clients move → nobody left on plaintext → required: no client ever loses its connection."
+
+
+q3 = Exercise(
+    lab=LAB, qid="q3", title="Migrating a running cluster to TLS, in order",
+    checker=_check_tls_order,
+    hint_text="Which mode lets both kinds of client connect? When is it safe to refuse plaintext?",
+    solution_text="answer = ['set_preferred', 'move_clients_to_tls', 'check_no_plaintext_clients', 'set_required']",
+    reference=list(STEPS),
+    wrong=[
+        (["set_required", "move_clients_to_tls", "check_no_plaintext_clients", "set_preferred"], "outage"),
+        (["move_clients_to_tls", "set_preferred", "check_no_plaintext_clients", "set_required"], "before the cluster"),
+        (["set_preferred", "move_clients_to_tls", "set_required", "check_no_plaintext_clients"], "not after"),
+        (["set_preferred", "set_required"], "exactly once"),
+        (["set_preferred", "enable_tls", "check_no_plaintext_clients", "set_required"], "not one of the steps"),
+        ("set_preferred", "list"),
+    ],
+)
+
+
+# --- q4: a serverless bill -------------------------------------------------------------------------------------
+
+Q4_WORKLOAD = {"data_gb": 3, "requests_per_s": 500, "kb_per_request": 4}
+
+
+_ROWS = practices.load_prices()
+
+
+def _q4_expected() -> float:
+    rows = practices.load_prices()
+    return practices.serverless_monthly(rows, "redis", **Q4_WORKLOAD)["total"]
+
+
+def _check_serverless_bill(answer: Any) -> str:
+    got = expect_number(answer, "your monthly cost")
+    rows = practices.load_prices()
+    want = _q4_expected()
+    if abs(got - want) <= 0.01 * want:
+        return f"${want:,.2f} a month; storage is {practices.serverless_monthly(rows, 'redis', **Q4_WORKLOAD)['storage'] / want:.0%} of it."
+    one_ecpu = practices.serverless_monthly(rows, "redis", data_gb=3, requests_per_s=500, kb_per_request=1)["total"]
+    if abs(got - one_ecpu) <= 0.01 * one_ecpu:
+        raise Wrong("You counted 1 ECPU per request; each request transfers 4 KB, and ElastiCache charges "
+                    "1 ECPU per KB transferred.")
+    storage_only = practices.serverless_monthly(rows, "redis", **Q4_WORKLOAD)["storage"]
+    if abs(got - storage_only) <= 0.01 * storage_only:
+        raise Wrong("That is the storage alone; add the ECPUs (requests x KB per request over the month).")
+    if abs(got - want / practices.HOURS_PER_MONTH) <= 0.01 * want / practices.HOURS_PER_MONTH:
+        raise Wrong("That is one hour's cost; a month is billed as 730 hours.")
+    raise Wrong(f"${got:,.2f} is not it. Storage: GB x 730 h x the GB-hour price; compute: requests/s x 3600 x 730 "
+                "x ECPUs per request / 1e6 x the price per million ECPUs.")
+
+
+q4 = Exercise(
+    lab=LAB, qid="q4", title="A month of ElastiCache Serverless (Redis OSS)",
+    checker=_check_serverless_bill,
+    hint_text="practices.serverless_monthly(prices, 'redis', data_gb=..., requests_per_s=..., kb_per_request=...) "
+              "does it, or compute it by hand from the table: GB-hours and million ECPUs.",
+    solution_text="answer = practices.serverless_monthly(prices, 'redis', data_gb=3, requests_per_s=500,\n"
+                  "                                      kb_per_request=4)['total']",
+    make_reference=_q4_expected,
+    wrong=[
+        (practices.serverless_monthly(_ROWS, "redis", data_gb=3, requests_per_s=500, kb_per_request=1)["total"],
+         "1 ECPU per request"),
+        (practices.serverless_monthly(_ROWS, "redis", **Q4_WORKLOAD)["storage"], "storage alone"),
+        (_q4_expected() / practices.HOURS_PER_MONTH, "one hour"),
+        (_q4_expected() * 2, "not it"),
+        ("about 100 dollars", "number"),
+    ],
+)
+
+
+# --- q5: reaching the cache ----------------------------------------------------------------------------------------
+
+PATHS = {
+    "lambda_function": "vpc",
+    "ecs_service_in_another_vpc": "peering",
+    "thirty_vpcs_in_many_accounts": "transit_gateway",
+    "developer_laptop": "bastion_or_vpn",
+}
+WHY = {
+    "lambda_function": "a Lambda function reaches the cache by being attached to the cache's VPC: its "
+                       "subnets plus a security group the cache's group admits",
+    "ecs_service_in_another_vpc": "one other VPC: VPC peering (non-overlapping CIDRs, routes both ways, the cache's "
+                                  "security group admitting the other VPC's range or group)",
+    "thirty_vpcs_in_many_accounts": "many VPCs and accounts: a Transit Gateway hub rather than a mesh of peerings",
+    "developer_laptop": "ElastiCache has no public endpoint: from outside AWS you come in through a VPN or "
+                        "a bastion/SSM port forward into the VPC",
+}
+
+
+def _check_paths(answer: Any) -> str:
+    expect_keys(answer, PATHS, "your dict")
+    expect_choices_per_item(answer, PATHS, ("vpc", "peering", "transit_gateway", "bastion_or_vpn", "public_endpoint"),
+                            explain=lambda item, got: f"{item!r}: not {got!r} — {WHY[item]}.")
+    return "No public endpoints: every path ends inside the cache's VPC, through a security group."
+
+
+q5 = Exercise(
+    lab=LAB, qid="q5", title="How each client reaches the cache",
+    checker=_check_paths,
+    hint_text="An ElastiCache node has only private addresses in its VPC. What brings each client into that VPC?",
+    solution_text="answer = {'lambda_function': 'vpc', 'ecs_service_in_another_vpc': 'peering',\n"
+                  "          'thirty_vpcs_in_many_accounts': 'transit_gateway', 'developer_laptop': 'bastion_or_vpn'}",
+    reference=dict(PATHS),
+    wrong=[
+        ({**PATHS, "developer_laptop": "public_endpoint"}, "no public endpoint"),
+        ({**PATHS, "lambda_function": "public_endpoint"}, "attached to the cache's VPC"),
+        ({**PATHS, "thirty_vpcs_in_many_accounts": "peering"}, "Transit Gateway"),
+        ({"lambda_function": "vpc"}, "missing"),
+        ({**PATHS, "ecs_service_in_another_vpc": "internet"}, "not one of the choices"),
+    ],
+)
