@@ -1,5 +1,5 @@
 # The README's two commands: `make lab` and `make test`. Each sets everything up first.
-.PHONY: lab test setup engines stop status doctor bench lint clean repeat-labs lock binder-test
+.PHONY: lab test setup engines stop status doctor bench lint clean repeat-labs lock binder-test memory-check
 
 VENV   := .venv
 PYBIN  := $(VENV)/bin/python
@@ -48,6 +48,12 @@ binder-test: setup
 # Figures for the instructor's guide: prints a table, writes artifacts/bench.json; never fails on a slow machine.
 bench: setup
 	$(PYBIN) -m helpers.tools.bench $(BENCH_ARGS)
+
+# The whole course as a learner runs it, every kernel left open, inside Binder's 2 GiB (a memory
+# cgroup when run as root; otherwise measured only). Peak, memory per component, OOM kills, failed
+# labs; writes artifacts/coursemem.json, which `make bench` prints. About 15-20 minutes.
+memory-check: setup
+	$(PYBIN) -m helpers.tools.coursemem $(MEMCHECK_ARGS)
 
 stop status doctor: $(STAMP)
 	$(PYBIN) -m helpers $@
