@@ -25,6 +25,7 @@ import contextlib
 import datetime as dt
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -241,6 +242,17 @@ def by_component(snap: Mapping[int, tuple[str, Mapping[str, int]]]) -> dict[str,
     return {c: {k: round(v, 1) for k, v in row.items()} for c, row in out.items()}
 
 
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def failure(exc: Any) -> str:
+    """One line saying why a cell failed: the error, and the line of the cell it points at."""
+    text = ANSI.sub("", str(exc))
+    where = [ln.strip() for ln in text.splitlines() if ln.lstrip().startswith("---->")]
+    what = f"{getattr(exc, 'ename', type(exc).__name__)}: {ANSI.sub('', str(getattr(exc, 'evalue', '')))}"
+    return (f"{what} at {where[-1]}" if where else what).replace("\n", " ")[:400]
+
+
 # --- the learner: one kernel per lab, none shut down until the end ---------------------------------
 
 def runner(labs: Sequence[str], timeout: int) -> int:
@@ -278,8 +290,7 @@ def runner(labs: Sequence[str], timeout: int) -> int:
                     client.execute()
                     say(f"LAB {name} ok")
                 except CellExecutionError as exc:
-                    why = (str(exc).strip().splitlines() or ["error"])[-1][:300]
-                    say(f"LAB {name} failed {why}")
+                    say(f"LAB {name} failed {failure(exc)}")
                 except DeadKernelError as exc:
                     say(f"LAB {name} failed the kernel died ({exc})")
                 except Exception as exc:  # a timeout or a kernel that did not start: that lab failed

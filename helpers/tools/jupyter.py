@@ -25,6 +25,7 @@ from helpers.runtime.state import LabError, repo_root
 
 WELCOME = "labs/00_welcome.ipynb"
 CONFIG_DIR = Path(__file__).resolve().parent / "jupyter_config"  # see lab_env()
+DATA_DIR = Path(__file__).resolve().parent / "jupyter_data"  # the course's python3 kernel; see lab_env()
 DEFAULT_SERVICES = ("redis", "memcached", "aws")
 # glibc gives every thread that allocates its own malloc arena (up to 8 per core) and rarely hands
 # their free pages back: Jupyter, each kernel (its ZMQ threads, the labs' load-generator threads) and
@@ -62,8 +63,10 @@ def lab_env(base: Mapping[str, str] | None = None) -> dict[str, str]:
     """The environment variables `jupyter lab` starts with, on top of `base` (os.environ).
 
     JUPYTER_CONFIG_PATH adds the course's Jupyter configuration (CONFIG_DIR: no news or update
-    checks, terminals in the lab's environment, idle kernels culled); binder/start sets the same on
-    Binder, and MALLOC_ARENA_MAX (MALLOC_ENV). This Python's
+    checks, terminals in the lab's environment, idle kernels culled); JUPYTER_PATH adds DATA_DIR, whose
+    `python3` kernel is ipykernel without debugpy (about 8 MB less in every kernel, 15 kernels in a
+    course; JupyterLab's debugger panel is off); binder/start and the Makefile set the same, and
+    MALLOC_ARENA_MAX (MALLOC_ENV). This Python's
     bin directory goes first on PATH, so what Jupyter starts finds the project's `python` and `aws`.
     """
     from helpers.tools.terminals import python_bin, with_first_on_path
@@ -71,6 +74,8 @@ def lab_env(base: Mapping[str, str] | None = None) -> dict[str, str]:
     base = os.environ if base is None else base
     env = {k: base.get(k, v) for k, v in MALLOC_ENV.items()}
     paths = [p for p in base.get("JUPYTER_CONFIG_PATH", "").split(os.pathsep) if p and p != str(CONFIG_DIR)]
+    data = [p for p in base.get("JUPYTER_PATH", "").split(os.pathsep) if p and p != str(DATA_DIR)]
+    env["JUPYTER_PATH"] = os.pathsep.join([str(DATA_DIR), *data])
     env.update({"JUPYTER_CONFIG_PATH": os.pathsep.join([str(CONFIG_DIR), *paths]),
                 "PATH": with_first_on_path(base.get("PATH", os.defpath), python_bin())})
     if sys.prefix != sys.base_prefix:
