@@ -8,7 +8,8 @@ LABS   := $(sort $(wildcard labs/*.ipynb))
 REVERSED := $(shell printf '%s\n' $(LABS) | sort -r)
 JUPYTER_ARGS ?=# extra `jupyter lab` arguments; loopback, --allow-root and the welcome lab are set by helpers/tools/jupyter.py
 PYTEST_ARGS ?=
-# The course's python3 kernel (ipykernel without the debugger: lighter), as make lab and Binder have it.
+# The course's python3 kernel (ipykernel without the debugger: lighter), as make lab and Binder have it,
+# for the kernels of make bench and make memory-check (nbval's --nbval-current-env uses its own kernel).
 export JUPYTER_PATH := $(CURDIR)/helpers/tools/jupyter_data$(if $(JUPYTER_PATH),:$(JUPYTER_PATH))
 
 lab: setup

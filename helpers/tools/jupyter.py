@@ -65,7 +65,7 @@ def lab_env(base: Mapping[str, str] | None = None) -> dict[str, str]:
     JUPYTER_CONFIG_PATH adds the course's Jupyter configuration (CONFIG_DIR: no news or update
     checks, terminals in the lab's environment, idle kernels culled); JUPYTER_PATH adds DATA_DIR, whose
     `python3` kernel is ipykernel without debugpy (about 8 MB less in every kernel, 15 kernels in a
-    course; JupyterLab's debugger panel is off); binder/start and the Makefile set the same, and
+    course; JupyterLab's debugger panel is off); binder/start and the Makefile (bench, memory-check) set the same, and
     MALLOC_ARENA_MAX (MALLOC_ENV). This Python's
     bin directory goes first on PATH, so what Jupyter starts finds the project's `python` and `aws`.
     """
