@@ -1,5 +1,5 @@
 # The README's two commands: `make lab` and `make test`. Each sets everything up first.
-.PHONY: lab test setup engines stop status doctor bench lint clean repeat-labs lock binder-test
+.PHONY: lab test setup engines stop status doctor bench lint clean repeat-labs lock binder-test memory-check
 
 VENV   := .venv
 PYBIN  := $(VENV)/bin/python
@@ -8,6 +8,9 @@ LABS   := $(sort $(wildcard labs/*.ipynb))
 REVERSED := $(shell printf '%s\n' $(LABS) | sort -r)
 JUPYTER_ARGS ?=# extra `jupyter lab` arguments; loopback, --allow-root and the welcome lab are set by helpers/tools/jupyter.py
 PYTEST_ARGS ?=
+# The course's python3 kernel (ipykernel without the debugger: lighter), as make lab and Binder have it,
+# for the kernels of make bench and make memory-check (nbval's --nbval-current-env uses its own kernel).
+export JUPYTER_PATH := $(CURDIR)/helpers/tools/jupyter_data$(if $(JUPYTER_PATH),:$(JUPYTER_PATH))
 
 lab: setup
 	$(PYBIN) -m helpers lab -- $(JUPYTER_ARGS)
@@ -48,6 +51,12 @@ binder-test: setup
 # Figures for the instructor's guide: prints a table, writes artifacts/bench.json; never fails on a slow machine.
 bench: setup
 	$(PYBIN) -m helpers.tools.bench $(BENCH_ARGS)
+
+# The whole course as a learner runs it, every kernel left open, inside Binder's 2 GiB (a memory
+# cgroup when run as root; otherwise measured only). Peak, memory per component, OOM kills, failed
+# labs; writes artifacts/coursemem.json, which `make bench` prints. About 15-20 minutes.
+memory-check: setup
+	$(PYBIN) -m helpers.tools.coursemem $(MEMCHECK_ARGS)
 
 stop status doctor: $(STAMP)
 	$(PYBIN) -m helpers $@

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from helpers.tools import bench
@@ -78,3 +80,19 @@ def test_report_prints_na_for_missing_sections():
     assert "test cpu" in text and "10.0x" in text
     assert text.count("n/a") >= 4
     assert "Binder" in text
+
+
+def test_course_memory_reads_the_latest_record(tmp_path):
+    assert bench.course_memory(tmp_path) is None
+    (tmp_path / "docs").mkdir()
+    record = {"date": "2026-01-01T00:00:00+00:00", "enforced": True, "limit_mb": 2048, "oom_kills": 0,
+              "peak": {"cgroup_max_usage_mb": 1500.0, "rss_mb": 2100.0, "pss_mb": 1400.0},
+              "labs": {"00_welcome": "ok"}, "failed": []}
+    (tmp_path / "docs" / "memory-check.json").write_text(json.dumps(record))
+    c = bench.course_memory(tmp_path)
+    assert c["source"] == "docs/memory-check.json" and c["cgroup_max_usage_mb"] == 1500.0 and c["labs"] == 1
+    (tmp_path / "artifacts").mkdir()
+    (tmp_path / "artifacts" / "coursemem.json").write_text(json.dumps({**record, "date": "later"}))
+    assert bench.course_memory(tmp_path)["date"] == "later"  # this machine's latest run first
+    text = bench.report({"memory": {"peak_rss_mb": 900.0, "ratio_to_binder": 0.44, "lab": "03", "course": c}})
+    assert "whole course, cgroup max usage" in text and "1,500 MB" in text and "OOM kills 0" in text

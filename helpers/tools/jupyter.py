@@ -25,7 +25,13 @@ from helpers.runtime.state import LabError, repo_root
 
 WELCOME = "labs/00_welcome.ipynb"
 CONFIG_DIR = Path(__file__).resolve().parent / "jupyter_config"  # see lab_env()
+DATA_DIR = Path(__file__).resolve().parent / "jupyter_data"  # the course's python3 kernel; see lab_env()
 DEFAULT_SERVICES = ("redis", "memcached", "aws")
+# glibc gives every thread that allocates its own malloc arena (up to 8 per core) and rarely hands
+# their free pages back: Jupyter, each kernel (its ZMQ threads, the labs' load-generator threads) and
+# the AWS server (a thread per request) keep tens of MB each. Two arenas cost nothing measurable here.
+# binder/start sets the same; a value already in the environment wins.
+MALLOC_ENV = {"MALLOC_ARENA_MAX": "2"}
 
 
 def jupyter_binary() -> str:
@@ -57,15 +63,21 @@ def lab_env(base: Mapping[str, str] | None = None) -> dict[str, str]:
     """The environment variables `jupyter lab` starts with, on top of `base` (os.environ).
 
     JUPYTER_CONFIG_PATH adds the course's Jupyter configuration (CONFIG_DIR: no news or update
-    checks, terminals in the lab's environment); binder/start sets the same on Binder. This Python's
+    checks, terminals in the lab's environment, idle kernels culled); JUPYTER_PATH adds DATA_DIR, whose
+    `python3` kernel is ipykernel without debugpy (about 8 MB less in every kernel, 15 kernels in a
+    course; JupyterLab's debugger panel is off); binder/start and the Makefile (bench, memory-check) set the same, and
+    MALLOC_ARENA_MAX (MALLOC_ENV). This Python's
     bin directory goes first on PATH, so what Jupyter starts finds the project's `python` and `aws`.
     """
     from helpers.tools.terminals import python_bin, with_first_on_path
 
     base = os.environ if base is None else base
+    env = {k: base.get(k, v) for k, v in MALLOC_ENV.items()}
     paths = [p for p in base.get("JUPYTER_CONFIG_PATH", "").split(os.pathsep) if p and p != str(CONFIG_DIR)]
-    env = {"JUPYTER_CONFIG_PATH": os.pathsep.join([str(CONFIG_DIR), *paths]),
-           "PATH": with_first_on_path(base.get("PATH", os.defpath), python_bin())}
+    data = [p for p in base.get("JUPYTER_PATH", "").split(os.pathsep) if p and p != str(DATA_DIR)]
+    env["JUPYTER_PATH"] = os.pathsep.join([str(DATA_DIR), *data])
+    env.update({"JUPYTER_CONFIG_PATH": os.pathsep.join([str(CONFIG_DIR), *paths]),
+                "PATH": with_first_on_path(base.get("PATH", os.defpath), python_bin())})
     if sys.prefix != sys.base_prefix:
         env["VIRTUAL_ENV"] = sys.prefix
     return env
@@ -78,6 +90,8 @@ def start_services(names: Sequence[str] = DEFAULT_SERVICES) -> list[services.Ser
 
 def lab_main(extra: Sequence[str] = (), notebook: str | None = WELCOME) -> int:
     """`python -m helpers lab [jupyter args...]`: start the services, then become `jupyter lab`."""
+    for key, value in MALLOC_ENV.items():  # the services started here, Jupyter and its kernels
+        os.environ.setdefault(key, value)
     for svc in start_services():
         print(f"{svc.name:<10} {svc.url}")
     argv = [jupyter_binary(), *lab_args(notebook), *extra]
