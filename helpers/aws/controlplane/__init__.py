@@ -49,6 +49,11 @@ def install() -> None:
         if hasattr(ElastiCacheResponse, name):
             api._ORIGINAL.setdefault(name, getattr(ElastiCacheResponse, name))
         setattr(ElastiCacheResponse, name, handler)
+    for name in api.operation_names():  # every action, ours and moto's: AWS-style errors only, never a 500
+        setattr(ElastiCacheResponse, name, api.guarded(name, getattr(ElastiCacheResponse, name)))
+    # A local-only action (not in AWS's API): apply pending modifications now, as a maintenance window would.
+    ElastiCacheResponse.apply_pending_modifications = api.guarded(  # type: ignore[attr-defined]
+        "apply_pending_modifications", api.apply_pending_modifications)
 
     original_reset = MotoAPIBackend.reset
 

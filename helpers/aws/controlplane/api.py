@@ -7,6 +7,8 @@ functions of responses/ turn the parsed parameters into calls to the model and b
 
 from __future__ import annotations
 
+import base64
+import contextlib
 from collections.abc import Callable
 from typing import Any
 
@@ -31,12 +33,102 @@ def _p(self: Any) -> dict[str, Any]:
 
 def _result(key: str | None, fn: Callable[[dict[str, Any]], Any]) -> Callable[[Any], ActionResult]:
     def handler(self: Any) -> ActionResult:
-        value = fn(_p(self))
+        params = _p(self)
+        value = fn(params)
         if key is None:
             return EmptyResult() if value is None else ActionResult(value)
+        if isinstance(value, list) and _pages(self):
+            page, marker = paginate(value, params)
+            out: dict[str, Any] = {key: page}
+            if marker:
+                out["Marker"] = marker
+            return ActionResult(out)
         return ActionResult({key: value})
 
     return handler
+
+
+def _pages(self: Any) -> bool:
+    """Whether the action takes Marker/MaxRecords (every Describe* that lists things)."""
+    return _action_name(self) in _paged_actions()
+
+
+def _action_name(self: Any) -> str:
+    from moto.core.utils import camelcase_to_underscores
+
+    return camelcase_to_underscores(self._get_action())
+
+
+def _paged_actions() -> set[str]:
+    if not _PAGED:
+        import botocore.session
+        from moto.core.utils import camelcase_to_underscores
+
+        model = botocore.session.get_session().get_service_model("elasticache")
+        for op in model.operation_names:
+            shape = model.operation_model(op).input_shape
+            if shape is not None and "Marker" in shape.members:
+                _PAGED.add(camelcase_to_underscores(op))
+    return _PAGED
+
+
+_PAGED: set[str] = set()
+MAX_RECORDS = (20, 100)  # AWS: minimum 20, maximum 100, default 100
+
+
+def paginate(items: list[Any], params: dict[str, Any]) -> tuple[list[Any], str | None]:
+    """One page of a Describe* answer: MaxRecords items after Marker, and the Marker of the next page."""
+    from helpers.aws.controlplane.errors import invalid_value
+
+    raw = params.get("MaxRecords")
+    try:
+        size = MAX_RECORDS[1] if raw is None else int(raw)
+    except (TypeError, ValueError):
+        raise invalid_value(f"Invalid value for MaxRecords: {raw}.") from None
+    if not MAX_RECORDS[0] <= size <= MAX_RECORDS[1]:
+        raise invalid_value(f"MaxRecords must be between {MAX_RECORDS[0]} and {MAX_RECORDS[1]}.")
+    marker = params.get("Marker")
+    start = 0
+    if marker:
+        try:
+            start = int(base64.urlsafe_b64decode(str(marker).encode()).decode().removeprefix("offset:"))
+        except (ValueError, UnicodeDecodeError):
+            raise invalid_value(f"Invalid Marker: {marker}.") from None
+        if start < 0:
+            raise invalid_value(f"Invalid Marker: {marker}.")
+    end = start + size
+    more = end < len(items)
+    return items[start:end], base64.urlsafe_b64encode(f"offset:{end}".encode()).decode() if more else None
+
+
+def guarded(action: str, handler: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """Every answer is an AWS-style error, never an HTTP 500: the catalogue's errors become the API's,
+    and anything unexpected is logged to controlplane.log and answered as a client error that says so."""
+    def call(self: Any) -> Any:
+        from moto.core.exceptions import ServiceException
+
+        from helpers.aws.catalogue import CatalogueError
+        from helpers.aws.controlplane.errors import ApiError, from_catalogue
+
+        try:
+            return handler(self)
+        except ServiceException:
+            raise
+        except CatalogueError as err:
+            raise from_catalogue(err) from None
+        except Exception as err:  # noqa: BLE001 - reported to the client as AWS does a bad request
+            import traceback
+
+            from helpers.runtime import state
+
+            with contextlib.suppress(Exception):
+                with (state.home() / "controlplane.log").open("a") as fh:
+                    fh.write(f"{action}: {traceback.format_exc()}\n")
+            raise ApiError(f"{action} could not use the request's values ({type(err).__name__}: {err}). "
+                           "Check them against the API reference.", "InvalidParameterValue") from None
+
+    call.__name__ = getattr(handler, "__name__", action)
+    return call
 
 
 def _create_subnet_group(self: Any) -> ActionResult:
@@ -66,12 +158,25 @@ def _not_implemented(action: str) -> Callable[[Any], Any]:
     def handler(self: Any) -> Any:
         from helpers.aws.controlplane.errors import ApiError
 
-        raise ApiError(f"{action} is not available on the local ElastiCache endpoint. It implements cache "
-                       "clusters, replication groups, users and user groups, parameter and subnet groups, "
-                       "snapshots, tags and events.", "InvalidAction")
+        hint = UNSUPPORTED_HINTS.get(action, "")
+        raise ApiError(f"{action} is not available on the local ElastiCache endpoint (see docs/local-vs-aws.md). "
+                       "It implements cache clusters, replication groups, users and user groups, parameter and "
+                       f"subnet groups, snapshots, tags and events.{' ' + hint if hint else ''}", "InvalidAction")
 
     return handler
 
+
+# What to do instead, for the unsupported actions a learner is most likely to try.
+UNSUPPORTED_HINTS: dict[str, str] = {
+    "CreateServerlessCache": "Create a replication group (create-replication-group) instead.",
+    "CreateGlobalReplicationGroup": "Global datastores span regions; the local endpoint has one region.",
+    "PurchaseReservedCacheNodesOffering": "Reserved nodes are a billing choice: read prices with "
+                                          "describe-reserved-cache-nodes-offerings.",
+    "StartMigration": "Load data with a snapshot instead (create-replication-group --snapshot-name).",
+    "CreateCacheSecurityGroup": "Cache security groups are EC2-Classic only; use VPC security groups "
+                                "(--security-group-ids) from the local EC2 API.",
+    "BatchApplyUpdateAction": "Change the engine version with modify-replication-group --engine-version.",
+}
 
 HANDLERS: dict[str, Callable[[Any], Any]] = {
     "describe_cache_engine_versions": _result("CacheEngineVersions", events.describe_cache_engine_versions),
@@ -139,3 +244,19 @@ def unimplemented_handlers() -> dict[str, Callable[[Any], Any]]:
         if name not in HANDLERS and not hasattr(ElastiCacheResponse, name):
             out[name] = _not_implemented(op)
     return out
+
+
+def operation_names() -> list[str]:
+    """Every action of botocore's model of the ElastiCache API, as moto's handler names."""
+    import botocore.session
+    from moto.core.utils import camelcase_to_underscores
+
+    model = botocore.session.get_session().get_service_model("elasticache")
+    return [camelcase_to_underscores(op) for op in model.operation_names]
+
+
+def apply_pending_modifications(self: Any) -> str:
+    """The local-only action ApplyPendingModifications: a JSON object, resource id -> fields applied."""
+    import json
+
+    return json.dumps(PLANE.apply_pending())
