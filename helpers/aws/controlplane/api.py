@@ -154,6 +154,20 @@ def _delete_subnet_group(self: Any) -> EmptyResult:
     return EmptyResult()
 
 
+def _describe_subnet_groups(self: Any) -> ActionResult:
+    """moto's subnet groups, paged like every other Describe* (moto's own paging answers a bad Marker in JSON)."""
+    from moto.elasticache.models import elasticache_backends
+
+    params = _p(self)
+    groups = elasticache_backends[self.current_account][self.region].describe_cache_subnet_groups(
+        cache_subnet_group_name=params.get("CacheSubnetGroupName"))
+    page, marker = paginate(groups, params)
+    out: dict[str, Any] = {"CacheSubnetGroups": page}
+    if marker:
+        out["Marker"] = marker
+    return ActionResult(out)
+
+
 def _not_implemented(action: str) -> Callable[[Any], Any]:
     def handler(self: Any) -> Any:
         from helpers.aws.controlplane.errors import ApiError
@@ -226,6 +240,7 @@ HANDLERS: dict[str, Callable[[Any], Any]] = {
     # subnet groups: moto's model, plus tags and deletion
     "create_cache_subnet_group": _create_subnet_group,
     "delete_cache_subnet_group": _delete_subnet_group,
+    "describe_cache_subnet_groups": _describe_subnet_groups,
 }
 
 _ORIGINAL: dict[str, Any] = {}

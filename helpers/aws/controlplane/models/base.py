@@ -118,9 +118,13 @@ class ParameterGroup:
         return catalogue.maxmemory_for(node_type, float(self.value("reserved-memory-percent") or 25), engine=engine)
 
     def startup_config(self) -> dict[str, str]:
-        """Engine settings for a node that starts with this group (Redis OSS / Valkey)."""
+        """Engine settings for a node that starts with this group (Redis OSS / Valkey): ElastiCache's
+        defaults that differ from the engine's, and the changed requires-reboot values."""
         out: dict[str, str] = {}
-        for name in (*STARTUP_PARAMETERS, *self.values):
+        # Changed immediate values are CONFIG SET once the node runs (apply_parameters), so a value the
+        # engine refuses (activedefrag on a build without it) is recorded instead of stopping the node.
+        reboot = [n for n in self.values if catalogue.parameter(self.family, n).change_type == "requires-reboot"]
+        for name in (*STARTUP_PARAMETERS, *reboot):
             p = catalogue.parameter(self.family, name)
             if p.engine_config and p.listed != "node-type" and p.engine_config != "client-output-buffer-limit" \
                     and name != "cluster-enabled":

@@ -119,6 +119,8 @@ class CacheClusters(Backend):
             if len(snap_files) > 1:
                 ops.restore_keys(snap_files, self._cluster_conn(cc, svc.nodes[0]), name)
             cc.nodes[0]["status"] = "available"
+            if pg is not None and pg.values:
+                self.apply_parameters(pg, [n for n in pg.values if catalogue.change_type(pg.family, n) == "immediate"])
             self.event(cc.cluster_id, "cache-cluster",
                        f"Added cache node {cc.nodes[0]['id']} in availability zone {cc.az}")
             if cc.snapshot_name:

@@ -206,14 +206,14 @@ class ParameterGroups(Backend):
                                                          if catalogue.parameter(pg.family, n).engine_config})
         memory = any(n in ("reserved-memory", "reserved-memory-percent") for n in names)
         for cc in clusters:
-            if cc.status in ("available", "modifying") and cc.engine != "memcached":
+            if cc.status in ("creating", "available", "modifying") and cc.engine != "memcached":
                 svc = services.get(cc.service_name())
                 if svc:
                     extra = {"maxmemory": str(pg.maxmemory(cc.node_type, cc.engine))} if memory else {}
                     self._config_set(cc.cluster_id, "cache-cluster", [self._cluster_conn(cc, svc.nodes[0])],
                                      {**settings, **extra})
         for g in groups:
-            if g.status in ("available", "modifying"):
+            if g.status in ("creating", "available", "modifying"):
                 svc = services.get(g.service_name)
                 if svc:
                     extra = {"maxmemory": str(pg.maxmemory(g.node_type, g.engine))} if memory else {}

@@ -12,6 +12,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from helpers.aws import catalogue
 from helpers.aws.controlplane import engineops as ops
 from helpers.aws.controlplane.errors import (
     already_exists,
@@ -163,6 +164,8 @@ class ReplicationGroups(Backend):
             svc = services.start("cluster", name=name, shards=g.shards, replicas=g.replicas, password=internal,
                                  tls=g.tls, config=config)
         self._assign_members(g, svc)
+        if pg is not None and pg.values:
+            self.apply_parameters(pg, [n for n in pg.values if catalogue.change_type(pg.family, n) == "immediate"])
         if g.auth_token:  # the learner's token becomes a password of the default user on every node
             for node in ops.data_nodes(svc):
                 ops.acl_setuser(self._admin(g, svc, node), "default", [f">{g.auth_token}"])
