@@ -422,3 +422,53 @@ def test_aws_cli_gets_aws_errors(ec):
     assert out.returncode == 0 and json.loads(out.stdout)["Events"] == []
     out = _cli("describe-cache-engine-versions", "--engine", "redis")
     assert out.returncode == 0 and json.loads(out.stdout)["CacheEngineVersions"]
+
+
+# --- operations around the resources ---------------------------------------------------------------
+
+def test_subnet_groups_node_type_modifications_and_service_updates(ec):
+    ec2 = localaws.client("ec2")
+    vpc = ec2.create_vpc(CidrBlock="10.8.0.0/16")["Vpc"]["VpcId"]
+    subnets = [ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.8.{i}.0/24", AvailabilityZone=az)["Subnet"]["SubnetId"]
+               for i, az in enumerate(("us-east-1a", "us-east-1b"))]
+    assert code_of(ec.create_cache_subnet_group, CacheSubnetGroupName="c-sn", CacheSubnetGroupDescription="d",
+                   SubnetIds=["subnet-doesnotexist"]) == "InvalidSubnet"
+    ec.create_cache_subnet_group(CacheSubnetGroupName="c-sn", CacheSubnetGroupDescription="d", SubnetIds=subnets[:1])
+    out = ec.modify_cache_subnet_group(CacheSubnetGroupName="c-sn", CacheSubnetGroupDescription="two",
+                                       SubnetIds=subnets)["CacheSubnetGroup"]
+    assert out["CacheSubnetGroupDescription"] == "two"
+    assert {s["SubnetIdentifier"] for s in out["Subnets"]} == set(subnets)
+    assert code_of(ec.modify_cache_subnet_group, CacheSubnetGroupName="c-none", SubnetIds=subnets) == \
+        "CacheSubnetGroupNotFoundFault"
+    ec.delete_cache_subnet_group(CacheSubnetGroupName="c-sn")
+
+    ec.create_cache_cluster(CacheClusterId="c-nt", Engine="redis", CacheNodeType="cache.m7g.large")
+    cpc.wait_for(ec, cache_cluster_id="c-nt")
+    mods = ec.list_allowed_node_type_modifications(CacheClusterId="c-nt")
+    assert "cache.r7g.xlarge" in mods["ScaleUpModifications"] and "cache.t4g.micro" in mods["ScaleDownModifications"]
+    assert "cache.m7g.large" not in mods["ScaleUpModifications"] + mods["ScaleDownModifications"]
+    assert code_of(ec.list_allowed_node_type_modifications, CacheClusterId="c-none") == "CacheClusterNotFound"
+    assert ec.describe_service_updates()["ServiceUpdates"] == []
+    assert ec.describe_update_actions(CacheClusterIds=["c-nt"])["UpdateActions"] == []
+    ec.delete_cache_cluster(CacheClusterId="c-nt")
+    cpc.wait_deleted(ec, cache_cluster_id="c-nt")
+    code, message, _ = error_of(ec.create_serverless_cache, ServerlessCacheName="c-sl", Engine="redis")
+    assert code == "InvalidAction" and "create-replication-group" in message
+
+
+def test_decrease_replica_count_by_naming_replicas(ec):
+    ec.create_replication_group(ReplicationGroupId="c-dec", ReplicationGroupDescription="d",
+                                CacheNodeType="cache.t4g.micro", NumCacheClusters=3)
+    g = cpc.wait_for(ec, replication_group_id="c-dec")
+    members = g["NodeGroups"][0]["NodeGroupMembers"]
+    primary = next(m["CacheClusterId"] for m in members if m["CurrentRole"] == "primary")
+    replica = next(m["CacheClusterId"] for m in members if m["CurrentRole"] == "replica")
+    assert code_of(ec.decrease_replica_count, ReplicationGroupId="c-dec", ReplicasToRemove=[primary],
+                   ApplyImmediately=True) == "InvalidParameterValue"
+    assert code_of(ec.decrease_replica_count, ReplicationGroupId="c-dec", ReplicasToRemove=["c-none-001"],
+                   ApplyImmediately=True) == "InvalidParameterValue"
+    ec.decrease_replica_count(ReplicationGroupId="c-dec", ReplicasToRemove=[replica], ApplyImmediately=True)
+    g = cpc.wait_for(ec, replication_group_id="c-dec")
+    assert replica not in g["MemberClusters"] and len(g["MemberClusters"]) == 2
+    ec.delete_replication_group(ReplicationGroupId="c-dec")
+    cpc.wait_deleted(ec, replication_group_id="c-dec")

@@ -21,6 +21,7 @@ from helpers.aws.controlplane.responses import (
     events,
     parameters,
     replication,
+    service,
     snapshots,
     tag_dict,
     users,
@@ -132,8 +133,9 @@ def guarded(action: str, handler: Callable[[Any], Any]) -> Callable[[Any], Any]:
 
 
 def _create_subnet_group(self: Any) -> ActionResult:
-    result = _ORIGINAL["create_cache_subnet_group"](self)
     params = _p(self)
+    service.check_subnets(list(params.get("SubnetIds") or []))
+    result = _ORIGINAL["create_cache_subnet_group"](self)
     PLANE.add_tags(arn("subnetgroup", str(params.get("CacheSubnetGroupName"))), tag_dict(params))
     return result
 
@@ -241,6 +243,11 @@ HANDLERS: dict[str, Callable[[Any], Any]] = {
     "create_cache_subnet_group": _create_subnet_group,
     "delete_cache_subnet_group": _delete_subnet_group,
     "describe_cache_subnet_groups": _describe_subnet_groups,
+    "modify_cache_subnet_group": _result("CacheSubnetGroup", service.modify_cache_subnet_group),
+    # around the resources
+    "list_allowed_node_type_modifications": _result(None, service.list_allowed_node_type_modifications),
+    "describe_service_updates": _result("ServiceUpdates", service.describe_service_updates),
+    "describe_update_actions": _result("UpdateActions", service.describe_update_actions),
 }
 
 _ORIGINAL: dict[str, Any] = {}
