@@ -7,7 +7,6 @@ functions of responses/ turn the parsed parameters into calls to the model and b
 
 from __future__ import annotations
 
-import base64
 import contextlib
 from collections.abc import Callable
 from typing import Any
@@ -19,6 +18,7 @@ from helpers.aws.controlplane.models.base import arn
 from helpers.aws.controlplane.responses import (
     clusters,
     events,
+    paginate,
     parameters,
     replication,
     service,
@@ -74,34 +74,6 @@ def _paged_actions() -> set[str]:
 
 
 _PAGED: set[str] = set()
-MAX_RECORDS = (20, 100)  # AWS: minimum 20, maximum 100, default 100
-
-
-def paginate(items: list[Any], params: dict[str, Any]) -> tuple[list[Any], str | None]:
-    """One page of a Describe* answer: MaxRecords items after Marker, and the Marker of the next page."""
-    from helpers.aws.controlplane.errors import invalid_value
-
-    raw = params.get("MaxRecords")
-    try:
-        size = MAX_RECORDS[1] if raw is None else int(raw)
-    except (TypeError, ValueError):
-        raise invalid_value(f"Invalid value for MaxRecords: {raw}.") from None
-    if not MAX_RECORDS[0] <= size <= MAX_RECORDS[1]:
-        raise invalid_value(f"MaxRecords must be between {MAX_RECORDS[0]} and {MAX_RECORDS[1]}.")
-    marker = params.get("Marker")
-    start = 0
-    if marker:
-        try:
-            start = int(base64.urlsafe_b64decode(str(marker).encode()).decode().removeprefix("offset:"))
-        except (ValueError, UnicodeDecodeError):
-            raise invalid_value(f"Invalid Marker: {marker}.") from None
-        if start < 0:
-            raise invalid_value(f"Invalid Marker: {marker}.")
-    end = start + size
-    more = end < len(items)
-    return items[start:end], base64.urlsafe_b64encode(f"offset:{end}".encode()).decode() if more else None
-
-
 def guarded(action: str, handler: Callable[[Any], Any]) -> Callable[[Any], Any]:
     """Every answer is an AWS-style error, never an HTTP 500: the catalogue's errors become the API's,
     and anything unexpected is logged to controlplane.log and answered as a client error that says so."""

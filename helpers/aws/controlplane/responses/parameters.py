@@ -6,7 +6,7 @@ from typing import Any
 
 from helpers.aws.controlplane.models import PLANE
 from helpers.aws.controlplane.models.base import ParameterGroup
-from helpers.aws.controlplane.responses import tag_dict
+from helpers.aws.controlplane.responses import paginate, tag_dict
 
 
 def parameter_group_api(pg: ParameterGroup) -> dict[str, Any]:
@@ -32,8 +32,6 @@ def describe_cache_parameters(p: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def describe_engine_default_parameters(p: dict[str, Any]) -> dict[str, Any]:
-    from helpers.aws.controlplane.api import paginate
-
     family = p.get("CacheParameterGroupFamily")
     page, marker = paginate(PLANE.describe_engine_default_parameters(family), p)
     out: dict[str, Any] = {"CacheParameterGroupFamily": family, "Parameters": page}
