@@ -22,6 +22,7 @@ import botocore.session
 import pytest
 from botocore.exceptions import ClientError, ParamValidationError
 
+import helpers
 from helpers.aws import catalogue
 from helpers.aws import client as cpc
 from helpers.aws import endpoint as localaws
@@ -296,8 +297,27 @@ def test_replication_group_scaling_at_rest_and_auth_strategies(ec):
     ec.modify_replication_group(ReplicationGroupId="c-rg", CacheNodeType="cache.t4g.small")
     members = ec.describe_cache_clusters(CacheClusterId=g["MemberClusters"][0])["CacheClusters"]
     assert members[0]["PendingModifiedValues"] == {"CacheNodeType": "cache.t4g.small"}
+    cpc.wait_for(ec, replication_group_id="c-rg")
+
+    # at rest: the snapshot's file is encrypted under a data key of the local KMS, and still restores
+    ec.create_snapshot(ReplicationGroupId="c-rg", SnapshotName="c-enc")
+    deadline = time.monotonic() + 60
+    while ec.describe_snapshots(SnapshotName="c-enc")["Snapshots"][0]["SnapshotStatus"] != "available":
+        assert time.monotonic() < deadline
+        time.sleep(0.3)
+    snap = ec.describe_snapshots(SnapshotName="c-enc")["Snapshots"][0]
+    assert snap["KmsKeyId"].startswith("arn:aws:kms:")
+    rdb = helpers.home() / "aws-snapshots" / "c-enc" / "0001.rdb"
+    assert rdb.read_bytes().startswith(b"ELASTICACHE-LAB-KMS-v1") and b"kept" not in rdb.read_bytes()
+    ec.create_cache_cluster(CacheClusterId="c-from-enc", Engine="redis", CacheNodeType="cache.t4g.micro",
+                            SnapshotName="c-enc")
+    restored = cpc.redis_at(cpc.node_endpoints(cpc.wait_for(ec, cache_cluster_id="c-from-enc"))[0])
+    assert restored.get("kept") == "yes"
+    ec.delete_cache_cluster(CacheClusterId="c-from-enc")
     ec.delete_replication_group(ReplicationGroupId="c-rg")
     cpc.wait_deleted(ec, replication_group_id="c-rg")
+    cpc.wait_deleted(ec, cache_cluster_id="c-from-enc")
+    ec.delete_snapshot(SnapshotName="c-enc")
 
 
 # --- events and paging -------------------------------------------------------------------------------

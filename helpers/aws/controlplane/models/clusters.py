@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from helpers.aws import catalogue
+from helpers.aws.controlplane import atrest
 from helpers.aws.controlplane import engineops as ops
 from helpers.aws.controlplane.discovery import ConfigEndpoint
 from helpers.aws.controlplane.errors import (
@@ -87,9 +88,13 @@ class CacheClusters(Backend):
             self.clusters[cid] = cc
         self.add_tags(cc.arn, tags)
         snap_files = [Path(f) for f in snap.files] if snap else []
-        self.background(f"create-{cid}", lambda: self._provision_cluster(cc, snap_files),
+        self.background(f"create-{cid}", lambda: self._provision_from(cc, snap_files),
                         lambda msg: self._failed_cluster(cc, msg))
         return cc
+
+    def _provision_from(self, cc: CacheCluster, snap_files: list[Path]) -> None:
+        with atrest.plain_files(snap_files) as plain:  # a snapshot of an encrypted group is decrypted first
+            self._provision_cluster(cc, plain)
 
     def _failed_cluster(self, cc: CacheCluster, msg: str) -> None:
         cc.status = "incompatible-parameters"

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from helpers.aws import catalogue
+from helpers.aws.controlplane import atrest
 from helpers.aws.controlplane import engineops as ops
 from helpers.aws.controlplane.errors import (
     already_exists,
@@ -172,7 +173,8 @@ class ReplicationGroups(Backend):
         if g.user_group_ids:
             self._apply_user_groups(g)
         if snap_files:
-            moved = ops.restore_keys(snap_files, self.group_client(g), name)
+            with atrest.plain_files(snap_files) as plain:
+                moved = ops.restore_keys(plain, self.group_client(g), name)
             self.event(g.group_id, "replication-group",
                        f"Restored {moved} keys from snapshot {g.snapshot_name}")
         for node in ops.data_nodes(svc):
