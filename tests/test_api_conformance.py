@@ -492,3 +492,11 @@ def test_decrease_replica_count_by_naming_replicas(ec):
     assert replica not in g["MemberClusters"] and len(g["MemberClusters"]) == 2
     ec.delete_replication_group(ReplicationGroupId="c-dec")
     cpc.wait_deleted(ec, replication_group_id="c-dec")
+
+
+def test_apply_pending_from_the_command_line(ec):
+    env = {**os.environ, **localaws.env(localaws.endpoint())}
+    out = subprocess.run([sys.executable, "-m", "helpers", "aws", "apply-pending"], capture_output=True, text=True,
+                         env=env, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "no pending modifications" in out.stdout or "applied" in out.stdout

@@ -97,7 +97,8 @@ def guarded(action: str, handler: Callable[[Any], Any]) -> Callable[[Any], Any]:
             with contextlib.suppress(Exception):
                 with (state.home() / "controlplane.log").open("a") as fh:
                     fh.write(f"{action}: {traceback.format_exc()}\n")
-            raise ApiError(f"{action} could not use the request's values ({type(err).__name__}: {err}). "
+            name = "".join(w.capitalize() for w in action.split("_"))
+            raise ApiError(f"{name} could not use the request's values ({type(err).__name__}: {err}). "
                            "Check them against the API reference.", "InvalidParameterValue") from None
 
     call.__name__ = getattr(handler, "__name__", action)
