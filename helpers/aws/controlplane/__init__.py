@@ -19,7 +19,13 @@ this process's (empty) model does not know, which in any other process would be 
   ACL SETUSER, BGSAVE + copy, restore with DUMP/RESTORE);
 - discovery.py: Memcached Auto Discovery (`config get cluster` on the configuration endpoint);
 - metrics.py: engine metrics (INFO / stats) published to the local CloudWatch, AWS/ElastiCache;
-- errors.py: AWS's error codes.
+- errors.py: AWS's error codes (helpers.aws.catalogue's CatalogueError becomes one of them);
+- atrest.py: at-rest encryption of snapshot files with a data key from the local KMS.
+
+Every action answers an AWS-style error rather than HTTP 500 (api.guarded), pages with Marker and
+MaxRecords, and the local-only action ApplyPendingModifications (`python -m helpers aws apply-pending`)
+applies the changes that wait for a maintenance window. What is real, recorded or refused, option by
+option: docs/local-vs-aws.md.
 
 Engines are services named `aws-<cache cluster id>[-<node id>]` or `aws-rg-<replication group id>`
 in the learner's state directory, so `python -m helpers stop` stops them; moto's /moto-api/reset
