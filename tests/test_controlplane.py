@@ -123,7 +123,7 @@ def test_error_codes(ec):
     assert code_of(ec.create_cache_cluster, CacheClusterId="t-x", Engine="mongodb",
                    CacheNodeType="cache.t3.micro") == "InvalidParameterValue"
     assert code_of(ec.create_cache_cluster, CacheClusterId="t-x", EngineVersion="5.0", **base) == \
-        "InvalidParameterValue"
+        "InvalidParameterCombination"  # AWS: "Cannot find version 5.0 for redis"
     assert code_of(ec.create_cache_cluster, CacheClusterId="t-x", AuthToken="a" * 20, **base) == \
         "InvalidParameterValue"  # an AUTH token needs encryption in transit
     assert code_of(ec.create_cache_cluster, CacheClusterId="t-x", SnapshotName="t-none", **base) == \
@@ -475,7 +475,7 @@ def test_other_actions_answer_in_aws_terms(ec):
     versions = ec.describe_cache_engine_versions(Engine="redis")["CacheEngineVersions"]
     assert versions and versions[0]["CacheParameterGroupFamily"] == "redis7"
     assert ec.describe_serverless_caches()["ServerlessCaches"] == []
-    assert code_of(ec.describe_update_actions) == "InvalidAction"
+    assert code_of(ec.describe_global_replication_groups) == "InvalidAction"
 
 
 def test_a_new_server_stops_what_an_old_one_left(ec):

@@ -116,3 +116,22 @@ def reset() -> None:
 
     req = urllib.request.Request(endpoint() + "/moto-api/reset", method="POST")
     urllib.request.urlopen(req, timeout=30).read()
+
+
+def apply_pending() -> dict[str, list[str]]:
+    """Apply every pending ElastiCache modification now (the local stand-in for the maintenance window).
+
+    AWS applies a change made without --apply-immediately in the resource's next maintenance window;
+    the local endpoint keeps it in PendingModifiedValues until this is called (or
+    `python -m helpers aws apply-pending`). Returns resource id -> the fields applied.
+    """
+    import json
+    import urllib.parse
+    import urllib.request
+
+    data = urllib.parse.urlencode({"Action": "ApplyPendingModifications", "Version": "2015-02-02"}).encode()
+    req = urllib.request.Request(endpoint() + "/", data=data, method="POST", headers={
+        "Content-Type": "application/x-www-form-urlencoded",
+        "Authorization": f"AWS4-HMAC-SHA256 Credential={FAKE_KEY}/20260101/{REGION}/elasticache/aws4_request, "
+                         "SignedHeaders=host, Signature=0"})
+    return json.loads(urllib.request.urlopen(req, timeout=60).read() or b"{}")

@@ -162,6 +162,16 @@ def cmd_lab(args: argparse.Namespace) -> int:
     return lab_main(extra)
 
 
+def cmd_aws(args: argparse.Namespace) -> int:
+    if args.action == "apply-pending":
+        applied = localaws.apply_pending()
+        for ident, fields in applied.items():
+            print(f"{ident}: applied {', '.join(fields)}")
+        if not applied:
+            print("no pending modifications")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     names = ", ".join(sorted(services.TOPOLOGIES))
     p = argparse.ArgumentParser(prog="python -m helpers", description="Run the ElastiCache Lab's local services.")
@@ -184,6 +194,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--all", action="store_true", help="list every exercise of every lab")
     s.add_argument("--json", action="store_true", help="the recorded progress as JSON")
     s.set_defaults(func=cmd_progress)
+    s = sub.add_parser("aws", help="local AWS endpoint actions: apply-pending applies every ElastiCache change "
+                                   "made without --apply-immediately now (the maintenance window)")
+    s.add_argument("action", choices=["apply-pending"])
+    s.set_defaults(func=cmd_aws)
     s = sub.add_parser("lab", help="start the services, then JupyterLab on loopback with the welcome lab open")
     s.add_argument("jupyter_args", nargs=argparse.REMAINDER, help="extra arguments for `jupyter lab`")
     s.set_defaults(func=cmd_lab)

@@ -19,7 +19,13 @@ this process's (empty) model does not know, which in any other process would be 
   ACL SETUSER, BGSAVE + copy, restore with DUMP/RESTORE);
 - discovery.py: Memcached Auto Discovery (`config get cluster` on the configuration endpoint);
 - metrics.py: engine metrics (INFO / stats) published to the local CloudWatch, AWS/ElastiCache;
-- errors.py: AWS's error codes.
+- errors.py: AWS's error codes (helpers.aws.catalogue's CatalogueError becomes one of them);
+- atrest.py: at-rest encryption of snapshot files with a data key from the local KMS.
+
+Every action answers an AWS-style error rather than HTTP 500 (api.guarded), pages with Marker and
+MaxRecords, and the local-only action ApplyPendingModifications (`python -m helpers aws apply-pending`)
+applies the changes that wait for a maintenance window. What is real, recorded or refused, option by
+option: docs/local-vs-aws.md.
 
 Engines are services named `aws-<cache cluster id>[-<node id>]` or `aws-rg-<replication group id>`
 in the learner's state directory, so `python -m helpers stop` stops them; moto's /moto-api/reset
@@ -49,6 +55,12 @@ def install() -> None:
         if hasattr(ElastiCacheResponse, name):
             api._ORIGINAL.setdefault(name, getattr(ElastiCacheResponse, name))
         setattr(ElastiCacheResponse, name, handler)
+    for name in api.operation_names():  # every action, ours and moto's: AWS-style errors only, never a 500
+        setattr(ElastiCacheResponse, name, api.guarded(name, getattr(ElastiCacheResponse, name)))
+    _answer_unknown_actions(ElastiCacheResponse)
+    # A local-only action (not in AWS's API): apply pending modifications now, as a maintenance window would.
+    ElastiCacheResponse.apply_pending_modifications = api.guarded(  # type: ignore[attr-defined]
+        "apply_pending_modifications", api.apply_pending_modifications)
 
     original_reset = MotoAPIBackend.reset
 
@@ -73,3 +85,34 @@ def _stop_leftovers() -> None:
 
     with contextlib.suppress(Exception):
         stop_aws_services(keep=PLANE.known_services())
+
+
+def _answer_unknown_actions(cls: type) -> None:
+    """An Action that botocore's model lacks (a typo, or the local-only ApplyPendingModifications) is
+    not parsed; one that no handler answers gets AWS's 400 InvalidAction instead of moto's HTTP 500."""
+    from botocore.model import OperationNotFoundError
+
+    original_parse = cls.parse_parameters  # type: ignore[attr-defined]
+
+    def parse_parameters(self, request):  # type: ignore[no-untyped-def]
+        try:
+            original_parse(self, request)
+        except OperationNotFoundError:
+            self.params = {}
+
+    original_call = cls.call_action  # type: ignore[attr-defined]
+
+    def call_action(self):  # type: ignore[no-untyped-def]
+        from moto.core.utils import camelcase_to_underscores, method_names_from_class
+
+        action = self._get_action()
+        if action and camelcase_to_underscores(action) not in method_names_from_class(self.__class__):
+            body = ('<ErrorResponse xmlns="http://elasticache.amazonaws.com/doc/2015-02-02/"><Error><Type>Sender'
+                    f'</Type><Code>InvalidAction</Code><Message>The action {action} is not valid for this web '
+                    'service.</Message></Error><RequestId>00000000-0000-0000-0000-000000000000</RequestId>'
+                    '</ErrorResponse>')
+            return 400, {"Content-Type": "text/xml"}, body
+        return original_call(self)
+
+    cls.parse_parameters = parse_parameters  # type: ignore[attr-defined]
+    cls.call_action = call_action  # type: ignore[attr-defined]

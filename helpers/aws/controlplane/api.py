@@ -7,6 +7,7 @@ functions of responses/ turn the parsed parameters into calls to the model and b
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from typing import Any
 
@@ -17,8 +18,10 @@ from helpers.aws.controlplane.models.base import arn
 from helpers.aws.controlplane.responses import (
     clusters,
     events,
+    paginate,
     parameters,
     replication,
+    service,
     snapshots,
     tag_dict,
     users,
@@ -31,17 +34,81 @@ def _p(self: Any) -> dict[str, Any]:
 
 def _result(key: str | None, fn: Callable[[dict[str, Any]], Any]) -> Callable[[Any], ActionResult]:
     def handler(self: Any) -> ActionResult:
-        value = fn(_p(self))
+        params = _p(self)
+        value = fn(params)
         if key is None:
             return EmptyResult() if value is None else ActionResult(value)
+        if isinstance(value, list) and _pages(self):
+            page, marker = paginate(value, params)
+            out: dict[str, Any] = {key: page}
+            if marker:
+                out["Marker"] = marker
+            return ActionResult(out)
         return ActionResult({key: value})
 
     return handler
 
 
+def _pages(self: Any) -> bool:
+    """Whether the action takes Marker/MaxRecords (every Describe* that lists things)."""
+    return _action_name(self) in _paged_actions()
+
+
+def _action_name(self: Any) -> str:
+    from moto.core.utils import camelcase_to_underscores
+
+    return camelcase_to_underscores(self._get_action())
+
+
+def _paged_actions() -> set[str]:
+    if not _PAGED:
+        import botocore.session
+        from moto.core.utils import camelcase_to_underscores
+
+        model = botocore.session.get_session().get_service_model("elasticache")
+        for op in model.operation_names:
+            shape = model.operation_model(op).input_shape
+            if shape is not None and "Marker" in shape.members:
+                _PAGED.add(camelcase_to_underscores(op))
+    return _PAGED
+
+
+_PAGED: set[str] = set()
+def guarded(action: str, handler: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """Every answer is an AWS-style error, never an HTTP 500: the catalogue's errors become the API's,
+    and anything unexpected is logged to controlplane.log and answered as a client error that says so."""
+    def call(self: Any) -> Any:
+        from moto.core.exceptions import ServiceException
+
+        from helpers.aws.catalogue import CatalogueError
+        from helpers.aws.controlplane.errors import ApiError, from_catalogue
+
+        try:
+            return handler(self)
+        except ServiceException:
+            raise
+        except CatalogueError as err:
+            raise from_catalogue(err) from None
+        except Exception as err:  # noqa: BLE001 - reported to the client as AWS does a bad request
+            import traceback
+
+            from helpers.runtime import state
+
+            with contextlib.suppress(Exception):
+                with (state.home() / "controlplane.log").open("a") as fh:
+                    fh.write(f"{action}: {traceback.format_exc()}\n")
+            name = "".join(w.capitalize() for w in action.split("_"))
+            raise ApiError(f"{name} could not use the request's values ({type(err).__name__}: {err}). "
+                           "Check them against the API reference.", "InvalidParameterValue") from None
+
+    call.__name__ = getattr(handler, "__name__", action)
+    return call
+
+
 def _create_subnet_group(self: Any) -> ActionResult:
-    result = _ORIGINAL["create_cache_subnet_group"](self)
     params = _p(self)
+    service.check_subnets(list(params.get("SubnetIds") or []))
+    result = _ORIGINAL["create_cache_subnet_group"](self)
     PLANE.add_tags(arn("subnetgroup", str(params.get("CacheSubnetGroupName"))), tag_dict(params))
     return result
 
@@ -62,16 +129,43 @@ def _delete_subnet_group(self: Any) -> EmptyResult:
     return EmptyResult()
 
 
+def _describe_subnet_groups(self: Any) -> ActionResult:
+    """moto's subnet groups, paged like every other Describe* (moto's own paging answers a bad Marker in JSON)."""
+    from moto.elasticache.models import elasticache_backends
+
+    params = _p(self)
+    groups = elasticache_backends[self.current_account][self.region].describe_cache_subnet_groups(
+        cache_subnet_group_name=params.get("CacheSubnetGroupName"))
+    page, marker = paginate(groups, params)
+    out: dict[str, Any] = {"CacheSubnetGroups": page}
+    if marker:
+        out["Marker"] = marker
+    return ActionResult(out)
+
+
 def _not_implemented(action: str) -> Callable[[Any], Any]:
     def handler(self: Any) -> Any:
         from helpers.aws.controlplane.errors import ApiError
 
-        raise ApiError(f"{action} is not available on the local ElastiCache endpoint. It implements cache "
-                       "clusters, replication groups, users and user groups, parameter and subnet groups, "
-                       "snapshots, tags and events.", "InvalidAction")
+        hint = UNSUPPORTED_HINTS.get(action, "")
+        raise ApiError(f"{action} is not available on the local ElastiCache endpoint (see docs/local-vs-aws.md). "
+                       "It implements cache clusters, replication groups, users and user groups, parameter and "
+                       f"subnet groups, snapshots, tags and events.{' ' + hint if hint else ''}", "InvalidAction")
 
     return handler
 
+
+# What to do instead, for the unsupported actions a learner is most likely to try.
+UNSUPPORTED_HINTS: dict[str, str] = {
+    "CreateServerlessCache": "Create a replication group (create-replication-group) instead.",
+    "CreateGlobalReplicationGroup": "Global datastores span regions; the local endpoint has one region.",
+    "PurchaseReservedCacheNodesOffering": "Reserved nodes are a billing choice: read prices with "
+                                          "describe-reserved-cache-nodes-offerings.",
+    "StartMigration": "Load data with a snapshot instead (create-replication-group --snapshot-name).",
+    "CreateCacheSecurityGroup": "Cache security groups are EC2-Classic only; use VPC security groups "
+                                "(--security-group-ids) from the local EC2 API.",
+    "BatchApplyUpdateAction": "Change the engine version with modify-replication-group --engine-version.",
+}
 
 HANDLERS: dict[str, Callable[[Any], Any]] = {
     "describe_cache_engine_versions": _result("CacheEngineVersions", events.describe_cache_engine_versions),
@@ -121,6 +215,12 @@ HANDLERS: dict[str, Callable[[Any], Any]] = {
     # subnet groups: moto's model, plus tags and deletion
     "create_cache_subnet_group": _create_subnet_group,
     "delete_cache_subnet_group": _delete_subnet_group,
+    "describe_cache_subnet_groups": _describe_subnet_groups,
+    "modify_cache_subnet_group": _result("CacheSubnetGroup", service.modify_cache_subnet_group),
+    # around the resources
+    "list_allowed_node_type_modifications": _result(None, service.list_allowed_node_type_modifications),
+    "describe_service_updates": _result("ServiceUpdates", service.describe_service_updates),
+    "describe_update_actions": _result("UpdateActions", service.describe_update_actions),
 }
 
 _ORIGINAL: dict[str, Any] = {}
@@ -139,3 +239,19 @@ def unimplemented_handlers() -> dict[str, Callable[[Any], Any]]:
         if name not in HANDLERS and not hasattr(ElastiCacheResponse, name):
             out[name] = _not_implemented(op)
     return out
+
+
+def operation_names() -> list[str]:
+    """Every action of botocore's model of the ElastiCache API, as moto's handler names."""
+    import botocore.session
+    from moto.core.utils import camelcase_to_underscores
+
+    model = botocore.session.get_session().get_service_model("elasticache")
+    return [camelcase_to_underscores(op) for op in model.operation_names]
+
+
+def apply_pending_modifications(self: Any) -> str:
+    """The local-only action ApplyPendingModifications: a JSON object, resource id -> fields applied."""
+    import json
+
+    return json.dumps(PLANE.apply_pending())

@@ -16,6 +16,11 @@ class ApiError(ElastiCacheException):
         super().__init__(message)
 
 
+def from_catalogue(err: Exception) -> ApiError:
+    """helpers.aws.catalogue's CatalogueError(code, message) as the API's error."""
+    return ApiError(getattr(err, "message", str(err)), getattr(err, "code", "InvalidParameterValue"))
+
+
 def invalid_value(message: str) -> ApiError:
     return ApiError(message, "InvalidParameterValue")
 
@@ -25,15 +30,18 @@ def invalid_combination(message: str) -> ApiError:
 
 
 def not_found(kind: str, ident: str) -> ApiError:
-    """AWS's *NotFound codes, e.g. not_found("CacheCluster", "x") -> CacheClusterNotFound."""
+    """AWS's *NotFound codes, e.g. not_found("CacheCluster", "x") -> CacheClusterNotFound.
+
+    The messages follow AWS's wording where it is on record ("CacheCluster not found: x",
+    "CacheParameterGroup not found: x", "ReplicationGroup x not found"); the others use the first form.
+    """
     codes = {"CacheCluster": "CacheClusterNotFound", "ReplicationGroup": "ReplicationGroupNotFoundFault",
              "Snapshot": "SnapshotNotFoundFault", "User": "UserNotFound", "UserGroup": "UserGroupNotFound",
              "CacheParameterGroup": "CacheParameterGroupNotFound",
              "CacheSubnetGroup": "CacheSubnetGroupNotFoundFault", "NodeGroup": "NodeGroupNotFoundFault"}
-    names = {"CacheCluster": "Cache cluster", "ReplicationGroup": "Replication group", "Snapshot": "Snapshot",
-             "User": "User", "UserGroup": "User group", "CacheParameterGroup": "Cache parameter group",
-             "CacheSubnetGroup": "Cache subnet group", "NodeGroup": "Node group"}
-    return ApiError(f"{names[kind]} {ident} not found.", codes[kind])
+    if kind == "ReplicationGroup":
+        return ApiError(f"ReplicationGroup {ident} not found", codes[kind])
+    return ApiError(f"{kind} not found: {ident}", codes[kind])
 
 
 def already_exists(kind: str, ident: str) -> ApiError:

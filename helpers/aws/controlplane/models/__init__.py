@@ -43,6 +43,26 @@ class ControlPlane(CacheClusters, ReplicationGroups, Scaling, Users, ParameterGr
         shutil.rmtree(state.home() / "aws-snapshots", ignore_errors=True)
         self.__init__()
 
+    def apply_pending(self) -> dict[str, list[str]]:
+        """Apply every PendingModifiedValues now, standing in for the maintenance window.
+
+        Returns resource id -> the fields applied. Reached by `python -m helpers aws apply-pending`
+        (the local-only action ApplyPendingModifications of the endpoint).
+        """
+        done: dict[str, list[str]] = {}
+        for cc in list(self.clusters.values()):
+            applied = self.apply_pending_cluster(cc)
+            if applied:
+                done[cc.cluster_id] = applied
+        for g in list(self.groups.values()):
+            applied = self.apply_pending_group(g)
+            if applied:
+                done[g.group_id] = applied
+        for ident, fields in done.items():
+            self.event(ident, "replication-group" if ident in self.groups else "cache-cluster",
+                       f"Pending modifications applied (maintenance window): {', '.join(fields)}")
+        return done
+
     def known_services(self) -> set[str]:
         with self.lock:
             names = {cc.service_name(n["id"]) for cc in self.clusters.values() for n in cc.nodes}

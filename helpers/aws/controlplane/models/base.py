@@ -17,9 +17,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, TypeVar
 
+from helpers.aws import catalogue
 from helpers.aws.controlplane import engineops as ops
 from helpers.aws.controlplane.discovery import ConfigEndpoint
 from helpers.aws.controlplane.errors import (
+    from_catalogue,
     invalid_combination,
     invalid_value,
     not_found,
@@ -34,32 +36,24 @@ ADMIN_USER = "elasticache-lab-admin"  # the control plane's own ACL user (AWS ke
 AZS = ("us-east-1a", "us-east-1b", "us-east-1c")
 ID_RE = re.compile(r"^[a-z][a-z0-9-]*$")
 
-# Memory per node type (MiB) minus ElastiCache's 25 % reserved memory: becomes `maxmemory`.
-NODE_MEMORY_MB = {"micro": 512, "small": 1400, "medium": 3090, "large": 6380, "xlarge": 12900}
+# Parameters whose ElastiCache default differs from the engine's own, or that the labs watch: a new node
+# starts with them (plus every value its group changed), the rest of the catalogue is the engine's default.
+STARTUP_PARAMETERS = ("maxmemory-policy", "maxmemory-samples", "timeout", "tcp-keepalive", "notify-keyspace-events",
+                      "lfu-log-factor", "lfu-decay-time", "slowlog-log-slower-than", "slowlog-max-len",
+                      "lazyfree-lazy-eviction", "lazyfree-lazy-expire", "hash-max-listpack-entries",
+                      "set-max-intset-entries", "zset-max-listpack-entries")
+MEMCACHED_MEMORY_CAP_MB = 1024  # a local memcached never takes more than this, whatever the node type
 
-# The parameters a lab can see applied: name -> (default, allowed values, description).
-REDIS_PARAMETERS: dict[str, tuple[str, str, str]] = {
-    "maxmemory-policy": ("volatile-lru", "volatile-lru,allkeys-lru,volatile-lfu,allkeys-lfu,volatile-random,"
-                         "allkeys-random,volatile-ttl,noeviction", "Which keys are evicted when memory is full."),
-    "maxmemory-samples": ("3", "1-", "Keys sampled per eviction (LRU/LFU/TTL are approximated)."),
-    "timeout": ("0", "0,20-", "Close a client connection idle for this many seconds (0: never)."),
-    "tcp-keepalive": ("300", "0-", "Seconds between TCP keepalive probes to clients."),
-    "notify-keyspace-events": ("", "", "Keyspace notifications published on Pub/Sub (e.g. Ex for expiries)."),
-    "lfu-log-factor": ("10", "1-", "LFU counter logarithm factor."),
-    "lfu-decay-time": ("1", "0-", "Minutes after which an LFU counter decays."),
-    "slowlog-log-slower-than": ("10000", "-", "Microseconds above which a command goes to the slow log."),
-    "slowlog-max-len": ("128", "0-", "Length of the slow log."),
-    "activedefrag": ("no", "yes,no", "Defragment memory in the background."),
-    "lazyfree-lazy-eviction": ("no", "yes,no", "Free evicted values in a background thread."),
-    "lazyfree-lazy-expire": ("no", "yes,no", "Free expired values in a background thread."),
-    "hash-max-listpack-entries": ("128", "0-", "Small hashes are encoded compactly up to this many fields."),
-    "set-max-intset-entries": ("512", "0-", "Small integer sets are encoded compactly up to this size."),
-    "zset-max-listpack-entries": ("128", "0-", "Small sorted sets are encoded compactly up to this size."),
-}
-MEMCACHED_PARAMETERS: dict[str, tuple[str, str, str]] = {
-    "max_item_size": ("1048576", "1048576-134217728", "Largest item size in bytes (-I); applied at node start."),
-    "chunk_size_growth_factor": ("1.25", "1.01-2", "Slab size growth factor (-f); applied at node start."),
-}
+
+def availability_zones() -> list[str]:
+    """The region's zones, as the local EC2 API (moto's ec2 backend, same process) lists them."""
+    try:
+        from moto.ec2.models import ec2_backends
+
+        zones = [z.name for z in ec2_backends[ACCOUNT]["us-east-1"].describe_availability_zones()]
+        return zones or list(AZS)
+    except Exception:  # noqa: BLE001 - no EC2 model: the zones the control plane places nodes in
+        return list(AZS)
 
 
 def now() -> datetime:
@@ -82,11 +76,6 @@ def check_id(value: Any, what: str, limit: int) -> str:
     return ident
 
 
-def maxmemory_for(node_type: str) -> str:
-    size = node_type.rsplit(".", 1)[-1]
-    return f"{NODE_MEMORY_MB.get(size, 512)}mb"
-
-
 @dataclass
 class Event:
     source_id: str
@@ -97,18 +86,68 @@ class Event:
 
 @dataclass
 class ParameterGroup:
+    """A cache parameter group; its parameters are AWS's catalogue for the family (helpers.aws.catalogue)."""
+
     name: str
     family: str
     description: str
     values: dict[str, str] = field(default_factory=dict)  # user-set values only
     is_default: bool = False
+    cluster_on: bool = False  # default.<family>.cluster.on: the catalogue's ClusterOnValue column applies
 
     @property
-    def catalog(self) -> dict[str, tuple[str, str, str]]:
-        return MEMCACHED_PARAMETERS if self.family.startswith("memcached") else REDIS_PARAMETERS
+    def catalog(self) -> dict[str, str]:
+        """The parameters the group lists, with their defaults (name -> value)."""
+        return catalogue.defaults(self.family, self.cluster_on)
 
     def effective(self) -> dict[str, str]:
-        return {k: self.values.get(k, d[0]) for k, d in self.catalog.items()}
+        return {**self.catalog, **self.values}
+
+    def value(self, name: str) -> str:
+        return self.values.get(name, self.catalog.get(name, catalogue.parameter(self.family, name).value))
+
+    @property
+    def cluster_enabled(self) -> bool:
+        return not self.family.startswith("memcached") and self.value("cluster-enabled") == "yes"
+
+    def maxmemory(self, node_type: str, engine: str) -> int:
+        """The engine's maxmemory (bytes) on a node of this type: reserved memory as the group says."""
+        reserved = int(self.values.get("reserved-memory", "0") or 0)
+        if reserved and "reserved-memory-percent" not in self.values:
+            return catalogue.maxmemory_for(node_type, reserved_memory=reserved, engine=engine)
+        return catalogue.maxmemory_for(node_type, float(self.value("reserved-memory-percent") or 25), engine=engine)
+
+    def startup_config(self) -> dict[str, str]:
+        """Engine settings for a node that starts with this group (Redis OSS / Valkey): ElastiCache's
+        defaults that differ from the engine's, and the changed requires-reboot values."""
+        out: dict[str, str] = {}
+        # Changed immediate values are CONFIG SET once the node runs (apply_parameters), so a value the
+        # engine refuses (activedefrag on a build without it) is recorded instead of stopping the node.
+        reboot = [n for n in self.values if catalogue.parameter(self.family, n).change_type == "requires-reboot"]
+        for name in (*STARTUP_PARAMETERS, *reboot):
+            p = catalogue.parameter(self.family, name)
+            if p.engine_config and p.listed != "node-type" and p.engine_config != "client-output-buffer-limit" \
+                    and name != "cluster-enabled":
+                out[p.engine_config] = self.value(name)
+        return out
+
+    def memcached_args(self) -> list[str]:
+        """memcached start-up flags for the values this group changed (-I, -f, -o ...)."""
+        args: list[str] = []
+        for name, value in {"max_item_size": self.value("max_item_size"),
+                            "chunk_size_growth_factor": self.value("chunk_size_growth_factor"),
+                            **self.values}.items():
+            p = catalogue.parameter(self.family, name)
+            flag = p.engine_config
+            if not flag:
+                continue
+            if p.data_type == "boolean":
+                args += flag.split(" ", 1) if value == "1" else []
+            elif flag.startswith("-o "):
+                args += ["-o", f"{flag[3:]}={value}"]
+            else:
+                args += [flag, value]
+        return args
 
     @property
     def arn(self) -> str:
@@ -193,6 +232,10 @@ class CacheCluster:
     nodes: list[dict[str, Any]] = field(default_factory=list)  # {"id", "created", "status"}
     next_node: int = 1
     discovery: ConfigEndpoint | None = None  # Memcached: the configuration endpoint (Auto Discovery)
+    at_rest_encryption: bool = False
+    pending: dict[str, Any] = field(default_factory=dict)  # PendingModifiedValues until applied
+    params_pending_reboot: bool = False  # a requires-reboot parameter changed since the last (re)start
+    previous_token: str | None = None  # ROTATE keeps the old AUTH token valid until SET
 
     @property
     def arn(self) -> str:
@@ -232,6 +275,11 @@ class ReplicationGroup:
     applied_users: set[str] = field(default_factory=set)
     admin_password: str | None = None
     resharding: bool = False  # shown as PendingModifiedValues while node groups are added or removed
+    at_rest_encryption: bool = False
+    pending: dict[str, Any] = field(default_factory=dict)  # PendingModifiedValues until applied
+    params_pending_reboot: bool = False
+    previous_token: str | None = None  # ROTATE keeps the old AUTH token valid until SET
+    maintenance_window: str = "sun:23:00-mon:01:30"
 
     @property
     def arn(self) -> str:
@@ -283,7 +331,7 @@ class Backend:
                              (f"default.{redis_family}.cluster.on", redis_family),
                              (f"default.{mc_family}", mc_family)):
             self.param_groups[name] = ParameterGroup(name, family, f"Default parameter group for {family}",
-                                                     is_default=True)
+                                                     is_default=True, cluster_on=name.endswith(".cluster.on"))
 
     @staticmethod
     def local_version(engine: str) -> str:
@@ -301,39 +349,95 @@ class Backend:
         major = version.split(".")[0]
         return f"memcached{'.'.join(version.split('.')[:2])}" if engine == "memcached" else f"redis{major}"
 
-    def describe_cache_engine_versions(self, engine: str | None = None, version: str | None = None,
-                                       family: str | None = None) -> list[tuple[str, str, str]]:
-        """(engine, version, family) of the engines installed here: the only ones the endpoint can run."""
-        out = []
-        for name in ("redis", "memcached"):
-            try:
-                local = self.local_version(name)
-            except Exception:  # noqa: BLE001 - engine not installed: not offered
-                continue
-            fam = self.family(name)
-            if engine and engine.lower() != name:
-                continue
-            if version and not local.startswith(str(version)):
-                continue
-            if family and family != fam:
-                continue
-            out.append((name, local, fam))
-        return out
+    def installed(self, engine: str, version: str) -> bool:
+        """Whether an engine version AWS offers runs here: the local binary is that version (or a patch of it)."""
+        try:
+            local = self.local_version(engine)
+        except Exception:  # noqa: BLE001 - engine not installed
+            return False
+        if engine == "valkey" and not self._is_valkey():
+            return False
+        return local == version or local.startswith(version + ".")
 
-    def check_engine(self, engine: Any, version: Any) -> tuple[str, str]:
-        engine = (engine or "redis").lower()
-        if engine not in ("redis", "valkey", "memcached"):
-            raise invalid_value(f"Invalid engine: {engine}. Choose redis, valkey or memcached.")
+    @staticmethod
+    def _is_valkey() -> bool:
         from helpers.runtime import engines
 
-        if engine == "valkey" and "valkey" not in Path(engines.find_binary("redis")).name:
+        try:
+            return "valkey" in Path(engines.find_binary("redis")).name
+        except Exception:  # noqa: BLE001
+            return False
+
+    def check_engine(self, engine: Any, version: Any) -> tuple[str, str]:
+        """(engine, the version the nodes run) for a create call, with AWS's errors.
+
+        The versions come from the catalogue (catalogue.engine_versions), so an engine or version added
+        there is offered here as soon as its binary is installed; one AWS does not offer gets AWS's
+        InvalidParameterCombination "Cannot find version X for <engine>", and one AWS offers but this
+        machine cannot run the same code with a sentence saying what runs here.
+        """
+        engine = (engine or "redis").lower()
+        if engine not in catalogue.engines():
+            raise invalid_value(f"Invalid value for Engine: {engine}. Valid values: {', '.join(catalogue.engines())}.")
+        if engine == "valkey" and not self._is_valkey():
             raise invalid_value("Engine valkey is not installed on this machine (only redis-server is): "
                                 "use --engine redis, or install valkey-server.")
         local = self.local_version(engine)
-        if version and not (local == version or local.startswith(str(version) + ".")):
-            raise invalid_value(f"Cannot find version {version} for {engine}: this machine runs {engine} {local}. "
-                                f"Omit --engine-version or ask for {'.'.join(local.split('.')[:2])}.")
+        if not version:
+            return engine, local
+        version = str(version)
+        try:
+            catalogue.engine_version(engine, version)
+        except catalogue.CatalogueError as err:
+            # AWS also accepts a full patch version of an offered one (7.0.7): the local one is such a patch.
+            if not (local == version and catalogue.engine_version(engine, ".".join(local.split(".")[:2]))):
+                raise from_catalogue(err) from None
+        if not self.installed(engine, version):
+            raise invalid_combination(f"Cannot find version {version} for {engine} on the local endpoint: this "
+                                      f"machine runs {engine} {local}. Omit --engine-version or ask for "
+                                      f"{'.'.join(local.split('.')[:2])}.")
         return engine, local
+
+    def check_engine_upgrade(self, engine: str, current: str, wanted: str) -> str:
+        """The version a modify call moves to (the local binary's), with AWS's errors; no downgrades."""
+        _, local = self.check_engine(engine, wanted)
+
+        def key(v: str) -> tuple[int, ...]:
+            return tuple(int(x) for x in v.split(".")[:2] if x.isdigit())
+
+        if key(wanted) < key(current):
+            raise invalid_combination(f"Cannot downgrade {engine} from {current} to {wanted}: ElastiCache upgrades "
+                                      "engine versions only.")
+        return local
+
+    def check_node_type(self, node_type: Any) -> str:
+        if not node_type:
+            raise invalid_value("The parameter CacheNodeType must be provided and must not be null.")
+        if not catalogue.is_valid_node_type(str(node_type)):
+            raise invalid_value(f"Invalid CacheNodeType: {node_type}. Valid types are AWS's current generation, "
+                                "e.g. cache.t4g.micro, cache.m7g.large, cache.r7g.large.")
+        return str(node_type)
+
+    def check_az(self, az: Any) -> str | None:
+        """An Availability Zone of the region (us-east-1), as the local EC2 API lists them."""
+        if not az:
+            return None
+        zones = availability_zones()
+        if str(az) not in zones:
+            raise invalid_value(f"Invalid Availability Zone: {az}. Zones of us-east-1: {', '.join(zones)}.")
+        return str(az)
+
+    def check_security_groups(self, ids: list[str] | None) -> list[str]:
+        """VPC security groups must exist in the local EC2 API (same process, moto's ec2 backend)."""
+        ids = list(ids or [])
+        from moto.ec2.models import ec2_backends
+
+        backend = ec2_backends[ACCOUNT]["us-east-1"]
+        missing = [sg for sg in ids if backend.get_security_group_from_id(sg) is None]
+        if missing:
+            raise invalid_value(f"Some security group Id(s) are invalid: {', '.join(missing)}. Create them with the "
+                                "local EC2 API (ec2 create-security-group) first.")
+        return ids
 
     def event(self, source_id: str, source_type: str, message: str) -> None:
         with self.lock:

@@ -6,6 +6,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from helpers.aws import catalogue
+from helpers.aws.controlplane import atrest
 from helpers.aws.controlplane import engineops as ops
 from helpers.aws.controlplane.discovery import ConfigEndpoint
 from helpers.aws.controlplane.errors import (
@@ -17,12 +19,12 @@ from helpers.aws.controlplane.errors import (
 )
 from helpers.aws.controlplane.models.base import (
     AZS,
+    MEMCACHED_MEMORY_CAP_MB,
     Backend,
     CacheCluster,
     Member,
     ReplicationGroup,
     check_id,
-    maxmemory_for,
     now,
 )
 from helpers.runtime import services, state
@@ -42,9 +44,18 @@ class CacheClusters(Backend):
         if replication_group_id:
             raise invalid_value("Adding a cache cluster to a replication group is done with "
                                 "increase-replica-count on the local endpoint.")
-        if not node_type:
-            raise invalid_value("The parameter CacheNodeType must be provided and must not be null.")
+        node_type = self.check_node_type(node_type)
         engine, version = self.check_engine(engine, engine_version)
+        az = self.check_az(az)
+        security_group_ids = self.check_security_groups(security_group_ids)
+        if snapshot_retention and engine == "memcached":
+            raise invalid_combination("SnapshotRetentionLimit is not supported for memcached clusters.")
+        if not 0 <= int(snapshot_retention or 0) <= 35:
+            raise invalid_value("SnapshotRetentionLimit must be between 0 and 35 days.")
+        if snapshot_arns and engine != "memcached":
+            raise invalid_value("SnapshotArns (seeding a cluster from an RDB file in Amazon S3) is not available on "
+                                "the local endpoint: restore from a snapshot with --snapshot-name instead "
+                                "(see docs/local-vs-aws.md).")
         n = 1 if num_nodes is None else int(num_nodes)
         if engine != "memcached" and n != 1:
             raise invalid_value(f"Cannot create a {engine} cluster with a NumCacheNodes parameter greater than 1; "
@@ -77,9 +88,13 @@ class CacheClusters(Backend):
             self.clusters[cid] = cc
         self.add_tags(cc.arn, tags)
         snap_files = [Path(f) for f in snap.files] if snap else []
-        self.background(f"create-{cid}", lambda: self._provision_cluster(cc, snap_files),
+        self.background(f"create-{cid}", lambda: self._provision_from(cc, snap_files),
                         lambda msg: self._failed_cluster(cc, msg))
         return cc
+
+    def _provision_from(self, cc: CacheCluster, snap_files: list[Path]) -> None:
+        with atrest.plain_files(snap_files) as plain:  # a snapshot of an encrypted group is decrypted first
+            self._provision_cluster(cc, plain)
 
     def _failed_cluster(self, cc: CacheCluster, msg: str) -> None:
         cc.status = "incompatible-parameters"
@@ -95,8 +110,10 @@ class CacheClusters(Backend):
             name = cc.service_name()
             ops.fresh_dir(name)
             workdir = state.service_dir(name)
-            opts: dict[str, Any] = {"config": {**(pg.effective() if pg else {}),
-                                               "maxmemory": maxmemory_for(cc.node_type)}, "tls": cc.tls}
+            config = pg.startup_config() if pg else {}
+            if pg:
+                config["maxmemory"] = str(pg.maxmemory(cc.node_type, cc.engine))
+            opts: dict[str, Any] = {"config": config, "tls": cc.tls}
             if cc.auth_token:
                 token_file = workdir / "auth-token"
                 state.write_secret(token_file, cc.auth_token)
@@ -107,6 +124,8 @@ class CacheClusters(Backend):
             if len(snap_files) > 1:
                 ops.restore_keys(snap_files, self._cluster_conn(cc, svc.nodes[0]), name)
             cc.nodes[0]["status"] = "available"
+            if pg is not None and pg.values:
+                self.apply_parameters(pg, [n for n in pg.values if catalogue.change_type(pg.family, n) == "immediate"])
             self.event(cc.cluster_id, "cache-cluster",
                        f"Added cache node {cc.nodes[0]['id']} in availability zone {cc.az}")
             if cc.snapshot_name:
@@ -117,12 +136,12 @@ class CacheClusters(Backend):
 
     def _start_memcached_node(self, cc: CacheCluster, node: dict[str, Any]) -> None:
         pg = self.param_groups.get(cc.param_group)
-        values = pg.effective() if pg else {}
-        args = ["-I", values.get("max_item_size", "1048576"), "-f", values.get("chunk_size_growth_factor", "1.25")]
+        args = pg.memcached_args() if pg else []
+        overhead = int(pg.value("memcached_connections_overhead")) if pg else 100
         name = cc.service_name(node["id"])
         ops.fresh_dir(name)
-        mem = int(maxmemory_for(cc.node_type)[:-2])
-        services.start("memcached", name=name, memory_mb=min(mem, 1024), args=args)
+        mem = catalogue.memcached_item_memory_mb(cc.node_type, overhead)
+        services.start("memcached", name=name, memory_mb=max(min(mem, MEMCACHED_MEMORY_CAP_MB), 16), args=args)
         node["status"] = "available"
         self.event(cc.cluster_id, "cache-cluster", f"Added cache node {node['id']} in availability zone {cc.az}")
 
@@ -168,8 +187,13 @@ class CacheClusters(Backend):
             param_group: str | None = None, auth_token: str | None = None, auth_token_strategy: str | None = None,
             snapshot_retention: int | None = None, snapshot_window: str | None = None,
             maintenance_window: str | None = None, security_group_ids: list[str] | None = None,
-            node_type: str | None = None) -> CacheCluster:
-        """Memcached scales out and in (naming the nodes to remove); the rest is settings and AUTH."""
+            node_type: str | None = None, engine_version: str | None = None,
+            apply_immediately: bool = False, az_mode: str | None = None,
+            new_azs: list[str] | None = None) -> CacheCluster:
+        """Memcached scales out and in (naming the nodes to remove); Redis scales its node type up or down
+        and changes engine version; the rest is settings and AUTH. Without `apply_immediately`, node
+        type and engine version changes wait in PendingModifiedValues (the maintenance window;
+        `python -m helpers aws apply-pending` stands in for it)."""
         cc = self.get_cluster(cluster_id)
         if cc.status != "available":
             raise invalid_state("CacheCluster", cc.cluster_id, cc.status)
@@ -178,6 +202,10 @@ class CacheClusters(Backend):
         if new_n is not None and cc.engine != "memcached" and int(new_n) != 1:
             raise invalid_value("A Redis cache cluster has exactly one node; use a replication group to add "
                                 "replicas.")
+        for az in new_azs or []:
+            self.check_az(az)
+        if az_mode and az_mode not in ("single-az", "cross-az"):
+            raise invalid_value(f"Invalid value for AZMode: {az_mode}. Valid values: single-az, cross-az.")
         add_nodes: list[dict[str, Any]] = []
         drop_nodes: list[dict[str, Any]] = []
         if new_n is not None and cc.engine == "memcached":
@@ -200,21 +228,43 @@ class CacheClusters(Backend):
                 for _ in range(new_n - current):
                     add_nodes.append({"id": f"{cc.next_node:04d}", "created": now(), "status": "creating"})
                     cc.next_node += 1
+        elif remove:
+            raise invalid_combination("CacheNodeIdsToRemove needs NumCacheNodes (fewer than the current count).")
         pg = self.param_group_for(param_group, cc.engine) if param_group else None
-        if auth_token is not None:
-            if cc.engine == "memcached" or not cc.tls:
-                raise invalid_combination("An AUTH token can only be set on a Redis cluster with transit encryption.")
-            self.check_token(auth_token, cc.engine, True)
+        if snapshot_retention is not None:
+            if cc.engine == "memcached":
+                raise invalid_combination("SnapshotRetentionLimit is not supported for memcached clusters.")
+            if not 0 <= int(snapshot_retention) <= 35:
+                raise invalid_value("SnapshotRetentionLimit must be between 0 and 35 days.")
+        sgs = self.check_security_groups(security_group_ids) if security_group_ids is not None else None
+        changes: dict[str, Any] = {}
+        if node_type and node_type != cc.node_type:
+            self.check_node_type(node_type)
+            if cc.engine == "memcached":
+                raise invalid_combination("Changing the node type of a Memcached cluster is not available on the "
+                                          "local endpoint: create a new cluster of the new type (see "
+                                          "docs/local-vs-aws.md).")
+            changes["CacheNodeType"] = node_type
+        if engine_version:
+            target = self.check_engine_upgrade(cc.engine, cc.engine_version, engine_version)
+            if target != cc.engine_version:
+                changes["EngineVersion"] = target
+        strategy = self.check_auth_change(cc.engine, cc.tls, cc.auth_token, auth_token, auth_token_strategy,
+                                          rbac=False, rotating=cc.previous_token is not None)
         if snapshot_retention is not None:
             cc.snapshot_retention = snapshot_retention
         if snapshot_window:
             cc.snapshot_window = snapshot_window
         if maintenance_window:
             cc.maintenance_window = maintenance_window
-        if security_group_ids is not None:
-            cc.security_group_ids = list(security_group_ids)
-        if node_type:
-            cc.node_type = node_type
+        if sgs is not None:
+            cc.security_group_ids = sgs
+        if changes and not apply_immediately:
+            cc.pending.update(changes)
+            changes = {}
+        if not (add_nodes or drop_nodes or pg or strategy or changes):
+            self.event(cc.cluster_id, "cache-cluster", "Cache cluster modified")
+            return cc
         cc.status = "modifying"
         cc.nodes += add_nodes
 
@@ -230,19 +280,47 @@ class CacheClusters(Backend):
             if pg is not None:
                 cc.param_group = pg.name
                 self.apply_parameters(pg)
-            if auth_token is not None:
-                strategy = (auth_token_strategy or "ROTATE").upper()
+            if strategy:
                 svc = services.get(cc.service_name())
                 conn = self._cluster_conn(cc, svc.nodes[0])
-                rules = ["resetpass", f">{auth_token}"] if strategy == "SET" else [f">{auth_token}"]
-                ops.acl_setuser(conn, "default", rules)
-                cc.auth_token = auth_token
-                self.event(cc.cluster_id, "cache-cluster", f"AUTH token updated ({strategy})")
+                self.apply_auth_change(cc, [conn], auth_token, strategy)
+                if cc.auth_token:  # a restarted node reads its token from this file
+                    state.write_secret(state.service_dir(cc.service_name()) / "auth-token", cc.auth_token)
+            if changes:
+                self._apply_cluster_changes(cc, changes)
             cc.status = "available"
             self.event(cc.cluster_id, "cache-cluster", "Cache cluster modified")
 
         self.background(f"modify-{cc.cluster_id}", work, lambda msg: self._modify_failed(cc, msg))
         return cc
+
+    def _apply_cluster_changes(self, cc: CacheCluster, changes: dict[str, Any]) -> None:
+        """Node type (maxmemory follows, data stays) and engine version (restart onto it, data kept)."""
+        for key in changes:
+            cc.pending.pop(key, None)
+        svc = services.get(cc.service_name())
+        if "CacheNodeType" in changes:
+            pg = self.param_groups.get(cc.param_group)
+            cc.node_type = changes["CacheNodeType"]
+            if svc and pg:
+                conn = self._cluster_conn(cc, svc.nodes[0])
+                conn.config_set("maxmemory", str(pg.maxmemory(cc.node_type, cc.engine)))
+            self.event(cc.cluster_id, "cache-cluster", f"Cache node type changed to {cc.node_type}")
+        if "EngineVersion" in changes:
+            cc.engine_version = changes["EngineVersion"]
+            self.event(cc.cluster_id, "cache-cluster", f"Engine version is {cc.engine_version}")
+
+    def apply_pending_cluster(self, cc: CacheCluster) -> list[str]:
+        """Apply PendingModifiedValues now (what the maintenance window would do)."""
+        changes = dict(cc.pending)
+        if not changes or cc.status != "available":
+            return []
+        cc.status = "modifying"
+        try:
+            self._apply_cluster_changes(cc, changes)
+        finally:
+            cc.status = "available"
+        return sorted(changes)
 
     def _modify_failed(self, cc: CacheCluster, msg: str) -> None:
         cc.status = "available"
@@ -275,10 +353,8 @@ class CacheClusters(Backend):
                     engines.restart_node(node, probe)
                     topologies.record(svc)
                 self.event(cc.cluster_id, "cache-cluster", f"Cache node {n['id']} restarted")
-            pg = self.param_groups.get(cc.param_group)
             cc.status = "available"
-            if pg is not None:  # values changed after creation were CONFIG SET: set them again
-                self.apply_parameters(pg)
+            self.reboot_applied(cc)  # values changed after creation are set again; pending-reboot ends
 
         self.background(f"reboot-{cc.cluster_id}", work, lambda msg: self._modify_failed(cc, msg))
         return cc
@@ -308,10 +384,8 @@ class CacheClusters(Backend):
             topologies.record(svc)
             if g.auth_token or g.user_group_ids:
                 self._secure_new_nodes(g)
-            pg = self.param_groups.get(g.param_group)
             g.status = "available"
-            if pg is not None:
-                self.apply_parameters(pg)
+            self.reboot_applied(g)
             self.event(member_id, "cache-cluster", "Cache node 0001 restarted")
 
         self.background(f"reboot-{member_id}", work, lambda msg: self._group_op_failed(g, msg))

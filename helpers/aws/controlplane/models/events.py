@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
 from helpers.aws.controlplane.errors import ApiError, invalid_value
 from helpers.aws.controlplane.models.base import Backend, Event, now
@@ -12,14 +12,35 @@ SOURCE_TYPES = {"cache-cluster", "cache-parameter-group", "cache-security-group"
                 "replication-group", "serverless-cache", "serverless-cache-snapshot", "user", "user-group"}
 
 
+def _utc(value: datetime | str | None, what: str) -> datetime | None:
+    """A request's timestamp as an aware UTC datetime (naive ones are UTC)."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, datetime):
+        try:
+            value = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        except ValueError:
+            raise invalid_value(f"Invalid value for {what}: {value}.") from None
+    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
+
 class EventsAndTags(Backend):
     def describe_events(self, source_type: str | None = None, source_id: str | None = None,
-                        start: datetime | None = None, end: datetime | None = None, duration: int = 60,
-                        max_records: int = 100) -> list[Event]:
-        """The newest first, within [start, end] (by default the last `duration` minutes)."""
-        end = end or now()
+                        start: datetime | str | None = None, end: datetime | str | None = None,
+                        duration: int | None = None) -> list[Event]:
+        """The newest first, within [start, end] (by default the last `duration` minutes, 60 if not given).
+
+        Times without a zone are UTC, as the AWS CLI and SDKs send them. Paging is the caller's.
+        """
+        start, end = _utc(start, "StartTime"), _utc(end, "EndTime")
+        if duration is not None and not 0 <= int(duration) <= 20160:
+            raise invalid_value("Duration must be between 0 and 20160 minutes (14 days).")
+        if start is not None and end is not None and start > end:
+            raise invalid_value("StartTime must be before EndTime.")
+        if end is None:
+            end = now() if start is None or duration is None else start + timedelta(minutes=int(duration))
         if start is None:
-            start = end - timedelta(minutes=duration)
+            start = end - timedelta(minutes=60 if duration is None else int(duration))
         if source_type and source_type not in SOURCE_TYPES and source_type != "snapshot":
             raise invalid_value(f"Unknown SourceType {source_type!r}; one of {', '.join(sorted(SOURCE_TYPES))}.")
         with self.lock:
@@ -27,7 +48,7 @@ class EventsAndTags(Backend):
         out = [e for e in reversed(events)
                if start <= e.date <= end and (not source_type or e.source_type == source_type)
                and (not source_id or e.source_id == str(source_id).lower() or e.source_id == source_id)]
-        return out[:max_records]
+        return out
 
     def list_tags_for_resource(self, resource_arn: str | None) -> dict[str, str]:
         self.resource_exists(resource_arn)

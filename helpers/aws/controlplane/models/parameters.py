@@ -1,25 +1,45 @@
-"""Parameter groups: the values become CONFIG SET on every Redis node that uses the group."""
+"""Parameter groups: AWS's catalogue per family (helpers.aws.catalogue), applied to the engines.
+
+Immediate parameters are CONFIG SET on every Redis node that uses the group; requires-reboot ones
+(and every Memcached parameter) wait, shown as `pending-reboot`, until the node restarts.
+"""
 
 from __future__ import annotations
 
-import re
+import contextlib
 from typing import Any
 
+from helpers.aws import catalogue
 from helpers.aws.controlplane import engineops as ops
 from helpers.aws.controlplane.errors import (
     already_exists,
+    from_catalogue,
     invalid_combination,
     invalid_state,
     invalid_value,
     not_found,
 )
-from helpers.aws.controlplane.models.base import Backend, ParameterGroup, check_id
+from helpers.aws.controlplane.models.base import (
+    STARTUP_PARAMETERS,
+    Backend,
+    CacheCluster,
+    ParameterGroup,
+    ReplicationGroup,
+    check_id,
+)
 from helpers.runtime import services
+
+MAX_PARAMETERS_PER_CALL = 20  # ModifyCacheParameterGroup: "you can modify up to 20 parameters in a single request"
 
 
 class ParameterGroups(Backend):
-    def param_group_for(self, name: str | None, engine: str, cluster_mode: bool = False) -> ParameterGroup:
-        """The group a new cluster or group uses: the one named, or the engine's default."""
+    def param_group_for(self, name: str | None, engine: str, cluster_mode: bool = False,
+                        check_mode: bool = True) -> ParameterGroup:
+        """The group a new cluster or group uses: the one named, or the engine's default.
+
+        Its family must be the engine version's, and (Redis OSS / Valkey) its cluster-enabled must match
+        the cluster mode, as AWS checks.
+        """
         family = self.family(engine)
         if not name:
             name = f"default.{family}" + (".cluster.on" if cluster_mode else "")
@@ -28,7 +48,16 @@ class ParameterGroups(Backend):
         if pg is None:
             raise not_found("CacheParameterGroup", name)
         if pg.family != family:
-            raise invalid_combination(f"Parameter group {name} is for {pg.family}; this {engine} needs {family}.")
+            raise invalid_combination(f"Expected a parameter group of family {family} but found one of family "
+                                      f"{pg.family}")
+        if check_mode and engine != "memcached" and pg.cluster_enabled != cluster_mode:
+            if cluster_mode:
+                raise invalid_combination(f"Cluster mode is enabled, but parameter group {pg.name} has "
+                                          "cluster-enabled set to no: use a parameter group with cluster-enabled "
+                                          f"yes (e.g. default.{family}.cluster.on).")
+            raise invalid_combination(f"Parameter group {pg.name} has cluster-enabled set to yes; a replication "
+                                      "group with cluster mode disabled (NumCacheClusters) needs one with "
+                                      f"cluster-enabled no (e.g. default.{family}).")
         return pg
 
     def create_cache_parameter_group(self, name: str | None, family: str | None, description: str | None,
@@ -36,15 +65,20 @@ class ParameterGroups(Backend):
         if not name:
             raise invalid_value("The parameter CacheParameterGroupName must be provided.")
         name = check_id(name, "CacheParameterGroupName", 255)
+        if not description:
+            raise invalid_value("The parameter Description must be provided and must not be blank.")
         family = family or ""
-        known = {self.family("redis"), self.family("memcached")}
-        if family not in known:
-            raise invalid_value(f"CacheParameterGroupFamily {family!r} is not available locally; use one of "
-                                f"{', '.join(sorted(known))} (the engines installed on this machine).")
+        if family not in catalogue.families():
+            raise invalid_value(f"The parameter CacheParameterGroupFamily is not valid: {family!r}. Valid values: "
+                                f"{', '.join(catalogue.families())}.")
+        local = {self.family("redis"), self.family("memcached")}
+        if family not in local:
+            raise invalid_value(f"CacheParameterGroupFamily {family} is AWS's, but its engine is not installed "
+                                f"here; use one of {', '.join(sorted(local))}.")
         with self.lock:
             if name in self.param_groups:
                 raise already_exists("CacheParameterGroup", name)
-            pg = ParameterGroup(name, family, description or "")
+            pg = ParameterGroup(name, family, description)
             self.param_groups[name] = pg
         self.add_tags(pg.arn, tags)
         return pg
@@ -55,55 +89,68 @@ class ParameterGroups(Backend):
     def describe_cache_parameter_groups(self, name: str | None = None) -> list[ParameterGroup]:
         return self._describe(name, self.get_param_group, self.param_groups)
 
-    def describe_cache_parameters(self, name: str | None, source: str | None = None) -> tuple[ParameterGroup,
-                                                                                              list[str]]:
-        """The group and the names of its parameters from `source` (user, system/engine-default, or all)."""
+    def describe_cache_parameters(self, name: str | None, source: str | None = None) -> list[dict[str, Any]]:
+        """DescribeCacheParameters' Parameters: the catalogue's entries with the group's values, by Source."""
         pg = self.get_param_group(name)
-        keys = []
-        for key in pg.catalog:
-            src = "user" if key in pg.values else "system"
-            if source and source != src and not (source == "engine-default" and src == "system"):
+        if source and source not in ("user", "system", "engine-default"):
+            raise invalid_value(f"Invalid value for Source: {source}. Valid values: user, system, engine-default.")
+        out = []
+        for item in catalogue.parameters(pg.family, pg.cluster_on):
+            key = item["ParameterName"]
+            if key in pg.values:
+                item = {**item, "ParameterValue": pg.values[key], "Source": "user"}
+            if source == "user" and item.get("Source") != "user":
                 continue
-            keys.append(key)
-        return pg, keys
+            if source in ("system", "engine-default") and item.get("Source") == "user":
+                continue
+            out.append(item)
+        return out
 
-    def describe_engine_default_parameters(self, family: str | None) -> ParameterGroup:
-        """The default group of a family: its values are the engine defaults."""
-        match = next((pg for pg in self.param_groups.values() if pg.is_default and pg.family == family), None)
-        if match is None:
-            raise invalid_value(f"Unknown CacheParameterGroupFamily {family!r}.")
-        return match
+    def describe_engine_default_parameters(self, family: str | None) -> list[dict[str, Any]]:
+        if not family:
+            raise invalid_value("The parameter CacheParameterGroupFamily must be provided.")
+        if family not in catalogue.families():
+            raise invalid_value(f"The parameter CacheParameterGroupFamily is not valid: {family!r}.")
+        return catalogue.parameters(family)
 
     def _own_group(self, name: str | None) -> ParameterGroup:
         pg = self.get_param_group(name)
         if pg.is_default:
-            raise invalid_state("CacheParameterGroup", pg.name, "a default parameter group", "a group you created")
+            raise invalid_state("CacheParameterGroup", pg.name, "a default parameter group", "a group you created "
+                                "(create-cache-parameter-group)")
         return pg
 
     def modify_cache_parameter_group(self, name: str | None,
                                      values: list[tuple[str | None, Any]]) -> ParameterGroup:
         pg = self._own_group(name)
         checked = self._parameter_values(pg, values)
-        if not checked:
-            raise invalid_value("ParameterNameValues must name at least one parameter.")
         pg.values.update(checked)
-        self.apply_parameters(pg)
+        self.apply_parameters(pg, list(checked))
         self.event(pg.name, "cache-parameter-group", f"Parameter group modified: {', '.join(checked)}")
         return pg
 
     @staticmethod
     def _parameter_values(pg: ParameterGroup, items: list[tuple[str | None, Any]]) -> dict[str, str]:
+        if not items:
+            raise invalid_value("The parameter ParameterNameValues must be provided with at least one parameter.")
+        if len(items) > MAX_PARAMETERS_PER_CALL:
+            raise invalid_value(f"You can modify up to {MAX_PARAMETERS_PER_CALL} parameters in one request.")
         out: dict[str, str] = {}
         for key, value in items:
-            if key not in pg.catalog:
-                raise invalid_value(f"Unknown parameter {key!r} for {pg.family}. Known locally: "
-                                    f"{', '.join(pg.catalog)}.")
-            allowed = pg.catalog[key][1]
+            if not key:
+                raise invalid_value("Each ParameterNameValues entry needs a ParameterName.")
             if value is None:
                 raise invalid_value(f"Parameter {key} needs a ParameterValue.")
-            if "," in allowed and not re.match(r"^\d", allowed) and value not in allowed.split(","):
-                raise invalid_value(f"Invalid value {value!r} for parameter {key}; allowed: {allowed}.")
+            try:
+                catalogue.validate(pg.family, key, value)
+            except catalogue.CatalogueError as err:
+                raise from_catalogue(err) from None
+            if key == "cluster-enabled" and (pg_users_clusters(pg) or pg_users_groups(pg)):
+                raise invalid_value("cluster-enabled cannot be changed on a parameter group in use.")
             out[key] = str(value)
+        if "reserved-memory" in out and "reserved-memory-percent" in {**pg.values, **out} and \
+                out.get("reserved-memory", "0") != "0":
+            raise invalid_combination("A parameter group uses reserved-memory or reserved-memory-percent, not both.")
         return out
 
     def reset_cache_parameter_group(self, name: str | None, reset_all: bool = False,
@@ -113,39 +160,94 @@ class ParameterGroups(Backend):
         if reset_all:
             if names:
                 raise invalid_combination("Use ResetAllParameters or ParameterNameValues, not both.")
+            changed = list(pg.values)
             pg.values.clear()
         else:
             if not names:
                 raise invalid_value("Name the parameters to reset, or set ResetAllParameters.")
             for n in names:
-                if n not in pg.catalog:
-                    raise invalid_value(f"Unknown parameter {n!r} for {pg.family}.")
+                try:
+                    catalogue.parameter(pg.family, str(n))
+                except catalogue.CatalogueError as err:
+                    raise from_catalogue(err) from None
+            changed = [str(n) for n in names]
+            for n in changed:
                 pg.values.pop(n, None)
-        self.apply_parameters(pg)
+        self.apply_parameters(pg, changed)
         self.event(pg.name, "cache-parameter-group", "Parameter group reset")
         return pg
 
     def delete_cache_parameter_group(self, name: str | None) -> None:
         pg = self._own_group(name)
-        users = [c.cluster_id for c in self.clusters.values() if c.param_group == pg.name] + \
-                [g.group_id for g in self.groups.values() if g.param_group == pg.name]
+        users = [c.cluster_id for c in pg_users_clusters(pg, self)] + [g.group_id for g in pg_users_groups(pg, self)]
         if users:
             raise invalid_state("CacheParameterGroup", pg.name, f"in use by {', '.join(users)}", "unused")
         with self.lock:
             self.param_groups.pop(pg.name, None)
 
-    def apply_parameters(self, pg: ParameterGroup) -> None:
-        """CONFIG SET the group's values on every running Redis node that uses the group."""
+    def apply_parameters(self, pg: ParameterGroup, changed: list[str] | None = None) -> None:
+        """Apply a group's values to the nodes that use it, as ElastiCache does.
+
+        Immediate parameters are CONFIG SET on every running Redis node (all of them when `changed`
+        is None, e.g. after a restart); a changed requires-reboot parameter (or any Memcached one)
+        marks the users `pending-reboot`. reserved-memory(-percent) sets maxmemory again. A value the
+        engine refuses (CONFIG SET activedefrag on a build without it) is recorded as an event: AWS
+        accepts it, so the call does not fail.
+        """
+        names = list(dict.fromkeys([*STARTUP_PARAMETERS, *pg.values])) if changed is None else changed
+        reboot = [n for n in names if catalogue.parameter(pg.family, n).change_type == "requires-reboot"]
+        clusters, groups = pg_users_clusters(pg, self), pg_users_groups(pg, self)
+        if changed is not None and (reboot or pg.family.startswith("memcached")) and names:
+            for r in [*clusters, *groups]:
+                r.params_pending_reboot = True
         if pg.family.startswith("memcached"):
-            return  # Memcached parameters need a node restart (ChangeType requires-reboot)
-        values = pg.effective()
-        for cc in list(self.clusters.values()):
-            if cc.param_group == pg.name and cc.status in ("available", "modifying"):
+            return
+        settings = catalogue.engine_settings(pg.family, {n: pg.value(n) for n in names
+                                                         if catalogue.parameter(pg.family, n).engine_config})
+        memory = any(n in ("reserved-memory", "reserved-memory-percent") for n in names)
+        for cc in clusters:
+            if cc.status in ("creating", "available", "modifying") and cc.engine != "memcached":
                 svc = services.get(cc.service_name())
                 if svc:
-                    ops.config_set([self._cluster_conn(cc, svc.nodes[0])], values)
-        for g in list(self.groups.values()):
-            if g.param_group == pg.name and g.status in ("available", "modifying"):
+                    extra = {"maxmemory": str(pg.maxmemory(cc.node_type, cc.engine))} if memory else {}
+                    self._config_set(cc.cluster_id, "cache-cluster", [self._cluster_conn(cc, svc.nodes[0])],
+                                     {**settings, **extra})
+        for g in groups:
+            if g.status in ("creating", "available", "modifying"):
                 svc = services.get(g.service_name)
                 if svc:
-                    ops.config_set([self._admin(g, svc, n) for n in ops.data_nodes(svc)], values)
+                    extra = {"maxmemory": str(pg.maxmemory(g.node_type, g.engine))} if memory else {}
+                    self._config_set(g.group_id, "replication-group",
+                                     [self._admin(g, svc, n) for n in ops.data_nodes(svc)], {**settings, **extra})
+
+    def _config_set(self, source: str, kind: str, conns: list[Any], settings: dict[str, str]) -> None:
+        refused = []
+        for conn in conns:
+            for key, value in settings.items():
+                try:
+                    ops.config_set([conn], {key: value})
+                except Exception as exc:  # noqa: BLE001 - the engine's refusal is recorded, not raised
+                    refused.append(f"{key}={value} ({exc})")
+        if refused:
+            self.event(source, kind, "The engine did not apply: " + "; ".join(sorted(set(refused))) +
+                       " (accepted by the API, as on AWS)")
+
+    def reboot_applied(self, resource: CacheCluster | ReplicationGroup) -> None:
+        """A restart applies pending-reboot parameters: the status goes back to in-sync."""
+        resource.params_pending_reboot = False
+        with contextlib.suppress(Exception):
+            pg = self.param_groups.get(resource.param_group)
+            if pg is not None:
+                self.apply_parameters(pg)
+
+
+def pg_users_clusters(pg: ParameterGroup, plane: Any = None) -> list[CacheCluster]:
+    from helpers.aws.controlplane.models import PLANE
+
+    return [c for c in list((plane or PLANE).clusters.values()) if c.param_group == pg.name]
+
+
+def pg_users_groups(pg: ParameterGroup, plane: Any = None) -> list[ReplicationGroup]:
+    from helpers.aws.controlplane.models import PLANE
+
+    return [g for g in list((plane or PLANE).groups.values()) if g.param_group == pg.name]

@@ -12,6 +12,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from helpers.aws import catalogue
+from helpers.aws.controlplane import atrest
 from helpers.aws.controlplane import engineops as ops
 from helpers.aws.controlplane.errors import (
     already_exists,
@@ -26,7 +28,6 @@ from helpers.aws.controlplane.models.base import (
     Member,
     ReplicationGroup,
     check_id,
-    maxmemory_for,
 )
 from helpers.runtime import services, state
 from helpers.runtime.engines import Node
@@ -42,7 +43,9 @@ class ReplicationGroups(Backend):
             auth_token: str | None = None, user_group_ids: list[str] | None = None, subnet_group: str | None = None,
             snapshot_name: str | None = None, security_group_ids: list[str] | None = None,
             snapshot_retention: int = 0, snapshot_window: str | None = None,
-            tags: dict[str, str] | None = None) -> ReplicationGroup:
+            tags: dict[str, str] | None = None, at_rest_encryption: bool = False,
+            preferred_azs: list[str] | None = None, snapshot_arns: list[str] | None = None,
+            maintenance_window: str | None = None) -> ReplicationGroup:
         """Cluster mode is on when node groups are asked for, ClusterMode is enabled or the parameter
         group is a .cluster.on one; `configured_node_groups` is the length of NodeGroupConfiguration."""
         gid = check_id(group_id, "ReplicationGroupId", 40)
@@ -51,10 +54,31 @@ class ReplicationGroups(Backend):
         engine, version = self.check_engine(engine, engine_version)
         if engine == "memcached":
             raise invalid_value("Replication groups are for Redis/Valkey; Memcached has no replication.")
-        node_type = node_type or "cache.t4g.micro"
+        node_type = self.check_node_type(node_type or "cache.t4g.micro")
+        for az in preferred_azs or []:
+            self.check_az(az)
+        security_group_ids = self.check_security_groups(security_group_ids)
+        if snapshot_arns:
+            raise invalid_value("SnapshotArns (seeding a group from an RDB file in Amazon S3) is not available on "
+                                "the local endpoint: restore from a snapshot with --snapshot-name instead "
+                                "(see docs/local-vs-aws.md).")
+        if not 0 <= int(snapshot_retention or 0) <= 35:
+            raise invalid_value("SnapshotRetentionLimit must be between 0 and 35 days.")
+        if num_node_groups is not None and int(num_node_groups) < 1:
+            raise invalid_value(f"NumNodeGroups must be at least 1 (got {num_node_groups}).")
+        if replicas_per_node_group is not None and int(replicas_per_node_group) < 0:
+            raise invalid_value(f"ReplicasPerNodeGroup must be 0 or more (got {replicas_per_node_group}).")
+        if (cluster_mode or "").lower() not in ("", "enabled", "disabled", "compatible"):
+            raise invalid_value(f"Invalid value for ClusterMode: {cluster_mode}. Valid values: enabled, disabled, "
+                                "compatible.")
         pg_name = param_group or ""
-        clustered = bool(num_node_groups or configured_node_groups) or (cluster_mode or "").lower() == "enabled" \
-            or pg_name.endswith(".cluster.on")
+        named = self.param_groups.get(pg_name) if pg_name else None
+        if num_cache_clusters is not None or (cluster_mode or "").lower() == "disabled":
+            clustered = False
+        elif num_node_groups or configured_node_groups or (cluster_mode or "").lower() == "enabled":
+            clustered = True
+        else:  # nothing but the parameter group says: its cluster-enabled decides, as on AWS
+            clustered = bool(named and named.cluster_enabled)
         if num_cache_clusters and clustered and int(num_node_groups or 1) > 1:
             raise invalid_combination("NumCacheClusters is for cluster mode disabled; with NumNodeGroups use "
                                       "ReplicasPerNodeGroup.")
@@ -96,6 +120,9 @@ class ReplicationGroups(Backend):
         pg = self.param_group_for(pg_name or None, engine, clustered)
         subnet = self.check_subnet_group(subnet_group)
         snap = self.snapshot_to_restore(snapshot_name)
+        if num_cache_clusters is not None and preferred_azs and len(preferred_azs) != int(num_cache_clusters):
+            raise invalid_value("PreferredCacheClusterAZs must name one Availability Zone per cache cluster "
+                                f"({num_cache_clusters}).")
         with self.lock:
             if gid in self.groups:
                 raise already_exists("ReplicationGroup", gid)
@@ -105,7 +132,9 @@ class ReplicationGroups(Backend):
                 automatic_failover=failover, multi_az=bool(multi_az), param_group=pg.name,
                 subnet_group=subnet, security_group_ids=list(security_group_ids or []), auth_token=auth_token,
                 tls=tls, user_group_ids=ugs, snapshot_name=snap.name if snap else None,
-                snapshot_retention=snapshot_retention, snapshot_window=snapshot_window or "05:00-06:00")
+                snapshot_retention=snapshot_retention, snapshot_window=snapshot_window or "05:00-06:00",
+                at_rest_encryption=bool(at_rest_encryption),
+                maintenance_window=maintenance_window or "sun:23:00-mon:01:30")
             self.groups[gid] = g
         self.add_tags(g.arn, tags)
         files = [Path(f) for f in snap.files] if snap else []
@@ -119,7 +148,9 @@ class ReplicationGroups(Backend):
 
     def _provision_group(self, g: ReplicationGroup, snap_files: list[Path]) -> None:
         pg = self.param_groups.get(g.param_group)
-        config = {**(pg.effective() if pg else {}), "maxmemory": maxmemory_for(g.node_type)}
+        config = pg.startup_config() if pg else {}
+        if pg:
+            config["maxmemory"] = str(pg.maxmemory(g.node_type, g.engine))
         name = g.service_name
         ops.fresh_dir(name)
         internal = bool(g.auth_token or g.user_group_ids)
@@ -134,13 +165,16 @@ class ReplicationGroups(Backend):
             svc = services.start("cluster", name=name, shards=g.shards, replicas=g.replicas, password=internal,
                                  tls=g.tls, config=config)
         self._assign_members(g, svc)
+        if pg is not None and pg.values:
+            self.apply_parameters(pg, [n for n in pg.values if catalogue.change_type(pg.family, n) == "immediate"])
         if g.auth_token:  # the learner's token becomes a password of the default user on every node
             for node in ops.data_nodes(svc):
                 ops.acl_setuser(self._admin(g, svc, node), "default", [f">{g.auth_token}"])
         if g.user_group_ids:
             self._apply_user_groups(g)
         if snap_files:
-            moved = ops.restore_keys(snap_files, self.group_client(g), name)
+            with atrest.plain_files(snap_files) as plain:
+                moved = ops.restore_keys(plain, self.group_client(g), name)
             self.event(g.group_id, "replication-group",
                        f"Restored {moved} keys from snapshot {g.snapshot_name}")
         for node in ops.data_nodes(svc):
@@ -315,17 +349,24 @@ class ReplicationGroups(Backend):
             snapshot_window: str | None = None, node_type: str | None = None,
             automatic_failover: bool | None = None, multi_az: bool | None = None, param_group: str | None = None,
             add_user_groups: list[str] | None = None, remove_user_groups: list[str] | None = None,
-            auth_token: str | None = None, auth_token_strategy: str | None = None) -> ReplicationGroup:
+            auth_token: str | None = None, auth_token_strategy: str | None = None,
+            engine_version: str | None = None, apply_immediately: bool = False,
+            security_group_ids: list[str] | None = None, maintenance_window: str | None = None,
+            remove_all_user_groups: bool = False) -> ReplicationGroup:
+        """Settings, failover, parameter group, RBAC and AUTH; node type (scaling up or down: maxmemory
+        follows, data stays) and engine version wait in PendingModifiedValues without `apply_immediately`."""
         g = self.get_group(group_id)
         self._require_available(g)
-        if description:
-            g.description = description
-        if snapshot_retention is not None:
-            g.snapshot_retention = snapshot_retention
-        if snapshot_window:
-            g.snapshot_window = snapshot_window
-        if node_type:
-            g.node_type = node_type
+        if snapshot_retention is not None and not 0 <= int(snapshot_retention) <= 35:
+            raise invalid_value("SnapshotRetentionLimit must be between 0 and 35 days.")
+        changes: dict[str, Any] = {}
+        if node_type and node_type != g.node_type:
+            changes["CacheNodeType"] = self.check_node_type(node_type)
+        if engine_version:
+            target = self.check_engine_upgrade(g.engine, g.engine_version, engine_version)
+            if target != g.engine_version:
+                changes["EngineVersion"] = target
+        sgs = self.check_security_groups(security_group_ids) if security_group_ids is not None else None
         failover = automatic_failover
         if failover is not None:
             if g.cluster_mode and not failover:
@@ -337,17 +378,34 @@ class ReplicationGroups(Backend):
         pg = self.param_group_for(param_group, g.engine, g.cluster_mode) if param_group else None
         add_ugs = list(add_user_groups or [])
         remove_ugs = list(remove_user_groups or [])
+        if remove_all_user_groups:
+            remove_ugs = list(dict.fromkeys([*remove_ugs, *g.user_group_ids]))
         for ug in add_ugs + remove_ugs:
             self.get_user_group(ug)
         if add_ugs and not g.tls:
             raise invalid_combination("User groups (RBAC) need encryption in transit on the replication group.")
-        if add_ugs and g.auth_token:
-            raise invalid_combination("This group uses an AUTH token; user groups and AUTH tokens exclude each other.")
-        token = auth_token
-        if token is not None:
-            if not g.tls:
-                raise invalid_combination("An AUTH token needs encryption in transit on the replication group.")
-            self.check_token(token, g.engine, True)
+        strategy = self.check_auth_change(g.engine, g.tls, g.auth_token, auth_token, auth_token_strategy,
+                                          rbac=True, adding_user_groups=bool(add_ugs),
+                                          rotating=g.previous_token is not None)
+        if add_ugs and g.auth_token and strategy != "DELETE":
+            raise invalid_combination("This group uses an AUTH token; to move to RBAC, add the user group with "
+                                      "AuthTokenUpdateStrategy DELETE.")
+        if strategy and strategy != "DELETE" and g.user_group_ids and not remove_ugs:
+            raise invalid_combination("This group uses user groups (RBAC); AUTH tokens and user groups exclude "
+                                      "each other.")
+        if description:
+            g.description = description
+        if snapshot_retention is not None:
+            g.snapshot_retention = snapshot_retention
+        if snapshot_window:
+            g.snapshot_window = snapshot_window
+        if maintenance_window:
+            g.maintenance_window = maintenance_window
+        if sgs is not None:
+            g.security_group_ids = sgs
+        if changes and not apply_immediately:
+            g.pending.update(changes)
+            changes = {}
         g.status = "modifying"
 
         def work() -> None:
@@ -362,26 +420,56 @@ class ReplicationGroups(Backend):
             if pg is not None:
                 g.param_group = pg.name
                 self.apply_parameters(pg)
-            if add_ugs or remove_ugs:
+            if strategy == "DELETE":  # the token goes only once the user groups are on
                 g.user_group_ids = [u for u in g.user_group_ids if u not in remove_ugs] + \
                     [u for u in add_ugs if u not in g.user_group_ids]
                 self._apply_user_groups(g)
-            if token is not None:
-                strategy = (auth_token_strategy or "ROTATE").upper()
-                svc = self.group_service(g)
-                for node in ops.data_nodes(svc):
-                    conn = self._admin(g, svc, node)
-                    if strategy == "SET" and g.auth_token:
-                        ops.acl_setuser(conn, "default", [f"<{g.auth_token}", f">{token}"])
-                    else:
-                        ops.acl_setuser(conn, "default", [f">{token}"])
-                g.auth_token = token
-                self.event(g.group_id, "replication-group", f"AUTH token updated ({strategy})")
+                g.auth_token, g.previous_token = None, None
+                self.event(g.group_id, "replication-group", "AUTH token updated (DELETE)")
+            else:
+                if add_ugs or remove_ugs:
+                    g.user_group_ids = [u for u in g.user_group_ids if u not in remove_ugs] + \
+                        [u for u in add_ugs if u not in g.user_group_ids]
+                    self._apply_user_groups(g)
+                if strategy:
+                    svc = self.group_service(g)
+                    self.apply_auth_change(g, [self._admin(g, svc, n) for n in ops.data_nodes(svc)], auth_token,
+                                           strategy, internal=svc.password())
+            if changes:
+                self._apply_group_changes(g, changes)
             g.status = "available"
             self.event(g.group_id, "replication-group", "Replication group modified")
 
         self.background(f"modify-rg-{g.group_id}", work, lambda msg: self._group_op_failed(g, msg))
         return g
+
+    def _apply_group_changes(self, g: ReplicationGroup, changes: dict[str, Any]) -> None:
+        """Node type: every node's maxmemory follows (data stays); engine version: recorded (same binary)."""
+        for key in changes:
+            g.pending.pop(key, None)
+        if "CacheNodeType" in changes:
+            g.node_type = changes["CacheNodeType"]
+            pg = self.param_groups.get(g.param_group)
+            svc = self.group_service(g)
+            if pg:
+                ops.config_set([self._admin(g, svc, n) for n in ops.data_nodes(svc)],
+                               {"maxmemory": str(pg.maxmemory(g.node_type, g.engine))})
+            self.event(g.group_id, "replication-group", f"Cache node type changed to {g.node_type}")
+        if "EngineVersion" in changes:
+            g.engine_version = changes["EngineVersion"]
+            self.event(g.group_id, "replication-group", f"Engine version is {g.engine_version}")
+
+    def apply_pending_group(self, g: ReplicationGroup) -> list[str]:
+        """Apply PendingModifiedValues now (what the maintenance window would do)."""
+        changes = dict(g.pending)
+        if not changes or g.status != "available":
+            return []
+        g.status = "modifying"
+        try:
+            self._apply_group_changes(g, changes)
+        finally:
+            g.status = "available"
+        return sorted(changes)
 
     def _group_op_failed(self, g: ReplicationGroup, msg: str) -> None:
         g.status = "available"

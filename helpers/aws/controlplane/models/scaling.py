@@ -86,11 +86,23 @@ class Scaling(Backend):
         """IncreaseReplicaCount and DecreaseReplicaCount (cluster mode disabled)."""
         g = self.get_group(group_id)
         self._require_available(g)
-        if not apply_immediately:
-            raise invalid_value("ApplyImmediately must be true (the local endpoint has no maintenance window).")
-        if new_replica_count is None:
-            raise invalid_value("NewReplicaCount is required on the local endpoint.")
-        target = int(new_replica_count)
+        if not apply_immediately:  # AWS: "ApplyImmediately=False is not currently supported"
+            raise invalid_value("ApplyImmediately=False is not currently supported.")
+        remove_ids = list(replicas_to_remove or [])
+        if increase and remove_ids:
+            raise invalid_value("ReplicasToRemove is only for decrease-replica-count.")
+        if new_replica_count is None and not remove_ids:
+            raise invalid_value("Give NewReplicaCount" + ("" if increase else " or ReplicasToRemove") + ".")
+        if remove_ids:
+            members = {m.cluster_id: m for m in self.group_members(g)}
+            unknown = [r for r in remove_ids if r not in members]
+            if unknown:
+                raise invalid_value(f"ReplicasToRemove names cache clusters not in {g.group_id}: {', '.join(unknown)}.")
+            if any(members[r].role == "primary" for r in remove_ids):
+                raise invalid_value("ReplicasToRemove cannot name the primary node.")
+            if new_replica_count is not None and int(new_replica_count) != g.replicas - len(remove_ids):
+                raise invalid_combination("NewReplicaCount does not match the number of ReplicasToRemove.")
+        target = int(new_replica_count) if new_replica_count is not None else g.replicas - len(remove_ids)
         if increase and target <= g.replicas:
             raise invalid_value(f"NewReplicaCount ({target}) must be greater than the current {g.replicas}.")
         if not increase and target >= g.replicas:
@@ -103,7 +115,6 @@ class Scaling(Backend):
             raise invalid_value("On the local endpoint, replica counts change for cluster-mode-disabled groups "
                                 "created with at least one replica.")
         g.status = "modifying"
-        remove_ids = list(replicas_to_remove or [])
 
         def work() -> None:
             svc = self.group_service(g)

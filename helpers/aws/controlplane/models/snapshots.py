@@ -8,6 +8,7 @@ import shutil
 import time
 from pathlib import Path
 
+from helpers.aws.controlplane import atrest
 from helpers.aws.controlplane import engineops as ops
 from helpers.aws.controlplane.errors import (
     ApiError,
@@ -129,6 +130,8 @@ class Snapshots(Backend):
                     conn.execute_command("WAIT", 0, 0)
                 time.sleep(0.2)
             size = ops.bgsave_to(conn, target)
+            if g.at_rest_encryption:  # written encrypted under a data key from the local KMS
+                atrest.encrypt_file(target)
             files.append(str(target))
             nodes.append(NodeSnapshot("0001", size, g.created, cluster_id=pick.cluster_id, node_group_id=ng))
         snap.files, snap.node_snapshots = files, nodes

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import re
 import secrets
 from typing import Any
@@ -25,8 +26,110 @@ from helpers.aws.controlplane.models.base import (
     check_id,
 )
 
+AUTH_STRATEGIES = ("ROTATE", "SET", "DELETE")
+# ACL categories of Redis OSS 7 / Valkey (ACL CAT).
+ACL_CATEGORIES = frozenset("admin bitmap blocking connection dangerous fast geo hash hyperloglog keyspace list pubsub "
+                           "read scripting set slow sortedset stream string transaction write".split())
+_KEYWORDS = frozenset({"on", "off", "allkeys", "allchannels", "allcommands", "nocommands", "resetkeys",
+                       "resetchannels"})
+
+
+@functools.cache
+def _commands() -> frozenset[str]:
+    """Command names (and command|subcommand) the engine knows: data/redis_commands.txt."""
+    from helpers.aws import catalogue
+
+    path = catalogue.data_dir() / "redis_commands.txt"
+    return frozenset(line.strip() for line in path.read_text().splitlines() if line.strip()
+                     and not line.startswith("#"))
+
+
+def check_access_string(access: str) -> None:
+    """Raise InvalidParameterValue unless every rule of the access string is one the engine accepts.
+
+    ElastiCache's syntax is Redis ACL rules: on/off, key patterns (~*, %R~, %W~, %RW~, allkeys),
+    channel patterns (&*, allchannels), commands and categories (+get, -@dangerous, +config|get,
+    allcommands, nocommands). Passwords are not part of it (use Passwords), nor are reset/nopass.
+    """
+    tokens = access.split()
+    if not tokens:
+        raise invalid_value("Access string must not be empty.")
+    for token in tokens:
+        low = token.lower()
+        if low in _KEYWORDS or re.fullmatch(r"(~|%R~|%W~|%RW~)\S+", token) or re.fullmatch(r"&\S+", token):
+            continue
+        m = re.fullmatch(r"([+-])(@?)([a-z0-9_|-]+)", low)
+        if m:
+            _, at, name = m.groups()
+            if at and name in ACL_CATEGORIES | {"all"}:
+                continue
+            if not at and name.split("|", 1)[0] in _commands():
+                continue
+        raise invalid_value(f"Invalid access string: {access!r}. Unknown command or category name in ACL rule "
+                            f"{token!r}.")
+
 
 class Users(Backend):
+    # --- AUTH tokens (ModifyCacheCluster / ModifyReplicationGroup AuthTokenUpdateStrategy) -------------
+    def check_auth_change(self, engine: str, tls: bool, current: str | None, token: str | None,
+                          strategy: str | None, rbac: bool, adding_user_groups: bool = False,
+                          rotating: bool = False) -> str | None:
+        """The strategy a modify call applies (None: no AUTH change), with AWS's preconditions.
+
+        ROTATE (the default) adds the new token and keeps the current one valid; SET is allowed only
+        after ROTATE and leaves the given token as the only one; DELETE (without AuthToken) is allowed
+        only when moving to RBAC, i.e. with UserGroupIdsToAdd. Every case needs encryption in transit.
+        """
+        if strategy is None and token is None:
+            return None
+        strategy = (strategy or "ROTATE").upper()
+        if strategy not in AUTH_STRATEGIES:
+            raise invalid_value(f"Invalid value for AuthTokenUpdateStrategy: {strategy}. Valid values: "
+                                "SET, ROTATE, DELETE.")
+        if engine == "memcached":
+            raise invalid_combination("AuthToken is only for Redis OSS / Valkey.")
+        if not tls:
+            raise invalid_combination("The AUTH token is only supported when encryption in transit is enabled "
+                                      "(TransitEncryptionEnabled).")
+        if strategy == "DELETE":
+            if token is not None:
+                raise invalid_combination("AuthToken must not be given with AuthTokenUpdateStrategy DELETE.")
+            if not current:
+                raise invalid_combination("There is no AUTH token to delete.")
+            if not (rbac and adding_user_groups):
+                raise invalid_combination("AuthTokenUpdateStrategy DELETE is allowed only when moving to RBAC: "
+                                          "give UserGroupIdsToAdd in the same call (replication groups only).")
+            return strategy
+        if token is None:
+            raise invalid_value("AuthToken must be specified with AuthTokenUpdateStrategy " + strategy + ".")
+        self.check_token(token, engine, True)
+        if strategy == "SET" and not rotating:
+            raise invalid_combination("AuthTokenUpdateStrategy SET is allowed only after ROTATE.")
+        return strategy
+
+    def apply_auth_change(self, resource: Any, conns: list[Any], token: str | None, strategy: str,
+                          internal: str | None = None) -> None:
+        """Make every node's default user accept exactly the tokens the strategy leaves (plus the
+        control plane's internal password, which replication and Sentinel use)."""
+        if strategy == "ROTATE":
+            valid = [t for t in (resource.auth_token, token) if t]
+            resource.previous_token = resource.auth_token or ""  # not None: SET may follow
+        elif strategy == "SET":
+            valid = [token]
+            resource.previous_token = None
+        else:
+            valid = []
+            resource.previous_token = None
+        rules = ["resetpass", *[f">{t}" for t in dict.fromkeys([*([internal] if internal else []), *valid]) if t]]
+        if not internal and not valid:
+            rules.append("nopass")
+        for conn in conns:
+            ops.acl_setuser(conn, "default", rules)
+        resource.auth_token = token if strategy != "DELETE" else None
+        kind = "cache-cluster" if hasattr(resource, "cluster_id") else "replication-group"
+        ident = getattr(resource, "cluster_id", None) or resource.group_id
+        self.event(ident, kind, f"AUTH token updated ({strategy})")
+
     def create_user(self, user_id: str | None, user_name: str | None, engine: str | None,
                     access_string: str | None, passwords: list[str] | None = None,
                     no_password_required: bool | None = None, auth_type: str | None = None,
@@ -77,10 +180,8 @@ class Users(Backend):
 
     @staticmethod
     def _check_access_string(access: str) -> None:
-        for token in access.split():
-            if not re.match(r"^(on|off|~.*|%R?W?~.*|&.*|[+-]@?[\w|-]+|allkeys|allchannels|allcommands|nocommands|"
-                            r"resetchannels|resetkeys)$", token):
-                raise invalid_value(f"Access string {access!r} has an invalid token {token!r}.")
+        """Parse an access string as ElastiCache does before accepting it (see check_access_string)."""
+        check_access_string(access)
 
     def get_user(self, uid: Any) -> User:
         return self._lookup(self.users, uid, "User")

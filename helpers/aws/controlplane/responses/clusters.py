@@ -7,7 +7,7 @@ from typing import Any
 from helpers.aws.controlplane.models import PLANE
 from helpers.aws.controlplane.models.base import CacheCluster, Member
 from helpers.aws.controlplane.responses import int_or_none, tag_dict
-from helpers.aws.controlplane.responses.replication import member_api
+from helpers.aws.controlplane.responses.replication import member_api, parameter_status
 
 
 def cluster_api(cc: CacheCluster, show_nodes: bool = False) -> dict[str, Any]:
@@ -15,13 +15,13 @@ def cluster_api(cc: CacheCluster, show_nodes: bool = False) -> dict[str, Any]:
         "CacheClusterId": cc.cluster_id, "CacheNodeType": cc.node_type, "Engine": cc.engine,
         "EngineVersion": cc.engine_version, "CacheClusterStatus": cc.status, "NumCacheNodes": len(cc.nodes),
         "PreferredAvailabilityZone": cc.az, "CacheClusterCreateTime": cc.created,
-        "PreferredMaintenanceWindow": cc.maintenance_window, "PendingModifiedValues": {},
+        "PreferredMaintenanceWindow": cc.maintenance_window, "PendingModifiedValues": dict(cc.pending),
         "CacheSecurityGroups": [],
-        "CacheParameterGroup": {"CacheParameterGroupName": cc.param_group, "ParameterApplyStatus": "in-sync",
-                                "CacheNodeIdsToReboot": []},
+        "CacheParameterGroup": parameter_status(cc.param_group, cc.params_pending_reboot,
+                                                [n["id"] for n in cc.nodes]),
         "SecurityGroups": [{"SecurityGroupId": s, "Status": "active"} for s in cc.security_group_ids],
         "AutoMinorVersionUpgrade": True, "AuthTokenEnabled": bool(cc.auth_token),
-        "TransitEncryptionEnabled": cc.tls, "AtRestEncryptionEnabled": False, "ARN": cc.arn,
+        "TransitEncryptionEnabled": cc.tls, "AtRestEncryptionEnabled": cc.at_rest_encryption, "ARN": cc.arn,
         "ReplicationGroupLogDeliveryEnabled": False, "LogDeliveryConfigurations": [], "NetworkType": "ipv4",
         "IpDiscovery": "ipv4",
     }
@@ -40,7 +40,8 @@ def cluster_api(cc: CacheCluster, show_nodes: bool = False) -> dict[str, Any]:
         out["CacheNodes"] = []
         for n in list(cc.nodes):
             item: dict[str, Any] = {"CacheNodeId": n["id"], "CacheNodeStatus": n["status"],
-                                    "CacheNodeCreateTime": n["created"], "ParameterGroupStatus": "in-sync",
+                                    "CacheNodeCreateTime": n["created"],
+                                    "ParameterGroupStatus": "pending-reboot" if cc.params_pending_reboot else "in-sync",
                                     "CustomerAvailabilityZone": cc.az}
             ep = PLANE.node_endpoint(cc, n)
             if ep:
@@ -81,7 +82,9 @@ def modify_cache_cluster(p: dict[str, Any]) -> dict[str, Any]:
         auth_token=p.get("AuthToken"), auth_token_strategy=p.get("AuthTokenUpdateStrategy"),
         snapshot_retention=int_or_none(p.get("SnapshotRetentionLimit")), snapshot_window=p.get("SnapshotWindow"),
         maintenance_window=p.get("PreferredMaintenanceWindow"),
-        security_group_ids=None if sgs is None else list(sgs), node_type=p.get("CacheNodeType")))
+        security_group_ids=None if sgs is None else list(sgs), node_type=p.get("CacheNodeType"),
+        engine_version=p.get("EngineVersion"), apply_immediately=bool(p.get("ApplyImmediately")),
+        az_mode=p.get("AZMode"), new_azs=list(p.get("NewAvailabilityZones") or [])))
 
 
 def reboot_cache_cluster(p: dict[str, Any]) -> dict[str, Any]:

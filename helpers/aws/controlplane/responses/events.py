@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from helpers.aws.controlplane.errors import invalid_value
 from helpers.aws.controlplane.models import PLANE
 from helpers.aws.controlplane.models.base import Event
-from helpers.aws.controlplane.responses import tag_dict, tag_list
+from helpers.aws.controlplane.responses import int_or_none, tag_dict, tag_list
 
 
 def event_api(e: Event) -> dict[str, Any]:
@@ -16,7 +17,7 @@ def event_api(e: Event) -> dict[str, Any]:
 def describe_events(p: dict[str, Any]) -> list[dict[str, Any]]:
     events = PLANE.describe_events(source_type=p.get("SourceType"), source_id=p.get("SourceIdentifier"),
                                    start=p.get("StartTime"), end=p.get("EndTime"),
-                                   duration=int(p.get("Duration") or 60), max_records=int(p.get("MaxRecords") or 100))
+                                   duration=int_or_none(p.get("Duration")))
     return [event_api(e) for e in events]
 
 
@@ -33,8 +34,27 @@ def remove_tags_from_resource(p: dict[str, Any]) -> dict[str, Any]:
 
 
 def describe_cache_engine_versions(p: dict[str, Any]) -> list[dict[str, Any]]:
-    return [{"Engine": engine, "EngineVersion": version, "CacheParameterGroupFamily": family,
-             "CacheEngineDescription": {"redis": "Redis", "memcached": "memcached"}[engine],
-             "CacheEngineVersionDescription": f"{engine} version {version} (installed locally)"}
-            for engine, version, family in PLANE.describe_cache_engine_versions(
-                p.get("Engine"), p.get("EngineVersion"), p.get("CacheParameterGroupFamily"))]
+    """AWS's engine versions (the catalogue), filtered by Engine, EngineVersion, family and DefaultOnly."""
+    from helpers.aws import catalogue
+
+    engine = p.get("Engine")
+    if engine and str(engine).lower() not in catalogue.engines():
+        raise invalid_value(f"Invalid value for Engine: {engine}. Valid values: {', '.join(catalogue.engines())}.")
+    family = p.get("CacheParameterGroupFamily")
+    if family and family not in catalogue.families():
+        raise invalid_value(f"The parameter CacheParameterGroupFamily is not valid: {family!r}.")
+    out = []
+    for name in catalogue.engines():
+        if engine and str(engine).lower() != name:
+            continue
+        versions = catalogue.engine_versions(name)
+        if p.get("DefaultOnly"):
+            versions = versions[-1:]
+        for v in versions:
+            if p.get("EngineVersion") and v["EngineVersion"] != str(p["EngineVersion"]):
+                continue
+            if family and v["CacheParameterGroupFamily"] != family:
+                continue
+            out.append({k: v[k] for k in ("Engine", "EngineVersion", "CacheParameterGroupFamily",
+                                           "CacheEngineDescription", "CacheEngineVersionDescription")})
+    return out

@@ -1,32 +1,17 @@
-"""Parameter groups and their parameters."""
+"""Parameter groups and their parameters (the entries come from AWS's catalogue, helpers.aws.catalogue)."""
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from helpers.aws.controlplane.models import PLANE
 from helpers.aws.controlplane.models.base import ParameterGroup
-from helpers.aws.controlplane.responses import tag_dict
+from helpers.aws.controlplane.responses import paginate, tag_dict
 
 
 def parameter_group_api(pg: ParameterGroup) -> dict[str, Any]:
     return {"CacheParameterGroupName": pg.name, "CacheParameterGroupFamily": pg.family,
             "Description": pg.description, "IsGlobal": False, "ARN": pg.arn}
-
-
-def parameters_api(pg: ParameterGroup, keys: list[str]) -> list[dict[str, Any]]:
-    out = []
-    memcached = pg.family.startswith("memcached")
-    for key in keys:
-        default, allowed, desc = pg.catalog[key]
-        dtype = "integer" if allowed.endswith("-") or re.match(r"^\d+-\d*$", allowed or "x") else "string"
-        out.append({"ParameterName": key, "ParameterValue": pg.values.get(key, default), "Description": desc,
-                    "Source": "user" if key in pg.values else "system", "DataType": dtype,
-                    "AllowedValues": allowed, "IsModifiable": True,
-                    "MinimumEngineVersion": "1.6.6" if memcached else "7.0.0",
-                    "ChangeType": "requires-reboot" if memcached else "immediate"})
-    return out
 
 
 def _name_values(p: dict[str, Any]) -> list[tuple[str | None, Any]]:
@@ -43,13 +28,16 @@ def describe_cache_parameter_groups(p: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def describe_cache_parameters(p: dict[str, Any]) -> list[dict[str, Any]]:
-    return parameters_api(*PLANE.describe_cache_parameters(p.get("CacheParameterGroupName"), p.get("Source")))
+    return PLANE.describe_cache_parameters(p.get("CacheParameterGroupName"), p.get("Source"))
 
 
 def describe_engine_default_parameters(p: dict[str, Any]) -> dict[str, Any]:
     family = p.get("CacheParameterGroupFamily")
-    pg = PLANE.describe_engine_default_parameters(family)
-    return {"CacheParameterGroupFamily": family, "Parameters": parameters_api(pg, list(pg.catalog))}
+    page, marker = paginate(PLANE.describe_engine_default_parameters(family), p)
+    out: dict[str, Any] = {"CacheParameterGroupFamily": family, "Parameters": page}
+    if marker:
+        out["Marker"] = marker
+    return out
 
 
 def modify_cache_parameter_group(p: dict[str, Any]) -> str:

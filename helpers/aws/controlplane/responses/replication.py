@@ -9,6 +9,12 @@ from helpers.aws.controlplane.models.base import Member, ReplicationGroup
 from helpers.aws.controlplane.responses import int_or_none, tag_dict
 
 
+def parameter_status(name: str, pending_reboot: bool, node_ids: list[str]) -> dict[str, Any]:
+    """A cluster's CacheParameterGroup: pending-reboot (with the nodes to reboot) until its nodes restart."""
+    return {"CacheParameterGroupName": name, "ParameterApplyStatus": "pending-reboot" if pending_reboot else "in-sync",
+            "CacheNodeIdsToReboot": list(node_ids) if pending_reboot else []}
+
+
 def member_api(m: Member, show_nodes: bool) -> dict[str, Any]:
     """A member of a replication group, as DescribeCacheClusters shows it."""
     g, n = m.group, m.node
@@ -16,17 +22,18 @@ def member_api(m: Member, show_nodes: bool) -> dict[str, Any]:
         "CacheClusterId": m.cluster_id, "CacheNodeType": g.node_type, "Engine": g.engine,
         "EngineVersion": g.engine_version, "CacheClusterStatus": "available" if n.alive() else "failed",
         "NumCacheNodes": 1, "PreferredAvailabilityZone": m.az, "CacheClusterCreateTime": g.created,
-        "PendingModifiedValues": {}, "CacheSecurityGroups": [],
-        "CacheParameterGroup": {"CacheParameterGroupName": g.param_group, "ParameterApplyStatus": "in-sync",
-                                "CacheNodeIdsToReboot": []},
+        "PendingModifiedValues": {k: v for k, v in g.pending.items() if k in ("CacheNodeType", "EngineVersion")},
+        "CacheSecurityGroups": [],
+        "CacheParameterGroup": parameter_status(g.param_group, g.params_pending_reboot, ["0001"]),
         "ReplicationGroupId": g.group_id, "SnapshotRetentionLimit": g.snapshot_retention,
         "AuthTokenEnabled": bool(g.auth_token), "TransitEncryptionEnabled": g.tls,
-        "AtRestEncryptionEnabled": False, "ARN": m.arn,
+        "AtRestEncryptionEnabled": g.at_rest_encryption, "ARN": m.arn,
         "ReplicationGroupLogDeliveryEnabled": False, "NetworkType": "ipv4", "IpDiscovery": "ipv4"}
     if show_nodes:
         out["CacheNodes"] = [{"CacheNodeId": "0001", "CacheNodeStatus": "available" if n.alive() else "failed",
                               "CacheNodeCreateTime": g.created, "Endpoint": {"Address": n.host, "Port": n.port},
-                              "ParameterGroupStatus": "in-sync", "CustomerAvailabilityZone": m.az}]
+                              "ParameterGroupStatus": "pending-reboot" if g.params_pending_reboot else "in-sync",
+                              "CustomerAvailabilityZone": m.az}]
     return out
 
 
@@ -73,14 +80,13 @@ def group_api(g: ReplicationGroup, members: list[Member] | None = None) -> dict[
         node_groups.append(item)
     out: dict[str, Any] = {
         "ReplicationGroupId": g.group_id, "Description": g.description, "Status": g.status,
-        "PendingModifiedValues": {"Resharding": {"SlotMigration": {"ProgressPercentage": 0.0}}} if g.resharding
-        else {},
+        "PendingModifiedValues": pending_api(g),
         "MemberClusters": [m.cluster_id for m in members],
         "NodeGroups": node_groups, "AutomaticFailover": "enabled" if g.automatic_failover else "disabled",
         "MultiAZ": "enabled" if g.multi_az else "disabled", "SnapshotRetentionLimit": g.snapshot_retention,
         "SnapshotWindow": g.snapshot_window, "ClusterEnabled": g.cluster_mode, "CacheNodeType": g.node_type,
         "AuthTokenEnabled": bool(g.auth_token), "TransitEncryptionEnabled": g.tls,
-        "AtRestEncryptionEnabled": False, "ARN": g.arn,
+        "AtRestEncryptionEnabled": g.at_rest_encryption, "ARN": g.arn,
         "UserGroupIds": list(g.user_group_ids), "LogDeliveryConfigurations": [],
         "ReplicationGroupCreateTime": g.created, "DataTiering": "disabled", "NetworkType": "ipv4",
         "IpDiscovery": "ipv4", "ClusterMode": "enabled" if g.cluster_mode else "disabled", "Engine": g.engine}
@@ -92,6 +98,12 @@ def group_api(g: ReplicationGroup, members: list[Member] | None = None) -> dict[
         # AWS: a DNS name over all nodes; any node of a Redis Cluster serves as entry point.
         out["ConfigurationEndpoint"] = _endpoint(members[0])
     return out
+
+
+def pending_api(g: ReplicationGroup) -> dict[str, Any]:
+    """ReplicationGroupPendingModifiedValues while resharding (a pending node type or engine version
+    shows on the member clusters' PendingModifiedValues, as on AWS)."""
+    return {"Resharding": {"SlotMigration": {"ProgressPercentage": 0.0}}} if g.resharding else {}
 
 
 def create_replication_group(p: dict[str, Any]) -> dict[str, Any]:
@@ -107,7 +119,9 @@ def create_replication_group(p: dict[str, Any]) -> dict[str, Any]:
         user_group_ids=list(p.get("UserGroupIds") or []), subnet_group=p.get("CacheSubnetGroupName"),
         snapshot_name=p.get("SnapshotName"), security_group_ids=list(p.get("SecurityGroupIds") or []),
         snapshot_retention=int(p.get("SnapshotRetentionLimit") or 0), snapshot_window=p.get("SnapshotWindow"),
-        tags=tag_dict(p)))
+        tags=tag_dict(p), at_rest_encryption=bool(p.get("AtRestEncryptionEnabled")),
+        preferred_azs=list(p.get("PreferredCacheClusterAZs") or []), snapshot_arns=list(p.get("SnapshotArns") or []),
+        maintenance_window=p.get("PreferredMaintenanceWindow")))
 
 
 def describe_replication_groups(p: dict[str, Any]) -> list[dict[str, Any]]:
@@ -115,6 +129,7 @@ def describe_replication_groups(p: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def modify_replication_group(p: dict[str, Any]) -> dict[str, Any]:
+    sgs = None if p.get("SecurityGroupIds") is None else list(p["SecurityGroupIds"])
     return group_api(PLANE.modify_replication_group(
         p.get("ReplicationGroupId"), description=p.get("ReplicationGroupDescription"),
         snapshot_retention=int_or_none(p.get("SnapshotRetentionLimit")), snapshot_window=p.get("SnapshotWindow"),
@@ -122,7 +137,10 @@ def modify_replication_group(p: dict[str, Any]) -> dict[str, Any]:
         multi_az=p.get("MultiAZEnabled"), param_group=p.get("CacheParameterGroupName"),
         add_user_groups=list(p.get("UserGroupIdsToAdd") or []),
         remove_user_groups=list(p.get("UserGroupIdsToRemove") or []), auth_token=p.get("AuthToken"),
-        auth_token_strategy=p.get("AuthTokenUpdateStrategy")))
+        auth_token_strategy=p.get("AuthTokenUpdateStrategy"), engine_version=p.get("EngineVersion"),
+        apply_immediately=bool(p.get("ApplyImmediately")), security_group_ids=sgs,
+        maintenance_window=p.get("PreferredMaintenanceWindow"),
+        remove_all_user_groups=bool(p.get("RemoveUserGroups"))))
 
 
 def delete_replication_group(p: dict[str, Any]) -> dict[str, Any]:

@@ -44,8 +44,13 @@ def _node_snapshot_api(n: NodeSnapshot) -> dict[str, Any]:
 
 
 def snapshot_api(s: Snapshot) -> dict[str, Any]:
-    return {"SnapshotName": s.name, "SnapshotStatus": s.status, "SnapshotSource": "manual", "ARN": s.arn,
-            "NodeSnapshots": [_node_snapshot_api(n) for n in s.node_snapshots], **_source(s)}
+    out = {"SnapshotName": s.name, "SnapshotStatus": s.status, "SnapshotSource": "manual", "ARN": s.arn,
+           "NodeSnapshots": [_node_snapshot_api(n) for n in s.node_snapshots], **_source(s)}
+    if s.group is not None and s.group.at_rest_encryption:  # its files are encrypted under this key
+        from helpers.aws.controlplane import atrest
+
+        out["KmsKeyId"] = atrest.key_arn()
+    return out
 
 
 def create_snapshot(p: dict[str, Any]) -> dict[str, Any]:
