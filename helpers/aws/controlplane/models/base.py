@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 
 from helpers.aws.controlplane import engineops as ops
 from helpers.aws.controlplane.discovery import ConfigEndpoint
+from helpers.aws.controlplane.endpoints import Forwarder
 from helpers.aws.controlplane.errors import (
     invalid_combination,
     invalid_value,
@@ -232,6 +233,10 @@ class ReplicationGroup:
     applied_users: set[str] = field(default_factory=set)
     admin_password: str | None = None
     resharding: bool = False  # shown as PendingModifiedValues while node groups are added or removed
+    # The stable endpoints (primary, reader, configuration): loopback forwarders, see endpoints.py
+    endpoints: dict[str, Forwarder] = field(default_factory=dict)
+    recovering: set[str] = field(default_factory=set)  # node names the monitor is replacing
+    busy: bool = False  # an operation is switching nodes: the recovery monitor leaves the group alone
 
     @property
     def arn(self) -> str:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from helpers.aws.controlplane import engineops as ops
+from helpers.aws.controlplane.endpoints import Forwarder
 from helpers.aws.controlplane.errors import (
     already_exists,
     invalid_combination,
@@ -145,8 +146,43 @@ class ReplicationGroups(Backend):
                        f"Restored {moved} keys from snapshot {g.snapshot_name}")
         for node in ops.data_nodes(svc):
             self.event(g.member_ids[node.name], "cache-cluster", "Cache cluster created")
+        self.open_endpoints(g)
         g.status = "available"
+        self.ensure_monitor()
         self.event(g.group_id, "replication-group", "Replication group created")
+
+    # --- stable endpoints (see endpoints.py) -------------------------------------------------
+    def open_endpoints(self, g: ReplicationGroup) -> None:
+        """The group's endpoints: configuration (cluster mode), else primary and reader."""
+        for kind in (["configuration"] if g.cluster_mode else ["primary", "reader"]):
+            if kind not in g.endpoints:
+                g.endpoints[kind] = Forwarder(f"{g.group_id}-{kind}")
+        self.sync_endpoints(g)
+
+    def close_endpoints(self, g: ReplicationGroup) -> None:
+        for fwd in g.endpoints.values():
+            fwd.close()
+
+    def sync_endpoints(self, g: ReplicationGroup, roles: dict[str, str] | None = None) -> None:
+        """Point each endpoint at the nodes that serve it now (connections to a demoted node close)."""
+        svc = services.get(g.service_name)
+        if svc is None or not g.endpoints:
+            return
+        live = [n for n in ops.data_nodes(svc) if n.alive() and not n.paused()]
+        if g.cluster_mode:
+            g.endpoints["configuration"].set_targets([(n.host, n.port) for n in live])
+            return
+        roles = roles if roles is not None else self._roles(g, svc)
+        primaries = [n for n in live if roles.get(n.name) == "primary"]
+        if len(primaries) > 1 and g.topology == "replicated":  # a demotion in flight: Sentinel decides
+            from helpers.runtime import topologies
+
+            with contextlib.suppress(Exception):
+                port = topologies.current_primary(svc)[1]
+                primaries = [n for n in primaries if n.port == port]
+        replicas = [n for n in live if roles.get(n.name) == "replica"]
+        g.endpoints["primary"].set_targets([(n.host, n.port) for n in primaries[:1]])
+        g.endpoints["reader"].set_targets([(n.host, n.port) for n in (replicas or primaries[:1])])
 
     # --- the engines of a group ---------------------------------------------------------------
     def group_service(self, g: ReplicationGroup) -> services.Service:
@@ -297,6 +333,7 @@ class ReplicationGroups(Backend):
         def work() -> None:
             if final_snapshot:
                 self._snapshot_group(g, final_snapshot)
+            self.close_endpoints(g)
             services.stop(g.service_name)
             for extra in [s.name for s in services.status() if s.name.startswith(g.service_name + "-")]:
                 services.stop(extra)

@@ -12,9 +12,12 @@ from helpers.aws.controlplane.responses import int_or_none, tag_dict
 def member_api(m: Member, show_nodes: bool) -> dict[str, Any]:
     """A member of a replication group, as DescribeCacheClusters shows it."""
     g, n = m.group, m.node
+    status = "available" if n.alive() else "failed"
+    if n.name in g.recovering and n.alive():
+        status = "modifying"  # replaced, resyncing from the primary
     out: dict[str, Any] = {
         "CacheClusterId": m.cluster_id, "CacheNodeType": g.node_type, "Engine": g.engine,
-        "EngineVersion": g.engine_version, "CacheClusterStatus": "available" if n.alive() else "failed",
+        "EngineVersion": g.engine_version, "CacheClusterStatus": status,
         "NumCacheNodes": 1, "PreferredAvailabilityZone": m.az, "CacheClusterCreateTime": g.created,
         "PendingModifiedValues": {}, "CacheSecurityGroups": [],
         "CacheParameterGroup": {"CacheParameterGroupName": g.param_group, "ParameterApplyStatus": "in-sync",
@@ -24,7 +27,7 @@ def member_api(m: Member, show_nodes: bool) -> dict[str, Any]:
         "AtRestEncryptionEnabled": False, "ARN": m.arn,
         "ReplicationGroupLogDeliveryEnabled": False, "NetworkType": "ipv4", "IpDiscovery": "ipv4"}
     if show_nodes:
-        out["CacheNodes"] = [{"CacheNodeId": "0001", "CacheNodeStatus": "available" if n.alive() else "failed",
+        out["CacheNodes"] = [{"CacheNodeId": "0001", "CacheNodeStatus": status,
                               "CacheNodeCreateTime": g.created, "Endpoint": {"Address": n.host, "Port": n.port},
                               "ParameterGroupStatus": "in-sync", "CustomerAvailabilityZone": m.az}]
     return out
@@ -46,6 +49,11 @@ def _endpoint(m: Member) -> dict[str, Any]:
     return {"Address": m.node.host, "Port": m.node.port}
 
 
+def _stable(g: ReplicationGroup, kind: str) -> dict[str, Any]:
+    fwd = g.endpoints[kind]
+    return {"Address": fwd.host, "Port": fwd.port}
+
+
 def group_api(g: ReplicationGroup, members: list[Member] | None = None) -> dict[str, Any]:
     """The group with its node groups, endpoints and roles (`members`: the live ones unless given)."""
     if members is None:
@@ -64,9 +72,12 @@ def group_api(g: ReplicationGroup, members: list[Member] | None = None) -> dict[
             item["NodeGroupMembers"].append(member)
         primary = next((m for m in mine if m.role == "primary"), None)
         replicas = [m for m in mine if m.role == "replica"]
-        if not g.cluster_mode and primary:
+        if not g.cluster_mode and "primary" in g.endpoints:
+            # AWS: DNS names that follow failovers; locally loopback forwarders (endpoints.py)
+            item["PrimaryEndpoint"] = _stable(g, "primary")
+            item["ReaderEndpoint"] = _stable(g, "reader")
+        elif not g.cluster_mode and primary:
             item["PrimaryEndpoint"] = _endpoint(primary)
-            # AWS: one DNS name over the replicas; locally the first
             item["ReaderEndpoint"] = _endpoint((replicas or [primary])[0])
         if g.cluster_mode and primary:
             item["Slots"] = _slot_ranges(PLANE.slots_of(g, primary.node))
@@ -88,8 +99,10 @@ def group_api(g: ReplicationGroup, members: list[Member] | None = None) -> dict[
         out["TransitEncryptionMode"] = "required"
     if g.snapshot_retention and members:
         out["SnapshottingClusterId"] = members[-1].cluster_id
-    if g.cluster_mode and members:
+    if g.cluster_mode and "configuration" in g.endpoints:
         # AWS: a DNS name over all nodes; any node of a Redis Cluster serves as entry point.
+        out["ConfigurationEndpoint"] = _stable(g, "configuration")
+    elif g.cluster_mode and members:
         out["ConfigurationEndpoint"] = _endpoint(members[0])
     return out
 
