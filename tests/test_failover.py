@@ -1,0 +1,221 @@
+"""High availability through the local ElastiCache API, as on AWS.
+
+boto3 drives the local endpoint while a writer thread keeps writing through the group's stable
+endpoint (bounded in count and time, loopback only): a planned failover (test-failover) loses no
+write that was answered OK and keeps the endpoint's address; a crashed primary (kill -9) is detected
+by the control plane, which fails over, replaces the node and says so in events, in cluster mode
+disabled and in cluster mode with 1, 2 and 3 shards; a key acknowledged with WAIT before the crash
+survives it; a shard scale-in keeps the configuration endpoint.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from typing import Any
+
+import pytest
+from redis.exceptions import ConnectionError
+
+import helpers
+from helpers.aws import client as cpc
+from helpers.aws import endpoint as localaws
+
+MAX_WRITES = 4000
+MAX_SECONDS = 30.0
+
+
+@pytest.fixture(scope="module")
+def ec():
+    client = localaws.client("elasticache")
+    yield client
+    cpc.cleanup(localaws.client("elasticache"), "f-")
+
+
+class Writer(threading.Thread):
+    """Writes w:<i> = i until told to stop (or MAX_WRITES / MAX_SECONDS), reconnecting after errors.
+
+    `acked` holds the keys answered OK (and, with `wait`, copied to a replica: WAIT 1 said so).
+    """
+
+    def __init__(self, write: Any, wait: bool = False):
+        super().__init__(daemon=True)
+        self.write, self.wait = write, wait
+        self.acked: list[str] = []
+        self.errors = 0
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        deadline = time.monotonic() + MAX_SECONDS
+        for i in range(MAX_WRITES):
+            if self.stop.is_set() or time.monotonic() > deadline:
+                return
+            key = f"{{w}}:{i}"
+            try:
+                if self.write(key, str(i)):
+                    self.acked.append(key)
+            except Exception:  # noqa: BLE001 - a failover in progress: back off and carry on
+                self.errors += 1
+                time.sleep(0.05)
+            time.sleep(0.002)
+
+    def wait_acked(self, n: int, timeout: float = 10) -> None:
+        deadline = time.monotonic() + timeout
+        while len(self.acked) < n:
+            assert time.monotonic() < deadline, f"only {len(self.acked)} writes acknowledged"
+            time.sleep(0.02)
+
+    def finish(self, more: int = 30) -> None:
+        """Let `more` writes succeed after the event (the endpoint works again), then stop."""
+        self.wait_acked(len(self.acked) + more, timeout=15)
+        self.stop.set()
+        self.join(timeout=10)
+
+
+def kill_node(gid: str, port: int) -> int:
+    svc = helpers.get(f"aws-rg-{gid}")
+    node = next(n for n in svc.nodes if n.port == port)
+    os.kill(node.pid, signal.SIGKILL)
+    return node.pid
+
+
+def messages(ec: Any, source: str) -> list[str]:
+    return [e["Message"] for e in ec.describe_events(SourceIdentifier=source, Duration=60)["Events"]]
+
+
+def wait_recovered(ec: Any, gid: str, member: str, timeout: float = 60) -> set[str]:
+    """Statuses seen until the crashed member finished recovery and the group is available again."""
+    seen: set[str] = set()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        g = ec.describe_replication_groups(ReplicationGroupId=gid)["ReplicationGroups"][0]
+        seen.add(g["Status"])
+        if g["Status"] == "available" and "Finished recovery for cache nodes 0001" in messages(ec, member):
+            return seen
+        time.sleep(0.1)
+    raise AssertionError(f"{gid} did not recover: {seen} {messages(ec, gid)} {messages(ec, member)}")
+
+
+def primary_member(g: dict[str, Any]) -> dict[str, Any]:
+    return next(m for m in g["NodeGroups"][0]["NodeGroupMembers"] if m["CurrentRole"] == "primary")
+
+
+def test_planned_failover_loses_nothing_then_a_crash_is_recovered(ec):
+    ec.create_replication_group(ReplicationGroupId="f-rg", ReplicationGroupDescription="failover",
+                                Engine="redis", NumCacheClusters=3, AutomaticFailoverEnabled=True)
+    g = cpc.wait_for(ec, replication_group_id="f-rg")
+    endpoint = g["NodeGroups"][0]["PrimaryEndpoint"]
+    reader = g["NodeGroups"][0]["ReaderEndpoint"]
+    old = primary_member(g)
+    client = cpc.redis_at(endpoint, socket_timeout=5)
+
+    # The reader endpoint spreads connections over both replicas.
+    ports = {int(cpc.redis_at(reader).config_get("port")["port"]) for _ in range(4)}
+    assert len(ports) == 2 and old["ReadEndpoint"]["Port"] not in ports
+
+    # 1. test-failover while writing: every write answered OK is on the new primary.
+    writer = Writer(lambda k, v: client.set(k, v))
+    writer.start()
+    writer.wait_acked(50)
+    ec.test_failover(ReplicationGroupId="f-rg", NodeGroupId="0001")
+    g = cpc.wait_for(ec, replication_group_id="f-rg", timeout=60)
+    writer.finish()
+    assert g["NodeGroups"][0]["PrimaryEndpoint"] == endpoint  # the same address
+    new = primary_member(g)
+    assert new["CacheClusterId"] != old["CacheClusterId"]
+    check = cpc.redis_at(endpoint)
+    assert check.info("replication")["role"] == "master"
+    assert int(check.config_get("port")["port"]) == new["ReadEndpoint"]["Port"]
+    values = check.mget(writer.acked)
+    lost = [k for k, v in zip(writer.acked, values, strict=True) if v is None]
+    assert not lost, f"{len(lost)} of {len(writer.acked)} acknowledged writes lost"
+    rg_events = messages(ec, "f-rg")
+    assert "Test Failover API called for node group 0001" in rg_events
+    done = f"Failover from primary node {old['CacheClusterId']} to replica node {new['CacheClusterId']} completed"
+    assert done in rg_events and done in messages(ec, new["CacheClusterId"])
+
+    # 2. kill -9 of the primary: writes acknowledged with WAIT 1 survive; the node is replaced.
+    def write_waited(k: str, v: str) -> bool:
+        ok, replicas = client.pipeline(transaction=False).set(k, v).wait(1, 500).execute()
+        return bool(ok) and replicas >= 1
+
+    writer = Writer(write_waited)
+    writer.start()
+    writer.wait_acked(30)
+    pid = kill_node("f-rg", new["ReadEndpoint"]["Port"])
+    seen = wait_recovered(ec, "f-rg", new["CacheClusterId"])
+    writer.finish()
+    assert "modifying" in seen  # never `available` while the node group had no primary
+    g = cpc.wait_for(ec, replication_group_id="f-rg")
+    assert g["NodeGroups"][0]["PrimaryEndpoint"] == endpoint
+    assert any(m.startswith("Failover to replica node") for m in messages(ec, "f-rg"))
+    assert "Recovering cache nodes 0001" in messages(ec, new["CacheClusterId"])
+    member = ec.describe_cache_clusters(CacheClusterId=new["CacheClusterId"])["CacheClusters"][0]
+    assert member["CacheClusterStatus"] == "available"
+    assert all(n.pid != pid for n in helpers.get("aws-rg-f-rg").nodes)  # a new process
+    values = cpc.redis_at(endpoint).mget(writer.acked)
+    assert all(v is not None for v in values), "a write acknowledged with WAIT 1 was lost"
+
+
+@pytest.mark.parametrize("shards", [1, 2, 3])
+def test_cluster_mode_primary_crash(ec, shards):
+    gid = f"f-cm{shards}"
+    ec.create_replication_group(ReplicationGroupId=gid, ReplicationGroupDescription="crash", Engine="redis",
+                                NumNodeGroups=shards, ReplicasPerNodeGroup=1)
+    g = cpc.wait_for(ec, replication_group_id=gid)
+    config = g["ConfigurationEndpoint"]
+    rc = cpc.cluster_at(config, socket_timeout=3)
+
+    def write_waited(k: str, v: str) -> bool:
+        node = rc.get_node_from_key(k)
+        try:
+            ok, replicas = rc.get_redis_connection(node).pipeline(transaction=False).set(k, v).wait(
+                1, 500).execute()
+        except Exception:
+            rc.nodes_manager.initialize()  # the slot moved to the promoted replica
+            raise
+        return bool(ok) and replicas >= 1
+
+    writer = Writer(write_waited)
+    writer.start()
+    writer.wait_acked(30)
+    port = rc.get_node_from_key("{w}").port
+    view = {m["CacheClusterId"]: m for m in ec.describe_cache_clusters(
+        ShowCacheNodeInfo=True)["CacheClusters"] if m.get("ReplicationGroupId") == gid}
+    crashed = next(cid for cid, m in view.items() if m["CacheNodes"][0]["Endpoint"]["Port"] == port)
+    kill_node(gid, port)
+    seen = wait_recovered(ec, gid, crashed)
+    writer.finish()
+    assert "modifying" in seen
+    g = cpc.wait_for(ec, replication_group_id=gid)
+    assert g["ConfigurationEndpoint"] == config
+    assert any(m.startswith("Failover to replica node") for m in messages(ec, gid))
+    assert "Recovering cache nodes 0001" in messages(ec, crashed)
+    assert len(g["MemberClusters"]) == 2 * shards
+    fresh = cpc.cluster_at(config)
+    assert "cluster_state:ok" in fresh.execute_command("CLUSTER", "INFO", target_nodes=fresh.get_random_node())
+    values = fresh.mget_nonatomic(writer.acked)
+    assert all(v is not None for v in values), "a write acknowledged with WAIT 1 was lost"
+    ec.delete_replication_group(ReplicationGroupId=gid)
+
+
+def test_scale_in_keeps_the_configuration_endpoint(ec):
+    ec.create_replication_group(ReplicationGroupId="f-scale", ReplicationGroupDescription="scale",
+                                Engine="redis", NumNodeGroups=2, ReplicasPerNodeGroup=0)
+    g = cpc.wait_for(ec, replication_group_id="f-scale")
+    config = g["ConfigurationEndpoint"]
+    rc = cpc.cluster_at(config)
+    for i in range(200):
+        rc.set(f"k{i}", i)
+    first = next(m for m in ec.describe_cache_clusters(ShowCacheNodeInfo=True)["CacheClusters"]
+                 if m["CacheClusterId"] == "f-scale-0001-001")["CacheNodes"][0]["Endpoint"]
+    ec.modify_replication_group_shard_configuration(ReplicationGroupId="f-scale", NodeGroupCount=1,
+                                                    ApplyImmediately=True, NodeGroupsToRemove=["0001"])
+    g = cpc.wait_for(ec, replication_group_id="f-scale", timeout=90)
+    assert g["ConfigurationEndpoint"] == config and len(g["NodeGroups"]) == 1
+    fresh = cpc.cluster_at(config)
+    assert fresh.mget_nonatomic([f"k{i}" for i in range(200)]) == [str(i) for i in range(200)]
+    with pytest.raises(ConnectionError):  # the node group's node is gone; the endpoint stays
+        cpc.redis_at(first, retries=0).ping()
