@@ -108,6 +108,7 @@ class Recovery(Backend):
         if pg is not None:  # values changed after creation were CONFIG SET: the new process needs them
             self.apply_parameters(pg)
         self.sync_endpoints(g)
+        self.wait_sentinels_settled(g, svc)
         for n in data_dead:
             if n.name in g.member_ids:
                 self.event(g.member_ids[n.name], "cache-cluster", "Finished recovery for cache nodes 0001")
@@ -133,6 +134,35 @@ class Recovery(Backend):
             if not n.alive():
                 engines.restart_node(n, topo.probe(svc, n))
         return svc
+
+    def wait_sentinels_settled(self, g: ReplicationGroup, svc: services.Service, timeout: float = 20) -> None:
+        """Every Sentinel names the current primary and has no failover in progress: a new failure can
+        be handled at once (a Sentinel still finishing the last failover would not start another)."""
+        from helpers.runtime import topologies
+
+        if g.topology != "replicated" or not g.automatic_failover:
+            return
+        roles = self._roles(g, svc)
+        port = next((n.port for n in ops.data_nodes(svc) if roles.get(n.name) == "primary" and n.alive()), None)
+        master = svc.meta["master_name"]
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            settled = True
+            for s in svc.nodes_by(role="sentinel"):
+                try:
+                    info = topologies.sentinel_node_client(svc, s).execute_command("SENTINEL", "MASTER", master)
+                except Exception:  # noqa: BLE001 - a Sentinel restarting
+                    settled = False
+                    break
+                if isinstance(info, list):
+                    info = dict(zip(info[::2], info[1::2], strict=False))
+                if (int(info.get("port", 0)) != port or info.get("flags") != "master"
+                        or int(info.get("num-other-sentinels", 0)) < 2):
+                    settled = False
+                    break
+            if settled:
+                return
+            time.sleep(0.05)
 
     def _failover_done(self, g: ReplicationGroup, new: Node) -> None:
         member = g.member_ids.get(new.name, new.name)

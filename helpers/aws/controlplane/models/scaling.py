@@ -44,6 +44,7 @@ class Scaling(Backend):
 
                 topologies.refresh_roles(services.get(g.service_name))
             self.sync_endpoints(g)
+            self.wait_sentinels_settled(g, self.group_service(g))
             new_id = g.member_ids[new.name]
             msg = f"Failover from primary node {old.cluster_id} to replica node {new_id} completed"
             self.event(new_id, "cache-cluster", msg)
