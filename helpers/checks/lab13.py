@@ -166,8 +166,8 @@ def _check_after_failover(answer: Any) -> str:
                     "failed during the switch).")
     if choice == "describe":
         return ("That works, but on AWS it is not needed: describing the group gives back the same primary "
-                "endpoint, whose DNS name now points at the promoted replica. (Locally there is no DNS, so the lab "
-                "describes the group again.)")
+                "endpoint, whose DNS name now points at the promoted replica. (The local endpoint behaves the same: "
+                "describe it again and you get the address you had.)")
     return ("On AWS the primary endpoint is a DNS name that ElastiCache repoints to the promoted replica: an "
             "application writing to it needs no change, only a reconnect and a retry of the writes that failed. "
             "Never cache the node's IP address or write to a node endpoint.")
