@@ -311,6 +311,7 @@ class CacheClusters(Backend):
             if g.auth_token or g.user_group_ids:
                 self._secure_new_nodes(g)
             pg = self.param_groups.get(g.param_group)
+            self.sync_endpoints(g)
             g.status = "available"
             if pg is not None:
                 self.apply_parameters(pg)

@@ -28,6 +28,7 @@ from helpers.runtime import services
 from helpers.runtime.engines import Node
 
 MONITOR_INTERVAL = 0.25  # seconds between two looks at every group's processes
+ROLES_EVERY = 4  # ask the engines for their roles every 4th look (once a second)
 
 
 class Recovery(Backend):
@@ -55,7 +56,9 @@ class Recovery(Backend):
             monitor.join(timeout=5)
 
     def _watch(self, stop: threading.Event) -> None:
+        tick = 0
         while not stop.wait(MONITOR_INTERVAL):
+            tick += 1
             with self.lock:
                 groups = list(self.groups.values())
             for g in groups:
@@ -63,15 +66,16 @@ class Recovery(Backend):
                     return
                 if g.status == "available" and not g.busy:
                     with contextlib.suppress(Exception):
-                        self._check_group(g)
+                        self._check_group(g, sync=tick % ROLES_EVERY == 0)
 
-    def _check_group(self, g: ReplicationGroup) -> None:
+    def _check_group(self, g: ReplicationGroup, sync: bool = True) -> None:
         svc = services.get(g.service_name)
         if svc is None:
             return
         dead = [n for n in svc.nodes if not n.alive()]
         if not dead:
-            self.sync_endpoints(g)  # roles may have moved (a Sentinel failover of a stalled primary)
+            if sync:  # roles may have moved without a crash (Sentinel failing over a stalled primary)
+                self.sync_endpoints(g)
             return
         if g.busy or g.status != "available":
             return

@@ -165,6 +165,7 @@ class Scaling(Backend):
             self._assign_members(g, self.group_service(g))
             if g.user_group_ids or g.auth_token:
                 self._secure_new_nodes(g)
+            self.sync_endpoints(g)
             g.status = "available"
             self.event(g.group_id, "replication-group",
                        f"{'Increased' if increase else 'Decreased'} replica count to {target}")
@@ -264,6 +265,7 @@ class Scaling(Backend):
             g.shards = count
             if g.user_group_ids or g.auth_token:
                 self._secure_new_nodes(g)
+            self.sync_endpoints(g)
             g.resharding = False
             g.status = "available"
             self.event(g.group_id, "replication-group", f"Resharding complete: {count} node groups")
