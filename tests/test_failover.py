@@ -14,6 +14,7 @@ import os
 import signal
 import threading
 import time
+from datetime import datetime, timezone
 from typing import Any
 
 import pytest
@@ -86,19 +87,6 @@ def messages(ec: Any, source: str) -> list[str]:
     return [e["Message"] for e in ec.describe_events(SourceIdentifier=source, Duration=60)["Events"]]
 
 
-def wait_recovered(ec: Any, gid: str, member: str, timeout: float = 60) -> set[str]:
-    """Statuses seen until the crashed member finished recovery and the group is available again."""
-    seen: set[str] = set()
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        g = ec.describe_replication_groups(ReplicationGroupId=gid)["ReplicationGroups"][0]
-        seen.add(g["Status"])
-        if g["Status"] == "available" and "Finished recovery for cache nodes 0001" in messages(ec, member):
-            return seen
-        time.sleep(0.1)
-    raise AssertionError(f"{gid} did not recover: {seen} {messages(ec, gid)} {messages(ec, member)}")
-
-
 def primary_member(g: dict[str, Any]) -> dict[str, Any]:
     return next(m for m in g["NodeGroups"][0]["NodeGroupMembers"] if m["CurrentRole"] == "primary")
 
@@ -150,8 +138,9 @@ def test_a_crash_is_never_reported_available_without_primary(ec):
     writer = Writer(lambda k, v: client.set(k, v))
     writer.start()
     writer.wait_acked(30)
+    since = datetime.now(timezone.utc)
     member = failover.kill_primary(ec, "f-rg")
-    seen = wait_recovered(ec, "f-rg", member)
+    seen = failover.wait_recovered(ec, "f-rg", member, since)
     writer.finish()
     assert "modifying" in seen
     member_now = ec.describe_cache_clusters(CacheClusterId=member)["CacheClusters"][0]
@@ -184,8 +173,9 @@ def test_cluster_mode_primary_crash(ec, shards):
     view = {m["CacheClusterId"]: m for m in ec.describe_cache_clusters(
         ShowCacheNodeInfo=True)["CacheClusters"] if m.get("ReplicationGroupId") == gid}
     crashed = next(cid for cid, m in view.items() if m["CacheNodes"][0]["Endpoint"]["Port"] == port)
+    since = datetime.now(timezone.utc)
     kill_node(gid, port)
-    seen = wait_recovered(ec, gid, crashed)
+    seen = failover.wait_recovered(ec, gid, crashed, since)
     writer.finish()
     assert "modifying" in seen
     g = cpc.wait_for(ec, replication_group_id=gid)

@@ -16,6 +16,7 @@ import os
 import signal
 import threading
 import time
+from datetime import datetime, timezone
 from typing import Any
 
 from helpers.aws import client as cpc
@@ -116,14 +117,18 @@ def kill_primary(ec: Any, group_id: str) -> str:
     return member["CacheClusterId"]
 
 
-def wait_recovered(ec: Any, group_id: str, member: str, timeout: float = 60.0) -> None:
-    """Until the control plane has replaced `member` and the group is available again."""
+def wait_recovered(ec: Any, group_id: str, member: str, since: datetime, timeout: float = 60.0) -> set[str]:
+    """Until the control plane has replaced `member` (an event after `since`) and the group is
+    available again; returns the group statuses seen meanwhile."""
+    seen: set[str] = set()
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         g = ec.describe_replication_groups(ReplicationGroupId=group_id)["ReplicationGroups"][0]
-        events = [e["Message"] for e in ec.describe_events(SourceIdentifier=member, Duration=60)["Events"]]
+        seen.add(g["Status"])
+        events = [e["Message"] for e in ec.describe_events(SourceIdentifier=member, Duration=60)["Events"]
+                  if e["Date"] >= since]
         if g["Status"] == "available" and "Finished recovery for cache nodes 0001" in events:
-            return
+            return seen
         time.sleep(0.1)
     raise TimeoutError(f"{group_id} did not recover {member} within {timeout:.0f} s")
 
@@ -146,7 +151,8 @@ def compare_failovers(ec: Any, group_id: str) -> list[dict[str, Any]]:
             ec.test_failover(ReplicationGroupId=group_id, NodeGroupId="0001")
             cpc.wait_for(ec, replication_group_id=group_id, timeout=60)
         else:
-            wait_recovered(ec, group_id, kill_primary(ec, group_id))
+            since = datetime.now(timezone.utc)
+            wait_recovered(ec, group_id, kill_primary(ec, group_id), since)
         seconds = time.perf_counter() - started
         for w in writers:
             w.finish()
