@@ -10,8 +10,10 @@ survives it; a shard scale-in keeps the configuration endpoint.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import socket
 import threading
 import time
 from datetime import datetime, timezone
@@ -208,3 +210,61 @@ def test_scale_in_keeps_the_configuration_endpoint(ec):
     assert fresh.mget_nonatomic([f"k{i}" for i in range(200)]) == [str(i) for i in range(200)]
     with pytest.raises(ConnectionError):  # the node group's node is gone; the endpoint stays
         cpc.redis_at(first, retries=0).ping()
+
+
+def _echo_server() -> tuple[socket.socket, tuple[str, int]]:
+    """A loopback server that answers every read with '<its port>:<bytes read>'."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(8)
+    tag = str(srv.getsockname()[1]).encode()
+
+    def echo(conn: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := conn.recv(100):
+                conn.sendall(tag + b":" + data)
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = srv.accept()
+            except OSError:
+                return
+            threading.Thread(target=echo, args=(conn,), daemon=True).start()
+
+    threading.Thread(target=serve, daemon=True).start()
+    return srv, srv.getsockname()[:2]
+
+
+def _ask(conn: socket.socket) -> str | None:
+    """The port of the server behind a forwarded connection, None once the connection is closed."""
+    try:
+        conn.sendall(b"x")
+        answer = conn.recv(100).decode()
+    except OSError:
+        return None
+    return answer.split(":")[0] or None
+
+
+def test_forwarder_picks_at_connect_time_and_drops_a_demoted_target():
+    """The endpoint forwarder alone, over two loopback echo servers: round robin, then a switch."""
+    from helpers.aws.controlplane.endpoints import Forwarder
+
+    (srv_a, a), (srv_b, b) = _echo_server(), _echo_server()
+    fwd = Forwarder("test", wait_for_target=0.5)
+    try:
+        fwd.set_targets([a, b])
+        conns = [socket.create_connection((fwd.host, fwd.port), timeout=2) for _ in range(2)]
+        assert {_ask(c) for c in conns} == {str(a[1]), str(b[1])}  # spread over both
+        fwd.set_targets([b])  # a is demoted: its connection is closed, b's stays
+        time.sleep(0.1)
+        assert sorted(str(_ask(c)) for c in conns) == sorted(["None", str(b[1])])
+        fresh = socket.create_connection((fwd.host, fwd.port), timeout=2)
+        assert _ask(fresh) == str(b[1])  # the same address now leads to b only
+        fwd.set_targets([])
+        empty = socket.create_connection((fwd.host, fwd.port), timeout=2)
+        assert _ask(empty) is None  # no target within wait_for_target: closed, and the client retries
+    finally:
+        fwd.close()
+        srv_a.close()
+        srv_b.close()
