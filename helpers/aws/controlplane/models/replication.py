@@ -172,7 +172,17 @@ class ReplicationGroups(Backend):
         if g.cluster_mode:
             g.endpoints["configuration"].set_targets([(n.host, n.port) for n in live])
             return
-        roles = roles if roles is not None else self._roles(g, svc)
+        healthy: set[str] = set()  # replicas whose link to the primary is up (ROLE: "connected")
+        if roles is None:
+            roles = {}
+            for n in live:
+                with contextlib.suppress(Exception):
+                    reply = self._admin(g, svc, n).execute_command("ROLE")
+                    roles[n.name] = "primary" if reply[0] == "master" else "replica"
+                    if reply[0] == "slave" and reply[3] == "connected":
+                        healthy.add(n.name)
+        else:
+            healthy = {name for name, role in roles.items() if role == "replica"}
         primaries = [n for n in live if roles.get(n.name) == "primary"]
         if len(primaries) > 1 and g.topology == "replicated":  # a demotion in flight: Sentinel decides
             from helpers.runtime import topologies
@@ -180,7 +190,7 @@ class ReplicationGroups(Backend):
             with contextlib.suppress(Exception):
                 port = topologies.current_primary(svc)[1]
                 primaries = [n for n in primaries if n.port == port]
-        replicas = [n for n in live if roles.get(n.name) == "replica"]
+        replicas = [n for n in live if roles.get(n.name) == "replica" and n.name in healthy]
         g.endpoints["primary"].set_targets([(n.host, n.port) for n in primaries[:1]])
         g.endpoints["reader"].set_targets([(n.host, n.port) for n in (replicas or primaries[:1])])
 
