@@ -111,7 +111,7 @@ def _check_params(answer: Any) -> str:
     except ClientError as exc:
         err = exc.response["Error"]
         raise Wrong(f"The API answered {err['Code']}: {err['Message']}") from None
-    params = {p["ParameterName"]: p["ParameterValue"] for p in
+    params = {p["ParameterName"]: p.get("ParameterValue") for p in
               ec.describe_cache_parameters(CacheParameterGroupName=CHECK_PARAMS)["Parameters"]}
     if params["maxmemory-policy"] != "allkeys-lfu":
         raise Wrong(f"After your change maxmemory-policy is {params['maxmemory-policy']!r}, not 'allkeys-lfu'. "
@@ -166,8 +166,8 @@ def _check_after_failover(answer: Any) -> str:
                     "failed during the switch).")
     if choice == "describe":
         return ("That works, but on AWS it is not needed: describing the group gives back the same primary "
-                "endpoint, whose DNS name now points at the promoted replica. (Locally there is no DNS, so the lab "
-                "describes the group again.)")
+                "endpoint, whose DNS name now points at the promoted replica. (The local endpoint behaves the same: "
+                "describe it again and you get the address you had.)")
     return ("On AWS the primary endpoint is a DNS name that ElastiCache repoints to the promoted replica: an "
             "application writing to it needs no change, only a reconnect and a retry of the writes that failed. "
             "Never cache the node's IP address or write to a node endpoint.")

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 BINDER_LIMIT_MB = 2048.0
-SECTIONS = ("labs", "startup", "cache", "throughput", "failover", "resharding", "memory")
+SECTIONS = ("labs", "startup", "aws", "cache", "throughput", "failover", "resharding", "memory")
 TOPOLOGIES = (("standalone", "redis", {}), ("memcached-pool", "memcached-pool", {"nodes": 3}),
               ("replicated", "replicated", {"replicas": 2}), ("cluster", "cluster", {"shards": 3, "replicas": 1}),
               ("local AWS", "aws", {}))
@@ -395,6 +395,56 @@ def bench_throughput(requests: int = 20000, clients: int = 8, pipeline: int = 16
     return out
 
 
+def bench_aws() -> dict[str, Any]:
+    """The local ElastiCache API: replication groups until `available`, and a planned failover under writes."""
+    from helpers.aws import client as cpc
+    from helpers.aws import endpoint as localaws
+    from helpers.topics import failover
+
+    bare = [b for b in (_bare_redis_start() for _ in range(3)) if b is not None]
+    floor = min(bare) if bare else None
+    ec = localaws.client("elasticache")
+    cpc.cleanup(ec, "bench-")
+    rows: dict[str, Any] = {}
+
+    def create(label: str, gid: str, **kwargs: Any) -> None:
+        started = time.perf_counter()
+        try:
+            ec.create_replication_group(ReplicationGroupId=gid, ReplicationGroupDescription="bench", Engine="redis",
+                                        **kwargs)
+            cpc.wait_for(ec, replication_group_id=gid)
+            seconds: float | None = time.perf_counter() - started
+            note = "create-replication-group until available"
+        except Exception as exc:
+            seconds, note = None, f"failed: {exc}".splitlines()[0][:120]
+        rows[label] = {"seconds": seconds, "ratio_to_bare_redis": ratio(seconds, floor), "note": note}
+
+    try:
+        create("1+2 replication group", "bench-rg", NumCacheClusters=3, AutomaticFailoverEnabled=True)
+        create("3 x (1+1) cluster", "bench-cl", NumNodeGroups=3, ReplicasPerNodeGroup=1)
+        try:
+            endpoint = ec.describe_replication_groups(ReplicationGroupId="bench-rg")["ReplicationGroups"][0][
+                "NodeGroups"][0]["PrimaryEndpoint"]
+            writer = failover.AckWriter(failover.resilient_client(endpoint), "bench:fo", max_seconds=20)
+            writer.start()
+            writer.wait_acked(50)
+            started = time.perf_counter()
+            ec.test_failover(ReplicationGroupId="bench-rg", NodeGroupId="0001")
+            cpc.wait_for(ec, replication_group_id="bench-rg")
+            seconds = time.perf_counter() - started
+            writer.finish()
+            lost = len(writer.lost(cpc.redis_at(endpoint)))
+            rows["test-failover"] = {"seconds": seconds, "ratio_to_bare_redis": ratio(seconds, floor),
+                                     "note": f"until available; {lost} of {len(writer.acked)} acknowledged writes lost"}
+        except Exception as exc:
+            rows["test-failover"] = {"seconds": None, "ratio_to_bare_redis": None,
+                                     "note": f"failed: {exc}".splitlines()[0][:120]}
+    finally:
+        with contextlib.suppress(Exception):
+            cpc.cleanup(ec, "bench-")
+    return {"bare_redis_seconds": floor, "operations": rows}
+
+
 def bench_failover(seconds: float = 20.0) -> dict[str, Any]:
     """Kill the primary under steady writes; the window is first failed write to next good write."""
     from helpers.runtime import services
@@ -530,6 +580,12 @@ def report(results: dict[str, Any]) -> str:
                 for label, r in st["topologies"].items()]
         rows.append(["bare redis-server by hand", fmt(st["bare_redis_seconds"], "s", 3), "1.0x", "the floor"])
         parts.append(render_table("Topology start-up", ["topology", "time", "vs bare redis", "note"], rows))
+    aws = results.get("aws")
+    if aws and aws.get("operations"):
+        rows = [[label, fmt(r["seconds"], "s", 2), fmt(r["ratio_to_bare_redis"], "x", 1), r.get("note", "")]
+                for label, r in aws["operations"].items()]
+        rows.append(["bare redis-server by hand", fmt(aws.get("bare_redis_seconds"), "s", 3), "1.0x", "the floor"])
+        parts.append(render_table("Local ElastiCache API", ["operation", "time", "vs bare redis", "note"], rows))
     c = results.get("cache")
     if c:
         db, hit = c.get("database") or {}, c.get("cache_hit") or {}
@@ -586,7 +642,8 @@ def report(results: dict[str, Any]) -> str:
 def run(only: Sequence[str] = SECTIONS, labs_pattern: str = "*.ipynb") -> dict[str, Any]:
     results: dict[str, Any] = {"machine": machine()}
     steps: list[tuple[str, Callable[[], Any]]] = [
-        ("labs", lambda: bench_labs(labs_pattern)), ("startup", bench_startup), ("cache", bench_cache),
+        ("labs", lambda: bench_labs(labs_pattern)), ("startup", bench_startup), ("aws", bench_aws),
+        ("cache", bench_cache),
         ("throughput", bench_throughput), ("failover", bench_failover), ("resharding", bench_resharding)]
     for name, fn in steps:
         if name not in only:

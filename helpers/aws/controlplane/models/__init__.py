@@ -6,7 +6,8 @@ directory. Slow work runs in a background thread, so statuses move creating -> a
 
 One module per resource, mixed into one backend like moto's EC2 (`ec2/models/*.py`):
 base (names, records, shared tools), clusters, replication (groups and their engines), scaling
-(failover, replicas, shards), users (and user groups, as ACL users), parameters, snapshots,
+(failover, replicas, shards), recovery (the monitor that detects failed nodes and
+replaces them), users (and user groups, as ACL users), parameters, snapshots,
 events (and tags). The models take keyword arguments and return records; responses/ speaks AWS.
 """
 
@@ -19,6 +20,7 @@ from helpers.aws.controlplane.models.base import Backend
 from helpers.aws.controlplane.models.clusters import CacheClusters
 from helpers.aws.controlplane.models.events import EventsAndTags
 from helpers.aws.controlplane.models.parameters import ParameterGroups
+from helpers.aws.controlplane.models.recovery import Recovery
 from helpers.aws.controlplane.models.replication import ReplicationGroups
 from helpers.aws.controlplane.models.scaling import Scaling
 from helpers.aws.controlplane.models.snapshots import Snapshots
@@ -28,14 +30,17 @@ from helpers.runtime import services, state
 __all__ = ["PLANE", "ControlPlane", "stop_aws_services"]
 
 
-class ControlPlane(CacheClusters, ReplicationGroups, Scaling, Users, ParameterGroups, Snapshots, EventsAndTags,
-                   Backend):
+class ControlPlane(CacheClusters, ReplicationGroups, Scaling, Recovery, Users, ParameterGroups, Snapshots,
+                   EventsAndTags, Backend):
     """All ElastiCache resources of the local endpoint, and the engines behind them."""
 
     def reset(self) -> None:
         """Forget everything and stop every engine this control plane started (moto's reset)."""
+        self.stop_monitor()
         for t in list(self.threads):
             t.join(timeout=60)
+        for g in list(self.groups.values()):
+            self.close_endpoints(g)
         for cc in list(self.clusters.values()):
             if cc.discovery is not None:
                 cc.discovery.close()

@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 from helpers.aws import catalogue
 from helpers.aws.controlplane import engineops as ops
 from helpers.aws.controlplane.discovery import ConfigEndpoint
+from helpers.aws.controlplane.endpoints import Forwarder
 from helpers.aws.controlplane.errors import (
     from_catalogue,
     invalid_combination,
@@ -280,6 +281,10 @@ class ReplicationGroup:
     params_pending_reboot: bool = False
     previous_token: str | None = None  # ROTATE keeps the old AUTH token valid until SET
     maintenance_window: str = "sun:23:00-mon:01:30"
+    # The stable endpoints (primary, reader, configuration): loopback forwarders, see endpoints.py
+    endpoints: dict[str, Forwarder] = field(default_factory=dict)
+    recovering: set[str] = field(default_factory=set)  # node names the monitor is replacing
+    busy: bool = False  # an operation is switching nodes: the recovery monitor leaves the group alone
 
     @property
     def arn(self) -> str:

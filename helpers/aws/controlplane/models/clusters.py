@@ -348,6 +348,8 @@ class CacheClusters(Backend):
                 if svc:
                     node = svc.nodes[0]
                     node.stop()
+                    if node.kind == "redis":
+                        _drop_cache_files(node)  # "The reboot causes the contents of the cache ... to be lost."
                     probe = engines.probe_memcached if node.kind == "memcached" else (
                         ops._tls().probe_redis_tls if cc.tls else engines.probe_redis)
                     engines.restart_node(node, probe)
@@ -384,6 +386,7 @@ class CacheClusters(Backend):
             topologies.record(svc)
             if g.auth_token or g.user_group_ids:
                 self._secure_new_nodes(g)
+            self.sync_endpoints(g)
             g.status = "available"
             self.reboot_applied(g)
             self.event(member_id, "cache-cluster", "Cache node 0001 restarted")
@@ -420,3 +423,17 @@ class CacheClusters(Backend):
 
         self.background(f"delete-{cid}", work, lambda msg: self.event(cid, "cache-cluster", f"Delete failed: {msg}"))
         return cc
+
+
+def _drop_cache_files(node: Node) -> None:
+    """Remove what a stopped Redis node would load at start (its RDB and AOF files): a rebooted
+    node of a cache cluster starts empty, as the RebootCacheCluster reference says."""
+    conf = Path(node.argv[1]) if len(node.argv) > 1 else None
+    settings: dict[str, str] = {}
+    if conf is not None and conf.exists():
+        for line in conf.read_text().splitlines():
+            key, _, value = line.partition(" ")
+            settings[key] = value.strip().strip('"')
+    workdir = Path(settings.get("dir") or node.workdir)
+    (workdir / (settings.get("dbfilename") or "dump.rdb")).unlink(missing_ok=True)
+    shutil.rmtree(workdir / (settings.get("appenddirname") or "appendonlydir"), ignore_errors=True)

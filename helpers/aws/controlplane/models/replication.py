@@ -15,6 +15,7 @@ from typing import Any
 from helpers.aws import catalogue
 from helpers.aws.controlplane import atrest
 from helpers.aws.controlplane import engineops as ops
+from helpers.aws.controlplane.endpoints import Forwarder
 from helpers.aws.controlplane.errors import (
     already_exists,
     invalid_combination,
@@ -179,8 +180,53 @@ class ReplicationGroups(Backend):
                        f"Restored {moved} keys from snapshot {g.snapshot_name}")
         for node in ops.data_nodes(svc):
             self.event(g.member_ids[node.name], "cache-cluster", "Cache cluster created")
+        self.open_endpoints(g)
         g.status = "available"
+        self.ensure_monitor()
         self.event(g.group_id, "replication-group", "Replication group created")
+
+    # --- stable endpoints (see endpoints.py) -------------------------------------------------
+    def open_endpoints(self, g: ReplicationGroup) -> None:
+        """The group's endpoints: configuration (cluster mode), else primary and reader."""
+        for kind in (["configuration"] if g.cluster_mode else ["primary", "reader"]):
+            if kind not in g.endpoints:
+                g.endpoints[kind] = Forwarder(f"{g.group_id}-{kind}")
+        self.sync_endpoints(g)
+
+    def close_endpoints(self, g: ReplicationGroup) -> None:
+        for fwd in g.endpoints.values():
+            fwd.close()
+
+    def sync_endpoints(self, g: ReplicationGroup, roles: dict[str, str] | None = None) -> None:
+        """Point each endpoint at the nodes that serve it now (connections to a demoted node close)."""
+        svc = services.get(g.service_name)
+        if svc is None or not g.endpoints:
+            return
+        live = [n for n in ops.data_nodes(svc) if n.alive() and not n.paused()]
+        if g.cluster_mode:
+            g.endpoints["configuration"].set_targets([(n.host, n.port) for n in live])
+            return
+        healthy: set[str] = set()  # replicas whose link to the primary is up (ROLE: "connected")
+        if roles is None:
+            roles = {}
+            for n in live:
+                with contextlib.suppress(Exception):
+                    reply = self._admin(g, svc, n).execute_command("ROLE")
+                    roles[n.name] = "primary" if reply[0] == "master" else "replica"
+                    if reply[0] == "slave" and reply[3] == "connected":
+                        healthy.add(n.name)
+        else:
+            healthy = {name for name, role in roles.items() if role == "replica"}
+        primaries = [n for n in live if roles.get(n.name) == "primary"]
+        if len(primaries) > 1 and g.topology == "replicated":  # a demotion in flight: Sentinel decides
+            from helpers.runtime import topologies
+
+            with contextlib.suppress(Exception):
+                port = topologies.current_primary(svc)[1]
+                primaries = [n for n in primaries if n.port == port]
+        replicas = [n for n in live if roles.get(n.name) == "replica" and n.name in healthy]
+        g.endpoints["primary"].set_targets([(n.host, n.port) for n in primaries[:1]])
+        g.endpoints["reader"].set_targets([(n.host, n.port) for n in (replicas or primaries[:1])])
 
     # --- the engines of a group ---------------------------------------------------------------
     def group_service(self, g: ReplicationGroup) -> services.Service:
@@ -331,6 +377,7 @@ class ReplicationGroups(Backend):
         def work() -> None:
             if final_snapshot:
                 self._snapshot_group(g, final_snapshot)
+            self.close_endpoints(g)
             services.stop(g.service_name)
             for extra in [s.name for s in services.status() if s.name.startswith(g.service_name + "-")]:
                 services.stop(extra)

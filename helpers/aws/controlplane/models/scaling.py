@@ -26,59 +26,109 @@ class Scaling(Backend):
                            "group.", "TestFailoverNotAvailableFault")
         old = next(m for m in members if m.node_group == ng and m.role == "primary")
         g.status = "modifying"
+        g.busy = True
         self.event(g.group_id, "replication-group", f"Test Failover API called for node group {ng}")
 
         def work() -> None:
             svc = self.group_service(g)
-            old_node: Node = old.node
             if g.cluster_mode:
+                # CLUSTER FAILOVER (no FORCE) is coordinated by Redis: the primary pauses its clients,
+                # the replica catches up, then takes over; paused writes are answered MOVED.
                 replica = next(m.node for m in members if m.node_group == ng and m.role == "replica")
                 self._admin(g, svc, replica).execute_command("CLUSTER", "FAILOVER")
+                new = self._wait_promoted(g, svc, old.node, ng)
             else:
-                from helpers.runtime import topologies
-
-                s = svc.nodes_by(role="sentinel")[0]
-                topologies.sentinel_node_client(svc, s).execute_command("SENTINEL", "FAILOVER", svc.meta["master_name"])
-            deadline = time.monotonic() + 45
-            while time.monotonic() < deadline:
-                if not g.cluster_mode:
-                    self._demote_old_primary(g, svc, old_node)
-                roles = self._roles(g, svc)
-                new = [n for n in ops.data_nodes(svc) if roles.get(n.name) == "primary"
-                       and g.node_group_of.get(n.name) == ng and n.name != old_node.name]
-                if new and roles.get(old_node.name) == "replica":
-                    break
-                time.sleep(0.2)
-            else:
-                raise RuntimeError("the failover did not complete within 45 s")
+                new = self._planned_failover(g, svc, old.node)
             with contextlib.suppress(Exception):
                 from helpers.runtime import topologies
 
                 topologies.refresh_roles(services.get(g.service_name))
-            self.event(g.member_ids[new[0].name], "cache-cluster",
-                       f"Failover from primary node {old.cluster_id} to replica node "
-                       f"{g.member_ids[new[0].name]} completed")
-            self.event(g.group_id, "replication-group", f"Failover to replica node {g.member_ids[new[0].name]} "
-                       "completed")
+            self.sync_endpoints(g)
+            self.wait_sentinels_settled(g, self.group_service(g))
+            new_id = g.member_ids[new.name]
+            msg = f"Failover from primary node {old.cluster_id} to replica node {new_id} completed"
+            self.event(new_id, "cache-cluster", msg)
+            self.event(g.group_id, "replication-group", msg)
+            # AWS replaces the old primary; locally it rejoins as a replica of the new one.
+            self.event(old.cluster_id, "cache-cluster", "Recovering cache nodes 0001")
+            self.event(old.cluster_id, "cache-cluster", "Finished recovery for cache nodes 0001")
+            g.busy = False
             g.status = "available"
 
-        self.background(f"failover-{g.group_id}", work, lambda msg: self._group_op_failed(g, msg))
+        def failed(msg: str) -> None:
+            g.busy = False
+            self._group_op_failed(g, msg)
+
+        self.background(f"failover-{g.group_id}", work, failed)
         return g
 
-    def _demote_old_primary(self, g: ReplicationGroup, svc: services.Service, old: Node) -> None:
-        """Once Sentinel has promoted a replica, point the old primary at it right away.
+    def _wait_promoted(self, g: ReplicationGroup, svc: services.Service, old: Node, ng: str,
+                       timeout: float = 45) -> Node:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            roles = self._roles(g, svc)
+            new = [n for n in ops.data_nodes(svc) if roles.get(n.name) == "primary"
+                   and g.node_group_of.get(n.name) == ng and n.name != old.name]
+            if new and roles.get(old.name) == "replica":
+                return new[0]
+            time.sleep(0.05)
+        raise RuntimeError(f"the failover did not complete within {timeout:.0f} s")
 
-        Sentinel would do the same, but only at its next INFO round (up to 10 s later).
+    def _planned_failover(self, g: ReplicationGroup, svc: services.Service, old: Node) -> Node:
+        """Switch primaries without losing a write that was answered OK.
+
+        Writes pause on the old primary (CLIENT PAUSE WRITE: they wait, unanswered), the replicas
+        catch up (equal replication offsets), the Sentinels promote one, the old primary is pointed
+        at it, and only then are writes released: on the old primary they now meet a replica and are
+        refused (READONLY), and the primary endpoint has already closed its connections to it.
         """
         from helpers.runtime import topologies
 
-        with contextlib.suppress(Exception):
-            host, port = topologies.current_primary(svc)
-            if port == old.port:
-                return
-            conn = self._admin(g, svc, old)
-            if conn.execute_command("ROLE")[0] == "master":
-                conn.execute_command("REPLICAOF", host, port)
+        old_conn = self._admin(g, svc, old)
+        fwd = g.endpoints.get("primary")
+        old_conn.execute_command("CLIENT", "PAUSE", 15000, "WRITE")
+        try:
+            if fwd is not None:
+                fwd.set_targets([])  # new connections wait for the new primary
+            target = int(old_conn.info("replication")["master_repl_offset"])
+            replicas = [n for n in ops.data_nodes(svc) if n.name != old.name and n.alive()]
+            deadline = time.monotonic() + 10
+            while True:
+                offsets = [int(self._admin(g, svc, n).info("replication").get("slave_repl_offset", -1))
+                           for n in replicas]
+                if offsets and max(offsets) >= target:
+                    break
+                if time.monotonic() > deadline:
+                    raise RuntimeError("no replica caught up with the primary within 10 s")
+                time.sleep(0.01)
+            # Only replicas that hold every write may win: the others get priority 0 for the switch.
+            behind = [n for n, off in zip(replicas, offsets, strict=True) if off < target]
+            for n in behind:
+                self._admin(g, svc, n).config_set("replica-priority", 0)
+            s = svc.nodes_by(role="sentinel")[0]
+            topologies.sentinel_node_client(svc, s).execute_command("SENTINEL", "FAILOVER", svc.meta["master_name"])
+            deadline = time.monotonic() + 30
+            new = None
+            while new is None:
+                for n in replicas:
+                    with contextlib.suppress(Exception):
+                        if self._admin(g, svc, n).execute_command("ROLE")[0] == "master":
+                            new = n
+                if new is None:
+                    if time.monotonic() > deadline:
+                        raise RuntimeError("the Sentinels did not promote a replica within 30 s")
+                    time.sleep(0.02)
+            old_conn.execute_command("REPLICAOF", new.host, new.port)
+            for n in behind:
+                self._admin(g, svc, n).config_set("replica-priority", 100)
+            if fwd is not None:
+                fwd.set_targets([(new.host, new.port)])
+            return new
+        finally:
+            with contextlib.suppress(Exception):
+                old_conn.execute_command("CLIENT", "UNPAUSE")
+            if fwd is not None and not fwd.targets:
+                self.sync_endpoints(g)
 
     def change_replica_count(self, group_id: str | None, increase: bool, new_replica_count: int | None,
                              apply_immediately: bool = False,
@@ -126,6 +176,7 @@ class Scaling(Backend):
             self._assign_members(g, self.group_service(g))
             if g.user_group_ids or g.auth_token:
                 self._secure_new_nodes(g)
+            self.sync_endpoints(g)
             g.status = "available"
             self.event(g.group_id, "replication-group",
                        f"{'Increased' if increase else 'Decreased'} replica count to {target}")
@@ -225,6 +276,7 @@ class Scaling(Backend):
             g.shards = count
             if g.user_group_ids or g.auth_token:
                 self._secure_new_nodes(g)
+            self.sync_endpoints(g)
             g.resharding = False
             g.status = "available"
             self.event(g.group_id, "replication-group", f"Resharding complete: {count} node groups")

@@ -18,9 +18,12 @@ def parameter_status(name: str, pending_reboot: bool, node_ids: list[str]) -> di
 def member_api(m: Member, show_nodes: bool) -> dict[str, Any]:
     """A member of a replication group, as DescribeCacheClusters shows it."""
     g, n = m.group, m.node
+    status = "available" if n.alive() else "failed"
+    if n.name in g.recovering and n.alive():
+        status = "modifying"  # replaced, resyncing from the primary
     out: dict[str, Any] = {
         "CacheClusterId": m.cluster_id, "CacheNodeType": g.node_type, "Engine": g.engine,
-        "EngineVersion": g.engine_version, "CacheClusterStatus": "available" if n.alive() else "failed",
+        "EngineVersion": g.engine_version, "CacheClusterStatus": status,
         "NumCacheNodes": 1, "PreferredAvailabilityZone": m.az, "CacheClusterCreateTime": g.created,
         "PendingModifiedValues": {k: v for k, v in g.pending.items() if k in ("CacheNodeType", "EngineVersion")},
         "CacheSecurityGroups": [],
@@ -30,7 +33,7 @@ def member_api(m: Member, show_nodes: bool) -> dict[str, Any]:
         "AtRestEncryptionEnabled": g.at_rest_encryption, "ARN": m.arn,
         "ReplicationGroupLogDeliveryEnabled": False, "NetworkType": "ipv4", "IpDiscovery": "ipv4"}
     if show_nodes:
-        out["CacheNodes"] = [{"CacheNodeId": "0001", "CacheNodeStatus": "available" if n.alive() else "failed",
+        out["CacheNodes"] = [{"CacheNodeId": "0001", "CacheNodeStatus": status,
                               "CacheNodeCreateTime": g.created, "Endpoint": {"Address": n.host, "Port": n.port},
                               "ParameterGroupStatus": "pending-reboot" if g.params_pending_reboot else "in-sync",
                               "CustomerAvailabilityZone": m.az}]
@@ -53,6 +56,11 @@ def _endpoint(m: Member) -> dict[str, Any]:
     return {"Address": m.node.host, "Port": m.node.port}
 
 
+def _stable(g: ReplicationGroup, kind: str) -> dict[str, Any]:
+    fwd = g.endpoints[kind]
+    return {"Address": fwd.host, "Port": fwd.port}
+
+
 def group_api(g: ReplicationGroup, members: list[Member] | None = None) -> dict[str, Any]:
     """The group with its node groups, endpoints and roles (`members`: the live ones unless given)."""
     if members is None:
@@ -71,9 +79,12 @@ def group_api(g: ReplicationGroup, members: list[Member] | None = None) -> dict[
             item["NodeGroupMembers"].append(member)
         primary = next((m for m in mine if m.role == "primary"), None)
         replicas = [m for m in mine if m.role == "replica"]
-        if not g.cluster_mode and primary:
+        if not g.cluster_mode and "primary" in g.endpoints:
+            # AWS: DNS names that follow failovers; locally loopback forwarders (endpoints.py)
+            item["PrimaryEndpoint"] = _stable(g, "primary")
+            item["ReaderEndpoint"] = _stable(g, "reader")
+        elif not g.cluster_mode and primary:
             item["PrimaryEndpoint"] = _endpoint(primary)
-            # AWS: one DNS name over the replicas; locally the first
             item["ReaderEndpoint"] = _endpoint((replicas or [primary])[0])
         if g.cluster_mode and primary:
             item["Slots"] = _slot_ranges(PLANE.slots_of(g, primary.node))
@@ -94,8 +105,10 @@ def group_api(g: ReplicationGroup, members: list[Member] | None = None) -> dict[
         out["TransitEncryptionMode"] = "required"
     if g.snapshot_retention and members:
         out["SnapshottingClusterId"] = members[-1].cluster_id
-    if g.cluster_mode and members:
+    if g.cluster_mode and "configuration" in g.endpoints:
         # AWS: a DNS name over all nodes; any node of a Redis Cluster serves as entry point.
+        out["ConfigurationEndpoint"] = _stable(g, "configuration")
+    elif g.cluster_mode and members:
         out["ConfigurationEndpoint"] = _endpoint(members[0])
     return out
 

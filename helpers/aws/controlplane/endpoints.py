@@ -1,0 +1,146 @@
+"""Stable endpoints of replication groups: one loopback address for the life of the resource.
+
+On ElastiCache a replication group's PrimaryEndpoint, ReaderEndpoint and ConfigurationEndpoint are
+DNS names that never change: after a failover, a node replacement or scaling, the name resolves to
+another node, and the old primary drops its client connections, so an application that reconnects
+after an error finds the new primary at the same address.
+
+Locally each of those endpoints is a `Forwarder`: a loopback TCP listener (a thread of the local
+AWS endpoint's process) that picks a target when a client connects, as a DNS lookup does, and then
+copies bytes both ways. The control plane tells it the current targets (`set_targets`): the primary,
+the healthy replicas (connections are spread over them in turn), or any live cluster node. When a
+node stops being a target (a primary demoted by a failover), the forwarder closes the connections it
+holds to that node, which is what a client sees on AWS when the old primary drops its connections.
+
+The one honest difference from DNS: the bytes pass through this process. A DNS name costs nothing
+after the lookup; here every command makes one extra loopback hop (a few microseconds), and the
+forwarder lives as long as the local AWS endpoint (restart it, and the addresses change, as they
+would for a new resource). TLS passes through untouched: the client still talks TLS to the node.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import socket
+import threading
+import time
+
+LOOPBACK = "127.0.0.1"
+Target = tuple[str, int]
+
+
+class Forwarder:
+    """A loopback listener that forwards each connection to one of the current targets."""
+
+    def __init__(self, name: str, wait_for_target: float = 5.0):
+        self.name = name
+        self.wait_for_target = wait_for_target  # a connection made while no target exists waits this long
+        self._targets: list[Target] = []
+        self._turn = itertools.count()
+        self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
+        self._links: dict[Target, set[tuple[socket.socket, socket.socket]]] = {}
+        self._closed = threading.Event()
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._sock.bind((LOOPBACK, 0))
+        self._sock.listen(128)
+        self.host, self.port = self._sock.getsockname()[:2]
+        threading.Thread(target=self._accept, name=f"endpoint-{name}-{self.port}", daemon=True).start()
+
+    @property
+    def targets(self) -> list[Target]:
+        with self._lock:
+            return list(self._targets)
+
+    def set_targets(self, targets: list[Target]) -> None:
+        """The nodes new connections go to; connections held to any other node are closed."""
+        with self._lock:
+            self._targets = list(targets)
+            stale = [pair for t, pairs in self._links.items() if t not in self._targets for pair in pairs]
+            self._changed.notify_all()
+        for pair in stale:
+            _close(*pair)
+
+    def connections(self, target: Target | None = None) -> int:
+        with self._lock:
+            return sum(len(p) for t, p in self._links.items() if target is None or t == target)
+
+    def close(self) -> None:
+        self._closed.set()
+        with contextlib.suppress(OSError):
+            self._sock.shutdown(socket.SHUT_RDWR)
+        self._sock.close()
+        with self._lock:
+            pairs = [pair for p in self._links.values() for pair in p]
+            self._changed.notify_all()
+        for pair in pairs:
+            _close(*pair)
+
+    # --- forwarding ---------------------------------------------------------------------------
+    def _pick(self) -> Target | None:
+        deadline = time.monotonic() + self.wait_for_target
+        with self._lock:
+            while not self._targets and not self._closed.is_set():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return None
+                self._changed.wait(left)
+            if not self._targets:
+                return None
+            return self._targets[next(self._turn) % len(self._targets)]
+
+    def _accept(self) -> None:
+        while not self._closed.is_set():
+            try:
+                conn, _ = self._sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        target = self._pick()
+        if target is None:
+            conn.close()  # as a name that resolves to nothing: the client retries
+            return
+        try:
+            node = socket.create_connection(target, timeout=3)
+        except OSError:
+            conn.close()
+            return
+        node.settimeout(None)
+        node.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        pair = (conn, node)
+        with self._lock:
+            if target not in self._targets:  # demoted while we connected
+                _close(*pair)
+                return
+            self._links.setdefault(target, set()).add(pair)
+        try:
+            back = threading.Thread(target=_pump, args=(node, conn), daemon=True)
+            back.start()
+            _pump(conn, node)
+            back.join()
+        finally:
+            with self._lock:
+                self._links.get(target, set()).discard(pair)
+            _close(*pair)
+
+
+def _pump(src: socket.socket, dst: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        while data := src.recv(65536):
+            dst.sendall(data)
+    for s in (src, dst):
+        with contextlib.suppress(OSError):
+            s.shutdown(socket.SHUT_RDWR)
+
+
+def _close(*socks: socket.socket) -> None:
+    for s in socks:
+        with contextlib.suppress(OSError):
+            s.shutdown(socket.SHUT_RDWR)
+        with contextlib.suppress(OSError):
+            s.close()

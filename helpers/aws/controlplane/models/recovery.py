@@ -1,0 +1,224 @@
+"""Unplanned failures: the control plane's monitor detects a failed node, fails over and replaces it.
+
+On ElastiCache the managed control plane watches every node. When a primary fails it promotes a
+replica (Multi-AZ automatic failover), then replaces the failed node with a new one that resyncs from
+the new primary, and tells the story in events, in this order:
+
+    Failover to replica node <cluster id> completed        (replication group and cache cluster)
+    Recovering cache nodes 0001                             (the failed member)
+    Finished recovery for cache nodes 0001
+
+Locally a monitor thread of the AWS endpoint process polls each group's processes a few times a
+second. In cluster mode disabled the Sentinels promote the replica (as they do without the API);
+in cluster mode the control plane itself promotes the replica with CLUSTER FAILOVER TAKEOVER, so a
+shard recovers even when the surviving primaries are too few for a Redis Cluster vote (one or two
+shards). The failed process is then started again on its port, as a replica that resyncs.
+While a node group has no primary the group is `modifying`, never `available`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+
+from helpers.aws.controlplane import engineops as ops
+from helpers.aws.controlplane.models.base import Backend, ReplicationGroup
+from helpers.runtime import services
+from helpers.runtime.engines import Node
+
+MONITOR_INTERVAL = 0.25  # seconds between two looks at every group's processes
+ROLES_EVERY = 4  # ask the engines for their roles every 4th look (once a second)
+
+
+class Recovery(Backend):
+    _monitor: threading.Thread | None = None
+    _monitor_stop: threading.Event | None = None
+
+    def ensure_monitor(self) -> None:
+        """Start the monitor thread (once per process; reset() stops it)."""
+        with self.lock:
+            if self._monitor is not None and self._monitor.is_alive():
+                return
+            stop = threading.Event()
+            self._monitor_stop = stop
+            self._monitor = threading.Thread(target=self._watch, args=(stop,), name="controlplane-monitor",
+                                             daemon=True)
+            self._monitor.start()
+
+    def stop_monitor(self) -> None:
+        with self.lock:
+            monitor, stop = self._monitor, self._monitor_stop
+            self._monitor = self._monitor_stop = None
+        if stop is not None:
+            stop.set()
+        if monitor is not None:
+            monitor.join(timeout=5)
+
+    def _watch(self, stop: threading.Event) -> None:
+        tick = 0
+        while not stop.wait(MONITOR_INTERVAL):
+            tick += 1
+            with self.lock:
+                groups = list(self.groups.values())
+            for g in groups:
+                if stop.is_set():
+                    return
+                if g.status == "available" and not g.busy:
+                    with contextlib.suppress(Exception):
+                        self._check_group(g, sync=tick % ROLES_EVERY == 0)
+
+    def _check_group(self, g: ReplicationGroup, sync: bool = True) -> None:
+        svc = services.get(g.service_name)
+        if svc is None:
+            return
+        dead = [n for n in svc.nodes if not n.alive()]
+        if not dead:
+            if sync:  # roles may have moved without a crash (Sentinel failing over a stalled primary)
+                self.sync_endpoints(g)
+            return
+        if g.busy or g.status != "available":
+            return
+        g.busy = True
+        g.status = "modifying"
+        self.background(f"recover-{g.group_id}", lambda: self._recover(g, dead),
+                        lambda msg: self._recovery_failed(g, msg))
+
+    def _recovery_failed(self, g: ReplicationGroup, msg: str) -> None:
+        g.busy = False
+        g.recovering.clear()
+        g.status = "available"
+        self.event(g.group_id, "replication-group", f"Recovery failed: {msg}")
+
+    # --- recovery ------------------------------------------------------------------------------
+    def _recover(self, g: ReplicationGroup, dead: list[Node]) -> None:
+        svc = self.group_service(g)
+        data_dead = [n for n in dead if n.kind == "redis"]
+        g.recovering |= {n.name for n in data_dead}
+        if g.cluster_mode:
+            self._cluster_takeover(g, svc, data_dead)
+        elif g.topology == "replicated":
+            self._sentinel_failover(g, svc, data_dead)
+        for n in data_dead:
+            if n.name in g.member_ids:
+                self.event(g.member_ids[n.name], "cache-cluster", "Recovering cache nodes 0001")
+        svc = self._restart(g, svc)
+        from helpers.runtime import topologies
+
+        topologies.record(svc)
+        if g.auth_token or g.user_group_ids:
+            self._secure_new_nodes(g)
+        pg = self.param_groups.get(g.param_group)
+        if pg is not None:  # values changed after creation were CONFIG SET: the new process needs them
+            self.apply_parameters(pg)
+        self.sync_endpoints(g)
+        self.wait_sentinels_settled(g, svc)
+        for n in data_dead:
+            if n.name in g.member_ids:
+                self.event(g.member_ids[n.name], "cache-cluster", "Finished recovery for cache nodes 0001")
+        g.recovering.clear()
+        g.busy = False
+        g.status = "available"
+
+    def _restart(self, g: ReplicationGroup, svc: services.Service) -> services.Service:
+        """Start every dead process again on its port; data nodes come back as replicas and resync."""
+        from helpers.runtime import engines
+        from helpers.runtime.topologies.nodes import node_probe
+
+        topo = services.TOPOLOGIES[svc.topology]
+        if g.topology == "replicated" and not g.automatic_failover:
+            # No Sentinel watches the primary: the failed node comes back in place (its cache is empty).
+            for n in svc.nodes:
+                if not n.alive():
+                    engines.restart_node(n, node_probe(n))
+            return svc
+        if topo.heal is not None:
+            return topo.heal(svc)
+        for n in svc.nodes:
+            if not n.alive():
+                engines.restart_node(n, topo.probe(svc, n))
+        return svc
+
+    def wait_sentinels_settled(self, g: ReplicationGroup, svc: services.Service, timeout: float = 20) -> None:
+        """Every Sentinel names the current primary and has no failover in progress: a new failure can
+        be handled at once (a Sentinel still finishing the last failover would not start another)."""
+        from helpers.runtime import topologies
+
+        if g.topology != "replicated" or not g.automatic_failover:
+            return
+        roles = self._roles(g, svc)
+        port = next((n.port for n in ops.data_nodes(svc) if roles.get(n.name) == "primary" and n.alive()), None)
+        master = svc.meta["master_name"]
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            settled = True
+            for s in svc.nodes_by(role="sentinel"):
+                try:
+                    info = topologies.sentinel_node_client(svc, s).execute_command("SENTINEL", "MASTER", master)
+                except Exception:  # noqa: BLE001 - a Sentinel restarting
+                    settled = False
+                    break
+                if isinstance(info, list):
+                    info = dict(zip(info[::2], info[1::2], strict=False))
+                if (int(info.get("port", 0)) != port or info.get("flags") != "master"
+                        or int(info.get("num-other-sentinels", 0)) < 2):
+                    settled = False
+                    break
+            if settled:
+                return
+            time.sleep(0.05)
+
+    def _failover_done(self, g: ReplicationGroup, new: Node) -> None:
+        member = g.member_ids.get(new.name, new.name)
+        self.event(g.group_id, "replication-group", f"Failover to replica node {member} completed")
+        self.event(member, "cache-cluster", f"Failover to replica node {member} completed")
+
+    def _sentinel_failover(self, g: ReplicationGroup, svc: services.Service, dead: list[Node]) -> None:
+        """The primary died: the Sentinels promote a replica; the primary endpoint waits for it."""
+        fwd = g.endpoints.get("primary")
+        was_primary = [n for n in dead if fwd is not None and (n.host, n.port) in fwd.targets]
+        if not was_primary or not g.automatic_failover:
+            return
+        fwd.set_targets([])  # no primary: new connections wait for the promoted replica
+        from helpers.runtime import topologies
+
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            with contextlib.suppress(Exception):
+                _host, port = topologies.current_primary(svc)
+                new = next((n for n in ops.data_nodes(svc) if n.port == port and n.alive()), None)
+                if new is not None and self._admin(g, svc, new).execute_command("ROLE")[0] == "master":
+                    self.sync_endpoints(g)
+                    self._failover_done(g, new)
+                    return
+            time.sleep(0.05)
+        raise RuntimeError("no replica was promoted within 30 s")
+
+    def _cluster_takeover(self, g: ReplicationGroup, svc: services.Service, dead: list[Node]) -> None:
+        """Promote the most up-to-date replica of each failed primary (CLUSTER FAILOVER TAKEOVER)."""
+        view = self._cluster_view(g, svc)
+        dead_ports = {n.port for n in dead}
+        by_port = {n.port: n for n in ops.data_nodes(svc)}
+        for v in view:
+            if v["port"] not in dead_ports or "master" not in v["flags"] or not v["slots"]:
+                continue
+            candidates = [by_port[r["port"]] for r in view if r["master"] == v["id"] and r["port"] in by_port
+                          and r["port"] not in dead_ports and by_port[r["port"]].alive()]
+            if not candidates:
+                continue  # a shard without replicas: the node restarts empty, as on AWS
+
+            def offset(n: Node) -> int:
+                with contextlib.suppress(Exception):
+                    return int(self._admin(g, svc, n).info("replication").get("slave_repl_offset", 0))
+                return -1
+
+            best = max(candidates, key=offset)
+            conn = self._admin(g, svc, best)
+            with contextlib.suppress(Exception):  # Redis may have promoted it already
+                conn.execute_command("CLUSTER", "FAILOVER", "TAKEOVER")
+            deadline = time.monotonic() + 15
+            while conn.execute_command("ROLE")[0] != "master":
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"replica {best.name} did not take over")
+                time.sleep(0.05)
+            self._failover_done(g, best)
