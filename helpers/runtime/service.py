@@ -112,7 +112,7 @@ class Service:
         return {"name": self.name, "topology": self.topology, "url": self.url,
                 "nodes": [{"name": n.name, "kind": n.kind, "role": n.role, "host": n.host, "port": n.port,
                            "pid": n.pid, "state": node_state(n)} for n in self.nodes],
-                **{k: v for k, v in self.meta.items() if k.startswith("public_")}}
+                **{k: v for k, v in self.meta.items() if k.startswith("public_") or k in ("engine", "version")}}
 
     def __repr__(self) -> str:
         nodes = ", ".join(f"{n.role}@{n.host}:{n.port}" for n in self.nodes)
@@ -121,7 +121,7 @@ class Service:
 
 def node_state(n: Node) -> str:
     proc = n.process()
-    if proc is None:
+    if proc is None or not n.alive():
         return "dead"
     try:
         return "paused" if proc.status() == psutil.STATUS_STOPPED else "running"

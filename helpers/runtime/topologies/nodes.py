@@ -83,6 +83,15 @@ def data_conf(port: int, workdir: Path, config: dict[str, Any] | None, secret: s
     return redis_conf(port, workdir, conf, secret, filename=f"redis-{port}.conf")
 
 
+def require_tls_between_nodes(binary: str) -> None:
+    """Replicas, Sentinels and cluster nodes speak TLS to each other: that needs TLS in the engine
+    itself (the lab's TLS front, helpers.runtime.tlsfront, serves clients of a single node only)."""
+    if not engines.binary_has_tls(binary):
+        raise LabError(f"{engines.binary_version(binary)} ({binary}) was built without TLS: a single node gets "
+                       "TLS through the lab's TLS front, but replication, Sentinel and cluster traffic between "
+                       f"nodes needs TLS in the engine itself. {engines.tls_hint()}")
+
+
 ExtraConf = dict[str, Any] | Callable[[int], dict[str, Any]] | None
 
 
@@ -90,6 +99,9 @@ def start_data_node(name: str, role: str, workdir: Path, binary: str, config: di
                     secret: str | None, use_tls: bool, extra_conf: ExtraConf = None, bus: bool = False) -> Node:
     """Start one redis-server of a topology (replicated, cluster, or the control plane's groups) and
     wait for it. `extra_conf` may depend on the port the node gets (a function of it)."""
+
+    if use_tls:
+        require_tls_between_nodes(binary)
 
     def argv(port: int) -> list[str]:
         extra = extra_conf(port) if callable(extra_conf) else extra_conf

@@ -21,6 +21,7 @@ from helpers.runtime.topologies.nodes import (
     node_client,
     node_probe,
     probe_for,
+    require_tls_between_nodes,
     set_conf_line,
     start_data_node,
     tls_client_kwargs,
@@ -56,9 +57,11 @@ def _replicated(name: str, workdir: Path, replicas: int = 2, password: bool = Fa
                 failover_timeout_ms: int = 6000) -> tuple[list[Node], dict]:
     if not 1 <= int(replicas) <= 5:
         raise LabError(f"{replicas} replicas? A replication group has 1 to 5 replicas; choose one of those.")
-    binary = engines.find_binary("redis")
-    meta: dict[str, Any] = {"binary": binary, "version": engines.binary_version(binary), "master_name": name,
-                            "public_master_name": name}
+    engine = engines.kv_engine()
+    if tls:
+        require_tls_between_nodes(engine.binary)
+    binary = engine.binary
+    meta: dict[str, Any] = {**engine.meta(), "master_name": name, "public_master_name": name}
     secret = make_password(workdir, meta, password)
     nodes: list[Node] = []
     try:
