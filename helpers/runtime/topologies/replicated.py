@@ -186,7 +186,16 @@ def wait_replicas_synced(svc: Service, timeout: float = 30) -> int:
         live = [n for n in svc.nodes_by(kind="redis") if n.alive() and not n.paused() and n.port != port]
         linked = [v for k, v in info.items() if k.startswith("slave") and isinstance(v, dict)
                   and v.get("state") == "online"]
-        return [len(linked)] if info.get("role") == "master" and len(linked) >= len(live) else None
+        if info.get("role") != "master" or len(linked) < len(live):
+            return None
+        # Asked of each replica too: the primary may call a replica online before that replica has
+        # loaded what it was sent (Valkey does), and a read there must find the data.
+        for n in live:
+            mine = node_client(svc, n, socket_timeout=2).info("replication")
+            if (mine.get("role") != "slave" or int(mine.get("master_port", -1)) != port
+                    or mine.get("master_link_status") != "up" or int(mine.get("master_sync_in_progress", 1))):
+                return None
+        return [len(linked)]
 
     return wait_for(synced, timeout, f"the replicas of {svc.name} to sync with the primary", interval=0.1)[0]
 
