@@ -190,6 +190,10 @@ REDIS_BASE = {
     "dbfilename": "dump.rdb",
     "enable-debug-command": "local",
     "latency-monitor-threshold": "0",
+    # FLUSHDB/FLUSHALL free memory before they answer, as Redis OSS does by default: Valkey 8+ frees
+    # it in the background (lazyfree-lazy-user-flush yes), so a write right after a flush on a
+    # small maxmemory was refused with OOM while the old keys were still being freed.
+    "lazyfree-lazy-user-flush": "no",
 }
 
 
