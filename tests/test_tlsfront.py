@@ -37,11 +37,20 @@ def test_split_conf_moves_tls_to_the_front(tmp_path):
     assert _mode(conf) == 0o600 and _mode(tlsfront.spec_path(conf)) == 0o600
 
 
-def test_split_conf_refuses_node_to_node_tls(tmp_path):
+def test_split_conf_refuses_replication_through_the_front(tmp_path):
     conf = tmp_path / "redis.conf"
     conf.write_text("port 0\ntls-port 7001\ntls-cert-file /c\ntls-key-file /k\nreplicaof 127.0.0.1 7000\n")
     with pytest.raises(tlsfront.FrontError):
         tlsfront.split_conf(conf, tmp_path / "n.sock")
+
+
+def test_split_conf_of_a_cluster_node_keeps_a_peer_port_and_announces_the_front(tmp_path):
+    conf = tmp_path / "redis.conf"
+    conf.write_text("port 0\ntls-port 7001\ntls-cert-file /c\ntls-key-file /k\ntls-cluster yes\ncluster-enabled yes\n")
+    spec = tlsfront.split_conf(conf, tmp_path / "n.sock", peer_port=7500)
+    text = conf.read_text()
+    assert spec["peer_port"] == 7500 and "port 7500" in text.splitlines()
+    assert "cluster-port 17001" in text and "cluster-announce-client-port 7001" in text and "tls-" not in text
 
 
 def test_server_context_follows_tls_auth_clients():
@@ -109,7 +118,26 @@ def test_kill_takes_the_front_down_and_start_heals_both(no_native_tls):
     assert healed.nodes[0].front_process() is None and healed.nodes[0].process() is None
 
 
-def test_node_to_node_tls_needs_tls_in_the_engine(no_native_tls):
+def test_replication_with_tls_needs_tls_in_the_engine(no_native_tls):
     with pytest.raises(LabError, match="built without TLS"):
         services.start("replicated", name="rtls", replicas=1, tls=True)
     assert services.get("rtls") is None
+
+
+def test_a_cluster_behind_fronts_sends_clients_to_the_fronts(no_native_tls):
+    from helpers.runtime import topologies as topo
+
+    if not engines.front_serves_cluster(engines.kv_engine().binary):
+        with pytest.raises(LabError, match="built without TLS"):
+            services.start("cluster", name="ctls", shards=1, replicas=1, tls=True)
+        return
+    svc = services.start("cluster", name="ctls", shards=2, replicas=1, tls=True, password=True)
+    assert all(n.extra.get("tls_front") for n in svc.nodes)
+    rc = topo.cluster_client(svc)
+    for i in range(50):
+        rc.set(f"k{i}", i)
+    assert [rc.get(f"k{i}") for i in (3, 42)] == ["3", "42"]
+    ports = {n.port for n in svc.nodes}
+    slots = topo.node_client(svc, svc.nodes[0]).execute_command("CLUSTER", "SLOTS")
+    assert {entry[2][1] for entry in slots} <= ports  # the fronts' TLS ports, not the peers' ports
+    assert _ping(svc)  # plaintext to a front: cut off

@@ -510,11 +510,24 @@ def _front_spec(argv: Sequence[str], port: int) -> dict[str, Any] | None:
     if tlsfront.wants_tls(conf):
         if binary_has_tls(argv[0]):
             return None
+        peer_port = None
+        if "cluster-enabled yes" in conf.read_text():
+            if not front_serves_cluster(argv[0]):
+                raise LabError(f"{binary_version(argv[0])} has neither TLS nor cluster-announce-client-port: its "
+                               f"cluster nodes cannot serve TLS. {tls_hint()}")
+            peer_port = free_port(bus_offset=None, avoid=(port, port + 10000))
         try:
-            return tlsfront.split_conf(conf, _socket_path(port))
+            return tlsfront.split_conf(conf, _socket_path(port), peer_port)
         except tlsfront.FrontError as exc:
             raise LabError(f"{exc} {tls_hint()}") from None
     return tlsfront.load_spec(conf)
+
+
+def front_serves_cluster(path: str) -> bool:
+    """Whether a cluster node of this binary can sit behind a TLS front: it must tell clients another
+    port than its peers (cluster-announce-client-port, Valkey 8+)."""
+    with open(path, "rb") as fh:
+        return b"cluster-announce-client-port" in fh.read()
 
 
 def tls_hint() -> str:

@@ -11,9 +11,11 @@ directory: no other user of the machine can reach the plaintext side; its TCP po
 What a learner sees is the same: a plaintext client is cut off, a client that does not trust
 the CA (or meets an expired or wrong-host certificate) fails its handshake, `CONFIG GET port`
 is 0. What differs: the engine sees every client as coming from the Unix socket (CLIENT LIST
-shows no client addresses), the engine's own TLS settings (`CONFIG GET tls-*`) are not in
-effect, and replication or cluster traffic between nodes cannot go through the front (those
-topologies need an engine built with TLS). docs/local-vs-aws.md says the same for readers.
+shows no client addresses), and the engine's own TLS settings (`CONFIG GET tls-*`) are not in
+effect. Traffic between nodes is not encrypted: a cluster's nodes gossip on their bus and
+replicas sync from primaries in plaintext over loopback ports (Valkey's
+cluster-announce-client-port sends clients to the fronts), and replication groups with Sentinel
+need an engine built with TLS. docs/local-vs-aws.md says the same for readers.
 
 The lab uses the engine's own TLS whenever the binary has it. This file runs as a script
 (`python tlsfront.py SPEC.json ENGINE_PID`) and imports only the standard library.
@@ -32,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 SPEC_SUFFIX = ".tlsfront.json"
-MULTI_NODE = ("replicaof", "slaveof", "sentinel", "cluster-enabled yes")
+REPLICATION = ("replicaof", "slaveof", "sentinel")
 
 
 class FrontError(Exception):
@@ -63,15 +65,22 @@ def wants_tls(conf: Path) -> bool:
     return d.get("tls-port", "0") not in ("", "0")
 
 
-def split_conf(conf: Path, socket: Path) -> dict[str, Any]:
-    """Rewrite `conf` for a node without TLS (TCP port 0, a Unix socket, no tls-* lines) and write
-    the front's spec beside it; returns the spec. The files stay owner-only."""
+def split_conf(conf: Path, socket: Path, peer_port: int | None = None) -> dict[str, Any]:
+    """Rewrite `conf` for a node without TLS (a Unix socket, no tls-* lines) and write the front's
+    spec beside it; returns the spec. The files stay owner-only.
+
+    A standalone node gets TCP port 0. A cluster node also needs a TCP port for its peers (`peer_port`:
+    replicas of a shard sync from it in plaintext, over loopback) and keeps its cluster bus at the
+    TLS port + 10000; it tells clients the TLS port (cluster-announce-client-port), so redirects
+    and CLUSTER SLOTS lead them to the fronts.
+    """
     lines = conf.read_text().splitlines()
     d = _directives(lines)
     text = "\n".join(lines)
-    if any(word in text for word in MULTI_NODE):
-        raise FrontError("This engine was built without TLS, and replication, Sentinel and cluster traffic between "
-                         "nodes cannot go through the lab's TLS front.")
+    cluster = d.get("cluster-enabled", "no").lower() == "yes"
+    if any(word in text for word in REPLICATION) or (cluster and peer_port is None):
+        raise FrontError("This engine was built without TLS, and replication and Sentinel traffic between nodes "
+                         "cannot go through the lab's TLS front.")
     spec = {
         "host": d.get("bind", "127.0.0.1").split()[0],
         "port": int(d["tls-port"]),
@@ -82,7 +91,11 @@ def split_conf(conf: Path, socket: Path) -> dict[str, Any]:
         "auth_clients": d.get("tls-auth-clients", "yes").lower(),  # the engines' default is "yes"
     }
     keep = [ln for ln in lines if not ln.strip().lower().startswith(("tls-", "port ", "unixsocket"))]
-    keep += ["port 0", f"unixsocket {socket}", "unixsocketperm 700"]
+    keep += [f"port {peer_port if cluster else 0}", f"unixsocket {socket}", "unixsocketperm 700"]
+    if cluster:
+        spec["peer_port"] = peer_port
+        keep = [ln for ln in keep if not ln.strip().lower().startswith(("cluster-port ", "cluster-announce-client"))]
+        keep += [f"cluster-port {spec['port'] + 10000}", f"cluster-announce-client-port {spec['port']}"]
     _write_private(conf, "\n".join(keep) + "\n")
     _write_private(spec_path(conf), json.dumps(spec, indent=1) + "\n")
     return spec

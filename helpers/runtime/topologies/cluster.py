@@ -65,7 +65,7 @@ def _cluster(name: str, workdir: Path, shards: int = 3, replicas: int = 1, passw
         raise LabError(f"{shards} shards x {replicas} replicas? Choose 1-10 shards and 0-5 replicas per shard.")
     engine = engines.kv_engine()
     if tls:
-        require_tls_between_nodes(engine.binary)
+        require_tls_between_nodes(engine.binary, cluster=True)
     binary = engine.binary
     meta: dict[str, Any] = engine.meta()
     secret = make_password(workdir, meta, password)
