@@ -552,8 +552,17 @@ def _start_front(spec: dict[str, Any], argv: Sequence[str], engine: process.Proc
     except LabError:
         front.stop(timeout=5)
         raise
-    return {"pid": front.pid, "create_time": front.create_time, "argv": front_argv, "log": str(log),
+    info = {"pid": front.pid, "create_time": front.create_time, "argv": front_argv, "log": str(log),
             "socket": spec["socket"]}
+    if spec.get("peer_port"):
+        info["peer_port"] = spec["peer_port"]
+    return info
+
+
+def peer_port(node: Node) -> int:
+    """The port other engines reach `node` on: its own, or the plaintext peer port of a cluster node
+    behind a TLS front (engines cannot speak TLS to the front)."""
+    return int((node.extra.get("tls_front") or {}).get("peer_port") or node.port)
 
 
 # How to tell that a node of each engine answers (a topology may declare a probe of its own).

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from helpers.runtime import state
+from helpers.runtime import engines, state
 from helpers.runtime.engines import Node
 from helpers.runtime.service import Service, record
 from helpers.runtime.state import LabError
@@ -70,7 +70,7 @@ def _migrate_batch(svc: Service, slots: list[int], source: Node, target: Node, s
         p2 = src.pipeline(transaction=False)  # MIGRATE takes keys of one slot at a time
         for keys in p.execute():
             if keys:
-                p2.execute_command("MIGRATE", target.host, target.port, "", 0, 10000, "REPLACE", *auth,
+                p2.execute_command("MIGRATE", target.host, engines.peer_port(target), "", 0, 10000, "REPLACE", *auth,
                                    "KEYS", *keys)
                 moved += len(keys)
         p2.execute()
