@@ -194,6 +194,9 @@ REDIS_BASE = {
     # it in the background (lazyfree-lazy-user-flush yes), so a write right after a flush on a
     # small maxmemory was refused with OOM while the old keys were still being freed.
     "lazyfree-lazy-user-flush": "no",
+    # Redis OSS's default. Valkey 8+ keeps 10 MB of replication backlog, which counts as used memory:
+    # on the labs' small maxmemory (8 MB in lab 12) a primary with a replica refused every write.
+    "repl-backlog-size": "1mb",
 }
 
 
