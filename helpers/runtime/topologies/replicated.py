@@ -188,8 +188,9 @@ def wait_replicas_synced(svc: Service, timeout: float = 30) -> int:
                   and v.get("state") == "online"]
         if info.get("role") != "master" or len(linked) < len(live):
             return None
-        # Asked of each replica too: the primary may call a replica online before that replica has
-        # loaded what it was sent (Valkey does), and a read there must find the data.
+        # Asked of each replica too: after a failover on Valkey 9, the new primary listed every replica
+        # online while the returning old primary still said its link was down (and had no data yet);
+        # a read there must find the data.
         for n in live:
             mine = node_client(svc, n, socket_timeout=2).info("replication")
             if (mine.get("role") != "slave" or int(mine.get("master_port", -1)) != port
