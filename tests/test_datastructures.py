@@ -63,3 +63,12 @@ def test_encoding_widget_updates_headless(r):
     point = update(10)
     assert point.encoding == "listpack" and point.size == 10
     assert "listpack" in widget.children[1].value
+
+
+def test_set_threshold_is_the_intset_limit_on_every_engine(r):
+    """Integer members stay an intset up to set-max-intset-entries, also where the engine has
+    set-max-listpack-entries (Valkey, Redis 7.2+)."""
+    limit = ds.listpack_threshold(r, "set")
+    assert limit == int(r.config_get("set-max-intset-entries")["set-max-intset-entries"])
+    at = {p.size: p for p in ds.encoding_curve(r, "set", "test:ds:intset", [limit, limit + 1])}
+    assert at[limit].encoding == "intset" and at[limit + 1].encoding == "hashtable"

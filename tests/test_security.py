@@ -211,7 +211,7 @@ def test_mask_never_shows_the_secret():
     assert security.mask(None) == "(none)"
 
 
-def test_replicated_and_cluster_topologies_with_tls_and_auth():
+def test_replicated_and_cluster_topologies_with_tls_and_auth(engine_with_tls):
     """The topologies engineer's layouts use helpers.runtime.tls: check them end to end, then stop them."""
     from helpers.runtime import services, topologies
 

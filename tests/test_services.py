@@ -123,8 +123,13 @@ def test_missing_binary_says_what_to_run(isolated_home, monkeypatch):
     monkeypatch.setattr(engines, "EXTRA_DIRS", ())
     with pytest.raises(LabError, match="not found on PATH.*(apt-get|brew) install"):
         services.start("memcached")
+    monkeypatch.setenv("ELASTICACHE_LAB_ENGINE", "redis")
     monkeypatch.setenv("ELASTICACHE_LAB_REDIS_SERVER", "/nope/redis-server")
     with pytest.raises(LabError, match="ELASTICACHE_LAB_REDIS_SERVER"):
+        services.start("redis")
+    monkeypatch.setenv("ELASTICACHE_LAB_ENGINE", "valkey")
+    monkeypatch.setenv("ELASTICACHE_LAB_VALKEY_SERVER", "/nope/valkey-server")
+    with pytest.raises(LabError, match="ELASTICACHE_LAB_VALKEY_SERVER"):
         services.start("redis")
 
 

@@ -315,7 +315,7 @@ def test_stop_leaves_nothing():
     assert _gone(pids) and services.get("t-stop") is None
 
 
-def test_cluster_over_tls_with_a_password():
+def test_cluster_over_tls_with_a_password(engine_with_tls):
     pytest.importorskip("helpers.runtime.tls")
     svc = start("cluster", name="t-tls", shards=1, replicas=1, tls=True, password=True)
     try:

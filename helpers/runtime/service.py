@@ -112,7 +112,7 @@ class Service:
         return {"name": self.name, "topology": self.topology, "url": self.url,
                 "nodes": [{"name": n.name, "kind": n.kind, "role": n.role, "host": n.host, "port": n.port,
                            "pid": n.pid, "state": node_state(n)} for n in self.nodes],
-                **{k: v for k, v in self.meta.items() if k.startswith("public_")}}
+                **{k: v for k, v in self.meta.items() if k.startswith("public_") or k in ("engine", "version")}}
 
     def __repr__(self) -> str:
         nodes = ", ".join(f"{n.role}@{n.host}:{n.port}" for n in self.nodes)
@@ -121,7 +121,7 @@ class Service:
 
 def node_state(n: Node) -> str:
     proc = n.process()
-    if proc is None:
+    if proc is None or not n.alive():
         return "dead"
     try:
         return "paused" if proc.status() == psutil.STATUS_STOPPED else "running"
@@ -190,6 +190,13 @@ REDIS_BASE = {
     "dbfilename": "dump.rdb",
     "enable-debug-command": "local",
     "latency-monitor-threshold": "0",
+    # FLUSHDB/FLUSHALL free memory before they answer, as Redis OSS does by default: Valkey 8+ frees
+    # it in the background (lazyfree-lazy-user-flush yes), so a write right after a flush on a
+    # small maxmemory was refused with OOM while the old keys were still being freed.
+    "lazyfree-lazy-user-flush": "no",
+    # Redis OSS's default. Valkey 8+ keeps 10 MB of replication backlog, which counts as used memory:
+    # on the labs' small maxmemory (8 MB in lab 12) a primary with a replica refused every write.
+    "repl-backlog-size": "1mb",
 }
 
 

@@ -40,7 +40,7 @@ def start(topology_name: str = "redis", name: str | None = None, **options: Any)
         record = records.get(name)
         if record:
             svc = Service.from_dict(record)
-            if svc.topology == topology_name and svc.options == options:
+            if svc.topology == topology_name and svc.options == options and _engine_matches(svc):
                 healed = _heal(svc)
                 if healed is not None:
                     records[name] = healed.to_dict()
@@ -58,6 +58,13 @@ def start(topology_name: str = "redis", name: str | None = None, **options: Any)
         records[name] = svc.to_dict()
         state.save_registry(records)
         return svc
+
+
+def _engine_matches(svc: Service) -> bool:
+    """A key-value service runs the engine now selected (ELASTICACHE_LAB_ENGINE, else the default):
+    one started under the other engine is started again, never handed back silently."""
+    engine = svc.meta.get("engine")
+    return engine is None or engine == engines.selected_engine_name()
 
 
 def _heal(svc: Service) -> Service | None:

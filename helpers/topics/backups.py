@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from helpers.runtime import services, state
+from helpers.runtime import engines, services, state
 from helpers.runtime.state import LabError
 
 RDB_ONLY = {"save": '""', "appendonly": "no"}          # snapshots only when asked (BGSAVE)
@@ -189,23 +189,58 @@ def count_keys(r: Any, prefix: str) -> int:
     return sum(1 for _ in r.scan_iter(match=f"{prefix}*", count=1000))
 
 
-def _check_tool(tool: str, path: Path) -> tuple[bool | None, str]:
-    exe = shutil.which(tool)
-    if not exe:
-        return None, f"{tool} is not installed (it ships with redis-tools)."
-    proc = subprocess.run([exe, str(path)], capture_output=True, text=True, timeout=60)
+def _check_tool(kind: str, path: Path) -> tuple[bool | None, str]:
+    """Run the engine's own checker (`rdb` or `aof`) on `path`.
+
+    The checkers are the server binary itself under another name (redis-check-rdb is a link to
+    redis-server, valkey-check-rdb to valkey-server), so the file is checked by the engine that
+    wrote it: Redis 7.0's checker refuses the newer RDB and AOF formats Valkey 8/9 write.
+    """
+    try:
+        engine = engines.kv_engine()
+    except LabError:
+        engine = None
+    if engine is not None:
+        argv, exe = [f"{engine.name}-check-{kind}", str(path)], engine.binary
+    else:
+        tool = shutil.which(f"redis-check-{kind}")
+        if not tool:
+            return None, f"redis-check-{kind} is not installed (it ships with redis-tools)."
+        argv, exe = [tool, str(path)], tool
+    proc = subprocess.run(argv, executable=exe, capture_output=True, text=True, timeout=60)
     out = (proc.stdout + proc.stderr).strip()
     return proc.returncode == 0, out
 
 
 def check_rdb(path: Path) -> tuple[bool | None, str]:
-    """Run redis-check-rdb on a snapshot: (ok, its report); ok is None when the tool is missing."""
-    return _check_tool("redis-check-rdb", Path(path))
+    """Check a snapshot with the engine's RDB checker: (ok, its report); ok is None when there is none."""
+    return _check_tool("rdb", Path(path))
 
 
 def check_aof(path: Path) -> tuple[bool | None, str]:
-    """Run redis-check-aof on an AOF (Redis 7: pass the manifest file)."""
-    return _check_tool("redis-check-aof", Path(path))
+    """Check an AOF with the engine's AOF checker (Redis 7+ and Valkey: pass the manifest file)."""
+    path = Path(path)
+    ok, report = _check_tool("aof", path)
+    if ok is False and path.name.endswith(".manifest") and "base.rdb format error" in report:
+        # valkey-check-aof 9.1 reads a base file in RDB format (Valkey's RDB starts "VALKEY", not
+        # "REDIS") as RESP and calls it broken: check each part with the checker of its format.
+        results = [_check_tool("rdb" if part.suffix == ".rdb" else "aof", part) for part in _manifest_parts(path)]
+        if results:
+            ok = all(r[0] for r in results)
+            report = "\n".join(r[1] for r in results) + f"\nAOF {path.name}: every part checked " + \
+                ("and valid" if ok else "and one is not valid")
+    return ok, report
+
+
+def _manifest_parts(manifest: Path) -> list[Path]:
+    """The base and incremental files an AOF manifest lists (history files left out)."""
+    parts = []
+    for line in manifest.read_text().splitlines():
+        words = line.split()
+        fields = dict(zip(words[::2], words[1::2], strict=False))
+        if "file" in fields and fields.get("type") in ("b", "i"):
+            parts.append(manifest.parent / fields["file"])
+    return parts
 
 
 def rewrite_aof(r: Any, timeout: float = 60.0) -> None:

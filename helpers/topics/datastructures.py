@@ -127,10 +127,15 @@ def encoding_curve(r: Any, kind: str, key: str, sizes: Iterable[int]) -> list[En
 
 
 def listpack_threshold(r: Any, kind: str) -> int | None:
-    """The server's configured entry limit for the compact encoding of `kind` (CONFIG GET)."""
+    """The server's configured entry limit for the compact encoding of `kind` (CONFIG GET).
+
+    For a set it is the intset limit: encoding_curve() fills sets with integers, which stay an
+    intset up to set-max-intset-entries (512) on every engine. Valkey and Redis 7.2+ also have
+    set-max-listpack-entries (128), for sets of short strings only.
+    """
     names = {"hash": ["hash-max-listpack-entries", "hash-max-ziplist-entries"],
              "zset": ["zset-max-listpack-entries", "zset-max-ziplist-entries"],
-             "set": ["set-max-listpack-entries", "set-max-intset-entries"]}.get(kind, [])
+             "set": ["set-max-intset-entries"]}.get(kind, [])
     for name in names:
         value = r.config_get(name).get(name)
         if value is not None:

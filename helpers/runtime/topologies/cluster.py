@@ -21,6 +21,7 @@ from helpers.runtime.topologies.nodes import (
     node_client,
     node_probe,
     probe_for,
+    require_tls_between_nodes,
     start_data_node,
     tls_client_kwargs,
     wait_for,
@@ -62,8 +63,11 @@ def _cluster(name: str, workdir: Path, shards: int = 3, replicas: int = 1, passw
              tls: bool = False, config: dict[str, Any] | None = None) -> tuple[list[Node], dict]:
     if not 1 <= int(shards) <= 10 or not 0 <= int(replicas) <= 5:
         raise LabError(f"{shards} shards x {replicas} replicas? Choose 1-10 shards and 0-5 replicas per shard.")
-    binary = engines.find_binary("redis")
-    meta: dict[str, Any] = {"binary": binary, "version": engines.binary_version(binary)}
+    engine = engines.kv_engine()
+    if tls:
+        require_tls_between_nodes(engine.binary, cluster=True)
+    binary = engine.binary
+    meta: dict[str, Any] = engine.meta()
     secret = make_password(workdir, meta, password)
     nodes: list[Node] = []
     svc = Service(name=name, topology="cluster", options={"tls": tls}, nodes=nodes, meta=meta)

@@ -83,6 +83,18 @@ def data_conf(port: int, workdir: Path, config: dict[str, Any] | None, secret: s
     return redis_conf(port, workdir, conf, secret, filename=f"redis-{port}.conf")
 
 
+def require_tls_between_nodes(binary: str, cluster: bool = False) -> None:
+    """Replicas and Sentinels speak TLS to each other: a replication group with TLS needs TLS in the
+    engine itself. A cluster's nodes can sit behind the lab's TLS front (helpers.runtime.tlsfront)
+    where the engine tells clients the front's port (Valkey 8+)."""
+    if engines.binary_has_tls(binary) or (cluster and engines.front_serves_cluster(binary)):
+        return
+    what = "cluster" if cluster else "replication and Sentinel"
+    raise LabError(f"{engines.binary_version(binary)} ({binary}) was built without TLS: a single node gets "
+                   f"TLS through the lab's TLS front, but {what} traffic between nodes needs TLS in the "
+                   f"engine itself. {engines.tls_hint()}")
+
+
 ExtraConf = dict[str, Any] | Callable[[int], dict[str, Any]] | None
 
 
@@ -90,6 +102,9 @@ def start_data_node(name: str, role: str, workdir: Path, binary: str, config: di
                     secret: str | None, use_tls: bool, extra_conf: ExtraConf = None, bus: bool = False) -> Node:
     """Start one redis-server of a topology (replicated, cluster, or the control plane's groups) and
     wait for it. `extra_conf` may depend on the port the node gets (a function of it)."""
+
+    if use_tls:
+        require_tls_between_nodes(binary, cluster=bus)
 
     def argv(port: int) -> list[str]:
         extra = extra_conf(port) if callable(extra_conf) else extra_conf

@@ -21,6 +21,7 @@ from helpers.runtime.topologies.nodes import (
     node_client,
     node_probe,
     probe_for,
+    require_tls_between_nodes,
     set_conf_line,
     start_data_node,
     tls_client_kwargs,
@@ -56,9 +57,11 @@ def _replicated(name: str, workdir: Path, replicas: int = 2, password: bool = Fa
                 failover_timeout_ms: int = 6000) -> tuple[list[Node], dict]:
     if not 1 <= int(replicas) <= 5:
         raise LabError(f"{replicas} replicas? A replication group has 1 to 5 replicas; choose one of those.")
-    binary = engines.find_binary("redis")
-    meta: dict[str, Any] = {"binary": binary, "version": engines.binary_version(binary), "master_name": name,
-                            "public_master_name": name}
+    engine = engines.kv_engine()
+    if tls:
+        require_tls_between_nodes(engine.binary)
+    binary = engine.binary
+    meta: dict[str, Any] = {**engine.meta(), "master_name": name, "public_master_name": name}
     secret = make_password(workdir, meta, password)
     nodes: list[Node] = []
     try:
@@ -183,7 +186,17 @@ def wait_replicas_synced(svc: Service, timeout: float = 30) -> int:
         live = [n for n in svc.nodes_by(kind="redis") if n.alive() and not n.paused() and n.port != port]
         linked = [v for k, v in info.items() if k.startswith("slave") and isinstance(v, dict)
                   and v.get("state") == "online"]
-        return [len(linked)] if info.get("role") == "master" and len(linked) >= len(live) else None
+        if info.get("role") != "master" or len(linked) < len(live):
+            return None
+        # Asked of each replica too: after a failover on Valkey 9, the new primary listed every replica
+        # online while the returning old primary still said its link was down (and had no data yet);
+        # a read there must find the data.
+        for n in live:
+            mine = node_client(svc, n, socket_timeout=2).info("replication")
+            if (mine.get("role") != "slave" or int(mine.get("master_port", -1)) != port
+                    or mine.get("master_link_status") != "up" or int(mine.get("master_sync_in_progress", 1))):
+                return None
+        return [len(linked)]
 
     return wait_for(synced, timeout, f"the replicas of {svc.name} to sync with the primary", interval=0.1)[0]
 

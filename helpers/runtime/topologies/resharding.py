@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from helpers.runtime import state
+from helpers.runtime import engines, state
 from helpers.runtime.engines import Node
 from helpers.runtime.service import Service, record
 from helpers.runtime.state import LabError
@@ -41,18 +41,37 @@ def _primary_by_ref(svc: Service, ref: Node | str | int) -> Node:
     return n
 
 
+SETSLOT_LANES = 16
+
+
+def _setslots(client: Any, slots: list[int], *args: Any) -> None:
+    """CLUSTER SETSLOT <slot> *args for every slot, pipelined over several connections at once.
+
+    Valkey 8+ answers a SETSLOT only once the node's replicas have acknowledged it (a few ms each,
+    even pipelined: the connection waits); Redis OSS answers at once. Parallel lanes make both fast.
+    """
+    if not slots:
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    def lane(part: list[int]) -> None:
+        p = client.pipeline(transaction=False)
+        for s in part:
+            p.execute_command("CLUSTER", "SETSLOT", s, *args)
+        p.execute()
+
+    lanes = [slots[i::SETSLOT_LANES] for i in range(min(SETSLOT_LANES, len(slots)))]
+    with ThreadPoolExecutor(len(lanes)) as pool:
+        for future in [pool.submit(lane, part) for part in lanes]:
+            future.result()
+
+
 def _migrate_batch(svc: Service, slots: list[int], source: Node, target: Node, src: Any, tgt: Any,
                    keys_per_call: int = 200) -> int:
     """Move a batch of slots of one source to target, the way redis-cli --cluster reshard does."""
     sid, tid = source.extra["node_id"], target.extra["node_id"]
-    p = tgt.pipeline(transaction=False)
-    for s in slots:
-        p.execute_command("CLUSTER", "SETSLOT", s, "IMPORTING", sid)
-    p.execute()
-    p = src.pipeline(transaction=False)
-    for s in slots:
-        p.execute_command("CLUSTER", "SETSLOT", s, "MIGRATING", tid)
-    p.execute()
+    _setslots(tgt, slots, "IMPORTING", sid)
+    _setslots(src, slots, "MIGRATING", tid)
     password = svc.password()
     auth = ["AUTH", password] if password else []
     moved = 0
@@ -70,7 +89,7 @@ def _migrate_batch(svc: Service, slots: list[int], source: Node, target: Node, s
         p2 = src.pipeline(transaction=False)  # MIGRATE takes keys of one slot at a time
         for keys in p.execute():
             if keys:
-                p2.execute_command("MIGRATE", target.host, target.port, "", 0, 10000, "REPLACE", *auth,
+                p2.execute_command("MIGRATE", target.host, engines.peer_port(target), "", 0, 10000, "REPLACE", *auth,
                                    "KEYS", *keys)
                 moved += len(keys)
         p2.execute()
@@ -83,18 +102,12 @@ def _migrate_batch(svc: Service, slots: list[int], source: Node, target: Node, s
     # new owner directly (as redis-cli does) instead of leaving it to epoch-ordered gossip.
     _wait_epochs_settled(svc)
     for c in (tgt, src):  # the target first (it bumps its epoch), then the source
-        p = c.pipeline(transaction=False)
-        for s in slots:
-            p.execute_command("CLUSTER", "SETSLOT", s, "NODE", tid)
-        p.execute()
+        _setslots(c, slots, "NODE", tid)
     masters = {v["id"] for v in cluster_nodes(svc) if "master" in v["flags"]}  # roles may be stale in svc
     for n in svc.nodes:
         if n.extra.get("node_id") in masters - {sid, tid} and n.alive() and not n.paused():
             with contextlib.suppress(Exception):  # best effort: gossip gets there too, epochs now in order
-                p = node_client(svc, n, socket_timeout=5).pipeline(transaction=False)
-                for s in slots:
-                    p.execute_command("CLUSTER", "SETSLOT", s, "NODE", tid)
-                p.execute()
+                _setslots(node_client(svc, n, socket_timeout=5), slots, "NODE", tid)
     return moved
 
 

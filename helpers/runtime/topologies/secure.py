@@ -212,9 +212,9 @@ def user_client(svc: Service, user: str, **kwargs: Any) -> Any:
 
 
 def _start_redis(topo: str, name: str, workdir: Path, options: dict[str, Any]) -> tuple[list[Node], dict]:
-    binary = engines.find_binary("redis")
-    meta: dict[str, Any] = {"binary": binary, "version": engines.binary_version(binary),
-                            "tls": bool(options.get("tls") or topo == "redis-tls")}
+    engine = engines.kv_engine()
+    binary = engine.binary
+    meta: dict[str, Any] = {**engine.meta(), "tls": bool(options.get("tls") or topo == "redis-tls")}
     if topo == "redis-acl":
         _write_aclfile(workdir, dict(options.get("users") or {}))
         meta.update(username=ADMIN, password_file=str(workdir / "secrets" / ADMIN),

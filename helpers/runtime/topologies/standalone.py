@@ -24,8 +24,9 @@ from helpers.runtime.topologies.registry import topology
 @topology("redis", "a standalone Redis/Valkey server (persistence off)")
 def _standalone_redis(name: str, workdir: Path, config: dict[str, Any] | None = None,
                       password: bool = False, persistence: bool = False) -> tuple[list[Node], dict]:
-    binary = engines.find_binary("redis")
-    meta: dict[str, Any] = {"binary": binary, "version": engines.binary_version(binary)}
+    engine = engines.kv_engine()
+    binary = engine.binary
+    meta: dict[str, Any] = engine.meta()
     secret = make_password(workdir, meta, password)
     conf = dict(config or {})
     if persistence:
