@@ -44,15 +44,17 @@ def test_each_engine_is_found_by_what_the_binary_says(bare):
     assert v.meta()["engine"] == "valkey" and r.meta()["engine"] == "redis"
 
 
-def test_default_is_valkey_where_there_is_one_else_redis(bare):
+def test_default_is_redis_until_the_api_starts_the_engine_asked_for(bare, monkeypatch):
+    """Redis OSS by default for now (the local ElastiCache API would otherwise run another engine
+    than the labs); Valkey on request, and then "redis" in find_binary means the engine the lab runs."""
     _fake(bare, "redis-server", REDIS)
+    _fake(bare, "valkey-server", VALKEY)
     assert engines.default_engine_name() == "redis"
     assert engines.kv_engine().name == "redis"
     assert engines.find_binary("redis").endswith("redis-server")
-    _fake(bare, "valkey-server", VALKEY)
-    assert engines.default_engine_name() == "valkey"
+    monkeypatch.setenv(engines.ENGINE_ENV, "valkey")
     assert engines.kv_engine().name == "valkey"
-    assert engines.find_binary("redis").endswith("valkey-server")  # "redis": the engine the lab runs
+    assert engines.find_binary("redis").endswith("valkey-server")
 
 
 def test_the_variable_chooses_and_never_silently_another(bare, monkeypatch):

@@ -124,7 +124,11 @@ def test_planned_failover_loses_nothing_then_a_crash_is_recovered(ec):
     assert any(m.startswith(f"Failover from primary node {first['CacheClusterId']} to replica node ")
                and m.endswith(" completed") for m in rg_events), rg_events
     crashed = next(m.split()[8] for m in rg_events if m.startswith("Failover from primary node"))
-    assert any(m.startswith("Failover to replica node") for m in rg_events)
+    deadline = time.monotonic() + 10  # the recovery thread may still be writing its events
+    while not any(m.startswith("Failover to replica node") for m in rg_events) and time.monotonic() < deadline:
+        time.sleep(0.2)
+        rg_events = messages(ec, "f-rg")
+    assert any(m.startswith("Failover to replica node") for m in rg_events), rg_events
     assert "Recovering cache nodes 0001" in messages(ec, crashed)
     assert "Finished recovery for cache nodes 0001" in messages(ec, crashed)
     members = ec.describe_cache_clusters(ShowCacheNodeInfo=True)["CacheClusters"]

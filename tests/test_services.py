@@ -237,7 +237,7 @@ def test_state_written_by_the_previous_layout_is_read(isolated_home):
     found = services.get("lab11-acl")
     assert found is not None and "client_factory" not in found.meta
     assert found.client().set("app:compat", "1") and found.client().get("app:compat") == "1"
-    assert services.get("lab11-memcached").client().set("compat", b"1")
+    assert services.get("lab11-memcached").client().set("compat", b"1", noreply=False)
     again = services.start("redis-acl", name="lab11-acl", users=acl_users)
     assert [n.pid for n in again.nodes] == [n.pid for n in acl.nodes]
     assert "client_factory" not in state.load_registry()["lab11-acl"]["meta"]  # migrated when recorded again
@@ -247,7 +247,8 @@ def test_state_written_by_the_previous_layout_is_read(isolated_home):
     mc_old.kill()
     healed = services.start("memcached-sasl", name="lab11-memcached")
     assert healed.nodes[0].port == mc.nodes[0].port and healed.client().get("compat") is None  # restarted, empty
-    assert healed.client().set("compat", b"2") and healed.client().get("compat") == b"2"
+    mc_client = healed.client()  # one connection, and a set that waits for memcached's reply (not noreply)
+    assert mc_client.set("compat", b"2", noreply=False) and mc_client.get("compat") == b"2"
 
     # The recorded progress is shown.
     env = {**os.environ, state.ENV_HOME: str(isolated_home)}

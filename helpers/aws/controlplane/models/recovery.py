@@ -176,12 +176,17 @@ class Recovery(Backend):
     def _sentinel_failover(self, g: ReplicationGroup, svc: services.Service, dead: list[Node]) -> None:
         """The primary died: the Sentinels promote a replica; the primary endpoint waits for it."""
         fwd = g.endpoints.get("primary")
-        was_primary = [n for n in dead if fwd is not None and (n.host, n.port) in fwd.targets]
-        if not was_primary or not g.automatic_failover:
-            return
-        fwd.set_targets([])  # no primary: new connections wait for the promoted replica
         from helpers.runtime import topologies
 
+        sentinel_port = None  # the Sentinels still name the dead primary until they fail over
+        with contextlib.suppress(Exception):
+            sentinel_port = topologies.current_primary(svc)[1]
+        was_primary = [n for n in dead
+                       if (fwd is not None and (n.host, n.port) in fwd.targets) or n.port == sentinel_port]
+        if not was_primary or not g.automatic_failover:
+            return
+        if fwd is not None:
+            fwd.set_targets([])  # no primary: new connections wait for the promoted replica
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             with contextlib.suppress(Exception):
