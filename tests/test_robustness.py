@@ -3,6 +3,7 @@ every broken state in a sentence. Loopback only; each case takes a few seconds a
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -82,11 +83,17 @@ def test_stop_spares_a_state_directory_nested_inside(isolated_home, monkeypatch)
 
 def test_an_engine_is_recognised_by_its_config_even_without_the_ledger(isolated_home):
     svc = services.start("redis")
-    (state.home() / state.LEDGER).unlink()
-    (state.home() / state.REGISTRY).write_text("{}")  # every record lost
-    assert svc.nodes[0].pid in {p.pid for p in process.state_dir_processes()}
-    services.stop()
-    assert gone(svc.nodes[0].pid)
+    try:
+        (state.home() / state.LEDGER).unlink()
+        (state.home() / state.REGISTRY).write_text("{}")  # every record lost
+        assert svc.nodes[0].pid in {p.pid for p in process.state_dir_processes()}
+        services.stop()
+        assert gone(svc.nodes[0].pid)
+    finally:  # no record is left to stop it by: never leave the server behind if an assertion failed
+        left = process.find(svc.nodes[0].pid, svc.nodes[0].create_time)
+        with contextlib.suppress(psutil.Error):
+            if left is not None:
+                left.kill()
 
 
 def test_a_state_directory_like_tmp_claims_no_engine_started_there_by_hand(isolated_home):
