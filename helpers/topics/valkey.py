@@ -54,7 +54,7 @@ def clients(pair: dict[str, Service], **kwargs: Any) -> dict[str, Any]:
 # --- who am I talking to? -----------------------------------------------------------------------------
 
 IDENTITY_FIELDS = ("server_name", "valkey_version", "redis_version", "valkey_release_stage", "redis_mode",
-                   "server_mode", "mem_allocator")
+                   "server_mode")
 
 
 def identity(r: Any) -> dict[str, Any]:
@@ -130,13 +130,23 @@ def snapshot(r: Any, prefix: str) -> dict[str, Any]:
     for raw in sorted(r.scan_iter(match=f"{prefix}:*", count=500)):
         key = _plain(raw)
         kind = _plain(r.type(key))
-        value: Any = {
-            "string": lambda: r.get(key), "hash": lambda: r.hgetall(key), "list": lambda: r.lrange(key, 0, -1),
-            "set": lambda: sorted(_plain(list(r.smembers(key)))), "zset": lambda: r.zrange(key, 0, -1, withscores=True),
-            "stream": lambda: r.xrange(key),
-        }[kind]()
+        value: Any = _read_value(r, key, kind)
         out[key] = (kind, _plain(value), r.ttl(key) > 0)
     return out
+
+
+def _read_value(r: Any, key: str, kind: str) -> Any:
+    if kind == "string":
+        return r.get(key)
+    if kind == "hash":
+        return r.hgetall(key)
+    if kind == "list":
+        return r.lrange(key, 0, -1)
+    if kind == "set":
+        return sorted(_plain(list(r.smembers(key))))
+    if kind == "zset":
+        return r.zrange(key, 0, -1, withscores=True)
+    return r.xrange(key)
 
 
 # --- features found by asking the engine --------------------------------------------------------------
@@ -154,7 +164,7 @@ def _tokens(arguments: Any) -> set[str]:
     found: set[str] = set()
     for arg in arguments or []:
         if not isinstance(arg, dict):
-            arg = dict(zip(arg[::2], arg[1::2])) if isinstance(arg, (list, tuple)) else {}
+            arg = dict(zip(arg[::2], arg[1::2], strict=False)) if isinstance(arg, (list, tuple)) else {}
         arg = {_plain(k): v for k, v in arg.items()}
         if arg.get("token"):
             found.add(_plain(arg["token"]).upper())
@@ -166,12 +176,12 @@ def has_argument(r: Any, command: str, token: str) -> bool:
     """Whether the engine's COMMAND DOCS lists option `token` for `command` (e.g. SET ... IFEQ)."""
     reply = r.execute_command("COMMAND DOCS", command)
     if isinstance(reply, (list, tuple)):
-        reply = dict(zip(reply[::2], reply[1::2]))
+        reply = dict(zip(reply[::2], reply[1::2], strict=False))
     doc = {_plain(k).lower(): v for k, v in (reply or {}).items()}.get(command.lower())
     if not doc:
         return False
     if isinstance(doc, (list, tuple)):
-        doc = dict(zip(doc[::2], doc[1::2]))
+        doc = dict(zip(doc[::2], doc[1::2], strict=False))
     doc = {_plain(k): v for k, v in doc.items()}
     return token.upper() in _tokens(doc.get("arguments"))
 
