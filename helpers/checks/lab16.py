@@ -13,7 +13,7 @@ LAB = "16"
 
 class _Disguised:
     """A real engine's client whose INFO claims another server and version: it stands for a server this
-    machine cannot run (a Valkey 8.1, a Redis OSS 7.2 or 7.4) while every other command reaches the
+    machine cannot run (a Valkey 8.1, a Redis OSS 7.2 or a source-available Redis 7.4) while every other command reaches the
     real engine, so feature probes (COMMAND INFO, trying the command) answer truthfully."""
 
     def __init__(self, client: Any, info: dict[str, Any], label: str):
@@ -124,9 +124,9 @@ def _feature_cases() -> list[tuple[str, Any, bool]]:
         cases.append(("a Valkey 8.1.1 server (hash-field expiration came with Valkey 9.0)",
                       _Disguised(clients["redis"], VALKEY_81, "Valkey 8.1.1"), False))
     if "valkey" in clients:
-        # Redis OSS 7.4 has HEXPIRE: a Valkey 9 underneath answers the same.
-        cases.append(("a Redis OSS 7.4.2 server (Redis OSS added HEXPIRE in 7.4)",
-                      _Disguised(clients["valkey"], REDIS_74, "Redis OSS 7.4.2"), True))
+        # Redis 7.4 (source-available) has HEXPIRE: a Valkey 9 underneath answers the same.
+        cases.append(("a Redis 7.4.2 server (Redis added HEXPIRE in 7.4, after its licence change; ElastiCache does not offer it)",
+                      _Disguised(clients["valkey"], REDIS_74, "Redis 7.4.2"), True))
     return cases
 
 
