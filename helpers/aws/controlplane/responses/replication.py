@@ -101,6 +101,9 @@ def group_api(g: ReplicationGroup, members: list[Member] | None = None) -> dict[
         "UserGroupIds": list(g.user_group_ids), "LogDeliveryConfigurations": [],
         "ReplicationGroupCreateTime": g.created, "DataTiering": "disabled", "NetworkType": "ipv4",
         "IpDiscovery": "ipv4", "ClusterMode": "enabled" if g.cluster_mode else "disabled", "Engine": g.engine}
+    if g.global_id:
+        out["GlobalReplicationGroupInfo"] = {"GlobalReplicationGroupId": g.global_id,
+                                             "GlobalReplicationGroupMemberRole": str(g.global_role).upper()}
     if g.tls:
         out["TransitEncryptionMode"] = "required"
     if g.snapshot_retention and members:
