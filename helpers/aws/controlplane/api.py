@@ -83,7 +83,6 @@ def guarded(action: str, handler: Callable[[Any], Any]) -> Callable[[Any], Any]:
 
         from helpers.aws.catalogue import CatalogueError
         from helpers.aws.controlplane.errors import ApiError, from_catalogue
-
         from helpers.aws.controlplane.models.base import set_request_region
 
         set_request_region(getattr(self, "region", None))  # one endpoint, every region: see models/base.py
