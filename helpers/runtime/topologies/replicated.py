@@ -190,9 +190,13 @@ def current_primary(svc: Service) -> tuple[str, int]:
 
     Every live Sentinel is asked and the answer with the highest config epoch wins: a Sentinel that
     was down during a failover (and was just restarted) still names the old primary until the
-    others' hello messages reach it, and must not be believed meanwhile.
+    others' hello messages reach it, and must not be believed meanwhile. Nor is a Sentinel in the
+    middle of a failover (flag failover_in_progress): the leader names the old primary until every
+    replica has been re-pointed (it reads their INFO once a second), and when the old primary has
+    meanwhile come back as a replica, that answer names a replica.
     """
     best: tuple[int, str, int] | None = None
+    in_flux = False
     for s in svc.nodes_by(role="sentinel"):
         if not s.alive() or s.paused():
             continue
@@ -205,6 +209,9 @@ def current_primary(svc: Service) -> tuple[str, int]:
         info = {(k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v)
                 for k, v in info.items()}
         flags = str(info.get("flags", "")).split(",")
+        if "failover_in_progress" in flags:
+            in_flux = True
+            continue
         if "master" not in flags or "s_down" in flags or "o_down" in flags:
             continue
         answer = (int(info.get("config-epoch", 0)), str(info["ip"]), int(info["port"]))
@@ -212,6 +219,10 @@ def current_primary(svc: Service) -> tuple[str, int]:
             best = answer
     if best is not None:
         return best[1], best[2]
+    if in_flux:
+        from redis.sentinel import MasterNotFoundError
+
+        raise MasterNotFoundError(f"a failover of {svc.meta['master_name']} is in progress")
     host, port = sentinel(svc).discover_master(svc.meta["master_name"])  # raises MasterNotFoundError
     return host, int(port)
 
@@ -251,10 +262,10 @@ def _reread_replicated_roles(svc: Service) -> Service:
             n.role = "primary" if role == "master" else "replica"
             if n.role == "primary":
                 live_primary = n
-    with contextlib.suppress(Exception):
+    with contextlib.suppress(Exception):  # two nodes saying master (a demotion in flight): Sentinel decides
         host, port = current_primary(svc)
         for n in svc.nodes_by(kind="redis"):
-            if n.port == port and n.alive() and not n.paused():
+            if n.port == port and n.alive() and not n.paused() and (live_primary is None or n.role == "primary"):
                 live_primary = n
     for n in svc.nodes_by(kind="redis"):
         if live_primary is not None and n is not live_primary:
