@@ -286,14 +286,22 @@ def runner(labs: Sequence[str], timeout: int) -> int:
                 kernels.append(km)
                 client = NotebookClient(nb, km=km, timeout=timeout, kernel_name=km.kernel_name,
                                         resources={"metadata": {"path": str(Path(lab).parent)}})
+
+                def kernel_pid(name: str = name, km: Any = km) -> None:  # its memory is measured by the sampler
+                    with contextlib.suppress(Exception):
+                        say(f"KERNEL {name} {km.provisioner.process.pid}")
+
                 try:
                     client.execute()
+                    kernel_pid()
                     say(f"LAB {name} ok")
                 except CellExecutionError as exc:
+                    kernel_pid()
                     say(f"LAB {name} failed {failure(exc)}")
                 except DeadKernelError as exc:
                     say(f"LAB {name} failed the kernel died ({exc})")
                 except Exception as exc:  # a timeout or a kernel that did not start: that lab failed
+                    kernel_pid()
                     say(f"LAB {name} failed {type(exc).__name__}: {str(exc)[:300]}")
             say("DONE")
             sys.stdin.readline()
@@ -395,18 +403,25 @@ def measure(labs: Sequence[str], limit_mb: int = LIMIT_MB, timeout: int = 600, u
             return sorted(found)
 
         final: dict[int, tuple[str, dict[str, int]]] = {}
+        kernel_pids: dict[str, int] = {}
+        kernel_after: dict[str, float] = {}  # each lab's kernel, USS MB, when its lab finished
         with Sampler(pids, cgroup, interval) as sampler:
             assert proc.stdout is not None and proc.stdin is not None
             for line in proc.stdout:
                 line = line.rstrip("\n")
-                if line.startswith("LAB "):
+                if line.startswith("KERNEL "):
+                    _, name, pid = line.split(" ", 2)
+                    kernel_pids[name] = int(pid)
+                elif line.startswith("LAB "):
                     _, name, what, *why = line.split(" ", 3)
                     if what == "start":
                         sampler.lab = name
                         log(f"[coursemem] {name} ...")
                     else:
                         results[name] = what if what == "ok" else f"failed: {' '.join(why)}"
-                        sampler.sample()
+                        snap = sampler.sample()
+                        if kernel_pids.get(name) in snap:
+                            kernel_after[name] = round(snap[kernel_pids[name]][1]["uss"] / MB, 1)
                         log(f"[coursemem] {name}: {results[name]}  (peak in this lab: "
                             f"{sampler.per_lab.get(name, {}).get('rss_mb', 0):.0f} MB summed RSS)")
                 elif line == "DONE":
@@ -437,7 +452,9 @@ def measure(labs: Sequence[str], limit_mb: int = LIMIT_MB, timeout: int = 600, u
             subprocess.run([sys.executable, "-m", "helpers", "stop"], env={**os.environ, "ELASTICACHE_LAB_HOME": home},
                            capture_output=True, timeout=120)
         shutil.rmtree(home, ignore_errors=True)
+    kernel_end = {name: round(final[pid][1]["uss"] / MB, 1) for name, pid in kernel_pids.items() if pid in final}
     return {
+        "kernel_uss_mb": {"after_its_lab": kernel_after, "at_end": kernel_end},
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "seconds": round(time.time() - started),
         "limit_mb": limit_mb,
@@ -457,6 +474,28 @@ def measure(labs: Sequence[str], limit_mb: int = LIMIT_MB, timeout: int = 600, u
         "labs": results,
         "failed": [k for k, v in results.items() if v != "ok"],
     }
+
+
+MORE_LABS = 3  # the room the course keeps for labs not written yet
+
+
+def projection(r: Mapping[str, Any], more: int = MORE_LABS) -> dict[str, Any]:
+    """What a lab costs on average (the peak's growth per lab: its kernel, its services, what the AWS
+    server and Jupyter gain), and the peak projected with `more` labs of that average size."""
+    key = "cgroup_usage_mb" if r.get("enforced") else "pss_mb"
+    per_lab = r.get("per_lab_peak", {})
+    labs = [k for k in per_lab if not k.startswith("(")]
+    kernels = list(r.get("kernel_uss_mb", {}).get("at_end", {}).values())
+    peak = r["peak"].get("cgroup_max_usage_mb") or r["peak"].get(key) or 0.0
+    if not labs:
+        return {}
+    base = per_lab.get("(start-up)", {}).get(key, 0.0)
+    growth = (max(v.get(key, 0.0) for k, v in per_lab.items() if k in labs) - base) / len(labs)
+    projected = peak + more * growth
+    return {"figure": key, "labs": len(labs), "start_up_mb": round(base, 1), "per_lab_mb": round(growth, 1),
+            "kernel_uss_mb_mean": round(sum(kernels) / len(kernels), 1) if kernels else None,
+            "more_labs": more, "projected_peak_mb": round(projected, 1),
+            "projected_margin_mb": round(r["limit_mb"] - projected, 1), "fits": projected < r["limit_mb"]}
 
 
 def report(r: Mapping[str, Any]) -> str:
@@ -480,16 +519,33 @@ def report(r: Mapping[str, Any]) -> str:
         lines.append(f"  OOM kills: {r['oom_kills']}   limit hits (failcnt): {r['failcnt']}")
     if r["vanished"]:
         lines.append(f"  gone before the end: {', '.join(r['vanished'])}")
+    pr = r.get("projection") or {}
+    if pr:
+        k = pr["kernel_uss_mb_mean"]
+        lines.append(f"  per lab, on average: {pr['per_lab_mb']:.0f} MB of the peak ({pr['figure']})"
+                     + (f"; its kernel alone {k:.0f} MB USS" if k else ""))
+        lines.append(f"  with {pr['more_labs']} more labs of that size: {pr['projected_peak_mb']:.0f} MB, "
+                     f"{'leaving' if pr['fits'] else 'OVER by'} {abs(pr['projected_margin_mb']):.0f} MB "
+                     f"of the {r['limit_mb']} MiB")
     lines.append(f"  labs failed: {', '.join(r['failed']) or 'none'}")
     for name in r["failed"]:
         lines.append(f"    {name}: {r['labs'][name]}")
     return "\n".join(lines)
 
 
+LABS_GLOB = "[0-9][0-9]_*.ipynb"
+
+
+def course_labs(root: Path, pattern: str = LABS_GLOB) -> list[str]:
+    """Every lab in labs/, in order: a lab added to the course is measured without changing this tool
+    (a learner's scratch notebook, an Untitled.ipynb, a checkpoint, is not a lab)."""
+    return [str(x) for x in sorted((root / "labs").glob(pattern)) if x.is_file()]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m helpers.tools.coursemem", description=__doc__.split("\n\n")[0])
     p.add_argument("labs", nargs="*", help="notebooks (default: labs/*.ipynb, in order)")
-    p.add_argument("--labs", dest="pattern", default="*.ipynb", help="glob of the labs in labs/ (default: all)")
+    p.add_argument("--labs", dest="pattern", default=LABS_GLOB, help="glob of the labs in labs/ (default: all)")
     p.add_argument("--limit-mb", type=int, default=LIMIT_MB)
     p.add_argument("--timeout", type=int, default=600, help="per cell, seconds")
     p.add_argument("--no-cgroup", action="store_true", help="measure only; do not enforce the limit")
@@ -501,8 +557,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from helpers.runtime.state import repo_root
 
     root = repo_root()
-    labs = args.labs or [str(x) for x in sorted((root / "labs").glob(args.pattern))]
+    labs = args.labs or course_labs(root, args.pattern)
     r = measure(labs, args.limit_mb, args.timeout, not args.no_cgroup)
+    r["projection"] = projection(r)
     out = Path(args.out) if args.out else root / "artifacts" / "coursemem.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(r, indent=2) + "\n")
