@@ -2,15 +2,18 @@
 
 A learner on Binder opens lab after lab in JupyterLab and rarely closes a kernel: every lab's
 kernel stays alive next to the lab's services, the local AWS server and the JupyterLab server.
-This tool does the same: an idle JupyterLab server (the course's configuration), then one kernel
-per lab, in order, every cell executed, and no kernel shut down until the end. Everything runs in
-a memory cgroup it creates with Binder's limit (cgroup v1 or v2, as root), so the kernel's OOM
-killer acts as Binder's would; without root or cgroups the limit cannot be enforced and the tool
-says so, measuring the summed RSS/PSS/USS of the run's processes instead.
+This tool does the same: a JupyterLab server (the course's configuration) starts one kernel per
+lab, in order, as a tab does; every cell is executed, and no kernel is shut down until the end. The
+server, its kernels and every service they start run in a memory cgroup the tool creates with
+Binder's limit (cgroup v1 or v2, as root), so the kernel's OOM killer acts as Binder's would; the
+tool's own process, the kernels' client (a browser's part on Binder), stays outside. Without root or
+cgroups the limit cannot be enforced and the tool says so, measuring the summed RSS/PSS/USS of the
+run's processes (its own included) instead. Every numbered lab in labs/ is run, new ones included.
 
 It reports the peak (the cgroup's maximum usage; the peak sums of RSS and PSS of every process of
 the run), the figures per component at the end (kernels, engines, the AWS server, the Jupyter
-server), any process the OOM killer took, and which labs failed; it writes artifacts/coursemem.json
+server), each lab's kernel, what a lab costs on average and the peak with 3 more such labs, any
+process the OOM killer took, and which labs failed; it writes artifacts/coursemem.json
 (which `make bench` prints). It stops everything it started and removes the cgroup. Its state
 directory is a temporary one, never the learner's.
 
