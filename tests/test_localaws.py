@@ -18,9 +18,11 @@ def test_guard_points_plain_boto3_at_the_local_endpoint(isolated_home, monkeypat
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAREALKEY")
     url = localaws.endpoint()
     assert url.startswith("http://127.0.0.1:")
-    assert os.environ["AWS_ACCESS_KEY_ID"] == "testing" and "AWS_PROFILE" not in os.environ
+    # The learner's generated key comes from the private credentials file, never from the environment.
+    assert "AWS_ACCESS_KEY_ID" not in os.environ and "AWS_PROFILE" not in os.environ
     client = boto3.client("elasticache")  # no endpoint given: the environment decides
     assert client.meta.endpoint_url == url
+    assert client._request_signer._credentials.access_key == localaws.credentials()[0] != "AKIAREALKEY"
     assert client.describe_cache_clusters()["CacheClusters"] == []
 
 
