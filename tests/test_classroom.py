@@ -21,6 +21,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.error
@@ -192,7 +193,18 @@ class Sampler(threading.Thread):
 
 
 @pytest.fixture()
-def classroom(tmp_path):
+def open_tmp():
+    """A temporary directory other users can traverse (pytest's own is private to root)."""
+    path = Path(tempfile.mkdtemp(prefix="elasticache-lab-test-", dir="/tmp"))
+    path.chmod(0o755)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture()
+def classroom(open_tmp):
     tag = secrets.token_hex(2)
     learners = [f"elab-c{tag}-{i}" for i in range(1, N_LEARNERS + 1)]
     group, instructors = f"elab-l{tag}", f"elab-i{tag}"
@@ -200,12 +212,12 @@ def classroom(tmp_path):
     _sh(["groupadd", instructors]).check_returncode()
     for name in learners:
         _sh(["useradd", "-m", "-s", "/bin/bash", "-G", group, name]).check_returncode()
-    class_dir = tmp_path / "class-progress"
+    class_dir = open_tmp / "class-progress"
     class_dir.mkdir()
     os.chown(class_dir, 0, grp.getgrnam(instructors).gr_gid)
     class_dir.chmod(0o3773)
-    tmp_path.chmod(0o755)
-    state = tmp_path / "hub"
+    open_tmp.chmod(0o755)
+    state = open_tmp / "hub"
     token = secrets.token_hex(24)
     env = {"PATH": f"{VENV}/bin:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin", "HOME": "/root", "LANG": "C.UTF-8",
            "ELASTICACHE_LAB_COURSE": str(REPO), "ELASTICACHE_LAB_COURSE_PYTHON": f"{VENV}/bin/python",
@@ -216,13 +228,13 @@ def classroom(tmp_path):
            "CONFIGPROXY_AUTH_TOKEN": secrets.token_hex(24)}
     if CHP:
         env["ELASTICACHE_LAB_CHP"] = CHP
-    log = open(tmp_path / "hub.log", "w")
+    log = open(open_tmp / "hub.log", "w")
     hub = subprocess.Popen([f"{VENV}/bin/jupyterhub", "-f", str(REPO / "classroom" / "jupyterhub_config.py")],
-                           env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+                           env=env, cwd=open_tmp, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         deadline = time.monotonic() + 180
         while True:
-            assert hub.poll() is None, (tmp_path / "hub.log").read_text()[-4000:]
+            assert hub.poll() is None, (open_tmp / "hub.log").read_text()[-4000:]
             try:
                 if api("GET", "/hub/api/", token, timeout=5)[0] == 200:
                     break
@@ -231,7 +243,7 @@ def classroom(tmp_path):
             assert time.monotonic() < deadline, "the hub did not start in 180 s"
             time.sleep(1)
         yield {"learners": learners, "token": token, "class_dir": class_dir, "instructors": instructors,
-               "log": tmp_path / "hub.log", "hub": hub}
+               "log": open_tmp / "hub.log", "hub": hub}
     finally:
         for name in learners:
             with __import__("contextlib").suppress(OSError):

@@ -22,6 +22,7 @@ import secrets
 import shutil
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 from pathlib import Path
@@ -39,6 +40,17 @@ TIMEOUT = 180
 
 def _run(argv: list[str], **kw) -> subprocess.CompletedProcess:
     return subprocess.run(argv, capture_output=True, text=True, timeout=TIMEOUT, **kw)
+
+
+@pytest.fixture()
+def open_tmp():
+    """A temporary directory other users can traverse (pytest's own is private to root)."""
+    path = Path(tempfile.mkdtemp(prefix="elasticache-lab-test-", dir="/tmp"))
+    path.chmod(0o755)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture()
@@ -82,7 +94,7 @@ LEARNER = textwrap.dedent("""
     ec.create_cache_cluster(CacheClusterId="mine", Engine="memcached", CacheNodeType="cache.t3.micro", NumCacheNodes=1)
     out["ports"] = {"redis": r.port, "memcached": m.port, "aws": a.port}
     out["home"] = str(state.home())
-    out["own_redis"] = r.client().get("marker").decode()
+    out["own_redis"] = r.client().get("marker")
     out["own_aws"] = [c["CacheClusterId"] for c in ec.describe_cache_clusters()["CacheClusters"]]
     req = urllib.request.Request(f"http://127.0.0.1:{a.port}/", data=b"Action=DescribeCacheClusters&Version=2015-02-02",
                                  headers={"Content-Type": "application/x-www-form-urlencoded"})
@@ -136,15 +148,15 @@ def _no_leak(reply: str, marker: str) -> bool:
     return marker not in reply and "mine" not in reply
 
 
-def test_a_learner_s_services_are_theirs_alone_in_the_classroom(users, tmp_path):
+def test_a_learner_s_services_are_theirs_alone_in_the_classroom(users, open_tmp):
     learner, intruder = users
     marker = "m-" + secrets.token_hex(8)
-    info_path = tmp_path / "learner.json"
-    tmp_path.chmod(0o777)
-    script = tmp_path / "learner.py"
+    info_path = open_tmp / "learner.json"
+    open_tmp.chmod(0o1777)
+    script = open_tmp / "learner.py"
     script.write_text(LEARNER)
-    (tmp_path / "intruder.py").write_text(INTRUDER)
-    for p in tmp_path.iterdir():
+    (open_tmp / "intruder.py").write_text(INTRUDER)
+    for p in open_tmp.iterdir():
         p.chmod(0o755)
     pw = pwd.getpwnam(learner)
     proc = subprocess.Popen([f"{VENV}/bin/python", str(REPO / "classroom" / "isolate.py"), "--user", learner,
@@ -162,7 +174,7 @@ def test_a_learner_s_services_are_theirs_alone_in_the_classroom(users, tmp_path)
         assert info["own_redis"] == marker and info["own_aws"] == ["mine"], info
         assert info["unsigned"].startswith("403") and "MissingAuthenticationToken" in info["unsigned"], info
         # The other user, on the same machine: nothing of the learner's is reachable or readable.
-        out = _as(intruder, [f"{VENV}/bin/python", str(tmp_path / "intruder.py"), str(info_path), marker])
+        out = _as(intruder, [f"{VENV}/bin/python", str(open_tmp / "intruder.py"), str(info_path), marker])
         assert out.returncode == 0, out.stderr[-2000:]
         seen = json.loads(out.stdout)
         for service in ("redis", "memcached", "aws"):
@@ -186,7 +198,7 @@ def test_a_learner_s_services_are_theirs_alone_in_the_classroom(users, tmp_path)
     assert not _run(["pgrep", "-u", learner]).stdout.strip()
 
 
-def test_the_aws_endpoint_refuses_another_user_without_a_namespace(users, tmp_path):
+def test_the_aws_endpoint_refuses_another_user_without_a_namespace(users, open_tmp):
     """A learner who runs the course directly on a shared machine: the endpoint is on the host's
     loopback, where the other user can connect, and it refuses every request not signed with the
     learner's key (AWS's errors, HTTP 403)."""
@@ -240,8 +252,8 @@ def test_the_aws_endpoint_refuses_another_user_without_a_namespace(users, tmp_pa
         assert wrong.stdout.strip().endswith("SignatureDoesNotMatch"), (wrong.stdout, wrong.stderr[-2000:])
         # The learner's own AWS CLI (credentials from the private file) still works.
         mine = _as(learner, ["bash", "-c", f'eval "$({VENV}/bin/python -m helpers env)" && '
-                                           "aws sqs list-queues --output json"])
-        assert mine.returncode == 0 and "mine" in mine.stdout, mine.stderr[-2000:]
+                                           "aws elasticache describe-cache-clusters --output json"])
+        assert mine.returncode == 0 and '"CacheClusters"' in mine.stdout, mine.stderr[-2000:]
         assert "aws_secret_access_key" not in _as(learner, [f"{VENV}/bin/python", "-m", "helpers", "env"]).stdout
     finally:
         _as(learner, [f"{VENV}/bin/python", "-m", "helpers", "stop"])
