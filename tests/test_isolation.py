@@ -45,7 +45,7 @@ def _run(argv: list[str], **kw) -> subprocess.CompletedProcess:
 @pytest.fixture()
 def open_tmp():
     """A temporary directory other users can traverse (pytest's own is private to root)."""
-    path = Path(tempfile.mkdtemp(prefix="elasticache-lab-test-", dir="/tmp"))
+    path = Path(tempfile.mkdtemp(prefix="elasticache-lab-classroom-", dir="/tmp"))
     path.chmod(0o755)
     try:
         yield path
