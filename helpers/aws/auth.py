@@ -7,7 +7,8 @@ their AUTH tokens). So each state directory has its own generated access key and
 through AWS_SHARED_CREDENTIALS_FILE; the secret is never put in the environment, on a command
 line or in a log. The endpoint (`python -m helpers.aws.server`) verifies each request's SigV4
 signature against that key, as AWS does, and answers a missing or wrong one with AWS's errors
-(MissingAuthenticationToken, InvalidClientTokenId, SignatureDoesNotMatch; HTTP 403).
+(MissingAuthenticationToken, InvalidClientTokenId, SignatureDoesNotMatch: HTTP 403;
+IncompleteSignature: HTTP 400).
 """
 
 from __future__ import annotations
@@ -107,8 +108,10 @@ def signed_headers(method: str, url: str, body: bytes, home: Path, *, service: s
 
 _AUTH_RE = re.compile(r"AWS4-HMAC-SHA256\s+Credential=([^,\s]+)\s*,\s*SignedHeaders=([^,\s]+)\s*,\s*Signature=([0-9a-fA-F]+)")
 
+# AWS's common errors (docs.aws.amazon.com .../CommonErrors, 2026-11): 403 but IncompleteSignature (400).
 MESSAGES = {
-    "MissingAuthenticationToken": "Request is missing Authentication Token",
+    "MissingAuthenticationToken": "The request must contain either a valid (registered) AWS access key ID or "
+                                  "X.509 certificate.",
     "InvalidClientTokenId": "The security token included in the request is invalid.",
     "SignatureDoesNotMatch": "The request signature we calculated does not match the signature you provided. "
                              "Check your AWS Secret Access Key and signing method. Consult the service "
@@ -218,7 +221,7 @@ def _error_response(environ: dict[str, Any], code: str, start_response: Callable
                 f"<RequestId>{request_id}</RequestId></ErrorResponse>").encode()
         headers = [("Content-Type", "text/xml"), ("x-amzn-RequestId", request_id)]
     headers.append(("Content-Length", str(len(body))))
-    start_response("403 Forbidden", headers)
+    start_response("400 Bad Request" if code == "IncompleteSignature" else "403 Forbidden", headers)
     return [body]
 
 
