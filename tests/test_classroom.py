@@ -356,7 +356,7 @@ print(json.dumps(out))
 """
     async def gather_info() -> dict:
         texts = await asyncio.gather(*(run_code(n, tokens[n], probe) for n in learners))
-        return {n: json.loads(t.strip().splitlines()[-1]) for n, t in zip(learners, texts)}
+        return {n: json.loads(t.strip().splitlines()[-1]) for n, t in zip(learners, texts, strict=True)}
     info = asyncio.run(gather_info())
     assert all(len(i["ports"]) >= 3 for i in info.values()), info
 
@@ -391,7 +391,7 @@ print(json.dumps(out))
     async def attacks() -> list[tuple[str, str, dict]]:
         pairs = [(a, learners[(i + 1) % len(learners)]) for i, a in enumerate(learners)]
         texts = await asyncio.gather(*(run_code(a, tokens[a], attack(owner)) for a, owner in pairs))
-        return [(a, o, json.loads(t.strip().splitlines()[-1])) for (a, o), t in zip(pairs, texts)]
+        return [(a, o, json.loads(t.strip().splitlines()[-1])) for (a, o), t in zip(pairs, texts, strict=True)]
     for attacker, owner, seen in asyncio.run(attacks()):
         assert not seen["connected"], f"{attacker} reached {owner}'s {seen['connected']}"
         assert not seen["read"], f"{attacker} read {owner}'s {seen['read']}"

@@ -25,8 +25,9 @@ import secrets
 import string
 import tempfile
 import uuid
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import parse_qsl, quote
 
 # The former shared fake key: a state directory that still has it gets its own key instead.

@@ -26,7 +26,11 @@ def main(argv: list[str] | None = None) -> None:
     controlplane.install()
     # moto's own server (moto.server.main), with every request checked against the learner's key
     # first: on a shared machine anyone can reach a loopback port (helpers/aws/auth.py).
-    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+    from moto.moto_server.werkzeug_app import (
+        DomainDispatcherApplication,
+        MotoRequestHandler,
+        create_backend_app,
+    )
     from werkzeug.serving import run_simple
 
     from helpers.aws import auth
