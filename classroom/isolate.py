@@ -21,7 +21,7 @@ The command runs with the learner's uid, gid and groups (the environment is pass
 the parent's death sends it SIGTERM). SIGINT/SIGTERM/SIGHUP are passed on to it. When it exits,
 --stop-command (e.g. `python -m helpers stop`) runs as the learner inside the namespace, then
 every process still in the namespace is ended (TERM, then KILL after 10 s): nothing a learner
-started outlives the server, as on Binder. Standard library only; Linux; Python 3.8+.
+started outlives the server, as on Binder. Standard library only; Linux 5.3+; Python 3.9+.
 """
 
 from __future__ import annotations
