@@ -109,6 +109,9 @@ def sweep(ns_ino: int, grace: float = 10.0) -> int:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and namespace_members(ns_ino):
+        time.sleep(0.1)
     return len(members)
 
 

@@ -194,8 +194,13 @@ def test_a_learner_s_services_are_theirs_alone_in_the_classroom(users, open_tmp)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-    # When the server ends, nothing of the learner's is left running.
-    assert not _run(["pgrep", "-u", learner]).stdout.strip()
+    # When the server ends, nothing of the learner's is left running (the last ones may still be
+    # being reaped by init for a moment).
+    deadline = time.monotonic() + 20
+    while _run(["pgrep", "-u", learner]).stdout.strip() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    left = _run(["ps", "-o", "pid,stat,args", "-u", learner]).stdout
+    assert not _run(["pgrep", "-u", learner]).stdout.strip(), left
 
 
 def test_the_aws_endpoint_refuses_another_user_without_a_namespace(users, open_tmp):
