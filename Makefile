@@ -91,8 +91,8 @@ clean: $(STAMP)
 # A class on one server (docs/classroom.md), as root on Linux: the isolation test (a second Unix user
 # cannot reach a learner's Redis, Memcached or AWS endpoint, nor read their secrets), then JupyterHub
 # from PyPI with configurable-http-proxy from npm and 4 throwaway users running labs 00 and 09 at
-# once through the hub; prints the capacity figure (artifacts/classroom.json). A few minutes; the
-# first run also installs the classroom's venv (CLASSROOM_VENV) and proxy (CHP_PREFIX).
+# once through the hub; prints the capacity figure (artifacts/classroom.json). About 5 minutes; the
+# first run also installs the classroom's venv (CLASSROOM_VENV, about 10 minutes) and proxy (CHP_PREFIX).
 CLASSROOM_VENV ?= /tmp/elasticache-lab-classroom-venv
 CHP_PREFIX ?= /tmp/elasticache-lab-chp
 classroom-test: setup
