@@ -1,6 +1,6 @@
 # The README's two commands: `make lab` and `make test`. Each sets everything up first.
 .PHONY: lab test test-other-engine setup engines stop status doctor bench lint clean repeat-labs lock binder-test \
-	memory-check
+	memory-check classroom-test
 
 VENV   := .venv
 PYBIN  := $(VENV)/bin/python
@@ -87,3 +87,17 @@ lint: $(STAMP)
 clean: $(STAMP)
 	-$(PYBIN) -m helpers stop
 	rm -rf $(VENV)
+
+# A class on one server (docs/classroom.md), as root on Linux: the isolation test (a second Unix user
+# cannot reach a learner's Redis, Memcached or AWS endpoint, nor read their secrets), then JupyterHub
+# from PyPI with configurable-http-proxy from npm and 4 throwaway users running labs 00 and 09 at
+# once through the hub; prints the capacity figure (artifacts/classroom.json). About 5 minutes; the
+# first run also installs the classroom's venv (CLASSROOM_VENV, about 10 minutes) and proxy (CHP_PREFIX).
+CLASSROOM_VENV ?= /tmp/elasticache-lab-classroom-venv
+CHP_PREFIX ?= /tmp/elasticache-lab-chp
+classroom-test: setup
+	@[ "$$(id -u)" -eq 0 ] || { echo "classroom-test: run as root (it creates Unix users and network namespaces)" >&2; exit 2; }
+	@sh scripts/setup-classroom.sh "$(CLASSROOM_VENV)" "$(CHP_PREFIX)"
+	ELASTICACHE_LAB_CLASSROOM_VENV=$(CLASSROOM_VENV) \
+	ELASTICACHE_LAB_CHP=$(CHP_PREFIX)/node_modules/.bin/configurable-http-proxy \
+		timeout 900 $(PYBIN) -m pytest tests/test_isolation.py tests/test_classroom.py -p no:randomly -v -s $(PYTEST_ARGS)

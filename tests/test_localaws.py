@@ -18,9 +18,11 @@ def test_guard_points_plain_boto3_at_the_local_endpoint(isolated_home, monkeypat
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAREALKEY")
     url = localaws.endpoint()
     assert url.startswith("http://127.0.0.1:")
-    assert os.environ["AWS_ACCESS_KEY_ID"] == "testing" and "AWS_PROFILE" not in os.environ
+    # The learner's generated key comes from the private credentials file, never from the environment.
+    assert "AWS_ACCESS_KEY_ID" not in os.environ and "AWS_PROFILE" not in os.environ
     client = boto3.client("elasticache")  # no endpoint given: the environment decides
     assert client.meta.endpoint_url == url
+    assert client._request_signer._credentials.access_key == localaws.credentials()[0] != "AKIAREALKEY"
     assert client.describe_cache_clusters()["CacheClusters"] == []
 
 
@@ -66,3 +68,55 @@ def test_each_service_the_course_uses_answers_locally(isolated_home, service):
              "cloudwatch": lambda c: c.list_metrics(), "kms": lambda c: c.list_keys(),
              "secretsmanager": lambda c: c.list_secrets(), "sns": lambda c: c.list_topics()}
     assert calls[service](client)["ResponseMetadata"]["HTTPStatusCode"] == 200
+
+
+def test_the_endpoint_refuses_requests_not_signed_with_the_learner_s_key(isolated_home):
+    """Another user of the machine can reach the loopback port: without the learner's key (0600 in
+    the 0700 state directory) every request gets AWS's 403 errors."""
+    import stat
+    import urllib.error
+    import urllib.request
+
+    import botocore
+
+    url = localaws.endpoint()
+    key_id, secret = localaws.credentials()
+    assert key_id.startswith("AKIA") and len(key_id) == 20 and len(secret) == 40
+    creds = localaws.state.home() / "aws-credentials"
+    assert stat.S_IMODE(creds.stat().st_mode) == 0o600
+    assert secret not in os.environ.values()
+    req = urllib.request.Request(url + "/", data=b"Action=DescribeCacheClusters&Version=2015-02-02",
+                                 headers={"Content-Type": "application/x-www-form-urlencoded"})
+    with pytest.raises(urllib.error.HTTPError) as err:
+        urllib.request.urlopen(req, timeout=30)
+    assert err.value.code == 403 and b"MissingAuthenticationToken" in err.value.read()
+    for key, wrong_secret, code in (("testing", "testing", "InvalidClientTokenId"),
+                                    ("AKIAOTHERLEARNER0000", secret, "InvalidClientTokenId"),
+                                    (key_id, "not-the-secret", "SignatureDoesNotMatch")):
+        client = boto3.client("elasticache", endpoint_url=url, region_name="us-east-1",
+                              aws_access_key_id=key, aws_secret_access_key=wrong_secret)
+        with pytest.raises(botocore.exceptions.ClientError) as exc:
+            client.describe_cache_clusters()
+        assert exc.value.response["Error"]["Code"] == code
+        assert exc.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+    # JSON-protocol services get the error in their shape too.
+    kms = boto3.client("kms", endpoint_url=url, region_name="us-east-1",
+                       aws_access_key_id=key_id, aws_secret_access_key="not-the-secret")
+    with pytest.raises(botocore.exceptions.ClientError) as exc:
+        kms.list_keys()
+    assert exc.value.response["Error"]["Code"] == "SignatureDoesNotMatch"
+    # The learner's own clients sign with it, without being told.
+    assert localaws.client("elasticache").describe_cache_clusters()["CacheClusters"] == []
+    assert boto3.client("sqs").list_queues().get("QueueUrls", []) == []
+    localaws.reset()
+    assert isinstance(localaws.apply_pending(), dict)
+
+
+def test_helpers_env_never_prints_the_secret(isolated_home):
+    from helpers.tools.shellenv import lab_environment
+
+    exports, unset = lab_environment(start=False)
+    _key_id, secret = localaws.credentials()
+    assert secret not in "".join(exports.values())
+    assert "AWS_ACCESS_KEY_ID" in unset and "AWS_SECRET_ACCESS_KEY" in unset
+    assert exports["AWS_SHARED_CREDENTIALS_FILE"].endswith("aws-credentials")

@@ -119,3 +119,29 @@ def test_progress_of_the_earlier_numbering_is_migrated_once(isolated_home):
     assert now["13"] == {"q3": done} and now["07"] == {"q2": done}
     exercises.record("13", "q1", "correct")                # a new answer after the migration stays put
     assert set(exercises.progress()["13"]) == {"q1", "q3"}
+
+
+def test_sharing_progress_with_the_instructor_is_opt_in_and_holds_no_answers(isolated_home, tmp_path, monkeypatch):
+    import json as _json
+    import stat as _stat
+
+    from helpers.exercises import core, share
+    from helpers.tools import classprogress
+
+    class_dir = tmp_path / "class"
+    class_dir.mkdir()
+    monkeypatch.setenv(share.ENV_CLASS_DIR, str(class_dir))
+    core.record("00", "q1", "correct")
+    assert not list(class_dir.iterdir())  # nothing is shared before the learner opts in
+    target = share.share(core.progress())
+    assert _stat.S_IMODE(target.stat().st_mode) == 0o640
+    core.record("01", "q2", "attempted")  # kept up to date after each check
+    data = _json.loads(target.read_text())
+    assert data["labs"]["01"]["q2"]["status"] == "attempted"
+    assert set(data["labs"]["00"]["q1"]) == {"status", "last"}  # statuses and times only
+    rows = classprogress.rows(class_dir)
+    assert len(rows) == 1 and rows[0]["solved"] == 1 and rows[0]["attempted"] == 1
+    assert "1 learner(s) sharing" in classprogress.render(rows, class_dir)
+    assert share.unshare() and not target.exists()
+    core.record("01", "q2", "correct")
+    assert not target.exists()  # stopped

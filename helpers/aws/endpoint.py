@@ -1,20 +1,26 @@
 """The local AWS endpoint (moto in server mode) and the guard that keeps every call local.
 
-Importing `helpers` calls `guard()`: fake credentials, a default region, private AWS config
-files and (once the endpoint runs) AWS_ENDPOINT_URL are set for this process and everything it
-starts, so boto3 and the AWS CLI talk to the local endpoint and can never reach a real AWS
-account. Set ELASTICACHE_LAB_REAL_AWS=1 before starting Python to opt out on purpose.
+Importing `helpers` calls `guard()`: the learner's generated credentials (a private 0600
+credentials file, see helpers/aws/auth.py), a default region, a private AWS config file and (once
+the endpoint runs) AWS_ENDPOINT_URL are set for this process and everything it starts, so boto3
+and the AWS CLI talk to the local endpoint, which refuses requests not signed with that key, and
+can never reach a real AWS account. Set ELASTICACHE_LAB_REAL_AWS=1 before starting Python to opt
+out on purpose.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 from typing import Any
 
+from helpers.aws import auth
 from helpers.runtime import state
 
 REAL_AWS_OPT_IN = "ELASTICACHE_LAB_REAL_AWS"
 REGION = "us-east-1"
+# The key the endpoint's own process and a guard without a usable state directory use; requests
+# from outside must be signed with the learner's key (auth.credentials), never with this one.
 FAKE_KEY = "testing"
 # An endpoint nothing listens on: used until the local endpoint is started, so an early call
 # fails fast and locally instead of going to AWS.
@@ -29,20 +35,26 @@ def _config_files() -> dict[str, str]:
     """Private AWS config/credentials files, so a learner's own ~/.aws profiles are never read."""
     home = state.home()
     config = home / "aws-config"
-    creds = home / "aws-credentials"
+    creds = home / auth.CREDENTIALS_FILE
     if not config.exists():
         state.write_secret(config, f"[default]\nregion = {REGION}\noutput = json\n")
-    if not creds.exists():
-        state.write_secret(creds, f"[default]\naws_access_key_id = {FAKE_KEY}\naws_secret_access_key = {FAKE_KEY}\n")
+    auth.credentials(home)
     return {"AWS_CONFIG_FILE": str(config), "AWS_SHARED_CREDENTIALS_FILE": str(creds)}
 
 
+def credentials() -> tuple[str, str]:
+    """The learner's (access key id, secret access key) for the local endpoint."""
+    return auth.credentials(state.home())
+
+
 def env(endpoint_url: str | None = None) -> dict[str, str]:
-    """The environment variables that point boto3 and the AWS CLI at the local endpoint."""
+    """The environment variables that point boto3 and the AWS CLI at the local endpoint.
+
+    The key itself is not among them: SDKs read it from AWS_SHARED_CREDENTIALS_FILE (0600), so
+    `python -m helpers env` never prints the secret (AWS_ACCESS_KEY_ID is in UNSET: it would win).
+    """
     return {
         "AWS_ENDPOINT_URL": endpoint_url or UNSTARTED_ENDPOINT,
-        "AWS_ACCESS_KEY_ID": FAKE_KEY,
-        "AWS_SECRET_ACCESS_KEY": FAKE_KEY,
         "AWS_DEFAULT_REGION": REGION,
         "AWS_REGION": REGION,
         "AWS_EC2_METADATA_DISABLED": "true",
@@ -50,7 +62,7 @@ def env(endpoint_url: str | None = None) -> dict[str, str]:
     }
 
 
-UNSET = ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_DEFAULT_PROFILE",
+UNSET = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_DEFAULT_PROFILE",
          "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_WEB_IDENTITY_TOKEN_FILE",
          "AWS_ROLE_ARN",
          # Settings that would send a call elsewhere than AWS_ENDPOINT_URL, or trust another CA:
@@ -84,6 +96,9 @@ def guard(endpoint_url: str | None = None) -> None:
         os.environ.pop(key, None)
     os.environ.update(env(endpoint_url))
     os.environ.update(_no_proxy_for_loopback())
+    boto3 = sys.modules.get("boto3")
+    if boto3 is not None:  # its default session keeps the credentials it read first (another state directory's)
+        boto3.DEFAULT_SESSION = None
 
 
 def endpoint() -> str:
@@ -105,8 +120,8 @@ def client(service_name: str, **kwargs: Any) -> Any:
     url = endpoint()
     kwargs.setdefault("endpoint_url", url)
     kwargs.setdefault("region_name", REGION)
-    kwargs.setdefault("aws_access_key_id", FAKE_KEY)
-    kwargs.setdefault("aws_secret_access_key", FAKE_KEY)
+    if "aws_access_key_id" not in kwargs and "aws_secret_access_key" not in kwargs:
+        kwargs["aws_access_key_id"], kwargs["aws_secret_access_key"] = credentials()
     return boto3.client(service_name, **kwargs)
 
 
@@ -114,7 +129,8 @@ def reset() -> None:
     """Forget everything the local AWS endpoint holds (moto's reset API)."""
     import urllib.request
 
-    req = urllib.request.Request(endpoint() + "/moto-api/reset", method="POST")
+    url = endpoint() + "/moto-api/reset"
+    req = urllib.request.Request(url, method="POST", headers=auth.signed_headers("POST", url, b"", state.home()))
     urllib.request.urlopen(req, timeout=30).read()
 
 
@@ -130,8 +146,8 @@ def apply_pending() -> dict[str, list[str]]:
     import urllib.request
 
     data = urllib.parse.urlencode({"Action": "ApplyPendingModifications", "Version": "2015-02-02"}).encode()
-    req = urllib.request.Request(endpoint() + "/", data=data, method="POST", headers={
-        "Content-Type": "application/x-www-form-urlencoded",
-        "Authorization": f"AWS4-HMAC-SHA256 Credential={FAKE_KEY}/20260101/{REGION}/elasticache/aws4_request, "
-                         "SignedHeaders=host, Signature=0"})
+    url = endpoint() + "/"
+    headers = auth.signed_headers("POST", url, data, state.home(), region=REGION,
+                                  headers={"Content-Type": "application/x-www-form-urlencoded"})
+    req = urllib.request.Request(url, data=data, method="POST", headers=headers)
     return json.loads(urllib.request.urlopen(req, timeout=60).read() or b"{}")

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
+import sys
 import threading
 
 from helpers.aws.endpoint import FAKE_KEY, REGION
@@ -67,9 +69,26 @@ def main(argv: list[str] | None = None) -> None:
 
     controlplane.install()
     threading.Thread(target=_warm_up, name="warm-up", daemon=True).start()
-    from moto.server import main as moto_main
+    # moto's own server (moto.server.main), with every request checked against the learner's key
+    # first: on a shared machine anyone can reach a loopback port (helpers/aws/auth.py).
+    from moto.moto_server.werkzeug_app import (
+        DomainDispatcherApplication,
+        MotoRequestHandler,
+        create_backend_app,
+    )
+    from werkzeug.serving import run_simple
 
-    moto_main(["-H", "127.0.0.1", "-p", str(args.port)])
+    from helpers.aws import auth
+    from helpers.runtime import state
+
+    os.environ.setdefault("MOTO_PORT", str(args.port))
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: sys.exit(0))
+    home = state.home()
+    auth.credentials(home)
+    app = DomainDispatcherApplication(create_backend_app)
+    run_simple("127.0.0.1", args.port, auth.require_signature(app, home), threaded=True,
+               request_handler=MotoRequestHandler)
 
 
 if __name__ == "__main__":

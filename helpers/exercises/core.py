@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from helpers.exercises import share
 from helpers.runtime import state
 
 NOT_ANSWERED = ...  # the placeholder learners replace: `answer = ...`
@@ -250,6 +251,7 @@ def record(lab: str, qid: str, status: str) -> None:
         elif entry["status"] != "correct":
             entry["status"] = "attempted"
         state.write_json(path, data)
+    share.update_if_opted_in(data)
 
 
 def progress() -> dict[str, dict[str, dict[str, Any]]]:

@@ -167,10 +167,36 @@ def cmd_progress(args: argparse.Namespace) -> int:
     from helpers.tools.progress import render_text, summary
 
     done = progress()
+    if args.share or args.unshare:
+        from helpers.exercises import share
+
+        if args.unshare:
+            gone = share.unshare()
+            print("No longer shared with the instructor" + (f" ({share.shared_file()} deleted)." if gone else "."))
+            return 0
+        where = share.share(done)
+        print(f"Shared with the instructor: {where} (statuses only, never your answers); kept up to date "
+              "after each check. `python -m helpers progress --unshare` stops.")
+        return 0
     if args.json:
         print(json.dumps(done, indent=2))
         return 0
     print(render_text(summary(done), details=args.all))
+    return 0
+
+
+def cmd_class_progress(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from helpers.exercises import share
+    from helpers.tools import classprogress
+
+    where = Path(args.dir) if args.dir else share.class_dir()
+    if not where.is_dir():
+        raise LabError(f"{where} does not exist: create the class's progress directory (docs/classroom.md) "
+                       "or pass --dir.")
+    table = classprogress.rows(where)
+    print(json.dumps(table, indent=2) if args.json else classprogress.render(table, where))
     return 0
 
 
@@ -212,7 +238,15 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("progress", help="your solved exercises, lab by lab, and what to do next")
     s.add_argument("--all", action="store_true", help="list every exercise of every lab")
     s.add_argument("--json", action="store_true", help="the recorded progress as JSON")
+    s.add_argument("--share", action="store_true",
+                   help="on a classroom server: let the instructor see your progress (statuses only; kept up to date)")
+    s.add_argument("--unshare", action="store_true", help="stop sharing your progress and delete the shared copy")
     s.set_defaults(func=cmd_progress)
+    s = sub.add_parser("class-progress", help="for the instructor: the progress the class's learners shared")
+    s.add_argument("--dir", help="the class's progress directory (default: $ELASTICACHE_LAB_CLASS_DIR or "
+                                 "/srv/elasticache-lab/class-progress)")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_class_progress)
     s = sub.add_parser("aws", help="local AWS endpoint actions: apply-pending applies every ElastiCache change "
                                    "made without --apply-immediately now (the maintenance window)")
     s.add_argument("action", choices=["apply-pending"])

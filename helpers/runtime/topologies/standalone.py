@@ -94,15 +94,22 @@ def _memcached_pool(name: str, workdir: Path, nodes: int = 3, memory_mb: int = 6
 # --- aws --------------------------------------------------------------------------------------
 
 def probe_moto(host: str, port: int) -> bool:
-    """The moto server answers its own API (a bare TCP accept comes before it can serve)."""
-    try:
-        conn = http.client.HTTPConnection(host, port, timeout=1)
-        conn.request("GET", "/moto-api/data.json")
-        ok = conn.getresponse().status == 200
-        conn.close()
-        return ok
-    except OSError:
-        return False
+    """The moto server answers HTTP (a bare TCP accept comes before it can serve).
+
+    Its readiness path needs no signature (every other request must be signed with the learner's
+    key: helpers/aws/auth.py); an endpoint started by an earlier version answers /moto-api/ instead.
+    """
+    for path in ("/elasticache-lab/ready", "/moto-api/data.json"):
+        try:
+            conn = http.client.HTTPConnection(host, port, timeout=1)
+            conn.request("GET", path)
+            ok = conn.getresponse().status == 200
+            conn.close()
+        except OSError:
+            return False
+        if ok:
+            return True
+    return False
 
 
 @topology("aws", "the local AWS API endpoint (moto server: ElastiCache, EC2, CloudWatch, KMS, Secrets Manager, SNS)",
