@@ -69,7 +69,7 @@ class CacheClusters(Backend):
             raise invalid_combination("Snapshots are not supported for memcached clusters.")
         if tls and engine == "memcached":
             raise invalid_combination("Transit encryption for memcached is not available on the local endpoint.")
-        pg = self.param_group_for(param_group, engine)
+        pg = self.param_group_for(param_group, engine, version=version)
         subnet = self.check_subnet_group(subnet_group)
         snap = self.snapshot_to_restore(snapshot_name)
         with self.lock:
@@ -101,6 +101,15 @@ class CacheClusters(Backend):
         self.event(cc.cluster_id, "cache-cluster", f"Failed to create cache cluster: {msg}")
 
     def _provision_cluster(self, cc: CacheCluster, snap_files: list[Path]) -> None:
+        if cc.engine == "memcached":
+            self._provision_cluster_engines(cc, snap_files)
+            return
+        from helpers.runtime import engines
+
+        with engines.pinned(self.engine_binary(cc.engine, cc.engine_version)):  # the engine the request named
+            self._provision_cluster_engines(cc, snap_files)
+
+    def _provision_cluster_engines(self, cc: CacheCluster, snap_files: list[Path]) -> None:
         pg = self.param_groups.get(cc.param_group)
         if cc.engine == "memcached":
             for node in list(cc.nodes):
@@ -230,7 +239,7 @@ class CacheClusters(Backend):
                     cc.next_node += 1
         elif remove:
             raise invalid_combination("CacheNodeIdsToRemove needs NumCacheNodes (fewer than the current count).")
-        pg = self.param_group_for(param_group, cc.engine) if param_group else None
+        pg = self.param_group_for(param_group, cc.engine, version=cc.engine_version) if param_group else None
         if snapshot_retention is not None:
             if cc.engine == "memcached":
                 raise invalid_combination("SnapshotRetentionLimit is not supported for memcached clusters.")

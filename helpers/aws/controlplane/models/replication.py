@@ -118,7 +118,7 @@ class ReplicationGroups(Backend):
                                           "must be enabled.")
             for ug in ugs:
                 self.get_user_group(ug)
-        pg = self.param_group_for(pg_name or None, engine, clustered)
+        pg = self.param_group_for(pg_name or None, engine, clustered, version=version)
         subnet = self.check_subnet_group(subnet_group)
         snap = self.snapshot_to_restore(snapshot_name)
         if num_cache_clusters is not None and preferred_azs and len(preferred_azs) != int(num_cache_clusters):
@@ -148,6 +148,12 @@ class ReplicationGroups(Backend):
         self.event(g.group_id, "replication-group", f"Failed to create replication group: {msg}")
 
     def _provision_group(self, g: ReplicationGroup, snap_files: list[Path]) -> None:
+        from helpers.runtime import engines
+
+        with engines.pinned(self.engine_binary(g.engine, g.engine_version)):  # the engine the request named
+            self._provision_group_engines(g, snap_files)
+
+    def _provision_group_engines(self, g: ReplicationGroup, snap_files: list[Path]) -> None:
         pg = self.param_groups.get(g.param_group)
         config = pg.startup_config() if pg else {}
         if pg:
