@@ -19,6 +19,7 @@ from helpers.aws.controlplane import engineops as ops
 from helpers.aws.controlplane.models.base import Backend
 from helpers.aws.controlplane.models.clusters import CacheClusters
 from helpers.aws.controlplane.models.events import EventsAndTags
+from helpers.aws.controlplane.models.lifecycle import EngineLifecycle
 from helpers.aws.controlplane.models.parameters import ParameterGroups
 from helpers.aws.controlplane.models.recovery import Recovery
 from helpers.aws.controlplane.models.replication import ReplicationGroups
@@ -31,7 +32,7 @@ __all__ = ["PLANE", "ControlPlane", "stop_aws_services"]
 
 
 class ControlPlane(CacheClusters, ReplicationGroups, Scaling, Recovery, Users, ParameterGroups, Snapshots,
-                   EventsAndTags, Backend):
+                   EventsAndTags, EngineLifecycle, Backend):
     """All ElastiCache resources of the local endpoint, and the engines behind them."""
 
     def reset(self) -> None:

@@ -335,6 +335,8 @@ class Backend:
         self.events: list[Event] = []
         self.tags: dict[str, dict[str, str]] = {}
         self.threads: list[threading.Thread] = []
+        # (service update, resource id) -> its update action's status (see models/lifecycle.py)
+        self.update_actions: dict[tuple[str, str], dict[str, Any]] = {}
         for family in catalogue.families():  # AWS lists a default group for every family, in every account
             names = [f"default.{family}"] + ([] if family.startswith("memcached") else
                                              [f"default.{family}.cluster.on"])

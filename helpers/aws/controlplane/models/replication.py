@@ -30,6 +30,7 @@ from helpers.aws.controlplane.models.base import (
     ReplicationGroup,
     check_id,
 )
+from helpers.aws.controlplane.models.lifecycle import check_maintenance_window
 from helpers.runtime import services, state
 from helpers.runtime.engines import Node
 
@@ -135,7 +136,7 @@ class ReplicationGroups(Backend):
                 tls=tls, user_group_ids=ugs, snapshot_name=snap.name if snap else None,
                 snapshot_retention=snapshot_retention, snapshot_window=snapshot_window or "05:00-06:00",
                 at_rest_encryption=bool(at_rest_encryption),
-                maintenance_window=maintenance_window or "sun:23:00-mon:01:30")
+                maintenance_window=check_maintenance_window(maintenance_window) or "sun:23:00-mon:01:30")
             self.groups[gid] = g
         self.add_tags(g.arn, tags)
         files = [Path(f) for f in snap.files] if snap else []
@@ -405,7 +406,7 @@ class ReplicationGroups(Backend):
             auth_token: str | None = None, auth_token_strategy: str | None = None,
             engine_version: str | None = None, apply_immediately: bool = False,
             security_group_ids: list[str] | None = None, maintenance_window: str | None = None,
-            remove_all_user_groups: bool = False) -> ReplicationGroup:
+            remove_all_user_groups: bool = False, engine: str | None = None) -> ReplicationGroup:
         """Settings, failover, parameter group, RBAC and AUTH; node type (scaling up or down: maxmemory
         follows, data stays) and engine version wait in PendingModifiedValues without `apply_immediately`."""
         g = self.get_group(group_id)
@@ -415,10 +416,16 @@ class ReplicationGroups(Backend):
         changes: dict[str, Any] = {}
         if node_type and node_type != g.node_type:
             changes["CacheNodeType"] = self.check_node_type(node_type)
-        if engine_version:
-            target = self.check_engine_upgrade(g.engine, g.engine_version, engine_version)
-            if target != g.engine_version:
+        new_pg = None
+        if engine_version or (engine and engine.lower() != g.engine):
+            new_engine, target = self.check_engine_upgrade(g.engine, g.engine_version, engine_version, engine)
+            if (new_engine, target) != (g.engine, g.engine_version):
                 changes["EngineVersion"] = target
+                changes["Engine"] = new_engine
+                new_pg = self.upgrade_param_group(g, new_engine, target, param_group)
+                if new_pg is not None:
+                    changes["CacheParameterGroup"] = new_pg.name
+                    param_group = None
         sgs = self.check_security_groups(security_group_ids) if security_group_ids is not None else None
         failover = automatic_failover
         if failover is not None:
@@ -428,7 +435,8 @@ class ReplicationGroups(Backend):
                 raise invalid_combination("Automatic failover needs at least one replica.")
         if multi_az and not (failover if failover is not None else g.automatic_failover):
             raise invalid_combination("Multi-AZ needs automatic failover to be enabled.")
-        pg = self.param_group_for(param_group, g.engine, g.cluster_mode) if param_group else None
+        pg = self.param_group_for(param_group, g.engine, g.cluster_mode, version=g.engine_version) \
+            if param_group else None
         add_ugs = list(add_user_groups or [])
         remove_ugs = list(remove_user_groups or [])
         if remove_all_user_groups:
@@ -453,7 +461,7 @@ class ReplicationGroups(Backend):
         if snapshot_window:
             g.snapshot_window = snapshot_window
         if maintenance_window:
-            g.maintenance_window = maintenance_window
+            g.maintenance_window = check_maintenance_window(maintenance_window) or g.maintenance_window
         if sgs is not None:
             g.security_group_ids = sgs
         if changes and not apply_immediately:
@@ -509,8 +517,28 @@ class ReplicationGroups(Backend):
                                {"maxmemory": str(pg.maxmemory(g.node_type, g.engine))})
             self.event(g.group_id, "replication-group", f"Cache node type changed to {g.node_type}")
         if "EngineVersion" in changes:
-            g.engine_version = changes["EngineVersion"]
-            self.event(g.group_id, "replication-group", f"Engine version is {g.engine_version}")
+            self.upgrade_group_engine(g, changes.get("Engine", g.engine), changes["EngineVersion"])
+            if changes.get("CacheParameterGroup"):
+                g.param_group = changes["CacheParameterGroup"]
+                pg = self.param_groups.get(g.param_group)
+                if pg is not None:
+                    self.apply_parameters(pg)
+
+    def upgrade_param_group(self, g: ReplicationGroup, engine: str, version: str, named: str | None) -> Any:
+        """The parameter group a group moves to with an engine version of another family (None: same
+        family, the group keeps its own). A default group moves to the new family's default; a custom
+        one must be replaced by a custom one of the new family, named in the request, as on AWS."""
+        family = self.family(engine, version)
+        current = self.param_groups.get(g.param_group)
+        if current is not None and current.family == family:
+            return self.param_group_for(named, engine, g.cluster_mode, version=version) if named else None
+        if named:
+            return self.param_group_for(named, engine, g.cluster_mode, version=version)
+        if current is not None and not current.is_default:
+            raise invalid_combination(f"Replication group {g.group_id} uses the custom parameter group "
+                                      f"{current.name} ({current.family}): name a custom parameter group of family "
+                                      f"{family} with --cache-parameter-group-name for the upgrade.")
+        return self.param_group_for(None, engine, g.cluster_mode, version=version)
 
     def apply_pending_group(self, g: ReplicationGroup) -> list[str]:
         """Apply PendingModifiedValues now (what the maintenance window would do)."""
@@ -522,7 +550,7 @@ class ReplicationGroups(Backend):
             self._apply_group_changes(g, changes)
         finally:
             g.status = "available"
-        return sorted(changes)
+        return sorted(k for k in changes if k in ("CacheNodeType", "EngineVersion"))
 
     def _group_op_failed(self, g: ReplicationGroup, msg: str) -> None:
         g.status = "available"
