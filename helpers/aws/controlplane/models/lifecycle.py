@@ -164,7 +164,7 @@ class EngineLifecycle(Backend):
                                                             else self.get_cluster(ident))
                 except ApiError:
                     unprocessed.append({key: ident, "ServiceUpdateName": name, "ErrorType": "CacheClusterNotFound"
-                                        if key == "CacheClusterId" else "ReplicationGroupNotFound",
+                                        if key == "CacheClusterId" else "ReplicationGroupNotFoundFault",
                                         "ErrorMessage": f"{ident} not found."})
                     continue
                 if not applies_to(update, res.engine, res.engine_version):

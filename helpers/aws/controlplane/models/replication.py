@@ -546,10 +546,18 @@ class ReplicationGroups(Backend):
         if not changes or g.status != "available":
             return []
         g.status = "modifying"
-        try:
-            self._apply_group_changes(g, changes)
-        finally:
-            g.status = "available"
+        if "EngineVersion" in changes:  # node by node, in the background: the group is modifying meanwhile
+            def work() -> None:
+                self._apply_group_changes(g, changes)
+                g.status = "available"
+                self.event(g.group_id, "replication-group", "Replication group modified")
+
+            self.background(f"pending-rg-{g.group_id}", work, lambda msg: self._group_op_failed(g, msg))
+        else:
+            try:
+                self._apply_group_changes(g, changes)
+            finally:
+                g.status = "available"
         return sorted(k for k in changes if k in ("CacheNodeType", "EngineVersion"))
 
     def _group_op_failed(self, g: ReplicationGroup, msg: str) -> None:
