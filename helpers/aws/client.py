@@ -294,3 +294,11 @@ def engine_family_of(engine: str, version: str) -> str | None:
 
     minor = ".".join(version.split(".")[:2])
     return catalogue.family_for(engine, minor) if minor in catalogue.offered_minors(engine) else None
+
+
+def apply_pending() -> dict[str, list[str]]:
+    """Apply every pending modification now: the local stand-in for the maintenance window
+    (helpers.aws.endpoint.apply_pending; `python -m helpers aws apply-pending` on the command line)."""
+    from helpers.aws.endpoint import apply_pending as apply
+
+    return apply()
