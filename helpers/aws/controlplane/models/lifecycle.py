@@ -108,17 +108,15 @@ class EngineLifecycle(Backend):
         updates = [u for u in service_updates() if not names or u["ServiceUpdateName"] in names]
         out = []
         with self.lock:
-            resources: list[tuple[str, str, str, str, bool]] = []
-            for g in self.groups.values():
-                if not cluster_ids or group_ids:
-                    resources.append(("ReplicationGroupId", g.group_id, g.engine, g.engine_version, True))
-            for cc in self.clusters.values():
-                if cc.engine != "memcached" and (not group_ids or cluster_ids):
-                    resources.append(("CacheClusterId", cc.cluster_id, cc.engine, cc.engine_version, False))
-                if cc.engine == "memcached" and (not group_ids or cluster_ids):
-                    resources.append(("CacheClusterId", cc.cluster_id, cc.engine, cc.engine_version, False))
+            resources: list[tuple[str, str, str, str]] = []
+            if not cluster_ids or group_ids:
+                resources += [("ReplicationGroupId", g.group_id, g.engine, g.engine_version)
+                              for g in self.groups.values()]
+            if not group_ids or cluster_ids:
+                resources += [("CacheClusterId", cc.cluster_id, cc.engine, cc.engine_version)
+                              for cc in self.clusters.values()]
         for u in updates:
-            for key, ident, eng, version, _grouped in resources:
+            for key, ident, eng, version in resources:
                 if group_ids and key == "ReplicationGroupId" and ident not in group_ids:
                     continue
                 if cluster_ids and key == "CacheClusterId" and ident not in cluster_ids:
