@@ -186,3 +186,25 @@ def test_service_update_restarts_every_node_and_keeps_the_data(ec):
     assert code == "ServiceUpdateNotFoundFault"
     ec.delete_replication_group(ReplicationGroupId="lc-su")
     cpc.wait_deleted(ec, replication_group_id="lc-su")
+
+
+@needs_both
+def test_cluster_mode_upgrade_keeps_every_key_and_the_configuration_endpoint(ec):
+    ec.create_replication_group(ReplicationGroupId="lc-cm", ReplicationGroupDescription="cluster upgrade",
+                                Engine="redis", CacheNodeType="cache.t4g.micro", NumNodeGroups=2, ReplicasPerNodeGroup=1)
+    g = cpc.wait_for(ec, replication_group_id="lc-cm")
+    ep = g["ConfigurationEndpoint"]
+    rc = cpc.cluster_at(ep)
+    for i in range(500):
+        rc.set(f"k{i}", i)
+    minor = ".".join(engines.installed_engines("valkey")[0].version.split(".")[:2])
+    ec.modify_replication_group(ReplicationGroupId="lc-cm", Engine="valkey", EngineVersion=minor, ApplyImmediately=True)
+    g = cpc.wait_for(ec, replication_group_id="lc-cm", timeout=240)
+    assert g["ConfigurationEndpoint"] == ep
+    rc = cpc.cluster_at(ep)
+    assert all(rc.get(f"k{i}") == str(i) for i in range(500))
+    members = [c for c in ec.describe_cache_clusters()["CacheClusters"] if c.get("ReplicationGroupId") == "lc-cm"]
+    assert len(members) == 4 and {c["Engine"] for c in members} == {"valkey"}
+    assert {c["CacheParameterGroup"]["CacheParameterGroupName"].endswith(".cluster.on") for c in members} == {True}
+    ec.delete_replication_group(ReplicationGroupId="lc-cm")
+    cpc.wait_deleted(ec, replication_group_id="lc-cm")
