@@ -263,7 +263,7 @@ class CacheClusters(Backend):
             if cc.engine == "memcached":
                 raise invalid_combination("Memcached engine upgrades are not available on the local endpoint (one "
                                           "memcached binary is installed).")
-            _, target = self.check_engine_upgrade(cc.engine, cc.engine_version, engine_version)
+            target = self.check_engine_upgrade(cc.engine, cc.engine_version, engine_version)
             if target != cc.engine_version:
                 changes["EngineVersion"] = target
         strategy = self.check_auth_change(cc.engine, cc.tls, cc.auth_token, auth_token, auth_token_strategy,
