@@ -16,15 +16,15 @@ export JUPYTER_PATH := $(CURDIR)/helpers/tools/jupyter_data$(if $(JUPYTER_PATH),
 lab: setup
 	$(PYBIN) -m helpers lab -- $(JUPYTER_ARGS)
 
-# Labs that also run on the other key-value engine: the basics and sharding. (Labs 09 and 13 join
-# them once the local ElastiCache API, which both use, starts the engine a request names.)
+# Labs that also run on the other key-value engine: the basics, replication and failover, sharding,
+# and the local ElastiCache API (which starts the engine each request names).
 OTHER_ENGINE_LABS := labs/00_welcome.ipynb labs/01_redis_data_structures.ipynb \
-	labs/10_scaling_and_sharding.ipynb
+	labs/09_replication_and_failover.ipynb labs/10_scaling_and_sharding.ipynb labs/13_control_plane.ipynb
 
 # Unit tests (two workers, each with its own state directory), then every notebook in order and
 # again in reverse order, in one run against the same services; everything is stopped at the end.
-# The notebooks run on the default key-value engine (Redis OSS for now: see
-# helpers.runtime.engines.default_engine_name); ELASTICACHE_LAB_ENGINE=valkey or =redis chooses.
+# The notebooks run on the default key-value engine (Valkey where a valkey-server is installed, else
+# Redis OSS: see helpers.runtime.engines.default_engine_name); ELASTICACHE_LAB_ENGINE=valkey or =redis chooses.
 # Then a few labs run on the other.
 test: setup
 	@status=0; \

@@ -468,8 +468,12 @@ def test_subnet_groups_node_type_modifications_and_service_updates(ec):
     assert "cache.r7g.xlarge" in mods["ScaleUpModifications"] and "cache.t4g.micro" in mods["ScaleDownModifications"]
     assert "cache.m7g.large" not in mods["ScaleUpModifications"] + mods["ScaleDownModifications"]
     assert code_of(ec.list_allowed_node_type_modifications, CacheClusterId="c-none") == "CacheClusterNotFound"
-    assert ec.describe_service_updates()["ServiceUpdates"] == []
-    assert ec.describe_update_actions(CacheClusterIds=["c-nt"])["UpdateActions"] == []
+    updates = ec.describe_service_updates()["ServiceUpdates"]
+    assert updates and all(u["ServiceUpdateType"] in ("security-update", "engine-update", "engine-major-version-update")
+                           for u in updates)
+    actions = ec.describe_update_actions(CacheClusterIds=["c-nt"])["UpdateActions"]
+    assert actions and {a["CacheClusterId"] for a in actions} == {"c-nt"}
+    assert {a["UpdateActionStatus"] for a in actions} == {"not-applied"} and {a["Engine"] for a in actions} == {"redis"}
     ec.delete_cache_cluster(CacheClusterId="c-nt")
     cpc.wait_deleted(ec, cache_cluster_id="c-nt")
     code, message, _ = error_of(ec.create_serverless_cache, ServerlessCacheName="c-sl", Engine="redis")

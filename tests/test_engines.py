@@ -44,17 +44,22 @@ def test_each_engine_is_found_by_what_the_binary_says(bare):
     assert v.meta()["engine"] == "valkey" and r.meta()["engine"] == "redis"
 
 
-def test_default_is_redis_until_the_api_starts_the_engine_asked_for(bare, monkeypatch):
-    """Redis OSS by default for now (the local ElastiCache API would otherwise run another engine
-    than the labs); Valkey on request, and then "redis" in find_binary means the engine the lab runs."""
+def test_default_is_valkey_where_installed(bare, monkeypatch):
+    """Valkey by default where a valkey-server is found (AWS's lead engine), else Redis OSS; the variable
+    chooses, and then "redis" in find_binary means the engine the lab runs. A pinned engine (what the
+    local ElastiCache API does for a request's --engine) wins in its thread."""
     _fake(bare, "redis-server", REDIS)
-    _fake(bare, "valkey-server", VALKEY)
     assert engines.default_engine_name() == "redis"
-    assert engines.kv_engine().name == "redis"
-    assert engines.find_binary("redis").endswith("redis-server")
-    monkeypatch.setenv(engines.ENGINE_ENV, "valkey")
+    _fake(bare, "valkey-server", VALKEY)
+    assert engines.default_engine_name() == "valkey"
     assert engines.kv_engine().name == "valkey"
     assert engines.find_binary("redis").endswith("valkey-server")
+    monkeypatch.setenv(engines.ENGINE_ENV, "redis")
+    assert engines.kv_engine().name == "redis"
+    assert engines.find_binary("redis").endswith("redis-server")
+    with engines.pinned(engines.find_engine("valkey")):
+        assert engines.selected_engine_name() == "valkey" and engines.find_binary("redis").endswith("valkey-server")
+    assert engines.kv_engine().name == "redis"
 
 
 def test_the_variable_chooses_and_never_silently_another(bare, monkeypatch):

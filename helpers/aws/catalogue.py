@@ -438,6 +438,11 @@ def engine_version(engine: str, version: str | None = None) -> dict[str, str]:
     raise CatalogueError("InvalidParameterCombination", f"Cannot find version {wanted} for {engine}")
 
 
+def offered_minors(engine: str) -> list[str]:
+    """The versions AWS offers for Redis OSS / Valkey (major.minor), oldest first."""
+    return [v["EngineVersion"] for v in engine_versions(engine)]
+
+
 def family_for(engine: str, version: str | None = None) -> str:
     """The parameter-group family of an engine version, e.g. ('valkey', '8.1') -> 'valkey8'."""
     return engine_version(engine, version)["CacheParameterGroupFamily"]

@@ -245,3 +245,60 @@ def wait_until_settled(ec: Any, *, cache_cluster_id: str | None = None, replicat
         if current in ("available", "deleting") or current in FAILED or time.monotonic() > deadline:
             return current
         time.sleep(0.2)
+
+
+# --- which engine a lab asks the API for ------------------------------------------------------------
+
+def lab_engine() -> str:
+    """The key-value engine the labs name in API calls (`Engine=`): the one the lab runs
+    (ELASTICACHE_LAB_ENGINE, else Valkey where installed, else Redis OSS)."""
+    from helpers.runtime import engines
+
+    return engines.selected_engine_name()
+
+
+def engine_family(engine: str | None = None) -> str:
+    """The parameter-group family of the version the local API runs for `engine` (default: lab_engine()),
+    e.g. 'valkey9' for valkey-server 9.1.2, 'redis7' for redis-server 7.0.15."""
+    from helpers.aws import catalogue
+    from helpers.runtime import engines
+
+    engine = engine or lab_engine()
+    offered = catalogue.offered_minors(engine)
+    for e in sorted(engines.installed_engines(engine), key=lambda e: [int(x) for x in e.version.split(".")
+                                                                       if x.isdigit()], reverse=True):
+        minor = ".".join(e.version.split(".")[:2])
+        if minor in offered:
+            return catalogue.family_for(engine, minor)
+    raise LabError(f"No {engines.TITLES[engine]} version that ElastiCache offers is installed here: "
+                   f"{engines.install_hint(engine)}.")
+
+
+def installed_engines() -> dict[str, str]:
+    """engine -> the version the local API runs when a request names no version (installed engines only)."""
+    from helpers.runtime import engines
+
+    out = {}
+    for name in engines.KV_ENGINES:
+        with contextlib.suppress(LabError):
+            family = engine_family(name)
+            found = [e.version for e in engines.installed_engines(name)
+                     if family == engine_family_of(name, e.version)]
+            if found:
+                out[name] = found[0]
+    return out
+
+
+def engine_family_of(engine: str, version: str) -> str | None:
+    from helpers.aws import catalogue
+
+    minor = ".".join(version.split(".")[:2])
+    return catalogue.family_for(engine, minor) if minor in catalogue.offered_minors(engine) else None
+
+
+def apply_pending() -> dict[str, list[str]]:
+    """Apply every pending modification now: the local stand-in for the maintenance window
+    (helpers.aws.endpoint.apply_pending; `python -m helpers aws apply-pending` on the command line)."""
+    from helpers.aws.endpoint import apply_pending as apply
+
+    return apply()

@@ -99,7 +99,10 @@ def _check_params(answer: Any) -> str:
     try:
         ec.describe_cache_parameter_groups(CacheParameterGroupName=CHECK_PARAMS)
     except ClientError:
-        ec.create_cache_parameter_group(CacheParameterGroupName=CHECK_PARAMS, CacheParameterGroupFamily="redis7",
+        from helpers.aws import client as cpc
+
+        ec.create_cache_parameter_group(CacheParameterGroupName=CHECK_PARAMS,
+                                        CacheParameterGroupFamily=cpc.engine_family(),
                                         Description="lab 13 checks")
     ec.reset_cache_parameter_group(CacheParameterGroupName=CHECK_PARAMS, ResetAllParameters=True)
     values = call_learner(answer, "allkeys-lfu", what="your function policy_change(policy)")
@@ -181,4 +184,35 @@ q4 = Exercise(
     reference="keep",
     also_right=["describe"],
     wrong=[("restart", "not needed"), ("reboot", "not one of the choices"), (3, "one of")],
+)
+
+
+UPGRADE_CHOICES = ["kept-same", "kept-new", "lost-same", "lost-new"]
+
+
+def _check_upgrade_effect(answer: Any) -> str:
+    choice = expect_choice(answer, UPGRADE_CHOICES, "your answer")
+    if choice.startswith("lost"):
+        raise Wrong("The keys were not lost: the replicas were upgraded first and synced from the primary, then a "
+                    "planned failover handed the primary role to an upgraded replica before the old primary "
+                    "restarted. A group with a replica keeps every key through a minor or a major upgrade (count "
+                    "them: dbsize() on the endpoint after the upgrade).")
+    if choice.endswith("new"):
+        raise Wrong("The endpoint did not change: AWS documents that an upgrade, even Redis OSS -> Valkey, keeps "
+                    "the endpoint and every other aspect of the application. Compare the PrimaryEndpoint printed "
+                    "before and after the upgrade.")
+    return ("An in-place upgrade (minor, major, or Redis OSS -> Valkey) keeps the data of a replicated group and its "
+            "endpoints: clients see each node restart once (a dropped connection, then a reconnect) and no more. "
+            "A single-node cluster is unavailable while its node restarts.")
+
+
+q5 = Exercise(
+    lab=LAB, qid="q5", title="What an engine upgrade keeps",
+    checker=_check_upgrade_effect,
+    hint_text="Look at the two numbers the upgrade cell printed: the keys before and after, and the primary "
+              "endpoint before and after.",
+    solution_text="answer = 'kept-same'   # every key kept, same primary endpoint",
+    reference="kept-same",
+    wrong=[("lost-same", "not lost"), ("kept-new", "did not change"), ("lost-new", "not lost"),
+           ("same", "one of")],
 )

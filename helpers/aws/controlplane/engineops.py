@@ -35,8 +35,9 @@ def _tls() -> Any:
 def _aws_redis(name: str, workdir: Path, config: dict[str, Any] | None = None, password_file: str | None = None,
                tls: bool = False, restore_rdb: str | None = None) -> tuple[list[Node], dict[str, Any]]:
     """One node; the AUTH token is read from an owner-only file, never from a command line."""
-    binary = engines.find_binary("redis")
-    meta: dict[str, Any] = {"binary": binary, "version": engines.binary_version(binary), "tls": tls}
+    engine = engines.kv_engine()  # the engine the control plane pinned for this request
+    binary = engine.binary
+    meta: dict[str, Any] = {**engine.meta(), "tls": tls}
     secret = Path(password_file).read_text().strip() if password_file else None
     if password_file:
         meta["password_file"] = password_file

@@ -38,7 +38,8 @@ def not_found(kind: str, ident: str) -> ApiError:
     codes = {"CacheCluster": "CacheClusterNotFound", "ReplicationGroup": "ReplicationGroupNotFoundFault",
              "Snapshot": "SnapshotNotFoundFault", "User": "UserNotFound", "UserGroup": "UserGroupNotFound",
              "CacheParameterGroup": "CacheParameterGroupNotFound",
-             "CacheSubnetGroup": "CacheSubnetGroupNotFoundFault", "NodeGroup": "NodeGroupNotFoundFault"}
+             "CacheSubnetGroup": "CacheSubnetGroupNotFoundFault", "NodeGroup": "NodeGroupNotFoundFault",
+             "ServiceUpdate": "ServiceUpdateNotFoundFault"}
     if kind == "ReplicationGroup":
         return ApiError(f"ReplicationGroup {ident} not found", codes[kind])
     return ApiError(f"{kind} not found: {ident}", codes[kind])

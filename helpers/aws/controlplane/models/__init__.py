@@ -21,6 +21,7 @@ from helpers.aws.controlplane.models.base import Backend
 from helpers.aws.controlplane.models.clusters import CacheClusters
 from helpers.aws.controlplane.models.events import EventsAndTags
 from helpers.aws.controlplane.models.global_datastore import GlobalDatastores
+from helpers.aws.controlplane.models.lifecycle import EngineLifecycle
 from helpers.aws.controlplane.models.parameters import ParameterGroups
 from helpers.aws.controlplane.models.recovery import Recovery
 from helpers.aws.controlplane.models.replication import ReplicationGroups
@@ -33,7 +34,7 @@ __all__ = ["PLANE", "ControlPlane", "stop_aws_services"]
 
 
 class ControlPlane(CacheClusters, GlobalDatastores, ReplicationGroups, Scaling, Recovery, Users, ParameterGroups,
-                   Snapshots, EventsAndTags, Backend):
+                   Snapshots, EventsAndTags, EngineLifecycle, Backend):
     """All ElastiCache resources of the local endpoint, and the engines behind them."""
 
     def reset(self) -> None:

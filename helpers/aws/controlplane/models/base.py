@@ -8,13 +8,13 @@ that raise the API's NotFound, background work that reports failures as events, 
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import threading
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any, TypeVar
 
 from helpers.aws import catalogue
@@ -138,7 +138,10 @@ class ParameterGroup:
         # engine refuses (activedefrag on a build without it) is recorded instead of stopping the node.
         reboot = [n for n in self.values if catalogue.parameter(self.family, n).change_type == "requires-reboot"]
         for name in (*STARTUP_PARAMETERS, *reboot):
-            p = catalogue.parameter(self.family, name)
+            try:
+                p = catalogue.parameter(self.family, name)
+            except catalogue.CatalogueError:  # not in this family (Valkey 8 dropped the lazyfree-* ones)
+                continue
             if p.engine_config and p.listed != "node-type" and p.engine_config != "client-output-buffer-limit" \
                     and name != "cluster-enabled":
                 out[p.engine_config] = self.value(name)
@@ -347,89 +350,141 @@ class Backend:
         self.events: list[Event] = []
         self.tags: dict[str, dict[str, str]] = {}
         self.threads: list[threading.Thread] = []
-        redis_family, mc_family = self.family("redis"), self.family("memcached")
-        for name, family in ((f"default.{redis_family}", redis_family),
-                             (f"default.{redis_family}.cluster.on", redis_family),
-                             (f"default.{mc_family}", mc_family)):
-            self.param_groups[name] = ParameterGroup(name, family, f"Default parameter group for {family}",
-                                                     is_default=True, cluster_on=name.endswith(".cluster.on"))
+        # (service update, resource id) -> its update action's status (see models/lifecycle.py)
+        self.update_actions: dict[tuple[str, str], dict[str, Any]] = {}
+        for family in catalogue.families():  # AWS lists a default group for every family, in every account
+            names = [f"default.{family}"] + ([] if family.startswith("memcached") else
+                                             [f"default.{family}.cluster.on"])
+            for name in names:
+                self.param_groups[name] = ParameterGroup(name, family, f"Default parameter group for {family}",
+                                                         is_default=True, cluster_on=name.endswith(".cluster.on"))
+
+    # --- engines and versions: which local binary runs an engine version AWS offers ----------------
+    # An AWS version (major.minor, e.g. valkey 8.1) runs on a local binary of the same engine and the same
+    # major.minor (valkey-server 8.1.x), never on another; with no version asked, on the newest local
+    # binary whose major.minor AWS offers. See docs/local-vs-aws.md ("Engines and versions").
+
+    @staticmethod
+    def local_engines(engine: str) -> list[Any]:
+        """The installed binaries of a key-value engine (helpers.runtime.engines.Engine), newest first."""
+        from helpers.runtime import engines
+
+        found = engines.installed_engines(engine)
+        return sorted(found, key=lambda e: _version_key(e.version), reverse=True)
 
     @staticmethod
     def local_version(engine: str) -> str:
+        """The version of the binary that runs `engine` when no version is asked for."""
         from helpers.runtime import engines
 
-        kind = "memcached" if engine == "memcached" else "redis"
-        text = engines.binary_version(engines.find_binary(kind))  # "Redis 7.0.15", "memcached 1.6.18"
-        return text.split()[-1]
-
-    def family(self, engine: str) -> str:
-        try:
-            version = self.local_version(engine)
-        except Exception:  # noqa: BLE001 - no engine installed: a plausible family keeps the API usable
-            version = "1.6.0" if engine == "memcached" else "7.0.0"
-        major = version.split(".")[0]
-        return f"memcached{'.'.join(version.split('.')[:2])}" if engine == "memcached" else f"redis{major}"
-
-    def installed(self, engine: str, version: str) -> bool:
-        """Whether an engine version AWS offers runs here: the local binary is that version (or a patch of it)."""
-        try:
-            local = self.local_version(engine)
-        except Exception:  # noqa: BLE001 - engine not installed
-            return False
-        if engine == "valkey" and not self._is_valkey():
-            return False
-        return local == version or local.startswith(version + ".")
+        if engine == "memcached":
+            return engines.binary_version(engines.find_binary("memcached")).split()[-1]
+        return Backend.binary_for(engine, None).version
 
     @staticmethod
-    def _is_valkey() -> bool:
+    def binary_for(engine: str, version: str | None) -> Any:
+        """The local Engine (binary) that runs AWS's `engine` `version` (None: the default), or AWS's
+        error shape with a sentence saying what is installed and what to install."""
         from helpers.runtime import engines
 
+        offered = [v["EngineVersion"] for v in catalogue.engine_versions(engine)]
+        local = Backend.local_engines(engine)
+        if version:
+            wanted = _minor(version)
+            for e in local:
+                if _minor(e.version) == wanted:
+                    return e
+        else:
+            for e in local:
+                if _minor(e.version) in offered:
+                    return e
+        have = ", ".join(f"{engines.TITLES[engine]} {e.version}" for e in local) or "none"
+        what = f"{engines.TITLES[engine]} {version}" if version else f"a {engines.TITLES[engine]} version AWS offers"
+        hint = _install_hint(engine, version)
+        raise invalid_combination(f"{what} is not installed on this machine (installed: {have}). {hint} "
+                                  "python -m helpers doctor lists the engines found.")
+
+    def family(self, engine: str, version: str | None = None) -> str:
+        """The parameter-group family of an engine version (the default version when None)."""
+        if engine == "memcached":
+            try:
+                local = self.local_version("memcached")
+            except Exception:  # noqa: BLE001 - no engine installed: a plausible family keeps the API usable
+                local = "1.6.0"
+            return f"memcached{'.'.join(local.split('.')[:2])}"
+        if version is None:
+            try:
+                version = self.binary_for(engine, None).version
+            except Exception:  # noqa: BLE001 - not installed: AWS's default version names the family
+                version = catalogue.default_engine_version(engine)
+        return catalogue.family_for(engine, _minor(version))
+
+    def installed(self, engine: str, version: str) -> bool:
+        """Whether an engine version AWS offers runs here: a local binary is that version (or a patch of it)."""
+        if engine == "memcached":
+            try:
+                local = self.local_version(engine)
+            except Exception:  # noqa: BLE001 - engine not installed
+                return False
+            return local == version or local.startswith(version + ".")
         try:
-            return "valkey" in Path(engines.find_binary("redis")).name
+            self.binary_for(engine, version)
         except Exception:  # noqa: BLE001
             return False
+        return True
 
     def check_engine(self, engine: Any, version: Any) -> tuple[str, str]:
         """(engine, the version the nodes run) for a create call, with AWS's errors.
 
-        The versions come from the catalogue (catalogue.engine_versions), so an engine or version added
-        there is offered here as soon as its binary is installed; one AWS does not offer gets AWS's
-        InvalidParameterCombination "Cannot find version X for <engine>", and one AWS offers but this
-        machine cannot run the same code with a sentence saying what runs here.
+        The versions come from the catalogue (catalogue.engine_versions): one AWS does not offer gets
+        AWS's InvalidParameterCombination "Cannot find version X for <engine>"; one AWS offers that no
+        local binary runs gets the same error shape with what to install. Engine left out: redis, as AWS.
         """
         engine = (engine or "redis").lower()
         if engine not in catalogue.engines():
             raise invalid_value(f"Invalid value for Engine: {engine}. Valid values: {', '.join(catalogue.engines())}.")
-        if engine == "valkey" and not self._is_valkey():
-            raise invalid_value("Engine valkey is not installed on this machine (only redis-server is): "
-                                "use --engine redis, or install valkey-server.")
-        local = self.local_version(engine)
-        if not version:
-            return engine, local
-        version = str(version)
-        try:
-            catalogue.engine_version(engine, version)
-        except catalogue.CatalogueError as err:
-            # AWS also accepts a full patch version of an offered one (7.0.7): the local one is such a patch.
-            if not (local == version and catalogue.engine_version(engine, ".".join(local.split(".")[:2]))):
+        version = str(version) if version else None
+        if version:
+            try:
+                catalogue.engine_version(engine, version if engine == "memcached" else _minor(version))
+            except catalogue.CatalogueError as err:
                 raise from_catalogue(err) from None
-        if not self.installed(engine, version):
-            raise invalid_combination(f"Cannot find version {version} for {engine} on the local endpoint: this "
-                                      f"machine runs {engine} {local}. Omit --engine-version or ask for "
-                                      f"{'.'.join(local.split('.')[:2])}.")
-        return engine, local
+        if engine == "memcached":
+            local = self.local_version(engine)
+            if version and not self.installed(engine, version):
+                raise invalid_combination(f"Cannot find version {version} for {engine} on the local endpoint: this "
+                                          f"machine runs memcached {local}. Omit --engine-version or ask for "
+                                          f"{'.'.join(local.split('.')[:2])}.")
+            return engine, local
+        return engine, self.binary_for(engine, version).version
 
-    def check_engine_upgrade(self, engine: str, current: str, wanted: str) -> str:
-        """The version a modify call moves to (the local binary's), with AWS's errors; no downgrades."""
-        _, local = self.check_engine(engine, wanted)
+    def engine_binary(self, engine: str, version: str) -> Any:
+        """The local binary a resource of `engine` `version` (as recorded: the binary's version) runs."""
+        for e in self.local_engines(engine):
+            if e.version == version:
+                return e
+        return self.binary_for(engine, version)
 
-        def key(v: str) -> tuple[int, ...]:
-            return tuple(int(x) for x in v.split(".")[:2] if x.isdigit())
+    def check_engine_upgrade(self, engine: str, current: str, wanted: str | None) -> str:
+        """The version a modify call moves to within an engine (the local binary's), with AWS's errors."""
+        return self.check_engine_change(engine, current, wanted)[1]
 
-        if key(wanted) < key(current):
+    def check_engine_change(self, engine: str, current: str, wanted: str | None,
+                            new_engine: str | None = None) -> tuple[str, str]:
+        """(engine, version) a modify call moves to, with AWS's errors: no downgrades; Redis OSS -> Valkey
+        (7.2 and later), never back."""
+        target_engine = (new_engine or engine).lower()
+        if target_engine != engine:
+            if (engine, target_engine) != ("redis", "valkey"):
+                raise invalid_combination(f"Cannot change the engine from {engine} to {target_engine}: ElastiCache "
+                                          "upgrades Redis OSS to Valkey only.")
+            if not wanted:
+                raise invalid_value("An upgrade from Redis OSS to Valkey needs EngineVersion (e.g. 8.0).")
+        _, local = self.check_engine(target_engine, wanted)
+        if target_engine == engine and _version_key(local) < _version_key(current):
             raise invalid_combination(f"Cannot downgrade {engine} from {current} to {wanted}: ElastiCache upgrades "
                                       "engine versions only.")
-        return local
+        return target_engine, local
 
     def check_node_type(self, node_type: Any) -> str:
         if not node_type:
@@ -520,3 +575,27 @@ class Backend:
         if name not in elasticache_backends[ACCOUNT]["us-east-1"].cache_subnet_groups:
             raise not_found("CacheSubnetGroup", name)
         return name
+
+
+def _minor(version: str) -> str:
+    """'9.1.2' -> '9.1' (AWS names Redis OSS / Valkey versions by major.minor)."""
+    return ".".join(str(version).split(".")[:2])
+
+
+def _version_key(version: str) -> tuple[int, ...]:
+    return tuple(int(x) for x in str(version).split(".") if x.isdigit())
+
+
+def _install_hint(engine: str, version: str | None) -> str:
+    """What to install for an engine version AWS offers that no local binary runs."""
+    from helpers.runtime import engines
+
+    env = engines.BINARY_ENV[engine]
+    if engine == "redis" and version and _minor(version) == "7.1":
+        return ("Redis OSS 7.1 is ElastiCache's own build (no open-source release exists): ask for 7.0, or "
+                f"set {env} to a Redis OSS 7.0 binary.")
+    if engine == "valkey" and version and _minor(version) != "9.1":
+        return (f"Install Valkey {_minor(version)} (Debian 12 bookworm-backports has 8.0, Debian 13 has 8.1; "
+                f"Homebrew has the newest) and set {env} to its valkey-server (several paths separated by "
+                f"'{os.pathsep}' offer several versions).")
+    return f"To install it: {engines.install_hint(engine)}."

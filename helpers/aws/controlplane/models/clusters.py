@@ -27,6 +27,7 @@ from helpers.aws.controlplane.models.base import (
     check_id,
     now,
 )
+from helpers.aws.controlplane.models.lifecycle import check_maintenance_window
 from helpers.runtime import services, state
 from helpers.runtime.engines import Node
 
@@ -69,7 +70,7 @@ class CacheClusters(Backend):
             raise invalid_combination("Snapshots are not supported for memcached clusters.")
         if tls and engine == "memcached":
             raise invalid_combination("Transit encryption for memcached is not available on the local endpoint.")
-        pg = self.param_group_for(param_group, engine)
+        pg = self.param_group_for(param_group, engine, version=version)
         subnet = self.check_subnet_group(subnet_group)
         snap = self.snapshot_to_restore(snapshot_name)
         with self.lock:
@@ -81,7 +82,7 @@ class CacheClusters(Backend):
                 security_group_ids=list(security_group_ids or []), auth_token=token, tls=tls,
                 snapshot_name=snap.name if snap else None, snapshot_retention=snapshot_retention,
                 snapshot_window=snapshot_window or "05:00-06:00",
-                maintenance_window=maintenance_window or "sun:23:00-mon:01:30")
+                maintenance_window=check_maintenance_window(maintenance_window) or "sun:23:00-mon:01:30")
             for _ in range(n):
                 cc.nodes.append({"id": f"{cc.next_node:04d}", "created": now(), "status": "creating"})
                 cc.next_node += 1
@@ -101,6 +102,15 @@ class CacheClusters(Backend):
         self.event(cc.cluster_id, "cache-cluster", f"Failed to create cache cluster: {msg}")
 
     def _provision_cluster(self, cc: CacheCluster, snap_files: list[Path]) -> None:
+        if cc.engine == "memcached":
+            self._provision_cluster_engines(cc, snap_files)
+            return
+        from helpers.runtime import engines
+
+        with engines.pinned(self.engine_binary(cc.engine, cc.engine_version)):  # the engine the request named
+            self._provision_cluster_engines(cc, snap_files)
+
+    def _provision_cluster_engines(self, cc: CacheCluster, snap_files: list[Path]) -> None:
         pg = self.param_groups.get(cc.param_group)
         if cc.engine == "memcached":
             for node in list(cc.nodes):
@@ -189,7 +199,7 @@ class CacheClusters(Backend):
             maintenance_window: str | None = None, security_group_ids: list[str] | None = None,
             node_type: str | None = None, engine_version: str | None = None,
             apply_immediately: bool = False, az_mode: str | None = None,
-            new_azs: list[str] | None = None) -> CacheCluster:
+            new_azs: list[str] | None = None, engine: str | None = None) -> CacheCluster:
         """Memcached scales out and in (naming the nodes to remove); Redis scales its node type up or down
         and changes engine version; the rest is settings and AUTH. Without `apply_immediately`, node
         type and engine version changes wait in PendingModifiedValues (the maintenance window;
@@ -230,7 +240,7 @@ class CacheClusters(Backend):
                     cc.next_node += 1
         elif remove:
             raise invalid_combination("CacheNodeIdsToRemove needs NumCacheNodes (fewer than the current count).")
-        pg = self.param_group_for(param_group, cc.engine) if param_group else None
+        pg = self.param_group_for(param_group, cc.engine, version=cc.engine_version) if param_group else None
         if snapshot_retention is not None:
             if cc.engine == "memcached":
                 raise invalid_combination("SnapshotRetentionLimit is not supported for memcached clusters.")
@@ -245,7 +255,14 @@ class CacheClusters(Backend):
                                           "local endpoint: create a new cluster of the new type (see "
                                           "docs/local-vs-aws.md).")
             changes["CacheNodeType"] = node_type
+        if engine and str(engine).lower() != cc.engine:
+            raise invalid_combination(f"Cannot change the engine of cache cluster {cc.cluster_id} from {cc.engine} to "
+                                      f"{engine}: to move a single-node Redis OSS cluster to Valkey, first create a "
+                                      "replication group with it as primary, then upgrade the replication group.")
         if engine_version:
+            if cc.engine == "memcached":
+                raise invalid_combination("Memcached engine upgrades are not available on the local endpoint (one "
+                                          "memcached binary is installed).")
             target = self.check_engine_upgrade(cc.engine, cc.engine_version, engine_version)
             if target != cc.engine_version:
                 changes["EngineVersion"] = target
@@ -256,7 +273,7 @@ class CacheClusters(Backend):
         if snapshot_window:
             cc.snapshot_window = snapshot_window
         if maintenance_window:
-            cc.maintenance_window = maintenance_window
+            cc.maintenance_window = check_maintenance_window(maintenance_window) or cc.maintenance_window
         if sgs is not None:
             cc.security_group_ids = sgs
         if changes and not apply_immediately:
@@ -307,8 +324,11 @@ class CacheClusters(Backend):
                 conn.config_set("maxmemory", str(pg.maxmemory(cc.node_type, cc.engine)))
             self.event(cc.cluster_id, "cache-cluster", f"Cache node type changed to {cc.node_type}")
         if "EngineVersion" in changes:
+            old = cc.engine_version
+            if changes["EngineVersion"] != old:  # restart onto the other binary; the node reloads its data
+                self.roll_cluster(cc, self.engine_binary(cc.engine, changes["EngineVersion"]))
             cc.engine_version = changes["EngineVersion"]
-            self.event(cc.cluster_id, "cache-cluster", f"Engine version is {cc.engine_version}")
+            self.event(cc.cluster_id, "cache-cluster", f"Engine upgraded from {old} to {cc.engine_version}")
 
     def apply_pending_cluster(self, cc: CacheCluster) -> list[str]:
         """Apply PendingModifiedValues now (what the maintenance window would do)."""

@@ -34,13 +34,13 @@ MAX_PARAMETERS_PER_CALL = 20  # ModifyCacheParameterGroup: "you can modify up to
 
 class ParameterGroups(Backend):
     def param_group_for(self, name: str | None, engine: str, cluster_mode: bool = False,
-                        check_mode: bool = True) -> ParameterGroup:
+                        check_mode: bool = True, version: str | None = None) -> ParameterGroup:
         """The group a new cluster or group uses: the one named, or the engine's default.
 
         Its family must be the engine version's, and (Redis OSS / Valkey) its cluster-enabled must match
         the cluster mode, as AWS checks.
         """
-        family = self.family(engine)
+        family = self.family(engine, version)
         if not name:
             name = f"default.{family}" + (".cluster.on" if cluster_mode else "")
         with self.lock:
@@ -71,7 +71,9 @@ class ParameterGroups(Backend):
         if family not in catalogue.families():
             raise invalid_value(f"The parameter CacheParameterGroupFamily is not valid: {family!r}. Valid values: "
                                 f"{', '.join(catalogue.families())}.")
-        local = {self.family("redis"), self.family("memcached")}
+        local = {self.family("memcached")} | {self.family(e.name, e.version) for kv in ("valkey", "redis")
+                                              for e in self.local_engines(kv)
+                                              if e.version.rsplit(".", 1)[0] in catalogue.offered_minors(kv)}
         if family not in local:
             raise invalid_value(f"CacheParameterGroupFamily {family} is AWS's, but its engine is not installed "
                                 f"here; use one of {', '.join(sorted(local))}.")
@@ -195,6 +197,7 @@ class ParameterGroups(Backend):
         accepts it, so the call does not fail.
         """
         names = list(dict.fromkeys([*STARTUP_PARAMETERS, *pg.values])) if changed is None else changed
+        names = [n for n in names if n in pg.values or n in pg.catalog]  # a family lists only its own
         reboot = [n for n in names if catalogue.parameter(pg.family, n).change_type == "requires-reboot"]
         clusters, groups = pg_users_clusters(pg, self), pg_users_groups(pg, self)
         if changed is not None and (reboot or pg.family.startswith("memcached")) and names:

@@ -32,6 +32,7 @@ from helpers.aws.controlplane.models.base import (
     check_id,
     request_region,
 )
+from helpers.aws.controlplane.models.lifecycle import check_maintenance_window
 from helpers.runtime import services, state
 from helpers.runtime.engines import Node
 
@@ -120,7 +121,7 @@ class ReplicationGroups(Backend):
                                           "must be enabled.")
             for ug in ugs:
                 self.get_user_group(ug)
-        pg = self.param_group_for(pg_name or None, engine, clustered)
+        pg = self.param_group_for(pg_name or None, engine, clustered, version=version)
         subnet = self.check_subnet_group(subnet_group)
         snap = self.snapshot_to_restore(snapshot_name)
         if num_cache_clusters is not None and preferred_azs and len(preferred_azs) != int(num_cache_clusters):
@@ -137,7 +138,8 @@ class ReplicationGroups(Backend):
                 tls=tls, user_group_ids=ugs, snapshot_name=snap.name if snap else None,
                 snapshot_retention=snapshot_retention, snapshot_window=snapshot_window or "05:00-06:00",
                 at_rest_encryption=bool(at_rest_encryption),
-                maintenance_window=maintenance_window or "sun:23:00-mon:01:30", region=request_region())
+                maintenance_window=check_maintenance_window(maintenance_window) or "sun:23:00-mon:01:30",
+                region=request_region())
             self.groups[gid] = g
         self.add_tags(g.arn, tags)
         files = [Path(f) for f in snap.files] if snap else []
@@ -150,6 +152,12 @@ class ReplicationGroups(Backend):
         self.event(g.group_id, "replication-group", f"Failed to create replication group: {msg}")
 
     def _provision_group(self, g: ReplicationGroup, snap_files: list[Path]) -> None:
+        from helpers.runtime import engines
+
+        with engines.pinned(self.engine_binary(g.engine, g.engine_version)):  # the engine the request named
+            self._provision_group_engines(g, snap_files)
+
+    def _provision_group_engines(self, g: ReplicationGroup, snap_files: list[Path]) -> None:
         pg = self.param_groups.get(g.param_group)
         config = pg.startup_config() if pg else {}
         if pg:
@@ -421,7 +429,7 @@ class ReplicationGroups(Backend):
             auth_token: str | None = None, auth_token_strategy: str | None = None,
             engine_version: str | None = None, apply_immediately: bool = False,
             security_group_ids: list[str] | None = None, maintenance_window: str | None = None,
-            remove_all_user_groups: bool = False) -> ReplicationGroup:
+            remove_all_user_groups: bool = False, engine: str | None = None) -> ReplicationGroup:
         """Settings, failover, parameter group, RBAC and AUTH; node type (scaling up or down: maxmemory
         follows, data stays) and engine version wait in PendingModifiedValues without `apply_immediately`."""
         g = self.get_group(group_id)
@@ -431,10 +439,16 @@ class ReplicationGroups(Backend):
         changes: dict[str, Any] = {}
         if node_type and node_type != g.node_type:
             changes["CacheNodeType"] = self.check_node_type(node_type)
-        if engine_version:
-            target = self.check_engine_upgrade(g.engine, g.engine_version, engine_version)
-            if target != g.engine_version:
+        new_pg = None
+        if engine_version or (engine and engine.lower() != g.engine):
+            new_engine, target = self.check_engine_change(g.engine, g.engine_version, engine_version, engine)
+            if (new_engine, target) != (g.engine, g.engine_version):
                 changes["EngineVersion"] = target
+                changes["Engine"] = new_engine
+                new_pg = self.upgrade_param_group(g, new_engine, target, param_group)
+                if new_pg is not None:
+                    changes["CacheParameterGroup"] = new_pg.name
+                    param_group = None
         sgs = self.check_security_groups(security_group_ids) if security_group_ids is not None else None
         failover = automatic_failover
         if failover is not None:
@@ -444,7 +458,8 @@ class ReplicationGroups(Backend):
                 raise invalid_combination("Automatic failover needs at least one replica.")
         if multi_az and not (failover if failover is not None else g.automatic_failover):
             raise invalid_combination("Multi-AZ needs automatic failover to be enabled.")
-        pg = self.param_group_for(param_group, g.engine, g.cluster_mode) if param_group else None
+        pg = self.param_group_for(param_group, g.engine, g.cluster_mode, version=g.engine_version) \
+            if param_group else None
         add_ugs = list(add_user_groups or [])
         remove_ugs = list(remove_user_groups or [])
         if remove_all_user_groups:
@@ -469,7 +484,7 @@ class ReplicationGroups(Backend):
         if snapshot_window:
             g.snapshot_window = snapshot_window
         if maintenance_window:
-            g.maintenance_window = maintenance_window
+            g.maintenance_window = check_maintenance_window(maintenance_window) or g.maintenance_window
         if sgs is not None:
             g.security_group_ids = sgs
         if changes and not apply_immediately:
@@ -525,8 +540,28 @@ class ReplicationGroups(Backend):
                                {"maxmemory": str(pg.maxmemory(g.node_type, g.engine))})
             self.event(g.group_id, "replication-group", f"Cache node type changed to {g.node_type}")
         if "EngineVersion" in changes:
-            g.engine_version = changes["EngineVersion"]
-            self.event(g.group_id, "replication-group", f"Engine version is {g.engine_version}")
+            self.upgrade_group_engine(g, changes.get("Engine", g.engine), changes["EngineVersion"])
+            if changes.get("CacheParameterGroup"):
+                g.param_group = changes["CacheParameterGroup"]
+                pg = self.param_groups.get(g.param_group)
+                if pg is not None:
+                    self.apply_parameters(pg)
+
+    def upgrade_param_group(self, g: ReplicationGroup, engine: str, version: str, named: str | None) -> Any:
+        """The parameter group a group moves to with an engine version of another family (None: same
+        family, the group keeps its own). A default group moves to the new family's default; a custom
+        one must be replaced by a custom one of the new family, named in the request, as on AWS."""
+        family = self.family(engine, version)
+        current = self.param_groups.get(g.param_group)
+        if current is not None and current.family == family:
+            return self.param_group_for(named, engine, g.cluster_mode, version=version) if named else None
+        if named:
+            return self.param_group_for(named, engine, g.cluster_mode, version=version)
+        if current is not None and not current.is_default:
+            raise invalid_combination(f"Replication group {g.group_id} uses the custom parameter group "
+                                      f"{current.name} ({current.family}): name a custom parameter group of family "
+                                      f"{family} with --cache-parameter-group-name for the upgrade.")
+        return self.param_group_for(None, engine, g.cluster_mode, version=version)
 
     def apply_pending_group(self, g: ReplicationGroup) -> list[str]:
         """Apply PendingModifiedValues now (what the maintenance window would do)."""
@@ -534,11 +569,19 @@ class ReplicationGroups(Backend):
         if not changes or g.status != "available":
             return []
         g.status = "modifying"
-        try:
-            self._apply_group_changes(g, changes)
-        finally:
-            g.status = "available"
-        return sorted(changes)
+        if "EngineVersion" in changes:  # node by node, in the background: the group is modifying meanwhile
+            def work() -> None:
+                self._apply_group_changes(g, changes)
+                g.status = "available"
+                self.event(g.group_id, "replication-group", "Replication group modified")
+
+            self.background(f"pending-rg-{g.group_id}", work, lambda msg: self._group_op_failed(g, msg))
+        else:
+            try:
+                self._apply_group_changes(g, changes)
+            finally:
+                g.status = "available"
+        return sorted(k for k in changes if k in ("CacheNodeType", "EngineVersion"))
 
     def _group_op_failed(self, g: ReplicationGroup, msg: str) -> None:
         g.status = "available"

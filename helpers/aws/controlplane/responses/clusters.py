@@ -84,7 +84,7 @@ def modify_cache_cluster(p: dict[str, Any]) -> dict[str, Any]:
         maintenance_window=p.get("PreferredMaintenanceWindow"),
         security_group_ids=None if sgs is None else list(sgs), node_type=p.get("CacheNodeType"),
         engine_version=p.get("EngineVersion"), apply_immediately=bool(p.get("ApplyImmediately")),
-        az_mode=p.get("AZMode"), new_azs=list(p.get("NewAvailabilityZones") or [])))
+        az_mode=p.get("AZMode"), new_azs=list(p.get("NewAvailabilityZones") or []), engine=p.get("Engine")))
 
 
 def reboot_cache_cluster(p: dict[str, Any]) -> dict[str, Any]:

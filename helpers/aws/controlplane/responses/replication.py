@@ -25,6 +25,7 @@ def member_api(m: Member, show_nodes: bool) -> dict[str, Any]:
         "CacheClusterId": m.cluster_id, "CacheNodeType": g.node_type, "Engine": g.engine,
         "EngineVersion": g.engine_version, "CacheClusterStatus": status,
         "NumCacheNodes": 1, "PreferredAvailabilityZone": m.az, "CacheClusterCreateTime": g.created,
+        "PreferredMaintenanceWindow": g.maintenance_window,
         "PendingModifiedValues": {k: v for k, v in g.pending.items() if k in ("CacheNodeType", "EngineVersion")},
         "CacheSecurityGroups": [],
         "CacheParameterGroup": parameter_status(g.param_group, g.params_pending_reboot, ["0001"]),
@@ -156,7 +157,7 @@ def modify_replication_group(p: dict[str, Any]) -> dict[str, Any]:
         auth_token_strategy=p.get("AuthTokenUpdateStrategy"), engine_version=p.get("EngineVersion"),
         apply_immediately=bool(p.get("ApplyImmediately")), security_group_ids=sgs,
         maintenance_window=p.get("PreferredMaintenanceWindow"),
-        remove_all_user_groups=bool(p.get("RemoveUserGroups"))))
+        remove_all_user_groups=bool(p.get("RemoveUserGroups")), engine=p.get("Engine")))
 
 
 def delete_replication_group(p: dict[str, Any]) -> dict[str, Any]:

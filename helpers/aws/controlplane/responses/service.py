@@ -76,18 +76,50 @@ def modify_cache_subnet_group(p: dict[str, Any]) -> Any:
 
 
 def describe_service_updates(p: dict[str, Any]) -> list[dict[str, Any]]:
-    """Service updates: none locally (the engines are the machine's packages; see docs/local-vs-aws.md)."""
+    """The service updates of the local catalogue (data/elasticache_service_updates.csv), AWS's shape."""
+    from helpers.aws.controlplane.models.lifecycle import service_updates
+
     status = p.get("ServiceUpdateStatus") or []
     bad = [s for s in status if s not in ("available", "cancelled", "expired")]
     if bad:
         raise invalid_value(f"Invalid value for ServiceUpdateStatus: {', '.join(bad)}.")
-    return []
+    name = p.get("ServiceUpdateName")
+    out = []
+    for u in service_updates():
+        if name and u["ServiceUpdateName"] != name:
+            continue
+        if status and u["ServiceUpdateStatus"] not in status:
+            continue
+        out.append(u)
+    if name and not out and not status:
+        raise not_found("ServiceUpdate", str(name))
+    return out
+
+
+UPDATE_ACTION_STATUSES = ("not-applied", "waiting-to-start", "in-progress", "stopping", "stopped", "complete",
+                          "scheduling", "scheduled", "not-applicable")
 
 
 def describe_update_actions(p: dict[str, Any]) -> list[dict[str, Any]]:
-    """Update actions: none locally (no service update is ever published to the local endpoint)."""
-    for gid in p.get("ReplicationGroupIds") or []:
-        PLANE.get_group(gid)
-    for cid in p.get("CacheClusterIds") or []:
-        PLANE.get_cluster(cid)
-    return []
+    """One update action per service update and resource it applies to, with its status."""
+    statuses = list(p.get("UpdateActionStatus") or [])
+    bad = [s for s in statuses if s not in UPDATE_ACTION_STATUSES]
+    if bad:
+        raise invalid_value(f"Invalid value for UpdateActionStatus: {', '.join(bad)}.")
+    engine = p.get("Engine")
+    if engine and str(engine).lower() not in catalogue.engines():
+        raise invalid_value(f"Invalid value for Engine: {engine}. Valid values: {', '.join(catalogue.engines())}.")
+    name = p.get("ServiceUpdateName")
+    return PLANE.describe_update_actions([name] if name else None, list(p.get("ReplicationGroupIds") or []),
+                                         list(p.get("CacheClusterIds") or []),
+                                         str(engine).lower() if engine else None, statuses)
+
+
+def batch_apply_update_action(p: dict[str, Any]) -> dict[str, Any]:
+    return PLANE.batch_update_action(p.get("ServiceUpdateName"), list(p.get("ReplicationGroupIds") or []),
+                                     list(p.get("CacheClusterIds") or []), apply=True)
+
+
+def batch_stop_update_action(p: dict[str, Any]) -> dict[str, Any]:
+    return PLANE.batch_update_action(p.get("ServiceUpdateName"), list(p.get("ReplicationGroupIds") or []),
+                                     list(p.get("CacheClusterIds") or []), apply=False)
