@@ -296,6 +296,8 @@ class ReplicationGroup:
     params_pending_reboot: bool = False
     previous_token: str | None = None  # ROTATE keeps the old AUTH token valid until SET
     maintenance_window: str = "sun:23:00-mon:01:30"
+    durability: str | None = None  # Durability as asked (default | sync | async | disabled); None: not asked
+    effective_durability: str = "disabled"  # sync | async: every node logs each write before (or after) answering
     # The stable endpoints (primary, reader, configuration): loopback forwarders, see endpoints.py
     endpoints: dict[str, Forwarder] = field(default_factory=dict)
     recovering: set[str] = field(default_factory=set)  # node names the monitor is replacing

@@ -125,6 +125,8 @@ class GlobalDatastores(Backend):
             raise invalid_value(f"Replication group {g.group_id} is already a member of Global datastore "
                                 f"{g.global_id}.")
         check_node_type(g.node_type)
+        if g.effective_durability != "disabled":
+            raise invalid_combination("Durability is not supported with Global Datastores.")
         if g.cluster_mode:
             raise invalid_combination("The local endpoint builds global datastores from cluster-mode-disabled "
                                       "replication groups only (AWS also takes cluster mode enabled ones).")

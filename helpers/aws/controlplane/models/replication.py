@@ -32,6 +32,7 @@ from helpers.aws.controlplane.models.base import (
     check_id,
     request_region,
 )
+from helpers.aws.controlplane.models.durability import check_change, check_durability, durability_config
 from helpers.aws.controlplane.models.lifecycle import check_maintenance_window
 from helpers.runtime import services, state
 from helpers.runtime.engines import Node
@@ -49,7 +50,7 @@ class ReplicationGroups(Backend):
             snapshot_retention: int = 0, snapshot_window: str | None = None,
             tags: dict[str, str] | None = None, at_rest_encryption: bool = False,
             preferred_azs: list[str] | None = None, snapshot_arns: list[str] | None = None,
-            maintenance_window: str | None = None) -> ReplicationGroup:
+            maintenance_window: str | None = None, durability: str | None = None) -> ReplicationGroup:
         """Cluster mode is on when node groups are asked for, ClusterMode is enabled or the parameter
         group is a .cluster.on one; `configured_node_groups` is the length of NodeGroupConfiguration."""
         gid = check_id(group_id, "ReplicationGroupId", 40)
@@ -121,6 +122,9 @@ class ReplicationGroups(Backend):
                                           "must be enabled.")
             for ug in ugs:
                 self.get_user_group(ug)
+        effective = check_durability(durability, engine, version, node_type, clustered, bool(multi_az), replicas, tls)
+        if effective != "disabled":
+            at_rest_encryption = True  # durability turns encryption at rest on, as on AWS
         pg = self.param_group_for(pg_name or None, engine, clustered, version=version)
         subnet = self.check_subnet_group(subnet_group)
         snap = self.snapshot_to_restore(snapshot_name)
@@ -139,13 +143,28 @@ class ReplicationGroups(Backend):
                 snapshot_retention=snapshot_retention, snapshot_window=snapshot_window or "05:00-06:00",
                 at_rest_encryption=bool(at_rest_encryption),
                 maintenance_window=check_maintenance_window(maintenance_window) or "sun:23:00-mon:01:30",
-                region=request_region())
+                region=request_region(), durability=durability, effective_durability=effective)
             self.groups[gid] = g
         self.add_tags(g.arn, tags)
         files = [Path(f) for f in snap.files] if snap else []
         self.background(f"create-rg-{gid}", lambda: self._provision_group(g, files),
                         lambda msg: self._failed_group(g, msg))
         return g
+
+    def _switch_durability(self, g: ReplicationGroup, effective: str, asked: str | None) -> None:
+        """sync <-> async on every node at once (CONFIG SET), and in the recorded start-up settings, so a
+        replaced node starts with the new mode too."""
+        from helpers.runtime.service import record
+
+        settings = durability_config(effective)
+        svc = services.get(g.service_name)
+        if svc:
+            self._config_set(g.group_id, "replication-group",
+                             [self._admin(g, svc, n) for n in ops.data_nodes(svc)], settings)
+            svc.options["config"] = {**(svc.options.get("config") or {}), **settings}
+            record(svc)
+        g.durability, g.effective_durability = asked, effective
+        self.event(g.group_id, "replication-group", f"Durability changed to {effective}")
 
     def _failed_group(self, g: ReplicationGroup, msg: str) -> None:
         g.status = "create-failed"
@@ -162,6 +181,7 @@ class ReplicationGroups(Backend):
         config = pg.startup_config() if pg else {}
         if pg:
             config["maxmemory"] = str(pg.maxmemory(g.node_type, g.engine))
+        config.update(durability_config(g.effective_durability))
         name = g.service_name
         ops.fresh_dir(name)
         internal = bool(g.auth_token or g.user_group_ids)
@@ -429,7 +449,8 @@ class ReplicationGroups(Backend):
             auth_token: str | None = None, auth_token_strategy: str | None = None,
             engine_version: str | None = None, apply_immediately: bool = False,
             security_group_ids: list[str] | None = None, maintenance_window: str | None = None,
-            remove_all_user_groups: bool = False, engine: str | None = None) -> ReplicationGroup:
+            remove_all_user_groups: bool = False, engine: str | None = None,
+            durability: str | None = None) -> ReplicationGroup:
         """Settings, failover, parameter group, RBAC and AUTH; node type (scaling up or down: maxmemory
         follows, data stays) and engine version wait in PendingModifiedValues without `apply_immediately`."""
         g = self.get_group(group_id)
@@ -450,6 +471,7 @@ class ReplicationGroups(Backend):
                     changes["CacheParameterGroup"] = new_pg.name
                     param_group = None
         sgs = self.check_security_groups(security_group_ids) if security_group_ids is not None else None
+        new_durability = check_change(g.effective_durability, durability)
         failover = automatic_failover
         if failover is not None:
             if g.cluster_mode and not failover:
@@ -493,6 +515,8 @@ class ReplicationGroups(Backend):
         g.status = "modifying"
 
         def work() -> None:
+            if new_durability:
+                self._switch_durability(g, new_durability, durability)
             if failover is not None and bool(failover) != g.automatic_failover:
                 g.automatic_failover = bool(failover)
                 if g.topology == "replicated":

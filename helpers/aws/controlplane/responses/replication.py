@@ -102,6 +102,9 @@ def group_api(g: ReplicationGroup, members: list[Member] | None = None) -> dict[
         "UserGroupIds": list(g.user_group_ids), "LogDeliveryConfigurations": [],
         "ReplicationGroupCreateTime": g.created, "DataTiering": "disabled", "NetworkType": "ipv4",
         "IpDiscovery": "ipv4", "ClusterMode": "enabled" if g.cluster_mode else "disabled", "Engine": g.engine}
+    if g.durability is not None or g.effective_durability != "disabled":
+        out["Durability"] = g.durability or g.effective_durability
+        out["EffectiveDurability"] = g.effective_durability
     if g.global_id:
         out["GlobalReplicationGroupInfo"] = {"GlobalReplicationGroupId": g.global_id,
                                              "GlobalReplicationGroupMemberRole": str(g.global_role).upper()}
@@ -138,7 +141,7 @@ def create_replication_group(p: dict[str, Any]) -> dict[str, Any]:
         snapshot_retention=int(p.get("SnapshotRetentionLimit") or 0), snapshot_window=p.get("SnapshotWindow"),
         tags=tag_dict(p), at_rest_encryption=bool(p.get("AtRestEncryptionEnabled")),
         preferred_azs=list(p.get("PreferredCacheClusterAZs") or []), snapshot_arns=list(p.get("SnapshotArns") or []),
-        maintenance_window=p.get("PreferredMaintenanceWindow")))
+        maintenance_window=p.get("PreferredMaintenanceWindow"), durability=p.get("Durability")))
 
 
 def describe_replication_groups(p: dict[str, Any]) -> list[dict[str, Any]]:
@@ -157,7 +160,8 @@ def modify_replication_group(p: dict[str, Any]) -> dict[str, Any]:
         auth_token_strategy=p.get("AuthTokenUpdateStrategy"), engine_version=p.get("EngineVersion"),
         apply_immediately=bool(p.get("ApplyImmediately")), security_group_ids=sgs,
         maintenance_window=p.get("PreferredMaintenanceWindow"),
-        remove_all_user_groups=bool(p.get("RemoveUserGroups")), engine=p.get("Engine")))
+        remove_all_user_groups=bool(p.get("RemoveUserGroups")), engine=p.get("Engine"),
+        durability=p.get("Durability")))
 
 
 def delete_replication_group(p: dict[str, Any]) -> dict[str, Any]:
