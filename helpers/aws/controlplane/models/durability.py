@@ -5,8 +5,9 @@ the client, `async` after (up to the last 10 s of writes can be lost). The rules
 "Limitations" page (checked 2026-11): Valkey 9.0 or later; node families R7g, R6g, M7g, M6g, C7gn
 (newer pages add R8g, M8g, C8gn); cluster mode enabled; Multi-AZ with at least one replica per shard;
 encryption in transit at creation (encryption at rest is turned on automatically); not Serverless,
-Global Datastore or data tiering; sync <-> async can be switched later, durability cannot be turned
-on for an existing cluster nor off once on.
+Global Datastore or data tiering. An existing cluster switches between sync, async and disabled
+with ModifyReplicationGroup --durability when it meets the same requirements ("Changing durability on
+an existing cluster", October 2026; older pages of the guide still say it is fixed at creation).
 
 Locally every node of a durable group runs with its append-only file on: `appendfsync always` (the
 write is on this machine's disk before the reply) for sync, `everysec` for async. One disk on one
@@ -53,20 +54,21 @@ def check_durability(durability: str | None, engine: str, version: str, node_typ
     return durability
 
 
-def check_change(current: str, asked: str | None) -> str | None:
+def check_change(current: str, asked: str | None, engine: str, version: str, node_type: str, clustered: bool,
+                 multi_az: bool, replicas: int, tls: bool, global_member: bool) -> str | None:
     """The new EffectiveDurability for ModifyReplicationGroup --durability, None when nothing changes."""
     if asked is None:
         return None
     if asked not in VALUES:
         raise invalid_value(f"Invalid value for Durability: {asked}. Valid values: {', '.join(VALUES)}.")
-    if current == "disabled":
-        if asked in ("disabled", "default"):
-            return None
-        raise invalid_combination("Durability cannot be enabled on an existing non-durable cluster: create a new "
-                                  "cluster with --durability, and restore a backup into it.")
-    if asked in ("disabled", "default"):
-        raise invalid_combination("Durability cannot be disabled once enabled; you can switch between sync and async.")
-    return None if asked == current else asked
+    if global_member:
+        raise invalid_combination("Durability is not supported for a cluster that is part of a Global Datastore.")
+    new = "disabled" if asked == "default" else asked
+    if new == current:
+        return None
+    if new != "disabled":  # the requirements of a durable cluster, checked as at creation
+        check_durability(new, engine, version, node_type, clustered, multi_az, replicas, tls)
+    return new
 
 
 def durability_config(effective: str) -> dict[str, str]:

@@ -156,7 +156,7 @@ class ReplicationGroups(Backend):
         replaced node starts with the new mode too."""
         from helpers.runtime.service import record
 
-        settings = durability_config(effective)
+        settings = durability_config(effective) or {"appendonly": "no", "appendfsync": "everysec"}
         svc = services.get(g.service_name)
         if svc:
             self._config_set(g.group_id, "replication-group",
@@ -164,6 +164,8 @@ class ReplicationGroups(Backend):
             svc.options["config"] = {**(svc.options.get("config") or {}), **settings}
             record(svc)
         g.durability, g.effective_durability = asked, effective
+        if effective != "disabled":
+            g.at_rest_encryption = True  # as on AWS: a durable cluster is encrypted at rest
         self.event(g.group_id, "replication-group", f"Durability changed to {effective}")
 
     def _failed_group(self, g: ReplicationGroup, msg: str) -> None:
@@ -471,7 +473,8 @@ class ReplicationGroups(Backend):
                     changes["CacheParameterGroup"] = new_pg.name
                     param_group = None
         sgs = self.check_security_groups(security_group_ids) if security_group_ids is not None else None
-        new_durability = check_change(g.effective_durability, durability)
+        new_durability = check_change(g.effective_durability, durability, g.engine, g.engine_version, g.node_type,
+                                      g.cluster_mode, g.multi_az, g.replicas, g.tls, bool(g.global_id))
         failover = automatic_failover
         if failover is not None:
             if g.cluster_mode and not failover:
