@@ -76,7 +76,7 @@ def test_memory_per_key(r):
     try:
         rows = ev.memory_usage_by_size(r, [1, 100, 1000])
         assert [row["memory_usage"] for row in rows] == sorted(row["memory_usage"] for row in rows)
-        assert rows[0]["memory_usage"] > 30
+        assert rows[0]["memory_usage"] > 16  # the overhead: 24 B on Valkey 9 (key embedded in its object), ~50 on Redis 7.0
         assert 100 < ev.used_memory_per_key(r, n=2_000, value_size=100) < 400
         assert ev.count(r, "perkey:*") == 0  # cleaned up
     finally:

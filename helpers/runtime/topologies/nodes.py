@@ -79,9 +79,10 @@ def wait_for(predicate: Callable[[], Any], timeout: float, what: str, interval: 
 
 def data_conf(port: int, workdir: Path, config: dict[str, Any] | None, secret: str | None, use_tls: bool,
               extra: dict[str, Any] | None = None) -> Path:
-    """Config of one data node; dump files are per port because nodes share a directory."""
+    """Config of one data node; dump and append-only files are per port because nodes share a directory."""
     # A replica syncs at once (the default waits 5 s for more replicas to share one transfer).
-    conf: dict[str, Any] = {"dbfilename": f"dump-{port}.rdb", "repl-diskless-sync-delay": "0",
+    conf: dict[str, Any] = {"dbfilename": f"dump-{port}.rdb", "appenddirname": f"appendonlydir-{port}",
+                            "repl-diskless-sync-delay": "0",
                             **(config or {}), **(extra or {})}
     if secret:
         conf["masterauth"] = secret
