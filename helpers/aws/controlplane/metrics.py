@@ -161,7 +161,9 @@ def serverless_metrics(name: str, status: Mapping[str, Any]) -> dict[str, float]
     now_vals.update(read_cmds=float(status.get("read_cmds", 0)), write_cmds=float(status.get("write_cmds", 0)),
                     read_usec=float(status.get("read_usec", 0)), write_usec=float(status.get("write_usec", 0)))
     _serverless_last[name] = now_vals
-    if last is None or any(now_vals[k] < last.get(k, 0) for k in now_vals):  # first reading, or a new endpoint
+    if last is None:
+        last = {}  # an endpoint's counters start at zero with the cache
+    elif any(now_vals[k] < last.get(k, 0) for k in now_vals):  # a new endpoint process: start over
         return {}
     d = {k: now_vals[k] - last.get(k, 0) for k in now_vals}
     out = {k: d[k] for k in SERVERLESS_COUNTS}

@@ -48,6 +48,7 @@ SLOTS = 16384
 KB = 1024  # "1 ECPU per kilobyte": taken as 1024 bytes (AWS does not say which kilobyte)
 CHUNK = 1024  # slots moved at a time while scaling
 THROTTLE_WAIT = 0.5  # s a command may wait for ECPU budget before it is refused as throttled
+BURST = 0.1  # s of ECPUPerSecond.Maximum that may be spent at once (a short burst above the rate)
 # Commands the endpoint answers itself, or refuses as ElastiCache Serverless does.
 RESTRICTED = {b"CONFIG", b"DEBUG", b"MONITOR", b"SHUTDOWN", b"SLAVEOF", b"REPLICAOF", b"SYNC", b"PSYNC",
               b"BGSAVE", b"SAVE", b"BGREWRITEAOF", b"LASTSAVE", b"ACL", b"MODULE", b"MIGRATE", b"FAILOVER",
@@ -296,7 +297,7 @@ class Proxy:
         if mx is None:
             self.tokens = 0.0
         else:
-            self.tokens = min(mx, self.tokens + (now - self.last_refill) * mx)
+            self.tokens = min(mx * BURST, self.tokens + (now - self.last_refill) * mx)
         self.last_refill = now
 
     async def throttle(self) -> bool:
@@ -442,6 +443,14 @@ class Proxy:
 
     # --- clients -----------------------------------------------------------------------------------
     async def serve(self) -> None:
+        try:
+            await self._serve()
+        finally:  # never leave an engine behind, whatever stopped the endpoint
+            for b in list(self.backends.values()):
+                with contextlib.suppress(Exception):
+                    await asyncio.to_thread(b.node.stop)
+
+    async def _serve(self) -> None:
         self.read_limits()
         self.read_users()
         n0 = int(self.cfg.get("min_backends", 1))
@@ -471,8 +480,6 @@ class Proxy:
             await stop.wait()
         self.stopping = True
         mon.cancel()
-        for b in list(self.backends.values()):
-            await asyncio.to_thread(b.node.stop)
 
     async def restore(self, files: list[str]) -> None:
         """Load a snapshot (DUMP payloads in JSON lines: key, ttl ms, payload hex) into the backends."""
