@@ -100,6 +100,8 @@ class Proxy:
         self.reader_id = hashlib.sha1(f"{self.name}-reader".encode()).hexdigest()
         self.users: dict[str, Any] = {}
         self.stopping = False
+        self.admin_conns: dict[int, tuple[asyncio.StreamReader, asyncio.StreamWriter, bytearray]] = {}
+        self.admin_locks: dict[int, asyncio.Lock] = {}
 
     # --- events, status, limits ------------------------------------------------------------------
     def event(self, message: str) -> None:
@@ -218,31 +220,50 @@ class Proxy:
             self.users = {u["name"]: u for u in json.loads(path.read_text())}
 
     async def admin(self, b: Backend, *args: Any) -> Any:
-        """One command on a backend as the endpoint's own user (a short-lived connection)."""
-        r, w = await asyncio.open_connection("127.0.0.1", b.port)
-        try:
-            w.write(command("AUTH", self.password) + command(*args))
-            await w.drain()
-            buf = bytearray()
-            values = []
-            while len(values) < 2:
-                chunk = await asyncio.wait_for(r.read(65536), 30)
+        """One command on a backend as the endpoint's own user; an error reply is raised."""
+        [value] = await self.admin_many(b, [args])
+        if isinstance(value, ReplyError):
+            raise value
+        return value
+
+    async def admin_many(self, b: Backend, commands: list[tuple[Any, ...]]) -> list[Any]:
+        """Several commands pipelined on the endpoint's own connection to a backend (one at a time per backend)."""
+        lock = self.admin_locks.setdefault(b.ident, asyncio.Lock())
+        async with lock:
+            for attempt in range(2):
+                conn = self.admin_conns.get(b.ident)
+                try:
+                    if conn is None:
+                        r, w = await asyncio.open_connection("127.0.0.1", b.port)
+                        conn = self.admin_conns[b.ident] = (r, w, bytearray())
+                        w.write(command("AUTH", self.password))
+                        await w.drain()
+                        await self._read_values(conn, 1)
+                    r, w, _buf = conn
+                    w.write(b"".join(command(*c) for c in commands))
+                    await w.drain()
+                    return await self._read_values(conn, len(commands))
+                except (ConnectionError, OSError, asyncio.TimeoutError):
+                    self.admin_conns.pop(b.ident, None)
+                    if attempt:
+                        raise
+        return []
+
+    @staticmethod
+    async def _read_values(conn: tuple[Any, Any, bytearray], count: int) -> list[Any]:
+        r, _w, buf = conn
+        out: list[Any] = []
+        while len(out) < count:
+            try:
+                v, end = parse_value(buf, 0)
+                del buf[:end]
+                out.append(v)
+            except Incomplete:
+                chunk = await asyncio.wait_for(r.read(1 << 16), 30)
                 if not chunk:
                     raise ConnectionError("backend closed the connection")
                 buf += chunk
-                pos = 0
-                values = []
-                try:
-                    while len(values) < 2:
-                        v, pos = parse_value(buf, pos)
-                        values.append(v)
-                except Incomplete:
-                    continue
-            if isinstance(values[1], ReplyError):
-                raise values[1]
-            return values[1]
-        finally:
-            w.close()
+        return out
 
     async def load_commands(self, b: Backend) -> None:
         for entry in await self.admin(b, "COMMAND"):
@@ -334,8 +355,13 @@ class Proxy:
             with contextlib.suppress(OSError):
                 self.write_status()
             if not self.scaling:
-                with contextlib.suppress(Exception):
+                try:
                     await self.autoscale()
+                except Exception as exc:  # noqa: BLE001 - reported as an event; the cache keeps serving
+                    import traceback
+
+                    traceback.print_exc()
+                    self.event(f"Serverless cache {self.name} could not change its capacity: {exc}")
             await asyncio.sleep(float(self.cfg.get("monitor_interval", 0.5)))
 
     def wanted_backends(self) -> int:
@@ -403,6 +429,9 @@ class Proxy:
                 moved += await self.move_slots(part, b)
             victim.alive = False
             self.backends.pop(victim.ident, None)
+            conn = self.admin_conns.pop(victim.ident, None)
+            if conn:
+                conn[1].close()
             await asyncio.to_thread(victim.node.stop)
             self.event(f"Serverless cache {self.name} scaled in to {len(self.backends)} shards: {len(slots)} slots "
                        f"and {moved} keys moved in {time.monotonic() - started:.1f} s")
@@ -421,25 +450,42 @@ class Proxy:
                 deadline = time.monotonic() + 5
                 while any(self.inflight[s] for s in chunk) and time.monotonic() < deadline:
                     await asyncio.sleep(0.001)
+                by_source: dict[int, list[int]] = {}
                 for s in chunk:
-                    src = self.backends.get(self.slot_owner[s])
-                    if src is None or src is target:
-                        self.slot_owner[s] = target.ident
-                        continue
-                    if await self.admin(src, "CLUSTER", "COUNTKEYSINSLOT", str(s)):
-                        while True:
-                            keys = await self.admin(src, "CLUSTER", "GETKEYSINSLOT", str(s), "200")
-                            if not keys:
-                                break
-                            await self.admin(src, "MIGRATE", "127.0.0.1", str(target.port), "", "0", "10000",
-                                             "REPLACE", "AUTH", self.password, "KEYS", *keys)
-                            moved += len(keys)
+                    by_source.setdefault(self.slot_owner[s], []).append(s)
+                for src_id, owned in by_source.items():
+                    src = self.backends.get(src_id)
+                    if src is not None and src is not target:
+                        moved += await self._migrate(src, target, owned)
+                for s in chunk:
                     self.slot_owner[s] = target.ident
             finally:
                 for s in chunk:
                     self.held.pop(s, None)
                 ev.set()
         return moved
+
+    async def _migrate(self, src: Backend, target: Backend, slots: list[int]) -> int:
+        """Move every key of `slots` from src to target (the slots' commands are held meanwhile); each slot
+        belongs to the target as soon as its keys are there. MIGRATE takes one slot's keys at a time."""
+        moved = 0
+        for _round in range(1000):
+            counts = await self.admin_many(src, [("CLUSTER", "COUNTKEYSINSLOT", str(s)) for s in slots])
+            for s, n in zip(slots, counts):
+                if n == 0:
+                    self.slot_owner[s] = target.ident
+            slots = [s for s, n in zip(slots, counts) if isinstance(n, int) and n > 0]
+            if not slots:
+                return moved
+            lists = await self.admin_many(src, [("CLUSTER", "GETKEYSINSLOT", str(s), "1000") for s in slots])
+            migrate = [("MIGRATE", "127.0.0.1", str(target.port), "", "0", "30000", "REPLACE", "AUTH", self.password,
+                        "KEYS", *keys) for keys in lists if isinstance(keys, list) and keys]
+            for i in range(0, len(migrate), 200):
+                for reply in await self.admin_many(src, migrate[i:i + 200]):
+                    if isinstance(reply, ReplyError) and not str(reply).startswith("NOKEY"):
+                        raise reply
+            moved += sum(len(c) - 10 for c in migrate)
+        raise RuntimeError("keys kept arriving in slots being moved")
 
     # --- clients -----------------------------------------------------------------------------------
     async def serve(self) -> None:
