@@ -53,7 +53,7 @@ def metric_sum(cw: Any, name: str, metric: str, since: datetime, stat: str = "Su
     """A serverless cache's metric from the local CloudWatch, summed (or max'd) since `since`."""
     out = cw.get_metric_statistics(Namespace="AWS/ElastiCache", MetricName=metric,
                                    Dimensions=[{"Name": "clusterId", "Value": name}],
-                                   StartTime=since - timedelta(seconds=60),
+                                   StartTime=since,
                                    EndTime=datetime.now(timezone.utc) + timedelta(seconds=60),
                                    Period=60, Statistics=[stat])
     points = out["Datapoints"]
