@@ -96,3 +96,15 @@ def test_course_memory_reads_the_latest_record(tmp_path):
     assert bench.course_memory(tmp_path)["date"] == "later"  # this machine's latest run first
     text = bench.report({"memory": {"peak_rss_mb": 900.0, "ratio_to_binder": 0.44, "lab": "03", "course": c}})
     assert "whole course, cgroup max usage" in text and "1,500 MB" in text and "OOM kills 0" in text
+
+
+def test_course_memory_prints_the_projection_with_more_labs(tmp_path):
+    (tmp_path / "docs").mkdir()
+    record = {"date": "d", "enforced": True, "limit_mb": 2048, "oom_kills": 0, "labs": {"00_welcome": "ok"},
+              "failed": [], "peak": {"cgroup_max_usage_mb": 1500.0, "rss_mb": 2100.0, "pss_mb": 1400.0},
+              "projection": {"more_labs": 3, "per_lab_mb": 100.0, "projected_peak_mb": 1800.0,
+                             "kernel_uss_mb_mean": 80.0}}
+    (tmp_path / "docs" / "memory-check.json").write_text(json.dumps(record))
+    c = bench.course_memory(tmp_path)
+    text = bench.report({"memory": {"peak_rss_mb": 900.0, "ratio_to_binder": 0.44, "lab": "03", "course": c}})
+    assert "whole course + 3 labs of 100 MB (projected)" in text and "1,800 MB" in text and "80 MB USS" in text

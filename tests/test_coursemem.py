@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -119,3 +120,67 @@ def test_local_cloudwatch_forgets_old_engine_metrics():
     backend.put_metric_data("Learner/App", [{"MetricName": "Orders", "Value": 3, "Timestamp": old}])
     assert metrics.expire(backend, 900) == 1
     assert sorted(d.value for d in backend.metric_data) == [2.0, 3.0]  # another namespace is left alone
+
+
+def test_every_numbered_lab_is_measured_new_ones_included(tmp_path):
+    labs = tmp_path / "labs"
+    (labs / ".ipynb_checkpoints").mkdir(parents=True)
+    for name in ("00_welcome.ipynb", "16_valkey.ipynb", "09_replication.ipynb", "Untitled.ipynb",
+                 ".ipynb_checkpoints/00_welcome-checkpoint.ipynb"):
+        (labs / name).write_text("{}")
+    assert [os.path.basename(x) for x in cm.course_labs(tmp_path)] == [
+        "00_welcome.ipynb", "09_replication.ipynb", "16_valkey.ipynb"]
+    real = cm.course_labs(Path(__file__).resolve().parents[1])
+    assert len(real) >= 16 and os.path.basename(real[0]).startswith("00_")
+
+
+def test_projection_adds_labs_of_the_average_size():
+    r = {"enforced": True, "limit_mb": 2048,
+         "peak": {"cgroup_max_usage_mb": 1500.0},
+         "per_lab_peak": {"(start-up)": {"cgroup_usage_mb": 200.0}, "00_a": {"cgroup_usage_mb": 700.0},
+                          "01_b": {"cgroup_usage_mb": 1200.0}, "(end)": {"cgroup_usage_mb": 1190.0}},
+         "kernel_uss_mb": {"at_end": {"00_a": 60.0, "01_b": 80.0}}}
+    p = cm.projection(r, more=3)
+    assert p["per_lab_mb"] == 500.0 and p["kernel_uss_mb_mean"] == 70.0
+    assert p["projected_peak_mb"] == 3000.0 and p["fits"] is False and p["projected_margin_mb"] == -952.0
+    assert "OVER by 952 MB" in cm.report({**r, "labs": {}, "failed": [], "seconds": 1, "date": "d", "cgroup": "v1",
+                                          "peak": {**r["peak"], "cgroup_anon_mb": 1, "rss_mb": 1, "pss_mb": 1,
+                                                   "uss_mb": 1, "during": {}},
+                                          "end": {}, "oom_kills": 0, "failcnt": 0, "vanished": [], "projection": p})
+
+
+def test_aws_server_skips_moto_ec2_data_the_course_never_reads():
+    code = (
+        "from helpers.aws.server import slim_moto_ec2; slim_moto_ec2()\n"
+        "from moto.ec2.models import instance_types as t, amis\n"
+        "assert t.INSTANCE_TYPES == {} and amis.AMIS == []\n"
+        "assert all(not v for by_region in t.INSTANCE_TYPE_OFFERINGS.values() for v in by_region.values())\n"
+        "from moto.ec2 import ec2_backends\n"
+        "b = ec2_backends['123456789012']['us-east-1']\n"
+        "assert b.describe_vpcs() and b.describe_availability_zones()\n"  # what the course uses still works
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120,
+                   env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+
+
+def test_kernel_gives_freed_memory_back_after_each_cell():
+    from helpers.runtime import notebook
+
+    class Events:
+        def __init__(self):
+            self.handlers = {}
+
+        def register(self, event, fn):
+            self.handlers.setdefault(event, []).append(fn)
+
+    class Shell:
+        events = Events()
+
+    shell = Shell()
+    assert notebook.install_memory_release(shell) is True
+    assert notebook.install_memory_release(shell) is False  # once per kernel
+    assert set(shell.events.handlers) == {"pre_run_cell", "post_run_cell"}
+    big = [bytearray(1000) for _ in range(50_000)]  # about 50 MB in small blocks, then freed
+    del big
+    shell.events.handlers["pre_run_cell"][0](None)
+    shell.events.handlers["post_run_cell"][0](None)  # returns the pages; must not raise

@@ -7,8 +7,51 @@ from __future__ import annotations
 
 import argparse
 import os
+import threading
 
 from helpers.aws.endpoint import FAKE_KEY, REGION
+
+
+def _warm_up() -> None:
+    """Import what the first create-* request needs and find the engine binary while the endpoint waits
+    for it: done on the first request instead, it added seconds to it on a loaded machine."""
+    import contextlib
+
+    with contextlib.suppress(Exception):
+        import redis.cluster  # noqa: F401
+        import redis.sentinel  # noqa: F401
+
+        from helpers.runtime import engines, topologies  # noqa: F401
+
+        engines.kv_engine()
+
+
+# What moto's EC2 loads on its first request and the course never reads (it makes VPCs, subnets and
+# security groups, never instances or images): the catalogue of instance types (about 17 MB decoded),
+# the instance-type offerings of every region and zone (about 60 MB), the default AMIs. They are not
+# loaded: DescribeInstanceTypes, DescribeInstanceTypeOfferings and DescribeImages answer empty lists
+# here (docs/local-vs-aws.md). The AWS server's memory once EC2 is used: 213 -> 127 MB USS (measured).
+UNUSED_EC2 = {"ec2/resources/instance_types.json": dict, "ec2/resources/instance_type_offerings/": list,
+              "ec2/resources/amis.json": list}
+
+
+def slim_moto_ec2() -> None:
+    """Make moto's EC2 skip the data the course never reads. Call before moto's EC2 is imported."""
+    os.environ.setdefault("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
+    from moto.utilities import utils
+
+    if getattr(utils.load_resource, "slim", False):
+        return
+    load_resource = utils.load_resource
+
+    def load(path: str, *args: object, **kwargs: object) -> object:
+        for prefix, empty in UNUSED_EC2.items():
+            if path.startswith(prefix):
+                return empty()
+        return load_resource(path, *args, **kwargs)
+
+    load.slim = True  # type: ignore[attr-defined]
+    utils.load_resource = load  # type: ignore[assignment]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -18,10 +61,12 @@ def main(argv: list[str] | None = None) -> None:
     os.environ.setdefault("AWS_ACCESS_KEY_ID", FAKE_KEY)
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", FAKE_KEY)
     os.environ.setdefault("AWS_DEFAULT_REGION", REGION)
+    slim_moto_ec2()
     # The ElastiCache control plane that backs API calls with real engines plugs in here.
     from helpers.aws import controlplane
 
     controlplane.install()
+    threading.Thread(target=_warm_up, name="warm-up", daemon=True).start()
     from moto.server import main as moto_main
 
     moto_main(["-H", "127.0.0.1", "-p", str(args.port)])

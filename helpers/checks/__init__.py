@@ -22,11 +22,33 @@ from helpers.checks import (
     lab13,
     lab14,
     lab15,
+    lab16,
     lab17,
+    lab18,
 )
 from helpers.exercises.core import Exercise
 
-LABS = (lab00, lab01, lab02, lab03, lab04, lab05, lab06, lab07, lab08, lab09, lab10, lab11, lab12, lab13, lab14, lab15, lab17,)
+LABS = (
+    lab00,
+    lab01,
+    lab02,
+    lab03,
+    lab04,
+    lab05,
+    lab06,
+    lab07,
+    lab08,
+    lab09,
+    lab10,
+    lab11,
+    lab12,
+    lab13,
+    lab14,
+    lab15,
+    lab16,
+    lab17,
+    lab18,
+)
 
 
 def all_exercises() -> list[Exercise]:

@@ -128,8 +128,17 @@ MEMCACHED = _table(
            "divided by the elapsed seconds times the machine's CPU count."),
 )
 
+# Published for the primary node of a global datastore's secondary cluster, in the secondary's region.
+GLOBAL_DATASTORE = _table(
+    Metric("GlobalDatastoreReplicationLag", "Seconds", GAUGE,
+           "The lag between the secondary region's primary node and the primary region's primary node (AWS's "
+           "definition). Measured here as the time the secondary's primary takes to reach the replication offset "
+           "(master_repl_offset) the primary had when asked; while the link is down, at least how long it has "
+           "been down."),
+)
+
 DEFINITIONS = {"redis": REDIS, "memcached": MEMCACHED}
-UNITS = {name: x.unit for table in (MEMCACHED, REDIS) for name, x in table.items()}
+UNITS = {name: x.unit for table in (MEMCACHED, REDIS, GLOBAL_DATASTORE) for name, x in table.items()}
 
 
 def describe(name: str, engine: str = "redis") -> str:

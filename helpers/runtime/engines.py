@@ -15,6 +15,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -274,18 +275,29 @@ def binary_version(path: str) -> str:
     return out
 
 
+_HANDED_OUT: dict[int, float] = {}  # port -> when free_port() gave it: nodes started at once get distinct ports
+_HANDED_LOCK = threading.Lock()
+
+
 def free_port(*, bus_offset: int | None = None, avoid: Sequence[int] = ()) -> int:
-    """A free loopback TCP port (and port+bus_offset free too, for Redis Cluster's bus)."""
-    for _ in range(200):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-            s.bind((LOOPBACK, 0))
-            port = s.getsockname()[1]
-        if port in avoid:
-            continue
-        if bus_offset is None:
-            return port
-        if port + bus_offset < 65536 and port_is_free(port + bus_offset):
-            return port
+    """A free loopback TCP port (and port+bus_offset free too, for Redis Cluster's bus), never one handed
+    out in the last 30 s (nodes started in parallel each get their own)."""
+    with _HANDED_LOCK:
+        now = time.monotonic()
+        for port, when in list(_HANDED_OUT.items()):
+            if now - when > 30:
+                del _HANDED_OUT[port]
+        taken = set(_HANDED_OUT) | {p + (bus_offset or 0) for p in _HANDED_OUT} | \
+            {p + CLUSTER_BUS_OFFSET for p in _HANDED_OUT}
+        for _ in range(200):
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+                s.bind((LOOPBACK, 0))
+                port = s.getsockname()[1]
+            if port in avoid or port in taken or (bus_offset is not None and port + bus_offset in taken):
+                continue
+            if bus_offset is None or (port + bus_offset < 65536 and port_is_free(port + bus_offset)):
+                _HANDED_OUT[port] = now
+                return port
     raise LabError("Could not find a free loopback port. Is the machine out of ephemeral ports?")
 
 
@@ -422,11 +434,38 @@ def listens_on(proc: process.Process | psutil.Process, port: int) -> bool:
         procs = [root, *root.children(recursive=True)]
     except psutil.Error:
         return False
+    if os.path.isdir("/proc/net"):
+        return _linux_listens_on([p.pid for p in procs], port)
     for p in procs:
         with contextlib.suppress(psutil.Error):
             for conn in p.net_connections(kind="tcp"):
                 if conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr.port == port:
                     return True
+    return False
+
+
+def _linux_listens_on(pids: Sequence[int], port: int) -> bool:
+    """listens_on() from /proc: the inodes of the sockets listening on `port`, found among the pids' open
+    files. psutil.net_connections() decodes every socket of the machine for each call (0.1 s with a few
+    thousand sockets in TIME_WAIT, once per node started)."""
+    inodes: set[str] = set()
+    hexport = f":{port:04X}"
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError), open(table) as fh:
+            next(fh, None)
+            for line in fh:
+                f = line.split()
+                if len(f) > 9 and f[3] == "0A" and f[1].endswith(hexport):  # 0A: LISTEN
+                    inodes.add(f"socket:[{f[9]}]")
+    if not inodes:
+        return False
+    for pid in pids:
+        fd_dir = f"/proc/{pid}/fd"
+        with contextlib.suppress(OSError):
+            for fd in os.listdir(fd_dir):
+                with contextlib.suppress(OSError):
+                    if os.readlink(f"{fd_dir}/{fd}") in inodes:
+                        return True
     return False
 
 

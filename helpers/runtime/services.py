@@ -61,10 +61,11 @@ def start(topology_name: str = "redis", name: str | None = None, **options: Any)
 
 
 def _engine_matches(svc: Service) -> bool:
-    """A key-value service runs the engine now selected (ELASTICACHE_LAB_ENGINE, else the default):
-    one started under the other engine is started again, never handed back silently."""
+    """A key-value service runs the engine now selected (ELASTICACHE_LAB_ENGINE, else the default),
+    or the one its options name: one started under another engine is started again, never handed
+    back silently."""
     engine = svc.meta.get("engine")
-    return engine is None or engine == engines.selected_engine_name()
+    return engine is None or engine == (svc.options.get("engine") or engines.selected_engine_name())
 
 
 def _heal(svc: Service) -> Service | None:

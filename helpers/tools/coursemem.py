@@ -2,15 +2,18 @@
 
 A learner on Binder opens lab after lab in JupyterLab and rarely closes a kernel: every lab's
 kernel stays alive next to the lab's services, the local AWS server and the JupyterLab server.
-This tool does the same: an idle JupyterLab server (the course's configuration), then one kernel
-per lab, in order, every cell executed, and no kernel shut down until the end. Everything runs in
-a memory cgroup it creates with Binder's limit (cgroup v1 or v2, as root), so the kernel's OOM
-killer acts as Binder's would; without root or cgroups the limit cannot be enforced and the tool
-says so, measuring the summed RSS/PSS/USS of the run's processes instead.
+This tool does the same: a JupyterLab server (the course's configuration) starts one kernel per
+lab, in order, as a tab does; every cell is executed, and no kernel is shut down until the end. The
+server, its kernels and every service they start run in a memory cgroup the tool creates with
+Binder's limit (cgroup v1 or v2, as root), so the kernel's OOM killer acts as Binder's would; the
+tool's own process, the kernels' client (a browser's part on Binder), stays outside. Without root or
+cgroups the limit cannot be enforced and the tool says so, measuring the summed RSS/PSS/USS of the
+run's processes (its own included) instead. Every numbered lab in labs/ is run, new ones included.
 
 It reports the peak (the cgroup's maximum usage; the peak sums of RSS and PSS of every process of
 the run), the figures per component at the end (kernels, engines, the AWS server, the Jupyter
-server), any process the OOM killer took, and which labs failed; it writes artifacts/coursemem.json
+server), each lab's kernel, what a lab costs on average and the peak with 3 more such labs, any
+process the OOM killer took, and which labs failed; it writes artifacts/coursemem.json
 (which `make bench` prints). It stops everything it started and removes the cgroup. Its state
 directory is a temporary one, never the learner's.
 
@@ -222,6 +225,18 @@ def descendants(pid: int) -> list[int]:
     return []
 
 
+def find_kernels(files: Mapping[str, str], pids: Iterable[int]) -> dict[str, int]:
+    """Which process is which lab's kernel: the one whose command line names its connection file."""
+    out = {}
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+            for name, conn in files.items():
+                if conn in cmd and "ipykernel" in cmd:
+                    out[name] = pid
+    return out
+
+
 def snapshot(pids: Iterable[int]) -> dict[int, tuple[str, dict[str, int]]]:
     out = {}
     for pid in pids:
@@ -255,54 +270,140 @@ def failure(exc: Any) -> str:
 
 # --- the learner: one kernel per lab, none shut down until the end ---------------------------------
 
-def runner(labs: Sequence[str], timeout: int) -> int:
-    """Runs in the cgroup: a JupyterLab server, then every lab in its own kernel, kept open.
+def own_cgroup(version: str) -> Path | None:
+    """The memory cgroup this process is in now (to come back to after joining another)."""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/self/cgroup").read_text().splitlines():
+            _id, controllers, path = line.split(":", 2)
+            if version == "v1" and "memory" in controllers.split(","):
+                return V1_ROOT / path.lstrip("/")
+            if version == "v2" and _id == "0":
+                root = v2_root()
+                return root / path.lstrip("/") if root else None
+    return None
+
+
+def server_kernel_manager(server: Any, kernel_name: str, nb_path: str) -> Any:
+    """A kernel the Jupyter server starts and manages, as a JupyterLab tab's kernel is: this process
+    only speaks to it, through the connection file the server wrote (so this process's own memory,
+    a kernel client, is not part of the learner's: on Binder the server is the kernels' client)."""
+    import urllib.request
+
+    from jupyter_client.manager import KernelManager
+    from jupyter_core.utils import run_sync
+
+    def api(method: str, path: str, body: Any = None) -> Any:
+        req = urllib.request.Request(f"{server.base_url}{path}", method=method,
+                                     data=json.dumps(body).encode() if body is not None else None,
+                                     headers={"Authorization": f"token {server.token}",
+                                              "Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=60) as resp:
+            text = resp.read()
+        return json.loads(text) if text else {}
+
+    class ServerKernel(KernelManager):  # type: ignore[misc]
+        kernel_id = ""
+
+        @property
+        def has_kernel(self) -> bool:
+            return True
+
+        async def _async_is_alive(self) -> bool:  # the kernel client asks this one
+            try:
+                return api("GET", f"/api/kernels/{self.kernel_id}").get("execution_state") != "dead"
+            except Exception:
+                return False
+
+        async def _async_interrupt_kernel(self) -> None:
+            api("POST", f"/api/kernels/{self.kernel_id}/interrupt")
+
+        async def _async_shutdown_kernel(self, now: bool = False, restart: bool = False) -> None:
+            with contextlib.suppress(Exception):
+                api("DELETE", f"/api/kernels/{self.kernel_id}")
+
+        async def _async_cleanup_resources(self, restart: bool = False) -> None:
+            pass
+
+        is_alive = run_sync(_async_is_alive)
+        interrupt_kernel = run_sync(_async_interrupt_kernel)
+        shutdown_kernel = run_sync(_async_shutdown_kernel)
+        cleanup_resources = run_sync(_async_cleanup_resources)
+
+    kernel_id = api("POST", "/api/kernels", {"name": kernel_name, "path": nb_path})["id"]
+    runtime = Path(os.environ["JUPYTER_RUNTIME_DIR"])
+    cf = runtime / f"kernel-{kernel_id}.json"
+    deadline = time.monotonic() + 60
+    while not cf.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    km = ServerKernel(kernel_name=kernel_name, connection_file=str(cf))
+    km.load_connection_file()
+    km.kernel_id = kernel_id
+    return km
+
+
+def runner(labs: Sequence[str], timeout: int, cgroup: str = "", version: str = "") -> int:
+    """Runs next to the cgroup: a JupyterLab server inside it, then every lab in its own kernel,
+    started by that server (as JupyterLab does) and kept open.
 
     Speaks on stdout in lines `LAB <name> start|ok|failed <why>`, then `DONE`, and waits for a line
     on stdin before it shuts every kernel, the server and the lab's services down.
     """
     import nbformat
-    from jupyter_client.manager import KernelManager
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError, DeadKernelError
 
     from helpers.runtime import services
     from helpers.tools import jupyter
 
-    kernels: list[Any] = []
-
     def say(line: str) -> None:
         print(line, flush=True)
 
-    # The server is idle (the kernels are this process's), but it is there as on Binder, with its
-    # memory counted; it serves the scratch state directory, where its log goes too.
-    with jupyter.lab_server(Path(os.environ["ELASTICACHE_LAB_HOME"])):
-        try:
-            for lab in labs:
-                name = Path(lab).stem
-                say(f"LAB {name} start")
-                nb = nbformat.read(lab, as_version=4)
-                km = KernelManager(kernel_name=nb.metadata.get("kernelspec", {}).get("name", "python3"))
-                kernels.append(km)
-                client = NotebookClient(nb, km=km, timeout=timeout, kernel_name=km.kernel_name,
-                                        resources={"metadata": {"path": str(Path(lab).parent)}})
-                try:
-                    client.execute()
-                    say(f"LAB {name} ok")
-                except CellExecutionError as exc:
-                    say(f"LAB {name} failed {failure(exc)}")
-                except DeadKernelError as exc:
-                    say(f"LAB {name} failed the kernel died ({exc})")
-                except Exception as exc:  # a timeout or a kernel that did not start: that lab failed
-                    say(f"LAB {name} failed {type(exc).__name__}: {str(exc)[:300]}")
-            say("DONE")
-            sys.stdin.readline()
-        finally:
-            for km in kernels:
-                with contextlib.suppress(Exception):
-                    km.shutdown_kernel(now=True)
-            with contextlib.suppress(Exception):
-                services.stop()
+    home = Path(os.environ["ELASTICACHE_LAB_HOME"])
+    runtime = home / "jupyter-runtime"
+    runtime.mkdir(parents=True, exist_ok=True)
+    os.environ["JUPYTER_RUNTIME_DIR"] = str(runtime)
+    labs_dir = Path(labs[0]).resolve().parent if labs else home
+    with contextlib.suppress(FileExistsError):
+        (home / "labs").symlink_to(labs_dir, target_is_directory=True)
+    back = own_cgroup(version) if cgroup else None
+    if cgroup:  # the server (and, through it, every kernel and service) starts inside the cgroup
+        (Path(cgroup) / "cgroup.procs").write_text(str(os.getpid()))
+    try:
+        server_cm = jupyter.lab_server(home, env={"JUPYTER_RUNTIME_DIR": str(runtime)})
+        server = server_cm.__enter__()
+    finally:
+        if back is not None:  # this process, the kernels' client, leaves: on Binder that is the server
+            (back / "cgroup.procs").write_text(str(os.getpid()))
+    try:
+        for lab in labs:
+            name = Path(lab).stem
+            say(f"LAB {name} start")
+            nb = nbformat.read(lab, as_version=4)
+            try:
+                km = server_kernel_manager(server, nb.metadata.get("kernelspec", {}).get("name", "python3"),
+                                           f"labs/{Path(lab).name}")
+            except Exception as exc:
+                say(f"LAB {name} failed the server did not start a kernel: {type(exc).__name__}: {exc}")
+                continue
+            client = NotebookClient(nb, km=km, timeout=timeout, kernel_name=km.kernel_name,
+                                    resources={"metadata": {"path": str(Path(lab).parent)}})
+            say(f"KERNEL {name} {Path(km.connection_file).name}")
+            try:
+                client.execute()
+                say(f"LAB {name} ok")
+            except CellExecutionError as exc:
+                say(f"LAB {name} failed {failure(exc)}")
+            except DeadKernelError as exc:
+                say(f"LAB {name} failed the kernel died ({exc})")
+            except Exception as exc:  # a timeout or a kernel that did not start: that lab failed
+                say(f"LAB {name} failed {type(exc).__name__}: {str(exc)[:300]}")
+        say("DONE")
+        sys.stdin.readline()
+    finally:
+        with contextlib.suppress(Exception):
+            server_cm.__exit__(None, None, None)  # jupyter shuts its kernels down
+        with contextlib.suppress(Exception):
+            services.stop()
     return 0
 
 
@@ -378,10 +479,10 @@ def measure(labs: Sequence[str], limit_mb: int = LIMIT_MB, timeout: int = 600, u
     proc = None
     try:
         env = course_env(home)
-        argv = [sys.executable, "-m", "helpers.tools.coursemem", "--runner", "--timeout", str(timeout), *labs]
-        preexec = (lambda: cgroup.add(os.getpid())) if cgroup else None  # noqa: E731  (the child joins first)
+        argv = [sys.executable, "-m", "helpers.tools.coursemem", "--runner", "--timeout", str(timeout),
+                *(["--cgroup", str(cgroup.path), "--cgroup-version", cgroup.version] if cgroup else []), *labs]
         proc = subprocess.Popen(argv, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-                                preexec_fn=preexec, cwd=str(Path(labs[0]).resolve().parents[1]) if labs else None)
+                                cwd=str(Path(labs[0]).resolve().parents[1]) if labs else None)
         root_pid = proc.pid
 
         def pids() -> list[int]:
@@ -395,18 +496,27 @@ def measure(labs: Sequence[str], limit_mb: int = LIMIT_MB, timeout: int = 600, u
             return sorted(found)
 
         final: dict[int, tuple[str, dict[str, int]]] = {}
+        kernel_pids: dict[str, int] = {}
+        kernel_files: dict[str, str] = {}  # lab -> its kernel's connection file (in the kernel's command line)
+        kernel_after: dict[str, float] = {}  # each lab's kernel, USS MB, when its lab finished
         with Sampler(pids, cgroup, interval) as sampler:
             assert proc.stdout is not None and proc.stdin is not None
             for line in proc.stdout:
                 line = line.rstrip("\n")
-                if line.startswith("LAB "):
+                if line.startswith("KERNEL "):
+                    _, name, conn = line.split(" ", 2)
+                    kernel_files[name] = conn
+                elif line.startswith("LAB "):
                     _, name, what, *why = line.split(" ", 3)
                     if what == "start":
                         sampler.lab = name
                         log(f"[coursemem] {name} ...")
                     else:
                         results[name] = what if what == "ok" else f"failed: {' '.join(why)}"
-                        sampler.sample()
+                        snap = sampler.sample()
+                        kernel_pids.update(find_kernels(kernel_files, sampler.pids()))
+                        if kernel_pids.get(name) in snap:
+                            kernel_after[name] = round(snap[kernel_pids[name]][1]["uss"] / MB, 1)
                         log(f"[coursemem] {name}: {results[name]}  (peak in this lab: "
                             f"{sampler.per_lab.get(name, {}).get('rss_mb', 0):.0f} MB summed RSS)")
                 elif line == "DONE":
@@ -437,7 +547,9 @@ def measure(labs: Sequence[str], limit_mb: int = LIMIT_MB, timeout: int = 600, u
             subprocess.run([sys.executable, "-m", "helpers", "stop"], env={**os.environ, "ELASTICACHE_LAB_HOME": home},
                            capture_output=True, timeout=120)
         shutil.rmtree(home, ignore_errors=True)
+    kernel_end = {name: round(final[pid][1]["uss"] / MB, 1) for name, pid in kernel_pids.items() if pid in final}
     return {
+        "kernel_uss_mb": {"after_its_lab": kernel_after, "at_end": kernel_end},
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "seconds": round(time.time() - started),
         "limit_mb": limit_mb,
@@ -457,6 +569,28 @@ def measure(labs: Sequence[str], limit_mb: int = LIMIT_MB, timeout: int = 600, u
         "labs": results,
         "failed": [k for k, v in results.items() if v != "ok"],
     }
+
+
+MORE_LABS = 3  # the room the course keeps for labs not written yet
+
+
+def projection(r: Mapping[str, Any], more: int = MORE_LABS) -> dict[str, Any]:
+    """What a lab costs on average (the peak's growth per lab: its kernel, its services, what the AWS
+    server and Jupyter gain), and the peak projected with `more` labs of that average size."""
+    key = "cgroup_usage_mb" if r.get("enforced") else "pss_mb"
+    per_lab = r.get("per_lab_peak", {})
+    labs = [k for k in per_lab if not k.startswith("(")]
+    kernels = list(r.get("kernel_uss_mb", {}).get("at_end", {}).values())
+    peak = r["peak"].get("cgroup_max_usage_mb") or r["peak"].get(key) or 0.0
+    if not labs:
+        return {}
+    base = per_lab.get("(start-up)", {}).get(key, 0.0)
+    growth = (max(v.get(key, 0.0) for k, v in per_lab.items() if k in labs) - base) / len(labs)
+    projected = peak + more * growth
+    return {"figure": key, "labs": len(labs), "start_up_mb": round(base, 1), "per_lab_mb": round(growth, 1),
+            "kernel_uss_mb_mean": round(sum(kernels) / len(kernels), 1) if kernels else None,
+            "more_labs": more, "projected_peak_mb": round(projected, 1),
+            "projected_margin_mb": round(r["limit_mb"] - projected, 1), "fits": projected < r["limit_mb"]}
 
 
 def report(r: Mapping[str, Any]) -> str:
@@ -480,29 +614,49 @@ def report(r: Mapping[str, Any]) -> str:
         lines.append(f"  OOM kills: {r['oom_kills']}   limit hits (failcnt): {r['failcnt']}")
     if r["vanished"]:
         lines.append(f"  gone before the end: {', '.join(r['vanished'])}")
+    pr = r.get("projection") or {}
+    if pr:
+        k = pr["kernel_uss_mb_mean"]
+        lines.append(f"  per lab, on average: {pr['per_lab_mb']:.0f} MB of the peak ({pr['figure']})"
+                     + (f"; its kernel alone {k:.0f} MB USS" if k else ""))
+        lines.append(f"  with {pr['more_labs']} more labs of that size: {pr['projected_peak_mb']:.0f} MB, "
+                     f"{'leaving' if pr['fits'] else 'OVER by'} {abs(pr['projected_margin_mb']):.0f} MB "
+                     f"of the {r['limit_mb']} MiB")
     lines.append(f"  labs failed: {', '.join(r['failed']) or 'none'}")
     for name in r["failed"]:
         lines.append(f"    {name}: {r['labs'][name]}")
     return "\n".join(lines)
 
 
+LABS_GLOB = "[0-9][0-9]_*.ipynb"
+
+
+def course_labs(root: Path, pattern: str = LABS_GLOB) -> list[str]:
+    """Every lab in labs/, in order: a lab added to the course is measured without changing this tool
+    (a learner's scratch notebook, an Untitled.ipynb, a checkpoint, is not a lab)."""
+    return [str(x) for x in sorted((root / "labs").glob(pattern)) if x.is_file()]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m helpers.tools.coursemem", description=__doc__.split("\n\n")[0])
     p.add_argument("labs", nargs="*", help="notebooks (default: labs/*.ipynb, in order)")
-    p.add_argument("--labs", dest="pattern", default="*.ipynb", help="glob of the labs in labs/ (default: all)")
+    p.add_argument("--labs", dest="pattern", default=LABS_GLOB, help="glob of the labs in labs/ (default: all)")
     p.add_argument("--limit-mb", type=int, default=LIMIT_MB)
     p.add_argument("--timeout", type=int, default=600, help="per cell, seconds")
     p.add_argument("--no-cgroup", action="store_true", help="measure only; do not enforce the limit")
     p.add_argument("--out", default=None, help="JSON artifact (default: artifacts/coursemem.json)")
     p.add_argument("--runner", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--cgroup", default="", help=argparse.SUPPRESS)
+    p.add_argument("--cgroup-version", default="", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.runner:
-        return runner(args.labs, args.timeout)
+        return runner(args.labs, args.timeout, args.cgroup, args.cgroup_version)
     from helpers.runtime.state import repo_root
 
     root = repo_root()
-    labs = args.labs or [str(x) for x in sorted((root / "labs").glob(args.pattern))]
+    labs = args.labs or course_labs(root, args.pattern)
     r = measure(labs, args.limit_mb, args.timeout, not args.no_cgroup)
+    r["projection"] = projection(r)
     out = Path(args.out) if args.out else root / "artifacts" / "coursemem.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(r, indent=2) + "\n")

@@ -18,6 +18,7 @@ from helpers.aws.controlplane.models.base import arn
 from helpers.aws.controlplane.responses import (
     clusters,
     events,
+    global_datastore,
     paginate,
     parameters,
     replication,
@@ -83,7 +84,9 @@ def guarded(action: str, handler: Callable[[Any], Any]) -> Callable[[Any], Any]:
 
         from helpers.aws.catalogue import CatalogueError
         from helpers.aws.controlplane.errors import ApiError, from_catalogue
+        from helpers.aws.controlplane.models.base import set_request_region
 
+        set_request_region(getattr(self, "region", None))  # one endpoint, every region: see models/base.py
         try:
             return handler(self)
         except ServiceException:
@@ -158,7 +161,6 @@ def _not_implemented(action: str) -> Callable[[Any], Any]:
 
 # What to do instead, for the unsupported actions a learner is most likely to try.
 UNSUPPORTED_HINTS: dict[str, str] = {
-    "CreateGlobalReplicationGroup": "Global datastores span regions; the local endpoint has one region.",
     "PurchaseReservedCacheNodesOffering": "Reserved nodes are a billing choice: read prices with "
                                           "describe-reserved-cache-nodes-offerings.",
     "StartMigration": "Load data with a snapshot instead (create-replication-group --snapshot-name).",
@@ -181,7 +183,7 @@ HANDLERS: dict[str, Callable[[Any], Any]] = {
     "delete_cache_cluster": _result("CacheCluster", clusters.delete_cache_cluster),
     "reboot_cache_cluster": _result("CacheCluster", clusters.reboot_cache_cluster),
     # replication groups
-    "create_replication_group": _result("ReplicationGroup", replication.create_replication_group),
+    "create_replication_group": _result("ReplicationGroup", global_datastore.create_replication_group),
     "describe_replication_groups": _result("ReplicationGroups", replication.describe_replication_groups),
     "modify_replication_group": _result("ReplicationGroup", replication.modify_replication_group),
     "delete_replication_group": _result("ReplicationGroup", replication.delete_replication_group),
@@ -189,6 +191,17 @@ HANDLERS: dict[str, Callable[[Any], Any]] = {
     "increase_replica_count": _result("ReplicationGroup", replication.increase_replica_count),
     "decrease_replica_count": _result("ReplicationGroup", replication.decrease_replica_count),
     "modify_replication_group_shard_configuration": _result("ReplicationGroup", replication.modify_replication_group_shard_configuration),
+    # global datastores (responses/global_datastore.py)
+    **{name: _result(key, getattr(global_datastore, name)) for name, key in {
+        "create_global_replication_group": "GlobalReplicationGroup",
+        "describe_global_replication_groups": "GlobalReplicationGroups",
+        "modify_global_replication_group": "GlobalReplicationGroup",
+        "failover_global_replication_group": "GlobalReplicationGroup",
+        "disassociate_global_replication_group": "GlobalReplicationGroup",
+        "delete_global_replication_group": "GlobalReplicationGroup",
+        "increase_node_groups_in_global_replication_group": "GlobalReplicationGroup",
+        "decrease_node_groups_in_global_replication_group": "GlobalReplicationGroup",
+        "rebalance_slots_in_global_replication_group": "GlobalReplicationGroup"}.items()},
     # users and user groups
     "create_user": _result(None, users.create_user),
     "modify_user": _result(None, users.modify_user),

@@ -122,6 +122,21 @@ def publish(rows: list[tuple[str, str, dict[str, float]]]) -> int:
     return len(data)
 
 
+def publish_global_lag(rows: list[tuple[str, str, str, float]]) -> int:
+    """GlobalDatastoreReplicationLag of each secondary cluster, to the CloudWatch of its own region."""
+    from moto.cloudwatch.models import cloudwatch_backends
+
+    from helpers.aws.controlplane.models.base import ACCOUNT
+
+    for region, cluster_id, node_id, lag in rows:
+        backend = cloudwatch_backends[ACCOUNT][region]
+        backend.put_metric_data(m.NAMESPACE, [{
+            "MetricName": "GlobalDatastoreReplicationLag", "Value": lag, "Unit": "Seconds",
+            "Dimensions": [{"Name": "CacheClusterId", "Value": cluster_id}, {"Name": "CacheNodeId", "Value": node_id}]}])
+        expire(backend, float(os.environ.get(RETENTION_ENV, "900")))
+    return len(rows)
+
+
 def expire(backend: Any, retention: float) -> int:
     """Drop our namespace's datums older than `retention` seconds (others' are left alone); how many went."""
     from moto.core.utils import utcnow
@@ -220,6 +235,8 @@ def start_publisher(plane: Any) -> threading.Thread:
                 publish(collect(plane))
             with contextlib.suppress(Exception):
                 publish_serverless(collect_serverless(plane))
+            with contextlib.suppress(Exception):
+                publish_global_lag(plane.global_lag_rows())
 
     t = threading.Thread(target=loop, name="controlplane-metrics", daemon=True)
     t.start()

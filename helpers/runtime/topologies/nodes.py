@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, wait
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from helpers.runtime import engines, state, tls
 from helpers.runtime.engines import Node
@@ -17,6 +18,7 @@ from helpers.runtime.service import Service, load, record, redis_client_for, red
 from helpers.runtime.state import LabError
 from helpers.runtime.topologies.registry import TOPOLOGIES
 
+T = TypeVar("T")
 BUS_OFFSET = 10000  # Redis Cluster's bus listens on the data port + 10000
 
 
@@ -54,9 +56,13 @@ def find_node(svc: Service, node: Node | str | int) -> Node:
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.05) -> Any:
-    """Poll until predicate() is truthy; explain what did not happen otherwise."""
+    """Poll until predicate() is truthy; explain what did not happen otherwise.
+
+    The first polls come quickly (10 ms, doubling up to `interval`): most waits at start-up end
+    within a few tens of milliseconds, and a fixed interval added up to half of it to each."""
     deadline = time.monotonic() + timeout
     last_error: Exception | None = None
+    pause = min(0.01, interval)
     while time.monotonic() < deadline:
         try:
             result = predicate()
@@ -64,7 +70,8 @@ def wait_for(predicate: Callable[[], Any], timeout: float, what: str, interval: 
                 return result
         except Exception as exc:  # an engine still starting or failing over answers errors
             last_error = exc
-        time.sleep(interval)
+        time.sleep(pause)
+        pause = min(pause * 2, interval)
     detail = f" (last error: {last_error})" if last_error else ""
     raise LabError(f"Timed out after {timeout:.0f}s waiting for {what}{detail}. The machine may be overloaded; "
                    "run `python -m helpers stop` and try again.")
@@ -115,6 +122,25 @@ def start_data_node(name: str, role: str, workdir: Path, binary: str, config: di
                               extra={"tls": True} if use_tls else {})
     node.extra["config_file"] = node.argv[1]
     return node
+
+
+def in_parallel(calls: list[Callable[[], T]]) -> list[T]:
+    """Run the calls at once (starting nodes: each waits on its own process) and return their results
+    in order. If any fails, the others are still waited for, the nodes they started are stopped, and
+    the first error is raised."""
+    if len(calls) <= 1:
+        return [c() for c in calls]
+    with ThreadPoolExecutor(max_workers=len(calls)) as pool:
+        futures = [pool.submit(c) for c in calls]
+        wait(futures)
+    errors = [f.exception() for f in futures if f.exception() is not None]
+    if errors:
+        for f in futures:
+            result = None if f.exception() is not None else f.result()
+            if isinstance(result, Node):
+                result.stop()
+        raise errors[0]
+    return [f.result() for f in futures]
 
 
 def set_conf_line(path: Path, key: str, value: str | None) -> None:

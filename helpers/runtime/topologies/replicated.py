@@ -8,6 +8,7 @@ and healing restarts killed nodes without losing the data the replicas still hol
 from __future__ import annotations
 
 import contextlib
+import secrets
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from helpers.runtime.service import Service, conf_quote, make_password, redis_cl
 from helpers.runtime.state import LabError
 from helpers.runtime.topologies.nodes import (
     data_probe,
+    in_parallel,
     node_client,
     node_probe,
     probe_for,
@@ -34,13 +36,22 @@ QUORUM = 2
 
 
 def _sentinel_conf(port: int, workdir: Path, master: str, primary_port: int, secret: str | None, tls: bool,
-                   down_after_ms: int, failover_timeout_ms: int) -> Path:
+                   down_after_ms: int, failover_timeout_ms: int, myid: str | None = None,
+                   replicas: list[int] | None = None, peers: list[tuple[int, str]] | None = None) -> Path:
+    """A Sentinel's config. `myid`, `replicas` (ports) and `peers` (port, id) say at start what a Sentinel
+    otherwise learns by itself: the replicas from the primary's INFO (every 10 s) and the other
+    Sentinels from their hello messages (every 2 s), which took about 2 s after every start. They are
+    the lines Sentinel itself writes into its config (known-replica, known-sentinel) to remember them."""
     path = workdir / f"sentinel-{port}.conf"
     lines = [f"port {port}", f"bind {LOOPBACK}", "protected-mode yes", "daemonize no", 'logfile ""',
              f"dir {conf_quote(workdir)}", f"sentinel monitor {master} {LOOPBACK} {primary_port} {QUORUM}",
              f"sentinel down-after-milliseconds {master} {down_after_ms}",
              f"sentinel failover-timeout {master} {failover_timeout_ms}",
              f"sentinel parallel-syncs {master} 2"]
+    if myid:
+        lines.append(f"sentinel myid {myid}")
+    lines += [f"sentinel known-replica {master} {LOOPBACK} {p}" for p in replicas or []]
+    lines += [f"sentinel known-sentinel {master} {LOOPBACK} {p} {i}" for p, i in peers or [] if p != port]
     if secret:
         lines += [f"sentinel auth-pass {master} {secret}", f"requirepass {secret}"]
     if tls:
@@ -65,23 +76,37 @@ def _replicated(name: str, workdir: Path, replicas: int = 2, password: bool = Fa
     secret = make_password(workdir, meta, password)
     nodes: list[Node] = []
     try:
+        # The primary first (the replicas' config names its port), then the replicas and the Sentinels
+        # at once: each start waits on its own process.
         primary = start_data_node(f"{name}-1", "primary", workdir, binary, config, secret, tls)
         nodes.append(primary)
-        for i in range(2, int(replicas) + 2):
-            nodes.append(start_data_node(f"{name}-{i}", "replica", workdir, binary, config, secret, tls,
-                                          {"replicaof": f"{LOOPBACK} {primary.port}"}))
+        nodes += in_parallel([
+            lambda i=i: start_data_node(f"{name}-{i}", "replica", workdir, binary, config, secret, tls,
+                                        {"replicaof": f"{LOOPBACK} {primary.port}"})
+            for i in range(2, int(replicas) + 2)])
         svc = Service(name=name, topology="replicated", options={"tls": tls}, nodes=nodes, meta=meta)
-        for n in nodes[1:]:
+        replica_ports = [n.port for n in nodes[1:]]
+        peers = [(engines.free_port(), secrets.token_hex(20)) for _ in range(SENTINELS)]
+
+        def start_sentinel(i: int) -> Node:
+            port, myid = peers[i - 1]
+
+            def argv(p: int) -> list[str]:
+                return [binary, str(_sentinel_conf(p, workdir, name, primary.port, secret, tls, down_after_ms,
+                                                   failover_timeout_ms, myid, replica_ports, peers)), "--sentinel"]
+
+            kwargs = dict(name=f"{name}-sentinel-{i}", kind="sentinel", role="sentinel", workdir=workdir,
+                          probe=data_probe(tls), extra={"tls": True} if tls else {}, argv_for_port=argv)
+            try:
+                return engines.start_node(port=port, **kwargs)
+            except engines.PortInUse:  # taken meanwhile: another port (the others learn it from its hellos)
+                return engines.start_node(**kwargs)
+
+        nodes += in_parallel([lambda i=i: start_sentinel(i) for i in range(1, SENTINELS + 1)])
+        for n in nodes[1:1 + int(replicas)]:
             c = node_client(svc, n)
             wait_for(lambda c=c: c.info("replication").get("master_link_status") == "up", 30,
                      f"replica {n.name} to sync with the primary")
-        for i in range(1, SENTINELS + 1):
-            nodes.append(engines.start_node(
-                name=f"{name}-sentinel-{i}", kind="sentinel", role="sentinel", workdir=workdir, probe=data_probe(tls),
-                extra={"tls": True} if tls else {},
-                argv_for_port=lambda p: [binary, str(_sentinel_conf(p, workdir, name, primary.port, secret, tls,
-                                                                      down_after_ms, failover_timeout_ms)),
-                                         "--sentinel"]))
         _wait_sentinels_ready(svc, int(replicas))
     except BaseException:
         for n in nodes:
@@ -98,20 +123,34 @@ def sentinel_node_client(svc: Service, node: Node) -> Any:
 
 
 def _wait_sentinels_ready(svc: Service, replicas: int, timeout: float = 30) -> None:
-    """Every Sentinel knows the primary, all replicas and the other Sentinels: failover can work."""
+    """Every Sentinel knows the primary, all replicas and the other Sentinels, is connected to each of
+    them and has read each replica's INFO (a replica never read is not a failover candidate): failover
+    can work."""
     master = svc.meta["master_name"]
+
+    def as_dict(info: Any) -> dict[str, Any]:
+        if isinstance(info, list):  # RESP2 without a response callback: flat list
+            info = dict(zip(info[::2], info[1::2], strict=False))
+        return {(k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v)
+                for k, v in info.items()}
 
     def ready() -> bool:
         for s in svc.nodes_by(role="sentinel"):
-            info = sentinel_node_client(svc, s).execute_command("SENTINEL", "MASTER", master)
-            if isinstance(info, list):  # RESP2 without a response callback: flat list
-                info = dict(zip(info[::2], info[1::2], strict=False))
+            c = sentinel_node_client(svc, s)
+            info = as_dict(c.execute_command("SENTINEL", "MASTER", master))
             if (int(info["num-slaves"]) < replicas or int(info["num-other-sentinels"]) < SENTINELS - 1
                     or info["flags"] != "master"):
                 return False
+            for r in c.execute_command("SENTINEL", "REPLICAS", master):
+                r = as_dict(r)
+                if r["flags"] != "slave" or int(r["info-refresh"]) > 5000:
+                    return False
+            for other in c.execute_command("SENTINEL", "SENTINELS", master):
+                if as_dict(other)["flags"] != "sentinel":
+                    return False
         return True
 
-    wait_for(ready, timeout, "the Sentinels to discover the replicas and each other", interval=0.2)
+    wait_for(ready, timeout, "the Sentinels to discover the replicas and each other", interval=0.1)
 
 
 def sentinel(svc: Service, **kwargs: Any) -> Any:
@@ -151,9 +190,13 @@ def current_primary(svc: Service) -> tuple[str, int]:
 
     Every live Sentinel is asked and the answer with the highest config epoch wins: a Sentinel that
     was down during a failover (and was just restarted) still names the old primary until the
-    others' hello messages reach it, and must not be believed meanwhile.
+    others' hello messages reach it, and must not be believed meanwhile. Nor is a Sentinel in the
+    middle of a failover (flag failover_in_progress): the leader names the old primary until every
+    replica has been re-pointed (it reads their INFO once a second), and when the old primary has
+    meanwhile come back as a replica, that answer names a replica.
     """
     best: tuple[int, str, int] | None = None
+    in_flux = False
     for s in svc.nodes_by(role="sentinel"):
         if not s.alive() or s.paused():
             continue
@@ -166,6 +209,9 @@ def current_primary(svc: Service) -> tuple[str, int]:
         info = {(k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v)
                 for k, v in info.items()}
         flags = str(info.get("flags", "")).split(",")
+        if "failover_in_progress" in flags:
+            in_flux = True
+            continue
         if "master" not in flags or "s_down" in flags or "o_down" in flags:
             continue
         answer = (int(info.get("config-epoch", 0)), str(info["ip"]), int(info["port"]))
@@ -173,6 +219,10 @@ def current_primary(svc: Service) -> tuple[str, int]:
             best = answer
     if best is not None:
         return best[1], best[2]
+    if in_flux:
+        from redis.sentinel import MasterNotFoundError
+
+        raise MasterNotFoundError(f"a failover of {svc.meta['master_name']} is in progress")
     host, port = sentinel(svc).discover_master(svc.meta["master_name"])  # raises MasterNotFoundError
     return host, int(port)
 
@@ -212,10 +262,10 @@ def _reread_replicated_roles(svc: Service) -> Service:
             n.role = "primary" if role == "master" else "replica"
             if n.role == "primary":
                 live_primary = n
-    with contextlib.suppress(Exception):
+    with contextlib.suppress(Exception):  # two nodes saying master (a demotion in flight): Sentinel decides
         host, port = current_primary(svc)
         for n in svc.nodes_by(kind="redis"):
-            if n.port == port and n.alive() and not n.paused():
+            if n.port == port and n.alive() and not n.paused() and (live_primary is None or n.role == "primary"):
                 live_primary = n
     for n in svc.nodes_by(kind="redis"):
         if live_primary is not None and n is not live_primary:

@@ -23,10 +23,13 @@ from helpers.runtime.topologies.registry import topology
 
 @topology("redis", "a standalone Redis/Valkey server (persistence off)")
 def _standalone_redis(name: str, workdir: Path, config: dict[str, Any] | None = None,
-                      password: bool = False, persistence: bool = False) -> tuple[list[Node], dict]:
-    engine = engines.kv_engine()
-    binary = engine.binary
-    meta: dict[str, Any] = engine.meta()
+                      password: bool = False, persistence: bool = False,
+                      engine: str | None = None) -> tuple[list[Node], dict]:
+    """`engine` ("valkey" or "redis") runs that engine whatever ELASTICACHE_LAB_ENGINE says (lab 16 runs one
+    node of each side by side); without it, the engine the lab runs."""
+    kv = engines.find_engine(engine) if engine else engines.kv_engine()
+    binary = kv.binary
+    meta: dict[str, Any] = kv.meta()
     secret = make_password(workdir, meta, password)
     conf = dict(config or {})
     if persistence:

@@ -5,7 +5,8 @@ redis-server and memcached processes, started as services named `aws-...` in the
 directory. Slow work runs in a background thread, so statuses move creating -> available as on AWS.
 
 One module per resource, mixed into one backend like moto's EC2 (`ec2/models/*.py`):
-base (names, records, shared tools), clusters, replication (groups and their engines), scaling
+base (names, records, shared tools), clusters, replication (groups and their engines), global_datastore
+(replication groups of several regions), scaling
 (failover, replicas, shards), recovery (the monitor that detects failed nodes and
 replaces them), users (and user groups, as ACL users), parameters, snapshots,
 events (and tags). The models take keyword arguments and return records; responses/ speaks AWS.
@@ -19,6 +20,7 @@ from helpers.aws.controlplane import engineops as ops
 from helpers.aws.controlplane.models.base import Backend
 from helpers.aws.controlplane.models.clusters import CacheClusters
 from helpers.aws.controlplane.models.events import EventsAndTags
+from helpers.aws.controlplane.models.global_datastore import GlobalDatastores
 from helpers.aws.controlplane.models.parameters import ParameterGroups
 from helpers.aws.controlplane.models.recovery import Recovery
 from helpers.aws.controlplane.models.replication import ReplicationGroups
@@ -31,8 +33,8 @@ from helpers.runtime import services, state
 __all__ = ["PLANE", "ControlPlane", "stop_aws_services"]
 
 
-class ControlPlane(ServerlessCaches, CacheClusters, ReplicationGroups, Scaling, Recovery, Users, ParameterGroups, Snapshots,
-                   EventsAndTags, Backend):
+class ControlPlane(ServerlessCaches, CacheClusters, GlobalDatastores, ReplicationGroups, Scaling, Recovery, Users,
+                   ParameterGroups, Snapshots, EventsAndTags, Backend):
     """All ElastiCache resources of the local endpoint, and the engines behind them."""
 
     def reset(self) -> None:

@@ -61,8 +61,20 @@ def now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def arn(kind: str, ident: str) -> str:
-    return f"arn:aws:elasticache:us-east-1:{ACCOUNT}:{kind}:{ident}"
+def arn(kind: str, ident: str, region: str = "us-east-1") -> str:
+    return f"arn:aws:elasticache:{region}:{ACCOUNT}:{kind}:{ident}"
+
+
+_REQUEST = threading.local()  # the region of the request being answered (one endpoint serves every region)
+
+
+def set_request_region(region: str | None) -> None:
+    _REQUEST.region = region or "us-east-1"
+
+
+def request_region() -> str:
+    """The region the client named (boto3's region_name, the CLI's --region); us-east-1 by default."""
+    return getattr(_REQUEST, "region", "us-east-1")
 
 
 def check_id(value: Any, what: str, limit: int) -> str:
@@ -285,10 +297,14 @@ class ReplicationGroup:
     endpoints: dict[str, Forwarder] = field(default_factory=dict)
     recovering: set[str] = field(default_factory=set)  # node names the monitor is replacing
     busy: bool = False  # an operation is switching nodes: the recovery monitor leaves the group alone
+    region: str = "us-east-1"  # the region it was created in (see global_datastore.py)
+    global_id: str | None = None  # the global datastore it belongs to, and its role there (primary | secondary)
+    global_role: str | None = None
+    after_create: Callable[[], None] | None = None  # run once the engines are up, before `available`
 
     @property
     def arn(self) -> str:
-        return arn("replicationgroup", self.group_id)
+        return arn("replicationgroup", self.group_id, self.region)
 
     @property
     def service_name(self) -> str:

@@ -21,6 +21,7 @@ from helpers.aws.controlplane.errors import (
     invalid_combination,
     invalid_state,
     invalid_value,
+    not_found,
 )
 from helpers.aws.controlplane.models.base import (
     ADMIN_USER,
@@ -29,6 +30,7 @@ from helpers.aws.controlplane.models.base import (
     Member,
     ReplicationGroup,
     check_id,
+    request_region,
 )
 from helpers.runtime import services, state
 from helpers.runtime.engines import Node
@@ -135,7 +137,7 @@ class ReplicationGroups(Backend):
                 tls=tls, user_group_ids=ugs, snapshot_name=snap.name if snap else None,
                 snapshot_retention=snapshot_retention, snapshot_window=snapshot_window or "05:00-06:00",
                 at_rest_encryption=bool(at_rest_encryption),
-                maintenance_window=maintenance_window or "sun:23:00-mon:01:30")
+                maintenance_window=maintenance_window or "sun:23:00-mon:01:30", region=request_region())
             self.groups[gid] = g
         self.add_tags(g.arn, tags)
         files = [Path(f) for f in snap.files] if snap else []
@@ -181,6 +183,8 @@ class ReplicationGroups(Backend):
         for node in ops.data_nodes(svc):
             self.event(g.member_ids[node.name], "cache-cluster", "Cache cluster created")
         self.open_endpoints(g)
+        if g.after_create is not None:  # a global datastore's secondary starts following its primary
+            g.after_create()
         g.status = "available"
         self.ensure_monitor()
         self.event(g.group_id, "replication-group", "Replication group created")
@@ -212,8 +216,8 @@ class ReplicationGroups(Backend):
             for n in live:
                 with contextlib.suppress(Exception):
                     reply = self._admin(g, svc, n).execute_command("ROLE")
-                    roles[n.name] = "primary" if reply[0] == "master" else "replica"
-                    if reply[0] == "slave" and reply[3] == "connected":
+                    roles[n.name] = "primary" if self._leads(g, svc, reply) else "replica"
+                    if reply[0] == "slave" and reply[3] == "connected" and roles[n.name] == "replica":
                         healthy.add(n.name)
         else:
             healthy = {name for name, role in roles.items() if role == "replica"}
@@ -292,10 +296,20 @@ class ReplicationGroups(Backend):
             role = "replica"
             if n.alive() and not n.paused():
                 with contextlib.suppress(Exception):
-                    r = self._admin(g, svc, n).execute_command("ROLE")[0]
-                    role = "primary" if r == "master" else "replica"
+                    role = "primary" if self._leads(g, svc, self._admin(g, svc, n).execute_command("ROLE")) \
+                        else "replica"
             roles[n.name] = role
         return roles
+
+    @staticmethod
+    def _leads(g: ReplicationGroup, svc: services.Service, role_reply: list[Any]) -> bool:
+        """Whether a node is its group's primary: ROLE says master, or (the secondary of a global datastore)
+        it follows a node outside the group, the primary of another region."""
+        if role_reply[0] == "master":
+            return True
+        if g.global_role != "secondary" or role_reply[0] != "slave":
+            return False
+        return int(role_reply[2]) not in {n.port for n in ops.data_nodes(svc)}
 
     def group_members(self, g: ReplicationGroup) -> list[Member]:
         """Member cache clusters with their live endpoint, role and node group."""
@@ -359,7 +373,12 @@ class ReplicationGroups(Backend):
             raise invalid_state("ReplicationGroup", g.group_id, g.status)
 
     def describe_replication_groups(self, group_id: str | None = None) -> list[ReplicationGroup]:
-        return self._describe(group_id, self.get_group, self.groups)
+        """The request's region's groups (the one asked for: NotFound if it is in another region)."""
+        region = request_region()
+        found = [g for g in self._describe(group_id, self.get_group, self.groups) if g.region == region]
+        if group_id and not found:
+            raise not_found("ReplicationGroup", str(group_id))
+        return found
 
     def delete_replication_group(self, group_id: str | None, retain_primary_cluster: bool = False,
                                  final_snapshot: str | None = None) -> tuple[ReplicationGroup, list[Member]]:
@@ -367,6 +386,9 @@ class ReplicationGroups(Backend):
         g = self.get_group(group_id)
         if g.status not in ("available", "create-failed"):
             raise invalid_state("ReplicationGroup", g.group_id, g.status)
+        if g.global_id:
+            raise invalid_value(f"Replication group {g.group_id} is a member of Global datastore {g.global_id}: "
+                                "disassociate it (or delete the global datastore) first.")
         if retain_primary_cluster:
             raise invalid_value("RetainPrimaryCluster is not supported on the local endpoint; delete the whole group.")
         if final_snapshot:

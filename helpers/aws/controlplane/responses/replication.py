@@ -79,7 +79,7 @@ def group_api(g: ReplicationGroup, members: list[Member] | None = None) -> dict[
             item["NodeGroupMembers"].append(member)
         primary = next((m for m in mine if m.role == "primary"), None)
         replicas = [m for m in mine if m.role == "replica"]
-        if not g.cluster_mode and "primary" in g.endpoints:
+        if not g.cluster_mode and {"primary", "reader"} <= g.endpoints.keys():  # both open (open_endpoints)
             # AWS: DNS names that follow failovers; locally loopback forwarders (endpoints.py)
             item["PrimaryEndpoint"] = _stable(g, "primary")
             item["ReaderEndpoint"] = _stable(g, "reader")
@@ -101,6 +101,9 @@ def group_api(g: ReplicationGroup, members: list[Member] | None = None) -> dict[
         "UserGroupIds": list(g.user_group_ids), "LogDeliveryConfigurations": [],
         "ReplicationGroupCreateTime": g.created, "DataTiering": "disabled", "NetworkType": "ipv4",
         "IpDiscovery": "ipv4", "ClusterMode": "enabled" if g.cluster_mode else "disabled", "Engine": g.engine}
+    if g.global_id:
+        out["GlobalReplicationGroupInfo"] = {"GlobalReplicationGroupId": g.global_id,
+                                             "GlobalReplicationGroupMemberRole": str(g.global_role).upper()}
     if g.tls:
         out["TransitEncryptionMode"] = "required"
     if g.snapshot_retention and members:

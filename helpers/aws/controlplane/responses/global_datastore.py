@@ -1,0 +1,98 @@
+"""Global datastores (global replication groups), and create-replication-group's --global-replication-group-id."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from helpers.aws.controlplane.models import PLANE
+from helpers.aws.controlplane.models.global_datastore import GlobalDatastore
+from helpers.aws.controlplane.responses import int_or_none, replication
+
+
+def global_api(gds: GlobalDatastore, show_members: bool = True) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "GlobalReplicationGroupId": gds.global_id, "GlobalReplicationGroupDescription": gds.description,
+        "Status": gds.status, "CacheNodeType": gds.node_type, "Engine": gds.engine,
+        "EngineVersion": gds.engine_version, "ClusterEnabled": False, "AuthTokenEnabled": False,
+        "TransitEncryptionEnabled": gds.tls, "AtRestEncryptionEnabled": gds.at_rest, "ARN": gds.arn}
+    if show_members:
+        out["Members"] = [
+            {"ReplicationGroupId": g.group_id, "ReplicationGroupRegion": g.region,
+             "Role": "PRIMARY" if g.group_id == gds.primary_id else "SECONDARY",
+             "AutomaticFailover": "enabled" if g.automatic_failover else "disabled",
+             "Status": "associating" if g.group_id in gds.associating else "associated"}
+            for g in PLANE.global_members(gds)]
+    return out
+
+
+def create_global_replication_group(p: dict[str, Any]) -> dict[str, Any]:
+    return global_api(PLANE.create_global_group(p.get("GlobalReplicationGroupIdSuffix"),
+                                                p.get("PrimaryReplicationGroupId"),
+                                                p.get("GlobalReplicationGroupDescription")))
+
+
+def describe_global_replication_groups(p: dict[str, Any]) -> list[dict[str, Any]]:
+    show = bool(p.get("ShowMemberInfo"))
+    return [global_api(g, show) for g in PLANE.describe_global_groups(p.get("GlobalReplicationGroupId"))]
+
+
+def modify_global_replication_group(p: dict[str, Any]) -> dict[str, Any]:
+    return global_api(PLANE.modify_global_group(
+        p.get("GlobalReplicationGroupId"), bool(p.get("ApplyImmediately")),
+        description=p.get("GlobalReplicationGroupDescription"), node_type=p.get("CacheNodeType"),
+        engine_version=p.get("EngineVersion"), automatic_failover=p.get("AutomaticFailoverEnabled"),
+        param_group=p.get("CacheParameterGroupName")))
+
+
+def failover_global_replication_group(p: dict[str, Any]) -> dict[str, Any]:
+    return global_api(PLANE.failover_global_group(p.get("GlobalReplicationGroupId"), p.get("PrimaryRegion"),
+                                                  p.get("PrimaryReplicationGroupId")))
+
+
+def disassociate_global_replication_group(p: dict[str, Any]) -> dict[str, Any]:
+    return global_api(PLANE.disassociate_global_group(p.get("GlobalReplicationGroupId"),
+                                                      p.get("ReplicationGroupId"), p.get("ReplicationGroupRegion")))
+
+
+def delete_global_replication_group(p: dict[str, Any]) -> dict[str, Any]:
+    return global_api(PLANE.delete_global_group(p.get("GlobalReplicationGroupId"),
+                                                bool(p.get("RetainPrimaryReplicationGroup"))), show_members=False)
+
+
+def increase_node_groups_in_global_replication_group(p: dict[str, Any]) -> dict[str, Any]:
+    return global_api(PLANE.resize_global_node_groups(p.get("GlobalReplicationGroupId"),
+                                                      "IncreaseNodeGroupsInGlobalReplicationGroup"))
+
+
+def decrease_node_groups_in_global_replication_group(p: dict[str, Any]) -> dict[str, Any]:
+    return global_api(PLANE.resize_global_node_groups(p.get("GlobalReplicationGroupId"),
+                                                      "DecreaseNodeGroupsInGlobalReplicationGroup"))
+
+
+def rebalance_slots_in_global_replication_group(p: dict[str, Any]) -> dict[str, Any]:
+    return global_api(PLANE.resize_global_node_groups(p.get("GlobalReplicationGroupId"),
+                                                      "RebalanceSlotsInGlobalReplicationGroup"))
+
+
+def create_replication_group(p: dict[str, Any]) -> dict[str, Any]:
+    """create-replication-group; with GlobalReplicationGroupId, a secondary cluster of that global datastore
+    (engine, version, node type and encryption come from it)."""
+    gid = p.get("GlobalReplicationGroupId")
+    if not gid:
+        return replication.create_replication_group(p)
+    clustered = bool(p.get("NumNodeGroups") or p.get("NodeGroupConfiguration")
+                     or str(p.get("ClusterMode") or "").lower() == "enabled")
+    gds = PLANE.check_secondary(gid, p.get("CacheNodeType"), p.get("Engine"), p.get("EngineVersion"), clustered,
+                                bool(p.get("AuthToken") or p.get("UserGroupIds")))
+    primary = PLANE.get_group(gds.primary_id)
+    q = {**p, "Engine": gds.engine, "CacheNodeType": gds.node_type, "EngineVersion": None,
+         "TransitEncryptionEnabled": gds.tls, "AtRestEncryptionEnabled": gds.at_rest,
+         "AutomaticFailoverEnabled": p.get("AutomaticFailoverEnabled", primary.automatic_failover),
+         "MultiAZEnabled": p.get("MultiAZEnabled", primary.multi_az)}
+    if int_or_none(q.get("NumCacheClusters")) is None and q.get("ReplicasPerNodeGroup") is None:
+        q["NumCacheClusters"] = primary.replicas + 1
+    out = replication.create_replication_group(q)
+    g = PLANE.get_group(out["ReplicationGroupId"])
+    PLANE.join_as_secondary(gds, g)
+    return {**out, "GlobalReplicationGroupInfo": {"GlobalReplicationGroupId": gds.global_id,
+                                                  "GlobalReplicationGroupMemberRole": "SECONDARY"}}

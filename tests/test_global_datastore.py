@@ -1,0 +1,184 @@
+"""Global datastores through boto3: a secondary region replicates for real, refuses writes, fails over,
+is disassociated and deleted, and no engine process is left.
+
+Both "regions" are the same local endpoint; the client's region_name is what tells them apart.
+"""
+
+from __future__ import annotations
+
+import time
+
+import psutil
+import pytest
+from botocore.exceptions import ClientError
+
+import helpers
+from helpers.aws import client as cpc
+from helpers.aws import endpoint as localaws
+
+NODE = "cache.r7g.large"
+
+
+@pytest.fixture(scope="module")
+def regions():
+    east = localaws.client("elasticache", region_name="us-east-1")
+    west = localaws.client("elasticache", region_name="us-west-2")
+    yield east, west
+    for gds in east.describe_global_replication_groups(ShowMemberInfo=True)["GlobalReplicationGroups"]:
+        if gds["GlobalReplicationGroupId"].endswith("-t-gds"):
+            for m in gds.get("Members", []):
+                if m["Role"] == "SECONDARY":
+                    _quiet(east.disassociate_global_replication_group, GlobalReplicationGroupId=gds[
+                        "GlobalReplicationGroupId"], ReplicationGroupId=m["ReplicationGroupId"],
+                        ReplicationGroupRegion=m["ReplicationGroupRegion"])
+            _wait_global(east, gds["GlobalReplicationGroupId"], gone_ok=True)
+            _quiet(east.delete_global_replication_group, GlobalReplicationGroupId=gds["GlobalReplicationGroupId"],
+                   RetainPrimaryReplicationGroup=True)
+    for client in (east, west):
+        cpc.cleanup(client, "t-gds")
+
+
+def _quiet(call, **kwargs):
+    try:
+        return call(**kwargs)
+    except ClientError:
+        return None
+
+
+def _wait_global(ec, gid: str, gone_ok: bool = False, timeout: float = 60) -> dict | None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            gds = ec.describe_global_replication_groups(GlobalReplicationGroupId=gid, ShowMemberInfo=True)[
+                "GlobalReplicationGroups"][0]
+        except ClientError:
+            if gone_ok:
+                return None
+            raise
+        if gds["Status"] == "available" and all(m["Status"] == "associated" for m in gds["Members"]):
+            return gds
+        time.sleep(0.1)
+    raise AssertionError(f"{gid} not available within {timeout} s")
+
+
+def _until(fn, timeout: float = 15):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = fn()
+        if value:
+            return value
+        time.sleep(0.02)
+    raise AssertionError(f"not true within {timeout} s")
+
+
+def code_of(call, **kwargs) -> str:
+    with pytest.raises(ClientError) as info:
+        call(**kwargs)
+    return info.value.response["Error"]["Code"]
+
+
+def test_preconditions_answer_aws_errors(regions):
+    east, west = regions
+    assert code_of(east.describe_global_replication_groups, GlobalReplicationGroupId="ldgnf-nope") == \
+        "GlobalReplicationGroupNotFoundFault"
+    assert code_of(east.create_global_replication_group, GlobalReplicationGroupIdSuffix="x",
+                   PrimaryReplicationGroupId="t-gds-missing") == "ReplicationGroupNotFoundFault"
+    east.create_replication_group(ReplicationGroupId="t-gds-small", ReplicationGroupDescription="t",
+                                  CacheNodeType="cache.t4g.micro", NumCacheClusters=1)
+    cpc.wait_for(east, replication_group_id="t-gds-small")
+    # AWS: large and above, M5/M6g/M7g/R5/R6g/R6gd/R7g/C7gn only
+    assert code_of(east.create_global_replication_group, GlobalReplicationGroupIdSuffix="t-small",
+                   PrimaryReplicationGroupId="t-gds-small") == "InvalidParameterValue"
+    assert code_of(west.create_replication_group, ReplicationGroupId="t-gds-x", ReplicationGroupDescription="t",
+                   GlobalReplicationGroupId="ldgnf-nope") == "GlobalReplicationGroupNotFoundFault"
+    east.delete_replication_group(ReplicationGroupId="t-gds-small")
+
+
+def test_global_datastore_replicates_fails_over_and_is_deleted(regions):
+    east, west = regions
+    east.create_replication_group(ReplicationGroupId="t-gds-east", ReplicationGroupDescription="primary region",
+                                  CacheNodeType=NODE, NumCacheClusters=2, AutomaticFailoverEnabled=True)
+    primary = cpc.wait_for(east, replication_group_id="t-gds-east")
+    gds = east.create_global_replication_group(GlobalReplicationGroupIdSuffix="t-gds",
+                                               PrimaryReplicationGroupId="t-gds-east")["GlobalReplicationGroup"]
+    gid = gds["GlobalReplicationGroupId"]
+    assert gid == "ldgnf-t-gds"  # AWS's prefix for us-east-1
+    assert code_of(east.create_global_replication_group, GlobalReplicationGroupIdSuffix="t-gds",
+                   PrimaryReplicationGroupId="t-gds-east") in ("GlobalReplicationGroupAlreadyExistsFault",
+                                                               "InvalidParameterValue")
+    # the secondary: same endpoint, another region; engine, version and node type come from the datastore
+    out = west.create_replication_group(ReplicationGroupId="t-gds-west", ReplicationGroupDescription="second region",
+                                        GlobalReplicationGroupId=gid, NumCacheClusters=2)["ReplicationGroup"]
+    assert out["GlobalReplicationGroupInfo"]["GlobalReplicationGroupMemberRole"] == "SECONDARY"
+    assert code_of(east.create_replication_group, ReplicationGroupId="t-gds-x", ReplicationGroupDescription="t",
+                   GlobalReplicationGroupId=gid) == "InvalidParameterValue"  # a region that already has a member
+    secondary = cpc.wait_for(west, replication_group_id="t-gds-west")
+    assert secondary["CacheNodeType"] == NODE
+    gds = _wait_global(east, gid)
+    assert [(m["ReplicationGroupId"], m["ReplicationGroupRegion"], m["Role"]) for m in gds["Members"]] == [
+        ("t-gds-east", "us-east-1", "PRIMARY"), ("t-gds-west", "us-west-2", "SECONDARY")]
+    # regions keep their own groups
+    assert [g["ReplicationGroupId"] for g in west.describe_replication_groups()["ReplicationGroups"]] == ["t-gds-west"]
+    assert code_of(west.describe_replication_groups, ReplicationGroupId="t-gds-east") == "ReplicationGroupNotFoundFault"
+
+    east_ep = primary["NodeGroups"][0]["PrimaryEndpoint"]
+    west_ep = secondary["NodeGroups"][0]["PrimaryEndpoint"]
+    west_reader = secondary["NodeGroups"][0]["ReaderEndpoint"]
+    r_east, r_west, r_west_reader = cpc.redis_at(east_ep), cpc.redis_at(west_ep), cpc.redis_at(west_reader)
+    r_east.set("order:1", "paid")
+    _until(lambda: r_west.get("order:1") in ("paid", b"paid"))
+    _until(lambda: r_west_reader.get("order:1") in ("paid", b"paid"))  # the secondary's replicas follow it
+    with pytest.raises(Exception, match="(?i)read only|readonly"):
+        r_west.set("order:2", "x")
+
+    # the lag, published to the secondary region's CloudWatch
+    cw = localaws.client("cloudwatch", region_name="us-west-2")
+    _until(lambda: cw.list_metrics(MetricName="GlobalDatastoreReplicationLag", Dimensions=[
+        {"Name": "CacheClusterId", "Value": "t-gds-west-001"}])["Metrics"], timeout=30)
+
+    # failover: the west region becomes the primary; the endpoints stay the same addresses
+    assert code_of(east.failover_global_replication_group, GlobalReplicationGroupId=gid, PrimaryRegion="us-east-1",
+                   PrimaryReplicationGroupId="t-gds-east") == "InvalidParameterValue"  # already primary
+    east.failover_global_replication_group(GlobalReplicationGroupId=gid, PrimaryRegion="us-west-2",
+                                           PrimaryReplicationGroupId="t-gds-west")
+    gds = _wait_global(east, gid)
+    assert {m["ReplicationGroupId"]: m["Role"] for m in gds["Members"]} == {"t-gds-west": "PRIMARY",
+                                                                           "t-gds-east": "SECONDARY"}
+    _until(lambda: _writes(r_west))
+    r_west.set("order:3", "from-west")
+    _until(lambda: r_east.get("order:3") in ("from-west", b"from-west"))
+    assert r_east.get("order:1") in ("paid", b"paid")
+    with pytest.raises(Exception, match="(?i)read only|readonly"):
+        r_east.set("order:4", "x")
+    messages = [e["Message"] for e in west.describe_events(SourceIdentifier="t-gds-west")["Events"]]
+    assert any("Failover" in m and gid in m for m in messages)
+
+    # delete: secondaries go first (disassociate), then the datastore; the groups stay as regional groups
+    assert code_of(east.delete_global_replication_group, GlobalReplicationGroupId=gid,
+                   RetainPrimaryReplicationGroup=True) == "InvalidGlobalReplicationGroupState"
+    assert code_of(east.delete_replication_group, ReplicationGroupId="t-gds-east") == "InvalidParameterValue"
+    east.disassociate_global_replication_group(GlobalReplicationGroupId=gid, ReplicationGroupId="t-gds-east",
+                                               ReplicationGroupRegion="us-east-1")
+    _wait_global(east, gid)
+    _until(lambda: _writes(r_east))  # a standalone regional group again: writable, data kept
+    assert r_east.get("order:3") in ("from-west", b"from-west")
+    east.delete_global_replication_group(GlobalReplicationGroupId=gid, RetainPrimaryReplicationGroup=True)
+    assert code_of(east.describe_global_replication_groups, GlobalReplicationGroupId=gid) == \
+        "GlobalReplicationGroupNotFoundFault"
+    pids = [n.pid for s in helpers.status() if s.name.startswith("aws-rg-t-gds") for n in s.nodes]
+    assert pids
+    east.delete_replication_group(ReplicationGroupId="t-gds-east")
+    west.delete_replication_group(ReplicationGroupId="t-gds-west")
+    cpc.wait_deleted(east, replication_group_id="t-gds-east")
+    cpc.wait_deleted(west, replication_group_id="t-gds-west")
+    _until(lambda: not any(psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE
+                           for p in pids), timeout=30)
+    assert not [s.name for s in helpers.status() if s.name.startswith("aws-rg-t-gds")]
+
+
+def _writes(r) -> bool:
+    try:
+        r.set("probe", "1")
+        return True
+    except Exception:  # noqa: BLE001 - still read-only, or reconnecting
+        return False
