@@ -476,8 +476,8 @@ def test_subnet_groups_node_type_modifications_and_service_updates(ec):
     assert {a["UpdateActionStatus"] for a in actions} == {"not-applied"} and {a["Engine"] for a in actions} == {"redis"}
     ec.delete_cache_cluster(CacheClusterId="c-nt")
     cpc.wait_deleted(ec, cache_cluster_id="c-nt")
-    code, message, _ = error_of(ec.create_serverless_cache, ServerlessCacheName="c-sl", Engine="redis")
-    assert code == "InvalidAction" and "create-replication-group" in message
+    code, message, _ = error_of(ec.create_serverless_cache, ServerlessCacheName="c-sl", Engine="memcached")
+    assert code == "InvalidParameterValue" and "memcached" in message.lower()  # serverless Memcached: refused
 
 
 def test_decrease_replica_count_by_naming_replicas(ec):

@@ -23,6 +23,7 @@ from helpers.checks import (
     lab14,
     lab15,
     lab16,
+    lab17,
     lab18,
 )
 from helpers.exercises.core import Exercise
@@ -45,6 +46,7 @@ LABS = (
     lab14,
     lab15,
     lab16,
+    lab17,
     lab18,
 )
 

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 BINDER_LIMIT_MB = 2048.0
-SECTIONS = ("labs", "startup", "aws", "cache", "throughput", "failover", "resharding", "memory")
+SECTIONS = ("labs", "startup", "aws", "cache", "throughput", "failover", "resharding", "serverless", "memory")
 TOPOLOGIES = (("standalone", "redis", {}), ("memcached-pool", "memcached-pool", {"nodes": 3}),
               ("replicated", "replicated", {"replicas": 2}), ("cluster", "cluster", {"shards": 3, "replicas": 1}),
               ("local AWS", "aws", {}))
@@ -543,6 +543,73 @@ def bench_resharding(keys: int = 2000) -> dict[str, Any]:
             services.stop(name)
 
 
+def bench_serverless(requests: int = 2000, max_keys: int = 12000) -> dict[str, Any]:
+    """A serverless cache: the time to add a shard behind the endpoint under writes (against a bare engine's
+    start, measured in this run), and the endpoint's cost per request (TLS, routing, metering) against the
+    same client talking to one of its engines directly."""
+    import redis
+
+    import helpers.runtime.serverless as sl
+    from helpers.aws import endpoint as localaws
+    from helpers.aws import serverless as sv
+    from helpers.runtime import services
+
+    bare = [b for b in (_bare_redis_start() for _ in range(3)) if b is not None]
+    floor = min(bare) if bare else None
+    ec = localaws.client("elasticache")
+    name = "bench-serverless"
+    out: dict[str, Any] = {"bare_engine_start_seconds": floor}
+    try:
+        ec.create_serverless_cache(ServerlessCacheName=name, Engine="redis")
+        cache = sv.wait_serverless(ec, name)
+        svc = services.get(f"aws-sl-{name}")
+        r = sv.client(cache)
+        # Metering overhead: the same GET/SET loop through the endpoint and straight to an engine behind it.
+        backend = sl.status(svc)["backends"][0]
+        direct = redis.Redis(host="127.0.0.1", port=int(backend["port"]),
+                             password=Path(svc.meta["password_file"]).read_text().strip())
+
+        def loop(c: Any) -> float:
+            started = time.perf_counter()
+            for i in range(requests // 2):
+                c.set(f"bench:m:{i % 100}", b"v" * 100)
+                c.get(f"bench:m:{i % 100}")
+            return (time.perf_counter() - started) / requests * 1e6
+
+        via, straight = loop(r), loop(direct)
+        out["request_usec_via_endpoint"], out["request_usec_direct"] = via, straight
+        out["metering_overhead_ratio"] = ratio(via, straight)
+        # Scale-out: write 1 KB values until a second shard serves (bounded in keys and time).
+        started = time.perf_counter()
+        written = 0
+        while written < max_keys and time.perf_counter() - started < 60:
+            pipe = r.pipeline(transaction=False)
+            for i in range(written, written + 200):
+                pipe.set(f"bench:s:{i}", b"x" * 1024)
+            pipe.execute()
+            written += 200
+            if len(sl.status(svc).get("backends", [])) > 1:
+                break
+        deadline = time.perf_counter() + 60
+        seconds = None
+        while time.perf_counter() < deadline and seconds is None:
+            for e in sl.events(svc)[0]:
+                m = re.search(r"scaled out .* in ([0-9.]+) s", e.get("message", ""))
+                if m:
+                    seconds = float(m.group(1))
+            time.sleep(0.5)
+        lost = written - int(r.dbsize()) + 100  # the 100 metering keys are there too
+        out.update(scale_out_seconds=seconds, scale_out_ratio_to_bare_start=ratio(seconds, floor),
+                   keys_written=written, keys_lost=lost)
+        return out
+    except Exception as exc:
+        return {**out, "note": f"failed: {exc}".splitlines()[0][:160]}
+    finally:
+        with contextlib.suppress(Exception):
+            ec.delete_serverless_cache(ServerlessCacheName=name)
+            sv.wait_serverless_deleted(ec, name)
+
+
 # --- the machine and the report --------------------------------------------------------------------
 
 def machine() -> dict[str, Any]:
@@ -624,6 +691,17 @@ def report(results: dict[str, Any]) -> str:
                          f"of {rs.get('requests', NA)}; {fmt(rs.get('reshard_seconds'), 's', 1)}; "
                          f"{rs.get('note', '')}".strip("; ")])
         parts.append(render_table("High availability and scaling", ["", "figure", "detail"], rows))
+    sl = results.get("serverless")
+    if sl:
+        rows = [["scale-out (add a shard behind the endpoint)", fmt(sl.get("scale_out_seconds"), "s", 1),
+                 fmt(sl.get("scale_out_ratio_to_bare_start"), "x", 1),
+                 f"vs a bare engine start; {sl.get('keys_lost', NA)} of {sl.get('keys_written', NA)} keys lost"],
+                ["request via the endpoint (TLS, routing, metering)", fmt(sl.get("request_usec_via_endpoint"), "us", 0),
+                 fmt(sl.get("metering_overhead_ratio"), "x", 2),
+                 f"vs the same client on an engine directly ({fmt(sl.get('request_usec_direct'), 'us', 0)})"]]
+        if sl.get("note"):
+            rows.append(["note", "", "", sl["note"]])
+        parts.append(render_table("Serverless", ["", "figure", "ratio", "baseline"], rows))
     mem = results.get("memory")
     if mem:
         rows = [["peak RSS, services + kernels", fmt(mem.get("peak_rss_mb"), "MB", 0),
@@ -658,7 +736,8 @@ def run(only: Sequence[str] = SECTIONS, labs_pattern: str = "*.ipynb") -> dict[s
     steps: list[tuple[str, Callable[[], Any]]] = [
         ("labs", lambda: bench_labs(labs_pattern)), ("startup", bench_startup), ("aws", bench_aws),
         ("cache", bench_cache),
-        ("throughput", bench_throughput), ("failover", bench_failover), ("resharding", bench_resharding)]
+        ("throughput", bench_throughput), ("failover", bench_failover), ("resharding", bench_resharding),
+        ("serverless", bench_serverless)]
     for name, fn in steps:
         if name not in only:
             continue

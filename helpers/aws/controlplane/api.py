@@ -22,6 +22,7 @@ from helpers.aws.controlplane.responses import (
     paginate,
     parameters,
     replication,
+    serverless,
     service,
     snapshots,
     tag_dict,
@@ -160,7 +161,6 @@ def _not_implemented(action: str) -> Callable[[Any], Any]:
 
 # What to do instead, for the unsupported actions a learner is most likely to try.
 UNSUPPORTED_HINTS: dict[str, str] = {
-    "CreateServerlessCache": "Create a replication group (create-replication-group) instead.",
     "PurchaseReservedCacheNodesOffering": "Reserved nodes are a billing choice: read prices with "
                                           "describe-reserved-cache-nodes-offerings.",
     "StartMigration": "Load data with a snapshot instead (create-replication-group --snapshot-name).",
@@ -170,7 +170,11 @@ UNSUPPORTED_HINTS: dict[str, str] = {
 
 HANDLERS: dict[str, Callable[[Any], Any]] = {
     "describe_cache_engine_versions": _result("CacheEngineVersions", events.describe_cache_engine_versions),
-    "describe_serverless_caches": _result("ServerlessCaches", lambda p: []),
+    # serverless caches and their snapshots (responses/serverless.py)
+    **{name: _result(None, getattr(serverless, name)) for name in (
+        "create_serverless_cache", "describe_serverless_caches", "modify_serverless_cache", "delete_serverless_cache",
+        "create_serverless_cache_snapshot", "describe_serverless_cache_snapshots", "delete_serverless_cache_snapshot",
+        "copy_serverless_cache_snapshot", "export_serverless_cache_snapshot")},
     # cache clusters
     "create_cache_cluster": _result("CacheCluster", clusters.create_cache_cluster),
     "describe_cache_clusters": _result("CacheClusters", clusters.describe_cache_clusters),

@@ -156,6 +156,75 @@ def _older(ts: Any, cutoff: dt.datetime) -> bool:
     return ts.replace(tzinfo=None) < cutoff
 
 
+# --- serverless caches -----------------------------------------------------------------------------
+# AWS publishes a serverless cache's metrics per cache, with the dimension clusterId (the cache's name).
+SERVERLESS_DIMENSION = "clusterId"
+_serverless_last: dict[str, dict[str, float]] = {}
+SERVERLESS_COUNTS = {"ElastiCacheProcessingUnits": "ecpu", "ThrottledCmds": "throttled", "TotalCmdsCount": "cmds",
+                     "NetworkBytesIn": "bytes_in", "NetworkBytesOut": "bytes_out", "CacheHits": "hits",
+                     "CacheMisses": "misses", "NewConnections": "new_connections"}
+SERVERLESS_UNITS = {"BytesUsedForCache": "Bytes", "NetworkBytesIn": "Bytes", "NetworkBytesOut": "Bytes",
+                    "SuccessfulReadRequestLatency": "Microseconds", "SuccessfulWriteRequestLatency": "Microseconds",
+                    "CacheHitRate": "Percent"}
+
+
+def serverless_metrics(name: str, status: Mapping[str, Any]) -> dict[str, float]:
+    """The metrics of one serverless cache for the period since the last call, from its endpoint's counters
+    (helpers.runtime.serverless.proxy): counts are the period's increase, gauges the current value."""
+    last = _serverless_last.get(name)
+    now_vals = {k: float(status.get(v, 0)) for k, v in SERVERLESS_COUNTS.items()}
+    now_vals.update(read_cmds=float(status.get("read_cmds", 0)), write_cmds=float(status.get("write_cmds", 0)),
+                    read_usec=float(status.get("read_usec", 0)), write_usec=float(status.get("write_usec", 0)))
+    _serverless_last[name] = now_vals
+    if last is None:
+        last = {}  # an endpoint's counters start at zero with the cache
+    elif any(now_vals[k] < last.get(k, 0) for k in now_vals):  # a new endpoint process: start over
+        return {}
+    d = {k: now_vals[k] - last.get(k, 0) for k in now_vals}
+    out = {k: d[k] for k in SERVERLESS_COUNTS}
+    out["BytesUsedForCache"] = float(status.get("bytes_used", 0))
+    out["CurrConnections"] = float(status.get("curr_connections", 0))
+    out["CurrItems"] = float(status.get("items", 0))
+    out["CurrVolatileItems"] = float(status.get("volatile_items", 0))
+    out["Evictions"] = float(status.get("evictions", 0))
+    lookups = d["CacheHits"] + d["CacheMisses"]
+    if lookups:
+        out["CacheHitRate"] = 100.0 * d["CacheHits"] / lookups
+    if d["read_cmds"]:
+        out["SuccessfulReadRequestLatency"] = d["read_usec"] / d["read_cmds"]
+    if d["write_cmds"]:
+        out["SuccessfulWriteRequestLatency"] = d["write_usec"] / d["write_cmds"]
+    return out
+
+
+def collect_serverless(plane: Any) -> list[tuple[str, dict[str, float]]]:
+    rows = []
+    with plane.lock:
+        caches = [c for c in getattr(plane, "serverless", {}).values() if c.status == "available"]
+    for sc in caches:
+        with contextlib.suppress(Exception):
+            metrics = serverless_metrics(sc.name, plane.serverless_status(sc))
+            if metrics:
+                rows.append((sc.name, metrics))
+    for gone in set(_serverless_last) - {c.name for c in caches}:
+        _serverless_last.pop(gone, None)
+    return rows
+
+
+def publish_serverless(rows: list[tuple[str, dict[str, float]]]) -> int:
+    from moto.cloudwatch.models import cloudwatch_backends
+
+    from helpers.aws.controlplane.models.base import ACCOUNT
+
+    data = [{"MetricName": k, "Dimensions": [{"Name": SERVERLESS_DIMENSION, "Value": name}], "Value": v,
+             "Unit": SERVERLESS_UNITS.get(k, "Count")} for name, metrics in rows for k, v in metrics.items()]
+    if data:
+        backend = cloudwatch_backends[ACCOUNT]["us-east-1"]
+        for i in range(0, len(data), 500):
+            backend.put_metric_data(m.NAMESPACE, data[i:i + 500])
+    return len(data)
+
+
 def start_publisher(plane: Any) -> threading.Thread:
     interval = float(os.environ.get(INTERVAL_ENV, "5"))
 
@@ -164,6 +233,8 @@ def start_publisher(plane: Any) -> threading.Thread:
             time.sleep(interval)
             with contextlib.suppress(Exception):
                 publish(collect(plane))
+            with contextlib.suppress(Exception):
+                publish_serverless(collect_serverless(plane))
             with contextlib.suppress(Exception):
                 publish_global_lag(plane.global_lag_rows())
 

@@ -26,6 +26,7 @@ from helpers.aws.controlplane.models.parameters import ParameterGroups
 from helpers.aws.controlplane.models.recovery import Recovery
 from helpers.aws.controlplane.models.replication import ReplicationGroups
 from helpers.aws.controlplane.models.scaling import Scaling
+from helpers.aws.controlplane.models.serverless import ServerlessCaches
 from helpers.aws.controlplane.models.snapshots import Snapshots
 from helpers.aws.controlplane.models.users import Users
 from helpers.runtime import services, state
@@ -33,8 +34,8 @@ from helpers.runtime import services, state
 __all__ = ["PLANE", "ControlPlane", "stop_aws_services"]
 
 
-class ControlPlane(CacheClusters, GlobalDatastores, ReplicationGroups, Scaling, Recovery, Users, ParameterGroups,
-                   Snapshots, EventsAndTags, EngineLifecycle, Backend):
+class ControlPlane(ServerlessCaches, CacheClusters, GlobalDatastores, ReplicationGroups, Scaling, Recovery, Users,
+                   ParameterGroups, Snapshots, EventsAndTags, EngineLifecycle, Backend):
     """All ElastiCache resources of the local endpoint, and the engines behind them."""
 
     def reset(self) -> None:
@@ -47,6 +48,8 @@ class ControlPlane(CacheClusters, GlobalDatastores, ReplicationGroups, Scaling, 
         for cc in list(self.clusters.values()):
             if cc.discovery is not None:
                 cc.discovery.close()
+        for sc in list(self.serverless.values()):
+            self.stop_serverless_service(sc)
         stop_aws_services(keep=set())
         shutil.rmtree(state.home() / "aws-snapshots", ignore_errors=True)
         self.__init__()
@@ -75,6 +78,7 @@ class ControlPlane(CacheClusters, GlobalDatastores, ReplicationGroups, Scaling, 
         with self.lock:
             names = {cc.service_name(n["id"]) for cc in self.clusters.values() for n in cc.nodes}
             names |= {g.service_name for g in self.groups.values()}
+            names |= {sc.service_name for sc in self.serverless.values()}
         return names
 
 

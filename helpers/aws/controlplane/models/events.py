@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 from datetime import datetime, timedelta, timezone
 
 from helpers.aws.controlplane.errors import ApiError, invalid_value
@@ -25,6 +26,9 @@ def _utc(value: datetime | str | None, what: str) -> datetime | None:
 
 
 class EventsAndTags(Backend):
+    def serverless_arn_checks(self) -> dict[str, Any]:  # serverless caches and snapshots (models/serverless.py)
+        return {}
+
     def describe_events(self, source_type: str | None = None, source_id: str | None = None,
                         start: datetime | str | None = None, end: datetime | str | None = None,
                         duration: int | None = None) -> list[Event]:
@@ -76,7 +80,7 @@ class EventsAndTags(Backend):
                       i in g.member_ids.values() for g in self.groups.values()) else None,
                   "replicationgroup": self.get_group, "snapshot": self.get_snapshot, "user": self.get_user,
                   "usergroup": self.get_user_group, "parametergroup": self.get_param_group,
-                  "subnetgroup": self.check_subnet_group}
+                  "subnetgroup": self.check_subnet_group, **self.serverless_arn_checks()}
         if kind not in checks:
             raise ApiError(f"ARN {resource_arn} is invalid.", "InvalidARN")
         checks[kind](ident)

@@ -1,0 +1,62 @@
+"""Client-side helpers for serverless caches: wait for a state, connect over TLS, read the metering."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from helpers.runtime import tls
+from helpers.runtime.state import LabError
+
+
+def wait_serverless(ec: Any, name: str, status: str = "available", timeout: float = 120.0) -> dict[str, Any]:
+    """describe-serverless-caches until the cache has `status` (a LabError past `timeout` s)."""
+    deadline = time.monotonic() + timeout
+    last = "?"
+    while time.monotonic() < deadline:
+        cache = ec.describe_serverless_caches(ServerlessCacheName=name)["ServerlessCaches"][0]
+        last = cache["Status"]
+        if last == status:
+            return cache
+        if last == "create-failed":
+            raise LabError(f"Serverless cache {name} could not be created (see describe-events).")
+        time.sleep(0.5)
+    raise LabError(f"Serverless cache {name} is still {last} after {timeout:.0f} s.")
+
+
+def wait_serverless_deleted(ec: Any, name: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            ec.describe_serverless_caches(ServerlessCacheName=name)
+        except ec.exceptions.ServerlessCacheNotFoundFault:
+            return
+        time.sleep(0.5)
+    raise LabError(f"Serverless cache {name} is still there after {timeout:.0f} s.")
+
+
+def client(cache: dict[str, Any], *, reader: bool = False, cluster: bool = False, **kwargs: Any) -> Any:
+    """A redis-py client to the cache's Endpoint (or ReaderEndpoint) over TLS, verified against the lab's CA
+    (the CA the learner passes, as with AWS's). `cluster=True` gives a RedisCluster, as AWS recommends."""
+    import redis
+    from redis.cluster import RedisCluster
+
+    ep = cache["ReaderEndpoint" if reader else "Endpoint"]
+    opts = {**tls.redis_tls_client_kwargs(client_cert=False), "socket_timeout": 10, **kwargs}
+    if cluster:
+        return RedisCluster(host=ep["Address"], port=ep["Port"], **opts)
+    return redis.Redis(host=ep["Address"], port=ep["Port"], **opts)
+
+
+def metric_sum(cw: Any, name: str, metric: str, since: datetime, stat: str = "Sum") -> float:
+    """A serverless cache's metric from the local CloudWatch, summed (or max'd) since `since`."""
+    out = cw.get_metric_statistics(Namespace="AWS/ElastiCache", MetricName=metric,
+                                   Dimensions=[{"Name": "clusterId", "Value": name}],
+                                   StartTime=since,
+                                   EndTime=datetime.now(timezone.utc) + timedelta(seconds=60),
+                                   Period=60, Statistics=[stat])
+    points = out["Datapoints"]
+    if not points:
+        return 0.0
+    return sum(p[stat] for p in points) if stat == "Sum" else max(p[stat] for p in points)

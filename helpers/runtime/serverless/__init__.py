@@ -1,0 +1,109 @@
+"""ElastiCache Serverless, locally: one endpoint process per cache (proxy.py) in front of real engines.
+
+The "serverless" topology starts the endpoint: a Python asyncio process that terminates TLS on two
+loopback ports (the Endpoint, and the ReaderEndpoint on the next port, as on AWS), presents a
+one-shard cluster to clients, and starts, scales and stops the engine processes behind it itself
+(each recorded in the state directory's ledger, so `python -m helpers stop` ends them too).
+Its directory holds config.json, status.json (what it serves and its counters), events.jsonl,
+and the files the control plane writes for it: limits.json (CacheUsageLimits) and users.json.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from helpers.runtime import engines, state, tls
+from helpers.runtime.engines import Node
+from helpers.runtime.topologies.registry import topology
+
+
+def _probe(_svc: Any, _node: Node) -> engines.Probe:
+    return tls.probe_redis_tls
+
+
+def client(svc: Any, **kwargs: Any) -> Any:
+    """A redis.Redis to the endpoint over verified TLS (a plain client: the endpoint routes by slot)."""
+    import redis
+
+    node = svc.nodes[0]
+    return redis.Redis(host=node.host, port=node.port, **{**tls.redis_tls_client_kwargs(client_cert=False),
+                                                          **kwargs})
+
+
+@topology("serverless", "an ElastiCache Serverless endpoint (TLS proxy) and the engines it scales behind it",
+          client=client, probe=_probe)
+def _serverless(name: str, workdir: Path, engine: str = "redis", min_backends: int = 1, max_backends: int = 4,
+                backend_bytes: int = 4 << 20, backend_ecpu: float = 4000.0, scale_in_after: float = 10.0,
+                gb_bytes: int = 1 << 30, restore_from: list[str] | None = None) -> tuple[list[Node], dict]:
+    eng = engines.find_engine(engine)
+    material = tls.tls_material()
+    secret_file = workdir / "password"
+    from helpers.runtime.service import new_password
+
+    state.write_secret(secret_file, new_password())
+    config_path = workdir / "config.json"
+
+    def argv(port: int) -> list[str]:
+        config = {"name": name, "workdir": str(workdir), "host": engines.LOOPBACK, "port": port,
+                  "reader_port": port + 1, "binary": eng.binary, "engine": eng.name, "version": eng.version,
+                  "password_file": str(secret_file), "cert_file": str(material.cert_file),
+                  "key_file": str(material.key_file), "min_backends": min_backends, "max_backends": max_backends,
+                  "backend_bytes": backend_bytes, "backend_ecpu": backend_ecpu, "scale_in_after": scale_in_after,
+                  "gb_bytes": gb_bytes, "restore_from": restore_from or []}
+        state.write_secret(config_path, json.dumps(config))
+        return [sys.executable, "-m", "helpers.runtime.serverless.proxy", str(config_path)]
+
+    node = engines.start_node(name=name, kind="serverless", role="endpoint", argv_for_port=argv, workdir=workdir,
+                              probe=tls.probe_redis_tls, bus_offset=1, timeout=60)
+    return [node], {**eng.meta(), "reader_port": node.port + 1, "password_file": str(secret_file)}
+
+
+def status(svc: Any) -> dict[str, Any]:
+    """What the endpoint last wrote about itself (status.json), or {}."""
+    with contextlib.suppress(OSError, ValueError):
+        return json.loads((Path(svc.nodes[0].workdir) / "status.json").read_text())
+    return {}
+
+
+def events(svc: Any, after: int = 0) -> tuple[list[dict[str, Any]], int]:
+    """The endpoint's events after byte offset `after` of events.jsonl, and the new offset."""
+    path = Path(svc.nodes[0].workdir) / "events.jsonl"
+    try:
+        with path.open() as fh:
+            fh.seek(after)
+            text = fh.read()
+            end = fh.tell()
+    except OSError:
+        return [], after
+    out = []
+    for line in text.splitlines():
+        with contextlib.suppress(ValueError):
+            out.append(json.loads(line))
+    return out, end
+
+
+def write_control(svc_or_dir: Any, name: str, value: Any) -> None:
+    """limits.json / users.json for the endpoint (owner-only: users.json holds passwords)."""
+    d = Path(svc_or_dir.nodes[0].workdir) if hasattr(svc_or_dir, "nodes") else Path(svc_or_dir)
+    tmp = d / f".{name}.tmp"
+    state.write_secret(tmp, json.dumps(value))
+    tmp.replace(d / name)
+
+
+def stop_backends(workdir: Path | str, status_data: dict[str, Any]) -> None:
+    """Engines an endpoint left running (killed before it could stop them): their configs are in `workdir`."""
+    for b in status_data.get("backends", []):
+        with contextlib.suppress(psutil.Error):
+            proc = psutil.Process(int(b["pid"]))
+            if any(str(workdir) in arg for arg in proc.cmdline()):
+                proc.terminate()
+                with contextlib.suppress(psutil.TimeoutExpired):
+                    proc.wait(5)
+                    continue
+                proc.kill()

@@ -1,0 +1,1048 @@
+"""The endpoint of a serverless cache: one asyncio process that speaks RESP2/RESP3 over TLS and
+spreads the data over real engine processes on loopback, as ElastiCache Serverless does.
+
+To clients it is a Valkey/Redis OSS cluster of one shard (CLUSTER SLOTS/SHARDS/NODES name the
+endpoint itself for slots 0-16383, and the reader endpoint as its replica); behind it, every hash
+slot belongs to one backend engine (each a one-node cluster owning every slot, so the engine itself
+answers CROSSSLOT, CLUSTER GETKEYSINSLOT and MIGRATE). It:
+
+- routes each command by the hash slot of its keys (COMMAND's key positions; COMMAND GETKEYS for
+  commands whose keys move), answers CROSSSLOT when a command's keys span slots;
+- meters ECPUs (AWS's rule: 1 ECPU per KB transferred for simple commands, minimum 1; for costlier
+  commands the higher of that and their engine CPU time relative to a GET/SET, read from the
+  engine's own INFO commandstats) and throttles above CacheUsageLimits.ECPUPerSecond.Maximum;
+- scales out (a new backend, slots moved with MIGRATE while the proxy holds commands for the slots
+  that move) when data or ECPU/s outgrow the backends, and back in when the load drops;
+- writes status.json (counters, backends) and events.jsonl in its directory; reads limits.json.
+
+Started by the "serverless" topology (helpers.runtime.serverless): `python -m helpers.runtime.serverless CONFIG`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import math
+import os
+import signal
+import ssl
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from helpers.runtime.serverless.resp import (
+    Incomplete,
+    ReplyError,
+    command,
+    encode,
+    key_slot,
+    parse_command,
+    parse_value,
+    reply_end,
+)
+
+SLOTS = 16384
+KB = 1024  # "1 ECPU per kilobyte": taken as 1024 bytes (AWS does not say which kilobyte)
+CHUNK = 1024  # slots moved at a time while scaling
+THROTTLE_WAIT = 0.5  # s a command may wait for ECPU budget before it is refused as throttled
+BURST = 0.1  # s of ECPUPerSecond.Maximum that may be spent at once (a short burst above the rate)
+# Commands the endpoint answers itself, or refuses as ElastiCache Serverless does.
+RESTRICTED = {b"CONFIG", b"DEBUG", b"MONITOR", b"SHUTDOWN", b"SLAVEOF", b"REPLICAOF", b"SYNC", b"PSYNC",
+              b"BGSAVE", b"SAVE", b"BGREWRITEAOF", b"LASTSAVE", b"ACL", b"MODULE", b"MIGRATE", b"FAILOVER",
+              b"SWAPDB", b"MOVE", b"LATENCY", b"SLOWLOG", b"MEMORY", b"OBJECT", b"SCRIPT", b"FUNCTION"}
+PUBSUB = {b"SUBSCRIBE", b"PSUBSCRIBE", b"SSUBSCRIBE", b"UNSUBSCRIBE", b"PUNSUBSCRIBE", b"SUNSUBSCRIBE",
+          b"PUBLISH", b"SPUBLISH", b"PUBSUB"}
+UNMETERED = {b"COMMAND", b"INFO", b"CLUSTER", b"AUTH", b"HELLO", b"MULTI", b"EXEC", b"CLIENT", b"PING"}
+HIT_COMMANDS = {b"GET", b"GETEX", b"HGET", b"HMGET", b"MGET", b"GETDEL", b"HGETALL", b"LRANGE", b"SMEMBERS",
+                b"ZRANGE", b"EXISTS", b"STRLEN", b"HEXISTS", b"SISMEMBER"}
+
+
+class Backend:
+    def __init__(self, ident: int, node: Any):
+        self.ident = ident
+        self.node = node  # helpers.runtime.engines.Node
+        self.port: int = node.port
+        self.alive = True
+        self.used = 0
+        self.keys = 0
+        self.volatile = 0
+        self.evictions = 0
+        self.usec: dict[str, float] = {}  # command -> usec per call (INFO commandstats)
+
+
+class Proxy:
+    def __init__(self, config: dict[str, Any]):
+        self.cfg = config
+        self.dir = Path(config["workdir"])
+        self.name = config["name"]
+        self.host = config.get("host", "127.0.0.1")
+        self.password = Path(config["password_file"]).read_text().strip()
+        self.backends: dict[int, Backend] = {}
+        self.next_id = 1
+        self.slot_owner = [0] * SLOTS
+        self.held: dict[int, asyncio.Event] = {}
+        self.inflight = [0] * SLOTS
+        self.commands: dict[bytes, tuple[int, set[bytes], int, int, int]] = {}
+        self.limits: dict[str, Any] = {}
+        self.limits_mtime = 0.0
+        self.tokens = 0.0
+        self.last_refill = time.monotonic()
+        self.c = {"ecpu": 0.0, "throttled": 0, "cmds": 0, "bytes_in": 0, "bytes_out": 0, "hits": 0, "misses": 0,
+                  "curr_connections": 0, "new_connections": 0, "oom": 0, "read_cmds": 0, "write_cmds": 0,
+                  "read_usec": 0.0, "write_usec": 0.0}
+        self.rate_window: list[tuple[float, float]] = []  # (time, ecpu total)
+        self.scaling = False
+        self.low_since: float | None = None
+        self.node_id = hashlib.sha1(f"{self.name}-primary".encode()).hexdigest()
+        self.reader_id = hashlib.sha1(f"{self.name}-reader".encode()).hexdigest()
+        self.users: dict[str, Any] = {}
+        self.stopping = False
+        self.admin_conns: dict[int, tuple[asyncio.StreamReader, asyncio.StreamWriter, bytearray]] = {}
+        self.admin_locks: dict[int, asyncio.Lock] = {}
+
+    # --- events, status, limits ------------------------------------------------------------------
+    def event(self, message: str) -> None:
+        with (self.dir / "events.jsonl").open("a") as fh:
+            fh.write(json.dumps({"time": time.time(), "message": message}) + "\n")
+
+    def read_limits(self) -> None:
+        path = self.dir / "limits.json"
+        with contextlib.suppress(OSError, ValueError):
+            mtime = path.stat().st_mtime
+            if mtime != self.limits_mtime:
+                self.limits = json.loads(path.read_text())
+                self.limits_mtime = mtime
+                self.apply_storage_limit()
+
+    def ecpu_max(self) -> float | None:
+        v = (self.limits.get("ECPUPerSecond") or {}).get("Maximum")
+        return float(v) if v else None
+
+    def storage_max(self) -> int | None:
+        ds = self.limits.get("DataStorage") or {}
+        if not ds.get("Maximum"):
+            return None
+        return int(float(ds["Maximum"]) * float(self.cfg.get("gb_bytes", 1 << 30)))
+
+    def apply_storage_limit(self) -> None:
+        """DataStorage.Maximum as each engine's maxmemory (its share, above its empty footprint), with
+        volatile-lru: the engines evict keys that have a TTL first and answer OOM when none is left."""
+        cap = self.storage_max()
+        for b in self.backends.values():
+            asyncio.get_event_loop().create_task(self._set_maxmemory(b, cap))
+
+    async def _set_maxmemory(self, b: Backend, cap: int | None) -> None:
+        with contextlib.suppress(Exception):
+            if cap is None:
+                await self.admin(b, "CONFIG", "SET", "maxmemory", "0")
+                return
+            info = await self.admin(b, "INFO", "memory")
+            startup = _info_field(info, "used_memory_startup")
+            share = cap // max(len(self.backends), 1)
+            await self.admin(b, "CONFIG", "SET", "maxmemory", str(startup + share))
+
+    def status(self) -> dict[str, Any]:
+        now = time.time()
+        return {"time": now, "pid": os.getpid(), "ready": True, "scaling": self.scaling,
+                "backends": [{"id": b.ident, "port": b.port, "pid": b.node.pid, "used": b.used, "keys": b.keys,
+                              "slots": sum(1 for o in self.slot_owner if o == b.ident)}
+                             for b in self.backends.values()],
+                "bytes_used": sum(b.used for b in self.backends.values()),
+                "items": sum(b.keys for b in self.backends.values()),
+                "volatile_items": sum(b.volatile for b in self.backends.values()),
+                "evictions": sum(b.evictions for b in self.backends.values()),
+                "ecpu_per_second": self.ecpu_rate(), **self.c}
+
+    def write_status(self) -> None:
+        tmp = self.dir / "status.json.tmp"
+        tmp.write_text(json.dumps(self.status()))
+        os.replace(tmp, self.dir / "status.json")
+
+    def ecpu_rate(self, window: float = 5.0) -> float:
+        now = time.monotonic()
+        pts = [(t, e) for t, e in self.rate_window if now - t <= window]
+        if len(pts) < 2:
+            return 0.0
+        return (pts[-1][1] - pts[0][1]) / max(pts[-1][0] - pts[0][0], 1e-3)
+
+    # --- backends --------------------------------------------------------------------------------
+    def _start_backend_sync(self, ident: int) -> Any:
+        from helpers.runtime import engines
+        from helpers.runtime.service import redis_conf
+
+        binary = self.cfg["binary"]
+        conf = {"cluster-enabled": "yes", "cluster-config-file": str(self.dir / f"nodes-b{ident}.conf"),
+                "save": "", "appendonly": "no", "maxmemory-policy": "volatile-lru",
+                "dbfilename": f"b{ident}.rdb"}
+
+        (self.dir / f"nodes-b{ident}.conf").unlink(missing_ok=True)  # a new shard starts as an empty cluster
+
+        def argv(port: int) -> list[str]:
+            return [binary, str(redis_conf(port, self.dir, conf, self.password, filename=f"b{ident}.conf"))]
+
+        return engines.start_node(name=f"{self.name}-b{ident}", kind="redis", role="node", argv_for_port=argv,
+                                  workdir=self.dir, probe=engines.probe_redis, bus_offset=10000)
+
+    async def add_backend(self) -> Backend:
+        ident = self.next_id
+        self.next_id += 1
+        node = await asyncio.to_thread(self._start_backend_sync, ident)
+        b = Backend(ident, node)
+        await self.admin(b, "CLUSTER", "ADDSLOTSRANGE", "0", str(SLOTS - 1))
+        for _ in range(100):  # the one-node cluster turns "ok" once it owns every slot
+            info = await self.admin(b, "CLUSTER", "INFO")
+            if b"cluster_state:ok" in info:
+                break
+            await asyncio.sleep(0.05)
+        await self.apply_users(b)
+        self.backends[ident] = b
+        if self.storage_max() is not None:
+            for each in self.backends.values():
+                await self._set_maxmemory(each, self.storage_max())
+        return b
+
+    async def apply_users(self, b: Backend) -> None:
+        """The user group's users (users.json, owner-only) as ACL users of the engine."""
+        for user in self.users.values():
+            rules = ["reset", "on" if user.get("on", True) else "off"]
+            rules += ["nopass"] if user.get("nopass") else [f">{p}" for p in user.get("passwords", [])]
+            rules += user.get("access", "~* +@all").split()
+            if user["name"] == "default":
+                continue  # the engine's default user stays the proxy's own; the endpoint checks clients' AUTH
+            await self.admin(b, "ACL", "SETUSER", user["name"], *rules)
+
+    def read_users(self) -> None:
+        path = self.dir / "users.json"
+        with contextlib.suppress(OSError, ValueError):
+            self.users = {u["name"]: u for u in json.loads(path.read_text())}
+
+    async def admin(self, b: Backend, *args: Any) -> Any:
+        """One command on a backend as the endpoint's own user; an error reply is raised."""
+        [value] = await self.admin_many(b, [args])
+        if isinstance(value, ReplyError):
+            raise value
+        return value
+
+    async def admin_many(self, b: Backend, commands: list[tuple[Any, ...]]) -> list[Any]:
+        """Several commands pipelined on the endpoint's own connection to a backend (one at a time per backend)."""
+        lock = self.admin_locks.setdefault(b.ident, asyncio.Lock())
+        async with lock:
+            for attempt in range(2):
+                conn = self.admin_conns.get(b.ident)
+                try:
+                    if conn is None:
+                        r, w = await asyncio.open_connection("127.0.0.1", b.port)
+                        conn = self.admin_conns[b.ident] = (r, w, bytearray())
+                        w.write(command("AUTH", self.password))
+                        await w.drain()
+                        await self._read_values(conn, 1)
+                    r, w, _buf = conn
+                    w.write(b"".join(command(*c) for c in commands))
+                    await w.drain()
+                    return await self._read_values(conn, len(commands))
+                except (ConnectionError, OSError, asyncio.TimeoutError):
+                    self.admin_conns.pop(b.ident, None)
+                    if attempt:
+                        raise
+        return []
+
+    @staticmethod
+    async def _read_values(conn: tuple[Any, Any, bytearray], count: int) -> list[Any]:
+        r, _w, buf = conn
+        out: list[Any] = []
+        while len(out) < count:
+            try:
+                v, end = parse_value(buf, 0)
+                del buf[:end]
+                out.append(v)
+            except Incomplete:
+                chunk = await asyncio.wait_for(r.read(1 << 16), 30)
+                if not chunk:
+                    raise ConnectionError("backend closed the connection")
+                buf += chunk
+        return out
+
+    async def load_commands(self, b: Backend) -> None:
+        for entry in await self.admin(b, "COMMAND"):
+            name = entry[0].upper()
+            flags = {f.upper() if isinstance(f, bytes) else f for f in entry[2]}
+            self.commands[name] = (entry[1], flags, entry[3], entry[4], entry[5])
+
+    # --- routing ---------------------------------------------------------------------------------
+    def spec(self, name: bytes) -> tuple[int, set[bytes], int, int, int] | None:
+        return self.commands.get(name)
+
+    async def keys_of(self, args: list[bytes], conn: Client) -> list[bytes]:
+        name = args[0].upper()
+        spec = self.spec(name)
+        if spec is None:
+            return []
+        _arity, flags, first, last, step = spec
+        if b"MOVABLEKEYS" in flags or (name in (b"EVAL", b"EVALSHA", b"EVAL_RO", b"EVALSHA_RO", b"FCALL",
+                                                b"FCALL_RO")):
+            try:
+                got = await self.admin(next(iter(self.backends.values())), "COMMAND", "GETKEYS", *args)
+                return list(got) if isinstance(got, list) else []
+            except ReplyError:
+                return []
+        if first <= 0:
+            return []
+        end = len(args) - 1 if last < 0 else min(last, len(args) - 1)
+        if last < 0:
+            end = len(args) + last
+        return [args[i] for i in range(first, end + 1, max(step, 1))]
+
+    def is_write(self, name: bytes) -> bool:
+        spec = self.spec(name)
+        return bool(spec and b"WRITE" in spec[1])
+
+    # --- ECPU --------------------------------------------------------------------------------------
+    def ecpus(self, name: bytes, nbytes: int, backend: Backend | None) -> float:
+        kb = nbytes / KB
+        spec = self.spec(name)
+        simple = spec is not None and b"FAST" in spec[1]
+        vcpu = 1.0
+        if not simple and backend is not None:
+            base = backend.usec.get("get") or backend.usec.get("set")
+            own = backend.usec.get(name.decode(errors="replace").lower())
+            if base and own:
+                vcpu = own / base
+        return max(1.0, kb, vcpu)
+
+    def refill(self) -> None:
+        mx = self.ecpu_max()
+        now = time.monotonic()
+        if mx is None:
+            self.tokens = 0.0
+        else:
+            self.tokens = min(mx * BURST, self.tokens + (now - self.last_refill) * mx)
+        self.last_refill = now
+
+    async def throttle(self) -> bool:
+        """True to go on; False when the command must be refused (no ECPU budget within THROTTLE_WAIT)."""
+        mx = self.ecpu_max()
+        if mx is None:
+            return True
+        self.refill()
+        if self.tokens > 0:
+            return True
+        self.c["throttled"] += 1
+        wait = -self.tokens / mx + 0.001
+        if wait > THROTTLE_WAIT:
+            return False
+        await asyncio.sleep(wait)
+        self.refill()
+        return True
+
+    # --- scaling -----------------------------------------------------------------------------------
+    async def monitor(self) -> None:
+        while not self.stopping:
+            self.read_limits()
+            self.read_users()
+            for b in list(self.backends.values()):
+                with contextlib.suppress(Exception):
+                    info = (await self.admin(b, "INFO", "all"))
+                    b.used = max(0, _info_field(info, "used_memory") - _info_field(info, "used_memory_startup"))
+                    b.keys = _keyspace(info, "keys")
+                    b.volatile = _keyspace(info, "expires")
+                    b.evictions = _info_field(info, "evicted_keys")
+                    b.usec = _commandstats(info)
+            self.rate_window.append((time.monotonic(), self.c["ecpu"]))
+            self.rate_window = self.rate_window[-60:]
+            with contextlib.suppress(OSError):
+                self.write_status()
+            if not self.scaling:
+                try:
+                    await self.autoscale()
+                except Exception as exc:  # noqa: BLE001 - reported as an event; the cache keeps serving
+                    import traceback
+
+                    traceback.print_exc()
+                    self.event(f"Serverless cache {self.name} could not change its capacity: {exc}")
+            await asyncio.sleep(float(self.cfg.get("monitor_interval", 0.5)))
+
+    def wanted_backends(self) -> int:
+        cap_bytes = int(self.cfg.get("backend_bytes", 4 << 20))
+        cap_ecpu = float(self.cfg.get("backend_ecpu", 4000))
+        used = sum(b.used for b in self.backends.values())
+        rate = self.ecpu_rate()
+        need = max(math.ceil(used / (0.8 * cap_bytes)), math.ceil(rate / (0.8 * cap_ecpu)), 1)
+        ecpu_min = (self.limits.get("ECPUPerSecond") or {}).get("Minimum")
+        if ecpu_min:
+            need = max(need, math.ceil(float(ecpu_min) / cap_ecpu))
+        return max(int(self.cfg.get("min_backends", 1)), min(need, int(self.cfg.get("max_backends", 4))))
+
+    async def autoscale(self) -> None:
+        n = len(self.backends)
+        want = self.wanted_backends()
+        if want > n:
+            self.low_since = None
+            await self.scale_out()
+        elif want < n:
+            now = time.monotonic()
+            self.low_since = self.low_since or now
+            if now - self.low_since >= float(self.cfg.get("scale_in_after", 10)):
+                self.low_since = None
+                await self.scale_in()
+        else:
+            self.low_since = None
+
+    async def scale_out(self) -> None:
+        self.scaling = True
+        started = time.monotonic()
+        try:
+            self.event(f"Serverless cache {self.name} is scaling out: adding capacity "
+                       f"({len(self.backends)} -> {len(self.backends) + 1} shards behind the endpoint)")
+            new = await self.add_backend()
+            share = SLOTS // len(self.backends)
+            moves: list[tuple[int, int]] = []  # (slot, from)
+            for b in list(self.backends.values()):
+                if b is new:
+                    continue
+                owned = [s for s in range(SLOTS) if self.slot_owner[s] == b.ident]
+                extra = len(owned) - share
+                moves += [(s, b.ident) for s in owned[len(owned) - max(extra, 0):]] if extra > 0 else []
+            moved_keys = await self.move_slots([s for s, _ in moves], new)
+            self.event(f"Serverless cache {self.name} scaled out to {len(self.backends)} shards: "
+                       f"{len(moves)} slots and {moved_keys} keys moved in {time.monotonic() - started:.1f} s, "
+                       "endpoint unchanged")
+        finally:
+            self.scaling = False
+
+    async def scale_in(self) -> None:
+        if len(self.backends) <= 1:
+            return
+        self.scaling = True
+        started = time.monotonic()
+        try:
+            victim = max(self.backends.values(), key=lambda b: b.ident)
+            self.event(f"Serverless cache {self.name} is scaling in: removing capacity "
+                       f"({len(self.backends)} -> {len(self.backends) - 1} shards)")
+            rest = [b for b in self.backends.values() if b is not victim]
+            slots = [s for s in range(SLOTS) if self.slot_owner[s] == victim.ident]
+            moved = 0
+            for i, b in enumerate(rest):
+                part = slots[i::len(rest)]
+                moved += await self.move_slots(part, b)
+            victim.alive = False
+            self.backends.pop(victim.ident, None)
+            conn = self.admin_conns.pop(victim.ident, None)
+            if conn:
+                conn[1].close()
+            await asyncio.to_thread(victim.node.stop)
+            self.event(f"Serverless cache {self.name} scaled in to {len(self.backends)} shards: {len(slots)} slots "
+                       f"and {moved} keys moved in {time.monotonic() - started:.1f} s")
+        finally:
+            self.scaling = False
+
+    async def move_slots(self, slots: list[int], target: Backend) -> int:
+        moved = 0
+        slots = sorted(slots)
+        for i in range(0, len(slots), CHUNK):
+            chunk = slots[i:i + CHUNK]
+            ev = asyncio.Event()
+            for s in chunk:
+                self.held[s] = ev
+            try:
+                deadline = time.monotonic() + 5
+                while any(self.inflight[s] for s in chunk) and time.monotonic() < deadline:
+                    await asyncio.sleep(0.001)
+                by_source: dict[int, list[int]] = {}
+                for s in chunk:
+                    by_source.setdefault(self.slot_owner[s], []).append(s)
+                for src_id, owned in by_source.items():
+                    src = self.backends.get(src_id)
+                    if src is not None and src is not target:
+                        moved += await self._migrate(src, target, owned)
+                for s in chunk:
+                    self.slot_owner[s] = target.ident
+            finally:
+                for s in chunk:
+                    self.held.pop(s, None)
+                ev.set()
+        return moved
+
+    async def _migrate(self, src: Backend, target: Backend, slots: list[int]) -> int:
+        """Move every key of `slots` from src to target (the slots' commands are held meanwhile); each slot
+        belongs to the target as soon as its keys are there. MIGRATE takes one slot's keys at a time."""
+        moved = 0
+        for _round in range(1000):
+            counts = await self.admin_many(src, [("CLUSTER", "COUNTKEYSINSLOT", str(s)) for s in slots])
+            for s, n in zip(slots, counts):
+                if n == 0:
+                    self.slot_owner[s] = target.ident
+            slots = [s for s, n in zip(slots, counts) if isinstance(n, int) and n > 0]
+            if not slots:
+                return moved
+            lists = await self.admin_many(src, [("CLUSTER", "GETKEYSINSLOT", str(s), "1000") for s in slots])
+            migrate = [("MIGRATE", "127.0.0.1", str(target.port), "", "0", "30000", "REPLACE", "AUTH", self.password,
+                        "KEYS", *keys) for keys in lists if isinstance(keys, list) and keys]
+            for i in range(0, len(migrate), 200):
+                for reply in await self.admin_many(src, migrate[i:i + 200]):
+                    if isinstance(reply, ReplyError) and not str(reply).startswith("NOKEY"):
+                        raise reply
+            moved += sum(len(c) - 10 for c in migrate)
+        raise RuntimeError("keys kept arriving in slots being moved")
+
+    # --- clients -----------------------------------------------------------------------------------
+    async def serve(self) -> None:
+        try:
+            await self._serve()
+        finally:  # never leave an engine behind, whatever stopped the endpoint
+            for b in list(self.backends.values()):
+                with contextlib.suppress(Exception):
+                    await asyncio.to_thread(b.node.stop)
+
+    async def _serve(self) -> None:
+        self.read_limits()
+        self.read_users()
+        n0 = int(self.cfg.get("min_backends", 1))
+        first = await self.add_backend()
+        self.slot_owner = [first.ident] * SLOTS
+        await self.load_commands(first)
+        for _ in range(n0 - 1):
+            await self.scale_out()
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.load_cert_chain(self.cfg["cert_file"], self.cfg["key_file"])
+        ctx.verify_mode = ssl.CERT_NONE  # server-side TLS only, like ElastiCache
+        if self.cfg.get("restore_from"):
+            await self.restore(self.cfg["restore_from"])
+        primary = await asyncio.start_server(lambda r, w: self.client(r, w, False), self.host, self.cfg["port"],
+                                             ssl=ctx)
+        reader = await asyncio.start_server(lambda r, w: self.client(r, w, True), self.host,
+                                            self.cfg["reader_port"], ssl=ctx)
+        self.event(f"Serverless cache {self.name} is available on {self.host}:{self.cfg['port']} "
+                   f"(reader {self.host}:{self.cfg['reader_port']}) with {len(self.backends)} shard(s)")
+        self.write_status()
+        mon = asyncio.get_event_loop().create_task(self.monitor())
+        loop = asyncio.get_event_loop()
+        stop = asyncio.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        async with primary, reader:
+            await stop.wait()
+        self.stopping = True
+        mon.cancel()
+
+    async def restore(self, files: list[str]) -> None:
+        """Load a snapshot (DUMP payloads in JSON lines: key, ttl ms, payload hex) into the backends."""
+        for path in files:
+            with open(path) as fh:
+                for line in fh:
+                    rec = json.loads(line)
+                    key = rec["k"].encode("latin-1")
+                    b = self.backends[self.slot_owner[key_slot(key)]]
+                    await self.admin(b, "RESTORE", key, str(max(rec["ttl"], 0)), bytes.fromhex(rec["v"]), "REPLACE")
+
+    async def client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, is_reader: bool) -> None:
+        self.c["curr_connections"] += 1
+        self.c["new_connections"] += 1
+        conn = Client(self, reader, writer, is_reader)
+        try:
+            await conn.run()
+        except (ConnectionError, asyncio.IncompleteReadError, ssl.SSLError, OSError):
+            pass
+        finally:
+            self.c["curr_connections"] -= 1
+            await conn.close()
+
+
+class Client:
+    """One client connection: its protocol, identity, and its own connection to each backend."""
+
+    def __init__(self, proxy: Proxy, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, is_reader: bool):
+        self.p = proxy
+        self.r = reader
+        self.w = writer
+        self.is_reader = is_reader
+        self.proto = 2
+        self.user: tuple[str, str] | None = None  # (user, password) after AUTH (with a user group)
+        self.authed = not proxy.users  # no user group: the default user, no password (as on AWS)
+        self.conns: dict[int, tuple[asyncio.StreamReader, asyncio.StreamWriter, bytearray]] = {}
+        self.multi: list[list[bytes]] | None = None
+        self.name = b""
+
+    async def close(self) -> None:
+        for _r, w, _b in self.conns.values():
+            with contextlib.suppress(Exception):
+                w.close()
+        with contextlib.suppress(Exception):
+            self.w.close()
+
+    async def backend_conn(self, b: Backend) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, bytearray]:
+        got = self.conns.get(b.ident)
+        if got is not None:
+            return got
+        r, w = await asyncio.open_connection("127.0.0.1", b.port)
+        buf = bytearray()
+        hello = []
+        if self.user:
+            hello.append(command("AUTH", self.user[0], self.user[1]))
+        else:
+            hello.append(command("AUTH", self.p.password))
+        if self.proto == 3:
+            hello.append(command("HELLO", "3"))
+        w.write(b"".join(hello))
+        await w.drain()
+        for _ in hello:
+            reply = await self._read_reply(r, buf)
+            if reply.startswith(b"-"):
+                w.close()
+                raise ReplyError(reply[1:].strip().decode(errors="replace"))
+        self.conns[b.ident] = (r, w, buf)
+        return self.conns[b.ident]
+
+    @staticmethod
+    async def _read_reply(r: asyncio.StreamReader, buf: bytearray) -> bytes:
+        while True:
+            try:
+                end = reply_end(buf, 0)
+                out = bytes(buf[:end])
+                del buf[:end]
+                return out
+            except Incomplete:
+                chunk = await r.read(65536)
+                if not chunk:
+                    raise ConnectionError("backend closed")
+                buf += chunk
+
+    async def forward(self, b: Backend, raw: bytes, count: int = 1) -> list[bytes]:
+        for attempt in range(2):
+            try:
+                r, w, buf = await self.backend_conn(b)
+                w.write(raw)
+                await w.drain()
+                return [await self._read_reply(r, buf) for _ in range(count)]
+            except (ConnectionError, OSError):
+                self.conns.pop(b.ident, None)
+                if attempt:
+                    raise
+        return []
+
+    def send(self, data: bytes) -> None:
+        self.p.c["bytes_out"] += len(data)
+        self.w.write(data)
+
+    def reply(self, value: Any) -> None:
+        self.send(encode(value, self.proto))
+
+    async def run(self) -> None:
+        buf = bytearray()
+        while True:
+            try:
+                args, end = parse_command(buf, 0)
+            except Incomplete:
+                await self.w.drain()
+                chunk = await self.r.read(65536)
+                if not chunk:
+                    return
+                buf += chunk
+                continue
+            except ValueError as exc:
+                self.reply(ReplyError(f"ERR {exc}"))
+                await self.w.drain()
+                return
+            raw = bytes(buf[:end])
+            del buf[:end]
+            if not args:
+                continue
+            self.p.c["bytes_in"] += len(raw)
+            try:
+                done = await self.execute(args, raw)
+            except ReplyError as exc:
+                self.reply(exc)
+                continue
+            except (ConnectionError, OSError) as exc:
+                self.reply(ReplyError(f"ERR the cache could not reach its storage ({exc}); retry"))
+                continue
+            if done is False:
+                await self.w.drain()
+                return
+
+    async def execute(self, args: list[bytes], raw: bytes) -> bool | None:
+        name = args[0].upper()
+        p = self.p
+        if name == b"QUIT":
+            self.reply("OK")
+            return False
+        if name == b"HELLO":
+            return await self.hello(args)
+        if name == b"AUTH":
+            return await self.auth(args[1:])
+        if not self.authed:
+            self.reply(ReplyError("NOAUTH Authentication required."))
+            return None
+        if self.multi is not None and name not in (b"EXEC", b"DISCARD", b"MULTI", b"WATCH"):
+            return await self.queue(args, raw)
+        local = {b"PING": self.ping, b"CLUSTER": self.cluster, b"READONLY": self.ok, b"READWRITE": self.ok,
+                 b"SELECT": self.select, b"CLIENT": self.client_cmd, b"MULTI": self.start_multi,
+                 b"EXEC": self.exec_multi, b"DISCARD": self.discard, b"DBSIZE": self.dbsize,
+                 b"FLUSHALL": self.flush, b"FLUSHDB": self.flush, b"KEYS": self.keys, b"SCAN": self.scan,
+                 b"INFO": self.info, b"RESET": self.reset, b"ECHO": self.echo}
+        if name in local:
+            await local[name](args)
+            return None
+        if name in RESTRICTED:
+            self.reply(ReplyError(f"ERR unknown command '{args[0].decode(errors='replace')}', with args "
+                                  "beginning with: (restricted on ElastiCache Serverless)"))
+            return None
+        if name in PUBSUB:
+            self.reply(ReplyError("ERR pub/sub is not available on the local serverless endpoint "
+                                  "(see docs/local-vs-aws.md)"))
+            return None
+        if p.spec(name) is None:
+            self.reply(ReplyError(f"ERR unknown command '{args[0].decode(errors='replace')}'"))
+            return None
+        await self.routed(name, args, raw)
+        return None
+
+    async def routed(self, name: bytes, args: list[bytes], raw: bytes) -> None:
+        p = self.p
+        keys = await p.keys_of(args, self)
+        slots = {key_slot(k) for k in keys}
+        if len(slots) > 1:
+            self.reply(ReplyError("CROSSSLOT Keys in request don't hash to the same slot"))
+            return
+        slot = slots.pop() if slots else 0
+        write = p.is_write(name)
+        if self.is_reader and write:
+            self.reply(ReplyError(f"MOVED {slot} {p.host}:{p.cfg['port']}"))
+            return
+        if not await p.throttle():
+            self.reply(ReplyError("ERR Throttled: the cache is above its ECPUPerSecond maximum "
+                                  "(CacheUsageLimits); retry later"))
+            return
+        while slot in p.held:
+            await p.held[slot].wait()
+        b = p.backends[p.slot_owner[slot]]
+        p.inflight[slot] += 1
+        t0 = time.perf_counter()
+        try:
+            reply = (await self.forward(b, raw))[0]
+        finally:
+            p.inflight[slot] -= 1
+        dt = (time.perf_counter() - t0) * 1e6
+        self.account(name, len(raw) + len(reply), b, write, dt, reply)
+        self.send(reply)
+
+    def account(self, name: bytes, nbytes: int, b: Backend | None, write: bool, usec: float,
+                reply: bytes = b"") -> None:
+        p = self.p
+        if name in UNMETERED:
+            return
+        e = p.ecpus(name, nbytes, b)
+        p.c["ecpu"] += e
+        p.c["cmds"] += 1
+        if p.ecpu_max() is not None:
+            p.refill()
+            p.tokens -= e
+        if write:
+            p.c["write_cmds"] += 1
+            p.c["write_usec"] += usec
+        else:
+            p.c["read_cmds"] += 1
+            p.c["read_usec"] += usec
+        if reply.startswith(b"-OOM"):
+            p.c["oom"] += 1
+        if name in HIT_COMMANDS:
+            if reply.startswith((b"$-1", b"_", b"*-1", b":0")):
+                p.c["misses"] += 1
+            elif not reply.startswith(b"-"):
+                p.c["hits"] += 1
+
+    async def queue(self, args: list[bytes], raw: bytes) -> None:
+        assert self.multi is not None
+        if self.p.spec(args[0].upper()) is None:
+            self.reply(ReplyError(f"ERR unknown command '{args[0].decode(errors='replace')}'"))
+            return
+        self.multi.append(args)
+        self.reply("QUEUED")
+
+    async def start_multi(self, _args: list[bytes]) -> None:
+        if self.multi is not None:
+            self.reply(ReplyError("ERR MULTI calls can not be nested"))
+            return
+        self.multi = []
+        self.reply("OK")
+
+    async def discard(self, _args: list[bytes]) -> None:
+        if self.multi is None:
+            self.reply(ReplyError("ERR DISCARD without MULTI"))
+            return
+        self.multi = None
+        self.reply("OK")
+
+    async def exec_multi(self, _args: list[bytes]) -> None:
+        if self.multi is None:
+            self.reply(ReplyError("ERR EXEC without MULTI"))
+            return
+        cmds, self.multi = self.multi, None
+        slots: set[int] = set()
+        for a in cmds:
+            slots |= {key_slot(k) for k in await self.p.keys_of(a, self)}
+        if len(slots) > 1:
+            self.reply(ReplyError("CROSSSLOT Keys in request don't hash to the same slot"))
+            return
+        slot = slots.pop() if slots else 0
+        if not await self.p.throttle():
+            self.reply(ReplyError("ERR Throttled: the cache is above its ECPUPerSecond maximum "
+                                  "(CacheUsageLimits); retry later"))
+            return
+        while slot in self.p.held:
+            await self.p.held[slot].wait()
+        b = self.p.backends[self.p.slot_owner[slot]]
+        raw = command("MULTI") + b"".join(command(*a) for a in cmds) + command("EXEC")
+        self.p.inflight[slot] += 1
+        try:
+            replies = await self.forward(b, raw, len(cmds) + 2)
+        finally:
+            self.p.inflight[slot] -= 1
+        for a in cmds:
+            self.account(a[0].upper(), len(raw) // max(len(cmds), 1), b, self.p.is_write(a[0].upper()), 0.0)
+        self.send(replies[-1])
+
+    async def hello(self, args: list[bytes]) -> None:
+        proto = self.proto
+        i = 1
+        if len(args) > 1:
+            try:
+                proto = int(args[1])
+            except ValueError:
+                self.reply(ReplyError("ERR Protocol version is not an integer or out of range"))
+                return
+            if proto not in (2, 3):
+                self.reply(ReplyError("NOPROTO unsupported protocol version"))
+                return
+            i = 2
+        while i < len(args):
+            opt = args[i].upper()
+            if opt == b"AUTH" and i + 2 < len(args):
+                if not await self.check_auth(args[i + 1], args[i + 2]):
+                    return
+                i += 3
+            elif opt == b"SETNAME" and i + 1 < len(args):
+                self.name = args[i + 1]
+                i += 2
+            else:
+                self.reply(ReplyError(f"ERR Syntax error in HELLO option '{args[i].decode(errors='replace')}'"))
+                return
+        if not self.authed:
+            self.reply(ReplyError("NOAUTH HELLO must be called with the client already authenticated, otherwise "
+                                  "the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the "
+                                  "client and select the RESP protocol version at the same time"))
+            return
+        if proto != self.proto:
+            self.proto = proto
+            for _r, w, _b in self.conns.values():
+                w.close()
+            self.conns.clear()
+        engine = self.p.cfg.get("engine", "redis")
+        self.reply({"server": engine.encode(), "version": self.p.cfg.get("version", "7.0.0").encode(),
+                    "proto": proto, "id": id(self) % 100000, "mode": b"cluster",
+                    "role": b"replica" if self.is_reader else b"master", "modules": []})
+
+    async def check_auth(self, user: bytes, password: bytes) -> bool:
+        users = self.p.users
+        u = users.get(user.decode(errors="replace"))
+        ok = False
+        if not users:
+            # No user group: AWS serverless caches without RBAC have no password (the default user is open).
+            self.reply(ReplyError("ERR AUTH <password> called without any password configured for the default "
+                                  "user. Are you sure your configuration is correct?"))
+            return False
+        if u is not None and u.get("on", True):
+            ok = u.get("nopass") or password.decode(errors="replace") in u.get("passwords", [])
+        if not ok:
+            self.reply(ReplyError("WRONGPASS invalid username-password pair or user is disabled."))
+            return False
+        self.authed = True
+        self.user = None if u["name"] == "default" else (u["name"], password.decode())
+        for _r, w, _b in self.conns.values():
+            w.close()
+        self.conns.clear()
+        return True
+
+    async def auth(self, args: list[bytes]) -> None:
+        if len(args) == 1:
+            args = [b"default", args[0]]
+        if len(args) != 2:
+            self.reply(ReplyError("ERR wrong number of arguments for 'auth' command"))
+            return
+        if await self.check_auth(args[0], args[1]):
+            self.reply("OK")
+
+    async def ok(self, _args: list[bytes]) -> None:
+        self.reply("OK")
+
+    async def ping(self, args: list[bytes]) -> None:
+        self.reply(args[1] if len(args) > 1 else "PONG")
+
+    async def echo(self, args: list[bytes]) -> None:
+        self.reply(args[1] if len(args) > 1 else ReplyError("ERR wrong number of arguments for 'echo' command"))
+
+    async def reset(self, _args: list[bytes]) -> None:
+        self.multi = None
+        self.reply("RESET")
+
+    async def select(self, args: list[bytes]) -> None:
+        if len(args) > 1 and args[1] == b"0":
+            self.reply("OK")
+        else:
+            self.reply(ReplyError("ERR SELECT is not allowed in cluster mode"))
+
+    async def client_cmd(self, args: list[bytes]) -> None:
+        sub = args[1].upper() if len(args) > 1 else b""
+        if sub == b"SETNAME" and len(args) > 2:
+            self.name = args[2]
+            self.reply("OK")
+        elif sub == b"GETNAME":
+            self.reply(self.name or None)
+        elif sub == b"ID":
+            self.reply(id(self) % 100000)
+        elif sub in (b"SETINFO", b"NO-EVICT", b"NO-TOUCH"):
+            self.reply("OK")
+        else:
+            self.reply(ReplyError(f"ERR unknown subcommand '{sub.decode(errors='replace')}' (restricted on "
+                                  "ElastiCache Serverless)"))
+
+    def _nodes(self) -> list[dict[str, Any]]:
+        p = self.p
+        return [{"id": p.node_id, "port": p.cfg["port"], "role": "master"},
+                {"id": p.reader_id, "port": p.cfg["reader_port"], "role": "replica"}]
+
+    async def cluster(self, args: list[bytes]) -> None:
+        p = self.p
+        sub = args[1].upper() if len(args) > 1 else b""
+        host = p.host.encode()
+        if sub == b"SLOTS":
+            self.reply([[0, SLOTS - 1, [host, p.cfg["port"], p.node_id.encode()],
+                         [host, p.cfg["reader_port"], p.reader_id.encode()]]])
+        elif sub == b"SHARDS":
+            nodes = [{"id": n["id"].encode(), "tls-port": n["port"], "ip": host, "endpoint": host,
+                      "role": n["role"].encode(), "replication-offset": 0, "health": b"online"}
+                     for n in self._nodes()]
+            self.reply([{"slots": [0, SLOTS - 1], "nodes": nodes}])
+        elif sub == b"NODES":
+            lines = [f"{p.node_id} {p.host}:{p.cfg['port']}@{p.cfg['port'] + 10000} "
+                     f"{'myself,' if not self.is_reader else ''}master - 0 0 1 connected 0-{SLOTS - 1}",
+                     f"{p.reader_id} {p.host}:{p.cfg['reader_port']}@{p.cfg['reader_port'] + 10000} "
+                     f"{'myself,' if self.is_reader else ''}slave {p.node_id} 0 0 1 connected"]
+            self.reply(("\n".join(lines) + "\n").encode())
+        elif sub == b"INFO":
+            text = ("cluster_state:ok\r\ncluster_slots_assigned:16384\r\ncluster_slots_ok:16384\r\n"
+                    "cluster_slots_pfail:0\r\ncluster_slots_fail:0\r\ncluster_known_nodes:2\r\ncluster_size:1\r\n"
+                    "cluster_current_epoch:1\r\ncluster_my_epoch:1\r\n")
+            self.reply(text.encode())
+        elif sub == b"MYID":
+            self.reply((p.reader_id if self.is_reader else p.node_id).encode())
+        elif sub == b"KEYSLOT" and len(args) > 2:
+            self.reply(key_slot(args[2]))
+        elif sub in (b"COUNTKEYSINSLOT", b"GETKEYSINSLOT") and len(args) > 2:
+            try:
+                slot = int(args[2])
+                b = p.backends[p.slot_owner[slot]]
+            except (ValueError, IndexError):
+                self.reply(ReplyError("ERR Invalid slot"))
+                return
+            self.send((await self.forward(b, command(*args)))[0])
+        else:
+            self.reply(ReplyError(f"ERR unknown subcommand '{sub.decode(errors='replace')}' (restricted on "
+                                  "ElastiCache Serverless)"))
+
+    async def everywhere(self, args: list[bytes]) -> list[Any]:
+        out = []
+        for b in list(self.p.backends.values()):
+            raw = (await self.forward(b, command(*args)))[0]
+            out.append(parse_value(raw, 0)[0])
+        return out
+
+    async def dbsize(self, args: list[bytes]) -> None:
+        self.reply(sum(v for v in await self.everywhere(args) if isinstance(v, int)))
+
+    async def flush(self, args: list[bytes]) -> None:
+        await self.everywhere(args)
+        self.reply("OK")
+
+    async def keys(self, args: list[bytes]) -> None:
+        out: list[Any] = []
+        for v in await self.everywhere(args):
+            if isinstance(v, list):
+                out += v
+        self.reply(out)
+
+    async def scan(self, args: list[bytes]) -> None:
+        """SCAN across the backends: the cursor holds the backend's cursor and which backend (low 4 bits)."""
+        try:
+            cursor = int(args[1])
+        except (IndexError, ValueError):
+            self.reply(ReplyError("ERR invalid cursor"))
+            return
+        ids = sorted(self.p.backends)
+        index, inner = cursor & 0xF, cursor >> 4
+        if index >= len(ids):
+            self.reply([b"0", []])
+            return
+        b = self.p.backends[ids[index]]
+        raw = (await self.forward(b, command("SCAN", inner, *args[2:])))[0]
+        value = parse_value(raw, 0)[0]
+        if isinstance(value, ReplyError):
+            self.reply(value)
+            return
+        nxt, keys = int(value[0]), value[1]
+        if nxt == 0:
+            nxt_cursor = 0 if index + 1 >= len(ids) else (index + 1)
+        else:
+            nxt_cursor = (nxt << 4) | index
+        self.reply([str(nxt_cursor).encode(), keys])
+
+    async def info(self, args: list[bytes]) -> None:
+        b = self.p.backends[self.p.slot_owner[0]]
+        self.send((await self.forward(b, command(*args)))[0])
+
+
+def _info_field(info: Any, field: str) -> int:
+    text = info.decode(errors="replace") if isinstance(info, bytes) else str(info)
+    for line in text.splitlines():
+        if line.startswith(field + ":"):
+            with contextlib.suppress(ValueError):
+                return int(float(line.split(":", 1)[1]))
+    return 0
+
+
+def _keyspace(info: Any, what: str) -> int:
+    text = info.decode(errors="replace") if isinstance(info, bytes) else str(info)
+    total = 0
+    for line in text.splitlines():
+        if line.startswith("db") and ":" in line:
+            for part in line.split(":", 1)[1].split(","):
+                k, _, v = part.partition("=")
+                if k == what:
+                    total += int(v)
+    return total
+
+
+def _commandstats(info: Any) -> dict[str, float]:
+    text = info.decode(errors="replace") if isinstance(info, bytes) else str(info)
+    out = {}
+    for line in text.splitlines():
+        if line.startswith("cmdstat_"):
+            name, _, rest = line[8:].partition(":")
+            for part in rest.split(","):
+                k, _, v = part.partition("=")
+                if k == "usec_per_call":
+                    with contextlib.suppress(ValueError):
+                        out[name.replace("|", " ")] = float(v)
+    return out
+
+
+def main(argv: list[str]) -> int:
+    config = json.loads(Path(argv[0]).read_text())
+    asyncio.run(Proxy(config).serve())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,187 @@
+"""RESP2/RESP3: read one command or one reply from a buffer, and encode the replies the endpoint makes itself."""
+
+from __future__ import annotations
+
+from typing import Any
+
+CRLF = b"\r\n"
+
+
+class Incomplete(Exception):
+    """The buffer does not hold a whole message yet."""
+
+
+def reply_end(buf: bytes | bytearray, pos: int = 0) -> int:
+    """The index just after the one complete reply starting at `pos` (any RESP2/RESP3 type)."""
+    nl = buf.find(CRLF, pos)
+    if nl < 0:
+        raise Incomplete
+    t = buf[pos:pos + 1]
+    head = buf[pos + 1:nl]
+    after = nl + 2
+    if t in (b"+", b"-", b":", b"_", b",", b"#", b"("):
+        return after
+    if t in (b"$", b"!", b"="):
+        n = int(head)
+        if n < 0:
+            return after
+        end = after + n + 2
+        if len(buf) < end:
+            raise Incomplete
+        return end
+    if t in (b"*", b">", b"~", b"%", b"|"):
+        n = int(head)
+        if n < 0:
+            return after
+        count = n * 2 if t in (b"%", b"|") else n
+        p = after
+        for _ in range(count):
+            p = reply_end(buf, p)
+        if t == b"|":  # attributes precede the reply they describe
+            p = reply_end(buf, p)
+        return p
+    raise ValueError(f"not a RESP reply: {bytes(buf[pos:pos + 20])!r}")
+
+
+def parse_command(buf: bytes | bytearray, pos: int = 0) -> tuple[list[bytes], int]:
+    """(arguments, end) of the command at `pos`: a RESP array of bulk strings, or an inline command."""
+    if pos >= len(buf):
+        raise Incomplete
+    if buf[pos:pos + 1] != b"*":
+        nl = buf.find(b"\n", pos)
+        if nl < 0:
+            raise Incomplete
+        return bytes(buf[pos:nl]).strip().split(), nl + 1
+    nl = buf.find(CRLF, pos)
+    if nl < 0:
+        raise Incomplete
+    n = int(buf[pos + 1:nl])
+    p = nl + 2
+    args: list[bytes] = []
+    for _ in range(max(n, 0)):
+        nl = buf.find(CRLF, p)
+        if nl < 0:
+            raise Incomplete
+        if buf[p:p + 1] != b"$":
+            raise ValueError("Protocol error: expected '$'")
+        size = int(buf[p + 1:nl])
+        start = nl + 2
+        end = start + size
+        if len(buf) < end + 2:
+            raise Incomplete
+        args.append(bytes(buf[start:end]))
+        p = end + 2
+    return args, p
+
+
+def parse_value(buf: bytes | bytearray, pos: int = 0) -> tuple[Any, int]:
+    """A reply as Python values (errors as ReplyError instances), and its end."""
+    nl = buf.find(CRLF, pos)
+    if nl < 0:
+        raise Incomplete
+    t = buf[pos:pos + 1]
+    head = bytes(buf[pos + 1:nl])
+    after = nl + 2
+    if t == b"+":
+        return head, after
+    if t in (b"-", b"!"):
+        if t == b"!":
+            end = reply_end(buf, pos)
+            return ReplyError(bytes(buf[after:end - 2]).decode(errors="replace")), end
+        return ReplyError(head.decode(errors="replace")), after
+    if t in (b":", b"("):
+        return int(head), after
+    if t == b",":
+        return float(head), after
+    if t == b"#":
+        return head == b"t", after
+    if t == b"_":
+        return None, after
+    if t in (b"$", b"="):
+        n = int(head)
+        if n < 0:
+            return None, after
+        if len(buf) < after + n + 2:
+            raise Incomplete
+        return bytes(buf[after:after + n]), after + n + 2
+    if t in (b"*", b">", b"~", b"%"):
+        n = int(head)
+        if n < 0:
+            return None, after
+        count = n * 2 if t == b"%" else n
+        out = []
+        p = after
+        for _ in range(count):
+            v, p = parse_value(buf, p)
+            out.append(v)
+        if t == b"%":
+            return dict(zip(out[::2], out[1::2])), p
+        return out, p
+    raise ValueError(f"not a RESP reply: {bytes(buf[pos:pos + 20])!r}")
+
+
+class ReplyError(Exception):
+    pass
+
+
+def encode(value: Any, proto: int = 2) -> bytes:
+    """Python values as a reply: str -> simple string, bytes -> bulk, dict -> map (RESP3) or flat array."""
+    if value is None:
+        return b"_\r\n" if proto == 3 else b"$-1\r\n"
+    if isinstance(value, ReplyError):
+        return b"-" + str(value).encode() + CRLF
+    if isinstance(value, bool):
+        return (b"#t\r\n" if value else b"#f\r\n") if proto == 3 else (b":1\r\n" if value else b":0\r\n")
+    if isinstance(value, int):
+        return b":" + str(value).encode() + CRLF
+    if isinstance(value, str):
+        return b"+" + value.encode() + CRLF
+    if isinstance(value, (bytes, bytearray)):
+        return b"$" + str(len(value)).encode() + CRLF + bytes(value) + CRLF
+    if isinstance(value, dict):
+        if proto == 3:
+            parts = [b"%" + str(len(value)).encode() + CRLF]
+            for k, v in value.items():
+                parts += [encode(k.encode() if isinstance(k, str) else k, proto), encode(v, proto)]
+            return b"".join(parts)
+        flat: list[Any] = []
+        for k, v in value.items():
+            flat += [k.encode() if isinstance(k, str) else k, v]
+        return encode(flat, proto)
+    if isinstance(value, (list, tuple)):
+        return b"*" + str(len(value)).encode() + CRLF + b"".join(encode(v, proto) for v in value)
+    return encode(str(value).encode(), proto)
+
+
+def command(*args: Any) -> bytes:
+    parts = [b"*" + str(len(args)).encode() + CRLF]
+    for a in args:
+        b = a if isinstance(a, bytes) else str(a).encode()
+        parts.append(b"$" + str(len(b)).encode() + CRLF + b + CRLF)
+    return b"".join(parts)
+
+
+# CRC16 (XMODEM), as Redis Cluster hashes keys to 16384 slots.
+_TABLE = []
+for _i in range(256):
+    _c = _i << 8
+    for _ in range(8):
+        _c = ((_c << 1) ^ 0x1021) if _c & 0x8000 else (_c << 1)
+    _TABLE.append(_c & 0xFFFF)
+
+
+def crc16(data: bytes) -> int:
+    crc = 0
+    for b in data:
+        crc = ((crc << 8) & 0xFFFF) ^ _TABLE[((crc >> 8) ^ b) & 0xFF]
+    return crc
+
+
+def key_slot(key: bytes) -> int:
+    """The hash slot of a key: only the part inside the first non-empty {...} counts (hash tags)."""
+    s = key.find(b"{")
+    if s >= 0:
+        e = key.find(b"}", s + 1)
+        if e > s + 1:
+            key = key[s + 1:e]
+    return crc16(key) % 16384

@@ -1,0 +1,252 @@
+"""ElastiCache Serverless, locally: the API, the TLS endpoints, scaling behind one endpoint, metering and limits.
+
+Every test talks to the local API with boto3 and to the cache with redis-py over TLS; the engines behind
+the endpoint are real processes, checked by pid.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timezone
+
+import psutil
+import pytest
+from botocore.exceptions import ClientError
+
+import helpers
+from helpers.aws import endpoint as localaws
+from helpers.aws import serverless as sv
+
+
+@pytest.fixture(scope="module")
+def ec():
+    helpers.start("aws")
+    client = localaws.client("elasticache")
+    yield client
+    for c in client.describe_serverless_caches()["ServerlessCaches"]:
+        if c["ServerlessCacheName"].startswith("t-") and c["Status"] == "available":
+            client.delete_serverless_cache(ServerlessCacheName=c["ServerlessCacheName"])
+
+
+def code_of(call, **kwargs) -> str:
+    with pytest.raises(ClientError) as info:
+        call(**kwargs)
+    return info.value.response["Error"]["Code"]
+
+
+def status_of(name: str) -> dict:
+    import helpers.runtime.serverless as sl
+    from helpers.runtime import services
+
+    svc = services.get(f"aws-sl-{name}")
+    return sl.status(svc) if svc else {}
+
+
+def engine_pids(name: str) -> list[int]:
+    st = status_of(name)
+    return [st["pid"]] + [b["pid"] for b in st.get("backends", [])] if st else []
+
+
+def alive(pids: list[int]) -> list[int]:
+    out = []
+    for p in pids:
+        try:
+            if psutil.Process(p).status() != psutil.STATUS_ZOMBIE:
+                out.append(p)
+        except psutil.Error:
+            pass
+    return out
+
+
+def test_errors_follow_the_api_reference(ec):
+    assert code_of(ec.describe_serverless_caches, ServerlessCacheName="t-none") == "ServerlessCacheNotFoundFault"
+    assert code_of(ec.delete_serverless_cache, ServerlessCacheName="t-none") == "ServerlessCacheNotFoundFault"
+    assert code_of(ec.create_serverless_cache, ServerlessCacheName="t-bad", Engine="valkey",
+                   CacheUsageLimits={"ECPUPerSecond": {"Maximum": 10}}) == "InvalidParameterValue"
+    assert code_of(ec.create_serverless_cache, ServerlessCacheName="t-bad", Engine="valkey",
+                   CacheUsageLimits={"DataStorage": {"Maximum": 1, "Minimum": 2, "Unit": "GB"}}) \
+        == "InvalidParameterCombination"
+    assert code_of(ec.create_serverless_cache, ServerlessCacheName="t-bad", Engine="valkey",
+                   UserGroupId="t-no-such-group") == "UserGroupNotFound"
+    assert code_of(ec.create_serverless_cache, ServerlessCacheName="t-bad", Engine="memcached") \
+        == "InvalidParameterValue"
+    assert code_of(ec.describe_serverless_cache_snapshots, ServerlessCacheSnapshotName="t-none") \
+        == "ServerlessCacheSnapshotNotFoundFault"
+    assert ec.describe_serverless_caches()["ServerlessCaches"] == []
+
+
+def test_serverless_cache_lifecycle_over_tls(ec):
+    out = ec.create_serverless_cache(ServerlessCacheName="t-life", Engine="valkey", Description="lab",
+                                     Tags=[{"Key": "team", "Value": "lab"}])["ServerlessCache"]
+    assert out["Status"] == "creating" and "Endpoint" not in out
+    assert code_of(ec.create_serverless_cache, ServerlessCacheName="t-life", Engine="valkey") \
+        == "ServerlessCacheAlreadyExistsFault"
+    cache = sv.wait_serverless(ec, "t-life")
+    ep, rd = cache["Endpoint"], cache["ReaderEndpoint"]
+    assert rd["Address"] == ep["Address"] and rd["Port"] == ep["Port"] + 1
+    r = sv.client(cache)
+    assert r.set("greeting", "hello") and r.get("greeting") == b"hello"
+    assert sv.client(cache, reader=True).get("greeting") == b"hello"
+    # A plain TCP client without TLS gets nothing: TLS is always on.
+    import redis
+
+    with pytest.raises(redis.exceptions.ConnectionError):
+        redis.Redis(host=ep["Address"], port=ep["Port"], socket_timeout=2).ping()
+    # To clients it is a cluster of one shard whose address is the endpoint.
+    [[lo, hi, primary, replica]] = r.execute_command("CLUSTER", "SLOTS")
+    assert (lo, hi) == (0, 16383) and primary[1] == ep["Port"] and replica[1] == rd["Port"]
+    rc = sv.client(cache, cluster=True)
+    assert rc.get("greeting") == b"hello"
+    with pytest.raises(redis.exceptions.ResponseError, match="same slot"):  # redis-py drops the CROSSSLOT prefix
+        r.mset({"a": 1, "b": 2})
+    assert r.mset({"{u1}a": 1, "{u1}b": 2}) and r.mget("{u1}a", "{u1}b") == [b"1", b"2"]
+    # RESP3 and the reader endpoint: reads served, writes redirected to the primary endpoint.
+    r3 = sv.client(cache, protocol=3)
+    assert r3.hset("h", mapping={"f": "v"}) == 1 and r3.hgetall("h") == {b"f": b"v"}
+    with pytest.raises(redis.exceptions.ResponseError):
+        sv.client(cache, reader=True).set("greeting", "no")
+    tags = ec.list_tags_for_resource(ResourceName=cache["ARN"])["TagList"]
+    assert {"Key": "team", "Value": "lab"} in tags
+    # Snapshots: create, copy, restore into a new cache.
+    snap = ec.create_serverless_cache_snapshot(ServerlessCacheSnapshotName="t-snap",
+                                               ServerlessCacheName="t-life")["ServerlessCacheSnapshot"]
+    assert snap["Status"] == "available" and snap["ServerlessCacheConfiguration"]["ServerlessCacheName"] == "t-life"
+    ec.copy_serverless_cache_snapshot(SourceServerlessCacheSnapshotName="t-snap",
+                                      TargetServerlessCacheSnapshotName="t-snap-copy")
+    names = {s["ServerlessCacheSnapshotName"] for s in
+             ec.describe_serverless_cache_snapshots(ServerlessCacheName="t-life")["ServerlessCacheSnapshots"]}
+    assert {"t-snap", "t-snap-copy"} <= names
+    pids = engine_pids("t-life")
+    assert len(alive(pids)) == len(pids) >= 2
+    ec.delete_serverless_cache(ServerlessCacheName="t-life")
+    sv.wait_serverless_deleted(ec, "t-life")
+    deadline = time.monotonic() + 15
+    while alive(pids) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert alive(pids) == [], "delete leaves no process"
+    ec.create_serverless_cache(ServerlessCacheName="t-restored", Engine="valkey",
+                               SnapshotArnsToRestore=[snap["ARN"]])
+    restored = sv.wait_serverless(ec, "t-restored")
+    assert sv.client(restored).get("greeting") == b"hello"
+    ec.delete_serverless_cache(ServerlessCacheName="t-restored")
+    ec.delete_serverless_cache_snapshot(ServerlessCacheSnapshotName="t-snap")
+    ec.delete_serverless_cache_snapshot(ServerlessCacheSnapshotName="t-snap-copy")
+    sv.wait_serverless_deleted(ec, "t-restored")
+
+
+def test_it_grows_behind_the_same_endpoint_without_losing_a_key(ec):
+    ec.create_serverless_cache(ServerlessCacheName="t-grow", Engine="valkey")
+    cache = sv.wait_serverless(ec, "t-grow")
+    r = sv.client(cache)
+    assert len(status_of("t-grow")["backends"]) == 1
+    value = b"x" * 1024
+    written = 0
+    started = time.monotonic()
+    # A bounded write load: at most 12,000 keys of 1 KB (about 13 MB) or 60 s.
+    while written < 12000 and time.monotonic() - started < 60:
+        pipe = r.pipeline(transaction=False)
+        for i in range(written, written + 200):
+            pipe.set(f"k:{i}", value)
+        pipe.execute()
+        written += 200
+        if written >= 8000 and len(status_of("t-grow")["backends"]) >= 3:
+            break
+    deadline = time.monotonic() + 60
+    while len(status_of("t-grow")["backends"]) < 2 and time.monotonic() < deadline:
+        time.sleep(0.5)
+    st = status_of("t-grow")
+    assert len(st["backends"]) >= 2, st
+    while st["scaling"] and time.monotonic() < deadline:
+        time.sleep(0.5)
+        st = status_of("t-grow")
+    # Every key is still there, read through the same endpoint by the same client.
+    for i in range(0, written, 500):
+        keys = [f"k:{j}" for j in range(i, min(i + 500, written))]
+        pipe = r.pipeline(transaction=False)
+        for k in keys:
+            pipe.exists(k)
+        assert sum(pipe.execute()) == len(keys)
+    assert r.dbsize() == written
+    assert sum(b["keys"] for b in status_of("t-grow")["backends"]) <= written
+    messages = [e["Message"] for e in ec.describe_events(SourceType="serverless-cache",
+                                                         SourceIdentifier="t-grow")["Events"]]
+    deadline = time.monotonic() + 10
+    while not any("scaled out" in m for m in messages) and time.monotonic() < deadline:
+        time.sleep(1)
+        messages = [e["Message"] for e in ec.describe_events(SourceType="serverless-cache",
+                                                             SourceIdentifier="t-grow")["Events"]]
+    assert any("scaled out" in m for m in messages), messages
+    # The load drops: it shrinks back (bounded wait), still without a client change.
+    r.flushall()
+    deadline = time.monotonic() + 60
+    while len(status_of("t-grow")["backends"]) > 1 and time.monotonic() < deadline:
+        time.sleep(1)
+    assert len(status_of("t-grow")["backends"]) == 1
+    assert r.set("after", "1") and r.get("after") == b"1"
+    pids = engine_pids("t-grow")
+    ec.delete_serverless_cache(ServerlessCacheName="t-grow")
+    sv.wait_serverless_deleted(ec, "t-grow")
+    deadline = time.monotonic() + 15
+    while alive(pids) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert alive(pids) == []
+
+
+def test_metering_and_the_ecpu_limit(ec):
+    ec.create_serverless_cache(ServerlessCacheName="t-meter", Engine="valkey")
+    cache = sv.wait_serverless(ec, "t-meter")
+    r = sv.client(cache)
+    before = status_of("t-meter")["ecpu"]
+    # 200 SETs of 3 KB values: each transfers a little over 3 KB, so a little over 3 ECPUs.
+    for i in range(200):
+        r.set(f"m:{i}", b"v" * 3072)
+    for i in range(200):
+        r.get(f"m:{i}")
+    used = status_of_after("t-meter", before)
+    assert 400 * 3.0 <= used <= 400 * 3.3, used
+    # The metering is published to the local CloudWatch under AWS's names.
+    cw = localaws.client("cloudwatch")
+    since = datetime.now(timezone.utc)
+    deadline = time.monotonic() + 30
+    total = 0.0
+    while time.monotonic() < deadline:
+        total = sv.metric_sum(cw, "t-meter", "ElastiCacheProcessingUnits", since)
+        if total >= 400 * 3.0 and sv.metric_sum(cw, "t-meter", "BytesUsedForCache", since, "Maximum") > 0:
+            break
+        time.sleep(1)
+    assert total >= 400 * 3.0
+    # ECPUPerSecond maximum: above it, commands wait for budget (throttled, counted) and the cap holds.
+    ec.modify_serverless_cache(ServerlessCacheName="t-meter", CacheUsageLimits={"ECPUPerSecond": {"Maximum": 1000}})
+    described = ec.describe_serverless_caches(ServerlessCacheName="t-meter")["ServerlessCaches"][0]
+    assert described["CacheUsageLimits"]["ECPUPerSecond"]["Maximum"] == 1000
+    time.sleep(1.5)  # the endpoint reads its limits every half second
+    import redis
+
+    value = b"z" * 65536  # 64 KB: 64 ECPUs a SET, so 1,000 ECPU/s allows about 15 a second
+    started = time.monotonic()
+    done = 0
+    while time.monotonic() - started < 3:
+        try:
+            r.set("big", value)
+            done += 1
+        except redis.exceptions.ResponseError as exc:
+            assert "Throttled" in str(exc)
+    elapsed = time.monotonic() - started
+    rate = done * 64 / elapsed
+    assert rate <= 1000 * 1.25 + 100 / elapsed, rate  # the cap holds (plus a 0.1 s burst)
+    assert status_of_after("t-meter", 0, wait=1.0) > 0 and status_of("t-meter")["throttled"] > 0
+    # One command far above the budget (1 MB = 1,024 ECPUs) leaves a debt: the next one is refused.
+    time.sleep(1.5)
+    r.set("huge", b"h" * (1 << 20))
+    with pytest.raises(redis.exceptions.ResponseError, match="Throttled"):
+        r.get("greeting")
+    time.sleep(1.5)
+    assert r.get("huge") is not None  # after the debt is paid back, commands pass again
+    ec.delete_serverless_cache(ServerlessCacheName="t-meter")
+    sv.wait_serverless_deleted(ec, "t-meter")
+
+
+def status_of_after(name: str, before: float, wait: float = 3.0) -> float:
+    """ECPUs the endpoint counted since `before` (its status file is rewritten every half second)."""
+    time.sleep(wait)
+    return status_of(name)["ecpu"] - before
