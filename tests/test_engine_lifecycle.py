@@ -186,6 +186,14 @@ def test_service_update_restarts_every_node_and_keeps_the_data(ec):
     assert code == "ServiceUpdateNotFoundFault"
     ec.delete_replication_group(ReplicationGroupId="lc-su")
     cpc.wait_deleted(ec, replication_group_id="lc-su")
+    # The same id again is a new group, on new processes: the update is not applied to it.
+    ec.create_replication_group(ReplicationGroupId="lc-su", ReplicationGroupDescription="again", Engine="valkey",
+                                CacheNodeType="cache.t4g.micro", NumCacheClusters=1)
+    cpc.wait_for(ec, replication_group_id="lc-su")
+    [action] = ec.describe_update_actions(ServiceUpdateName=name, ReplicationGroupIds=["lc-su"])["UpdateActions"]
+    assert action["UpdateActionStatus"] == "not-applied"
+    ec.delete_replication_group(ReplicationGroupId="lc-su")
+    cpc.wait_deleted(ec, replication_group_id="lc-su")
 
 
 @needs_both

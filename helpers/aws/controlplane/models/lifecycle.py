@@ -94,9 +94,17 @@ class EngineLifecycle(Backend):
 
     # --- service updates ---------------------------------------------------------------------
     def update_status(self, name: str, ident: str) -> dict[str, Any]:
-        """The update action's record for a resource: status and dates (created on first look)."""
-        return self.update_actions.setdefault((name, ident), {"UpdateActionStatus": "not-applied",
-                                                  "UpdateActionAvailableDate": None})
+        """The update action's record for a resource: status and dates (created on first look).
+
+        Kept per resource *instance*: a group deleted and created again under the same id is a new
+        resource, to which the update has not been applied (its nodes are new processes)."""
+        res = self.groups.get(ident) or self.clusters.get(ident)
+        born = getattr(res, "created", None)
+        st = self.update_actions.get((name, ident))
+        if st is None or st.get("born") != born:
+            st = self.update_actions[(name, ident)] = {"UpdateActionStatus": "not-applied",
+                                                       "UpdateActionAvailableDate": None, "born": born}
+        return st
 
     def describe_update_actions(self, names: list[str] | None, group_ids: list[str] | None,
                                 cluster_ids: list[str] | None, engine: str | None,
