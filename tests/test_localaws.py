@@ -38,13 +38,19 @@ def test_settings_that_redirect_calls_are_cleared(isolated_home, monkeypatch):
     url = localaws.endpoint()
     for name in ("elasticache", "sts", "ec2"):
         assert boto3.client(name).meta.endpoint_url == url, name
-    assert "AWS_CA_BUNDLE" not in os.environ
+    assert os.environ["AWS_CA_BUNDLE"] == localaws._blocked_ca_file()  # the learner's, with no certificate
     assert "127.0.0.1" in os.environ["NO_PROXY"].split(",")
     assert boto3.client("elasticache").describe_cache_clusters()["CacheClusters"] == []
     env = {k: v for k, v in os.environ.items()}
     out = subprocess.run([str(Path(sys.executable).with_name("aws")), "elasticache", "describe-cache-clusters",
                           "--output", "json"], capture_output=True, text=True, env=env, timeout=60)
     assert out.returncode == 0 and '"CacheClusters"' in out.stdout, out.stderr[-1000:]
+    # AWS CLI v1 sends sqs to a fixed https://queue.amazonaws.com whatever AWS_ENDPOINT_URL says: the
+    # CA bundle without a certificate stops it on this machine, before a request is sent.
+    out = subprocess.run([str(Path(sys.executable).with_name("aws")), "sqs", "list-queues", "--debug"],
+                         capture_output=True, text=True, env=env, timeout=60)
+    assert out.returncode != 0 and "queue.amazonaws.com" in out.stderr
+    assert "Response headers" not in out.stderr  # no answer came from AWS
 
 
 def test_before_start_calls_go_nowhere(isolated_home):

@@ -42,6 +42,24 @@ def _config_files() -> dict[str, str]:
     return {"AWS_CONFIG_FILE": str(config), "AWS_SHARED_CREDENTIALS_FILE": str(creds)}
 
 
+BLOCKED_CA_FILE = "aws-https-blocked.pem"
+BLOCKED_CA_TEXT = """\
+# Written by the ElastiCache Lab (helpers/aws/endpoint.py). AWS_CA_BUNDLE points here: no certificate,
+# so any HTTPS call an AWS SDK or CLI tries fails on this machine before a request is sent. The local
+# endpoint is plain HTTP on 127.0.0.1 and never reads this file. It catches what ignores
+# AWS_ENDPOINT_URL (AWS CLI v1 sends sqs, emr, rds, docdb, neptune and health to fixed AWS hosts).
+# To use a real AWS account on purpose, set ELASTICACHE_LAB_REAL_AWS=1 before starting Python.
+"""
+
+
+def _blocked_ca_file() -> str:
+    """A CA bundle with no certificate: HTTPS to a real AWS endpoint fails before anything is sent."""
+    path = state.home() / BLOCKED_CA_FILE
+    if not path.exists():
+        path.write_text(BLOCKED_CA_TEXT)
+    return str(path)
+
+
 def credentials() -> tuple[str, str]:
     """The learner's (access key id, secret access key) for the local endpoint."""
     return auth.credentials(state.home())
@@ -58,6 +76,7 @@ def env(endpoint_url: str | None = None) -> dict[str, str]:
         "AWS_DEFAULT_REGION": REGION,
         "AWS_REGION": REGION,
         "AWS_EC2_METADATA_DISABLED": "true",
+        "AWS_CA_BUNDLE": _blocked_ca_file(),
         **_config_files(),
     }
 
@@ -67,7 +86,7 @@ UNSET = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE", "AWS_SESSI
          "AWS_ROLE_ARN",
          # Settings that would send a call elsewhere than AWS_ENDPOINT_URL, or trust another CA:
          "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "AWS_USE_FIPS_ENDPOINT", "AWS_USE_DUALSTACK_ENDPOINT",
-         "AWS_CA_BUNDLE", "AWS_S3_US_EAST_1_REGIONAL_ENDPOINT", "AWS_STS_REGIONAL_ENDPOINTS")
+         "AWS_S3_US_EAST_1_REGIONAL_ENDPOINT", "AWS_STS_REGIONAL_ENDPOINTS")  # AWS_CA_BUNDLE: env() sets it
 # Service-specific endpoints (AWS_ENDPOINT_URL_ELASTICACHE, ...) win over AWS_ENDPOINT_URL in botocore.
 SERVICE_ENDPOINT_PREFIX = "AWS_ENDPOINT_URL_"
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
