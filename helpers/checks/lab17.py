@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from helpers.exercises.core import Exercise, Wrong, expect_choices_per_item, expect_keys, expect_number, expect_type
+from helpers.exercises.core import (
+    Exercise,
+    Wrong,
+    expect_choices_per_item,
+    expect_keys,
+    expect_number,
+    expect_type,
+)
 
 LAB = "17"
 

@@ -261,7 +261,7 @@ class Proxy:
             except Incomplete:
                 chunk = await asyncio.wait_for(r.read(1 << 16), 30)
                 if not chunk:
-                    raise ConnectionError("backend closed the connection")
+                    raise ConnectionError("backend closed the connection") from None
                 buf += chunk
         return out
 
@@ -471,10 +471,10 @@ class Proxy:
         moved = 0
         for _round in range(1000):
             counts = await self.admin_many(src, [("CLUSTER", "COUNTKEYSINSLOT", str(s)) for s in slots])
-            for s, n in zip(slots, counts):
+            for s, n in zip(slots, counts, strict=True):
                 if n == 0:
                     self.slot_owner[s] = target.ident
-            slots = [s for s, n in zip(slots, counts) if isinstance(n, int) and n > 0]
+            slots = [s for s, n in zip(slots, counts, strict=True) if isinstance(n, int) and n > 0]
             if not slots:
                 return moved
             lists = await self.admin_many(src, [("CLUSTER", "GETKEYSINSLOT", str(s), "1000") for s in slots])
@@ -606,7 +606,7 @@ class Client:
             except Incomplete:
                 chunk = await r.read(65536)
                 if not chunk:
-                    raise ConnectionError("backend closed")
+                    raise ConnectionError("backend closed") from None
                 buf += chunk
 
     async def forward(self, b: Backend, raw: bytes, count: int = 1) -> list[bytes]:

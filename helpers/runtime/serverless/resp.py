@@ -115,7 +115,7 @@ def parse_value(buf: bytes | bytearray, pos: int = 0) -> tuple[Any, int]:
             v, p = parse_value(buf, p)
             out.append(v)
         if t == b"%":
-            return dict(zip(out[::2], out[1::2])), p
+            return dict(zip(out[::2], out[1::2], strict=False)), p
         return out, p
     raise ValueError(f"not a RESP reply: {bytes(buf[pos:pos + 20])!r}")
 

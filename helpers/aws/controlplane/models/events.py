@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import re
-from typing import Any
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 from helpers.aws.controlplane.errors import ApiError, invalid_value
 from helpers.aws.controlplane.models.base import Backend, Event, now
