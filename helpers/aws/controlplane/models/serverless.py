@@ -89,6 +89,22 @@ def _snap_not_found(name: Any) -> ApiError:
     return ApiError(f"Serverless cache snapshot {name} not found.", "ServerlessCacheSnapshotNotFoundFault")
 
 
+
+def _bounds(name: str, given: dict[str, Any], allowed: tuple[int, int], unit: str) -> dict[str, int]:
+    """CacheUsageLimits.<name>'s Maximum and Minimum, each within AWS's range, the minimum not above the maximum."""
+    out: dict[str, int] = {}
+    for k in ("Maximum", "Minimum"):
+        if given.get(k) is not None:
+            v = int(given[k])
+            if not allowed[0] <= v <= allowed[1]:
+                raise invalid_value(f"CacheUsageLimits.{name}.{k} must be between {allowed[0]} and "
+                                    f"{allowed[1]}{unit} (got {v}).")
+            out[k] = v
+    if "Maximum" in out and "Minimum" in out and out["Minimum"] > out["Maximum"]:
+        raise invalid_combination(f"CacheUsageLimits.{name}.Minimum cannot be greater than Maximum.")
+    return out
+
+
 class ServerlessCaches(Backend):
     def __init__(self) -> None:
         super().__init__()
@@ -103,30 +119,9 @@ class ServerlessCaches(Backend):
         if ds:
             if ds.get("Unit") != "GB":
                 raise invalid_value("Invalid value for CacheUsageLimits.DataStorage.Unit: the unit must be GB.")
-            d = {"Unit": "GB"}
-            for k in ("Maximum", "Minimum"):
-                if ds.get(k) is not None:
-                    v = int(ds[k])
-                    if not STORAGE_GB[0] <= v <= STORAGE_GB[1]:
-                        raise invalid_value(f"CacheUsageLimits.DataStorage.{k} must be between {STORAGE_GB[0]} and "
-                                            f"{STORAGE_GB[1]} GB (got {v}).")
-                    d[k] = v
-            if "Maximum" in d and "Minimum" in d and d["Minimum"] > d["Maximum"]:
-                raise invalid_combination("CacheUsageLimits.DataStorage.Minimum cannot be greater than Maximum.")
-            out["DataStorage"] = d
-        ec = limits.get("ECPUPerSecond")
-        if ec:
-            e: dict[str, Any] = {}
-            for k in ("Maximum", "Minimum"):
-                if ec.get(k) is not None:
-                    v = int(ec[k])
-                    if not ECPU_RANGE[0] <= v <= ECPU_RANGE[1]:
-                        raise invalid_value(f"CacheUsageLimits.ECPUPerSecond.{k} must be between {ECPU_RANGE[0]} "
-                                            f"and {ECPU_RANGE[1]} (got {v}).")
-                    e[k] = v
-            if "Maximum" in e and "Minimum" in e and e["Minimum"] > e["Maximum"]:
-                raise invalid_combination("CacheUsageLimits.ECPUPerSecond.Minimum cannot be greater than Maximum.")
-            out["ECPUPerSecond"] = e
+            out["DataStorage"] = {"Unit": "GB", **_bounds("DataStorage", ds, STORAGE_GB, " GB")}
+        if limits.get("ECPUPerSecond"):
+            out["ECPUPerSecond"] = _bounds("ECPUPerSecond", limits["ECPUPerSecond"], ECPU_RANGE, "")
         return out
 
     def check_serverless_engine(self, engine: Any, major: Any) -> tuple[str, str, str]:
