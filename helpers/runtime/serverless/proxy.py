@@ -510,10 +510,12 @@ class Proxy:
         ctx.verify_mode = ssl.CERT_NONE  # server-side TLS only, like ElastiCache
         if self.cfg.get("restore_from"):
             await self.restore(self.cfg["restore_from"])
-        primary = await asyncio.start_server(lambda r, w: self.client(r, w, False), self.host, self.cfg["port"],
-                                             ssl=ctx)
+        # The reader endpoint first: readiness is probed on the primary endpoint, so once that answers
+        # both do (a client could otherwise meet a refused reader port on a loaded machine).
         reader = await asyncio.start_server(lambda r, w: self.client(r, w, True), self.host,
                                             self.cfg["reader_port"], ssl=ctx)
+        primary = await asyncio.start_server(lambda r, w: self.client(r, w, False), self.host, self.cfg["port"],
+                                             ssl=ctx)
         self.event(f"Serverless cache {self.name} is available on {self.host}:{self.cfg['port']} "
                    f"(reader {self.host}:{self.cfg['reader_port']}) with {len(self.backends)} shard(s)")
         self.write_status()
