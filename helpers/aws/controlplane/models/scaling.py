@@ -86,7 +86,9 @@ class Scaling(Backend):
 
         old_conn = self._admin(g, svc, old)
         fwd = g.endpoints.get("primary")
-        old_conn.execute_command("CLIENT", "PAUSE", 15000, "WRITE")
+        # Longer than the catch-up (10 s) and promotion (30 s) waits below: a pause that ran out first would let
+        # the old primary acknowledge writes it then discards (UNPAUSE in `finally` ends it as soon as it is done).
+        old_conn.execute_command("CLIENT", "PAUSE", 60000, "WRITE")
         try:
             if fwd is not None:
                 fwd.set_targets([])  # new connections wait for the new primary
