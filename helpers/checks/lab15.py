@@ -98,6 +98,8 @@ q1 = Exercise(
         (_wrong_client(), "longer than"),  # redis-py 8's defaults: 5 s, 10 retries
         (lambda h, p: _wrong_client(socket_timeout=5, retry=_retry("EqualJitterBackoff", 5))(h, p), "longer than"),
         (lambda h, p: _wrong_client(socket_timeout=0.5, retry=_retry("NoBackoff", 0))(h, p), "retries 0 time"),
+        (lambda h, p: _wrong_client(socket_timeout=0.5, retry=_retry("EqualJitterBackoff", 2))(h, p), "retries 2 time"),
+        (lambda h, p: _wrong_client(socket_timeout=2, retry=_retry("FullJitterBackoff", 5))(h, p), "longer than"),
         (lambda h, p: _wrong_client(socket_timeout=0.5, retry=_retry("ConstantBackoff", 5))(h, p), "same fixed pace"),
         (lambda h, p: _wrong_client(socket_timeout=0.5, retry=_retry("ExponentialBackoff", 5))(h, p), "without jitter"),
         (lambda h, p: None, "return a redis.Redis"),
@@ -162,7 +164,7 @@ def _check_tls_order(answer: Any) -> str:
         raise Wrong(f"Use each of the four steps exactly once: {', '.join(map(repr, STEPS))}.")
     if steps.index("set_required") < steps.index("move_clients_to_tls"):
         raise Wrong("Setting the mode to required before the clients moved drops every plaintext connection "
-                    "(you saw it in section 4): an outage for every client not yet on TLS.")
+                    "(you saw it in section 5): an outage for every client not yet on TLS.")
     if steps.index("move_clients_to_tls") < steps.index("set_preferred"):
         raise Wrong("Clients cannot move to TLS before the cluster offers it: first preferred, which opens "
                     "TLS next to plaintext.")
@@ -261,9 +263,16 @@ WHY = {
 
 def _check_paths(answer: Any) -> str:
     expect_keys(answer, PATHS, "your dict")
+    # A Transit Gateway also connects one other VPC (it works on AWS, so it is not wrong); peering is the
+    # simpler and cheaper link for a single pair of VPCs, which the feedback says.
+    tgw_for_one = answer.get("ecs_service_in_another_vpc") == "transit_gateway"
+    if tgw_for_one:
+        answer = {**answer, "ecs_service_in_another_vpc": "peering"}
     expect_choices_per_item(answer, PATHS, ("vpc", "peering", "transit_gateway", "bastion_or_vpn", "public_endpoint"),
                             explain=lambda item, got: f"{item!r}: not {got!r} — {WHY[item]}.")
-    return "No public endpoints: every path ends inside the cache's VPC, through a security group."
+    note = (" A Transit Gateway for the single other VPC works too; for one pair of VPCs, peering is simpler and has "
+            "no per-attachment or per-GB processing charge.") if tgw_for_one else ""
+    return "No public endpoints: every path ends inside the cache's VPC, through a security group." + note
 
 
 q5 = Exercise(
@@ -273,8 +282,11 @@ q5 = Exercise(
     solution_text="answer = {'lambda_function': 'vpc', 'ecs_service_in_another_vpc': 'peering',\n"
                   "          'thirty_vpcs_in_many_accounts': 'transit_gateway', 'developer_laptop': 'bastion_or_vpn'}",
     reference=dict(PATHS),
+    also_right=[{**PATHS, "ecs_service_in_another_vpc": "transit_gateway"}],
     wrong=[
         ({**PATHS, "developer_laptop": "public_endpoint"}, "no public endpoint"),
+        ({**PATHS, "ecs_service_in_another_vpc": "public_endpoint"}, "VPC peering"),
+        ({**PATHS, "developer_laptop": "vpc"}, "VPN"),
         ({**PATHS, "lambda_function": "public_endpoint"}, "attached to the cache's VPC"),
         ({**PATHS, "thirty_vpcs_in_many_accounts": "peering"}, "Transit Gateway"),
         ({"lambda_function": "vpc"}, "missing"),

@@ -81,6 +81,10 @@ q1 = Exercise(
           "new_app_sessions": ("serverless", "cheaper_always")}, "always cheaper"),
         ({**{k: (WORKLOADS[k], REASONS[k]) for k in WORKLOADS},
           "steady_leaderboard": ("node-based", "needs_parameter_groups")}, "the right choice, but not"),
+        ({**{k: (WORKLOADS[k], REASONS[k]) for k in WORKLOADS},
+          "new_app_sessions": ("node-based", "steady_and_large")}, "nobody can forecast"),
+        ({**{k: (WORKLOADS[k], REASONS[k]) for k in WORKLOADS},
+          "steady_leaderboard": ("node-based", "faster_always")}, "always cheaper or faster"),
         ({k: WORKLOADS[k] for k in WORKLOADS}, "pair"),
         ({"new_app_sessions": ("serverless", "unpredictable")}, "missing"),
     ],
@@ -163,5 +167,6 @@ q3 = Exercise(
     also_right=[{"ECPUPerSecond": {"Maximum": 1000, "Minimum": 1000}}],
     wrong=[({"ECPUPerSecond": {"Minimum": 1000}}, "floor"), ({"ECPUPerSecond": {"Maximum": 500}}, "lowest maximum"),
            ({"DataStorage": {"Maximum": 1, "Unit": "GB"}}, "request rate"), ({"ECPUPerSecond": 1000}, "itself a dict"),
-           ({"ECPUPerSecond": {"Maximum": 5000}}, "not the lowest"), ("1000", "CacheUsageLimits")],
+           ({"ECPUPerSecond": {"Maximum": 5000}}, "not the lowest"), ("1000", "CacheUsageLimits"),
+           ({"ECPUPerSecond": {"Maximum": "1000"}}, "integer"), ({"ECPUPerSecond": {"Maximum": 0}}, "lowest maximum")],
 )

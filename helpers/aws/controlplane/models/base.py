@@ -474,9 +474,16 @@ class Backend:
     def check_engine_change(self, engine: str, current: str, wanted: str | None,
                             new_engine: str | None = None) -> tuple[str, str]:
         """(engine, version) a modify call moves to, with AWS's errors: no downgrades; Redis OSS -> Valkey
-        (7.2 and later), never back."""
+        (7.2 and later); back only Valkey 7.2 -> Redis OSS 7.1 on AWS, which no local binary runs."""
         target_engine = (new_engine or engine).lower()
         if target_engine != engine:
+            if (engine, target_engine) == ("valkey", "redis"):
+                # AWS rolls a Valkey 7.2 cache back to Redis OSS 7.1 only ("How to downgrade from Valkey to
+                # Redis OSS", VersionManagement.HowTo.html, read 2026-11-27); 7.1 is ElastiCache's own build,
+                # which no local binary runs, so the local API refuses every rollback, and says why.
+                raise invalid_combination(f"Cannot change the engine from {engine} {current} to {target_engine}: "
+                                          "ElastiCache rolls back only Valkey 7.2 to Redis OSS 7.1, which is "
+                                          "ElastiCache's own build and runs on no local binary.")
             if (engine, target_engine) != ("redis", "valkey"):
                 raise invalid_combination(f"Cannot change the engine from {engine} to {target_engine}: ElastiCache "
                                           "upgrades Redis OSS to Valkey only.")
