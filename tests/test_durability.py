@@ -36,18 +36,19 @@ def refused(ec, **changes) -> tuple[str, str]:
     return info.value.response["Error"]["Code"], info.value.response["Error"]["Message"]
 
 
-def test_durability_node_families_are_the_english_limitations_page():
-    """R7g, R6g, M7g, M6g, C7gn (Durability.Limitations.html, English, read 2026-11-27); nothing else."""
+def test_durability_node_families():
+    """R7g, R6g, M7g, M6g, C7gn and the Graviton4 R8g, M8g, C8gn (Durability.Limitations.html and its
+    translations, AWS's Price List durability SKUs; read 2026-11-27); nothing else."""
     from helpers.aws.controlplane.models import durability
 
     def effective(node_type: str) -> str:
         return durability.check_durability("sync", "valkey", "9.0", node_type, clustered=True, multi_az=True,
                                            replicas=1, tls=True)
 
-    for node_type in ("cache.r7g.large", "cache.r6g.xlarge", "cache.m7g.large", "cache.m6g.large", "cache.c7gn.large"):
+    for node_type in ("cache.r7g.large", "cache.r6g.xlarge", "cache.m7g.large", "cache.m6g.large", "cache.c7gn.large",
+                      "cache.r8g.large", "cache.m8g.xlarge", "cache.c8gn.large"):
         assert effective(node_type) == "sync"
-    for node_type in ("cache.r8g.large", "cache.m8g.large", "cache.c8gn.large", "cache.r5.large", "cache.r6gd.xlarge",
-                      "cache.t4g.small"):
+    for node_type in ("cache.r5.large", "cache.m5.large", "cache.r6gd.xlarge", "cache.t4g.small", "cache.t3.medium"):
         with pytest.raises(Exception, match="node type"):
             effective(node_type)
 

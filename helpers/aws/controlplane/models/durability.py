@@ -2,8 +2,8 @@
 
 On AWS a durable cluster writes every change to a Multi-AZ transaction log: `sync` before it answers
 the client, `async` after (up to the last 10 s of writes can be lost). The rules, from the guide's
-"Limitations" page (checked 2026-11): Valkey 9.0 or later; node families R7g, R6g, M7g, M6g, C7gn;
-cluster mode enabled; Multi-AZ with at least one replica per shard;
+"Limitations" page (checked 2026-11): Valkey 9.0 or later; node families R7g, R6g, M7g, M6g, C7gn and
+the Graviton4 R8g, M8g, C8gn (see FAMILIES); cluster mode enabled; Multi-AZ with at least one replica per shard;
 encryption in transit at creation (encryption at rest is turned on automatically); not Serverless,
 Global Datastore or data tiering. An existing cluster switches between sync, async and disabled
 with ModifyReplicationGroup --durability when it meets the same requirements ("Changing durability on
@@ -19,12 +19,13 @@ from __future__ import annotations
 from helpers.aws.controlplane.errors import invalid_combination, invalid_value
 
 VALUES = ("default", "sync", "async", "disabled")
-# The English "Limitations" page (https://docs.aws.amazon.com/AmazonElastiCache/latest/dg/Durability.Limitations.html,
-# read 2026-11-27) lists R7g, R6g, M7g, M6g and C7gn. Machine-translated copies of it (es_es, ja_jp, zh_tw) add
-# R8g, M8g and C8gn, but AWS says the English page prevails, the same translations still lack its newer TLS
-# requirement (so they are the older text), and ElastiCache's node-type list (API reference, CacheNode) has no
-# 8th-generation Graviton types at all.
-FAMILIES = ("r7g", "r6g", "m7g", "m6g", "c7gn")
+# Node families (checked 2026-11-27). The "Limitations" page
+# (https://docs.aws.amazon.com/AmazonElastiCache/latest/dg/Durability.Limitations.html) differs by copy: the
+# English one read here lists R7g, R6g, M7g, M6g, C7gn; its es_es, ja_jp and zh_tw copies list R8g, R7g, R6g,
+# M8g, M7g, M6g, C8gn, C7gn. The Graviton4 families are ElastiCache node types (CacheNodes.SupportedTypes.html;
+# data/elasticache_node_types.csv) and AWS's Price List API has a durability SKU for them
+# ("SyncDurability-NodeUsage:cache.r8g.large"), so durability is sold on them: all eight are accepted.
+FAMILIES = ("r7g", "r6g", "m7g", "m6g", "c7gn", "r8g", "m8g", "c8gn")
 FSYNC = {"sync": "always", "async": "everysec"}
 
 
