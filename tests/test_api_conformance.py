@@ -504,3 +504,36 @@ def test_apply_pending_from_the_command_line(ec):
                          env=env, timeout=120)
     assert out.returncode == 0, out.stderr
     assert "no pending modifications" in out.stdout or "applied" in out.stdout
+
+
+def test_no_parameter_is_accepted_and_then_ignored(ec):
+    """Every parameter of every action the control plane implements is either read by its handler
+    or refused with a reason; a refused one gets InvalidParameterValue before anything is created."""
+    from helpers.aws.controlplane import api, honoured
+
+    for action, handler in api.HANDLERS.items():
+        fn = next((c.cell_contents for c in handler.__closure__ or () if callable(c.cell_contents)
+                   and getattr(c.cell_contents, "__module__", "").startswith(honoured.RESPONSES)), None)
+        if fn is None:
+            continue
+        op = MODEL.operation_model("".join(w.capitalize() for w in action.split("_")))
+        members = set(op.input_shape.members) if op.input_shape else set()
+        unread = members - honoured.honoured(fn) - honoured.HONOURED_ELSEWHERE.get(action, frozenset())
+        unexplained = unread - set(honoured.NOT_LOCAL.get(action, {}))
+        assert not unexplained, f"{action} neither honours nor explains {sorted(unexplained)}"
+        stale = set(honoured.NOT_LOCAL.get(action, {})) - unread
+        assert not stale, f"{action} honours {sorted(stale)}, which NOT_LOCAL still calls refused"
+    code, msg, status = error_of(ec.create_cache_cluster, CacheClusterId="c-sns", Engine="memcached",
+                                 CacheNodeType="cache.t4g.micro", NumCacheNodes=1,
+                                 NotificationTopicArn="arn:aws:sns:us-east-1:123456789012:events")
+    assert (code, status) == ("InvalidParameterValue", 400) and "describe-events" in msg
+    assert not ec.describe_cache_clusters()["CacheClusters"] or all(
+        c["CacheClusterId"] != "c-sns" for c in ec.describe_cache_clusters()["CacheClusters"])
+    code, msg, _ = error_of(ec.describe_users, Filters=[{"Name": "user-id", "Values": ["default"]}])
+    assert code == "InvalidParameterValue" and "Filters" in msg
+    # honoured: ServiceUpdateStatus and ServiceUpdateTimeRange filter the update actions
+    everything = ec.describe_update_actions()["UpdateActions"]
+    none = ec.describe_update_actions(ServiceUpdateStatus=["cancelled"])["UpdateActions"]
+    assert all(a["ServiceUpdateStatus"] == "cancelled" for a in none)
+    later = ec.describe_update_actions(ServiceUpdateTimeRange={"StartTime": datetime(2100, 1, 1, tzinfo=timezone.utc)})
+    assert later["UpdateActions"] == [] and len(everything) >= len(none)

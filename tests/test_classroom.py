@@ -17,11 +17,9 @@ import json
 import os
 import pwd
 import secrets
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import urllib.error
@@ -191,17 +189,6 @@ class Sampler(threading.Thread):
     def run(self) -> None:
         while not self.stop_event.wait(1.0):
             self.sample()
-
-
-@pytest.fixture()
-def open_tmp():
-    """A temporary directory other users can traverse (pytest's own is private to root)."""
-    path = Path(tempfile.mkdtemp(prefix="elasticache-lab-classroom-", dir="/tmp"))
-    path.chmod(0o755)
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture()

@@ -117,17 +117,24 @@ def test_maintenance_window_is_validated_and_shown(ec):
     cpc.wait_deleted(ec, cache_cluster_id="lc-mw")
 
 
-@needs_both
-def test_redis_to_valkey_upgrade_keeps_every_key_and_the_endpoint(ec):
-    ec.create_replication_group(ReplicationGroupId="lc-up", ReplicationGroupDescription="upgrade", Engine="redis",
+def _group_with_keys(ec, group_id: str, engine: str, keys: int, key_format: str):
+    """A 1+1 group with automatic failover, `keys` keys written through its primary endpoint:
+    (the group, the endpoint, a client on it)."""
+    ec.create_replication_group(ReplicationGroupId=group_id, ReplicationGroupDescription=group_id, Engine=engine,
                                 CacheNodeType="cache.t4g.micro", NumCacheClusters=2, AutomaticFailoverEnabled=True)
-    g = cpc.wait_for(ec, replication_group_id="lc-up")
+    g = cpc.wait_for(ec, replication_group_id=group_id)
     ep = g["NodeGroups"][0]["PrimaryEndpoint"]
     r = cpc.redis_at((ep["Address"], ep["Port"]))
     with r.pipeline(transaction=False) as pipe:
-        for i in range(2000):
-            pipe.set(f"key:{i}", i)
+        for i in range(keys):
+            pipe.set(key_format.format(i), i)
         pipe.execute()
+    return g, ep, r
+
+
+@needs_both
+def test_redis_to_valkey_upgrade_keeps_every_key_and_the_endpoint(ec):
+    g, ep, r = _group_with_keys(ec, "lc-up", "redis", 2000, "key:{}")
     assert "valkey_version" not in r.info("server")
     valkey = engines.installed_engines("valkey")[0]
     minor = ".".join(valkey.version.split(".")[:2])
@@ -160,13 +167,7 @@ def test_redis_to_valkey_upgrade_keeps_every_key_and_the_endpoint(ec):
 
 @needs_valkey
 def test_service_update_restarts_every_node_and_keeps_the_data(ec):
-    ec.create_replication_group(ReplicationGroupId="lc-su", ReplicationGroupDescription="updates", Engine="valkey",
-                                CacheNodeType="cache.t4g.micro", NumCacheClusters=2, AutomaticFailoverEnabled=True)
-    g = cpc.wait_for(ec, replication_group_id="lc-su")
-    ep = g["NodeGroups"][0]["PrimaryEndpoint"]
-    r = cpc.redis_at((ep["Address"], ep["Port"]))
-    for i in range(300):
-        r.set(f"k{i}", i)
+    g, ep, r = _group_with_keys(ec, "lc-su", "valkey", 300, "k{}")
     pids = {n.pid for s in helpers.status() if s.name == "aws-rg-lc-su" for n in s.nodes if n.kind == "redis"}
     updates = ec.describe_service_updates(ServiceUpdateStatus=["available"])["ServiceUpdates"]
     name = next(u["ServiceUpdateName"] for u in updates if u["Engine"] == "valkey"

@@ -272,3 +272,40 @@ def test_forwarder_picks_at_connect_time_and_drops_a_demoted_target():
         fwd.close()
         srv_a.close()
         srv_b.close()
+
+
+def test_primary_cluster_id_promotes_a_chosen_replica_without_losing_a_write(ec):
+    """modify-replication-group --primary-cluster-id, as AWS's "Promoting a read replica to primary":
+    refused while automatic failover is on; with it off, the named replica becomes primary behind the
+    same primary endpoint, and no write answered OK is lost."""
+    ec.create_replication_group(ReplicationGroupId="f-pro", ReplicationGroupDescription="promote",
+                                Engine="valkey", NumCacheClusters=3, AutomaticFailoverEnabled=True)
+    g = cpc.wait_for(ec, replication_group_id="f-pro")
+    endpoint = g["NodeGroups"][0]["PrimaryEndpoint"]
+    chosen = next(m["CacheClusterId"] for m in g["NodeGroups"][0]["NodeGroupMembers"] if m["CurrentRole"] == "replica")
+    with pytest.raises(ec.exceptions.ClientError) as info:
+        ec.modify_replication_group(ReplicationGroupId="f-pro", PrimaryClusterId=chosen, ApplyImmediately=True)
+    assert info.value.response["Error"]["Code"] == "InvalidParameterCombination"
+    assert "Automatic Failover is enabled" in info.value.response["Error"]["Message"]
+    ec.modify_replication_group(ReplicationGroupId="f-pro", AutomaticFailoverEnabled=False, ApplyImmediately=True)
+    cpc.wait_for(ec, replication_group_id="f-pro")
+    with pytest.raises(ec.exceptions.ClientError) as info:
+        ec.modify_replication_group(ReplicationGroupId="f-pro", PrimaryClusterId="f-pro-099", ApplyImmediately=True)
+    assert info.value.response["Error"]["Code"] == "InvalidParameterValue"
+
+    client = cpc.redis_at(endpoint, socket_timeout=2)
+    writer = Writer(lambda key, value: bool(client.set(key, value)))
+    writer.start()
+    writer.wait_acked(50)
+    ec.modify_replication_group(ReplicationGroupId="f-pro", PrimaryClusterId=chosen, ApplyImmediately=True)
+    g = cpc.wait_for(ec, replication_group_id="f-pro")
+    writer.finish()
+    assert primary_member(g)["CacheClusterId"] == chosen
+    assert g["NodeGroups"][0]["PrimaryEndpoint"] == endpoint
+    check = cpc.redis_at(endpoint)
+    assert int(check.config_get("port")["port"]) == primary_member(g)["ReadEndpoint"]["Port"]
+    missing = [k for k in writer.acked if check.get(k) is None]
+    assert not missing, f"{len(missing)} of {len(writer.acked)} acknowledged writes lost"
+    assert any(m.startswith(f"Promoted cache cluster {chosen} to primary") for m in messages(ec, "f-pro"))
+    ec.delete_replication_group(ReplicationGroupId="f-pro")
+    cpc.wait_deleted(ec, replication_group_id="f-pro")

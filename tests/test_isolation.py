@@ -19,10 +19,8 @@ import json
 import os
 import pwd
 import secrets
-import shutil
 import subprocess
 import sys
-import tempfile
 import textwrap
 import time
 from pathlib import Path
@@ -40,17 +38,6 @@ TIMEOUT = 180
 
 def _run(argv: list[str], **kw) -> subprocess.CompletedProcess:
     return subprocess.run(argv, capture_output=True, text=True, timeout=TIMEOUT, **kw)
-
-
-@pytest.fixture()
-def open_tmp():
-    """A temporary directory other users can traverse (pytest's own is private to root)."""
-    path = Path(tempfile.mkdtemp(prefix="elasticache-lab-classroom-", dir="/tmp"))
-    path.chmod(0o755)
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture()

@@ -24,7 +24,6 @@ The lab uses the engine's own TLS whenever the binary has it. This file runs as 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
 import signal
@@ -32,6 +31,11 @@ import ssl
 import sys
 from pathlib import Path
 from typing import Any
+
+if __package__:
+    from helpers.runtime.relay import relay_both
+else:  # run as a script (see above): its sibling module, standard library only
+    from relay import relay_both
 
 SPEC_SUFFIX = ".tlsfront.json"
 REPLICATION = ("replicaof", "slaveof", "sentinel")
@@ -139,21 +143,6 @@ def server_context(spec: dict[str, Any]) -> ssl.SSLContext:
 
 # --- the front itself ---------------------------------------------------------------------------------
 
-async def _relay(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    try:
-        while True:
-            data = await reader.read(65536)
-            if not data:
-                break
-            writer.write(data)
-            await writer.drain()
-    except (OSError, ssl.SSLError, asyncio.IncompleteReadError):
-        pass
-    finally:
-        with contextlib.suppress(Exception):
-            writer.close()
-
-
 async def serve(spec: dict[str, Any], engine_pid: int | None = None, ready: asyncio.Event | None = None) -> None:
     """Serve until the engine process is gone (or forever without `engine_pid`)."""
 
@@ -163,7 +152,7 @@ async def serve(spec: dict[str, Any], engine_pid: int | None = None, ready: asyn
         except OSError:  # the node is not up (yet): close, as a stopped engine's port would
             client_w.close()
             return
-        await asyncio.gather(_relay(client_r, node_w), _relay(node_r, client_w))
+        await relay_both((client_r, client_w), (node_r, node_w))
 
     loop = asyncio.get_running_loop()
     # Failed handshakes (a plaintext client, an untrusted certificate) are the client's business.

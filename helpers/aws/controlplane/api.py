@@ -13,6 +13,7 @@ from typing import Any
 
 from moto.core.responses import ActionResult, EmptyResult
 
+from helpers.aws.controlplane import honoured
 from helpers.aws.controlplane.models import PLANE
 from helpers.aws.controlplane.models.base import arn
 from helpers.aws.controlplane.responses import (
@@ -37,6 +38,7 @@ def _p(self: Any) -> dict[str, Any]:
 def _result(key: str | None, fn: Callable[[dict[str, Any]], Any]) -> Callable[[Any], ActionResult]:
     def handler(self: Any) -> ActionResult:
         params = _p(self)
+        honoured.check(_action_name(self), fn, params)  # nothing accepted and then ignored
         value = fn(params)
         if key is None:
             return EmptyResult() if value is None else ActionResult(value)

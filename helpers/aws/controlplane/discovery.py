@@ -25,10 +25,12 @@ from __future__ import annotations
 
 import contextlib
 import socket
-import threading
 from collections.abc import Callable
 
-LOOPBACK = "127.0.0.1"
+from helpers.runtime.relay import LOOPBACK, LoopbackListener, splice
+
+__all__ = ["LOOPBACK", "ConfigEndpoint", "config_reply"]
+
 Endpoints = Callable[[], list[tuple[str, int]]]
 
 
@@ -38,42 +40,22 @@ def config_reply(version: int, nodes: list[tuple[str, int]]) -> bytes:
     return f"CONFIG cluster 0 {len(body)}\r\n{body}\r\nEND\r\n".encode()
 
 
-class ConfigEndpoint:
+class ConfigEndpoint(LoopbackListener):
     """A loopback server answering `config get cluster`, forwarding everything else to the first node."""
 
     def __init__(self, nodes: Endpoints):
         self._nodes = nodes
         self.version = 1
-        self._closed = threading.Event()
-        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._sock.bind((LOOPBACK, 0))
-        self._sock.listen(64)
-        self.host, self.port = self._sock.getsockname()[:2]
-        threading.Thread(target=self._accept, name=f"config-endpoint-{self.port}", daemon=True).start()
+        super().__init__("config-endpoint", backlog=64)
 
     def bump(self) -> None:
         """The node list changed: clients polling the endpoint see a new version."""
         self.version += 1
 
-    def close(self) -> None:
-        self._closed.set()
-        with contextlib.suppress(OSError):
-            self._sock.shutdown(socket.SHUT_RDWR)
-        self._sock.close()
-
-    def _accept(self) -> None:
-        while not self._closed.is_set():
-            try:
-                conn, _ = self._sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
-
-    def _serve(self, conn: socket.socket) -> None:
+    def serve(self, conn: socket.socket) -> None:
         buf = b""
         try:
-            while not self._closed.is_set():
+            while not self.closed:
                 while b"\n" not in buf:
                     chunk = conn.recv(4096)
                     if not chunk:
@@ -106,18 +88,6 @@ class ConfigEndpoint:
         node.settimeout(None)
         try:
             node.sendall(pending)
-
-            def pump(src: socket.socket, dst: socket.socket) -> None:
-                with contextlib.suppress(OSError):
-                    while data := src.recv(65536):
-                        dst.sendall(data)
-                for s in (src, dst):
-                    with contextlib.suppress(OSError):
-                        s.shutdown(socket.SHUT_RDWR)
-
-            back = threading.Thread(target=pump, args=(node, conn), daemon=True)
-            back.start()
-            pump(conn, node)
-            back.join(timeout=5)
+            splice(conn, node)
         finally:
             node.close()

@@ -20,17 +20,19 @@ would for a new resource). TLS passes through untouched: the client still talks 
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import socket
 import threading
 import time
 
-LOOPBACK = "127.0.0.1"
+from helpers.runtime.relay import LOOPBACK, LoopbackListener, close_all, splice
+
+__all__ = ["LOOPBACK", "Forwarder", "Target"]
+
 Target = tuple[str, int]
 
 
-class Forwarder:
+class Forwarder(LoopbackListener):
     """A loopback listener that forwards each connection to one of the current targets."""
 
     def __init__(self, name: str, wait_for_target: float = 5.0):
@@ -41,13 +43,7 @@ class Forwarder:
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
         self._links: dict[Target, set[tuple[socket.socket, socket.socket]]] = {}
-        self._closed = threading.Event()
-        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._sock.bind((LOOPBACK, 0))
-        self._sock.listen(128)
-        self.host, self.port = self._sock.getsockname()[:2]
-        threading.Thread(target=self._accept, name=f"endpoint-{name}-{self.port}", daemon=True).start()
+        super().__init__(f"endpoint-{name}")
 
     @property
     def targets(self) -> list[Target]:
@@ -61,28 +57,25 @@ class Forwarder:
             stale = [pair for t, pairs in self._links.items() if t not in self._targets for pair in pairs]
             self._changed.notify_all()
         for pair in stale:
-            _close(*pair)
+            close_all(*pair)
 
     def connections(self, target: Target | None = None) -> int:
         with self._lock:
             return sum(len(p) for t, p in self._links.items() if target is None or t == target)
 
     def close(self) -> None:
-        self._closed.set()
-        with contextlib.suppress(OSError):
-            self._sock.shutdown(socket.SHUT_RDWR)
-        self._sock.close()
+        super().close()
         with self._lock:
             pairs = [pair for p in self._links.values() for pair in p]
             self._changed.notify_all()
         for pair in pairs:
-            _close(*pair)
+            close_all(*pair)
 
     # --- forwarding ---------------------------------------------------------------------------
     def _pick(self) -> Target | None:
         deadline = time.monotonic() + self.wait_for_target
         with self._lock:
-            while not self._targets and not self._closed.is_set():
+            while not self._targets and not self.closed:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return None
@@ -91,15 +84,7 @@ class Forwarder:
                 return None
             return self._targets[next(self._turn) % len(self._targets)]
 
-    def _accept(self) -> None:
-        while not self._closed.is_set():
-            try:
-                conn, _ = self._sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
-
-    def _serve(self, conn: socket.socket) -> None:
+    def serve(self, conn: socket.socket) -> None:
         conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         target = self._pick()
         if target is None:
@@ -115,32 +100,13 @@ class Forwarder:
         pair = (conn, node)
         with self._lock:
             if target not in self._targets:  # demoted while we connected
-                _close(*pair)
+                close_all(*pair)
                 return
             self._links.setdefault(target, set()).add(pair)
         try:
-            back = threading.Thread(target=_pump, args=(node, conn), daemon=True)
-            back.start()
-            _pump(conn, node)
-            back.join()
+            splice(conn, node)
         finally:
             with self._lock:
                 self._links.get(target, set()).discard(pair)
-            _close(*pair)
+            close_all(*pair)
 
-
-def _pump(src: socket.socket, dst: socket.socket) -> None:
-    with contextlib.suppress(OSError):
-        while data := src.recv(65536):
-            dst.sendall(data)
-    for s in (src, dst):
-        with contextlib.suppress(OSError):
-            s.shutdown(socket.SHUT_RDWR)
-
-
-def _close(*socks: socket.socket) -> None:
-    for s in socks:
-        with contextlib.suppress(OSError):
-            s.shutdown(socket.SHUT_RDWR)
-        with contextlib.suppress(OSError):
-            s.close()

@@ -80,7 +80,8 @@ class EventsAndTags(Backend):
                       i in g.member_ids.values() for g in self.groups.values()) else None,
                   "replicationgroup": self.get_group, "snapshot": self.get_snapshot, "user": self.get_user,
                   "usergroup": self.get_user_group, "parametergroup": self.get_param_group,
-                  "subnetgroup": self.check_subnet_group, **self.serverless_arn_checks()}
+                  "subnetgroup": self.check_subnet_group, "globalreplicationgroup": self.get_global,
+                  **self.serverless_arn_checks()}
         if kind not in checks:
             raise ApiError(f"ARN {resource_arn} is invalid.", "InvalidARN")
         checks[kind](ident)

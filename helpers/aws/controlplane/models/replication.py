@@ -452,7 +452,7 @@ class ReplicationGroups(Backend):
             engine_version: str | None = None, apply_immediately: bool = False,
             security_group_ids: list[str] | None = None, maintenance_window: str | None = None,
             remove_all_user_groups: bool = False, engine: str | None = None,
-            durability: str | None = None) -> ReplicationGroup:
+            durability: str | None = None, primary_cluster_id: str | None = None) -> ReplicationGroup:
         """Settings, failover, parameter group, RBAC and AUTH; node type (scaling up or down: maxmemory
         follows, data stays) and engine version wait in PendingModifiedValues without `apply_immediately`."""
         g = self.get_group(group_id)
@@ -483,6 +483,7 @@ class ReplicationGroups(Backend):
                 raise invalid_combination("Automatic failover needs at least one replica.")
         if multi_az and not (failover if failover is not None else g.automatic_failover):
             raise invalid_combination("Multi-AZ needs automatic failover to be enabled.")
+        promote = self._check_promotion(g, primary_cluster_id, failover)
         pg = self.param_group_for(param_group, g.engine, g.cluster_mode, version=g.engine_version) \
             if param_group else None
         add_ugs = list(add_user_groups or [])
@@ -528,6 +529,8 @@ class ReplicationGroups(Backend):
                            f"Automatic failover {'enabled' if g.automatic_failover else 'disabled'}")
             if multi_az is not None:
                 g.multi_az = bool(multi_az)
+            if promote is not None:
+                self._promote(g, promote)
             if pg is not None:
                 g.param_group = pg.name
                 self.apply_parameters(pg)

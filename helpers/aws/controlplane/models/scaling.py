@@ -8,7 +8,7 @@ import time
 
 from helpers.aws.controlplane import engineops as ops
 from helpers.aws.controlplane.errors import ApiError, invalid_combination, invalid_value, not_found
-from helpers.aws.controlplane.models.base import Backend, ReplicationGroup
+from helpers.aws.controlplane.models.base import Backend, Member, ReplicationGroup
 from helpers.runtime import services, state
 from helpers.runtime.engines import Node
 
@@ -131,6 +131,61 @@ class Scaling(Backend):
                 old_conn.execute_command("CLIENT", "UNPAUSE")
             if fwd is not None and not fwd.targets:
                 self.sync_endpoints(g)
+
+    def _check_promotion(self, g: ReplicationGroup, cluster_id: str | None, failover: bool | None) -> Member | None:
+        """PrimaryClusterId of ModifyReplicationGroup: the member to promote, or None (already primary).
+        AWS: "You can't promote a read replica to primary while Multi-AZ with Automatic Failover is
+        enabled" (Replication.PromoteReplica.html); cluster mode disabled only."""
+        if not cluster_id:
+            return None
+        if g.cluster_mode:
+            raise invalid_combination("PrimaryClusterId applies to replication groups with cluster mode disabled; "
+                                      "use test-failover for a shard of a cluster-mode group.")
+        if failover if failover is not None else g.automatic_failover:
+            raise invalid_combination("You can't promote a read replica to primary while Multi-AZ with Automatic "
+                                      "Failover is enabled: disable automatic failover (and Multi-AZ) first.")
+        member = next((m for m in self.group_members(g) if m.cluster_id == cluster_id), None)
+        if member is None:
+            raise invalid_value(f"Cache cluster {cluster_id} is not a member of replication group {g.group_id}.")
+        return None if member.role == "primary" else member
+
+    def _promote(self, g: ReplicationGroup, member: Member) -> None:
+        """Make one replica the primary without losing a write answered OK. No Sentinel acts (automatic
+        failover is off): writes pause on the old primary, the chosen replica catches up and becomes
+        primary, every other node follows it, and the primary endpoint moves before writes resume
+        (on the old primary they now meet a replica: READONLY)."""
+        from helpers.runtime import topologies
+
+        svc = self.group_service(g)
+        new = member.node
+        old = next(m for m in self.group_members(g) if m.role == "primary")
+        old_conn, new_conn = self._admin(g, svc, old.node), self._admin(g, svc, new)
+        fwd = g.endpoints.get("primary")
+        old_conn.execute_command("CLIENT", "PAUSE", 60000, "WRITE")
+        try:
+            if fwd is not None:
+                fwd.set_targets([])  # new connections wait for the new primary
+            target = int(old_conn.info("replication")["master_repl_offset"])
+            deadline = time.monotonic() + 10
+            while int(new_conn.info("replication").get("slave_repl_offset", -1)) < target:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"{member.cluster_id} did not catch up with the primary within 10 s")
+                time.sleep(0.01)
+            new_conn.execute_command("REPLICAOF", "NO", "ONE")
+            for n in ops.data_nodes(svc):
+                if n.name != new.name and n.alive():
+                    self._admin(g, svc, n).execute_command("REPLICAOF", new.host, new.port)
+            if fwd is not None:
+                fwd.set_targets([(new.host, new.port)])
+        finally:
+            with contextlib.suppress(Exception):
+                old_conn.execute_command("CLIENT", "UNPAUSE")
+        with contextlib.suppress(Exception):
+            topologies.refresh_roles(services.get(g.service_name))
+        self.sync_endpoints(g)
+        msg = f"Promoted cache cluster {member.cluster_id} to primary (replacing {old.cluster_id})"
+        self.event(member.cluster_id, "cache-cluster", msg)
+        self.event(g.group_id, "replication-group", msg)
 
     def change_replica_count(self, group_id: str | None, increase: bool, new_replica_count: int | None,
                              apply_immediately: bool = False,

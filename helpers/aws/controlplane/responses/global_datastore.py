@@ -6,7 +6,7 @@ from typing import Any
 
 from helpers.aws.controlplane.models import PLANE
 from helpers.aws.controlplane.models.global_datastore import GlobalDatastore
-from helpers.aws.controlplane.responses import int_or_none, replication
+from helpers.aws.controlplane.responses import int_or_none, replication, tag_dict
 
 
 def global_api(gds: GlobalDatastore, show_members: bool = True) -> dict[str, Any]:
@@ -26,9 +26,10 @@ def global_api(gds: GlobalDatastore, show_members: bool = True) -> dict[str, Any
 
 
 def create_global_replication_group(p: dict[str, Any]) -> dict[str, Any]:
-    return global_api(PLANE.create_global_group(p.get("GlobalReplicationGroupIdSuffix"),
-                                                p.get("PrimaryReplicationGroupId"),
-                                                p.get("GlobalReplicationGroupDescription")))
+    gds = PLANE.create_global_group(p.get("GlobalReplicationGroupIdSuffix"), p.get("PrimaryReplicationGroupId"),
+                                    p.get("GlobalReplicationGroupDescription"))
+    PLANE.add_tags(gds.arn, tag_dict(p))
+    return global_api(gds)
 
 
 def describe_global_replication_groups(p: dict[str, Any]) -> list[dict[str, Any]]:

@@ -161,7 +161,7 @@ def modify_replication_group(p: dict[str, Any]) -> dict[str, Any]:
         apply_immediately=bool(p.get("ApplyImmediately")), security_group_ids=sgs,
         maintenance_window=p.get("PreferredMaintenanceWindow"),
         remove_all_user_groups=bool(p.get("RemoveUserGroups")), engine=p.get("Engine"),
-        durability=p.get("Durability")))
+        durability=p.get("Durability"), primary_cluster_id=p.get("PrimaryClusterId")))
 
 
 def delete_replication_group(p: dict[str, Any]) -> dict[str, Any]:

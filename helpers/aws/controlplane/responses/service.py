@@ -109,10 +109,40 @@ def describe_update_actions(p: dict[str, Any]) -> list[dict[str, Any]]:
     engine = p.get("Engine")
     if engine and str(engine).lower() not in catalogue.engines():
         raise invalid_value(f"Invalid value for Engine: {engine}. Valid values: {', '.join(catalogue.engines())}.")
+    update_statuses = list(p.get("ServiceUpdateStatus") or [])
+    bad = [s for s in update_statuses if s not in ("available", "cancelled", "expired")]
+    if bad:
+        raise invalid_value(f"Invalid value for ServiceUpdateStatus: {', '.join(bad)}.")
+    span = p.get("ServiceUpdateTimeRange") or {}
     name = p.get("ServiceUpdateName")
-    return PLANE.describe_update_actions([name] if name else None, list(p.get("ReplicationGroupIds") or []),
-                                         list(p.get("CacheClusterIds") or []),
-                                         str(engine).lower() if engine else None, statuses)
+    actions = PLANE.describe_update_actions([name] if name else None, list(p.get("ReplicationGroupIds") or []),
+                                            list(p.get("CacheClusterIds") or []),
+                                            str(engine).lower() if engine else None, statuses)
+    return [a for a in actions if (not update_statuses or a["ServiceUpdateStatus"] in update_statuses)
+            and _within(a["ServiceUpdateReleaseDate"], span.get("StartTime"), span.get("EndTime"))]
+
+
+def _within(when: Any, start: Any, end: Any) -> bool:
+    """ServiceUpdateTimeRange: the release date is on or after StartTime and on or before EndTime."""
+    from datetime import datetime, timezone
+
+    def instant(value: Any) -> datetime | None:
+        if value is None or value == "":
+            return None
+        if isinstance(value, datetime):
+            moment = value
+        else:
+            try:
+                moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+            except ValueError:
+                try:
+                    moment = datetime.fromtimestamp(float(value), tz=timezone.utc)
+                except ValueError:
+                    raise invalid_value(f"Invalid value for ServiceUpdateTimeRange: {value}.") from None
+        return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+    moment, first, last = instant(when), instant(start), instant(end)
+    return moment is None or ((first is None or moment >= first) and (last is None or moment <= last))
 
 
 def batch_apply_update_action(p: dict[str, Any]) -> dict[str, Any]:
