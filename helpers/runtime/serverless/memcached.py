@@ -155,6 +155,13 @@ class MemcachedProxy(Proxy):
             with contextlib.suppress(Exception):
                 await self.admin(b, b"cache_memlimit %d\r\n" % mb)
 
+    def wanted_backends(self) -> int:
+        """As for Valkey/Redis OSS, but never so many that a backend's share of DataStorage.Maximum falls
+        below memcached's 8 MB floor (the backends together must not hold more than the maximum)."""
+        cap = self.storage_max()
+        want = super().wanted_backends()
+        return want if cap is None else min(want, max(1, cap // (MIN_MEMLIMIT_MB * MB)))
+
     async def admin(self, b: Any, line: bytes, multi: bool = False) -> bytes:  # type: ignore[override]
         """One command on the endpoint's own connection to a backend (one at a time per backend)."""
         lock = self.admin_locks.setdefault(b.ident, asyncio.Lock())
@@ -209,12 +216,13 @@ class MemcachedProxy(Proxy):
                 moved += 1
         return moved
 
-    async def evict_ttl(self, b: Any, count: int = 32) -> int:
-        """DataStorage.Maximum reached: delete the least recently used items that have a TTL (as AWS does)."""
+    async def evict_ttl(self, b: Any) -> int:
+        """DataStorage.Maximum reached: delete the least recently used items that have a TTL (as AWS does),
+        a twentieth of them at a time (at least 64)."""
         items = [it for it in await self.items(b) if it.get("exp", "-1") != "-1"]
-        items.sort(key=lambda it: int(it.get("la", 0)))
+        items.sort(key=lambda it: (int(it.get("la", 0)), int(it.get("cas", 0))))
         gone = 0
-        for it in items[:count]:
+        for it in items[:max(64, len(items) // 20)]:
             reply = await self.admin(b, b"delete %s\r\n" % it["key"].encode("latin-1", errors="replace"))
             gone += reply.startswith(b"DELETED")
         b.ttl_evicted += gone
