@@ -6,6 +6,7 @@ one-shard cluster to clients, and starts, scales and stops the engine processes 
 (each recorded in the state directory's ledger, so `python -m helpers stop` ends them too).
 Its directory holds config.json, status.json (what it serves and its counters), events.jsonl,
 and the files the control plane writes for it: limits.json (CacheUsageLimits) and users.json.
+For engine memcached the endpoint is memcached.py (the text protocol, one endpoint, memcached processes).
 """
 
 from __future__ import annotations

@@ -7,6 +7,9 @@ the API's records, validates requests as AWS does, passes CacheUsageLimits and t
 users to the endpoint (limits.json, users.json), and turns the endpoint's own events
 (scaling, availability) into the API's events. Snapshots are the keys' DUMP payloads, one file per
 snapshot under the state directory; restoring loads them through the new cache's engines.
+Engine memcached (1.6): the same service with the Memcached endpoint (helpers.runtime.serverless.memcached):
+one endpoint, no users, snapshots of every item (key, flags, expiry, value), no export (AWS: Valkey and
+Redis OSS only).
 """
 
 from __future__ import annotations
