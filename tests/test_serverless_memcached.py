@@ -14,8 +14,13 @@ from datetime import datetime, timezone
 
 import psutil
 import pytest
-from botocore.exceptions import ClientError
 from pymemcache.exceptions import MemcacheServerError
+from test_serverless import (  # the same checks as the Valkey/Redis OSS tests
+    alive,
+    code_of,
+    engine_pids,
+    status_of,
+)
 
 import helpers
 from helpers.aws import endpoint as localaws
@@ -45,37 +50,8 @@ def ec():
             client.delete_serverless_cache(ServerlessCacheName=c["ServerlessCacheName"])
 
 
-def code_of(call, **kwargs) -> str:
-    with pytest.raises(ClientError) as info:
-        call(**kwargs)
-    return info.value.response["Error"]["Code"]
-
-
-def status_of(name: str) -> dict:
-    import helpers.runtime.serverless as sl
-
-    svc = services.get(f"aws-sl-{name}")
-    return sl.status(svc) if svc else {}
-
-
-def pids_of(name: str) -> list[int]:
-    st = status_of(name)
-    return [st["pid"]] + [b["pid"] for b in st.get("backends", [])] if st else []
-
-
-def alive(pids: list[int]) -> list[int]:
-    out = []
-    for p in pids:
-        try:
-            if psutil.Process(p).status() != psutil.STATUS_ZOMBIE:
-                out.append(p)
-        except psutil.Error:
-            pass
-    return out
-
-
 def delete_and_check(ec, name: str) -> None:
-    pids = pids_of(name)
+    pids = engine_pids(name)
     assert pids and len(alive(pids)) == len(pids)
     ec.delete_serverless_cache(ServerlessCacheName=name)
     sv.wait_serverless_deleted(ec, name)

@@ -33,10 +33,9 @@ import sys
 import time
 import urllib.parse
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-from helpers.runtime.serverless.proxy import Client, Proxy
+from helpers.runtime.serverless.proxy import Backend, Client, Proxy
 from helpers.runtime.serverless.resp import key_slot
 
 MB = 1 << 20
@@ -55,20 +54,12 @@ STAT_SUMS = ("curr_items", "total_items", "bytes", "evictions", "reclaimed", "ex
              "touch_misses", "limit_maxbytes")
 
 
-class MemcachedBackend:
+class MemcachedBackend(Backend):
     """One memcached process behind the endpoint (the attributes the shared scaling code reads)."""
 
     def __init__(self, ident: int, node: Any):
-        self.ident = ident
-        self.node = node
-        self.port: int = node.port
-        self.alive = True
-        self.used = 0
-        self.keys = 0
-        self.volatile = 0
-        self.evictions = 0
+        super().__init__(ident, node)
         self.ttl_evicted = 0  # items the endpoint evicted (TTL first) for DataStorage.Maximum
-        self.usec: dict[str, float] = {}
 
 
 async def read_response(r: asyncio.StreamReader, multi: bool) -> bytes:
@@ -490,11 +481,7 @@ def dump_items(port: int) -> Iterator[dict[str, Any]]:
                 yield {"k": key.decode("latin-1"), "f": flags, "exp": exp if exp > 0 else 0, "v": data.hex()}
 
 
-def main(argv: list[str]) -> int:
-    config = json.loads(Path(argv[0]).read_text())
-    asyncio.run(MemcachedProxy(config).serve())
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    from helpers.runtime.serverless import proxy
+
+    sys.exit(proxy.main(sys.argv[1:], MemcachedProxy))

@@ -1049,9 +1049,9 @@ def _commandstats(info: Any) -> dict[str, float]:
     return out
 
 
-def main(argv: list[str]) -> int:
+def main(argv: list[str], cls: Any = Proxy) -> int:
     config = json.loads(Path(argv[0]).read_text())
-    asyncio.run(Proxy(config).serve())
+    asyncio.run(cls(config).serve())
     return 0
 
 
