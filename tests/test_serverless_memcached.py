@@ -48,6 +48,9 @@ def ec():
     for c in client.describe_serverless_caches()["ServerlessCaches"]:
         if c["ServerlessCacheName"].startswith("tm-") and c["Status"] == "available":
             client.delete_serverless_cache(ServerlessCacheName=c["ServerlessCacheName"])
+    # The next module's endpoint starts again with AWS's own "GB".
+    os.environ.pop(GB_BYTES_ENV, None)
+    services.stop("aws")
 
 
 def delete_and_check(ec, name: str) -> None:
