@@ -17,6 +17,9 @@ DataStorage.Maximum: each memcached gets its share as `cache_memlimit` and runs 
 own); when a write does not fit, the endpoint evicts the least recently used items that have a TTL and
 retries, and if none is left the client gets memcached's `SERVER_ERROR out of memory storing object`.
 
+There is no reader endpoint (AWS gives Memcached none): the port after the endpoint's, which the shared
+code binds, closes every connection without a byte.
+
 Started by the "serverless" topology (helpers.runtime.serverless) for engine memcached:
 `python -m helpers.runtime.serverless.memcached CONFIG`.
 """

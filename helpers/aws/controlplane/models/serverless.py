@@ -419,14 +419,15 @@ class ServerlessCaches(Backend):
         self.add_tags(snap.arn, tags)
         size = 0
         with path.open("w") as fh:
-            if sc.engine == "memcached":
+            backends = sl.status(svc).get("backends", [])
+            if sc.engine == "memcached":  # every item's key, flags, expiry and value (no DUMP in memcached)
                 from helpers.runtime.serverless.memcached import dump_items
 
-                for b in sl.status(svc).get("backends", []):
-                    for rec in dump_items(int(b["port"])):
-                        fh.write(json.dumps(rec) + "\n")
-                        size += len(rec["k"]) + len(rec["v"]) // 2
-            for b in [] if sc.engine == "memcached" else sl.status(svc).get("backends", []):
+                for rec in (rec for b in backends for rec in dump_items(int(b["port"]))):
+                    fh.write(json.dumps(rec) + "\n")
+                    size += len(rec["k"]) + len(rec["v"]) // 2
+                backends = []
+            for b in backends:
                 r = redis.Redis(host="127.0.0.1", port=int(b["port"]), password=password, socket_timeout=30)
                 try:
                     for key in r.scan_iter(count=500):
