@@ -476,8 +476,9 @@ def test_subnet_groups_node_type_modifications_and_service_updates(ec):
     assert {a["UpdateActionStatus"] for a in actions} == {"not-applied"} and {a["Engine"] for a in actions} == {"redis"}
     ec.delete_cache_cluster(CacheClusterId="c-nt")
     cpc.wait_deleted(ec, cache_cluster_id="c-nt")
-    code, message, _ = error_of(ec.create_serverless_cache, ServerlessCacheName="c-sl", Engine="memcached")
-    assert code == "InvalidParameterValue" and "memcached" in message.lower()  # serverless Memcached: refused
+    code, message, _ = error_of(ec.create_serverless_cache, ServerlessCacheName="c-sl", Engine="memcached",
+                                MajorEngineVersion="1.4")
+    assert code == "InvalidParameterCombination" and "memcached" in message.lower()  # serverless Memcached: 1.6 only
 
 
 def test_decrease_replica_count_by_naming_replicas(ec):

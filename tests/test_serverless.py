@@ -68,8 +68,8 @@ def test_errors_follow_the_api_reference(ec):
         == "InvalidParameterCombination"
     assert code_of(ec.create_serverless_cache, ServerlessCacheName="t-bad", Engine="valkey",
                    UserGroupId="t-no-such-group") == "UserGroupNotFound"
-    assert code_of(ec.create_serverless_cache, ServerlessCacheName="t-bad", Engine="memcached") \
-        == "InvalidParameterValue"
+    assert code_of(ec.create_serverless_cache, ServerlessCacheName="t-bad", Engine="memcache") \
+        == "InvalidParameterValue"  # (memcached is served: tests/test_serverless_memcached.py)
     assert code_of(ec.describe_serverless_cache_snapshots, ServerlessCacheSnapshotName="t-none") \
         == "ServerlessCacheSnapshotNotFoundFault"
     assert ec.describe_serverless_caches()["ServerlessCaches"] == []

@@ -60,3 +60,14 @@ def metric_sum(cw: Any, name: str, metric: str, since: datetime, stat: str = "Su
     if not points:
         return 0.0
     return sum(p[stat] for p in points) if stat == "Sum" else max(p[stat] for p in points)
+
+
+def memcached_client(cache: dict[str, Any], **kwargs: Any) -> Any:
+    """A pymemcache Client to a serverless Memcached cache's Endpoint over TLS, verified against the lab's CA
+    (one server: the endpoint routes every key itself, so no Auto Discovery and no client-side hashing)."""
+    from pymemcache.client.base import Client
+
+    ep = cache["Endpoint"]
+    opts = {"tls_context": tls.client_context(client_cert=False), "connect_timeout": 5, "timeout": 10,
+            "default_noreply": False, **kwargs}  # replies read: a refused write raises
+    return Client((ep["Address"], ep["Port"]), **opts)

@@ -6,6 +6,7 @@ one-shard cluster to clients, and starts, scales and stops the engine processes 
 (each recorded in the state directory's ledger, so `python -m helpers stop` ends them too).
 Its directory holds config.json, status.json (what it serves and its counters), events.jsonl,
 and the files the control plane writes for it: limits.json (CacheUsageLimits) and users.json.
+For engine memcached the endpoint is memcached.py (the text protocol, one endpoint, memcached processes).
 """
 
 from __future__ import annotations
@@ -23,15 +24,26 @@ from helpers.runtime.engines import Node
 from helpers.runtime.topologies.registry import topology
 
 
-def _probe(_svc: Any, _node: Node) -> engines.Probe:
-    return tls.probe_redis_tls
+def _probe(svc: Any, _node: Node) -> engines.Probe:
+    return _memcached_probe() if svc.meta.get("engine") == "memcached" else tls.probe_redis_tls
+
+
+def _memcached_probe() -> engines.Probe:
+    from helpers.runtime.topologies.secure import probe_memcached_tls
+
+    return probe_memcached_tls
 
 
 def client(svc: Any, **kwargs: Any) -> Any:
-    """A redis.Redis to the endpoint over verified TLS (a plain client: the endpoint routes by slot)."""
+    """A redis.Redis to the endpoint over verified TLS (a plain client: the endpoint routes by slot), or for
+    Memcached a pymemcache Client over verified TLS."""
     import redis
 
     node = svc.nodes[0]
+    if svc.meta.get("engine") == "memcached":
+        from pymemcache.client.base import Client
+
+        return Client((node.host, node.port), tls_context=tls.client_context(client_cert=False), **kwargs)
     return redis.Redis(host=node.host, port=node.port, **{**tls.redis_tls_client_kwargs(client_cert=False),
                                                           **kwargs})
 
@@ -41,7 +53,13 @@ def client(svc: Any, **kwargs: Any) -> Any:
 def _serverless(name: str, workdir: Path, engine: str = "redis", min_backends: int = 1, max_backends: int = 4,
                 backend_bytes: int = 4 << 20, backend_ecpu: float = 4000.0, scale_in_after: float = 10.0,
                 gb_bytes: int = 1 << 30, restore_from: list[str] | None = None) -> tuple[list[Node], dict]:
-    eng = engines.find_engine(engine)
+    if engine == "memcached":
+        binary = engines.find_binary("memcached")
+        version = engines.binary_version(binary).split()[-1]
+        meta: dict[str, Any] = {"engine": "memcached", "binary": binary, "version": f"memcached {version}"}
+    else:
+        eng = engines.find_engine(engine)
+        binary, version, meta = eng.binary, eng.version, eng.meta()
     material = tls.tls_material()
     secret_file = workdir / "password"
     from helpers.runtime.service import new_password
@@ -51,17 +69,22 @@ def _serverless(name: str, workdir: Path, engine: str = "redis", min_backends: i
 
     def argv(port: int) -> list[str]:
         config = {"name": name, "workdir": str(workdir), "host": engines.LOOPBACK, "port": port,
-                  "reader_port": port + 1, "binary": eng.binary, "engine": eng.name, "version": eng.version,
+                  "reader_port": port + 1, "binary": binary, "engine": engine, "version": version,
                   "password_file": str(secret_file), "cert_file": str(material.cert_file),
                   "key_file": str(material.key_file), "min_backends": min_backends, "max_backends": max_backends,
                   "backend_bytes": backend_bytes, "backend_ecpu": backend_ecpu, "scale_in_after": scale_in_after,
                   "gb_bytes": gb_bytes, "restore_from": restore_from or []}
         state.write_secret(config_path, json.dumps(config))
-        return [sys.executable, "-m", "helpers.runtime.serverless.proxy", str(config_path)]
+        return [sys.executable, "-m", module, str(config_path)]
 
+    # Memcached: the text-protocol endpoint (memcached.py), one endpoint (AWS gives Memcached no reader endpoint).
+    memcached = engine == "memcached"
+    module = "helpers.runtime.serverless.memcached" if memcached else "helpers.runtime.serverless.proxy"
     node = engines.start_node(name=name, kind="serverless", role="endpoint", argv_for_port=argv, workdir=workdir,
-                              probe=tls.probe_redis_tls, bus_offset=1, timeout=60)
-    return [node], {**eng.meta(), "reader_port": node.port + 1, "password_file": str(secret_file)}
+                              probe=_memcached_probe() if memcached else tls.probe_redis_tls, bus_offset=1,
+                              timeout=60)
+    return [node], {**meta, "reader_port": None if memcached else node.port + 1,
+                    "password_file": str(secret_file)}
 
 
 def status(svc: Any) -> dict[str, Any]:

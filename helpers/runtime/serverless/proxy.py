@@ -74,6 +74,8 @@ class Backend:
 
 
 class Proxy:
+    client_class: Any = None  # Client (below); the Memcached endpoint (memcached.py) has its own
+
     def __init__(self, config: dict[str, Any]):
         self.cfg = config
         self.dir = Path(config["workdir"])
@@ -344,12 +346,7 @@ class Proxy:
             self.read_users()
             for b in list(self.backends.values()):
                 with contextlib.suppress(Exception):
-                    info = (await self.admin(b, "INFO", "all"))
-                    b.used = max(0, _info_field(info, "used_memory") - _info_field(info, "used_memory_startup"))
-                    b.keys = _keyspace(info, "keys")
-                    b.volatile = _keyspace(info, "expires")
-                    b.evictions = _info_field(info, "evicted_keys")
-                    b.usec = _commandstats(info)
+                    await self.poll(b)
             self.rate_window.append((time.monotonic(), self.c["ecpu"]))
             self.rate_window = self.rate_window[-60:]
             with contextlib.suppress(OSError):
@@ -363,6 +360,15 @@ class Proxy:
                     traceback.print_exc()
                     self.event(f"Serverless cache {self.name} could not change its capacity: {exc}")
             await asyncio.sleep(float(self.cfg.get("monitor_interval", 0.5)))
+
+    async def poll(self, b: Backend) -> None:
+        """A backend's memory, keys and command costs, from its INFO (the Memcached endpoint reads `stats`)."""
+        info = (await self.admin(b, "INFO", "all"))
+        b.used = max(0, _info_field(info, "used_memory") - _info_field(info, "used_memory_startup"))
+        b.keys = _keyspace(info, "keys")
+        b.volatile = _keyspace(info, "expires")
+        b.evictions = _info_field(info, "evicted_keys")
+        b.usec = _commandstats(info)
 
     def wanted_backends(self) -> int:
         cap_bytes = int(self.cfg.get("backend_bytes", 4 << 20))
@@ -542,7 +548,7 @@ class Proxy:
     async def client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, is_reader: bool) -> None:
         self.c["curr_connections"] += 1
         self.c["new_connections"] += 1
-        conn = Client(self, reader, writer, is_reader)
+        conn = self.client_class(self, reader, writer, is_reader)
         try:
             await conn.run()
         except (ConnectionError, asyncio.IncompleteReadError, ssl.SSLError, OSError):
@@ -1005,6 +1011,9 @@ class Client:
         self.send((await self.forward(b, command(*args)))[0])
 
 
+Proxy.client_class = Client
+
+
 def _info_field(info: Any, field: str) -> int:
     text = info.decode(errors="replace") if isinstance(info, bytes) else str(info)
     for line in text.splitlines():
@@ -1040,9 +1049,9 @@ def _commandstats(info: Any) -> dict[str, float]:
     return out
 
 
-def main(argv: list[str]) -> int:
+def main(argv: list[str], cls: Any = Proxy) -> int:
     config = json.loads(Path(argv[0]).read_text())
-    asyncio.run(Proxy(config).serve())
+    asyncio.run(cls(config).serve())
     return 0
 
 

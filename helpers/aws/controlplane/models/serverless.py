@@ -7,6 +7,9 @@ the API's records, validates requests as AWS does, passes CacheUsageLimits and t
 users to the endpoint (limits.json, users.json), and turns the endpoint's own events
 (scaling, availability) into the API's events. Snapshots are the keys' DUMP payloads, one file per
 snapshot under the state directory; restoring loads them through the new cache's engines.
+Engine memcached (1.6): the same service with the Memcached endpoint (helpers.runtime.serverless.memcached):
+one endpoint, no users, snapshots of every item (key, flags, expiry, value), no export (AWS: Valkey and
+Redis OSS only).
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from helpers.aws.controlplane.errors import ApiError, invalid_combination, inval
 from helpers.aws.controlplane.models.base import Backend, arn, check_id, now
 from helpers.runtime import services, state
 
-SERVERLESS_ENGINES = ("valkey", "redis")  # memcached: refused with a sentence (docs/local-vs-aws.md)
+SERVERLESS_ENGINES = ("valkey", "redis", "memcached")  # memcached: helpers/runtime/serverless/memcached.py
 STORAGE_GB = (1, 5000)  # DataStorage Minimum/Maximum, GB (AWS: 1 GB to 5,000 GB)
 ECPU_RANGE = (1000, 15_000_000)  # ECPUPerSecond Minimum/Maximum (AWS: 1,000 to 15,000,000)
 # How much one local shard holds before the endpoint adds another (the labs watch it scale with a few MB).
@@ -129,8 +132,7 @@ class ServerlessCaches(Backend):
 
         engine = str(engine or "").lower()
         if engine == "memcached":
-            raise invalid_value("Engine memcached: serverless Memcached caches are not available on the local "
-                                "endpoint (see docs/local-vs-aws.md). Use --engine valkey or --engine redis.")
+            return self.check_serverless_memcached(major)
         if engine not in SERVERLESS_ENGINES:
             raise invalid_value(f"Invalid value for Engine: {engine}. Valid values: valkey, redis, memcached.")
         try:
@@ -143,6 +145,20 @@ class ServerlessCaches(Backend):
                                       f"machine runs {engine} {found.version}. Omit --major-engine-version or ask "
                                       f"for {local_major}.")
         return engine, local_major, found.version
+
+    def check_serverless_memcached(self, major: Any) -> tuple[str, str, str]:
+        """Serverless Memcached: major version 1.6 (AWS's only one), run by this machine's memcached 1.6.x."""
+        from helpers.runtime import engines
+
+        try:
+            full = engines.binary_version(engines.find_binary("memcached")).split()[-1]
+        except Exception:  # noqa: BLE001 - not installed here
+            raise invalid_value("Engine memcached is not installed on this machine.") from None
+        local_major = ".".join(full.split(".")[:2])
+        if major and str(major) != local_major:
+            raise invalid_combination(f"Cannot find major version {major} for memcached: serverless Memcached "
+                                      f"caches run Memcached {local_major}.")
+        return "memcached", local_major, full
 
     def _users_for(self, group_id: str | None) -> list[dict[str, Any]]:
         if not group_id:
@@ -197,6 +213,9 @@ class ServerlessCaches(Backend):
         eng, major, full = self.check_serverless_engine(engine, major_version)
         lim = self.check_limits(limits)
         sgs = self.check_security_groups(security_group_ids)
+        if eng == "memcached" and user_group_id:
+            raise invalid_combination("UserGroupId is available for Valkey and Redis OSS only: a serverless "
+                                      "Memcached cache has no users (access is by security group).")
         ug = self.check_user_group(user_group_id)
         retention = 0 if snapshot_retention is None else int(snapshot_retention)
         if not 0 <= retention <= 35:
@@ -208,6 +227,9 @@ class ServerlessCaches(Backend):
             if snap.status != "available":
                 raise ApiError(f"Serverless cache snapshot {snap_name} is {snap.status}.",
                                "InvalidServerlessCacheSnapshotStateFault")
+            if (snap.engine == "memcached") != (eng == "memcached"):
+                raise invalid_combination(f"Snapshot {snap_name} was taken from a {snap.engine} cache; it cannot "
+                                          f"be restored into a {eng} cache.")
             if snap.engine == "valkey" and eng == "redis":
                 raise invalid_combination(f"Snapshot {snap_name} was taken from a Valkey cache; it can be restored "
                                           "into a Valkey cache only (Redis OSS cannot read Valkey's format).")
@@ -236,7 +258,7 @@ class ServerlessCaches(Backend):
         if os.environ.get(GB_BYTES_ENV):
             opts["gb_bytes"] = int(os.environ[GB_BYTES_ENV])
         svc = services.start("serverless", name=sc.service_name, **opts)
-        sc.port, sc.reader_port = svc.nodes[0].port, svc.nodes[0].port + 1
+        sc.port, sc.reader_port = svc.nodes[0].port, svc.meta.get("reader_port")
         with self.lock:
             if sc.status == "creating":
                 sc.status = "available"
@@ -304,6 +326,8 @@ class ServerlessCaches(Backend):
         changes = []
         lim = self.check_limits(limits) if limits is not None else None
         sgs = self.check_security_groups(security_group_ids) if security_group_ids is not None else None
+        if sc.engine == "memcached" and user_group_id:
+            raise invalid_combination("UserGroupId is available for Valkey and Redis OSS only.")
         ug = self.check_user_group(user_group_id) if user_group_id else None
         if snapshot_retention is not None and not 0 <= int(snapshot_retention) <= 35:
             raise invalid_value("SnapshotRetentionLimit must be between 0 and 35 days.")
@@ -395,7 +419,15 @@ class ServerlessCaches(Backend):
         self.add_tags(snap.arn, tags)
         size = 0
         with path.open("w") as fh:
-            for b in sl.status(svc).get("backends", []):
+            backends = sl.status(svc).get("backends", [])
+            if sc.engine == "memcached":  # every item's key, flags, expiry and value (no DUMP in memcached)
+                from helpers.runtime.serverless.memcached import dump_items
+
+                for rec in (rec for b in backends for rec in dump_items(int(b["port"]))):
+                    fh.write(json.dumps(rec) + "\n")
+                    size += len(rec["k"]) + len(rec["v"]) // 2
+                backends = []
+            for b in backends:
                 r = redis.Redis(host="127.0.0.1", port=int(b["port"]), password=password, socket_timeout=30)
                 try:
                     for key in r.scan_iter(count=500):
@@ -478,6 +510,9 @@ class ServerlessCaches(Backend):
         if snap.status != "available":
             raise ApiError(f"Serverless cache snapshot {name} is {snap.status}.",
                            "InvalidServerlessCacheSnapshotStateFault")
+        if snap.engine == "memcached":
+            raise invalid_combination("ExportServerlessCacheSnapshot is available for Valkey and Redis OSS only "
+                                      f"(snapshot {name} is of a Memcached cache).")
         from moto.s3.models import s3_backends
 
         from helpers.aws.controlplane.models.base import ACCOUNT

@@ -26,7 +26,8 @@ def cache_api(sc: ServerlessCache) -> dict[str, Any]:
         out["UserGroupId"] = sc.user_group_id
     if sc.port and sc.status not in ("creating",):
         out["Endpoint"] = {"Address": "127.0.0.1", "Port": sc.port}
-        out["ReaderEndpoint"] = {"Address": "127.0.0.1", "Port": sc.reader_port}
+        if sc.reader_port:  # Valkey and Redis OSS only: a serverless Memcached cache has one endpoint
+            out["ReaderEndpoint"] = {"Address": "127.0.0.1", "Port": sc.reader_port}
     return out
 
 
