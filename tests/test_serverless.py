@@ -137,6 +137,7 @@ def test_serverless_cache_lifecycle_over_tls(ec):
 def test_it_grows_behind_the_same_endpoint_without_losing_a_key(ec):
     ec.create_serverless_cache(ServerlessCacheName="t-grow", Engine="valkey")
     cache = sv.wait_serverless(ec, "t-grow")
+    sv.local_timings("t-grow", scale_in_after=1)  # local only: a shard goes after 1 s of low load (10 s default)
     r = sv.client(cache)
     assert len(status_of("t-grow")["backends"]) == 1
     value = b"x" * 1024
