@@ -251,3 +251,69 @@ def status_of_after(name: str, before: float, wait: float = 3.0) -> float:
     """ECPUs the endpoint counted since `before` (its status file is rewritten every half second)."""
     time.sleep(wait)
     return status_of(name)["ecpu"] - before
+
+
+def test_pub_sub_through_the_endpoint_as_aws_lists_it(ec):
+    """SUBSCRIBE/SSUBSCRIBE/PUBLISH/SPUBLISH and PUBSUB's channel subcommands work (RESP2 and RESP3), through the
+    real engines behind the endpoint, also across a scale-out; pattern subscriptions are restricted, as on AWS."""
+    import redis
+
+    ec.create_serverless_cache(ServerlessCacheName="t-pubsub", Engine="valkey")
+    cache = sv.wait_serverless(ec, "t-pubsub")
+    for proto in (2, 3):
+        r = sv.client(cache, protocol=proto)
+        ps = sv.client(cache, protocol=proto).pubsub()
+        ps.subscribe("news")
+        ps.ssubscribe("{shop}orders")
+        acks = [ps.get_message(timeout=5) for _ in range(2)]
+        assert [(m["type"], m["channel"], m["data"]) for m in acks] == [("subscribe", b"news", 1),
+                                                                        ("ssubscribe", b"{shop}orders", 1)]
+        assert r.publish("news", "hello") == 1 and r.spublish("{shop}orders", "o-1") == 1
+        got = [ps.get_message(timeout=5) for _ in range(2)]
+        assert [(m["type"], m["channel"], m["data"]) for m in got] == [("message", b"news", b"hello"),
+                                                                       ("smessage", b"{shop}orders", b"o-1")]
+        assert r.pubsub_channels() == [b"news"] and r.pubsub_numsub("news") == [(b"news", 1)]
+        assert r.execute_command("PUBSUB", "SHARDCHANNELS") == [b"{shop}orders"]
+        for restricted in (("PSUBSCRIBE", "n*"), ("PUNSUBSCRIBE",), ("PUBSUB", "NUMPAT"), ("KEYS", "*"),
+                           ("WAIT", "0", "0")):
+            with pytest.raises(redis.exceptions.ResponseError, match="restricted"):
+                r.execute_command(*restricted)
+        if proto == 2:  # a RESP2 connection in subscribed mode takes only (un)subscribe, PING, QUIT, RESET
+            ps.execute_command("GET", "x")
+            with pytest.raises(redis.exceptions.ResponseError, match="only"):
+                ps.get_message(timeout=5)
+        ps.unsubscribe("news")
+        ps.sunsubscribe("{shop}orders")
+        assert [ps.get_message(timeout=5)["type"] for _ in range(2)] == ["unsubscribe", "sunsubscribe"]
+        assert r.publish("news", "nobody") == 0
+        ps.close()
+    # A subscriber keeps receiving when the data grows and the channel's slot moves to another engine.
+    sv.local_timings("t-pubsub", scale_in_after=600)
+    ps = sv.client(cache).pubsub()
+    ps.subscribe("alerts")
+    assert ps.get_message(timeout=5)["type"] == "subscribe"
+    r = sv.client(cache)
+    value = b"x" * 1024
+    for start in range(0, 6000, 500):
+        pipe = r.pipeline(transaction=False)
+        for i in range(start, start + 500):
+            pipe.set(f"fill:{i}", value)
+        pipe.execute()
+    deadline = time.monotonic() + 60
+    while (len(status_of("t-pubsub")["backends"]) < 2 or status_of("t-pubsub")["scaling"]) \
+            and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert len(status_of("t-pubsub")["backends"]) >= 2
+    received = []
+    for i in range(20):  # channels whose slots now belong to different engines
+        channel = "alerts" if i == 0 else f"{{c{i}}}alerts"
+        if i:
+            ps.subscribe(channel)
+            assert ps.get_message(timeout=5)["type"] == "subscribe"
+        assert r.publish(channel, f"m{i}") == 1
+        msg = ps.get_message(timeout=5)
+        received.append((msg["channel"], msg["data"]))
+    assert received == [(b"alerts" if i == 0 else f"{{c{i}}}alerts".encode(), f"m{i}".encode()) for i in range(20)]
+    ps.close()
+    ec.delete_serverless_cache(ServerlessCacheName="t-pubsub")
+    sv.wait_serverless_deleted(ec, "t-pubsub")

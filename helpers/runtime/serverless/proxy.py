@@ -54,7 +54,7 @@ BURST = 0.1  # s of ECPUPerSecond.Maximum that may be spent at once (a short bur
 RESTRICTED = {b"CONFIG", b"DEBUG", b"MONITOR", b"SHUTDOWN", b"SLAVEOF", b"REPLICAOF", b"SYNC", b"PSYNC",
               b"BGSAVE", b"SAVE", b"BGREWRITEAOF", b"LASTSAVE", b"ACL", b"MODULE", b"MIGRATE", b"FAILOVER",
               b"SWAPDB", b"MOVE", b"LATENCY", b"SLOWLOG", b"MEMORY", b"OBJECT", b"SCRIPT", b"FUNCTION",
-              b"PSUBSCRIBE", b"PUNSUBSCRIBE"}  # pattern subscriptions: restricted on serverless (AWS's list)
+              b"PSUBSCRIBE", b"PUNSUBSCRIBE", b"KEYS", b"WAIT", b"FCALL", b"FCALL_RO"}  # AWS's serverless list
 # Pub/sub: a subscriber is subscribed on every engine behind the endpoint (SUBSCRIBE there, or SSUBSCRIBE
 # for shard channels), and a message is published on the engine that owns its channel's slot, so it
 # reaches every subscriber once, whichever engine the slot moves to.
@@ -67,7 +67,7 @@ UNMETERED = {b"COMMAND", b"INFO", b"CLUSTER", b"AUTH", b"HELLO", b"MULTI", b"EXE
 # shard goes, and how often the control plane publishes this cache's metrics (s). tuning.json may shorten them.
 TUNABLE = {"scale_in_after": 10.0, "metric_period": 5.0}  # metric_period: the control plane's interval
 LOCAL = {b"PING", b"CLUSTER", b"READONLY", b"READWRITE", b"SELECT", b"CLIENT", b"MULTI", b"EXEC", b"DISCARD",
-         b"DBSIZE", b"FLUSHALL", b"FLUSHDB", b"KEYS", b"SCAN", b"INFO", b"RESET", b"ECHO", b"PUBSUB", b"PUBLISH",
+         b"DBSIZE", b"FLUSHALL", b"FLUSHDB", b"SCAN", b"INFO", b"RESET", b"ECHO", b"PUBSUB", b"PUBLISH",
          b"SPUBLISH", b"SUBSCRIBE", b"SSUBSCRIBE", b"UNSUBSCRIBE", b"SUNSUBSCRIBE"}
 NOT_PIPELINED = {b"QUIT", b"HELLO", b"AUTH", b"WATCH", b"UNWATCH", b"EVAL", b"EVALSHA", b"EVAL_RO", b"EVALSHA_RO",
                  b"FCALL", b"FCALL_RO", b"COMMAND"}
@@ -972,7 +972,7 @@ class Client:
         local = {b"PING": self.ping, b"CLUSTER": self.cluster, b"READONLY": self.ok, b"READWRITE": self.ok,
                  b"SELECT": self.select, b"CLIENT": self.client_cmd, b"MULTI": self.start_multi,
                  b"EXEC": self.exec_multi, b"DISCARD": self.discard, b"DBSIZE": self.dbsize,
-                 b"FLUSHALL": self.flush, b"FLUSHDB": self.flush, b"KEYS": self.keys, b"SCAN": self.scan,
+                 b"FLUSHALL": self.flush, b"FLUSHDB": self.flush, b"SCAN": self.scan,
                  b"INFO": self.info, b"RESET": self.reset, b"ECHO": self.echo, b"SUBSCRIBE": self.subscribe,
                  b"SSUBSCRIBE": self.subscribe, b"UNSUBSCRIBE": self.unsubscribe, b"SUNSUBSCRIBE": self.unsubscribe,
                  b"PUBLISH": self.publish, b"SPUBLISH": self.publish, b"PUBSUB": self.pubsub}
@@ -1195,8 +1195,6 @@ class Client:
             self.reply("OK")
         elif sub == b"GETNAME":
             self.reply(self.name or None)
-        elif sub == b"ID":
-            self.reply(id(self) % 100000)
         elif sub in (b"SETINFO", b"NO-EVICT", b"NO-TOUCH"):
             self.reply("OK")
         else:
@@ -1260,13 +1258,6 @@ class Client:
     async def flush(self, args: list[bytes]) -> None:
         await self.everywhere(args)
         self.reply("OK")
-
-    async def keys(self, args: list[bytes]) -> None:
-        out: list[Any] = []
-        for v in await self.everywhere(args):
-            if isinstance(v, list):
-                out += v
-        self.reply(out)
 
     async def scan(self, args: list[bytes]) -> None:
         """SCAN across the backends: the cursor holds the backend's cursor and which backend (low 4 bits)."""
