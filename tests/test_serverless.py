@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from datetime import datetime, timezone
+from pathlib import Path
 
 import psutil
 import pytest
@@ -44,7 +45,17 @@ def status_of(name: str) -> dict:
 
 def engine_pids(name: str) -> list[int]:
     st = status_of(name)
-    return [st["pid"]] + [b["pid"] for b in st.get("backends", [])] if st else []
+    return [st["pid"]] + [b[k] for b in st.get("backends", []) for k in ("pid", "replica_pid")] if st else []
+
+
+def eventually(read, want, timeout: float = 5.0):
+    """What `read()` returns once it equals `want` (replicas may lag a little), or its last value."""
+    deadline = time.monotonic() + timeout
+    got = read()
+    while got != want and time.monotonic() < deadline:
+        time.sleep(0.05)
+        got = read()
+    return got
 
 
 def alive(pids: list[int]) -> list[int]:
@@ -86,10 +97,21 @@ def test_serverless_cache_lifecycle_over_tls(ec):
     assert rd["Address"] == ep["Address"] and rd["Port"] == ep["Port"] + 1
     r = sv.client(cache)
     assert r.set("greeting", "hello") and r.get("greeting") == b"hello"
-    assert sv.client(cache, reader=True).get("greeting") == b"hello"
-    # A plain TCP client without TLS gets nothing: TLS is always on.
+    reader = sv.client(cache, reader=True)
+    assert eventually(lambda: reader.get("greeting"), b"hello") == b"hello"
+    # The reader endpoint reads each shard's replica: a real engine replicating the shard's primary.
     import redis
 
+    from helpers.runtime import services
+
+    password = (Path(services.get("aws-sl-t-life").nodes[0].workdir) / "password").read_text().strip()
+    [shard] = status_of("t-life")["backends"]
+    replica = redis.Redis(host="127.0.0.1", port=shard["replica_port"], password=password)
+    assert replica.info("replication")["role"] == "slave" and shard["replica_pid"] != shard["pid"]
+    gets = replica.info("commandstats").get("cmdstat_get", {}).get("calls", 0)
+    assert reader.get("greeting") == b"hello"
+    assert replica.info("commandstats")["cmdstat_get"]["calls"] == gets + 1
+    # A plain TCP client without TLS gets nothing: TLS is always on.
     with pytest.raises(redis.exceptions.ConnectionError):
         redis.Redis(host=ep["Address"], port=ep["Port"], socket_timeout=2).ping()
     # To clients it is a cluster of one shard whose address is the endpoint.
@@ -168,6 +190,14 @@ def test_it_grows_behind_the_same_endpoint_without_losing_a_key(ec):
             pipe.exists(k)
         assert sum(pipe.execute()) == len(keys)
     assert r.dbsize() == written
+    reader = sv.client(cache, reader=True)  # the replicas followed the keys' moves
+    missing = []
+    for i in range(0, written, 500):
+        pipe = reader.pipeline(transaction=False)
+        for j in range(i, min(i + 500, written)):
+            pipe.exists(f"k:{j}")
+        missing += [j for j, n in zip(range(i, written), pipe.execute(), strict=False) if not n]
+    assert eventually(lambda: [j for j in missing if not reader.exists(f"k:{j}")], []) == []
     assert sum(b["keys"] for b in status_of("t-grow")["backends"]) <= written
     messages = [e["Message"] for e in ec.describe_events(SourceType="serverless-cache",
                                                          SourceIdentifier="t-grow")["Events"]]

@@ -119,9 +119,10 @@ def tune(svc_or_dir: Any, **timings: float) -> dict[str, float]:
 
 def stop_backends(workdir: Path | str, status_data: dict[str, Any]) -> None:
     """Engines an endpoint left running (killed before it could stop them): their configs are in `workdir`."""
-    for b in status_data.get("backends", []):
+    pids = [b[k] for b in status_data.get("backends", []) for k in ("pid", "replica_pid") if b.get(k)]
+    for pid in pids:
         with contextlib.suppress(psutil.Error):
-            proc = psutil.Process(int(b["pid"]))
+            proc = psutil.Process(int(pid))
             if any(str(workdir) in arg for arg in proc.cmdline()):
                 proc.terminate()
                 with contextlib.suppress(psutil.TimeoutExpired):

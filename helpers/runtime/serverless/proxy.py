@@ -86,6 +86,7 @@ class Backend:
         self.volatile = 0
         self.evictions = 0
         self.usec: dict[str, float] = {}  # command -> usec per call (INFO commandstats)
+        self.replica: Backend | None = None  # the shard's replica (ident -ident): what the reader endpoint reads
 
 
 class Proxy:
@@ -179,6 +180,8 @@ class Proxy:
         now = time.time()
         return {"time": now, "pid": os.getpid(), "ready": True, "scaling": self.scaling,
                 "backends": [{"id": b.ident, "port": b.port, "pid": b.node.pid, "used": b.used, "keys": b.keys,
+                              "replica_port": b.replica.port if b.replica else None,
+                              "replica_pid": b.replica.node.pid if b.replica else None,
                               "slots": sum(1 for o in self.slot_owner if o == b.ident)}
                              for b in self.backends.values()],
                 "bytes_used": sum(b.used for b in self.backends.values()),
@@ -200,22 +203,56 @@ class Proxy:
         return (pts[-1][1] - pts[0][1]) / max(pts[-1][0] - pts[0][0], 1e-3)
 
     # --- backends --------------------------------------------------------------------------------
-    def _start_backend_sync(self, ident: int) -> Any:
+    def _start_backend_sync(self, ident: int, primary_port: int | None = None) -> Any:
+        """A shard's primary (a one-node cluster owning every slot), or with `primary_port` its replica: a
+        plain engine replicating it (`replicaof`), read by the reader endpoint."""
         from helpers.runtime import engines
         from helpers.runtime.service import redis_conf
 
         binary = self.cfg["binary"]
-        conf = {"cluster-enabled": "yes", "cluster-config-file": str(self.dir / f"nodes-b{ident}.conf"),
-                "save": "", "appendonly": "no", "maxmemory-policy": "volatile-lru",
-                "dbfilename": f"b{ident}.rdb"}
-
-        (self.dir / f"nodes-b{ident}.conf").unlink(missing_ok=True)  # a new shard starts as an empty cluster
+        if primary_port is None:
+            tag = f"b{ident}"
+            conf = {"cluster-enabled": "yes", "cluster-config-file": str(self.dir / f"nodes-b{ident}.conf"),
+                    "save": "", "appendonly": "no", "maxmemory-policy": "volatile-lru", "dbfilename": f"{tag}.rdb",
+                    # its replica syncs at once, without a file, with a small backlog (memory: Binder's 2 GB)
+                    "repl-diskless-sync": "yes", "repl-diskless-sync-delay": "0", "repl-backlog-size": "256kb"}
+            (self.dir / f"nodes-b{ident}.conf").unlink(missing_ok=True)  # a new shard starts as an empty cluster
+        else:
+            tag = f"b{ident}r"
+            conf = {"replicaof": f"127.0.0.1 {primary_port}", "masterauth": self.password, "replica-read-only": "yes",
+                    "save": "", "appendonly": "no", "repl-diskless-load": "swapdb", "dbfilename": f"{tag}.rdb"}
 
         def argv(port: int) -> list[str]:
-            return [binary, str(redis_conf(port, self.dir, conf, self.password, filename=f"b{ident}.conf"))]
+            return [binary, str(redis_conf(port, self.dir, conf, self.password, filename=f"{tag}.conf"))]
 
-        return engines.start_node(name=f"{self.name}-b{ident}", kind="redis", role="node", argv_for_port=argv,
-                                  workdir=self.dir, probe=engines.probe_redis, bus_offset=10000)
+        return engines.start_node(name=f"{self.name}-{tag}", kind="redis", role="replica" if primary_port else "node",
+                                  argv_for_port=argv, workdir=self.dir, probe=engines.probe_redis, bus_offset=10000)
+
+    async def add_replica(self, b: Backend) -> None:
+        """The shard's replica, once its link to the primary is up (so the reader endpoint never reads an empty
+        copy of a shard that has data)."""
+        node = await asyncio.to_thread(self._start_backend_sync, b.ident, b.port)
+        rep = Backend(-b.ident, node)
+        try:
+            for _ in range(200):
+                info = await self.admin(rep, "INFO", "replication")
+                if b"master_link_status:up" in info:
+                    break
+                await asyncio.sleep(0.05)
+            else:
+                raise RuntimeError(f"the replica of shard {b.ident} did not reach its primary")
+            await self.apply_users(rep)
+        except BaseException:
+            await self.stop_backend(rep)
+            raise
+        b.replica = rep
+
+    async def stop_backend(self, b: Backend) -> None:
+        b.alive = False
+        conn = self.admin_conns.pop(b.ident, None)
+        if conn:
+            conn[1].close()
+        await asyncio.to_thread(b.node.stop)
 
     async def add_backend(self) -> Backend:
         ident = self.next_id
@@ -229,6 +266,12 @@ class Proxy:
                 break
             await asyncio.sleep(0.05)
         await self.apply_users(b)
+        if self.cfg.get("replicas", True):
+            try:
+                await self.add_replica(b)
+            except BaseException:
+                await self.stop_backend(b)
+                raise
         self.backends[ident] = b
         if self.storage_max() is not None:
             for each in self.backends.values():
@@ -388,7 +431,10 @@ class Proxy:
             for b in list(self.backends.values()):
                 with contextlib.suppress(Exception):
                     info = (await self.admin(b, "INFO", "all"))
-                    b.used = max(0, _info_field(info, "used_memory") - _info_field(info, "used_memory_startup"))
+                    # the data's memory: not the engine's empty footprint, nor what replication to its replica takes
+                    b.used = max(0, _info_field(info, "used_memory") - _info_field(info, "used_memory_startup")
+                                 - _info_field(info, "mem_replication_backlog")
+                                 - _info_field(info, "mem_clients_slaves"))
                     b.keys = _keyspace(info, "keys")
                     b.volatile = _keyspace(info, "expires")
                     b.evictions = _info_field(info, "evicted_keys")
@@ -478,12 +524,10 @@ class Proxy:
             for i, b in enumerate(rest):
                 part = slots[i::len(rest)]
                 moved += await self.move_slots(part, b)
-            victim.alive = False
             self.backends.pop(victim.ident, None)
-            conn = self.admin_conns.pop(victim.ident, None)
-            if conn:
-                conn[1].close()
-            await asyncio.to_thread(victim.node.stop)
+            if victim.replica is not None:
+                await self.stop_backend(victim.replica)
+            await self.stop_backend(victim)
             self.event(f"Serverless cache {self.name} scaled in to {len(self.backends)} shards: {len(slots)} slots "
                        f"and {moved} keys moved in {time.monotonic() - started:.1f} s")
         finally:
@@ -544,8 +588,10 @@ class Proxy:
             await self._serve()
         finally:  # never leave an engine behind, whatever stopped the endpoint
             for b in list(self.backends.values()):
-                with contextlib.suppress(Exception):
-                    await asyncio.to_thread(b.node.stop)
+                for node in (b.node, b.replica.node if b.replica else None):
+                    if node is not None:
+                        with contextlib.suppress(Exception):
+                            await asyncio.to_thread(node.stop)
 
     async def _serve(self) -> None:
         self.read_limits()
@@ -930,11 +976,12 @@ class Client:
             group = items[i:j]
             i = j
             b = p.backends[owner]
+            target = b.replica if self.is_reader and b.replica is not None else b
             for _n, _r, sl in group:
                 p.inflight[sl] += 1
             t0 = time.perf_counter()
             try:
-                replies = await self.forward(b, b"".join(r for _n, r, _s in group), len(group))
+                replies = await self.forward(target, b"".join(r for _n, r, _s in group), len(group))
             except (ConnectionError, OSError, ReplyError) as exc:
                 err = exc if isinstance(exc, ReplyError) else ReplyError(
                     f"ERR the cache could not reach its storage ({exc}); retry")
@@ -1008,10 +1055,11 @@ class Client:
         while slot in p.held:
             await p.held[slot].wait()
         b = p.backends[p.slot_owner[slot]]
+        target = b.replica if self.is_reader and b.replica is not None else b  # reader endpoint: the replica
         p.inflight[slot] += 1
         t0 = time.perf_counter()
         try:
-            reply = (await self.forward(b, raw))[0]
+            reply = (await self.forward(target, raw))[0]
         finally:
             p.inflight[slot] -= 1
         dt = (time.perf_counter() - t0) * 1e6
