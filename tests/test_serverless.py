@@ -227,6 +227,7 @@ def test_it_grows_behind_the_same_endpoint_without_losing_a_key(ec):
 def test_metering_and_the_ecpu_limit(ec):
     ec.create_serverless_cache(ServerlessCacheName="t-meter", Engine="valkey")
     cache = sv.wait_serverless(ec, "t-meter")
+    sv.local_timings("t-meter", metric_period=1)  # local only: its metrics every second (5 s default, 60 on AWS)
     r = sv.client(cache)
     before = status_of("t-meter")["ecpu"]
     since = datetime.now(timezone.utc)  # before the workload: a publication may fall between it and any later time
