@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from datetime import datetime, timezone
+from pathlib import Path
 
 import psutil
 import pytest
@@ -44,7 +45,17 @@ def status_of(name: str) -> dict:
 
 def engine_pids(name: str) -> list[int]:
     st = status_of(name)
-    return [st["pid"]] + [b["pid"] for b in st.get("backends", [])] if st else []
+    return [st["pid"]] + [b[k] for b in st.get("backends", []) for k in ("pid", "replica_pid")] if st else []
+
+
+def eventually(read, want, timeout: float = 5.0):
+    """What `read()` returns once it equals `want` (replicas may lag a little), or its last value."""
+    deadline = time.monotonic() + timeout
+    got = read()
+    while got != want and time.monotonic() < deadline:
+        time.sleep(0.05)
+        got = read()
+    return got
 
 
 def alive(pids: list[int]) -> list[int]:
@@ -86,10 +97,21 @@ def test_serverless_cache_lifecycle_over_tls(ec):
     assert rd["Address"] == ep["Address"] and rd["Port"] == ep["Port"] + 1
     r = sv.client(cache)
     assert r.set("greeting", "hello") and r.get("greeting") == b"hello"
-    assert sv.client(cache, reader=True).get("greeting") == b"hello"
-    # A plain TCP client without TLS gets nothing: TLS is always on.
+    reader = sv.client(cache, reader=True)
+    assert eventually(lambda: reader.get("greeting"), b"hello") == b"hello"
+    # The reader endpoint reads each shard's replica: a real engine replicating the shard's primary.
     import redis
 
+    from helpers.runtime import services
+
+    password = (Path(services.get("aws-sl-t-life").nodes[0].workdir) / "password").read_text().strip()
+    [shard] = status_of("t-life")["backends"]
+    replica = redis.Redis(host="127.0.0.1", port=shard["replica_port"], password=password)
+    assert replica.info("replication")["role"] == "slave" and shard["replica_pid"] != shard["pid"]
+    gets = replica.info("commandstats").get("cmdstat_get", {}).get("calls", 0)
+    assert reader.get("greeting") == b"hello"
+    assert replica.info("commandstats")["cmdstat_get"]["calls"] == gets + 1
+    # A plain TCP client without TLS gets nothing: TLS is always on.
     with pytest.raises(redis.exceptions.ConnectionError):
         redis.Redis(host=ep["Address"], port=ep["Port"], socket_timeout=2).ping()
     # To clients it is a cluster of one shard whose address is the endpoint.
@@ -137,28 +159,30 @@ def test_serverless_cache_lifecycle_over_tls(ec):
 def test_it_grows_behind_the_same_endpoint_without_losing_a_key(ec):
     ec.create_serverless_cache(ServerlessCacheName="t-grow", Engine="valkey")
     cache = sv.wait_serverless(ec, "t-grow")
+    sv.local_timings("t-grow", scale_in_after=1)  # local only: a shard goes after 1 s of low load (10 s default)
     r = sv.client(cache)
     assert len(status_of("t-grow")["backends"]) == 1
     value = b"x" * 1024
     written = 0
     started = time.monotonic()
-    # A bounded write load: at most 12,000 keys of 1 KB (about 13 MB) or 60 s.
-    while written < 12000 and time.monotonic() - started < 60:
+    # A bounded write load: 5,000 keys of 1 KB (about 5.5 MB: two or three local shards) or 60 s.
+    while written < 5000 and time.monotonic() - started < 60:
         pipe = r.pipeline(transaction=False)
-        for i in range(written, written + 200):
+        for i in range(written, written + 500):
             pipe.set(f"k:{i}", value)
         pipe.execute()
-        written += 200
-        if written >= 8000 and len(status_of("t-grow")["backends"]) >= 3:
-            break
+        written += 500
     deadline = time.monotonic() + 60
     while len(status_of("t-grow")["backends"]) < 2 and time.monotonic() < deadline:
         time.sleep(0.5)
     st = status_of("t-grow")
     assert len(st["backends"]) >= 2, st
-    while st["scaling"] and time.monotonic() < deadline:
-        time.sleep(0.5)
+    calm_since = time.monotonic()  # settled: no scaling for 2 s (one scale-out may follow another)
+    while time.monotonic() - calm_since < 2 and time.monotonic() < deadline:
+        time.sleep(0.25)
         st = status_of("t-grow")
+        if st["scaling"]:
+            calm_since = time.monotonic()
     # Every key is still there, read through the same endpoint by the same client.
     for i in range(0, written, 500):
         keys = [f"k:{j}" for j in range(i, min(i + 500, written))]
@@ -167,6 +191,14 @@ def test_it_grows_behind_the_same_endpoint_without_losing_a_key(ec):
             pipe.exists(k)
         assert sum(pipe.execute()) == len(keys)
     assert r.dbsize() == written
+    reader = sv.client(cache, reader=True)  # the replicas followed the keys' moves
+    missing = []
+    for i in range(0, written, 500):
+        pipe = reader.pipeline(transaction=False)
+        for j in range(i, min(i + 500, written)):
+            pipe.exists(f"k:{j}")
+        missing += [j for j, n in zip(range(i, written), pipe.execute(), strict=False) if not n]
+    assert eventually(lambda: [j for j in missing if not reader.exists(f"k:{j}")], []) == []
     assert sum(b["keys"] for b in status_of("t-grow")["backends"]) <= written
     messages = [e["Message"] for e in ec.describe_events(SourceType="serverless-cache",
                                                          SourceIdentifier="t-grow")["Events"]]
@@ -195,6 +227,7 @@ def test_it_grows_behind_the_same_endpoint_without_losing_a_key(ec):
 def test_metering_and_the_ecpu_limit(ec):
     ec.create_serverless_cache(ServerlessCacheName="t-meter", Engine="valkey")
     cache = sv.wait_serverless(ec, "t-meter")
+    sv.local_timings("t-meter", metric_period=1)  # local only: its metrics every second (5 s default, 60 on AWS)
     r = sv.client(cache)
     before = status_of("t-meter")["ecpu"]
     since = datetime.now(timezone.utc)  # before the workload: a publication may fall between it and any later time
@@ -250,3 +283,69 @@ def status_of_after(name: str, before: float, wait: float = 3.0) -> float:
     """ECPUs the endpoint counted since `before` (its status file is rewritten every half second)."""
     time.sleep(wait)
     return status_of(name)["ecpu"] - before
+
+
+def test_pub_sub_through_the_endpoint_as_aws_lists_it(ec):
+    """SUBSCRIBE/SSUBSCRIBE/PUBLISH/SPUBLISH and PUBSUB's channel subcommands work (RESP2 and RESP3), through the
+    real engines behind the endpoint, also across a scale-out; pattern subscriptions are restricted, as on AWS."""
+    import redis
+
+    ec.create_serverless_cache(ServerlessCacheName="t-pubsub", Engine="valkey")
+    cache = sv.wait_serverless(ec, "t-pubsub")
+    for proto in (2, 3):
+        r = sv.client(cache, protocol=proto)
+        ps = sv.client(cache, protocol=proto).pubsub()
+        ps.subscribe("news")
+        ps.ssubscribe("{shop}orders")
+        acks = [ps.get_message(timeout=5) for _ in range(2)]
+        assert [(m["type"], m["channel"], m["data"]) for m in acks] == [("subscribe", b"news", 1),
+                                                                        ("ssubscribe", b"{shop}orders", 1)]
+        assert r.publish("news", "hello") == 1 and r.spublish("{shop}orders", "o-1") == 1
+        got = [ps.get_message(timeout=5) for _ in range(2)]
+        assert [(m["type"], m["channel"], m["data"]) for m in got] == [("message", b"news", b"hello"),
+                                                                       ("smessage", b"{shop}orders", b"o-1")]
+        assert r.pubsub_channels() == [b"news"] and r.pubsub_numsub("news") == [(b"news", 1)]
+        assert r.execute_command("PUBSUB", "SHARDCHANNELS") == [b"{shop}orders"]
+        for restricted in (("PSUBSCRIBE", "n*"), ("PUNSUBSCRIBE",), ("PUBSUB", "NUMPAT"), ("KEYS", "*"),
+                           ("WAIT", "0", "0")):
+            with pytest.raises(redis.exceptions.ResponseError, match="restricted"):
+                r.execute_command(*restricted)
+        if proto == 2:  # a RESP2 connection in subscribed mode takes only (un)subscribe, PING, QUIT, RESET
+            ps.execute_command("GET", "x")
+            with pytest.raises(redis.exceptions.ResponseError, match="only"):
+                ps.get_message(timeout=5)
+        ps.unsubscribe("news")
+        ps.sunsubscribe("{shop}orders")
+        assert [ps.get_message(timeout=5)["type"] for _ in range(2)] == ["unsubscribe", "sunsubscribe"]
+        assert r.publish("news", "nobody") == 0
+        ps.close()
+    # A subscriber keeps receiving when the data grows and the channel's slot moves to another engine.
+    sv.local_timings("t-pubsub", scale_in_after=600)
+    ps = sv.client(cache).pubsub()
+    ps.subscribe("alerts")
+    assert ps.get_message(timeout=5)["type"] == "subscribe"
+    r = sv.client(cache)
+    value = b"x" * 1024
+    for start in range(0, 6000, 500):
+        pipe = r.pipeline(transaction=False)
+        for i in range(start, start + 500):
+            pipe.set(f"fill:{i}", value)
+        pipe.execute()
+    deadline = time.monotonic() + 60
+    while (len(status_of("t-pubsub")["backends"]) < 2 or status_of("t-pubsub")["scaling"]) \
+            and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert len(status_of("t-pubsub")["backends"]) >= 2
+    received = []
+    for i in range(20):  # channels whose slots now belong to different engines
+        channel = "alerts" if i == 0 else f"{{c{i}}}alerts"
+        if i:
+            ps.subscribe(channel)
+            assert ps.get_message(timeout=5)["type"] == "subscribe"
+        assert r.publish(channel, f"m{i}") == 1
+        msg = ps.get_message(timeout=5)
+        received.append((msg["channel"], msg["data"]))
+    assert received == [(b"alerts" if i == 0 else f"{{c{i}}}alerts".encode(), f"m{i}".encode()) for i in range(20)]
+    ps.close()
+    ec.delete_serverless_cache(ServerlessCacheName="t-pubsub")
+    sv.wait_serverless_deleted(ec, "t-pubsub")

@@ -71,3 +71,18 @@ def memcached_client(cache: dict[str, Any], **kwargs: Any) -> Any:
     opts = {"tls_context": tls.client_context(client_cert=False), "connect_timeout": 5, "timeout": 10,
             "default_noreply": False, **kwargs}  # replies read: a refused write raises
     return Client((ep["Address"], ep["Port"]), **opts)
+
+
+def local_timings(name: str, **timings: float) -> dict[str, float]:
+    """Shorten the local endpoint's own timings for one serverless cache, so a lab need not wait AWS-like
+    times: scale_in_after (s of low load before a shard goes; 10 by default) and metric_period (s between
+    its metric publications to the local CloudWatch; 5 by default, 60 on AWS). A local-only setting, not
+    an AWS parameter (AWS publishes neither timing): against a real account it changes nothing."""
+    from helpers.aws import endpoint as localaws
+
+    if localaws.real_aws_opted_in():
+        return {}
+    import helpers.runtime.serverless as sl
+    from helpers.runtime import state
+
+    return sl.tune(state.service_dir(f"aws-sl-{name.lower()}"), **timings)

@@ -197,15 +197,28 @@ def serverless_metrics(name: str, status: Mapping[str, Any]) -> dict[str, float]
     return out
 
 
-def collect_serverless(plane: Any) -> list[tuple[str, dict[str, float]]]:
+_serverless_due: dict[str, float] = {}  # cache -> monotonic time of its next publication
+
+
+def collect_serverless(plane: Any, interval: float | None = None) -> list[tuple[str, dict[str, float]]]:
+    """The metrics of every available serverless cache whose period is over: `interval` s, or the shorter
+    local-only metric_period its endpoint reports (helpers.runtime.serverless.tune); None: every cache now."""
     rows = []
     with plane.lock:
         caches = [c for c in getattr(plane, "serverless", {}).values() if c.status == "available"]
+    now = time.monotonic()
     for sc in caches:
         with contextlib.suppress(Exception):
-            metrics = serverless_metrics(sc.name, plane.serverless_status(sc))
+            if interval is not None and now < _serverless_due.get(sc.name, 0.0):
+                continue
+            status = plane.serverless_status(sc)
+            if interval is not None:
+                _serverless_due[sc.name] = now + float(status.get("metric_period") or interval)
+            metrics = serverless_metrics(sc.name, status)
             if metrics:
                 rows.append((sc.name, metrics))
+    for gone in set(_serverless_due) - {c.name for c in caches}:
+        _serverless_due.pop(gone, None)
     for gone in set(_serverless_last) - {c.name for c in caches}:
         _serverless_last.pop(gone, None)
     return rows
@@ -234,10 +247,15 @@ def start_publisher(plane: Any) -> threading.Thread:
             with contextlib.suppress(Exception):
                 publish(collect(plane))
             with contextlib.suppress(Exception):
-                publish_serverless(collect_serverless(plane))
-            with contextlib.suppress(Exception):
                 publish_global_lag(plane.global_lag_rows())
+
+    def serverless_loop() -> None:  # each cache on its own period (a lab may shorten its cache's)
+        while True:
+            time.sleep(0.25)
+            with contextlib.suppress(Exception):
+                publish_serverless(collect_serverless(plane, interval))
 
     t = threading.Thread(target=loop, name="controlplane-metrics", daemon=True)
     t.start()
+    threading.Thread(target=serverless_loop, name="controlplane-metrics-serverless", daemon=True).start()
     return t

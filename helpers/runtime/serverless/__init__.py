@@ -5,7 +5,8 @@ loopback ports (the Endpoint, and the ReaderEndpoint on the next port, as on AWS
 one-shard cluster to clients, and starts, scales and stops the engine processes behind it itself
 (each recorded in the state directory's ledger, so `python -m helpers stop` ends them too).
 Its directory holds config.json, status.json (what it serves and its counters), events.jsonl,
-and the files the control plane writes for it: limits.json (CacheUsageLimits) and users.json.
+and the files the control plane writes for it: limits.json (CacheUsageLimits) and users.json; and
+tuning.json (tune()): local-only timings a lab or test may shorten, which are not AWS parameters.
 For engine memcached the endpoint is memcached.py (the text protocol, one endpoint, memcached processes).
 """
 
@@ -119,11 +120,32 @@ def write_control(svc_or_dir: Any, name: str, value: Any) -> None:
     tmp.replace(d / name)
 
 
+TUNING_RANGES = {"scale_in_after": (1.0, 600.0), "metric_period": (1.0, 60.0)}
+
+
+def tune(svc_or_dir: Any, **timings: float) -> dict[str, float]:
+    """Local-only timings of one endpoint (tuning.json, read every half second), for labs and tests that
+    cannot wait AWS-like times: scale_in_after (s the load must stay low before a shard goes; default 10)
+    and metric_period (s between the control plane's metric publications for this cache; default its
+    ELASTICACHE_LAB_METRICS_INTERVAL, 5). Neither is an AWS parameter (AWS publishes neither timing)."""
+    out: dict[str, float] = {}
+    for key, value in timings.items():
+        if key not in TUNING_RANGES:
+            raise ValueError(f"{key}: not a local timing of the serverless endpoint ({', '.join(TUNING_RANGES)})")
+        lo, hi = TUNING_RANGES[key]
+        if not lo <= float(value) <= hi:
+            raise ValueError(f"{key} must be between {lo:g} and {hi:g} s (got {value})")
+        out[key] = float(value)
+    write_control(svc_or_dir, "tuning.json", out)
+    return out
+
+
 def stop_backends(workdir: Path | str, status_data: dict[str, Any]) -> None:
     """Engines an endpoint left running (killed before it could stop them): their configs are in `workdir`."""
-    for b in status_data.get("backends", []):
+    pids = [b[k] for b in status_data.get("backends", []) for k in ("pid", "replica_pid") if b.get(k)]
+    for pid in pids:
         with contextlib.suppress(psutil.Error):
-            proc = psutil.Process(int(b["pid"]))
+            proc = psutil.Process(int(pid))
             if any(str(workdir) in arg for arg in proc.cmdline()):
                 proc.terminate()
                 with contextlib.suppress(psutil.TimeoutExpired):

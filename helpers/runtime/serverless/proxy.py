@@ -35,6 +35,7 @@ from typing import Any
 
 from helpers.runtime.serverless.resp import (
     Incomplete,
+    Push,
     ReplyError,
     command,
     encode,
@@ -52,10 +53,24 @@ BURST = 0.1  # s of ECPUPerSecond.Maximum that may be spent at once (a short bur
 # Commands the endpoint answers itself, or refuses as ElastiCache Serverless does.
 RESTRICTED = {b"CONFIG", b"DEBUG", b"MONITOR", b"SHUTDOWN", b"SLAVEOF", b"REPLICAOF", b"SYNC", b"PSYNC",
               b"BGSAVE", b"SAVE", b"BGREWRITEAOF", b"LASTSAVE", b"ACL", b"MODULE", b"MIGRATE", b"FAILOVER",
-              b"SWAPDB", b"MOVE", b"LATENCY", b"SLOWLOG", b"MEMORY", b"OBJECT", b"SCRIPT", b"FUNCTION"}
-PUBSUB = {b"SUBSCRIBE", b"PSUBSCRIBE", b"SSUBSCRIBE", b"UNSUBSCRIBE", b"PUNSUBSCRIBE", b"SUNSUBSCRIBE",
-          b"PUBLISH", b"SPUBLISH", b"PUBSUB"}
+              b"SWAPDB", b"MOVE", b"LATENCY", b"SLOWLOG", b"MEMORY", b"OBJECT", b"SCRIPT", b"FUNCTION",
+              b"PSUBSCRIBE", b"PUNSUBSCRIBE", b"KEYS", b"WAIT", b"FCALL", b"FCALL_RO"}  # AWS's serverless list
+# Pub/sub: a subscriber is subscribed on every engine behind the endpoint (SUBSCRIBE there, or SSUBSCRIBE
+# for shard channels), and a message is published on the engine that owns its channel's slot, so it
+# reaches every subscriber once, whichever engine the slot moves to.
+SUBSCRIBE_CMDS = {b"SUBSCRIBE": b"channel", b"SSUBSCRIBE": b"shard"}
+UNSUBSCRIBE_CMDS = {b"UNSUBSCRIBE": b"channel", b"SUNSUBSCRIBE": b"shard"}
+IN_SUBSCRIBED = {b"SUBSCRIBE", b"SSUBSCRIBE", b"UNSUBSCRIBE", b"SUNSUBSCRIBE", b"PSUBSCRIBE", b"PUNSUBSCRIBE",
+                 b"PING", b"QUIT", b"RESET"}
 UNMETERED = {b"COMMAND", b"INFO", b"CLUSTER", b"AUTH", b"HELLO", b"MULTI", b"EXEC", b"CLIENT", b"PING"}
+# Local-only timings (not AWS parameters: AWS publishes neither): how long the load must stay low before a
+# shard goes, and how often the control plane publishes this cache's metrics (s). tuning.json may shorten them.
+TUNABLE = {"scale_in_after": 10.0, "metric_period": 5.0}  # metric_period: the control plane's interval
+LOCAL = {b"PING", b"CLUSTER", b"READONLY", b"READWRITE", b"SELECT", b"CLIENT", b"MULTI", b"EXEC", b"DISCARD",
+         b"DBSIZE", b"FLUSHALL", b"FLUSHDB", b"SCAN", b"INFO", b"RESET", b"ECHO", b"PUBSUB", b"PUBLISH",
+         b"SPUBLISH", b"SUBSCRIBE", b"SSUBSCRIBE", b"UNSUBSCRIBE", b"SUNSUBSCRIBE"}
+NOT_PIPELINED = {b"QUIT", b"HELLO", b"AUTH", b"WATCH", b"UNWATCH", b"EVAL", b"EVALSHA", b"EVAL_RO", b"EVALSHA_RO",
+                 b"FCALL", b"FCALL_RO", b"COMMAND"}
 HIT_COMMANDS = {b"GET", b"GETEX", b"HGET", b"HMGET", b"MGET", b"GETDEL", b"HGETALL", b"LRANGE", b"SMEMBERS",
                 b"ZRANGE", b"EXISTS", b"STRLEN", b"HEXISTS", b"SISMEMBER"}
 
@@ -71,6 +86,7 @@ class Backend:
         self.volatile = 0
         self.evictions = 0
         self.usec: dict[str, float] = {}  # command -> usec per call (INFO commandstats)
+        self.replica: Backend | None = None  # the shard's replica (ident -ident): what the reader endpoint reads
 
 
 class Proxy:
@@ -90,6 +106,7 @@ class Proxy:
         self.commands: dict[bytes, tuple[int, set[bytes], int, int, int]] = {}
         self.limits: dict[str, Any] = {}
         self.limits_mtime = 0.0
+        self.tuning: dict[str, float] = {}  # tuning.json: local-only timings a lab may shorten (see __init__)
         self.tokens = 0.0
         self.last_refill = time.monotonic()
         self.c = {"ecpu": 0.0, "throttled": 0, "cmds": 0, "bytes_in": 0, "bytes_out": 0, "hits": 0, "misses": 0,
@@ -104,6 +121,8 @@ class Proxy:
         self.stopping = False
         self.admin_conns: dict[int, tuple[asyncio.StreamReader, asyncio.StreamWriter, bytearray]] = {}
         self.admin_locks: dict[int, asyncio.Lock] = {}
+        self.clients: set[Client] = set()
+        self.scale_task: asyncio.Task | None = None
 
     # --- events, status, limits ------------------------------------------------------------------
     def event(self, message: str) -> None:
@@ -118,6 +137,19 @@ class Proxy:
                 self.limits = json.loads(path.read_text())
                 self.limits_mtime = mtime
                 self.apply_storage_limit()
+
+    def read_tuning(self) -> None:
+        path = self.dir / "tuning.json"
+        try:
+            raw = json.loads(path.read_text())
+        except (OSError, ValueError):
+            self.tuning = {}
+            return
+        self.tuning = {k: float(v) for k, v in raw.items() if k in TUNABLE and isinstance(v, (int, float))}
+
+    def setting(self, key: str) -> float:
+        """A local timing: tuning.json's value, else the endpoint's configuration, else the default."""
+        return float(self.tuning.get(key, self.cfg.get(key, TUNABLE[key])))
 
     def ecpu_max(self) -> float | None:
         v = (self.limits.get("ECPUPerSecond") or {}).get("Maximum")
@@ -150,13 +182,15 @@ class Proxy:
         now = time.time()
         return {"time": now, "pid": os.getpid(), "ready": True, "scaling": self.scaling,
                 "backends": [{"id": b.ident, "port": b.port, "pid": b.node.pid, "used": b.used, "keys": b.keys,
+                              "replica_port": b.replica.port if b.replica else None,
+                              "replica_pid": b.replica.node.pid if b.replica else None,
                               "slots": sum(1 for o in self.slot_owner if o == b.ident)}
                              for b in self.backends.values()],
                 "bytes_used": sum(b.used for b in self.backends.values()),
                 "items": sum(b.keys for b in self.backends.values()),
                 "volatile_items": sum(b.volatile for b in self.backends.values()),
                 "evictions": sum(b.evictions for b in self.backends.values()),
-                "ecpu_per_second": self.ecpu_rate(), **self.c}
+                "ecpu_per_second": self.ecpu_rate(), "metric_period": self.tuning.get("metric_period"), **self.c}
 
     def write_status(self) -> None:
         tmp = self.dir / "status.json.tmp"
@@ -171,22 +205,56 @@ class Proxy:
         return (pts[-1][1] - pts[0][1]) / max(pts[-1][0] - pts[0][0], 1e-3)
 
     # --- backends --------------------------------------------------------------------------------
-    def _start_backend_sync(self, ident: int) -> Any:
+    def _start_backend_sync(self, ident: int, primary_port: int | None = None) -> Any:
+        """A shard's primary (a one-node cluster owning every slot), or with `primary_port` its replica: a
+        plain engine replicating it (`replicaof`), read by the reader endpoint."""
         from helpers.runtime import engines
         from helpers.runtime.service import redis_conf
 
         binary = self.cfg["binary"]
-        conf = {"cluster-enabled": "yes", "cluster-config-file": str(self.dir / f"nodes-b{ident}.conf"),
-                "save": "", "appendonly": "no", "maxmemory-policy": "volatile-lru",
-                "dbfilename": f"b{ident}.rdb"}
-
-        (self.dir / f"nodes-b{ident}.conf").unlink(missing_ok=True)  # a new shard starts as an empty cluster
+        if primary_port is None:
+            tag = f"b{ident}"
+            conf = {"cluster-enabled": "yes", "cluster-config-file": str(self.dir / f"nodes-b{ident}.conf"),
+                    "save": "", "appendonly": "no", "maxmemory-policy": "volatile-lru", "dbfilename": f"{tag}.rdb",
+                    # its replica syncs at once, without a file, with a small backlog (memory: Binder's 2 GB)
+                    "repl-diskless-sync": "yes", "repl-diskless-sync-delay": "0", "repl-backlog-size": "256kb"}
+            (self.dir / f"nodes-b{ident}.conf").unlink(missing_ok=True)  # a new shard starts as an empty cluster
+        else:
+            tag = f"b{ident}r"
+            conf = {"replicaof": f"127.0.0.1 {primary_port}", "masterauth": self.password, "replica-read-only": "yes",
+                    "save": "", "appendonly": "no", "repl-diskless-load": "swapdb", "dbfilename": f"{tag}.rdb"}
 
         def argv(port: int) -> list[str]:
-            return [binary, str(redis_conf(port, self.dir, conf, self.password, filename=f"b{ident}.conf"))]
+            return [binary, str(redis_conf(port, self.dir, conf, self.password, filename=f"{tag}.conf"))]
 
-        return engines.start_node(name=f"{self.name}-b{ident}", kind="redis", role="node", argv_for_port=argv,
-                                  workdir=self.dir, probe=engines.probe_redis, bus_offset=10000)
+        return engines.start_node(name=f"{self.name}-{tag}", kind="redis", role="replica" if primary_port else "node",
+                                  argv_for_port=argv, workdir=self.dir, probe=engines.probe_redis, bus_offset=10000)
+
+    async def add_replica(self, b: Backend) -> None:
+        """The shard's replica, once its link to the primary is up (so the reader endpoint never reads an empty
+        copy of a shard that has data)."""
+        node = await asyncio.to_thread(self._start_backend_sync, b.ident, b.port)
+        rep = Backend(-b.ident, node)
+        try:
+            for _ in range(200):
+                info = await self.admin(rep, "INFO", "replication")
+                if b"master_link_status:up" in info:
+                    break
+                await asyncio.sleep(0.05)
+            else:
+                raise RuntimeError(f"the replica of shard {b.ident} did not reach its primary")
+            await self.apply_users(rep)
+        except BaseException:
+            await self.stop_backend(rep)
+            raise
+        b.replica = rep
+
+    async def stop_backend(self, b: Backend) -> None:
+        b.alive = False
+        conn = self.admin_conns.pop(b.ident, None)
+        if conn:
+            conn[1].close()
+        await asyncio.to_thread(b.node.stop)
 
     async def add_backend(self) -> Backend:
         ident = self.next_id
@@ -200,6 +268,12 @@ class Proxy:
                 break
             await asyncio.sleep(0.05)
         await self.apply_users(b)
+        if self.cfg.get("replicas", True):
+            try:
+                await self.add_replica(b)
+            except BaseException:
+                await self.stop_backend(b)
+                raise
         self.backends[ident] = b
         if self.storage_max() is not None:
             for each in self.backends.values():
@@ -277,6 +351,17 @@ class Proxy:
     def spec(self, name: bytes) -> tuple[int, set[bytes], int, int, int] | None:
         return self.commands.get(name)
 
+    def static_keys(self, args: list[bytes]) -> list[bytes]:
+        """The keys of a command whose key positions are fixed (COMMAND's first/last/step)."""
+        spec = self.spec(args[0].upper())
+        if spec is None or spec[2] <= 0:
+            return []
+        _arity, _flags, first, last, step = spec
+        end = len(args) - 1 if last < 0 else min(last, len(args) - 1)
+        if last < 0:
+            end = len(args) + last
+        return [args[i] for i in range(first, end + 1, max(step, 1))]
+
     async def keys_of(self, args: list[bytes], conn: Client) -> list[bytes]:
         name = args[0].upper()
         spec = self.spec(name)
@@ -344,6 +429,7 @@ class Proxy:
         while not self.stopping:
             self.read_limits()
             self.read_users()
+            self.read_tuning()
             for b in list(self.backends.values()):
                 with contextlib.suppress(Exception):
                     await self.poll(b)
@@ -351,24 +437,31 @@ class Proxy:
             self.rate_window = self.rate_window[-60:]
             with contextlib.suppress(OSError):
                 self.write_status()
-            if not self.scaling:
-                try:
-                    await self.autoscale()
-                except Exception as exc:  # noqa: BLE001 - reported as an event; the cache keeps serving
-                    import traceback
-
-                    traceback.print_exc()
-                    self.event(f"Serverless cache {self.name} could not change its capacity: {exc}")
+            if not self.scaling and (self.scale_task is None or self.scale_task.done()):
+                # its own task: the counters and status.json stay current while slots move
+                self.scale_task = asyncio.get_event_loop().create_task(self.autoscale_reported())
             await asyncio.sleep(float(self.cfg.get("monitor_interval", 0.5)))
 
     async def poll(self, b: Backend) -> None:
         """A backend's memory, keys and command costs, from its INFO (the Memcached endpoint reads `stats`)."""
         info = (await self.admin(b, "INFO", "all"))
-        b.used = max(0, _info_field(info, "used_memory") - _info_field(info, "used_memory_startup"))
+        # the data's memory: not the engine's empty footprint, nor what replication to its replica takes
+        b.used = max(0, _info_field(info, "used_memory") - _info_field(info, "used_memory_startup")
+                     - _info_field(info, "mem_replication_backlog")
+                     - _info_field(info, "mem_clients_slaves"))
         b.keys = _keyspace(info, "keys")
         b.volatile = _keyspace(info, "expires")
         b.evictions = _info_field(info, "evicted_keys")
         b.usec = _commandstats(info)
+
+    async def autoscale_reported(self) -> None:
+        try:
+            await self.autoscale()
+        except Exception as exc:  # noqa: BLE001 - reported as an event; the cache keeps serving
+            import traceback
+
+            traceback.print_exc()
+            self.event(f"Serverless cache {self.name} could not change its capacity: {exc}")
 
     def wanted_backends(self) -> int:
         cap_bytes = int(self.cfg.get("backend_bytes", 4 << 20))
@@ -390,7 +483,7 @@ class Proxy:
         elif want < n:
             now = time.monotonic()
             self.low_since = self.low_since or now
-            if now - self.low_since >= float(self.cfg.get("scale_in_after", 10)):
+            if now - self.low_since >= self.setting("scale_in_after"):
                 self.low_since = None
                 await self.scale_in()
         else:
@@ -403,6 +496,10 @@ class Proxy:
             self.event(f"Serverless cache {self.name} is scaling out: adding capacity "
                        f"({len(self.backends)} -> {len(self.backends) + 1} shards behind the endpoint)")
             new = await self.add_backend()
+            for c in list(self.clients):  # subscribers first: a moved channel's messages reach them there
+                if c.subscribed():
+                    with contextlib.suppress(Exception):
+                        await c.sub_attach(new)
             share = SLOTS // len(self.backends)
             moves: list[tuple[int, int]] = []  # (slot, from)
             for b in list(self.backends.values()):
@@ -433,12 +530,10 @@ class Proxy:
             for i, b in enumerate(rest):
                 part = slots[i::len(rest)]
                 moved += await self.move_slots(part, b)
-            victim.alive = False
             self.backends.pop(victim.ident, None)
-            conn = self.admin_conns.pop(victim.ident, None)
-            if conn:
-                conn[1].close()
-            await asyncio.to_thread(victim.node.stop)
+            if victim.replica is not None:
+                await self.stop_backend(victim.replica)
+            await self.stop_backend(victim)
             self.event(f"Serverless cache {self.name} scaled in to {len(self.backends)} shards: {len(slots)} slots "
                        f"and {moved} keys moved in {time.monotonic() - started:.1f} s")
         finally:
@@ -499,8 +594,10 @@ class Proxy:
             await self._serve()
         finally:  # never leave an engine behind, whatever stopped the endpoint
             for b in list(self.backends.values()):
-                with contextlib.suppress(Exception):
-                    await asyncio.to_thread(b.node.stop)
+                for node in (b.node, b.replica.node if b.replica else None):
+                    if node is not None:
+                        with contextlib.suppress(Exception):
+                            await asyncio.to_thread(node.stop)
 
     async def _serve(self) -> None:
         self.read_limits()
@@ -534,6 +631,8 @@ class Proxy:
             await stop.wait()
         self.stopping = True
         mon.cancel()
+        if self.scale_task is not None:
+            self.scale_task.cancel()
 
     async def restore(self, files: list[str]) -> None:
         """Load a snapshot (DUMP payloads in JSON lines: key, ttl ms, payload hex) into the backends."""
@@ -549,12 +648,14 @@ class Proxy:
         self.c["curr_connections"] += 1
         self.c["new_connections"] += 1
         conn = self.client_class(self, reader, writer, is_reader)
+        self.clients.add(conn)
         try:
             await conn.run()
         except (ConnectionError, asyncio.IncompleteReadError, ssl.SSLError, OSError):
             pass
         finally:
             self.c["curr_connections"] -= 1
+            self.clients.discard(conn)
             await conn.close()
 
 
@@ -572,8 +673,161 @@ class Client:
         self.conns: dict[int, tuple[asyncio.StreamReader, asyncio.StreamWriter, bytearray]] = {}
         self.multi: list[list[bytes]] | None = None
         self.name = b""
+        self.subs: dict[bytes, set[bytes]] = {b"channel": set(), b"shard": set()}  # what it is subscribed to
+        self.sub_conns: dict[int, tuple[asyncio.StreamWriter, asyncio.Task]] = {}  # backend -> subscriber conn
+        self.sub_acks: dict[int, asyncio.Queue] = {}  # backend -> the engine's subscribe confirmations (or errors)
+
+    def subscribed(self) -> bool:
+        return bool(self.subs[b"channel"] or self.subs[b"shard"])
+
+    async def sub_attach(self, b: Backend) -> None:
+        """This client's subscriber connection to one engine, subscribed to its channels (as its own user)."""
+        if b.ident in self.sub_conns:
+            return
+        r, w = await asyncio.open_connection("127.0.0.1", b.port)
+        buf = bytearray()
+        auth = command("AUTH", *self.user) if self.user else command("AUTH", self.p.password)
+        w.write(auth)
+        await w.drain()
+        if (await self._read_reply(r, buf)).startswith(b"-"):
+            w.close()
+            raise ReplyError("NOPERM this user cannot subscribe")
+        self.sub_acks[b.ident] = asyncio.Queue()
+        task = asyncio.get_event_loop().create_task(self._relay(b, r, w, buf))
+        self.sub_conns[b.ident] = (w, task)
+        for kind, cmd in ((b"channel", b"SUBSCRIBE"), (b"shard", b"SSUBSCRIBE")):
+            if self.subs[kind]:
+                await self.sub_send(b.ident, cmd, sorted(self.subs[kind]))
+
+    async def sub_send(self, ident: int, cmd: bytes, channels: list[bytes]) -> None:
+        """(S)SUBSCRIBE on one engine, waiting for its confirmations: once the client has its own,
+        a message published anywhere reaches it."""
+        w = self.sub_conns[ident][0]
+        w.write(command(cmd, *channels))
+        await w.drain()
+        for _ in channels:
+            ack = await asyncio.wait_for(self.sub_acks[ident].get(), 10)
+            if isinstance(ack, ReplyError):
+                raise ack
+
+    async def _relay(self, b: Backend, r: asyncio.StreamReader, w: asyncio.StreamWriter, buf: bytearray) -> None:
+        """Messages an engine pushes to this client's subscriber connection, passed on to the client
+        (the engine's own confirmations are not: the endpoint answers (UN)SUBSCRIBE itself)."""
+        try:
+            while True:
+                while True:
+                    try:
+                        value, end = parse_value(buf, 0)
+                        del buf[:end]
+                        break
+                    except Incomplete:
+                        chunk = await r.read(65536)
+                        if not chunk:
+                            return
+                        buf += chunk
+                if isinstance(value, list) and value and value[0] in (b"message", b"smessage"):
+                    kind = b"channel" if value[0] == b"message" else b"shard"
+                    if value[1] in self.subs[kind]:
+                        self.p.c["bytes_out"] += len(value[2])
+                        self.reply(Push(value))
+                        await self.w.drain()
+                elif isinstance(value, ReplyError) or (isinstance(value, list) and value
+                                                        and value[0] in (b"subscribe", b"ssubscribe")):
+                    self.sub_acks[b.ident].put_nowait(value)
+        except (ConnectionError, OSError, asyncio.CancelledError):
+            pass
+        finally:
+            self.sub_conns.pop(b.ident, None)
+            with contextlib.suppress(Exception):
+                w.close()
+
+    def sub_detach_all(self) -> None:
+        for w, task in list(self.sub_conns.values()):
+            task.cancel()
+            with contextlib.suppress(Exception):
+                w.close()
+        self.sub_conns.clear()
+        self.sub_acks.clear()
+
+    async def subscribe(self, args: list[bytes]) -> None:
+        name = args[0].upper()
+        kind = SUBSCRIBE_CMDS[name]
+        if len(args) < 2:
+            self.reply(ReplyError(f"ERR wrong number of arguments for '{name.decode().lower()}' command"))
+            return
+        channels = args[1:]
+        if kind == b"shard" and len({key_slot(c) for c in channels}) > 1:
+            self.reply(ReplyError("CROSSSLOT Keys in request don't hash to the same slot"))
+            return
+        before = set(self.subs[kind])
+        new = list(dict.fromkeys(c for c in channels if c not in before))
+        self.subs[kind].update(channels)
+        try:
+            for b in list(self.p.backends.values()):
+                if b.ident in self.sub_conns:
+                    if new:
+                        await self.sub_send(b.ident, name, new)
+                else:
+                    await self.sub_attach(b)
+        except (ReplyError, ConnectionError, OSError, asyncio.TimeoutError) as exc:
+            self.subs[kind].difference_update(new)
+            if not self.subscribed():
+                self.sub_detach_all()
+            self.reply(exc if isinstance(exc, ReplyError) else ReplyError(f"ERR could not subscribe ({exc})"))
+            return
+        self.account(name, sum(len(a) for a in args), None, False, 0.0)
+        word = b"subscribe" if kind == b"channel" else b"ssubscribe"
+        for c in channels:
+            before.add(c)
+            self.reply(Push([word, c, len(before)]))
+
+    async def unsubscribe(self, args: list[bytes]) -> None:
+        name = args[0].upper()
+        kind = UNSUBSCRIBE_CMDS[name]
+        word = b"unsubscribe" if kind == b"channel" else b"sunsubscribe"
+        channels = args[1:] or sorted(self.subs[kind])
+        if not channels:
+            self.reply(Push([word, None, len(self.subs[kind])]))
+            return
+        for c in channels:
+            self.subs[kind].discard(c)
+            self.reply(Push([word, c, len(self.subs[kind])]))
+        for w, _task in list(self.sub_conns.values()):
+            w.write(command(name, *channels))
+        if not self.subscribed():
+            self.sub_detach_all()
+
+    async def publish(self, args: list[bytes]) -> None:
+        """PUBLISH/SPUBLISH on the engine owning the channel's slot (every subscriber is subscribed there)."""
+        name = args[0].upper()
+        if len(args) != 3:
+            self.reply(ReplyError(f"ERR wrong number of arguments for '{name.decode().lower()}' command"))
+            return
+        if not await self.p.throttle():
+            self.reply(ReplyError("ERR Throttled: the cache is above its ECPUPerSecond maximum "
+                                  "(CacheUsageLimits); retry later"))
+            return
+        slot = key_slot(args[1])
+        while slot in self.p.held:
+            await self.p.held[slot].wait()
+        b = self.p.backends[self.p.slot_owner[slot]]
+        raw = command(*args)
+        reply = (await self.forward(b, raw))[0]
+        self.account(name, len(raw) + len(reply), b, False, 0.0, reply)
+        self.send(reply)
+
+    async def pubsub(self, args: list[bytes]) -> None:
+        """PUBSUB CHANNELS/NUMSUB/SHARDCHANNELS/SHARDNUMSUB: every subscriber is on every engine, so one answers."""
+        sub = args[1].upper() if len(args) > 1 else b""
+        if sub not in (b"CHANNELS", b"NUMSUB", b"SHARDCHANNELS", b"SHARDNUMSUB", b"HELP"):
+            self.reply(ReplyError(f"ERR unknown subcommand '{sub.decode(errors='replace')}' (restricted on "
+                                  "ElastiCache Serverless)"))
+            return
+        b = next(iter(self.p.backends.values()))
+        self.send((await self.forward(b, command(*args)))[0])
 
     async def close(self) -> None:
+        self.sub_detach_all()
         for _r, w, _b in self.conns.values():
             with contextlib.suppress(Exception):
                 w.close()
@@ -640,35 +894,113 @@ class Client:
     async def run(self) -> None:
         buf = bytearray()
         while True:
-            try:
-                args, end = parse_command(buf, 0)
-            except Incomplete:
+            cmds: list[tuple[list[bytes], bytes]] = []
+            pos, bad = 0, None
+            while True:  # every whole command the client has sent: a pipeline goes on together
+                try:
+                    args, end = parse_command(buf, pos)
+                except Incomplete:
+                    break
+                except ValueError as exc:
+                    bad = exc
+                    break
+                cmds.append((args, bytes(buf[pos:end])))
+                pos = end
+            del buf[:pos]
+            i = 0
+            while i < len(cmds):
+                j = self.pipeline_end(cmds, i)
+                if j - i > 1:
+                    await self.routed_many(cmds[i:j])
+                    i = j
+                    continue
+                args, raw = cmds[i]
+                i += 1
+                if args and await self.one(args, raw) is False:
+                    await self.w.drain()
+                    return
+            if bad is not None:
+                self.reply(ReplyError(f"ERR {bad}"))
                 await self.w.drain()
+                return
+            await self.w.drain()
+            if not cmds:
                 chunk = await self.r.read(65536)
                 if not chunk:
                     return
                 buf += chunk
-                continue
-            except ValueError as exc:
-                self.reply(ReplyError(f"ERR {exc}"))
-                await self.w.drain()
-                return
-            raw = bytes(buf[:end])
-            del buf[:end]
+
+    async def one(self, args: list[bytes], raw: bytes) -> bool | None:
+        self.p.c["bytes_in"] += len(raw)
+        try:
+            return await self.execute(args, raw)
+        except ReplyError as exc:
+            self.reply(exc)
+        except (ConnectionError, OSError) as exc:
+            self.reply(ReplyError(f"ERR the cache could not reach its storage ({exc}); retry"))
+        return None
+
+    def pipeline_end(self, cmds: list[tuple[list[bytes], bytes]], i: int) -> int:
+        """The end of the run of commands from `i` that may go to the engines together (plain keyed
+        commands; not while throttling, in a transaction or subscribed)."""
+        p = self.p
+        if not self.authed or self.multi is not None or self.subscribed() or p.ecpu_max() is not None:
+            return i + 1
+        j = i
+        while j < len(cmds):
+            args = cmds[j][0]
             if not args:
-                continue
-            self.p.c["bytes_in"] += len(raw)
+                break
+            name = args[0].upper()
+            spec = p.spec(name)
+            if (spec is None or name in LOCAL or name in RESTRICTED or name in NOT_PIPELINED
+                    or b"MOVABLEKEYS" in spec[1] or (self.is_reader and b"WRITE" in spec[1])):
+                break
+            keys = p.static_keys(args)
+            if len({key_slot(k) for k in keys}) > 1:
+                break
+            j += 1
+        return max(j, i + 1)
+
+    async def routed_many(self, cmds: list[tuple[list[bytes], bytes]]) -> None:
+        """A pipeline of keyed commands: each run of them whose slots one engine owns goes to it in one write."""
+        p = self.p
+        items = []
+        for args, raw in cmds:
+            p.c["bytes_in"] += len(raw)
+            keys = p.static_keys(args)
+            items.append((args[0].upper(), raw, key_slot(keys[0]) if keys else 0))
+        i = 0
+        while i < len(items):
+            slot = items[i][2]
+            while slot in p.held:
+                await p.held[slot].wait()
+            owner = p.slot_owner[slot]
+            j = i + 1
+            while j < len(items) and items[j][2] not in p.held and p.slot_owner[items[j][2]] == owner:
+                j += 1
+            group = items[i:j]
+            i = j
+            b = p.backends[owner]
+            target = b.replica if self.is_reader and b.replica is not None else b
+            for _n, _r, sl in group:
+                p.inflight[sl] += 1
+            t0 = time.perf_counter()
             try:
-                done = await self.execute(args, raw)
-            except ReplyError as exc:
-                self.reply(exc)
+                replies = await self.forward(target, b"".join(r for _n, r, _s in group), len(group))
+            except (ConnectionError, OSError, ReplyError) as exc:
+                err = exc if isinstance(exc, ReplyError) else ReplyError(
+                    f"ERR the cache could not reach its storage ({exc}); retry")
+                for _ in group:
+                    self.reply(err)
                 continue
-            except (ConnectionError, OSError) as exc:
-                self.reply(ReplyError(f"ERR the cache could not reach its storage ({exc}); retry"))
-                continue
-            if done is False:
-                await self.w.drain()
-                return
+            finally:
+                for _n, _r, sl in group:
+                    p.inflight[sl] -= 1
+            dt = (time.perf_counter() - t0) * 1e6 / len(group)
+            for (name, raw, _s), reply in zip(group, replies, strict=True):
+                self.account(name, len(raw) + len(reply), b, p.is_write(name), dt, reply)
+                self.send(reply)
 
     async def execute(self, args: list[bytes], raw: bytes) -> bool | None:
         name = args[0].upper()
@@ -685,21 +1017,24 @@ class Client:
             return None
         if self.multi is not None and name not in (b"EXEC", b"DISCARD", b"MULTI", b"WATCH"):
             return await self.queue(args, raw)
+        if self.proto == 2 and self.subscribed() and name not in IN_SUBSCRIBED:
+            self.reply(ReplyError(f"ERR Can't execute '{args[0].decode(errors='replace').lower()}': only "
+                                  "(P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this "
+                                  "context"))
+            return None
         local = {b"PING": self.ping, b"CLUSTER": self.cluster, b"READONLY": self.ok, b"READWRITE": self.ok,
                  b"SELECT": self.select, b"CLIENT": self.client_cmd, b"MULTI": self.start_multi,
                  b"EXEC": self.exec_multi, b"DISCARD": self.discard, b"DBSIZE": self.dbsize,
-                 b"FLUSHALL": self.flush, b"FLUSHDB": self.flush, b"KEYS": self.keys, b"SCAN": self.scan,
-                 b"INFO": self.info, b"RESET": self.reset, b"ECHO": self.echo}
-        if name in local:
-            await local[name](args)
-            return None
-        if name in RESTRICTED:
+                 b"FLUSHALL": self.flush, b"FLUSHDB": self.flush, b"SCAN": self.scan,
+                 b"INFO": self.info, b"RESET": self.reset, b"ECHO": self.echo, b"SUBSCRIBE": self.subscribe,
+                 b"SSUBSCRIBE": self.subscribe, b"UNSUBSCRIBE": self.unsubscribe, b"SUNSUBSCRIBE": self.unsubscribe,
+                 b"PUBLISH": self.publish, b"SPUBLISH": self.publish, b"PUBSUB": self.pubsub}
+        if name in RESTRICTED or (name == b"PUBSUB" and len(args) > 1 and args[1].upper() == b"NUMPAT"):
             self.reply(ReplyError(f"ERR unknown command '{args[0].decode(errors='replace')}', with args "
                                   "beginning with: (restricted on ElastiCache Serverless)"))
             return None
-        if name in PUBSUB:
-            self.reply(ReplyError("ERR pub/sub is not available on the local serverless endpoint "
-                                  "(see docs/local-vs-aws.md)"))
+        if name in local:
+            await local[name](args)
             return None
         if p.spec(name) is None:
             self.reply(ReplyError(f"ERR unknown command '{args[0].decode(errors='replace')}'"))
@@ -726,10 +1061,11 @@ class Client:
         while slot in p.held:
             await p.held[slot].wait()
         b = p.backends[p.slot_owner[slot]]
+        target = b.replica if self.is_reader and b.replica is not None else b  # reader endpoint: the replica
         p.inflight[slot] += 1
         t0 = time.perf_counter()
         try:
-            reply = (await self.forward(b, raw))[0]
+            reply = (await self.forward(target, raw))[0]
         finally:
             p.inflight[slot] -= 1
         dt = (time.perf_counter() - t0) * 1e6
@@ -886,6 +1222,9 @@ class Client:
         self.reply("OK")
 
     async def ping(self, args: list[bytes]) -> None:
+        if self.proto == 2 and self.subscribed():
+            self.reply([b"pong", args[1] if len(args) > 1 else b""])
+            return
         self.reply(args[1] if len(args) > 1 else "PONG")
 
     async def echo(self, args: list[bytes]) -> None:
@@ -893,6 +1232,8 @@ class Client:
 
     async def reset(self, _args: list[bytes]) -> None:
         self.multi = None
+        self.subs = {b"channel": set(), b"shard": set()}
+        self.sub_detach_all()
         self.reply("RESET")
 
     async def select(self, args: list[bytes]) -> None:
@@ -908,8 +1249,6 @@ class Client:
             self.reply("OK")
         elif sub == b"GETNAME":
             self.reply(self.name or None)
-        elif sub == b"ID":
-            self.reply(id(self) % 100000)
         elif sub in (b"SETINFO", b"NO-EVICT", b"NO-TOUCH"):
             self.reply("OK")
         else:
@@ -973,13 +1312,6 @@ class Client:
     async def flush(self, args: list[bytes]) -> None:
         await self.everywhere(args)
         self.reply("OK")
-
-    async def keys(self, args: list[bytes]) -> None:
-        out: list[Any] = []
-        for v in await self.everywhere(args):
-            if isinstance(v, list):
-                out += v
-        self.reply(out)
 
     async def scan(self, args: list[bytes]) -> None:
         """SCAN across the backends: the cursor holds the backend's cursor and which backend (low 4 bits)."""

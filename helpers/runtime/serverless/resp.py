@@ -124,6 +124,10 @@ class ReplyError(Exception):
     pass
 
 
+class Push(list):
+    """An out-of-band message (pub/sub): a RESP3 push, or a plain array in RESP2."""
+
+
 def encode(value: Any, proto: int = 2) -> bytes:
     """Python values as a reply: str -> simple string, bytes -> bulk, dict -> map (RESP3) or flat array."""
     if value is None:
@@ -148,6 +152,8 @@ def encode(value: Any, proto: int = 2) -> bytes:
         for k, v in value.items():
             flat += [k.encode() if isinstance(k, str) else k, v]
         return encode(flat, proto)
+    if isinstance(value, Push) and proto == 3:
+        return b">" + str(len(value)).encode() + CRLF + b"".join(encode(v, proto) for v in value)
     if isinstance(value, (list, tuple)):
         return b"*" + str(len(value)).encode() + CRLF + b"".join(encode(v, proto) for v in value)
     return encode(str(value).encode(), proto)
