@@ -21,6 +21,7 @@ import contextlib
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from helpers.aws.controlplane import engineops as ops
@@ -200,10 +201,12 @@ class GlobalDatastores(Backend):
             with contextlib.suppress(Exception):
                 self._sentinels_monitor(g, on)
 
-    def _follow(self, g: ReplicationGroup, upstream: ReplicationGroup, timeout: float = 30) -> None:
-        """Make g's primary node a replica of upstream's primary node, and wait for the link."""
+    def _follow(self, g: ReplicationGroup, upstream: ReplicationGroup, timeout: float = 30,
+                node: Any = None) -> None:
+        """Make g's primary node (or `node`, which becomes it) a replica of upstream's primary node, and wait
+        for the link."""
         svc = self.group_service(g)
-        node = self._primary_node(g)
+        node = node or self._primary_node(g)
         up = self._primary_node(upstream)
         g.global_role = "secondary"
         self._sentinels(g, False)
@@ -217,6 +220,85 @@ class GlobalDatastores(Backend):
                 raise RuntimeError(f"{g.group_id} did not sync with {upstream.group_id} within {timeout:.0f} s")
             time.sleep(0.05)
         self.sync_endpoints(g)
+
+    def recover_secondary(self, g: ReplicationGroup, svc: Any, dead: list[Any]) -> None:
+        """Nodes of a secondary cluster died. Its Sentinels do not watch it (it follows another region), so the
+        control plane does what AWS's does: if its primary node died, the most up-to-date live replica becomes
+        the cluster's primary and follows the primary cluster's primary node (across the regions), the other
+        replicas follow it; then every failed node is started again on its port as a replica of it, and resyncs."""
+        from helpers.runtime import engines
+        from helpers.runtime.topologies.nodes import node_probe, set_conf_line
+
+        gds = self.get_global(g.global_id)
+        upstream = self.get_group(gds.primary_id)
+        dead_names = {n.name for n in dead}
+        roles = self._roles(g, svc)
+        live = [n for n in ops.data_nodes(svc) if n.alive() and n.name not in dead_names]
+        lead = next((n for n in live if roles.get(n.name) == "primary"), None)
+        if lead is None and live:
+            fwd = g.endpoints.get("primary")
+            if fwd is not None:
+                fwd.set_targets([])  # no primary: new connections wait for the promoted replica
+
+            def offset(n: Any) -> int:
+                with contextlib.suppress(Exception):
+                    return int(self._admin(g, svc, n).info("replication").get("slave_repl_offset", 0))
+                return -1
+
+            lead = max(live, key=offset)
+            self._follow(g, upstream, node=lead)
+            for n in live:
+                if n is not lead:
+                    self._admin(g, svc, n).execute_command("REPLICAOF", lead.host, lead.port)
+            self._failover_done(g, lead)
+        self._forget_in_upstream_sentinels(upstream)
+        for n in ops.data_nodes(svc):
+            if n.alive():
+                continue
+            if lead is not None:
+                set_conf_line(Path(n.extra.get("config_file", n.argv[1])), "replicaof", f"{lead.host} {lead.port}")
+            engines.restart_node(n, node_probe(n))
+        if lead is None:  # every data node had died: they came back empty; one follows the other region again
+            first = ops.data_nodes(svc)[0]
+            self._follow(g, upstream, node=first)
+            for n in ops.data_nodes(svc)[1:]:
+                self._admin(g, svc, n).execute_command("REPLICAOF", first.host, first.port)
+
+    def _forget_in_upstream_sentinels(self, upstream: ReplicationGroup) -> None:
+        """The primary cluster's Sentinels knew the failed node as a replica of their primary: they would soon
+        "repair" it, once it is back, to replicate from their primary instead of its own cluster's. SENTINEL
+        RESET makes them forget it; they rediscover the replicas their primary lists (the new lead, not it)."""
+        from helpers.runtime import topologies
+
+        with contextlib.suppress(Exception):
+            usvc = self.group_service(upstream)
+            master = usvc.meta["master_name"]
+            for s in usvc.nodes_by(role="sentinel"):  # one at a time, so a quorum always knows the others
+                with contextlib.suppress(Exception):
+                    c = topologies.sentinel_node_client(usvc, s)
+                    c.execute_command("SENTINEL", "RESET", master)
+                    deadline = time.monotonic() + 10
+                    while time.monotonic() < deadline:
+                        info = c.execute_command("SENTINEL", "MASTER", master)
+                        if isinstance(info, list):
+                            info = dict(zip(info[::2], info[1::2], strict=False))
+                        if int(info.get("num-other-sentinels", 0)) >= 2 and int(info.get("num-slaves", 0)) >= 1:
+                            break
+                        time.sleep(0.1)
+
+    def refollow_secondaries(self, g: ReplicationGroup) -> None:
+        """After the primary cluster replaced its primary node, each secondary follows the new one."""
+        if not g.global_id or g.global_role != "primary":
+            return
+        with contextlib.suppress(ApiError):
+            gds = self.get_global(g.global_id)
+            up = self._primary_node(g)
+            for m in self.global_members(gds):
+                if m.group_id == g.group_id or m.group_id in gds.associating:
+                    continue
+                info = self._admin(m, self.group_service(m), self._primary_node(m)).info("replication")
+                if int(info.get("master_port", -1)) != up.port or info.get("master_link_status") != "up":
+                    self._follow(m, g)
 
     def _lead(self, g: ReplicationGroup) -> None:
         """Make g's primary node a primary again (failover, disassociation)."""
