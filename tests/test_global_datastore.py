@@ -324,3 +324,51 @@ def test_a_secondary_clusters_dead_nodes_are_replaced_and_resync_from_the_right_
     cpc.wait_deleted(west, replication_group_id="t-gds-w2")
     _until(lambda: not any(psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE
                            for p in pids), timeout=30)
+
+
+def test_a_global_datastore_with_tls_and_auth_tokens(regions):
+    """TLS in transit and AUTH: each region's cluster keeps its own token; replication authenticates across."""
+    east, west = regions
+    east.create_replication_group(ReplicationGroupId="t-gds-ea", ReplicationGroupDescription="primary region",
+                                  CacheNodeType=NODE, NumCacheClusters=1, TransitEncryptionEnabled=True,
+                                  AuthToken="east-token-0123456789")
+    primary = cpc.wait_for(east, replication_group_id="t-gds-ea")
+    gds = east.create_global_replication_group(GlobalReplicationGroupIdSuffix="t-gds3",
+                                               PrimaryReplicationGroupId="t-gds-ea")["GlobalReplicationGroup"]
+    gid = gds["GlobalReplicationGroupId"]
+    assert gds["AuthTokenEnabled"] is True and gds["TransitEncryptionEnabled"] is True
+    assert code_of(west.create_replication_group, ReplicationGroupId="t-gds-wx", ReplicationGroupDescription="t",
+                   GlobalReplicationGroupId=gid, UserGroupIds=["any"]) == "InvalidParameterCombination"
+    west.create_replication_group(ReplicationGroupId="t-gds-wa", ReplicationGroupDescription="second region",
+                                  GlobalReplicationGroupId=gid, NumCacheClusters=1, AuthToken="west-token-0123456789")
+    secondary = cpc.wait_for(west, replication_group_id="t-gds-wa")
+    assert secondary["TransitEncryptionEnabled"] is True and secondary["AuthTokenEnabled"] is True
+    _wait_global(east, gid)
+    r_east = cpc.redis_at(primary["NodeGroups"][0]["PrimaryEndpoint"], tls=True, password="east-token-0123456789")
+    west_ep = secondary["NodeGroups"][0]["PrimaryEndpoint"]
+    r_west = cpc.redis_at(west_ep, tls=True, password="west-token-0123456789")
+    r_east.set("k", "from-east")
+    _until(lambda: r_west.get("k") in ("from-east", b"from-east"))
+    with pytest.raises(Exception, match="(?i)read only|readonly"):
+        r_west.set("k2", "x")
+    with pytest.raises(Exception, match="(?i)WRONGPASS|invalid|auth"):  # each region's token is its own
+        cpc.redis_at(west_ep, tls=True, password="east-token-0123456789", retries=0).get("k")
+
+    east.failover_global_replication_group(GlobalReplicationGroupId=gid, PrimaryRegion="us-west-2",
+                                           PrimaryReplicationGroupId="t-gds-wa")
+    _wait_global(east, gid)
+    _until(lambda: _writes(r_west))
+    r_west.set("k3", "from-west")
+    _until(lambda: r_east.get("k3") in ("from-west", b"from-west"))
+    with pytest.raises(Exception, match="(?i)read only|readonly"):
+        r_east.set("k4", "x")
+
+    east.disassociate_global_replication_group(GlobalReplicationGroupId=gid, ReplicationGroupId="t-gds-ea",
+                                               ReplicationGroupRegion="us-east-1")
+    _wait_global(east, gid)
+    _until(lambda: _writes(r_east))
+    west.delete_global_replication_group(GlobalReplicationGroupId=gid, RetainPrimaryReplicationGroup=True)
+    east.delete_replication_group(ReplicationGroupId="t-gds-ea")
+    west.delete_replication_group(ReplicationGroupId="t-gds-wa")
+    cpc.wait_deleted(east, replication_group_id="t-gds-ea")
+    cpc.wait_deleted(west, replication_group_id="t-gds-wa")

@@ -131,9 +131,9 @@ class GlobalDatastores(Backend):
         if g.cluster_mode:
             raise invalid_combination("The local endpoint builds global datastores from cluster-mode-disabled "
                                       "replication groups only (AWS also takes cluster mode enabled ones).")
-        if g.auth_token or g.user_group_ids:
+        if g.user_group_ids:
             raise invalid_combination("The local endpoint builds global datastores from replication groups without "
-                                      "AUTH or RBAC only (see docs/local-vs-aws.md).")
+                                      "RBAC user groups only (AUTH tokens are taken; see docs/local-vs-aws.md).")
         gid = f"{REGION_PREFIX[region]}-{str(suffix).strip().replace(' ', '-')}"
         with self.lock:
             if gid in self.global_groups:
@@ -148,7 +148,7 @@ class GlobalDatastores(Backend):
         return gds
 
     def check_secondary(self, gid: Any, node_type: str | None, engine: str | None, engine_version: str | None,
-                        cluster_mode: bool, auth: bool) -> GlobalDatastore:
+                        cluster_mode: bool, auth: bool, rbac: bool = False) -> GlobalDatastore:
         """A create-replication-group --global-replication-group-id: AWS's rules for a new secondary."""
         gds = self.get_global(gid)
         if gds.status != "available":
@@ -171,8 +171,12 @@ class GlobalDatastores(Backend):
                                       f"({gds.engine_version}).")
         if cluster_mode:
             raise invalid_combination("This global datastore is cluster mode disabled.")
-        if auth:
-            raise invalid_combination("The local endpoint builds global datastores without AUTH or RBAC only.")
+        if rbac:
+            raise invalid_combination("The local endpoint builds global datastores without RBAC user groups only "
+                                      "(AUTH tokens are taken).")
+        if auth and not gds.tls:
+            raise invalid_combination("AuthToken needs TransitEncryptionEnabled, which this global datastore's "
+                                      "clusters do not have.")
         return gds
 
     def join_as_secondary(self, gds: GlobalDatastore, g: ReplicationGroup) -> None:
@@ -213,6 +217,9 @@ class GlobalDatastores(Backend):
         conn = self._admin(g, svc, node)
         with contextlib.suppress(Exception):
             conn.config_set("replica-priority", 0)  # never promoted by the other region's Sentinels
+        # With AUTH, each group's nodes replicate with that group's own internal password: the node that
+        # follows the other region presents the other region's.
+        conn.config_set("masterauth", self.group_service(upstream).password() or upstream.auth_token or "")
         conn.execute_command("REPLICAOF", up.host, up.port)
         deadline = time.monotonic() + timeout
         while conn.info("replication").get("master_link_status") != "up":
@@ -306,6 +313,7 @@ class GlobalDatastores(Backend):
         node = self._primary_node(g)
         conn = self._admin(g, svc, node)
         conn.execute_command("REPLICAOF", "NO", "ONE")
+        conn.config_set("masterauth", svc.password() or g.auth_token or "")  # its own group's again, should it become a replica
         with contextlib.suppress(Exception):
             conn.config_set("replica-priority", 100)
         g.global_role = "primary" if g.global_id else None
