@@ -354,6 +354,16 @@ def test_a_global_datastore_with_tls_and_auth_tokens(regions):
     with pytest.raises(Exception, match="(?i)WRONGPASS|invalid|auth"):  # each region's token is its own
         cpc.redis_at(west_ep, tls=True, password="east-token-0123456789", retries=0).get("k")
 
+    # the primary's token is rotated, then the old one dropped: the link to the other region reconnects
+    for strategy in ("ROTATE", "SET"):
+        east.modify_replication_group(ReplicationGroupId="t-gds-ea", AuthToken="east-token-new-0123456789",
+                                      AuthTokenUpdateStrategy=strategy, ApplyImmediately=True)
+        cpc.wait_for(east, replication_group_id="t-gds-ea")
+    r_east = cpc.redis_at(primary["NodeGroups"][0]["PrimaryEndpoint"], tls=True, password="east-token-new-0123456789")
+    r_east.client_kill_filter(_type="replica")
+    r_east.set("k1", "after-rotation")
+    _until(lambda: r_west.get("k1") in ("after-rotation", b"after-rotation"))
+
     east.failover_global_replication_group(GlobalReplicationGroupId=gid, PrimaryRegion="us-west-2",
                                            PrimaryReplicationGroupId="t-gds-wa")
     _wait_global(east, gid)

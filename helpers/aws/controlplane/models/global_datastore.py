@@ -293,6 +293,18 @@ class GlobalDatastores(Backend):
                             break
                         time.sleep(0.1)
 
+    def global_credentials_changed(self, g: ReplicationGroup) -> None:
+        """g's AUTH token changed: the secondary nodes that follow g present what g now takes."""
+        if g.global_role != "primary":
+            return
+        secret = self.group_service(g).password() or g.auth_token or ""
+        with contextlib.suppress(ApiError):
+            gds = self.get_global(g.global_id)
+            for m in self.global_members(gds):
+                if m.group_id != g.group_id:
+                    with contextlib.suppress(Exception):
+                        self._admin(m, self.group_service(m), self._primary_node(m)).config_set("masterauth", secret)
+
     def refollow_secondaries(self, g: ReplicationGroup) -> None:
         """After the primary cluster replaced its primary node, each secondary follows the new one."""
         if not g.global_id or g.global_role != "primary":
