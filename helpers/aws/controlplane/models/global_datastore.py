@@ -11,6 +11,11 @@ Sentinels stop watching it (a primary that reports itself a replica would be fai
 its replica-priority is 0 so the primary group's Sentinels never promote it. Its clients get READONLY
 on writes, as on AWS. A failover points the old primary at the new one the same way.
 
+With AUTH (a token, TLS in transit) each group's nodes replicate with their own group's internal password;
+the node that follows another region presents that region's (masterauth). Cluster mode enabled groups and
+RBAC user groups are refused (docs/local-vs-aws.md). A failed node of a secondary is replaced by the control
+plane itself (recover_secondary), since no Sentinel watches a secondary.
+
 The lag (GlobalDatastoreReplicationLag, seconds) is measured by `replication_lag()`: how long the
 secondary's primary takes to reach the replication offset the primary had when asked.
 """
