@@ -290,6 +290,12 @@ def test_a_secondary_clusters_dead_nodes_are_replaced_and_resync_from_the_right_
         cpc.redis_at(west_ep).set("x", "1")
     _wait_global(east, gid)
 
+    # 1b. a replica of the secondary dies: it comes back following the secondary's primary node
+    _kill("t-gds-w2", dead_port)
+    _until(lambda: _events(west, killed).count("Finished recovery for cache nodes 0001") == 2, timeout=60)
+    _until(lambda: _follows(west, "t-gds-w2") == {lead: east_port, dead_port: lead}, timeout=30)
+    assert _primary_port(west, "t-gds-w2") == lead
+
     # 2. the primary cluster's primary node dies: its replica is promoted and the secondary follows the new one
     writer = Writer(east_ep)
     writer.start()

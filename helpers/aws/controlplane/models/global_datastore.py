@@ -263,7 +263,8 @@ class GlobalDatastores(Backend):
                 if n is not lead:
                     self._admin(g, svc, n).execute_command("REPLICAOF", lead.host, lead.port)
             self._failover_done(g, lead)
-        self._forget_in_upstream_sentinels(upstream)
+        if lead is None or lead is not next((n for n in ops.data_nodes(svc) if roles.get(n.name) == "primary"), None):
+            self._forget_in_upstream_sentinels(upstream)  # they knew the failed primary node, not its replicas
         for n in ops.data_nodes(svc):
             if n.alive():
                 continue
