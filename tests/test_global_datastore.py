@@ -37,7 +37,7 @@ def regions():
             _wait_global(east, gds["GlobalReplicationGroupId"], gone_ok=True)
             _quiet(east.delete_global_replication_group, GlobalReplicationGroupId=gds["GlobalReplicationGroupId"],
                    RetainPrimaryReplicationGroup=True)
-    for client in (east, west):
+    for client in (east, west, localaws.client("elasticache", region_name="us-west-1")):
         cpc.cleanup(client, "t-gds")
 
 
@@ -370,12 +370,27 @@ def test_a_global_datastore_with_tls_and_auth_tokens(regions):
     r_east.set("k1", "after-rotation")
     _until(lambda: r_west.get("k1") in ("after-rotation", b"after-rotation"))
 
+    # a second secondary without a token of its own takes the primary's
+    north = localaws.client("elasticache", region_name="us-west-1")
+    third = north.create_replication_group(ReplicationGroupId="t-gds-na", ReplicationGroupDescription="third region",
+                                           GlobalReplicationGroupId=gid, NumCacheClusters=1)["ReplicationGroup"]
+    assert third["AuthTokenEnabled"] is True
+    third = cpc.wait_for(north, replication_group_id="t-gds-na")
+    _wait_global(east, gid)
+    r_north = cpc.redis_at(third["NodeGroups"][0]["PrimaryEndpoint"], tls=True, password="east-token-new-0123456789")
+    _until(lambda: r_north.get("k1") in ("after-rotation", b"after-rotation"))
+
     east.failover_global_replication_group(GlobalReplicationGroupId=gid, PrimaryRegion="us-west-2",
                                            PrimaryReplicationGroupId="t-gds-wa")
     _wait_global(east, gid)
     _until(lambda: _writes(r_west))
     r_west.set("k3", "from-west")
     _until(lambda: r_east.get("k3") in ("from-west", b"from-west"))
+    _until(lambda: r_north.get("k3") in ("from-west", b"from-west"))  # it follows the new primary region
+    east.disassociate_global_replication_group(GlobalReplicationGroupId=gid, ReplicationGroupId="t-gds-na",
+                                               ReplicationGroupRegion="us-west-1")
+    _wait_global(east, gid)
+    north.delete_replication_group(ReplicationGroupId="t-gds-na")
     with pytest.raises(Exception, match="(?i)read only|readonly"):
         r_east.set("k4", "x")
 
@@ -388,3 +403,4 @@ def test_a_global_datastore_with_tls_and_auth_tokens(regions):
     west.delete_replication_group(ReplicationGroupId="t-gds-wa")
     cpc.wait_deleted(east, replication_group_id="t-gds-ea")
     cpc.wait_deleted(west, replication_group_id="t-gds-wa")
+    cpc.wait_deleted(north, replication_group_id="t-gds-na")
