@@ -11,6 +11,11 @@ Sentinels stop watching it (a primary that reports itself a replica would be fai
 its replica-priority is 0 so the primary group's Sentinels never promote it. Its clients get READONLY
 on writes, as on AWS. A failover points the old primary at the new one the same way.
 
+With AUTH (a token, TLS in transit) each group's nodes replicate with their own group's internal password;
+the node that follows another region presents that region's (masterauth). Cluster mode enabled groups and
+RBAC user groups are refused (docs/local-vs-aws.md). A failed node of a secondary is replaced by the control
+plane itself (recover_secondary), since no Sentinel watches a secondary.
+
 The lag (GlobalDatastoreReplicationLag, seconds) is measured by `replication_lag()`: how long the
 secondary's primary takes to reach the replication offset the primary had when asked.
 """
@@ -21,6 +26,7 @@ import contextlib
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from helpers.aws.controlplane import engineops as ops
@@ -130,9 +136,9 @@ class GlobalDatastores(Backend):
         if g.cluster_mode:
             raise invalid_combination("The local endpoint builds global datastores from cluster-mode-disabled "
                                       "replication groups only (AWS also takes cluster mode enabled ones).")
-        if g.auth_token or g.user_group_ids:
+        if g.user_group_ids:
             raise invalid_combination("The local endpoint builds global datastores from replication groups without "
-                                      "AUTH or RBAC only (see docs/local-vs-aws.md).")
+                                      "RBAC user groups only (AUTH tokens are taken; see docs/local-vs-aws.md).")
         gid = f"{REGION_PREFIX[region]}-{str(suffix).strip().replace(' ', '-')}"
         with self.lock:
             if gid in self.global_groups:
@@ -147,7 +153,7 @@ class GlobalDatastores(Backend):
         return gds
 
     def check_secondary(self, gid: Any, node_type: str | None, engine: str | None, engine_version: str | None,
-                        cluster_mode: bool, auth: bool) -> GlobalDatastore:
+                        cluster_mode: bool, auth: bool, rbac: bool = False) -> GlobalDatastore:
         """A create-replication-group --global-replication-group-id: AWS's rules for a new secondary."""
         gds = self.get_global(gid)
         if gds.status != "available":
@@ -170,8 +176,12 @@ class GlobalDatastores(Backend):
                                       f"({gds.engine_version}).")
         if cluster_mode:
             raise invalid_combination("This global datastore is cluster mode disabled.")
-        if auth:
-            raise invalid_combination("The local endpoint builds global datastores without AUTH or RBAC only.")
+        if rbac:
+            raise invalid_combination("The local endpoint builds global datastores without RBAC user groups only "
+                                      "(AUTH tokens are taken).")
+        if auth and not gds.tls:
+            raise invalid_combination("AuthToken needs TransitEncryptionEnabled, which this global datastore's "
+                                      "clusters do not have.")
         return gds
 
     def join_as_secondary(self, gds: GlobalDatastore, g: ReplicationGroup) -> None:
@@ -200,16 +210,21 @@ class GlobalDatastores(Backend):
             with contextlib.suppress(Exception):
                 self._sentinels_monitor(g, on)
 
-    def _follow(self, g: ReplicationGroup, upstream: ReplicationGroup, timeout: float = 30) -> None:
-        """Make g's primary node a replica of upstream's primary node, and wait for the link."""
+    def _follow(self, g: ReplicationGroup, upstream: ReplicationGroup, timeout: float = 30,
+                node: Any = None) -> None:
+        """Make g's primary node (or `node`, which becomes it) a replica of upstream's primary node, and wait
+        for the link."""
         svc = self.group_service(g)
-        node = self._primary_node(g)
+        node = node or self._primary_node(g)
         up = self._primary_node(upstream)
         g.global_role = "secondary"
         self._sentinels(g, False)
         conn = self._admin(g, svc, node)
         with contextlib.suppress(Exception):
             conn.config_set("replica-priority", 0)  # never promoted by the other region's Sentinels
+        # With AUTH, each group's nodes replicate with that group's own internal password: the node that
+        # follows the other region presents the other region's.
+        conn.config_set("masterauth", self.group_service(upstream).password() or upstream.auth_token or "")
         conn.execute_command("REPLICAOF", up.host, up.port)
         deadline = time.monotonic() + timeout
         while conn.info("replication").get("master_link_status") != "up":
@@ -218,12 +233,105 @@ class GlobalDatastores(Backend):
             time.sleep(0.05)
         self.sync_endpoints(g)
 
+    def recover_secondary(self, g: ReplicationGroup, svc: Any, dead: list[Any]) -> None:
+        """Nodes of a secondary cluster died. Its Sentinels do not watch it (it follows another region), so the
+        control plane does what AWS's does: if its primary node died, the most up-to-date live replica becomes
+        the cluster's primary and follows the primary cluster's primary node (across the regions), the other
+        replicas follow it; then every failed node is started again on its port as a replica of it, and resyncs."""
+        from helpers.runtime import engines
+        from helpers.runtime.topologies.nodes import node_probe, set_conf_line
+
+        gds = self.get_global(g.global_id)
+        upstream = self.get_group(gds.primary_id)
+        dead_names = {n.name for n in dead}
+        roles = self._roles(g, svc)
+        live = [n for n in ops.data_nodes(svc) if n.alive() and n.name not in dead_names]
+        lead = next((n for n in live if roles.get(n.name) == "primary"), None)
+        if lead is None and live:
+            fwd = g.endpoints.get("primary")
+            if fwd is not None:
+                fwd.set_targets([])  # no primary: new connections wait for the promoted replica
+
+            def offset(n: Any) -> int:
+                with contextlib.suppress(Exception):
+                    return int(self._admin(g, svc, n).info("replication").get("slave_repl_offset", 0))
+                return -1
+
+            lead = max(live, key=offset)
+            self._follow(g, upstream, node=lead)
+            for n in live:
+                if n is not lead:
+                    self._admin(g, svc, n).execute_command("REPLICAOF", lead.host, lead.port)
+            self._failover_done(g, lead)
+        if lead is None or lead is not next((n for n in ops.data_nodes(svc) if roles.get(n.name) == "primary"), None):
+            self._forget_in_upstream_sentinels(upstream)  # they knew the failed primary node, not its replicas
+        for n in ops.data_nodes(svc):
+            if n.alive():
+                continue
+            if lead is not None:
+                set_conf_line(Path(n.extra.get("config_file", n.argv[1])), "replicaof", f"{lead.host} {lead.port}")
+            engines.restart_node(n, node_probe(n))
+        if lead is None:  # every data node had died: they came back empty; one follows the other region again
+            first = ops.data_nodes(svc)[0]
+            self._follow(g, upstream, node=first)
+            for n in ops.data_nodes(svc)[1:]:
+                self._admin(g, svc, n).execute_command("REPLICAOF", first.host, first.port)
+
+    def _forget_in_upstream_sentinels(self, upstream: ReplicationGroup) -> None:
+        """The primary cluster's Sentinels knew the failed node as a replica of their primary: they would soon
+        "repair" it, once it is back, to replicate from their primary instead of its own cluster's. SENTINEL
+        RESET makes them forget it; they rediscover the replicas their primary lists (the new lead, not it)."""
+        from helpers.runtime import topologies
+
+        with contextlib.suppress(Exception):
+            usvc = self.group_service(upstream)
+            master = usvc.meta["master_name"]
+            for s in usvc.nodes_by(role="sentinel"):  # one at a time, so a quorum always knows the others
+                with contextlib.suppress(Exception):
+                    c = topologies.sentinel_node_client(usvc, s)
+                    c.execute_command("SENTINEL", "RESET", master)
+                    deadline = time.monotonic() + 10
+                    while time.monotonic() < deadline:
+                        info = c.execute_command("SENTINEL", "MASTER", master)
+                        if isinstance(info, list):
+                            info = dict(zip(info[::2], info[1::2], strict=False))
+                        if int(info.get("num-other-sentinels", 0)) >= 2 and int(info.get("num-slaves", 0)) >= 1:
+                            break
+                        time.sleep(0.1)
+
+    def global_credentials_changed(self, g: ReplicationGroup) -> None:
+        """g's AUTH token changed: the secondary nodes that follow g present what g now takes."""
+        if g.global_role != "primary":
+            return
+        secret = self.group_service(g).password() or g.auth_token or ""
+        with contextlib.suppress(ApiError):
+            gds = self.get_global(g.global_id)
+            for m in self.global_members(gds):
+                if m.group_id != g.group_id:
+                    with contextlib.suppress(Exception):
+                        self._admin(m, self.group_service(m), self._primary_node(m)).config_set("masterauth", secret)
+
+    def refollow_secondaries(self, g: ReplicationGroup) -> None:
+        """After the primary cluster replaced its primary node, each secondary follows the new one."""
+        if not g.global_id or g.global_role != "primary":
+            return
+        with contextlib.suppress(ApiError):
+            gds = self.get_global(g.global_id)
+            up = self._primary_node(g)
+            for m in self.global_members(gds):
+                if m.group_id == g.group_id or m.group_id in gds.associating:
+                    continue
+                info = self._admin(m, self.group_service(m), self._primary_node(m)).info("replication")
+                if int(info.get("master_port", -1)) != up.port or info.get("master_link_status") != "up":
+                    self._follow(m, g)
+
     def _lead(self, g: ReplicationGroup) -> None:
         """Make g's primary node a primary again (failover, disassociation)."""
         svc = self.group_service(g)
         node = self._primary_node(g)
         conn = self._admin(g, svc, node)
         conn.execute_command("REPLICAOF", "NO", "ONE")
+        conn.config_set("masterauth", svc.password() or g.auth_token or "")  # its own group's again, should it become a replica
         with contextlib.suppress(Exception):
             conn.config_set("replica-priority", 100)
         g.global_role = "primary" if g.global_id else None

@@ -95,14 +95,18 @@ class Recovery(Backend):
         svc = self.group_service(g)
         data_dead = [n for n in dead if n.kind == "redis"]
         g.recovering |= {n.name for n in data_dead}
-        if g.cluster_mode:
+        secondary = g.global_role == "secondary" and not g.cluster_mode
+        if secondary:  # a global datastore's secondary cluster: no Sentinel watches it
+            self.recover_secondary(g, svc, data_dead)
+        elif g.cluster_mode:
             self._cluster_takeover(g, svc, data_dead)
         elif g.topology == "replicated":
             self._sentinel_failover(g, svc, data_dead)
         for n in data_dead:
             if n.name in g.member_ids:
                 self.event(g.member_ids[n.name], "cache-cluster", "Recovering cache nodes 0001")
-        svc = self._restart(g, svc)
+        if not secondary:
+            svc = self._restart(g, svc)
         from helpers.runtime import topologies
 
         topologies.record(svc)
@@ -113,6 +117,7 @@ class Recovery(Backend):
             self.apply_parameters(pg)
         self.sync_endpoints(g)
         self.wait_sentinels_settled(g, svc)
+        self.refollow_secondaries(g)
         for n in data_dead:
             if n.name in g.member_ids:
                 self.event(g.member_ids[n.name], "cache-cluster", "Finished recovery for cache nodes 0001")
@@ -144,7 +149,7 @@ class Recovery(Backend):
         be handled at once (a Sentinel still finishing the last failover would not start another)."""
         from helpers.runtime import topologies
 
-        if g.topology != "replicated" or not g.automatic_failover:
+        if g.topology != "replicated" or not g.automatic_failover or g.global_role == "secondary":
             return
         roles = self._roles(g, svc)
         port = next((n.port for n in ops.data_nodes(svc) if roles.get(n.name) == "primary" and n.alive()), None)

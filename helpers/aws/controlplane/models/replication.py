@@ -494,6 +494,10 @@ class ReplicationGroups(Backend):
             self.get_user_group(ug)
         if add_ugs and not g.tls:
             raise invalid_combination("User groups (RBAC) need encryption in transit on the replication group.")
+        if add_ugs and g.global_id:
+            raise invalid_combination(f"Replication group {g.group_id} is a member of Global datastore "
+                                      f"{g.global_id}: the local endpoint does not put RBAC user groups on global "
+                                      "datastores (see docs/local-vs-aws.md).")
         strategy = self.check_auth_change(g.engine, g.tls, g.auth_token, auth_token, auth_token_strategy,
                                           rbac=True, adding_user_groups=bool(add_ugs),
                                           rotating=g.previous_token is not None)
@@ -549,6 +553,8 @@ class ReplicationGroups(Backend):
                     svc = self.group_service(g)
                     self.apply_auth_change(g, [self._admin(g, svc, n) for n in ops.data_nodes(svc)], auth_token,
                                            strategy, internal=svc.password())
+                    if g.global_id:  # a secondary that follows this group may authenticate with its token
+                        self.global_credentials_changed(g)
             if changes:
                 self._apply_group_changes(g, changes)
             g.status = "available"

@@ -13,7 +13,8 @@ def global_api(gds: GlobalDatastore, show_members: bool = True) -> dict[str, Any
     out: dict[str, Any] = {
         "GlobalReplicationGroupId": gds.global_id, "GlobalReplicationGroupDescription": gds.description,
         "Status": gds.status, "CacheNodeType": gds.node_type, "Engine": gds.engine,
-        "EngineVersion": gds.engine_version, "ClusterEnabled": False, "AuthTokenEnabled": False,
+        "EngineVersion": gds.engine_version, "ClusterEnabled": False,
+        "AuthTokenEnabled": bool(PLANE.groups.get(gds.primary_id) and PLANE.groups[gds.primary_id].auth_token),
         "TransitEncryptionEnabled": gds.tls, "AtRestEncryptionEnabled": gds.at_rest, "ARN": gds.arn}
     if show_members:
         out["Members"] = [
@@ -84,9 +85,9 @@ def create_replication_group(p: dict[str, Any]) -> dict[str, Any]:
     clustered = bool(p.get("NumNodeGroups") or p.get("NodeGroupConfiguration")
                      or str(p.get("ClusterMode") or "").lower() == "enabled")
     gds = PLANE.check_secondary(gid, p.get("CacheNodeType"), p.get("Engine"), p.get("EngineVersion"), clustered,
-                                bool(p.get("AuthToken") or p.get("UserGroupIds")))
+                                bool(p.get("AuthToken")), bool(p.get("UserGroupIds")))
     primary = PLANE.get_group(gds.primary_id)
-    q = {**p, "Engine": gds.engine, "CacheNodeType": gds.node_type, "EngineVersion": None,
+    q = {**p, "AuthToken": p.get("AuthToken") or primary.auth_token, "Engine": gds.engine, "CacheNodeType": gds.node_type, "EngineVersion": None,
          "TransitEncryptionEnabled": gds.tls, "AtRestEncryptionEnabled": gds.at_rest,
          "AutomaticFailoverEnabled": p.get("AutomaticFailoverEnabled", primary.automatic_failover),
          "MultiAZEnabled": p.get("MultiAZEnabled", primary.multi_az)}
