@@ -95,10 +95,22 @@ class Group:
     replicas: int
 
 
+_EC: dict[str, Any] = {}
+
+
 def _ec() -> Any:
+    """The ElastiCache client, made once per local AWS endpoint (boto3 clients are thread-safe)."""
     from helpers import aws_client
 
-    return aws_client("elasticache")
+    svc = services.get("aws")
+    key = f"{svc.host}:{svc.port}" if svc is not None and any(n.alive() for n in svc.nodes) else ""
+    if not key or key not in _EC:
+        ec = aws_client("elasticache")
+        svc = services.get("aws")
+        _EC.clear()
+        _EC[f"{svc.host}:{svc.port}" if svc is not None else ""] = ec
+        return ec
+    return _EC[key]
 
 
 def _token_file() -> Any:
@@ -423,7 +435,11 @@ def run_load(get: Callable[[Any, Any, int], Any], update: Callable[[Any, Any, in
     Each simulated user waits `think_ms` between requests, as real users do; it also leaves this
     Python process time to run the drill between requests. `min_requests` keeps the run going (up to
     `max_seconds`) until that many requests were made, so a slow machine measures as many as a fast one."""
-    make_client = make_client or client
+    if make_client is None:
+        group = running_service()  # described once: each simulated user then starts from its endpoint
+
+        def make_client() -> Any:
+            return client(group)
     hot = db.bestsellers(400)
     ids = hot + sorted(set(db.product_ids()) - set(hot))  # popularity order, roughly
     report = LoadReport()
@@ -506,11 +522,13 @@ def drill(design: dict[str, Any], crash_at: float = 1.0) -> Callable[[LoadReport
 
         ec = _ec()
         group = running_service()
-        time.sleep(crash_at)
-        victim = next(m for m in members(group) if m[2] == "primary")[0]
-        port = ec.describe_cache_clusters(CacheClusterId=victim, ShowCacheNodeInfo=True)[
-            "CacheClusters"][0]["CacheNodes"][0]["Endpoint"]["Port"]
+        primaries = {n.port for n in client(group).get_primaries()}  # what the cluster says (CLUSTER SLOTS)
+        ports = {c["CacheClusterId"]: c["CacheNodes"][0]["Endpoint"]["Port"]
+                 for c in ec.describe_cache_clusters(ShowCacheNodeInfo=True)["CacheClusters"]
+                 if c.get("ReplicationGroupId") == group.group_id and c.get("CacheNodes")}
+        victim, port = next((m, p) for m, p in sorted(ports.items()) if p in primaries)
         engines = services.get(f"aws-rg-{group.group_id}")
+        time.sleep(max(0.0, crash_at - (time.perf_counter() - t0)))
         node = next(n for n in engines.nodes if n.port == port)  # the process behind the member
         since = datetime.now(timezone.utc)
         os.kill(node.pid, signal.SIGKILL)
