@@ -195,8 +195,17 @@ q2 = Exercise(
 
 def _setup() -> tuple[Any, Any]:
     """The lab's cluster client and a fresh copy of the shop database."""
-    rc = capstone.client(capstone.running_service())
-    return rc, capstone.shop("lab14-check")
+    import time
+
+    from helpers.exercises import core
+
+    started = time.monotonic()
+    rc = capstone.client(capstone.running_service())  # creates the reference design's group if none exists
+    db = capstone.shop("lab14-check")
+    budget = getattr(core._budget, "current", None)
+    if budget is not None:  # creating the group is not time the learner's functions took
+        budget.deadline += time.monotonic() - started
+    return rc, db
 
 
 def _dead_cache() -> Any:
@@ -288,6 +297,7 @@ q3 = Exercise(
                   "            rc.set(key, json.dumps(page), ex=capstone.ttl_for(design))\n"
                   "        except redis.exceptions.RedisError:\n            pass\n    return page",
     reference=capstone.get_product,
+    setup=capstone.running_service,
     wrong=[
         (_bad_get(240, fallback=False), "cache unreachable"),
         (_bad_get(None), "no expiry"),
@@ -348,6 +358,7 @@ q4 = Exercise(
                   "    try:\n        rc.delete(capstone.page_key(product_id))\n"
                   "    except redis.exceptions.RedisError:\n        pass  # the TTL bounds the staleness",
     reference=capstone.update_price,
+    setup=capstone.running_service,
     wrong=[
         (_upd_cache_only, "source of truth"),
         (_upd_no_invalidate, "stale price"),
@@ -409,6 +420,7 @@ q5 = Exercise(
                   "        pipe.set(capstone.page_key(pid), json.dumps(page), ex=capstone.ttl_for(design))\n"
                   "    pipe.execute()",
     reference=capstone.warm_cache,
+    setup=capstone.running_service,
     wrong=[
         (_warm_mset, "raised"),
         (_warm_wrong_set, "not cached"),
