@@ -13,7 +13,7 @@ from typing import Any
 
 from helpers.runtime import engines, state
 from helpers.runtime.engines import Node
-from helpers.runtime.service import Service, record, redis_client_for
+from helpers.runtime.service import Service, record
 from helpers.runtime.state import LabError
 from helpers.runtime.topologies.cluster import (
     CLUSTER_SLOTS,
@@ -29,22 +29,8 @@ from helpers.runtime.topologies.cluster import (
     start_cluster_node,
     wait_cluster_ok,
 )
+from helpers.runtime.topologies.nodes import admin_client as node_client
 from helpers.runtime.topologies.nodes import current, find_node, refresh_roles, wait_for
-
-
-def node_client(svc: Service, node: Node | str | int, **kwargs: Any) -> Any:
-    """An operator's connection to one node for resharding: the node's loopback peer port when a TLS
-    front stands before it (plaintext, the cluster's password still required), else its own port.
-
-    Resharding sends thousands of CLUSTER SETSLOT, each answered only once the node's replicas have
-    acknowledged it (Valkey 8+): through a TLS front every one of them takes an extra process hop, and
-    every new connection a TLS handshake. The nodes reach each other on the same peer ports."""
-    n = node if isinstance(node, Node) else find_node(svc, node)
-    if not (n.extra.get("tls_front") or {}).get("peer_port"):
-        from helpers.runtime.topologies.nodes import node_client as tls_node_client
-
-        return tls_node_client(svc, n, **kwargs)
-    return redis_client_for(n.host, engines.peer_port(n), password=svc.password(), **kwargs)
 
 
 def _primary_by_ref(svc: Service, ref: Node | str | int) -> Node:
