@@ -7,11 +7,12 @@ from collections import Counter
 from helpers.topics import capstone
 
 
-def test_service_options_follow_the_design():
-    opts = capstone.service_options(capstone.REFERENCE_DESIGN)
-    assert opts["shards"] == 3 and opts["replicas"] == 1
-    assert opts["password"] is True and opts["tls"] is True
-    assert opts["config"]["maxmemory-policy"] == "allkeys-lfu"
+def test_group_request_follows_the_design():
+    req = capstone.group_request(capstone.REFERENCE_DESIGN, token="t" * 20)
+    assert req["NumNodeGroups"] == 3 and req["ReplicasPerNodeGroup"] == 1
+    assert req["TransitEncryptionEnabled"] is True and req["AuthToken"] == "t" * 20
+    assert req["AutomaticFailoverEnabled"] is True and req["CacheParameterGroupName"] == capstone.PARAMETER_GROUP
+    assert "AuthToken" not in capstone.group_request({**capstone.REFERENCE_DESIGN, "auth": False})
 
 
 def test_zipf_ids_are_skewed_and_reproducible():

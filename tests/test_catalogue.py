@@ -95,9 +95,13 @@ def test_unknown_and_not_modifiable_parameters():
     assert (err.code, err.message) == ("InvalidParameterValue", "Parameter no-such-parameter doesn't exist")
     assert invalid("redis7", "hash-max-ziplist-entries", "1").message.endswith("doesn't exist")  # gone in 7
     assert invalid("valkey8", "lazyfree-lazy-expire", "yes").message.endswith("doesn't exist")  # gone in Valkey 8
-    for name in ("cluster-enabled", "maxmemory", "databases", "activerehashing"):
+    for name in ("maxmemory", "databases", "activerehashing"):
         err = invalid("redis7", name, "yes")
         assert (err.code, err.message) == ("InvalidParameterValue", f"Parameter {name} is not modifiable.")
+    # A custom group for cluster mode enabled: AWS's own example of ModifyCacheParameterGroup changes it
+    # (docs.aws.amazon.com/AmazonElastiCache/latest/dg/ParameterGroups.Modifying.html).
+    cat.validate("redis7", "cluster-enabled", "yes")
+    assert invalid("redis7", "cluster-enabled", "maybe").code == "InvalidParameterValue"
 
 
 def test_elasticache_only_parameters_exist_and_are_not_engine_settings():

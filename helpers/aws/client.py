@@ -98,15 +98,16 @@ def redis_at(endpoint: dict[str, Any] | tuple[str, int], *, tls: bool = False, r
 
 
 def cluster_at(endpoint: dict[str, Any], *, tls: bool = False, **kwargs: Any) -> Any:
-    """A redis.cluster.RedisCluster from a configuration endpoint (cluster mode enabled)."""
-    from redis.cluster import RedisCluster
+    """A redis.cluster.RedisCluster from a configuration endpoint (cluster mode enabled); it follows
+    ASK to a shard added after it started (the lab's subclass, see topologies.cluster)."""
+    from helpers.runtime.topologies.cluster import _cluster_class
 
     kwargs.setdefault("decode_responses", True)
     if tls:
         from helpers.runtime import tls as labtls
 
         kwargs.update(labtls.redis_tls_client_kwargs(client_cert=False))
-    return RedisCluster(host=endpoint["Address"], port=endpoint["Port"], **kwargs)
+    return _cluster_class()(host=endpoint["Address"], port=endpoint["Port"], **kwargs)
 
 
 def memcached_at(endpoint: dict[str, Any] | tuple[str, int], **kwargs: Any) -> Any:

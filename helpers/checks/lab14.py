@@ -48,12 +48,9 @@ def _check_design(design: Any) -> str:
                     "(cluster mode enabled).")
     expect_type(design["shards"], int, "design['shards']")
     expect_type(design["replicas"], int, "design['replicas']")
-    if design["shards"] < 3:
-        raise Wrong(f"With {design['shards']} shard(s), this lab's cluster cannot fail over: it is a self-managed "
-                    "Redis Cluster, whose primaries must reach a majority to declare one of them failed, and 1 of 2 "
-                    "is no majority. Use at least 3 shards here. (On ElastiCache the control plane detects the "
-                    "failure and promotes the replica whatever the number of shards: there, 2 shards with "
-                    "Multi-AZ would fail over.)")
+    if design["shards"] < 1:
+        raise Wrong(f"design['shards']={design['shards']}: a cluster-mode-enabled group has at least one shard "
+                    "(node group).")
     if design["shards"] > 4:
         raise Wrong(f"{design['shards']} shards is more than this workload needs (and than this machine should "
                     "run): start with 3 and add shards when the metrics say so — the drill shows how.")
@@ -102,7 +99,7 @@ q1 = Exercise(
     lab=LAB, qid="q1", title="Design the cache for the stated workload",
     checker=_check_design,
     hint_text="Go through the workload's lines one by one: which requirement rules out Memcached? a single "
-              "primary? 2 shards on this lab's self-managed cluster? Which eviction policy ranks pages by use? "
+              "primary with cluster mode disabled? Which eviction policy ranks pages by use? "
               "The longest a page lives is ttl_seconds * (1 + ttl_jitter).",
     solution_text="design = {'engine': 'redis', 'topology': 'cluster', 'shards': 3, 'replicas': 1,\n"
                   "          'eviction_policy': 'allkeys-lfu', 'ttl_seconds': 240, 'ttl_jitter': 0.1,\n"
@@ -111,7 +108,7 @@ q1 = Exercise(
     wrong=[
         ({**REFERENCE_DESIGN, "engine": "memcached"}, "no failover"),
         ({**REFERENCE_DESIGN, "topology": "replicated"}, "more shards"),
-        ({**REFERENCE_DESIGN, "shards": 2}, "majority"),
+        ({**REFERENCE_DESIGN, "shards": 6}, "more than this workload needs"),
         ({**REFERENCE_DESIGN, "replicas": 0}, "at least one replica"),
         ({**REFERENCE_DESIGN, "eviction_policy": "noeviction"}, "refuses writes"),
         ({**REFERENCE_DESIGN, "eviction_policy": "allkeys-random"}, "ignores popularity"),
@@ -121,7 +118,9 @@ q1 = Exercise(
         ({**REFERENCE_DESIGN, "tls": False}, "encryption in transit"),
         ({k: v for k, v in REFERENCE_DESIGN.items() if k != "auth"}, "missing the key"),
     ],
-    also_right=[{**REFERENCE_DESIGN, "eviction_policy": "allkeys-lru"}],
+    also_right=[{**REFERENCE_DESIGN, "eviction_policy": "allkeys-lru"},
+                {**REFERENCE_DESIGN, "shards": 2},  # the control plane fails over whatever the number of shards
+                {**REFERENCE_DESIGN, "shards": 1, "replicas": 2}],
 )
 
 
@@ -196,8 +195,17 @@ q2 = Exercise(
 
 def _setup() -> tuple[Any, Any]:
     """The lab's cluster client and a fresh copy of the shop database."""
-    rc = capstone.client(capstone.running_service())
-    return rc, capstone.shop("lab14-check")
+    import time
+
+    from helpers.exercises import core
+
+    started = time.monotonic()
+    rc = capstone.client(capstone.running_service())  # creates the reference design's group if none exists
+    db = capstone.shop("lab14-check")
+    budget = getattr(core._budget, "current", None)
+    if budget is not None:  # creating the group is not time the learner's functions took
+        budget.deadline += time.monotonic() - started
+    return rc, db
 
 
 def _dead_cache() -> Any:
@@ -289,6 +297,7 @@ q3 = Exercise(
                   "            rc.set(key, json.dumps(page), ex=capstone.ttl_for(design))\n"
                   "        except redis.exceptions.RedisError:\n            pass\n    return page",
     reference=capstone.get_product,
+    setup=capstone.running_service,
     wrong=[
         (_bad_get(240, fallback=False), "cache unreachable"),
         (_bad_get(None), "no expiry"),
@@ -349,6 +358,7 @@ q4 = Exercise(
                   "    try:\n        rc.delete(capstone.page_key(product_id))\n"
                   "    except redis.exceptions.RedisError:\n        pass  # the TTL bounds the staleness",
     reference=capstone.update_price,
+    setup=capstone.running_service,
     wrong=[
         (_upd_cache_only, "source of truth"),
         (_upd_no_invalidate, "stale price"),
@@ -410,6 +420,7 @@ q5 = Exercise(
                   "        pipe.set(capstone.page_key(pid), json.dumps(page), ex=capstone.ttl_for(design))\n"
                   "    pipe.execute()",
     reference=capstone.warm_cache,
+    setup=capstone.running_service,
     wrong=[
         (_warm_mset, "raised"),
         (_warm_wrong_set, "not cached"),

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import random
+import secrets
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -75,45 +76,181 @@ def page_key(product_id: int) -> str:
     return f"{PREFIX}:product:{int(product_id)}"
 
 
-# --- from a design to a running service -------------------------------------------------------------
+# --- from a design to a replication group, through the local ElastiCache API ----------------------------
 
-def service_options(design: dict[str, Any]) -> dict[str, Any]:
-    """The helpers.runtime.services.start options that realise a (valid) design."""
-    return {"shards": int(design["shards"]), "replicas": int(design["replicas"]), "password": bool(design["auth"]),
-            "tls": bool(design["tls"]),
-            "config": {"maxmemory": "64mb", "maxmemory-policy": design["eviction_policy"]}}
+PARAMETER_GROUP = "lab14-params"
+NODE_TYPE = "cache.t4g.micro"
 
 
-def start_service(design: dict[str, Any], fresh: bool = True) -> services.Service:
-    """Start the design's cluster (from scratch by default, so every run begins from the same state)."""
+@dataclass
+class Group:
+    """The lab's replication group as a client sees it: its id, its configuration endpoint (one
+    loopback address for the group's life), its AUTH token and whether it speaks TLS."""
+
+    group_id: str
+    endpoint: dict[str, Any]
+    token: str | None
+    tls: bool
+    shards: int
+    replicas: int
+
+
+_EC: dict[str, Any] = {}
+
+
+def _ec() -> Any:
+    """The ElastiCache client, made once per local AWS endpoint (boto3 clients are thread-safe)."""
+    from helpers import aws_client
+
+    svc = services.get("aws")
+    key = f"{svc.host}:{svc.port}" if svc is not None and any(n.alive() for n in svc.nodes) else ""
+    if not key or key not in _EC:
+        ec = aws_client("elasticache")
+        svc = services.get("aws")
+        _EC.clear()
+        _EC[f"{svc.host}:{svc.port}" if svc is not None else ""] = ec
+        return ec
+    return _EC[key]
+
+
+def _token_file() -> Any:
+    from helpers.runtime import state
+
+    return state.service_dir(f"{NAME}-client") / "auth-token"
+
+
+def group_request(design: dict[str, Any], token: str | None = None) -> dict[str, Any]:
+    """The create-replication-group arguments that realise a (valid) design (cluster mode enabled)."""
+    req: dict[str, Any] = {
+        "ReplicationGroupId": NAME, "ReplicationGroupDescription": "lab 14: the shop's product-page cache",
+        "CacheNodeType": NODE_TYPE, "NumNodeGroups": int(design["shards"]),
+        "ReplicasPerNodeGroup": int(design["replicas"]), "AutomaticFailoverEnabled": True,
+        "MultiAZEnabled": True, "CacheParameterGroupName": PARAMETER_GROUP,
+        "TransitEncryptionEnabled": bool(design["tls"])}
+    if design["auth"]:
+        req["AuthToken"] = token
+    return req
+
+
+def _describe(ec: Any) -> dict[str, Any] | None:
+    from botocore.exceptions import ClientError
+
+    try:
+        return ec.describe_replication_groups(ReplicationGroupId=NAME)["ReplicationGroups"][0]
+    except ClientError:
+        return None
+
+
+def _as_group(g: dict[str, Any], token: str | None) -> Group:
+    groups = g["NodeGroups"]
+    replicas = max(len(ng["NodeGroupMembers"]) - 1 for ng in groups) if groups else 0
+    return Group(NAME, g["ConfigurationEndpoint"], token if g.get("AuthTokenEnabled") else None,
+                 bool(g.get("TransitEncryptionEnabled")), len(groups), replicas)
+
+
+def start_service(design: dict[str, Any], fresh: bool = True) -> Group:
+    """Create the design's replication group through the local ElastiCache API, as on AWS: a custom
+    parameter group with the eviction policy, then create-replication-group with cluster mode enabled,
+    TLS and an AUTH token. From scratch by default (an earlier run's group is deleted first)."""
+    from helpers.aws import client as cp
+    from helpers.runtime import state
+
     if design.get("engine") != "redis" or design.get("topology") != "cluster":
         raise LabError("This capstone builds Redis in cluster mode; run the design exercise (q1) first.")
-    if fresh:
-        services.stop(NAME)
-    return services.start("cluster", name=NAME, **service_options(design))
+    ec = _ec()
+    if not fresh:
+        g = _describe(ec)
+        if g is not None:
+            g = cp.wait_for(ec, replication_group_id=NAME, timeout=180)
+            return _as_group(g, _read_token())
+    services.stop(NAME)  # a cluster an older version of this lab started without the API
+    cp.cleanup(ec, NAME)  # the group and parameter group of an earlier run
+    ec.create_cache_parameter_group(CacheParameterGroupName=PARAMETER_GROUP,
+                                    CacheParameterGroupFamily=cp.engine_family(),
+                                    Description="lab 14: cluster mode, the design's eviction policy")
+    ec.modify_cache_parameter_group(CacheParameterGroupName=PARAMETER_GROUP, ParameterNameValues=[
+        {"ParameterName": "cluster-enabled", "ParameterValue": "yes"},
+        {"ParameterName": "maxmemory-policy", "ParameterValue": design["eviction_policy"]}])
+    token = secrets.token_urlsafe(24) if design["auth"] else None
+    if token:
+        state.write_secret(_token_file(), token)  # owner-only: the checks' clients read it there
+    ec.create_replication_group(Engine=cp.lab_engine(), **group_request(design, token))
+    return _as_group(cp.wait_for(ec, replication_group_id=NAME, timeout=180), token)
+
+
+def _read_token() -> str | None:
+    path = _token_file()
+    return path.read_text().strip() if path.exists() else None
 
 
 def stop_service() -> list[str]:
-    """Stop the lab's cluster (and nothing else)."""
-    return services.stop(NAME)
+    """Delete the lab's replication group and parameter group (their engines stop with them)."""
+    from helpers.aws import client as cp
+
+    return cp.cleanup(_ec(), NAME)
 
 
-def client(svc: services.Service | None = None, **kwargs: Any) -> Any:
-    """A cluster client with short timeouts (a request must not hang while a node is down)."""
-    from helpers.runtime import topologies
+def client(group: Group | None = None, **kwargs: Any) -> Any:
+    """A cluster client started from the group's configuration endpoint, with short timeouts (a
+    request must not hang while a node is down)."""
+    from helpers.aws import client as cp
 
-    svc = svc or running_service()
+    group = group or running_service()
     kwargs.setdefault("socket_timeout", 0.5)
     kwargs.setdefault("socket_connect_timeout", 0.5)
-    return topologies.cluster_client(svc, **kwargs)
+    if group.token:
+        kwargs.setdefault("password", group.token)
+    return cp.cluster_at(group.endpoint, tls=group.tls, **kwargs)
 
 
-def running_service() -> services.Service:
-    """The lab's cluster if it runs (whatever design started it), else the reference design's."""
-    svc = services.get(NAME)
-    if svc is not None and any(n.alive() for n in svc.nodes):
-        return services.start("cluster", name=NAME, **svc.options)
+def running_service() -> Group:
+    """The lab's replication group if it exists (whatever design created it), else the reference design's."""
     return start_service(REFERENCE_DESIGN, fresh=False)
+
+
+def members(group: Group, **kwargs: Any) -> list[tuple[str, Any, str]]:
+    """(member id, a client of its node endpoint, "primary" or "replica") for each node of the group."""
+    from helpers.aws import client as cp
+
+    ec = _ec()
+    out = []
+    clusters = [c for c in ec.describe_cache_clusters(ShowCacheNodeInfo=True)["CacheClusters"]
+                if c.get("ReplicationGroupId") == group.group_id]
+    kwargs.setdefault("socket_timeout", 2)
+    for c in sorted(clusters, key=lambda c: c["CacheClusterId"]):
+        if not c.get("CacheNodes") or not c["CacheNodes"][0].get("Endpoint"):
+            continue
+        r = cp.redis_at(c["CacheNodes"][0]["Endpoint"], tls=group.tls, password=group.token, **kwargs)
+        try:
+            role = "primary" if r.execute_command("ROLE")[0] == "master" else "replica"
+        except Exception:  # noqa: BLE001 - a node down or being replaced
+            continue
+        out.append((c["CacheClusterId"], r, role))
+    return out
+
+
+def node_endpoint(group: Group, role: str = "primary") -> dict[str, Any]:
+    """The node endpoint ({"Address", "Port"}) of one member with that role."""
+    ec = _ec()
+    for member, _r, current in members(group):
+        if current == role:
+            c = ec.describe_cache_clusters(CacheClusterId=member, ShowCacheNodeInfo=True)["CacheClusters"][0]
+            return c["CacheNodes"][0]["Endpoint"]
+    raise LabError(f"{group.group_id} has no {role} node now.")
+
+
+def slot_coverage(group: Group) -> dict[str, int]:
+    """Node group id -> how many hash slots it serves, from describe-replication-groups."""
+    g = _describe(_ec())
+    out: dict[str, int] = {}
+    for ng in (g or {}).get("NodeGroups", []):
+        total = 0
+        for part in (ng.get("Slots") or "").split(","):
+            if part:
+                lo, _, hi = part.partition("-")
+                total += int(hi or lo) - int(lo) + 1
+        out[ng["NodeGroupId"]] = total
+    return out
 
 
 def shop(name: str = "lab14") -> Any:
@@ -298,7 +435,11 @@ def run_load(get: Callable[[Any, Any, int], Any], update: Callable[[Any, Any, in
     Each simulated user waits `think_ms` between requests, as real users do; it also leaves this
     Python process time to run the drill between requests. `min_requests` keeps the run going (up to
     `max_seconds`) until that many requests were made, so a slow machine measures as many as a fast one."""
-    make_client = make_client or client
+    if make_client is None:
+        group = running_service()  # described once: each simulated user then starts from its endpoint
+
+        def make_client() -> Any:
+            return client(group)
     hot = db.bestsellers(400)
     ids = hot + sorted(set(db.product_ids()) - set(hot))  # popularity order, roughly
     report = LoadReport()
@@ -365,22 +506,38 @@ def run_load(get: Callable[[Any, Any, int], Any], update: Callable[[Any, Any, in
     return report
 
 
-def drill(design: dict[str, Any]) -> Callable[[LoadReport, float], None]:
-    """Kill a primary, let its replica take over, replace the node, then add a shard: all under load."""
-    from helpers.runtime import topologies
+def drill(design: dict[str, Any], crash_at: float = 1.0) -> Callable[[LoadReport, float], None]:
+    """Crash a primary (kill -9) and let the control plane fail over and replace the node, then add a
+    shard with modify-replication-group-shard-configuration: all under load, all through the API."""
+    import os
+    import signal
+    from datetime import datetime, timezone
+
+    from helpers.aws import client as cp
+    from helpers.topics.failover import wait_recovered
 
     def run(report: LoadReport, t0: float) -> None:
         def mark(what: str) -> None:
             report.events.append((time.perf_counter() - t0, what))
 
-        time.sleep(1.0)
-        svc = topologies.refresh_roles(running_service())
-        victim = next(n for n in svc.nodes if n.role == "primary")
-        svc.kill(victim)
-        mark(f"primary {victim.port} killed")
-        healed = services.start("cluster", name=NAME, **service_options(design))  # waits for the failover
+        ec = _ec()
+        group = running_service()
+        primaries = {n.port for n in client(group).get_primaries()}  # what the cluster says (CLUSTER SLOTS)
+        ports = {c["CacheClusterId"]: c["CacheNodes"][0]["Endpoint"]["Port"]
+                 for c in ec.describe_cache_clusters(ShowCacheNodeInfo=True)["CacheClusters"]
+                 if c.get("ReplicationGroupId") == group.group_id and c.get("CacheNodes")}
+        victim, port = next((m, p) for m, p in sorted(ports.items()) if p in primaries)
+        engines = services.get(f"aws-rg-{group.group_id}")
+        time.sleep(max(0.0, crash_at - (time.perf_counter() - t0)))
+        node = next(n for n in engines.nodes if n.port == port)  # the process behind the member
+        since = datetime.now(timezone.utc)
+        os.kill(node.pid, signal.SIGKILL)
+        mark(f"primary {victim} killed")
+        wait_recovered(ec, group.group_id, victim, since, timeout=120)
         mark("failover done, node replaced")
-        topologies.add_shard(healed, replicas=int(design["replicas"]))
+        ec.modify_replication_group_shard_configuration(ReplicationGroupId=group.group_id,
+                                                        NodeGroupCount=group.shards + 1, ApplyImmediately=True)
+        cp.wait_for(ec, replication_group_id=group.group_id, timeout=180)
         mark("shard added, slots moved")
 
     return run
@@ -388,21 +545,19 @@ def drill(design: dict[str, Any]) -> Callable[[LoadReport, float], None]:
 
 # --- what CloudWatch would see -------------------------------------------------------------------------
 
-def engine_counters(svc: services.Service) -> dict[int, dict[str, float]]:
+def engine_counters(group: Group) -> dict[str, dict[str, float]]:
     """Per primary: main-thread CPU seconds, used memory and maxmemory (from INFO, like ElastiCache's metrics)."""
-    from helpers.runtime import topologies
-
-    out: dict[int, dict[str, float]] = {}
-    for n in topologies.refresh_roles(svc).nodes:
-        if n.role != "primary" or not n.alive():
+    out: dict[str, dict[str, float]] = {}
+    for member, r, role in members(group):
+        if role != "primary":
             continue
-        info = topologies.node_client(svc, n, socket_timeout=2).info()
-        out[n.port] = {"cpu_s": engine_cpu_seconds(info), "used_memory": float(info["used_memory"]),
+        info = r.info()
+        out[member] = {"cpu_s": engine_cpu_seconds(info), "used_memory": float(info["used_memory"]),
                        "maxmemory": float(info.get("maxmemory") or 0)}
     return out
 
 
-def cloudwatch_metrics(before: dict[int, dict[str, float]], after: dict[int, dict[str, float]], seconds: float,
+def cloudwatch_metrics(before: dict[str, dict[str, float]], after: dict[str, dict[str, float]], seconds: float,
                        report: LoadReport) -> dict[str, float]:
     """CacheHitRate (the application's), EngineCPUUtilization and DatabaseMemoryUsagePercentage (busiest primary).
 

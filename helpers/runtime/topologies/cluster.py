@@ -18,8 +18,8 @@ from helpers.runtime.service import Service, make_password
 from helpers.runtime.state import LabError
 from helpers.runtime.topologies.nodes import (
     BUS_OFFSET,
+    admin_client,
     in_parallel,
-    node_client,
     node_probe,
     probe_for,
     require_tls_between_nodes,
@@ -87,7 +87,7 @@ def _cluster(name: str, workdir: Path, shards: int = 3, replicas: int = 1, passw
             if shard is not None:
                 n.extra["shard"] = shard
         nodes += started
-        clients = {n.name: node_client(svc, n) for n in nodes}
+        clients = {n.name: admin_client(svc, n) for n in nodes}
         for n in nodes:
             n.extra["node_id"] = clients[n.name].execute_command("CLUSTER", "MYID")
         primaries = [n for n in nodes if n.role == "primary"]
@@ -112,7 +112,7 @@ def _cluster(name: str, workdir: Path, shards: int = 3, replicas: int = 1, passw
 
 
 def meet(svc: Service, via: Node, others: Iterable[Node]) -> None:
-    c = node_client(svc, via)
+    c = admin_client(svc, via)
     for n in others:
         c.execute_command("CLUSTER", "MEET", n.host, n.port, n.port + BUS_OFFSET)
 
@@ -130,7 +130,7 @@ def meet_all(svc: Service, nodes: list[Node]) -> None:
 
 
 def knows_all(svc: Service, node: Node, nodes: list[Node]) -> bool:
-    view = parse_cluster_nodes(node_client(svc, node, socket_timeout=2).execute_command("CLUSTER", "NODES"))
+    view = parse_cluster_nodes(admin_client(svc, node, socket_timeout=2).execute_command("CLUSTER", "NODES"))
     ids = {v["id"]: v for v in view}
     return all(n.extra["node_id"] in ids and "handshake" not in ids[n.extra["node_id"]]["flags"] for n in nodes)
 
@@ -157,7 +157,7 @@ def parse_cluster_nodes(text: str | bytes) -> list[dict[str, Any]]:
 
 def _cluster_view(svc: Service, node: Node) -> tuple | None:
     """What one node believes: None while it sees a failing or unknown node."""
-    c = node_client(svc, node, socket_timeout=2)
+    c = admin_client(svc, node, socket_timeout=2)
     if "cluster_state:ok" not in c.execute_command("CLUSTER", "INFO"):
         return None
     view = []
@@ -192,7 +192,7 @@ def describe_views(svc: Service) -> str:
             lines.append(f"  {n.name} :{n.port} is not running")
             continue
         try:
-            c = node_client(svc, n, socket_timeout=2)
+            c = admin_client(svc, n, socket_timeout=2)
             state = next(ln for ln in c.execute_command("CLUSTER", "INFO").splitlines() if ln.startswith("cluster_state"))
             view = parse_cluster_nodes(c.execute_command("CLUSTER", "NODES"))
             odd = [f"{v['port']}:{','.join(v['flags'])}" for v in view
@@ -252,7 +252,7 @@ def cluster_nodes(svc: Service) -> list[dict[str, Any]]:
     for n in svc.nodes:
         if n.alive() and not n.paused():
             with contextlib.suppress(Exception):
-                return parse_cluster_nodes(node_client(svc, n, socket_timeout=2).execute_command("CLUSTER", "NODES"))
+                return parse_cluster_nodes(admin_client(svc, n, socket_timeout=2).execute_command("CLUSTER", "NODES"))
     raise LabError(f"No node of {svc.name} answers. `start('cluster', name={svc.name!r})` restarts it.")
 
 

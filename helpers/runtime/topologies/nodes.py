@@ -46,6 +46,23 @@ def node_client(svc: Service, node: Node | str | int, **kwargs: Any) -> Any:
     return redis_client_for(n.host, n.port, password=svc.password(), **kwargs)
 
 
+def admin_client(svc: Service, node: Node | str | int, **kwargs: Any) -> Any:
+    """An operator's connection to one node (cluster set-up, health checks, resharding): the node's
+    loopback peer port when a TLS front stands before it (plaintext, the service's password still
+    required), else node_client().
+
+    Resharding sends thousands of CLUSTER SETSLOT, each answered only once the node's replicas have
+    acknowledged it (Valkey 8+), and health checks open a connection per node per poll: through a TLS
+    front each costs an extra process hop and each new connection a TLS handshake. The nodes reach
+    each other on the same peer ports."""
+    from helpers.runtime import engines
+
+    n = node if isinstance(node, Node) else find_node(svc, node)
+    if not (n.extra.get("tls_front") or {}).get("peer_port"):
+        return node_client(svc, n, **kwargs)
+    return redis_client_for(n.host, engines.peer_port(n), password=svc.password(), **kwargs)
+
+
 def find_node(svc: Service, node: Node | str | int) -> Node:
     if isinstance(node, Node):  # the same process as recorded in *this* service object
         node = node.name

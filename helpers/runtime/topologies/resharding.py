@@ -29,7 +29,8 @@ from helpers.runtime.topologies.cluster import (
     start_cluster_node,
     wait_cluster_ok,
 )
-from helpers.runtime.topologies.nodes import current, find_node, node_client, refresh_roles, wait_for
+from helpers.runtime.topologies.nodes import admin_client as node_client
+from helpers.runtime.topologies.nodes import current, find_node, refresh_roles, wait_for
 
 
 def _primary_by_ref(svc: Service, ref: Node | str | int) -> Node:
@@ -41,7 +42,7 @@ def _primary_by_ref(svc: Service, ref: Node | str | int) -> Node:
     return n
 
 
-SETSLOT_LANES = 16
+SETSLOT_LANES = 64
 
 
 def _setslots(client: Any, slots: list[int], *args: Any) -> None:
@@ -135,7 +136,7 @@ def _wait_epochs_settled(svc: Service, timeout: float = 40) -> None:
         raise LabError(f"{exc}\nWhat each node sees:\n{describe_views(svc)}") from None
 
 
-def move_slots(svc: Service, slots: Iterable[int], target: Node | str | int, batch: int = 512,
+def move_slots(svc: Service, slots: Iterable[int], target: Node | str | int, batch: int = 2048,
                wait: bool = True) -> int:
     """Move hash slots to the primary `target` while clients keep working; returns keys moved.
 

@@ -270,10 +270,18 @@ class ReplicationGroups(Backend):
         return svc
 
     def _admin(self, g: ReplicationGroup, svc: services.Service, node: Node) -> Any:
-        """A privileged connection to one node (the control plane's own user once RBAC is on)."""
+        """A privileged connection to one node (the control plane's own user once RBAC is on).
+
+        A node behind a TLS front is reached on its loopback peer port, as its peers reach it: the
+        control plane's many short connections then skip a TLS handshake and the front's extra hop
+        each (ElastiCache's control plane also manages its nodes over a path of its own)."""
+        from helpers.runtime import engines
+
+        port = engines.peer_port(node)
+        tls = g.tls and port == node.port
         if g.admin_password:
-            return ops.redis_conn(node.host, node.port, username=ADMIN_USER, password=g.admin_password, tls=g.tls)
-        return ops.redis_conn(node.host, node.port, password=svc.password() or g.auth_token, tls=g.tls)
+            return ops.redis_conn(node.host, port, username=ADMIN_USER, password=g.admin_password, tls=tls)
+        return ops.redis_conn(node.host, port, password=svc.password() or g.auth_token, tls=tls)
 
     def _assign_members(self, g: ReplicationGroup, svc: services.Service) -> None:
         """Give each data node a member cluster id (<group>-001, or <group>-0001-001 in cluster mode)."""
