@@ -45,7 +45,7 @@ def status_of(name: str) -> dict:
 
 def engine_pids(name: str) -> list[int]:
     st = status_of(name)
-    return [st["pid"]] + [b[k] for b in st.get("backends", []) for k in ("pid", "replica_pid")] if st else []
+    return [st["pid"]] + [b[k] for b in st.get("backends", []) for k in ("pid", "replica_pid") if b.get(k)] if st else []
 
 
 def eventually(read, want, timeout: float = 5.0):
