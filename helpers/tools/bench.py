@@ -121,7 +121,7 @@ COURSE_MEMORY = ("artifacts/coursemem.json", "docs/memory-check.json")
 
 
 def course_memory(root: Path, candidates: Sequence[str] = COURSE_MEMORY) -> dict[str, Any] | None:
-    """The last whole-course figure of `make memory-check` (every kernel kept open), from the first
+    """The last whole-course figure of `make memory-check` (every tab left open), from the first
     record found: this machine's latest run, else the one committed with the docs. Too slow to run
     within the bench (about 20 minutes), so the bench prints it with its date."""
     for rel in candidates:

@@ -3,7 +3,9 @@
 A learner on Binder opens lab after lab in JupyterLab and rarely closes a kernel: every lab's
 kernel stays alive next to the lab's services, the local AWS server and the JupyterLab server.
 This tool does the same: a JupyterLab server (the course's configuration) starts one kernel per
-lab, in order, as a tab does; every cell is executed, and no kernel is shut down until the end. The
+lab, in order, as a tab does; every cell is executed, and the tool closes no tab until the end. The
+server applies the course's kernel limit (helpers/tools/kernels.py: at most 8 kernels; starting
+another shuts down the least recently used idle one, as the idle culler would), as on Binder. The
 server, its kernels and every service they start run in a memory cgroup the tool creates with
 Binder's limit (cgroup v1 or v2, as root), so the kernel's OOM killer acts as Binder's would; the
 tool's own process, the kernels' client (a browser's part on Binder), stays outside. Without root or
@@ -595,7 +597,7 @@ def projection(r: Mapping[str, Any], more: int = MORE_LABS) -> dict[str, Any]:
 
 def report(r: Mapping[str, Any]) -> str:
     p = r["peak"]
-    lines = [f"The course ({len(r['labs'])} labs, every kernel kept open) "
+    lines = [f"The course ({len(r['labs'])} labs, every tab left open) "
              + (f"inside a {r['limit_mb']} MiB memory cgroup ({r['cgroup']})" if r["enforced"]
                 else "WITHOUT an enforced limit") + f", {r['seconds']} s, {r['date']}"]
     if r.get("note"):
@@ -606,14 +608,15 @@ def report(r: Mapping[str, Any]) -> str:
     lines.append(f"  peak, summed RSS of every process:             {p['rss_mb']:>7.0f} MB  ({p['during'].get('rss_mb')})")
     lines.append(f"  peak, summed PSS (shared pages counted once):  {p['pss_mb']:>7.0f} MB  ({p['during'].get('pss_mb')})")
     lines.append(f"  peak, summed USS:                              {p['uss_mb']:>7.0f} MB")
-    lines.append("  at the end, with every kernel still open:")
+    lines.append("  at the end, every tab still open:")
     for comp, row in r["end"].items():
         lines.append(f"    {comp:<15} {row['processes']:>3} processes  RSS {row['rss_mb']:>6.0f} MB  "
                      f"PSS {row['pss_mb']:>6.0f} MB  USS {row['uss_mb']:>6.0f} MB")
     if r["enforced"]:
         lines.append(f"  OOM kills: {r['oom_kills']}   limit hits (failcnt): {r['failcnt']}")
     if r["vanished"]:
-        lines.append(f"  gone before the end: {', '.join(r['vanished'])}")
+        lines.append(f"  gone before the end: {', '.join(r['vanished'])} (kernels: the server keeps at most "
+                     "8, see helpers/tools/kernels.py; anything else gone is a failure)")
     pr = r.get("projection") or {}
     if pr:
         k = pr["kernel_uss_mb_mean"]
