@@ -100,12 +100,12 @@ _EC: dict[str, Any] = {}
 
 def _ec() -> Any:
     """The ElastiCache client, made once per local AWS endpoint (boto3 clients are thread-safe)."""
-    from helpers import aws_client
+    from helpers.aws import endpoint as localaws
 
     svc = services.get("aws")
     key = f"{svc.host}:{svc.port}" if svc is not None and any(n.alive() for n in svc.nodes) else ""
     if not key or key not in _EC:
-        ec = aws_client("elasticache")
+        ec = localaws.client("elasticache")
         svc = services.get("aws")
         _EC.clear()
         _EC[f"{svc.host}:{svc.port}" if svc is not None else ""] = ec
