@@ -84,15 +84,8 @@ class Scaling(Backend):
         """
         from helpers.runtime import topologies
 
-        old_conn = self._admin(g, svc, old)
         fwd = g.endpoints.get("primary")
-        # Longer than the catch-up (10 s) and promotion (30 s) waits below: a pause that ran out first would let
-        # the old primary acknowledge writes it then discards (UNPAUSE in `finally` ends it as soon as it is done).
-        old_conn.execute_command("CLIENT", "PAUSE", 60000, "WRITE")
-        try:
-            if fwd is not None:
-                fwd.set_targets([])  # new connections wait for the new primary
-            target = int(old_conn.info("replication")["master_repl_offset"])
+        with self._writes_paused(g, svc, old) as (old_conn, target):
             replicas = [n for n in ops.data_nodes(svc) if n.name != old.name and n.alive()]
             deadline = time.monotonic() + 10
             while True:
@@ -126,6 +119,21 @@ class Scaling(Backend):
             if fwd is not None:
                 fwd.set_targets([(new.host, new.port)])
             return new
+
+    @contextlib.contextmanager
+    def _writes_paused(self, g: ReplicationGroup, svc: services.Service, old: Node):
+        """While a primary changes: writes wait on the old primary (CLIENT PAUSE WRITE: unanswered,
+        so never acknowledged and then lost) and new connections to the primary endpoint wait for a
+        target. Yields a connection to the old primary and its replication offset at the pause."""
+        old_conn = self._admin(g, svc, old)
+        fwd = g.endpoints.get("primary")
+        # Longer than every wait of a switch (catch-up 10 s, promotion 30 s): a pause that ran out first would let
+        # the old primary acknowledge writes it then discards (UNPAUSE below ends it as soon as the switch is done).
+        old_conn.execute_command("CLIENT", "PAUSE", 60000, "WRITE")
+        try:
+            if fwd is not None:
+                fwd.set_targets([])  # new connections wait for the new primary
+            yield old_conn, int(old_conn.info("replication")["master_repl_offset"])
         finally:
             with contextlib.suppress(Exception):
                 old_conn.execute_command("CLIENT", "UNPAUSE")
@@ -159,13 +167,9 @@ class Scaling(Backend):
         svc = self.group_service(g)
         new = member.node
         old = next(m for m in self.group_members(g) if m.role == "primary")
-        old_conn, new_conn = self._admin(g, svc, old.node), self._admin(g, svc, new)
+        new_conn = self._admin(g, svc, new)
         fwd = g.endpoints.get("primary")
-        old_conn.execute_command("CLIENT", "PAUSE", 60000, "WRITE")
-        try:
-            if fwd is not None:
-                fwd.set_targets([])  # new connections wait for the new primary
-            target = int(old_conn.info("replication")["master_repl_offset"])
+        with self._writes_paused(g, svc, old.node) as (_old_conn, target):
             deadline = time.monotonic() + 10
             while int(new_conn.info("replication").get("slave_repl_offset", -1)) < target:
                 if time.monotonic() > deadline:
@@ -177,9 +181,6 @@ class Scaling(Backend):
                     self._admin(g, svc, n).execute_command("REPLICAOF", new.host, new.port)
             if fwd is not None:
                 fwd.set_targets([(new.host, new.port)])
-        finally:
-            with contextlib.suppress(Exception):
-                old_conn.execute_command("CLIENT", "UNPAUSE")
         with contextlib.suppress(Exception):
             topologies.refresh_roles(services.get(g.service_name))
         self.sync_endpoints(g)
