@@ -19,10 +19,11 @@ import time
 import urllib.request
 from pathlib import Path
 
+import psutil
 import pytest
 from packaging.requirements import Requirement
 
-from helpers.runtime import engines
+from helpers.runtime import engines, process
 from helpers.tools import jupyter, lockfile
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -210,7 +211,11 @@ def test_binder_environment_from_scratch_as_a_non_root_user(tmp_path):
             out = jupyter.run_in_terminal(url, token, 'echo "python=$(command -v python) aws=$(command -v aws)"; '
                                                       'python -m helpers progress; echo "progress-exit=$?"', 120)
         finally:
-            jupyter.stop_process_tree(server)
+            try:
+                started = psutil.Process(server.pid)
+            except psutil.Error:
+                started = None
+            process.stop_tree(started, popen=server)  # the server and the kernels it started
         assert f"python={venv}/bin/python aws={venv}/bin/aws" in out, out
         assert "progress-exit=0" in out and "Your progress:" in out, out
     finally:
