@@ -421,7 +421,9 @@ def test_system_exit_never_escapes_a_lab_check(isolated_home, monkeypatch, lab, 
 
 def test_a_restart_after_kill_9_says_what_was_lost(isolated_home, capsys):
     svc = services.start("memcached")
-    os.kill(svc.nodes[0].pid, signal.SIGKILL)
+    killed = psutil.Process(svc.nodes[0].pid)
+    os.kill(killed.pid, signal.SIGKILL)
+    process.wait_gone(killed, 10)  # SIGKILL is delivered, not yet acted on, when os.kill returns
     services.start("memcached")
     err = capsys.readouterr().err
     assert "was restarted after it stopped" in err and "gone" in err
