@@ -365,6 +365,19 @@ class time_budget:  # noqa: N801 (used as a context manager, like a function)
         _budget.current = self.outer
 
 
+class outside_budget:  # noqa: N801 (used as a context manager, like a function)
+    """Within this block, time the checker spends for the learner (creating a resource the check needs)
+    is not counted against the time budget of the learner's functions."""
+
+    def __enter__(self) -> None:
+        self.started = time.monotonic()
+
+    def __exit__(self, *exc: Any) -> None:
+        budget: _Budget | None = getattr(_budget, "current", None)
+        if budget is not None:
+            budget.deadline += time.monotonic() - self.started
+
+
 def call_learner(fn: Any, *args: Any, what: str = "your function", **kwargs: Any) -> Any:
     """Call a learner's function; if it crashes (even with SystemExit) or takes longer than the
     check's time budget, say so in a sentence."""
