@@ -165,12 +165,16 @@ class SlidingWindowLimiter:
 
 
 TOKEN_BUCKET_LUA = """
--- KEYS[1]: the bucket (a hash); ARGV: capacity, refill per second, cost of this request.
+-- KEYS[1]: the bucket (a hash); ARGV: capacity, refill per second, cost of this request,
+-- and optionally the time of the request in seconds (a clock the caller controls).
 local capacity = tonumber(ARGV[1])
 local rate = tonumber(ARGV[2])
 local cost = tonumber(ARGV[3])
-local t = redis.call('TIME')                      -- the server's clock: every client agrees
-local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local now = tonumber(ARGV[4])
+if not now then
+  local t = redis.call('TIME')                    -- the server's clock: every client agrees
+  now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+end
 local state = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
 local tokens = tonumber(state[1]) or capacity     -- a new client starts with a full bucket
 local ts = tonumber(state[2]) or now
@@ -203,9 +207,11 @@ class TokenBucket:
         self.script = r.register_script(TOKEN_BUCKET_LUA)
         self.last_tokens = float(capacity)
 
-    def allow(self, client: str, cost: float = 1) -> bool:
-        allowed, tokens = self.script(keys=[self.prefix + client],
-                                      args=[self.capacity, self.refill_per_second, cost])
+    def allow(self, client: str, cost: float = 1, at: float | None = None) -> bool:
+        """One request; `at` (seconds) replaces the server's clock, so a trace or a check can say when
+        each request happens and get the same answer on a fast machine and on a loaded one."""
+        args = [self.capacity, self.refill_per_second, cost] + ([repr(float(at))] if at is not None else [])
+        allowed, tokens = self.script(keys=[self.prefix + client], args=args)
         self.last_tokens = float(tokens)
         return bool(allowed)
 
@@ -213,10 +219,10 @@ class TokenBucket:
 class NaiveTokenBucket(TokenBucket):
     """The same arithmetic done in Python: read, compute, write. Concurrent clients interleave."""
 
-    def allow(self, client: str, cost: float = 1) -> bool:
+    def allow(self, client: str, cost: float = 1, at: float | None = None) -> bool:
         key = self.prefix + client
         tokens_s, ts_s = self.r.hmget(key, "tokens", "ts")
-        now = time.time()
+        now = time.time() if at is None else at
         tokens = float(tokens_s) if tokens_s is not None else float(self.capacity)
         ts = float(ts_s) if ts_s is not None else now
         tokens = min(self.capacity, tokens + max(0.0, now - ts) * self.refill_per_second)
@@ -229,9 +235,12 @@ class NaiveTokenBucket(TokenBucket):
         return allowed
 
 
-def burst(limiter: Any, client: str, n: int) -> int:
-    """Send n requests back to back; return how many the limiter allowed."""
-    return sum(1 for _ in range(n) if limiter.allow(client))
+def burst(limiter: Any, client: str, n: int, at: float | None = None) -> int:
+    """Send n requests back to back; return how many the limiter allowed. `at` gives a token bucket
+    the time of the burst (its clock), for a count that does not depend on the machine's speed."""
+    if at is None:
+        return sum(1 for _ in range(n) if limiter.allow(client))
+    return sum(1 for _ in range(n) if limiter.allow(client, at=at))
 
 
 def wait_for_window_phase(window_s: float, phase: float) -> float:
@@ -260,22 +269,19 @@ class BucketTrace:
 
 def bucket_trace(r: Any, prefix: str, capacity: float, refill_per_second: float, seconds: float = 1.0,
                  rps: float = 40, burst_size: int = 15) -> BucketTrace:
-    """A burst of `burst_size` requests at t=0, then a steady `rps` for `seconds`, against a fresh bucket."""
+    """A burst of `burst_size` requests at t=0, then a steady `rps` for `seconds`, against a fresh bucket.
+
+    Every request really runs the bucket's script in Redis, at the time the pattern gives it (the
+    script's `at`), not at the time the machine gets round to it: the trace is the same on a fast
+    machine and on a loaded one, and it takes milliseconds instead of `seconds`."""
     clear_prefix(r, prefix)
     bucket = TokenBucket(r, prefix, capacity, refill_per_second)
     trace = BucketTrace()
-    t0 = time.monotonic()
-
-    def one() -> None:
-        trace.allowed.append(bucket.allow("client"))
-        trace.times.append(time.monotonic() - t0)
+    times = [0.0] * burst_size + [(k + 1) / rps for k in range(int(seconds * rps))]
+    for t in times:
+        trace.allowed.append(bucket.allow("client", at=t))
+        trace.times.append(t)
         trace.tokens.append(bucket.last_tokens)
-
-    for _ in range(burst_size):
-        one()
-    for k in range(int(seconds * rps)):
-        time.sleep(max(0.0, t0 + (k + 1) / rps - time.monotonic()))
-        one()
     return trace
 
 
