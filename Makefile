@@ -6,7 +6,6 @@ VENV   := .venv
 PYBIN  := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 LABS   := $(sort $(wildcard labs/*.ipynb))
-REVERSED := $(shell printf '%s\n' $(LABS) | sort -r)
 JUPYTER_ARGS ?=# extra `jupyter lab` arguments; loopback, --allow-root and the welcome lab are set by helpers/tools/jupyter.py
 PYTEST_ARGS ?=
 # The course's python3 kernel (ipykernel without the debugger: lighter), as make lab and Binder have it,
@@ -21,25 +20,38 @@ lab: setup
 OTHER_ENGINE_LABS := labs/00_welcome.ipynb labs/01_redis_data_structures.ipynb \
 	labs/09_replication_and_failover.ipynb labs/10_scaling_and_sharding.ipynb labs/13_control_plane.ipynb
 
-# Unit tests (two workers, each with its own state directory), then every notebook in order and
-# again in reverse order, in one run against the same services; everything is stopped at the end.
+# Unit tests (two workers, each with its own state directory), then every notebook twice in one
+# state directory against the same services: two rounds, each in its own shuffled order (SEED, printed;
+# `make test SEED=N` runs the same order again), with every core LOAD% busy during the second round
+# (helpers/tools/cpuload.py: Debian's stress-ng where installed; LOAD=0 turns it off). After each
+# notebook and each test module, no engine process of the state directory may be missing from
+# `helpers status` (conftest.py). Everything is stopped at the end.
 # The notebooks run on the default key-value engine (Valkey where a valkey-server is installed, else
 # Redis OSS: see helpers.runtime.engines.default_engine_name); ELASTICACHE_LAB_ENGINE=valkey or =redis chooses.
 # Then a few labs run on the other.
+ifndef SEED
+SEED := $(shell od -An -N2 -tu2 /dev/urandom | tr -d ' ')
+endif
+LOAD ?= 50
+NBVAL := --nbval-lax --nbval-current-env --nbval-cell-timeout=600 -p no:randomly
 test: setup
+	@echo "make test: labs in an order shuffled with SEED=$(SEED), the second round with every core $(LOAD)% busy"
 	@status=0; \
 	$(PYBIN) -m pytest tests -n 2 --dist loadfile -p no:randomly --durations=15 $(PYTEST_ARGS) || status=1; \
-	$(PYBIN) -m pytest $(LABS) $(REVERSED) --keep-duplicates --nbval-lax --nbval-current-env \
-		--nbval-cell-timeout=600 -p no:randomly --durations=15 $(PYTEST_ARGS) || status=1; \
-	$(MAKE) --no-print-directory test-other-engine || status=1; \
+	$(PYBIN) -m pytest $(LABS) $(LABS) --keep-duplicates $(NBVAL) --lab-seed $(SEED) --cpu-load $(LOAD) \
+		--cpu-load-round 2 --durations=15 $(PYTEST_ARGS) || status=1; \
+	$(MAKE) --no-print-directory test-other-engine SEED=$(SEED) || status=1; \
+	[ $$status -eq 0 ] || echo "make test failed; SEED=$(SEED) runs the labs in the same order again"; \
 	exit $$status
 
 # Every lab N times in a row (default 10), in one run against the same services, as `make test` runs
 # them: the proof that each measured claim holds every time. Results: docs/reliability.md.
+# REPEAT_LOAD=P keeps every core P% busy the whole time; each round in its own order from SEED.
 N ?= 10
+REPEAT_LOAD ?= 0
 repeat-labs: setup
-	$(PYBIN) -m pytest $(foreach i,$(shell seq $(N)),$(LABS)) --keep-duplicates --nbval-lax --nbval-current-env \
-		--nbval-cell-timeout=600 -p no:randomly -q $(PYTEST_ARGS)
+	$(PYBIN) -m pytest $(foreach i,$(shell seq $(N)),$(LABS)) --keep-duplicates $(NBVAL) --lab-seed $(SEED) \
+		--cpu-load $(REPEAT_LOAD) -q $(PYTEST_ARGS)
 
 # OTHER_ENGINE_LABS on the engine `make test` does not use (Redis OSS when it uses Valkey, and back).
 test-other-engine: setup
@@ -48,8 +60,7 @@ test-other-engine: setup
 		echo "test-other-engine: $$other is not installed here; skipped (python -m helpers doctor says how to install it)."; \
 		exit 0; fi; \
 	echo "Labs on the other engine ($$other): $(OTHER_ENGINE_LABS)"; \
-	ELASTICACHE_LAB_ENGINE=$$other $(PYBIN) -m pytest $(OTHER_ENGINE_LABS) --nbval-lax --nbval-current-env \
-		--nbval-cell-timeout=600 -p no:randomly $(PYTEST_ARGS)
+	ELASTICACHE_LAB_ENGINE=$$other $(PYBIN) -m pytest $(OTHER_ENGINE_LABS) $(NBVAL) --lab-seed $(SEED) $(PYTEST_ARGS)
 
 setup: engines $(STAMP)
 
