@@ -165,6 +165,12 @@ def sweep_orphans() -> list[str]:
 
 
 def unrecorded_processes() -> list[psutil.Process]:
-    """The lab's own processes that no service records: what `stop` would sweep up."""
+    """The lab's own processes that no service records: what `stop` would sweep up. A recorded process's
+    children are its service's (a serverless endpoint's shards) and stop with it."""
     recorded = {n.pid for svc in load_all() for n in svc.nodes if n.alive()}
-    return [proc for proc in process.state_dir_processes() if proc.pid not in recorded]
+    found = []
+    for proc in process.state_dir_processes():
+        with contextlib.suppress(psutil.Error):
+            if proc.pid not in recorded and not {p.pid for p in proc.parents()} & recorded:
+                found.append(proc)
+    return found

@@ -126,7 +126,7 @@ class MemcachedProxy(Proxy):
     async def add_backend(self) -> Any:
         ident = self.next_id
         self.next_id += 1
-        node = await asyncio.to_thread(self._start_backend_sync, ident)
+        node = await asyncio.to_thread(self.start_engine, ident)
         b = MemcachedBackend(ident, node)
         self.backends[ident] = b
         await self.apply_limits()

@@ -29,6 +29,7 @@ import os
 import signal
 import ssl
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -123,6 +124,11 @@ class Proxy:
         self.admin_locks: dict[int, asyncio.Lock] = {}
         self.clients: set[Client] = set()
         self.scale_task: asyncio.Task | None = None
+        # Every engine this endpoint started, and how many starts are under way (a start runs in a thread,
+        # which a cancelled scale-out does not stop): the endpoint stops them all when it stops.
+        self.started: list[Any] = []
+        self.starting = 0
+        self.started_lock = threading.Lock()
 
     # --- events, status, limits ------------------------------------------------------------------
     def event(self, message: str) -> None:
@@ -230,10 +236,34 @@ class Proxy:
         return engines.start_node(name=f"{self.name}-{tag}", kind="redis", role="replica" if primary_port else "node",
                                   argv_for_port=argv, workdir=self.dir, probe=engines.probe_redis, bus_offset=10000)
 
+    def start_engine(self, *args: Any) -> Any:
+        """_start_backend_sync(*args), recorded in `started` for the endpoint's last clean-up (run in a thread)."""
+        with self.started_lock:
+            self.starting += 1
+        try:
+            node = self._start_backend_sync(*args)
+            with self.started_lock:
+                self.started.append(node)
+            return node
+        finally:
+            with self.started_lock:
+                self.starting -= 1
+
+    async def stop_every_engine(self, timeout: float = 60.0) -> None:
+        """Stop every engine this endpoint started, once the starts under way have finished."""
+        deadline = time.monotonic() + timeout
+        while self.starting and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        with self.started_lock:
+            nodes = list(self.started)
+        for node in nodes:
+            with contextlib.suppress(Exception):
+                await asyncio.to_thread(node.stop)
+
     async def add_replica(self, b: Backend) -> None:
         """The shard's replica, once its link to the primary is up (so the reader endpoint never reads an empty
         copy of a shard that has data)."""
-        node = await asyncio.to_thread(self._start_backend_sync, b.ident, b.port)
+        node = await asyncio.to_thread(self.start_engine, b.ident, b.port)
         rep = Backend(-b.ident, node)
         try:
             for _ in range(200):
@@ -259,7 +289,7 @@ class Proxy:
     async def add_backend(self) -> Backend:
         ident = self.next_id
         self.next_id += 1
-        node = await asyncio.to_thread(self._start_backend_sync, ident)
+        node = await asyncio.to_thread(self.start_engine, ident)
         b = Backend(ident, node)
         await self.admin(b, "CLUSTER", "ADDSLOTSRANGE", "0", str(SLOTS - 1))
         for _ in range(100):  # the one-node cluster turns "ok" once it owns every slot
@@ -592,12 +622,10 @@ class Proxy:
     async def serve(self) -> None:
         try:
             await self._serve()
-        finally:  # never leave an engine behind, whatever stopped the endpoint
-            for b in list(self.backends.values()):
-                for node in (b.node, b.replica.node if b.replica else None):
-                    if node is not None:
-                        with contextlib.suppress(Exception):
-                            await asyncio.to_thread(node.stop)
+        finally:  # never leave an engine behind, whatever stopped the endpoint (a scale-out half done too)
+            if self.scale_task is not None:
+                await asyncio.gather(self.scale_task, return_exceptions=True)
+            await self.stop_every_engine()
 
     async def _serve(self) -> None:
         self.read_limits()
