@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import hashlib
+import http.client
 import socket
 import threading
 import time
@@ -223,5 +224,12 @@ def test_a_large_body_is_refused_without_being_read(local):
     big = b"Action=DescribeCacheClusters&Version=2015-02-02&Pad=" + b"x" * (10 * 1024 * 1024)
     status, text = _post(local, big, _sign(local, big))
     assert status == 413 and "<Code>RequestEntityTooLarge</Code>" in text, text
+    # A chunked body (no Content-Length) is read in pieces and refused once it passes the cap.
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+    headers = {k: v for k, v in signed.items() if k.lower() != "content-length"}
+    conn.request("POST", "/", body=(b"A" * (1 << 20) for _ in range(12)), headers=headers, encode_chunked=True)
+    response = conn.getresponse()
+    assert response.status == 413 and b"RequestEntityTooLarge" in response.read()
+    conn.close()
     # The endpoint is still there and answers its learner.
     assert localaws.client("elasticache").describe_cache_clusters()["ResponseMetadata"]["HTTPStatusCode"] == 200
