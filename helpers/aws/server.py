@@ -6,12 +6,18 @@ Run as `python -m helpers.aws.server --port N` (services.start("aws") does it).
 from __future__ import annotations
 
 import argparse
+import functools
+import logging
 import os
 import signal
 import sys
 import threading
+from collections.abc import Callable
+from typing import Any
 
 from helpers.aws.endpoint import FAKE_KEY, REGION
+
+log = logging.getLogger(__name__)
 
 
 def _warm_up() -> None:
@@ -56,6 +62,26 @@ def slim_moto_ec2() -> None:
     utils.load_resource = load  # type: ignore[assignment]
 
 
+def served_services(dispatcher: Any) -> Callable[[str], bool]:
+    """Whether moto's dispatcher routes a request signed for a service (its signing name: elasticache,
+    ec2, monitoring, logs, sts, ...) to one of moto's backends, asked the way it routes a request."""
+
+    @functools.lru_cache(maxsize=512)
+    def known(service: str) -> bool:
+        environ = {"HTTP_AUTHORIZATION": f"AWS4-HMAC-SHA256 Credential=K/20000101/{REGION}/{service}/aws4_request, "
+                                         "SignedHeaders=host, Signature=0",
+                   "PATH_INFO": "/", "REQUEST_METHOD": "POST", "HTTP_HOST": "127.0.0.1",
+                   "HTTP_X_AMZ_TARGET": "Service_20120810.Operation", "CONTENT_TYPE": "", "CONTENT_LENGTH": "0"}
+        try:
+            host = dispatcher.infer_service_region_host(environ, "/")
+            return host is not None and dispatcher.get_backend_for_host(host) is not None
+        except Exception:  # moto's routing of an odd service name: let moto answer the request itself
+            log.warning("cannot tell whether the service %r is served", service[:64], exc_info=True)
+            return True
+
+    return known
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m helpers.aws.server")
     parser.add_argument("--port", type=int, required=True)
@@ -87,7 +113,8 @@ def main(argv: list[str] | None = None) -> None:
     home = state.home()
     auth.credentials(home)
     app = DomainDispatcherApplication(create_backend_app)
-    run_simple("127.0.0.1", args.port, auth.require_signature(app, home), threaded=True,
+    run_simple("127.0.0.1", args.port, auth.require_signature(app, home, service_known=served_services(app)),
+               threaded=True,
                request_handler=MotoRequestHandler)
 
 
