@@ -35,8 +35,11 @@ stops them too, and a new server stops the ones a previous server left behind.
 from __future__ import annotations
 
 import contextlib
+import logging
+import os
 import threading
 
+log = logging.getLogger(__name__)
 _INSTALLED = False
 
 
@@ -70,10 +73,33 @@ def install() -> None:
 
     MotoAPIBackend.reset = reset  # type: ignore[method-assign]
     _INSTALLED = True
+    stop_half_made()  # before the first request: nothing this server starts can be among them
     threading.Thread(target=_stop_leftovers, name="controlplane-leftovers", daemon=True).start()
     from helpers.aws.controlplane.metrics import start_publisher
 
     start_publisher(PLANE)
+
+
+def stop_half_made() -> list[str]:
+    """Engines a previous server was still starting when it died (kill -9 in the middle of a create): no
+    record names them, so no record can adopt them. Stop them, and say so in one line."""
+    from helpers.aws.controlplane import engineops as ops
+    from helpers.runtime import process, services, state
+
+    base = str(state.home().resolve() / "services" / ops.PREFIX)
+    found = []
+    for proc in services.unrecorded_processes():
+        try:
+            where = [*proc.cmdline()[1:], os.path.join(proc.cwd(), "-")]
+            if any(w.startswith(base) for w in where):
+                found.append(f"{proc.name()}[{proc.pid}]")
+                process.stop_tree(proc, timeout=5)
+        except Exception as exc:  # psutil.Error, or a process gone meanwhile: the next one still gets looked at
+            log.warning("could not check or stop process %s: %s", proc.pid, exc)
+    if found:
+        log.warning("Stopped %d engine process(es) that a previous local AWS endpoint was still starting when it "
+                    "stopped (no resource names them): %s", len(found), ", ".join(found))
+    return found
 
 
 def _stop_leftovers() -> None:

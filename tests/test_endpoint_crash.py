@@ -1,0 +1,54 @@
+"""The local AWS endpoint killed in the middle of a create: its next start leaves no engine unlisted.
+
+A `kill -9` of the endpoint while `create-replication-group` is still starting engines leaves processes
+that no record names (the group's record died with the endpoint). The next start of the endpoint
+stops them before it answers its first request, so `helpers status` and the processes agree again.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import psutil
+
+from helpers.aws import endpoint as localaws
+from helpers.runtime import process, services
+
+
+def _engines_of(prefix: str) -> list[psutil.Process]:
+    """Live engine processes started for the API's resources (their config lives in services/aws-...)."""
+    return [p for p in process.state_dir_processes() if p.name() != "python" and any(
+        prefix in arg for arg in [*p.cmdline(), p.cwd()])]
+
+
+def test_kill_9_in_the_middle_of_a_create_leaves_nothing_unlisted(isolated_home):
+    services.start("aws")
+    ec = localaws.client("elasticache")
+    ec.create_replication_group(ReplicationGroupId="crash", ReplicationGroupDescription="killed mid-create",
+                                Engine="redis", CacheNodeType="cache.t3.micro", NumNodeGroups=3,
+                                ReplicasPerNodeGroup=1)
+    aws = services.get("aws")
+    endpoint = psutil.Process(aws.nodes[0].pid)
+    deadline = time.monotonic() + 60
+    while not _engines_of("aws-rg-crash") and time.monotonic() < deadline:  # engines are starting
+        time.sleep(0.05)
+    assert _engines_of("aws-rg-crash"), "the create never started an engine"
+    os.kill(endpoint.pid, signal.SIGKILL)
+    process.wait_gone(endpoint, 10)
+    half_made = [p.pid for p in _engines_of("aws-rg-crash")]
+    assert half_made, "the create had already stopped its engines: nothing was left half-made"
+    assert {p.pid for p in services.unrecorded_processes()} & set(half_made), "the half-made engines are listed"
+
+    services.start("aws")  # the restart notice says the API's resources are gone, as they are for now
+
+    deadline = time.monotonic() + 30
+    while any(psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE for pid in half_made) \
+            and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not [pid for pid in half_made if psutil.pid_exists(pid)
+                and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE], "half-made engines still run"
+    assert not services.unrecorded_processes()
+    log = (isolated_home / "services" / "aws").glob("*.log")
+    assert any("was still starting" in p.read_text() for p in log), "the endpoint said what it stopped"
