@@ -6,6 +6,8 @@ the endpoint are real processes, checked by pid.
 
 from __future__ import annotations
 
+import socket
+import ssl
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -17,6 +19,7 @@ from botocore.exceptions import ClientError
 import helpers
 from helpers.aws import endpoint as localaws
 from helpers.aws import serverless as sv
+from helpers.runtime import tls
 
 
 @pytest.fixture(scope="module")
@@ -349,3 +352,104 @@ def test_pub_sub_through_the_endpoint_as_aws_lists_it(ec):
     ps.close()
     ec.delete_serverless_cache(ServerlessCacheName="t-pubsub")
     sv.wait_serverless_deleted(ec, "t-pubsub")
+
+
+# --- what a client may send: the engines' protocol bounds, and the serverless item size ---------------------
+def tls_socket(cache: dict) -> ssl.SSLSocket:
+    """A raw TLS connection to the cache's endpoint, verified against the lab's CA (as a client library's)."""
+    ep = cache["Endpoint"]
+    sock = socket.create_connection((ep["Address"], ep["Port"]), timeout=10)
+    return tls.client_context(client_cert=False).wrap_socket(sock, server_hostname=ep["Address"])
+
+
+def until_closed(sock: socket.socket) -> tuple[bytes, bool]:
+    """Everything the peer sends until it closes (True), or until 3 s of silence (False: still open)."""
+    out = b""
+    sock.settimeout(3)
+    try:
+        while chunk := sock.recv(65536):
+            out += chunk
+    except TimeoutError:
+        return out, False
+    except OSError:  # a reset: closed too
+        pass
+    return out, True
+
+
+def send_until_refused(sock: socket.socket, head: bytes, total: int) -> int:
+    """`head`, then up to `total` bytes of value in 1 MB chunks, until the peer stops reading; bytes sent."""
+    sent = 0
+    try:
+        sock.sendall(head)
+        chunk = b"x" * (1 << 20)
+        while sent < total:
+            sock.sendall(chunk)
+            sent += len(chunk)
+    except OSError:
+        pass
+    return sent
+
+
+def memory_kb(pid: int, field: str) -> int:
+    """VmRSS (resident now) or VmHWM (the most ever resident) of a process, in kB (/proc/PID/status)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise AssertionError(f"no {field} for pid {pid}")
+
+
+def engine_reply(port: int, password: str, data: bytes) -> tuple[bytes, bool]:
+    """What the real engine behind the endpoint answers `data` with, after AUTH (plain TCP on loopback)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(b"*2\r\n$4\r\nAUTH\r\n$%d\r\n%s\r\n" % (len(password), password.encode()) + data)
+        out, closed = until_closed(s)
+    assert out.startswith(b"+OK\r\n"), out
+    return out[5:], closed
+
+
+PROTOCOL_ERRORS = [  # the same bytes to the endpoint and to the engine behind it: the same answer, then closed
+    b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$999999999\r\n",  # a bulk past proto-max-bulk-len
+    b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$-7\r\n",  # a negative bulk length
+    b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1_0\r\nxxxxxxxxxx\r\n",  # not a number to the engine (Python's int() takes it)
+    b"*2147483648\r\n",  # more arguments than an int holds
+    b"*1\r\n+PING\r\n",
+    b"PING " + b"a" * 70_000,  # an inline request past 64 KB
+    b"*1\r\n$" + b"1" * 70_000,  # a bulk length line past 64 KB
+    b"PING\r\n*1\r\n$-1\r\n",  # a good command, then a bad one: the good one is answered first
+]
+
+
+def test_the_endpoint_bounds_what_a_client_sends_as_the_engines_do(ec):
+    ec.create_serverless_cache(ServerlessCacheName="t-bounds", Engine="valkey")
+    cache = sv.wait_serverless(ec, "t-bounds")
+    from helpers.runtime import services
+
+    password = (Path(services.get("aws-sl-t-bounds").nodes[0].workdir) / "password").read_text().strip()
+    st = status_of("t-bounds")
+    engine_port, pid = st["backends"][0]["port"], st["pid"]
+    for data in PROTOCOL_ERRORS:
+        want, engine_closed = engine_reply(engine_port, password, data)
+        assert engine_closed and b"Protocol error" in want, (data[:40], want)
+        with tls_socket(cache) as s:
+            s.sendall(data)
+            assert until_closed(s) == (want, True), data[:40]
+    # Past AWS's item size for serverless (32 MiB), refused as an engine whose proto-max-bulk-len is 32 MiB:
+    # at the length line, before the value is read.
+    with tls_socket(cache) as s:
+        s.sendall(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$%d\r\n" % ((32 << 20) + 1))
+        assert until_closed(s) == (b"-ERR Protocol error: invalid bulk length\r\n", True)
+    # A huge value is never buffered: 64 MB sent after a $999999999 leaves the endpoint's peak memory
+    # (VmHWM, so however fast it read) well below what was sent.
+    peak = memory_kb(pid, "VmHWM")
+    with tls_socket(cache) as s:
+        send_until_refused(s, b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$999999999\r\n", 64 << 20)
+    assert memory_kb(pid, "VmHWM") - peak < 16 << 10, "the endpoint buffered what it refused"
+    # What a connection buffered (a value within bounds, cut short) is given back when it ends.
+    rss = memory_kb(pid, "VmRSS")
+    with tls_socket(cache) as s:
+        sent = send_until_refused(s, b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$%d\r\n" % (30 << 20), 24 << 20)
+        assert sent == 24 << 20
+    assert eventually(lambda: memory_kb(pid, "VmRSS") - rss < 16 << 10, True, timeout=10), \
+        "the endpoint held a closed connection's buffer"
+    assert sv.client(cache).ping()  # and it still serves
+    ec.delete_serverless_cache(ServerlessCacheName="t-bounds")

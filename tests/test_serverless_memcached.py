@@ -19,7 +19,10 @@ from test_serverless import (  # the same checks as the Valkey/Redis OSS tests
     alive,
     code_of,
     engine_pids,
+    memory_kb,
+    send_until_refused,
     status_of,
+    tls_socket,
 )
 
 import helpers
@@ -245,3 +248,64 @@ def test_metering_and_limits(ec):
     time.sleep(1.5)
     assert status_of("tm-meter")["evictions"] > 0 and status_of("tm-meter")["oom"] > 0  # TTL items made room
     delete_and_check(ec, "tm-meter")
+
+
+def exchange(cache: dict, data: bytes, replies: int = 1) -> bytes:
+    """`data` over a raw TLS connection to the endpoint, and its first `replies` reply lines."""
+    with tls_socket(cache) as s:
+        s.sendall(data)
+        out = b""
+        s.settimeout(10)
+        while out.count(b"\r\n") < replies:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            out += chunk
+    return out
+
+
+def memcached_reply(port: int, data: bytes, replies: int = 1) -> bytes:
+    """What a real memcached behind the endpoint answers (plain TCP on loopback)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(data)
+        out = b""
+        while out.count(b"\r\n") < replies:
+            out += s.recv(65536)
+    return out
+
+
+def test_item_size_and_the_commands_aws_refuses_on_serverless(ec):
+    ec.create_serverless_cache(ServerlessCacheName="tm-bounds", Engine="memcached")
+    cache = sv.wait_serverless(ec, "tm-bounds")
+    st = status_of("tm-bounds")
+    backend, pid = st["backends"][0]["port"], st["pid"]
+    # Past memcached's item size (1 MB): memcached's own answer, after it has read and dropped the value.
+    too_big = b"set big 0 0 2000000\r\n" + b"x" * 2_000_000 + b"\r\nversion\r\n"
+    want = memcached_reply(backend, too_big, 2)
+    assert want.startswith(b"SERVER_ERROR object too large for cache\r\nVERSION ")
+    assert exchange(cache, too_big, 2).split(b"\r\n")[0] == want.split(b"\r\n")[0]
+    quiet = b"set big 0 0 2000000 noreply\r\n" + b"x" * 2_000_000 + b"\r\nversion\r\n"
+    assert exchange(cache, quiet).startswith(b"VERSION ") and memcached_reply(backend, quiet).startswith(b"VERSION ")
+    assert exchange(cache, b"ms big 2000000\r\n" + b"x" * 2_000_000 + b"\r\nmn\r\n", 2) \
+        == b"SERVER_ERROR object too large for cache\r\nMN\r\n"
+    # ... and a claimed huge value is never held: 64 MB sent leave the endpoint's peak memory (VmHWM, however
+    # fast it read) well below what was sent.
+    peak = memory_kb(pid, "VmHWM")
+    with tls_socket(cache) as s:
+        assert send_until_refused(s, b"set big 0 0 999999999\r\n", 64 << 20) == 64 << 20  # memcached reads on
+    assert memory_kb(pid, "VmHWM") - peak < 16 << 10, "the endpoint buffered a value it refuses"
+    # AWS's "Supported Memcached commands" for serverless: delayed flush_all -> CLIENT_ERROR; stats other than
+    # `stats` and `stats reset` -> ERROR; verbosity, lru_crawler, watch, me: not supported; get/gets up to 16 KB.
+    assert exchange(cache, b"flush_all 10\r\n").startswith(b"CLIENT_ERROR ")
+    assert exchange(cache, b"flush_all 10 noreply\r\n").startswith(b"CLIENT_ERROR ")
+    assert exchange(cache, b"flush_all\r\nflush_all 0\r\n", 2) == b"OK\r\nOK\r\n"
+    for line in (b"stats slabs", b"stats items", b"stats settings", b"stats detail dump", b"verbosity 1",
+                 b"lru_crawler metadump all", b"lru mode flat", b"watch", b"me big"):
+        assert exchange(cache, line + b"\r\n") == b"ERROR\r\n", line
+    assert exchange(cache, b"stats reset\r\n") == b"RESET\r\n"
+    assert exchange(cache, b"stats\r\n").startswith(b"STAT pid ")
+    keys = b" ".join(b"k%05d" % i for i in range(2900))  # 17,400 bytes of get
+    assert exchange(cache, b"get " + keys + b"\r\n").startswith(b"CLIENT_ERROR ")
+    assert exchange(cache, b"gets " + keys + b"\r\n").startswith(b"CLIENT_ERROR ")
+    assert exchange(cache, b"get " + keys[:15_000] + b"\r\n") == b"END\r\n"
+    delete_and_check(ec, "tm-bounds")

@@ -12,7 +12,10 @@ drops a backend's slots move back and it stops). Moving a slot here lists the so
 from the source, while commands for the slots that move wait.
 
 Commands: get gets gat gats set add replace append prepend cas delete incr decr touch flush_all version
-stats verbosity quit, and the meta commands mg ms md ma mn. Items' CAS values change when their slot moves.
+stats quit, and the meta commands mg ms md ma mn. Items' CAS values change when their slot moves. Refused as
+AWS lists it for serverless (UNSUPPORTED below): delayed flush_all, stats other than `stats`/`stats reset`,
+verbosity, lru, lru_crawler, watch, me, and get/gets lines over 16 KB. A value over memcached's item size
+limit is read and dropped, never held (memcached's `SERVER_ERROR object too large for cache`).
 DataStorage.Maximum: each memcached gets its share as `cache_memlimit` and runs with -M (no eviction of its
 own); when a write does not fit, the endpoint evicts the least recently used items that have a TTL and
 retries, and if none is left the client gets memcached's `SERVER_ERROR out of memory storing object`.
@@ -49,6 +52,18 @@ RETRIEVE = {b"get", b"gets", b"gat", b"gats"}
 KEYED = {b"delete", b"incr", b"decr", b"touch", b"mg", b"ms", b"md", b"ma"}
 WRITES = STORE | {b"delete", b"incr", b"decr", b"touch", b"ms", b"md", b"ma", b"gat", b"gats"}
 OOM = b"SERVER_ERROR out of memory storing object"
+# AWS's page "Supported Memcached commands" (ElastiCache Serverless for Memcached; read 2026-12-07): every
+# memcached 1.6 command except: UDP and the binary protocol; "GET/GETS commands are limited to 16KB";
+# "Delayed flush_all command will be rejected with CLIENT_ERROR"; and commands that configure the engine or
+# reveal its state are not supported: only `stats` and `stats reset` ("Other variations will return ERROR"),
+# lru / lru_crawler, watch, verbosity, me. AWS gives no wording for the 16 KB and flush_all refusals: the
+# words here are ours (memcached's CLIENT_ERROR form).
+UNSUPPORTED = {b"lru", b"lru_crawler", b"watch", b"verbosity", b"me"}
+GET_LINE_MAX = 16 * 1024  # a get/gets command line, with its keys
+# memcached's item size limit (-I, 1 MB by default, as the memcached processes behind the endpoint run): a
+# larger value is read and dropped and refused with memcached's own words, without being held in memory.
+MAX_ITEM_BYTES = 1 << 20
+TOO_LARGE = b"SERVER_ERROR object too large for cache\r\n"
 # Replies that a meta command's q flag leaves out (memcached's "noreply semantics for return codes").
 QUIET = {b"mg": (b"EN",), b"ms": (b"HD",), b"md": (b"HD", b"NF"), b"ma": (b"HD", b"NF")}
 STAT_SUMS = ("curr_items", "total_items", "bytes", "evictions", "reclaimed", "expired_unfetched", "cmd_get",
@@ -287,6 +302,11 @@ class MemcachedClient(Client):
                     size = int(tokens[4] if cmd in STORE else tokens[2])
                     if size < 0:
                         raise ValueError
+                    if size > MAX_ITEM_BYTES:  # as memcached: read the value and drop it, then refuse it
+                        await self.swallow(size + 2)
+                        if tokens[-1] != b"noreply":
+                            self.out(TOO_LARGE)
+                        continue
                     data = await self.r.readexactly(size + 2)
                     self.p.c["bytes_in"] += len(data)
             except (IndexError, ValueError):
@@ -301,17 +321,33 @@ class MemcachedClient(Client):
                 self.out(b"SERVER_ERROR the cache could not reach its storage (%s); retry\r\n"
                          % str(exc).encode(errors="replace"))
 
+    async def swallow(self, n: int) -> None:
+        """Read and drop `n` bytes of a value the cache refuses, a chunk at a time (never all of it at once)."""
+        while n > 0:
+            chunk = await self.r.read(min(n, 1 << 16))
+            if not chunk:
+                raise asyncio.IncompleteReadError(b"", n)
+            n -= len(chunk)
+            self.p.c["bytes_in"] += len(chunk)
+
     async def execute_mc(self, cmd: bytes, tokens: list[bytes], raw: bytes) -> None:
         p = self.p
-        if cmd == b"version":
+        if cmd in UNSUPPORTED or (cmd == b"stats" and tokens[1:] not in ([], [b"reset"])):
+            self.out(b"ERROR\r\n")  # AWS: "Other variations will return ERROR"; the rest "not supported"
+        elif cmd in (b"get", b"gets") and len(raw) > GET_LINE_MAX:
+            self.out(b"CLIENT_ERROR line too long\r\n")
+        elif cmd == b"version":
             self.out(b"VERSION %s\r\n" % str(p.cfg.get("version", "1.6")).split()[-1].encode())
-        elif cmd == b"verbosity":
-            if tokens[-1] != b"noreply":
-                self.out(b"OK\r\n")
         elif cmd == b"mn":
             self.out(b"MN\r\n")
+        elif cmd == b"stats" and tokens[1:] == [b"reset"]:
+            for b in list(p.backends.values()):
+                await self.call(b, b"stats reset\r\n")
+            self.out(b"RESET\r\n")
         elif cmd == b"stats":
             await self.stats()
+        elif cmd == b"flush_all" and any(t not in (b"0", b"noreply") for t in tokens[1:]):
+            self.out(b"CLIENT_ERROR delayed flush_all is not supported\r\n")  # AWS: "rejected with CLIENT_ERROR"
         elif cmd == b"flush_all":
             for b in list(p.backends.values()):
                 await self.call(b, raw.replace(b" noreply", b""))

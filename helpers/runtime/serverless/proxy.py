@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import hashlib
 import json
+import logging
 import math
 import os
 import signal
@@ -36,6 +37,7 @@ from typing import Any
 
 from helpers.runtime.serverless.resp import (
     Incomplete,
+    ProtocolError,
     Push,
     ReplyError,
     command,
@@ -46,7 +48,16 @@ from helpers.runtime.serverless.resp import (
     reply_end,
 )
 
+log = logging.getLogger(__name__)
 SLOTS = 16384
+# What one request may hold (the endpoint refuses more before it reads it, so it never buffers more):
+# - one argument: 32 MiB, AWS's largest key+value on ElastiCache Serverless for Valkey/Redis OSS (its quota
+#   page; not in the copy of AWS's pages searched on 2026-12-07: check it). An engine with proto-max-bulk-len
+#   32mb answers the same `ERR Protocol error: invalid bulk length` and closes, which is what is answered here.
+# - the query buffer: client-query-buffer-limit 1 GiB (AWS, "Valkey and Redis OSS configuration and limits",
+#   Serverless caches); past it the engine closes the connection without a reply.
+MAX_ITEM_BYTES = 32 << 20
+QUERY_BUFFER_LIMIT = 1 << 30
 KB = 1024  # "1 ECPU per kilobyte": taken as 1024 bytes (AWS does not say which kilobyte)
 CHUNK = 1024  # slots moved at a time while scaling
 THROTTLE_WAIT = 0.5  # s a command may wait for ECPU budget before it is refused as throttled
@@ -921,19 +932,27 @@ class Client:
 
     async def run(self) -> None:
         buf = bytearray()
+        try:
+            await self._run(buf)
+        finally:  # freed now: an error that ends the connection keeps this frame (and buf) in a reference cycle
+            buf.clear()
+
+    async def _run(self, buf: bytearray) -> None:
         while True:
             cmds: list[tuple[list[bytes], bytes]] = []
             pos, bad = 0, None
             while True:  # every whole command the client has sent: a pipeline goes on together
-                try:
-                    args, end = parse_command(buf, pos)
+                try:  # (before AUTH one at a time: the engines' tighter bounds end with AUTH)
+                    args, end = parse_command(buf, pos, max_bulk=MAX_ITEM_BYTES, authed=self.authed)
                 except Incomplete:
                     break
-                except ValueError as exc:
+                except ProtocolError as exc:
                     bad = exc
                     break
                 cmds.append((args, bytes(buf[pos:end])))
                 pos = end
+                if not self.authed:
+                    break
             del buf[:pos]
             i = 0
             while i < len(cmds):
@@ -947,12 +966,15 @@ class Client:
                 if args and await self.one(args, raw) is False:
                     await self.w.drain()
                     return
-            if bad is not None:
+            if bad is not None:  # the engine's protocol error, then the connection closes (as the engine does)
+                log.info("closing a client connection: %s", bad)
                 self.reply(ReplyError(f"ERR {bad}"))
                 await self.w.drain()
                 return
             await self.w.drain()
             if not cmds:
+                if len(buf) > QUERY_BUFFER_LIMIT:  # client-query-buffer-limit: the engine closes, no reply
+                    return
                 chunk = await self.r.read(65536)
                 if not chunk:
                     return

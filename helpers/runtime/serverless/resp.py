@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 CRLF = b"\r\n"
@@ -43,28 +44,64 @@ def reply_end(buf: bytes | bytearray, pos: int = 0) -> int:
     raise ValueError(f"not a RESP reply: {bytes(buf[pos:pos + 20])!r}")
 
 
-def parse_command(buf: bytes | bytearray, pos: int = 0) -> tuple[list[bytes], int]:
-    """(arguments, end) of the command at `pos`: a RESP array of bulk strings, or an inline command."""
+# The engines' bounds on what a client sends (Valkey/Redis OSS networking.c, the same in both):
+INLINE_MAX = 64 * 1024  # PROTO_INLINE_MAX_SIZE: an inline command, or a *N / $N line, longer than this
+MULTIBULK_MAX = (1 << 31) - 1  # INT_MAX: the most arguments a *N line may announce
+BULK_MAX = 512 * 1024 * 1024  # proto-max-bulk-len's default: the longest argument
+UNAUTH_MULTIBULK_MAX = 10  # before AUTH, when a password is required
+UNAUTH_BULK_MAX = 16384
+_INT = re.compile(rb"0|-?[1-9][0-9]*")  # what the engines' string2ll accepts
+
+
+class ProtocolError(ValueError):
+    """What the engine answers as `-ERR Protocol error: ...` before it closes the connection."""
+
+    def __init__(self, what: str):
+        super().__init__(f"Protocol error: {what}")
+
+
+def _length(text: bytes | bytearray) -> int | None:
+    return int(text) if _INT.fullmatch(text) else None
+
+
+def _line_end(buf: bytes | bytearray, pos: int, sep: bytes, too_long: str) -> int:
+    """Where the line at `pos` ends; Incomplete while it may still end, ProtocolError once it is too long."""
+    nl = buf.find(sep, pos, pos + INLINE_MAX + len(sep))
+    if nl < 0:
+        if len(buf) - pos > INLINE_MAX:
+            raise ProtocolError(too_long)
+        raise Incomplete
+    return nl
+
+
+def parse_command(buf: bytes | bytearray, pos: int = 0, max_bulk: int = BULK_MAX,
+                  authed: bool = True) -> tuple[list[bytes], int]:
+    """(arguments, end) of the command at `pos`: a RESP array of bulk strings, or an inline command.
+
+    Bounded as the engines bound it: a length out of bounds raises ProtocolError (the engine's words) as
+    soon as its line is read, before any of what it announces, so nothing larger than a bound is buffered."""
     if pos >= len(buf):
         raise Incomplete
     if buf[pos:pos + 1] != b"*":
-        nl = buf.find(b"\n", pos)
-        if nl < 0:
-            raise Incomplete
+        nl = _line_end(buf, pos, b"\n", "too big inline request")
         return bytes(buf[pos:nl]).strip().split(), nl + 1
-    nl = buf.find(CRLF, pos)
-    if nl < 0:
-        raise Incomplete
-    n = int(buf[pos + 1:nl])
+    nl = _line_end(buf, pos, CRLF, "too big mbulk count string")
+    n = _length(buf[pos + 1:nl])
+    if n is None or n > MULTIBULK_MAX:
+        raise ProtocolError("invalid multibulk length")
+    if not authed and n > UNAUTH_MULTIBULK_MAX:
+        raise ProtocolError("unauthenticated multibulk length")
     p = nl + 2
     args: list[bytes] = []
     for _ in range(max(n, 0)):
-        nl = buf.find(CRLF, p)
-        if nl < 0:
-            raise Incomplete
+        nl = _line_end(buf, p, CRLF, "too big bulk count string")
         if buf[p:p + 1] != b"$":
-            raise ValueError("Protocol error: expected '$'")
-        size = int(buf[p + 1:nl])
+            raise ProtocolError(f"expected '$', got '{chr(buf[p])}'")
+        size = _length(buf[p + 1:nl])
+        if size is None or size < 0 or size > max_bulk:
+            raise ProtocolError("invalid bulk length")
+        if not authed and size > UNAUTH_BULK_MAX:
+            raise ProtocolError("unauthenticated bulk length")
         start = nl + 2
         end = start + size
         if len(buf) < end + 2:
