@@ -385,7 +385,7 @@ class Node:
         front = self.extra.get("tls_front")
         return process.find(front["pid"], front["create_time"]) if front else None
 
-    def _processes(self) -> list[psutil.Process]:
+    def processes(self) -> list[psutil.Process]:
         return [p for p in (self.front_process(), self.process()) if p is not None]
 
     def alive(self) -> bool:
@@ -398,7 +398,7 @@ class Node:
     # --- fault injection -------------------------------------------------------------------
     def kill(self, sig: int = signal.SIGKILL) -> None:
         """Kill the node abruptly (SIGKILL by default), like a crashed host."""
-        for proc in self._processes():  # a node behind a TLS front dies with its front, as one host
+        for proc in self.processes():  # a node behind a TLS front dies with its front, as one host
             with contextlib.suppress(psutil.NoSuchProcess):
                 proc.send_signal(sig)
                 if sig in (signal.SIGKILL, signal.SIGTERM):
@@ -419,7 +419,7 @@ class Node:
             time.sleep(0.01)
 
     def resume(self) -> None:
-        for proc in self._processes():
+        for proc in self.processes():
             with contextlib.suppress(psutil.NoSuchProcess):
                 proc.resume()
 

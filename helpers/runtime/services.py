@@ -167,7 +167,7 @@ def sweep_orphans() -> list[str]:
 def unrecorded_processes() -> list[psutil.Process]:
     """The lab's own processes that no service records: what `stop` would sweep up. A recorded process's
     children are its service's (a serverless endpoint's shards) and stop with it."""
-    recorded = {n.pid for svc in load_all() for n in svc.nodes if n.alive()}
+    recorded = {p.pid for svc in load_all() for n in svc.nodes for p in n.processes()}  # a TLS front too
     found = []
     for proc in process.state_dir_processes():
         with contextlib.suppress(psutil.Error):
