@@ -36,8 +36,8 @@ def paginate(items: list[Any], params: dict[str, Any]) -> tuple[list[Any], str |
         size = MAX_RECORDS[1] if raw is None else int(raw)
     except (TypeError, ValueError):
         raise invalid_value(f"Invalid value for MaxRecords: {raw}.") from None
-    if not MAX_RECORDS[0] <= size <= MAX_RECORDS[1]:
-        raise invalid_value(f"MaxRecords must be between {MAX_RECORDS[0]} and {MAX_RECORDS[1]}.")
+    if not MAX_RECORDS[0] <= size <= MAX_RECORDS[1]:  # AWS's words (DescribeServerlessCaches with MaxRecords=1)
+        raise invalid_value(f"Invalid value for max records. Must be between {MAX_RECORDS[0]} and {MAX_RECORDS[1]}")
     marker = params.get("Marker")
     start = 0
     if marker:
