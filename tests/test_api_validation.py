@@ -79,7 +79,7 @@ def paged_operations() -> list[str]:
 
 # --- values of the wrong type: 400 InvalidParameterValue, never an HTTP 500 -----------------------------------
 
-@pytest.mark.parametrize("value", ["abc", "1e3", "20.0", "", "99999999999999"])
+@pytest.mark.parametrize("value", ["abc", "1e3", "20.0", "", "0x14"])
 def test_max_records_that_is_no_integer_is_invalid_parameter_value(ec, value):
     """MaxRecords is an Integer (API Reference, DescribeCacheClusters). A value that is not one is an "invalid
     or out-of-range value ... for the input parameter": InvalidParameterValue, HTTP 400 (Common Errors)."""
