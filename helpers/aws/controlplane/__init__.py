@@ -24,7 +24,8 @@ this process's (empty) model does not know, which in any other process would be 
 
 Every action answers an AWS-style error rather than HTTP 500 (api.guarded), pages with Marker and
 MaxRecords, and the local-only action ApplyPendingModifications (`python -m helpers aws apply-pending`)
-applies the changes that wait for a maintenance window. What is real, recorded or refused, option by
+applies the changes that wait for a maintenance window. query.py checks what AWS checks before any
+action runs (Action, Version, values of the right type). What is real, recorded or refused, option by
 option: docs/local-vs-aws.md.
 
 Engines are services named `aws-<cache cluster id>[-<node id>]` or `aws-rg-<replication group id>`
@@ -114,31 +115,23 @@ def _stop_leftovers() -> None:
 
 
 def _answer_unknown_actions(cls: type) -> None:
-    """An Action that botocore's model lacks (a typo, or the local-only ApplyPendingModifications) is
-    not parsed; one that no handler answers gets AWS's 400 InvalidAction instead of moto's HTTP 500."""
-    from botocore.model import OperationNotFoundError
+    """Requests refused before any handler runs get AWS's errors instead of moto's 404 or HTTP 500: no
+    Action (MissingAction), another API Version or an Action botocore's model lacks (InvalidAction), a
+    value not of its parameter's type (InvalidParameterValue); see query.py."""
+    from helpers.aws.controlplane import query
 
-    original_parse = cls.parse_parameters  # type: ignore[attr-defined]
-
-    def parse_parameters(self, request):  # type: ignore[no-untyped-def]
-        try:
-            original_parse(self, request)
-        except OperationNotFoundError:
-            self.params = {}
-
+    query.install(cls)
     original_call = cls.call_action  # type: ignore[attr-defined]
 
     def call_action(self):  # type: ignore[no-untyped-def]
         from moto.core.utils import camelcase_to_underscores, method_names_from_class
 
         action = self._get_action()
-        if action and camelcase_to_underscores(action) not in method_names_from_class(self.__class__):
-            body = ('<ErrorResponse xmlns="http://elasticache.amazonaws.com/doc/2015-02-02/"><Error><Type>Sender'
-                    f'</Type><Code>InvalidAction</Code><Message>The action {action} is not valid for this web '
-                    'service.</Message></Error><RequestId>00000000-0000-0000-0000-000000000000</RequestId>'
-                    '</ErrorResponse>')
-            return 400, {"Content-Type": "text/xml"}, body
+        refused = query.refusal(self)
+        if refused is None and camelcase_to_underscores(action) not in method_names_from_class(self.__class__):
+            refused = "InvalidAction", f"The action {action} is not valid for this web service."
+        if refused is not None:
+            return 400, {"Content-Type": "text/xml"}, query.error_body(*refused)
         return original_call(self)
 
-    cls.parse_parameters = parse_parameters  # type: ignore[attr-defined]
     cls.call_action = call_action  # type: ignore[attr-defined]

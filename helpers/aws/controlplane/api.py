@@ -114,8 +114,9 @@ def guarded(action: str, handler: Callable[[Any], Any]) -> Callable[[Any], Any]:
 def _create_subnet_group(self: Any) -> ActionResult:
     params = _p(self)
     service.check_subnets(list(params.get("SubnetIds") or []))
+    tags = tag_dict(params)  # refused before the group is made
     result = _ORIGINAL["create_cache_subnet_group"](self)
-    PLANE.add_tags(arn("subnetgroup", str(params.get("CacheSubnetGroupName"))), tag_dict(params))
+    PLANE.add_tags(arn("subnetgroup", str(params.get("CacheSubnetGroupName"))), tags)
     return result
 
 

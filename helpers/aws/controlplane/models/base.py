@@ -35,6 +35,10 @@ _T = TypeVar("_T")
 ACCOUNT = "123456789012"
 ADMIN_USER = "elasticache-lab-admin"  # the control plane's own ACL user (AWS keeps one too)
 AZS = ("us-east-1a", "us-east-1b", "us-east-1c")
+# The weekly window a resource gets when none is asked for: AWS picks 60 minutes in a block of the region's
+# (the AWS CLI's examples show sat:13:00-sat:14:00 in create-cache-cluster.rst and mon:17:30-mon:18:30 in
+# describe-cache-clusters.rst); locally always this 60-minute one.
+DEFAULT_MAINTENANCE_WINDOW = "sun:08:00-sun:09:00"
 ID_RE = re.compile(r"^[a-z][a-z0-9-]*$")
 
 # Parameters whose ElastiCache default differs from the engine's own, or that the labs watch: a new node
@@ -46,15 +50,23 @@ STARTUP_PARAMETERS = ("maxmemory-policy", "maxmemory-samples", "timeout", "tcp-k
 MEMCACHED_MEMORY_CAP_MB = 1024  # a local memcached never takes more than this, whatever the node type
 
 
-def availability_zones() -> list[str]:
-    """The region's zones, as the local EC2 API (moto's ec2 backend, same process) lists them."""
+def availability_zones(region: str | None = None) -> list[str]:
+    """A region's zones (the request's region by default), as the local EC2 API (moto's ec2 backend, same
+    process) lists them."""
+    region = region or request_region()
+    fallback = [f"{region}{z[-1]}" for z in AZS]
     try:
         from moto.ec2.models import ec2_backends
 
-        zones = [z.name for z in ec2_backends[ACCOUNT]["us-east-1"].describe_availability_zones()]
-        return zones or list(AZS)
-    except Exception:  # noqa: BLE001 - no EC2 model: the zones the control plane places nodes in
-        return list(AZS)
+        zones = [z.name for z in ec2_backends[ACCOUNT][region].describe_availability_zones()]
+        return zones or fallback
+    except Exception:  # noqa: BLE001 - no EC2 model (or no such region): the zones the control plane places nodes in
+        return fallback
+
+
+def placement_zones(region: str) -> list[str]:
+    """The zones a region's nodes are placed in, in turn: its first three (us-east-1: AZS)."""
+    return availability_zones(region)[:len(AZS)]
 
 
 def now() -> datetime:
@@ -252,10 +264,11 @@ class CacheCluster:
     pending: dict[str, Any] = field(default_factory=dict)  # PendingModifiedValues until applied
     params_pending_reboot: bool = False  # a requires-reboot parameter changed since the last (re)start
     previous_token: str | None = None  # ROTATE keeps the old AUTH token valid until SET
+    region: str = "us-east-1"  # the region it was created in (the client's region name)
 
     @property
     def arn(self) -> str:
-        return arn("cluster", self.cluster_id)
+        return arn("cluster", self.cluster_id, self.region)
 
     def service_name(self, node_id: str | None = None) -> str:
         if self.engine == "memcached":
@@ -295,7 +308,7 @@ class ReplicationGroup:
     pending: dict[str, Any] = field(default_factory=dict)  # PendingModifiedValues until applied
     params_pending_reboot: bool = False
     previous_token: str | None = None  # ROTATE keeps the old AUTH token valid until SET
-    maintenance_window: str = "sun:23:00-mon:01:30"
+    maintenance_window: str = DEFAULT_MAINTENANCE_WINDOW
     durability: str | None = None  # Durability as asked (default | sync | async | disabled); None: not asked
     effective_durability: str = "disabled"  # sync | async: every node logs each write before (or after) answering
     # The stable endpoints (primary, reader, configuration): loopback forwarders, see endpoints.py
@@ -335,7 +348,7 @@ class Member:
 
     @property
     def arn(self) -> str:
-        return arn("cluster", self.cluster_id)
+        return arn("cluster", self.cluster_id, self.group.region)
 
 
 class Backend:
@@ -450,6 +463,8 @@ class Backend:
             try:
                 catalogue.engine_version(engine, version if engine == "memcached" else _minor(version))
             except catalogue.CatalogueError as err:
+                if err.code == "InvalidParameterCombination":  # AWS names the version asked for, as asked
+                    raise invalid_combination(f"Cannot find version {version} for {engine}") from None
                 raise from_catalogue(err) from None
         if engine == "memcached":
             local = self.local_version(engine)
@@ -504,12 +519,12 @@ class Backend:
         return str(node_type)
 
     def check_az(self, az: Any) -> str | None:
-        """An Availability Zone of the region (us-east-1), as the local EC2 API lists them."""
+        """An Availability Zone of the request's region, as the local EC2 API lists them."""
         if not az:
             return None
         zones = availability_zones()
         if str(az) not in zones:
-            raise invalid_value(f"Invalid Availability Zone: {az}. Zones of us-east-1: {', '.join(zones)}.")
+            raise invalid_value(f"Invalid Availability Zone: {az}. Zones of {request_region()}: {', '.join(zones)}.")
         return str(az)
 
     def check_security_groups(self, ids: list[str] | None) -> list[str]:

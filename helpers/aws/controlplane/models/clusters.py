@@ -18,7 +18,7 @@ from helpers.aws.controlplane.errors import (
     node_quota,
 )
 from helpers.aws.controlplane.models.base import (
-    AZS,
+    DEFAULT_MAINTENANCE_WINDOW,
     MEMCACHED_MEMORY_CAP_MB,
     Backend,
     CacheCluster,
@@ -26,6 +26,8 @@ from helpers.aws.controlplane.models.base import (
     ReplicationGroup,
     check_id,
     now,
+    placement_zones,
+    request_region,
 )
 from helpers.aws.controlplane.models.lifecycle import check_maintenance_window
 from helpers.runtime import services, state
@@ -78,11 +80,12 @@ class CacheClusters(Backend):
                 raise already_exists("CacheCluster", cid)
             cc = CacheCluster(
                 cluster_id=cid, engine=engine, engine_version=version, node_type=node_type, num_nodes=n,
-                az=az or AZS[0], param_group=pg.name, subnet_group=subnet,
+                az=az or placement_zones(request_region())[0], param_group=pg.name, subnet_group=subnet,
                 security_group_ids=list(security_group_ids or []), auth_token=token, tls=tls,
                 snapshot_name=snap.name if snap else None, snapshot_retention=snapshot_retention,
                 snapshot_window=snapshot_window or "05:00-06:00",
-                maintenance_window=check_maintenance_window(maintenance_window) or "sun:23:00-mon:01:30")
+                maintenance_window=check_maintenance_window(maintenance_window) or DEFAULT_MAINTENANCE_WINDOW,
+                region=request_region())
             for _ in range(n):
                 cc.nodes.append({"id": f"{cc.next_node:04d}", "created": now(), "status": "creating"})
                 cc.next_node += 1

@@ -7,8 +7,9 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from helpers.aws.controlplane.errors import ApiError, invalid_value
-from helpers.aws.controlplane.models.base import Backend, Event, now
+from helpers.aws.controlplane.models.base import ACCOUNT, Backend, Event, now
 
+TAG_QUOTA = 50  # TagQuotaPerResourceExceeded: "The maximum number of tags permitted on a resource is 50."
 SOURCE_TYPES = {"cache-cluster", "cache-parameter-group", "cache-security-group", "cache-subnet-group",
                 "replication-group", "serverless-cache", "serverless-cache-snapshot", "user", "user-group"}
 
@@ -23,6 +24,13 @@ def _utc(value: datetime | str | None, what: str) -> datetime | None:
         except ValueError:
             raise invalid_value(f"Invalid value for {what}: {value}.") from None
     return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
+
+def check_tag_quota(n: int) -> None:
+    """AWS's error for a resource that would have more than 50 tags."""
+    if n > TAG_QUOTA:
+        raise ApiError(f"The request would give the resource {n} tags; the maximum number of tags permitted "
+                       f"on a resource is {TAG_QUOTA}.", "TagQuotaPerResourceExceeded")
 
 
 class EventsAndTags(Backend):
@@ -60,7 +68,9 @@ class EventsAndTags(Backend):
 
     def add_tags_to_resource(self, resource_arn: str | None, tags: dict[str, str]) -> dict[str, str]:
         self.resource_exists(resource_arn)
-        self.add_tags(str(resource_arn), tags)
+        with self.lock:
+            check_tag_quota(len({**self.tags.get(str(resource_arn), {}), **tags}))
+            self.add_tags(str(resource_arn), tags)
         return self.list_tags_for_resource(resource_arn)
 
     def remove_tags_from_resource(self, resource_arn: str | None, keys: list[str]) -> dict[str, str]:
@@ -72,10 +82,14 @@ class EventsAndTags(Backend):
 
     def resource_exists(self, resource_arn: str | None) -> None:
         """Raise the NotFound error AWS gives for a tag call on a missing resource."""
-        m = re.match(r"^arn:aws:elasticache:[^:]*:\d*:(\w+):(.+)$", resource_arn or "")
+        m = re.match(r"^arn:aws:elasticache:([^:]*):(\d*):(\w+):(.+)$", resource_arn or "")
         if not m:
             raise ApiError(f"ARN {resource_arn} is invalid.", "InvalidARN")
-        kind, ident = m.groups()
+        region, account, kind, ident = m.groups()
+        if account != ACCOUNT:  # InvalidARNFault: "does not refer to an existing resource"
+            raise ApiError(f"ARN {resource_arn} does not refer to an existing resource: it names account "
+                           f"{account or '(none)'}, and this endpoint's resources belong to account {ACCOUNT}.",
+                           "InvalidARN")
         checks = {"cluster": lambda i: self.get_cluster(i) if not any(
                       i in g.member_ids.values() for g in self.groups.values()) else None,
                   "replicationgroup": self.get_group, "snapshot": self.get_snapshot, "user": self.get_user,
@@ -84,7 +98,11 @@ class EventsAndTags(Backend):
                   **self.serverless_arn_checks()}
         if kind not in checks:
             raise ApiError(f"ARN {resource_arn} is invalid.", "InvalidARN")
-        checks[kind](ident)
+        found = checks[kind](ident)
+        own = getattr(found, "arn", None)
+        if isinstance(own, str) and own.split(":")[3] != region:  # the name it has in another region
+            raise ApiError(f"ARN {resource_arn} does not refer to an existing resource (region {region}); "
+                           f"did you mean {own}?", "InvalidARN")
 
     def subnet_group_users(self, name: str | None) -> list[str]:
         """The cache clusters and replication groups placed in a subnet group (it cannot go while used)."""

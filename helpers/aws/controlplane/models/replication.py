@@ -25,11 +25,12 @@ from helpers.aws.controlplane.errors import (
 )
 from helpers.aws.controlplane.models.base import (
     ADMIN_USER,
-    AZS,
+    DEFAULT_MAINTENANCE_WINDOW,
     Backend,
     Member,
     ReplicationGroup,
     check_id,
+    placement_zones,
     request_region,
 )
 from helpers.aws.controlplane.models.durability import check_change, check_durability, durability_config
@@ -142,7 +143,7 @@ class ReplicationGroups(Backend):
                 tls=tls, user_group_ids=ugs, snapshot_name=snap.name if snap else None,
                 snapshot_retention=snapshot_retention, snapshot_window=snapshot_window or "05:00-06:00",
                 at_rest_encryption=bool(at_rest_encryption),
-                maintenance_window=check_maintenance_window(maintenance_window) or "sun:23:00-mon:01:30",
+                maintenance_window=check_maintenance_window(maintenance_window) or DEFAULT_MAINTENANCE_WINDOW,
                 region=request_region(), durability=durability, effective_durability=effective)
             self.groups[gid] = g
         self.add_tags(g.arn, tags)
@@ -360,6 +361,7 @@ class ReplicationGroups(Backend):
             with contextlib.suppress(Exception):
                 self._assign_members(g, svc)  # nodes added by scaling (or left by a failed resharding)
         roles = self._roles(g, svc)
+        zones = placement_zones(g.region)
         out = []
         for n in ops.data_nodes(svc):
             if n.name not in g.member_ids:
@@ -367,7 +369,7 @@ class ReplicationGroups(Backend):
             mid = g.member_ids[n.name]
             idx = int(mid.rsplit("-", 1)[-1])
             out.append(Member(g, mid, n, roles.get(n.name, "replica"), g.node_group_of.get(n.name, "0001"),
-                              AZS[(idx - 1) % len(AZS)]))
+                              zones[(idx - 1) % len(zones)]))
         out.sort(key=lambda m: m.cluster_id)
         return out
 

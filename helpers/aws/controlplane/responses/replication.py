@@ -62,6 +62,17 @@ def _stable(g: ReplicationGroup, kind: str) -> dict[str, Any]:
     return {"Address": fwd.host, "Port": fwd.port}
 
 
+def planned_members(g: ReplicationGroup) -> list[str]:
+    """The member clusters a group being created will have, named as AWS names them at once in the create
+    answer (create-replication-group.rst: "MemberClusters": ["mygroup-001"] while "Status": "creating")."""
+    if g.status != "creating":
+        return []
+    per_group = range(1, g.replicas + 2)
+    if g.cluster_mode:
+        return [f"{g.group_id}-{ng:04d}-{i:03d}" for ng in range(1, g.shards + 1) for i in per_group]
+    return [f"{g.group_id}-{i:03d}" for i in per_group]
+
+
 def group_api(g: ReplicationGroup, members: list[Member] | None = None) -> dict[str, Any]:
     """The group with its node groups, endpoints and roles (`members`: the live ones unless given)."""
     if members is None:
@@ -93,7 +104,7 @@ def group_api(g: ReplicationGroup, members: list[Member] | None = None) -> dict[
     out: dict[str, Any] = {
         "ReplicationGroupId": g.group_id, "Description": g.description, "Status": g.status,
         "PendingModifiedValues": pending_api(g),
-        "MemberClusters": [m.cluster_id for m in members],
+        "MemberClusters": [m.cluster_id for m in members] or planned_members(g),
         "NodeGroups": node_groups, "AutomaticFailover": "enabled" if g.automatic_failover else "disabled",
         "MultiAZ": "enabled" if g.multi_az else "disabled", "SnapshotRetentionLimit": g.snapshot_retention,
         "SnapshotWindow": g.snapshot_window, "ClusterEnabled": g.cluster_mode, "CacheNodeType": g.node_type,
