@@ -89,6 +89,16 @@ def _check_safe_write(answer: Any) -> str:
         raise Wrong("With every replica healthy, safe_write returned False. r.wait(numreplicas, timeout_ms) "
                     "returns how many replicas confirmed; at least 1 means the write is safe.")
     replicas = [n for n in svc.nodes if n.role == "replica" and n.alive()]
+    for n in replicas[1:]:  # one replica left to confirm: one confirmation is enough
+        n.pause()
+    try:
+        result = call_learner(answer, r, key, "v1", what="your function safe_write(r, key, value)")
+    finally:
+        for n in replicas[1:]:
+            n.resume()
+    if result is not True:
+        raise Wrong("With one replica running (the others frozen), safe_write returned False, but that replica "
+                    "has the write: one confirmation is enough. Return r.wait(1, timeout_ms) >= 1.")
     for n in replicas:  # freeze every replica: nobody can confirm now
         n.pause()
     try:
@@ -115,6 +125,7 @@ q3 = Exercise(
         (lambda r, k, v: r.wait(1, 500) >= 1, "does not hold"),
         (lambda r, k, v: (r.set(k, v), r.wait(1, 500))[1], "return true or false"),
         ("safe_write", "expected a function"),
+        (lambda r, k, v: (r.set(k, v), r.wait(2, 500) >= 2)[1], "one confirmation is enough"),
     ],
 )
 

@@ -63,6 +63,11 @@ def _check_client(answer: Any) -> str:
     client = call_learner(answer, "127.0.0.1", 6399, what="your function make_client('127.0.0.1', 6399)")
     if not isinstance(client, redis.Redis):
         raise Wrong(f"make_client returned {type_name(client)}; return a redis.Redis client.")
+    other = call_learner(answer, "127.0.0.2", 6400, what="your function make_client('127.0.0.2', 6400)")
+    if not isinstance(other, redis.Redis) or (other.connection_pool.connection_kwargs.get("host"),
+                                              other.connection_pool.connection_kwargs.get("port")) != ("127.0.0.2", 6400):
+        raise Wrong("make_client('127.0.0.2', 6400) returned a client for another address: connect to the host and "
+                    "port your function receives.")
     timeout = client.connection_pool.connection_kwargs.get("socket_timeout")
     if timeout is None:
         raise Wrong("Your client has no socket_timeout: against a hung (paused) node a call waits forever, "
@@ -132,13 +137,14 @@ q1 = Exercise(
         (lambda h, p: _wrong_client(socket_timeout=0.5, retry=_retry("NoBackoff", 5))(h, p), "without jitter"),
         (lambda h, p: _wrong_client(socket_timeout=0.5, retry=_retry("ExponentialBackoff", 5))(h, p), "without jitter"),
         (lambda h, p: None, "return a redis.Redis"),
+        (lambda h, p: _client_reference("127.0.0.1", 6399), "another address"),
     ],
 )
 
 
 # --- q2: connecting with an IAM token --------------------------------------------------------------------
 
-CACHE, USER = "orders-cache", "orders-app"
+CACHE, USER, OTHER_USER = "orders-cache", "orders-app", "billing-app"
 
 
 def _is_token_for(password: Any, user_id: str, cache: str) -> bool:
@@ -195,6 +201,15 @@ def _check_iam_kwargs(answer: Any) -> str:
     if got.get("ssl") is not True:
         raise Wrong("IAM authentication works only with in-transit encryption: pass ssl=True (the token "
                     "is a bearer credential for 15 minutes; it must never cross the network in clear).")
+    again = call_learner(answer, OTHER_USER, practices.iam_auth_token(OTHER_USER, CACHE),
+                         what="your function iam_connect_kwargs('billing-app', token)")
+    if isinstance(again, dict) and "credential_provider" in again:
+        again_user = _provider_credentials(again["credential_provider"])[0]
+    else:
+        again_user = again.get("username") if isinstance(again, dict) else None
+    if again_user != OTHER_USER:
+        raise Wrong(f"For the user 'billing-app' your function gave the user name {shown(again_user)}: use the "
+                    "user id your function receives.")
     if via_provider:
         return ("a credential provider: redis-py asks it for (user id, fresh token) on every new connection, "
                 "so a pool never reconnects with an expired token; over TLS.")
@@ -230,6 +245,7 @@ q2 = Exercise(
          "token itself"),
         (lambda u, t: {"credential_provider": _redis_provider(u, "my-static-password"), "ssl": True}, "token itself"),
         (lambda u, t: {"credential_provider": (u, t), "ssl": True}, "get_credentials"),
+        (lambda u, t: {"username": "orders-app", "password": t, "ssl": True}, "billing-app"),
         (lambda u, t: {"credential_provider": _redis_provider(u, t), "password": t, "ssl": True}, "not both"),
     ],
 )
