@@ -1,6 +1,6 @@
 # The README's two commands: `make lab` and `make test`. Each sets everything up first.
 .PHONY: lab test test-other-engine setup engines stop status doctor bench lint clean repeat-labs lock binder-test \
-	memory-check classroom-test
+	memory-check classroom-test mutants
 
 VENV   := .venv
 PYBIN  := $(VENV)/bin/python
@@ -78,6 +78,11 @@ lock: $(STAMP)
 # and a JupyterLab terminal through binder/start. Downloads every package: a few minutes.
 binder-test: setup
 	ELASTICACHE_LAB_BINDER_TEST=1 $(PYBIN) -m pytest tests/test_binder.py -p no:randomly -v $(PYTEST_ARGS)
+
+# Mutation testing of the checkers: mutants of every reference answer that is code, each judged by its
+# checker; prints K/N rejected per lab and in all (equivalent mutants: data/mutants-equivalent.json). A few minutes.
+mutants: setup
+	$(PYBIN) -m helpers.tools.mutants $(MUTANTS_ARGS)
 
 # Figures for the instructor's guide: prints a table, writes artifacts/bench.json; never fails on a slow machine.
 bench: setup

@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
-from helpers.exercises.core import Exercise, Wrong, call_learner, expect_choice, expect_number, expect_type
+from helpers.exercises.core import (
+    Exercise,
+    Wrong,
+    call_learner,
+    expect_choice,
+    expect_number,
+    expect_type,
+    outside_budget,
+)
 from helpers.runtime.services import Service, start
 
 LAB = "09"
@@ -80,6 +89,16 @@ def _check_safe_write(answer: Any) -> str:
         raise Wrong("With every replica healthy, safe_write returned False. r.wait(numreplicas, timeout_ms) "
                     "returns how many replicas confirmed; at least 1 means the write is safe.")
     replicas = [n for n in svc.nodes if n.role == "replica" and n.alive()]
+    for n in replicas[1:]:  # one replica left to confirm: one confirmation is enough
+        n.pause()
+    try:
+        result = call_learner(answer, r, key, "v1", what="your function safe_write(r, key, value)")
+    finally:
+        for n in replicas[1:]:
+            n.resume()
+    if result is not True:
+        raise Wrong("With one replica running (the others frozen), safe_write returned False, but that replica "
+                    "has the write: one confirmation is enough. Return r.wait(1, timeout_ms) >= 1.")
     for n in replicas:  # freeze every replica: nobody can confirm now
         n.pause()
     try:
@@ -106,6 +125,7 @@ q3 = Exercise(
         (lambda r, k, v: r.wait(1, 500) >= 1, "does not hold"),
         (lambda r, k, v: (r.set(k, v), r.wait(1, 500))[1], "return true or false"),
         ("safe_write", "expected a function"),
+        (lambda r, k, v: (r.set(k, v), r.wait(2, 500) >= 2)[1], "one confirmation is enough"),
     ],
 )
 
@@ -171,19 +191,50 @@ def _lag_reference(info: dict[str, Any]) -> int:
     return max(info["master_repl_offset"] - o for o in offsets) if offsets else 0
 
 
+LAG_SETTLE_S = 10.0  # how long the checker waits for one replica behind and the other caught up
+
+
+def _offsets(info: dict[str, Any]) -> list[int]:
+    return [v["offset"] for k, v in info.items() if k.startswith("slave") and isinstance(v, dict)]
+
+
+def _info_with_one_replica_behind(svc: Service, r: Any) -> dict[str, Any]:
+    """INFO replication of the primary while one replica is frozen (SIGSTOP) after a write and the other
+    has acknowledged it, so the two replicas' offsets really differ (min and max give different lags).
+
+    A replica acknowledges its offset only once a second (REPLCONF ACK); WAIT makes the live replicas
+    acknowledge at once (the primary sends REPLCONF GETACK), so the live one catches up in the primary's
+    view while the frozen one cannot answer."""
+    replicas = [n for n in svc.nodes if n.role == "replica" and n.alive()]
+    if len(replicas) < 2:
+        raise RuntimeError(f"the lab's replication group has {len(replicas)} running replica(s), not 2: "
+                           "run the notebook's set-up cell again, then the check")
+    behind = replicas[0]
+    behind.pause()
+    try:
+        deadline = time.monotonic() + LAG_SETTLE_S
+        while True:
+            r.set("lab09:q2", "x" * 2000)
+            r.wait(len(replicas) - 1, 300)
+            info = r.info("replication")
+            offsets = _offsets(info)
+            if len(offsets) >= 2 and min(offsets) < max(offsets):
+                return info
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the replicas' offsets did not come apart within {LAG_SETTLE_S:g} s "
+                                   f"(offsets {offsets}); run the check again")
+    finally:
+        behind.resume()
+
+
 def _check_lag(answer: Any) -> str:
     from helpers.runtime import topologies
 
-    svc = lab_service()
-    r = topologies.primary_client(svc)
-    replica = next(n for n in svc.nodes if n.role == "replica" and n.alive())
-    replica.pause()  # a replica that falls behind, for certain
-    try:
-        r.set("lab09:q2", "x" * 2000)
-        info = r.info("replication")
-    finally:
-        replica.resume()
+    with outside_budget():
+        svc = lab_service()
+        info = _info_with_one_replica_behind(svc, topologies.primary_client(svc, socket_timeout=5))
     expected = _lag_reference(info)
+    fastest = info["master_repl_offset"] - max(_offsets(info))
     result = call_learner(answer, dict(info), what="your function lag_bytes(info)")
     if isinstance(result, dict):
         raise Wrong("lag_bytes returned a dict; return one number: how many bytes the slowest replica is behind.")
@@ -192,6 +243,10 @@ def _check_lag(answer: Any) -> str:
     if value in replica_lag_s and value != expected:
         raise Wrong("That is the 'lag' field: seconds since the replica's last acknowledgement, not bytes. "
                     "Subtract each replica's offset from master_repl_offset.")
+    if value == fastest and value != expected:
+        raise Wrong(f"lag_bytes returned {value:g}: how far the fastest replica is behind. The question asks for "
+                    f"the slowest one ({expected} bytes behind): master_repl_offset minus the smallest replica "
+                    "offset.")
     if value != expected:
         raise Wrong(f"lag_bytes returned {value:g}, but the slowest replica is {expected} bytes behind "
                     "(master_repl_offset minus the smallest replica offset).")
@@ -211,5 +266,7 @@ q2 = Exercise(
         (lambda info: 0, "bytes"),
         (lambda info: info["master_repl_offset"], "bytes behind"),
         (lambda info: info["slave9"]["offset"], "raised KeyError"),
+        (lambda info: info["master_repl_offset"] - max(
+            v["offset"] for k, v in info.items() if k.startswith("slave") and isinstance(v, dict)), "fastest replica"),
     ],
 )

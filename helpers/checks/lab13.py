@@ -92,6 +92,9 @@ q3 = Exercise(
 )
 
 
+POLICIES_CHECKED = ("allkeys-lfu", "volatile-ttl")
+
+
 def _check_params(answer: Any) -> str:
     from botocore.exceptions import ClientError, ParamValidationError
 
@@ -104,21 +107,22 @@ def _check_params(answer: Any) -> str:
         ec.create_cache_parameter_group(CacheParameterGroupName=CHECK_PARAMS,
                                         CacheParameterGroupFamily=cpc.engine_family(),
                                         Description="lab 13 checks")
-    ec.reset_cache_parameter_group(CacheParameterGroupName=CHECK_PARAMS, ResetAllParameters=True)
-    values = call_learner(answer, "allkeys-lfu", what="your function policy_change(policy)")
-    try:
-        ec.modify_cache_parameter_group(CacheParameterGroupName=CHECK_PARAMS, ParameterNameValues=values)
-    except ParamValidationError as exc:
-        raise Wrong("boto3 rejected it before sending: ParameterNameValues is a *list* of dicts with the keys "
-                    f"'ParameterName' and 'ParameterValue'. ({str(exc).splitlines()[0]})") from None
-    except ClientError as exc:
-        err = exc.response["Error"]
-        raise Wrong(f"The API answered {err['Code']}: {err['Message']}") from None
-    params = {p["ParameterName"]: p.get("ParameterValue") for p in
-              ec.describe_cache_parameters(CacheParameterGroupName=CHECK_PARAMS)["Parameters"]}
-    if params["maxmemory-policy"] != "allkeys-lfu":
-        raise Wrong(f"After your change maxmemory-policy is {params['maxmemory-policy']!r}, not 'allkeys-lfu'. "
-                    "Use the policy your function receives.")
+    for policy in POLICIES_CHECKED:  # two policies: a function that ignores its argument cannot pass both
+        ec.reset_cache_parameter_group(CacheParameterGroupName=CHECK_PARAMS, ResetAllParameters=True)
+        values = call_learner(answer, policy, what="your function policy_change(policy)")
+        try:
+            ec.modify_cache_parameter_group(CacheParameterGroupName=CHECK_PARAMS, ParameterNameValues=values)
+        except ParamValidationError as exc:
+            raise Wrong("boto3 rejected it before sending: ParameterNameValues is a *list* of dicts with the keys "
+                        f"'ParameterName' and 'ParameterValue'. ({str(exc).splitlines()[0]})") from None
+        except ClientError as exc:
+            err = exc.response["Error"]
+            raise Wrong(f"The API answered {err['Code']}: {err['Message']}") from None
+        params = {p["ParameterName"]: p.get("ParameterValue") for p in
+                  ec.describe_cache_parameters(CacheParameterGroupName=CHECK_PARAMS)["Parameters"]}
+        if params["maxmemory-policy"] != policy:
+            raise Wrong(f"After your change maxmemory-policy is {params['maxmemory-policy']!r}, not {policy!r}. "
+                        "Use the policy your function receives.")
     return "modify-cache-parameter-group changed the group; every engine using it got CONFIG SET at once."
 
 
@@ -133,7 +137,9 @@ q2 = Exercise(
     wrong=[(lambda policy: {"maxmemory-policy": policy}, "is a *list*"),
            (lambda policy: [{"ParameterName": "maxmemory_policy", "ParameterValue": policy}], "InvalidParameterValue"),
            (lambda policy: [{"ParameterName": "maxmemory-policy", "ParameterValue": "allkeys-lru"}],
-            "not 'allkeys-lfu'")],
+            "not 'allkeys-lfu'"),
+           (lambda policy: [{"ParameterName": "maxmemory-policy", "ParameterValue": "allkeys-lfu"}],
+            "not 'volatile-ttl'")],
 )
 
 

@@ -6,12 +6,14 @@ from typing import Any
 
 from helpers.exercises.core import (
     Exercise,
+    LearnerCodeError,
     Wrong,
     call_learner,
     expect_choices_per_item,
     expect_keys,
     expect_number,
     expect_type,
+    shown,
     type_name,
 )
 from helpers.topics import practices
@@ -21,7 +23,36 @@ LAB = "15"
 
 # --- q1: a client that fails fast and retries politely ----------------------------------------------
 
-JITTER = ("EqualJitterBackoff", "FullJitterBackoff", "ExponentialWithJitterBackoff", "DecorrelatedJitterBackoff")
+RETRIES_NEEDED = 3
+
+
+def _retry_behaviour(retry: Any) -> tuple[int, bool]:
+    """How the client's retry policy behaves, seen through redis-py's public Retry.call_with_retry: how many
+    failed attempts it makes before it gives up or succeeds (an operation that fails RETRIES_NEEDED times, then
+    succeeds), and whether its backoff draws random numbers (jitter) on the way.
+
+    redis-py's backoff policies with jitter draw their waits from the `random` module; the ones without
+    (NoBackoff, ConstantBackoff, ExponentialBackoff) never do, so the random generator's state tells them
+    apart without timing anything."""
+    import random
+
+    import redis
+
+    failures = []
+
+    def operation() -> str:
+        if len(failures) < RETRIES_NEEDED:
+            raise redis.ConnectionError("the node is restarting")
+        return "ok"
+
+    before = random.getstate()
+    try:
+        call_learner(retry.call_with_retry, operation, failures.append, what="your client's retry policy")
+    except LearnerCodeError:
+        if len(failures) <= RETRIES_NEEDED:
+            return len(failures) - 1, random.getstate() != before
+        raise
+    return len(failures), random.getstate() != before
 
 
 def _check_client(answer: Any) -> str:
@@ -32,6 +63,11 @@ def _check_client(answer: Any) -> str:
     client = call_learner(answer, "127.0.0.1", 6399, what="your function make_client('127.0.0.1', 6399)")
     if not isinstance(client, redis.Redis):
         raise Wrong(f"make_client returned {type_name(client)}; return a redis.Redis client.")
+    other = call_learner(answer, "127.0.0.2", 6400, what="your function make_client('127.0.0.2', 6400)")
+    if not isinstance(other, redis.Redis) or (other.connection_pool.connection_kwargs.get("host"),
+                                              other.connection_pool.connection_kwargs.get("port")) != ("127.0.0.2", 6400):
+        raise Wrong("make_client('127.0.0.2', 6400) returned a client for another address: connect to the host and "
+                    "port your function receives.")
     timeout = client.connection_pool.connection_kwargs.get("socket_timeout")
     if timeout is None:
         raise Wrong("Your client has no socket_timeout: against a hung (paused) node a call waits forever, "
@@ -41,21 +77,18 @@ def _check_client(answer: Any) -> str:
                     "hung node holds a request (and a pooled connection) that long, and each retry waits it again "
                     "(redis-py's defaults are 5 s and 10 retries).")
     retry = client.get_retry()
-    retries = getattr(retry, "_retries", 0) if retry else 0
-    if retries < 3:
-        raise Wrong(f"Your client retries {retries} time(s): a node restart or a failover takes longer than "
-                    "that. Pass retry=Retry(<a backoff>, 3 or more).")
-    backoff = type(retry._backoff).__name__
-    if backoff in ("NoBackoff", "ConstantBackoff"):
-        raise Wrong(f"{backoff}: every client retries at the same fixed pace, and all of them hit the "
-                    "recovering node together. Use an exponential backoff with jitter.")
-    if backoff == "ExponentialBackoff":
-        raise Wrong("ExponentialBackoff grows the waits but without jitter: clients that failed together "
-                    "retry together. Use EqualJitterBackoff (or another *Jitter* policy).")
-    if backoff not in JITTER:
-        raise Wrong(f"{backoff} is not an exponential backoff with jitter; use one of {', '.join(JITTER)}.")
-    return (f"socket_timeout={timeout} s bounds every call; {retries} retries with {backoff} spread the "
-            "reconnections out while the node comes back.")
+    retries = retry.get_retries() if retry else 0
+    retried, jitter = _retry_behaviour(retry) if retry else (0, False)
+    if retries < RETRIES_NEEDED or retried < RETRIES_NEEDED:
+        raise Wrong(f"Your client retries {min(retries, retried)} time(s): a node restart or a failover takes "
+                    "longer than that. Pass retry=Retry(<a backoff>, 3 or more).")
+    if not jitter:
+        raise Wrong("Your retries wait without jitter: NoBackoff and ConstantBackoff retry at the same fixed pace, "
+                    "ExponentialBackoff grows the waits but identically for every client, so clients that failed "
+                    "together retry together and hit the recovering node at once. Use EqualJitterBackoff (or "
+                    "another *Jitter* policy).")
+    return (f"socket_timeout={timeout} s bounds every call; {retries} retries with jittered, growing waits spread "
+            "the reconnections out while the node comes back.")
 
 
 def _client_reference(host: str, port: int) -> Any:
@@ -100,36 +133,93 @@ q1 = Exercise(
         (lambda h, p: _wrong_client(socket_timeout=0.5, retry=_retry("NoBackoff", 0))(h, p), "retries 0 time"),
         (lambda h, p: _wrong_client(socket_timeout=0.5, retry=_retry("EqualJitterBackoff", 2))(h, p), "retries 2 time"),
         (lambda h, p: _wrong_client(socket_timeout=2, retry=_retry("FullJitterBackoff", 5))(h, p), "longer than"),
-        (lambda h, p: _wrong_client(socket_timeout=0.5, retry=_retry("ConstantBackoff", 5))(h, p), "same fixed pace"),
+        (lambda h, p: _wrong_client(socket_timeout=0.5, retry=_retry("ConstantBackoff", 5))(h, p), "fixed pace"),
+        (lambda h, p: _wrong_client(socket_timeout=0.5, retry=_retry("NoBackoff", 5))(h, p), "without jitter"),
         (lambda h, p: _wrong_client(socket_timeout=0.5, retry=_retry("ExponentialBackoff", 5))(h, p), "without jitter"),
         (lambda h, p: None, "return a redis.Redis"),
+        (lambda h, p: _client_reference("127.0.0.1", 6399), "another address"),
     ],
 )
 
 
 # --- q2: connecting with an IAM token --------------------------------------------------------------------
 
+CACHE, USER, OTHER_USER = "orders-cache", "orders-app", "billing-app"
+
+
+def _is_token_for(password: Any, user_id: str, cache: str) -> bool:
+    """True when `password` has the shape of an ElastiCache IAM token for this user and cache (a SigV4-presigned
+    connect request without its scheme, signed for the service elasticache)."""
+    if not isinstance(password, str) or "://" in password:
+        return False
+    parts = practices.parse_token(password)
+    return (parts.get("host") == cache and parts.get("Action") == "connect" and parts.get("User") == user_id
+            and parts.get("X-Amz-Algorithm") == "AWS4-HMAC-SHA256"
+            and str(parts.get("X-Amz-Credential", "")).endswith("/elasticache/aws4_request")
+            and len(str(parts.get("X-Amz-Signature", ""))) == 64)
+
+
+def _provider_credentials(provider: Any) -> tuple[Any, Any]:
+    """(username, password) from a redis-py credential provider, as redis-py asks for them on connecting."""
+    if not callable(getattr(provider, "get_credentials", None)):
+        raise Wrong(f"credential_provider is {type_name(provider)}; redis-py calls its get_credentials() on every "
+                    "new connection, so pass an object that has one (a redis.CredentialProvider, e.g. the "
+                    "lab's practices.IAMCredentialProvider).")
+    creds = call_learner(provider.get_credentials, what="your credential provider's get_credentials()")
+    if isinstance(creds, str):
+        creds = (creds,)
+    if not isinstance(creds, (tuple, list)) or not 1 <= len(creds) <= 2:
+        raise Wrong(f"get_credentials() returned {type_name(creds)}; redis-py expects (username, password).")
+    return (None, creds[0]) if len(creds) == 1 else (creds[0], creds[1])
+
+
 def _check_iam_kwargs(answer: Any) -> str:
     if not callable(answer):
         raise Wrong(f"Expected a function iam_connect_kwargs(user_id, token), but got {type_name(answer)}.")
-    token = practices.iam_auth_token("orders-app", "orders-cache")
-    got = call_learner(answer, "orders-app", token, what="your function iam_connect_kwargs('orders-app', token)")
+    token = practices.iam_auth_token(USER, CACHE)
+    got = call_learner(answer, USER, token, what="your function iam_connect_kwargs('orders-app', token)")
     expect_type(got, dict, "what iam_connect_kwargs returns")
-    if got.get("password") == "orders-app" and got.get("username") == token:
+    via_provider = "credential_provider" in got
+    if via_provider:
+        if "password" in got or "username" in got:
+            raise Wrong("Pass either credential_provider or username and password, not both: redis-py refuses a "
+                        "client given both.")
+        username, password = _provider_credentials(got["credential_provider"])
+    else:
+        username, password = got.get("username"), got.get("password")
+    if password == USER and username == token:
         raise Wrong("Username and password are swapped: the user id is the user name, the token is the password.")
-    if "username" not in got:
+    if username is None:
         raise Wrong("No username: AUTH with a password alone authenticates the `default` user, not the "
                     "IAM-enabled user. Pass username=user_id.")
-    if got.get("username") != "orders-app":
-        raise Wrong(f"username is {got.get('username')!r}; for an IAM-enabled user it is the user id "
+    if username != USER:
+        raise Wrong(f"username is {shown(username)}; for an IAM-enabled user it is the user id "
                     "('orders-app'), which ElastiCache requires to equal the user name.")
-    if got.get("password") != token:
+    if password != token and not (via_provider and _is_token_for(password, USER, CACHE)):
         raise Wrong("password must be the token itself (the presigned request without 'http://'), "
                     "generated for this user and cache.")
     if got.get("ssl") is not True:
         raise Wrong("IAM authentication works only with in-transit encryption: pass ssl=True (the token "
                     "is a bearer credential for 15 minutes; it must never cross the network in clear).")
+    again = call_learner(answer, OTHER_USER, practices.iam_auth_token(OTHER_USER, CACHE),
+                         what="your function iam_connect_kwargs('billing-app', token)")
+    if isinstance(again, dict) and "credential_provider" in again:
+        again_user = _provider_credentials(again["credential_provider"])[0]
+    else:
+        again_user = again.get("username") if isinstance(again, dict) else None
+    if again_user != OTHER_USER:
+        raise Wrong(f"For the user 'billing-app' your function gave the user name {shown(again_user)}: use the "
+                    "user id your function receives.")
+    if via_provider:
+        return ("a credential provider: redis-py asks it for (user id, fresh token) on every new connection, "
+                "so a pool never reconnects with an expired token; over TLS.")
     return "user id as the user name, the token as the password, over TLS."
+
+
+def _redis_provider(user_id: str, password: str) -> Any:
+    from redis.credentials import UsernamePasswordCredentialProvider
+
+    return UsernamePasswordCredentialProvider(user_id, password)
 
 
 q2 = Exercise(
@@ -139,12 +229,24 @@ q2 = Exercise(
     solution_text="def iam_connect_kwargs(user_id, token):\n"
                   "    return {'username': user_id, 'password': token, 'ssl': True}",
     reference=lambda user_id, token: {"username": user_id, "password": token, "ssl": True},
+    also_right=[
+        lambda u, t: {"credential_provider": practices.IAMCredentialProvider(u, CACHE), "ssl": True},
+        lambda u, t: {"credential_provider": _redis_provider(u, t), "ssl": True},
+    ],
     wrong=[
         (lambda u, t: {"password": t, "ssl": True}, "No username"),
         (lambda u, t: {"username": t, "password": u, "ssl": True}, "swapped"),
         (lambda u, t: {"username": u, "password": t}, "in-transit encryption"),
         (lambda u, t: {"username": u, "password": "my-static-password", "ssl": True}, "token itself"),
         (lambda u, t: [u, t], "dict"),
+        (lambda u, t: {"credential_provider": practices.IAMCredentialProvider(u, CACHE)}, "in-transit encryption"),
+        (lambda u, t: {"credential_provider": practices.IAMCredentialProvider(t, CACHE), "ssl": True}, "username is"),
+        (lambda u, t: {"credential_provider": practices.IAMCredentialProvider(u, "other-cache"), "ssl": True},
+         "token itself"),
+        (lambda u, t: {"credential_provider": _redis_provider(u, "my-static-password"), "ssl": True}, "token itself"),
+        (lambda u, t: {"credential_provider": (u, t), "ssl": True}, "get_credentials"),
+        (lambda u, t: {"username": "orders-app", "password": t, "ssl": True}, "billing-app"),
+        (lambda u, t: {"credential_provider": _redis_provider(u, t), "password": t, "ssl": True}, "not both"),
     ],
 )
 

@@ -1,0 +1,67 @@
+"""Mutation testing of the checkers (helpers/tools/mutants.py): mutants of each reference answer that is
+code (min <-> max, flipped comparisons, off-by-one constants, dropped filters, a hard-coded answer,
+swapped arguments, mirrored commands, units x1000), fed to the checker as a learner's answers. A mutant
+the checker accepts is a checker that can be fooled, unless data/mutants-equivalent.json says why it is
+the same answer."""
+
+from __future__ import annotations
+
+import pytest
+
+from helpers.tools import mutants
+
+# A fixed sample of labs for the quick run (a few seconds on real engines); lab 15's checkers reject every
+# mutant that is not equivalent (lab 09's safe_write mutant `r.wait(500, 1)` passes or not with the replica's
+# speed, so the sample holds lab 15 to zero survivors and the slow full run holds the 90% floor).
+SAMPLE = ["09", "15"]
+CLEAN = "15"
+FLOOR = 0.90  # the share of non-equivalent mutants the checkers must reject
+AT_LEAST = 200
+
+
+def _score(scores: list) -> float:
+    rejected, total, equivalent, _ = mutants.summary(scores)
+    return rejected / (total - equivalent)
+
+
+def test_sample_labs_reject_their_mutants():
+    scores = mutants.run(SAMPLE)
+    assert [s.lab for s in scores] == SAMPLE
+    assert all(s.total >= 3 for s in scores), [mutants.line(s) for s in scores]
+    clean = next(s for s in scores if s.lab == CLEAN)
+    assert not clean.survivors, [f"{o.exercise} {o.mid}: {o.description}" for o in clean.survivors]
+
+
+def test_the_equivalent_list_names_mutants_that_exist_and_says_why():
+    listed = mutants.load_equivalent()
+    assert listed
+    for key, entries in listed.items():
+        assert all(why.strip() for why in entries.values()), key
+    made = {}
+    for s in mutants.run(SAMPLE):
+        for o in s.outcomes:
+            made.setdefault(o.exercise, set()).add(o.mid)
+    for key in (k for k in listed if k.split(".")[0] in SAMPLE):
+        assert set(listed[key]) <= made.get(key, set()), (key, set(listed[key]) - made.get(key, set()))
+
+
+def test_a_checker_that_accepts_anything_is_caught():
+    from helpers.checks import lab09
+
+    original = lab09.q2.checker
+    lab09.q2.checker = lambda answer: None
+    try:
+        scores = mutants.run(["09"])
+    finally:
+        lab09.q2.checker = original
+    assert any(o.exercise == "09.q2" for s in scores for o in s.survivors)
+
+
+@pytest.mark.slow
+def test_all_labs_reject_at_least_90_percent_of_their_mutants():
+    scores = mutants.run()
+    rejected, total, equivalent, survivors = mutants.summary(scores)
+    assert total >= AT_LEAST, total
+    score = _score(scores)
+    assert score >= FLOOR, (f"{rejected}/{total - equivalent} = {score:.0%}",
+                            [f"{o.exercise} {o.mid}: {o.description}" for s in scores for o in s.survivors])
