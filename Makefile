@@ -37,7 +37,7 @@ NBVAL := --nbval-lax --nbval-current-env --nbval-cell-timeout=600 -p no:randomly
 test: setup
 	@echo "make test: labs in an order shuffled with SEED=$(SEED), the second round with every core $(LOAD)% busy"
 	@status=0; \
-	$(PYBIN) -m pytest tests -n 2 --dist loadfile -p no:randomly --durations=15 $(PYTEST_ARGS) || status=1; \
+	$(PYBIN) -m pytest tests -n 2 --dist loadfile -p no:randomly -m "not slow" --durations=15 $(PYTEST_ARGS) || status=1; \
 	$(PYBIN) -m pytest $(LABS) $(LABS) --keep-duplicates $(NBVAL) --lab-seed $(SEED) --cpu-load $(LOAD) \
 		--cpu-load-round 2 --durations=15 $(PYTEST_ARGS) || status=1; \
 	$(MAKE) --no-print-directory test-other-engine SEED=$(SEED) || status=1; \
