@@ -1,5 +1,5 @@
 # The README's two commands: `make lab` and `make test`. Each sets everything up first.
-.PHONY: lab test test-other-engine setup engines stop status doctor bench lint clean repeat-labs lock binder-test \
+.PHONY: lab test test-quick test-other-engine setup engines stop status doctor bench lint clean repeat-labs lock binder-test \
 	memory-check classroom-test mutants
 
 VENV   := .venv
@@ -43,6 +43,12 @@ test: setup
 	$(MAKE) --no-print-directory test-other-engine SEED=$(SEED) || status=1; \
 	[ $$status -eq 0 ] || echo "make test failed; SEED=$(SEED) runs the labs in the same order again"; \
 	exit $$status
+
+# The quick tier for a developer's loop (a few minutes): the unit tests that start no replication group,
+# cluster, serverless cache or browser, and lab 00. `make test` runs everything.
+test-quick: setup
+	$(PYBIN) -m pytest tests -n 2 --dist loadfile -p no:randomly -m "not slow and not topology" -q $(PYTEST_ARGS)
+	$(PYBIN) -m pytest labs/00_welcome.ipynb $(NBVAL) -q $(PYTEST_ARGS)
 
 # Every lab N times in a row (default 10), in one run against the same services, as `make test` runs
 # them: the proof that each measured claim holds every time. Results: docs/reliability.md.

@@ -6,6 +6,21 @@ from pathlib import Path
 
 import pytest
 
+# Modules that start replication groups, clusters, serverless caches, global datastores or a browser:
+# most of the unit tests' minutes. `make test-quick` leaves them out (-m "not topology"); `make test` runs all.
+TOPOLOGY_MODULES = {
+    "test_api_conformance.py", "test_api_validation.py", "test_browser.py", "test_controlplane.py",
+    "test_durability.py", "test_endpoint_crash.py", "test_engine_lifecycle.py", "test_failover.py",
+    "test_global_datastore.py", "test_serverless.py", "test_serverless_memcached.py", "test_topologies.py",
+    "test_aws_cli_examples.py", "test_api_states.py", "test_persistence.py",
+}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if item.path.name in TOPOLOGY_MODULES:
+            item.add_marker(pytest.mark.topology)
+
 
 @pytest.fixture
 def isolated_home(tmp_path, monkeypatch):

@@ -63,6 +63,16 @@ def test_key_slot_agrees_with_a_real_cluster():
         assert key_slot(k) == r.cluster("keyslot", k), k
 
 
+def test_the_teaching_key_slot_is_the_runtimes():
+    """Lab 10 reads helpers.topics.sharding.key_slot; the serverless endpoints route with redis-py's."""
+    from helpers.runtime.serverless.resp import key_slot as runtime_key_slot
+
+    rnd = random.Random(10)
+    keys = [f"k{rnd.random()}" for _ in range(2000)] + ["{tag}a", "a{tag}", "{}x", "a{}{b}", "{a", "a}", "über", ""]
+    for k in keys:
+        assert key_slot(k) == runtime_key_slot(k.encode()), k
+
+
 def test_rehash_explorer_builds_and_updates_headless():
     from helpers.topics.sharding import rehash_explorer
 

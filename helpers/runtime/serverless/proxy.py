@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from helpers.runtime.serverless.resp import (
+    SLOTS,
     Incomplete,
     ProtocolError,
     Push,
@@ -49,7 +50,6 @@ from helpers.runtime.serverless.resp import (
 )
 
 log = logging.getLogger(__name__)
-SLOTS = 16384
 # What one request may hold (the endpoint refuses more before it reads it, so it never buffers more):
 # - one argument: 32 MiB, AWS's largest key+value on ElastiCache Serverless for Valkey/Redis OSS (its quota
 #   page; not in the copy of AWS's pages searched on 2026-12-07: check it). An engine with proto-max-bulk-len

@@ -5,6 +5,11 @@ from __future__ import annotations
 import re
 from typing import Any
 
+# The slot count and a key's hash slot (CRC16/XMODEM of the key or its {hash tag}, modulo 16384) are redis-py's,
+# the same its cluster client routes with; helpers/topics/sharding.py keeps a copy to read in lab 10.
+from redis.crc import REDIS_CLUSTER_HASH_SLOTS as SLOTS  # noqa: F401 (re-exported for the endpoints)
+from redis.crc import key_slot  # noqa: F401 (re-exported for the endpoints)
+
 CRLF = b"\r\n"
 
 
@@ -202,29 +207,3 @@ def command(*args: Any) -> bytes:
         b = a if isinstance(a, bytes) else str(a).encode()
         parts.append(b"$" + str(len(b)).encode() + CRLF + b + CRLF)
     return b"".join(parts)
-
-
-# CRC16 (XMODEM), as Redis Cluster hashes keys to 16384 slots.
-_TABLE = []
-for _i in range(256):
-    _c = _i << 8
-    for _ in range(8):
-        _c = ((_c << 1) ^ 0x1021) if _c & 0x8000 else (_c << 1)
-    _TABLE.append(_c & 0xFFFF)
-
-
-def crc16(data: bytes) -> int:
-    crc = 0
-    for b in data:
-        crc = ((crc << 8) & 0xFFFF) ^ _TABLE[((crc >> 8) ^ b) & 0xFF]
-    return crc
-
-
-def key_slot(key: bytes) -> int:
-    """The hash slot of a key: only the part inside the first non-empty {...} counts (hash tags)."""
-    s = key.find(b"{")
-    if s >= 0:
-        e = key.find(b"}", s + 1)
-        if e > s + 1:
-            key = key[s + 1:e]
-    return crc16(key) % 16384

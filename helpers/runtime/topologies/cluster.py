@@ -12,6 +12,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from redis.crc import REDIS_CLUSTER_HASH_SLOTS
+
 from helpers.runtime import engines
 from helpers.runtime.engines import Node
 from helpers.runtime.service import Service, make_password
@@ -29,7 +31,7 @@ from helpers.runtime.topologies.nodes import (
 )
 from helpers.runtime.topologies.registry import topology
 
-CLUSTER_SLOTS = 16384
+CLUSTER_SLOTS = REDIS_CLUSTER_HASH_SLOTS  # redis-py's constant: one definition of the slot count
 
 CLUSTER_CONF = {"cluster-enabled": "yes", "cluster-node-timeout": "3000",
                 "cluster-allow-replica-migration": "no", "cluster-replica-validity-factor": "0"}
