@@ -1,6 +1,6 @@
 """Client-side helpers for the local ElastiCache API: wait for a status, connect to what it returns, clean up.
 
-The control plane itself runs inside the moto server (helpers/controlplane/); this module is what
+The control plane itself runs inside the moto server (helpers/aws/controlplane/); this module is what
 a notebook or a test uses from the outside, with boto3, exactly as against AWS.
 """
 

@@ -1,9 +1,10 @@
 """The metrics ElastiCache publishes to CloudWatch: the one definition of each, computed from the engines' counters.
 
-This module is the single source of every metric's name, unit and computation. Lab 12 uses it
-through `Sampler`; the local control plane's CloudWatch publisher (helpers.aws.controlplane.metrics)
+This module is the single source of every node-based cache's metric: name, unit and computation. Lab 12
+uses it through `Sampler`; the local control plane's CloudWatch publisher (helpers.aws.controlplane.metrics)
 only reads the engines and publishes what `Readings` computes here, so both give the same value for
-the same INFO.
+the same INFO. A serverless cache's metrics (per cache, from its endpoint's counters, not from INFO) are
+computed in helpers.aws.controlplane.metrics.serverless_metrics.
 
 ElastiCache reads Valkey/Redis OSS `INFO` and Memcached's `stats` once a minute and publishes them
 in the `AWS/ElastiCache` namespace with the dimensions CacheClusterId and CacheNodeId. Counters

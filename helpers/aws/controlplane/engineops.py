@@ -26,7 +26,7 @@ def _tls() -> Any:
     try:
         from helpers.runtime import tls
     except ImportError as exc:  # pragma: no cover - depends on the security module being present
-        raise LabError("Transit encryption needs helpers/tls.py (the lab's local certificate authority), "
+        raise LabError("Transit encryption needs helpers/runtime/tls.py (the lab's local certificate authority), "
                        "which is not installed in this checkout.") from exc
     return tls
 
