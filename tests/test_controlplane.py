@@ -6,6 +6,7 @@ the AWS CLI, then to the engines with real Redis/Memcached clients, and check th
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import subprocess
@@ -32,6 +33,16 @@ def ec():
 
 def aws_services() -> dict[str, helpers.Service]:
     return {s.name: s for s in helpers.status() if s.name.startswith("aws-")}
+
+
+def settled(ec, group_id: str, since) -> dict:
+    """wait_for(available), and say why when the operation failed (a failed change leaves the group
+    available with its old shape, as on AWS: only the events tell)."""
+    g = cpc.wait_for(ec, replication_group_id=group_id)
+    failed = [e["Message"] for e in ec.describe_events(SourceIdentifier=group_id, StartTime=since)["Events"]
+              if "failed" in e["Message"].lower()]
+    assert not failed, f"{group_id}: {failed}"
+    return g
 
 
 def pids_of(prefix: str) -> list[int]:
@@ -310,17 +321,20 @@ def test_cluster_mode_enabled_snapshot_restore(ec):
     assert r.dbsize() == 50 and r.get("user:42") == "42"
 
     # Online resharding: add a node group, then remove another one; every key stays readable.
+    since = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(seconds=1)
     ec.modify_replication_group_shard_configuration(ReplicationGroupId="t-cl", NodeGroupCount=3,
                                                     ApplyImmediately=True)
-    g = cpc.wait_for(ec, replication_group_id="t-cl")
+    g = settled(ec, "t-cl", since)
     assert len(g["NodeGroups"]) == 3 and all(ng["Slots"] for ng in g["NodeGroups"])
     rc = cpc.cluster_at(g["ConfigurationEndpoint"])
     assert all(rc.get(f"user:{i}") == str(i) for i in range(50))
     assert code_of(ec.modify_replication_group_shard_configuration, ReplicationGroupId="t-cl", NodeGroupCount=2,
                    ApplyImmediately=True) == "InvalidParameterValue"  # which node group goes?
+    since = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(seconds=1)
     ec.modify_replication_group_shard_configuration(ReplicationGroupId="t-cl", NodeGroupCount=2,
                                                     NodeGroupsToRemove=["0001"], ApplyImmediately=True)
-    g = cpc.wait_for(ec, replication_group_id="t-cl")
+    assert ec.describe_replication_groups(ReplicationGroupId="t-cl")["ReplicationGroups"][0]["Status"] == "modifying"
+    g = settled(ec, "t-cl", since)
     assert sorted(ng["NodeGroupId"] for ng in g["NodeGroups"]) == ["0002", "0003"]
     rc = cpc.cluster_at(g["ConfigurationEndpoint"])
     assert all(rc.get(f"user:{i}") == str(i) for i in range(50))
