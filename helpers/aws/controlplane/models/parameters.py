@@ -131,8 +131,7 @@ class ParameterGroups(Backend):
         self.event(pg.name, "cache-parameter-group", f"Parameter group modified: {', '.join(checked)}")
         return pg
 
-    @staticmethod
-    def _parameter_values(pg: ParameterGroup, items: list[tuple[str | None, Any]]) -> dict[str, str]:
+    def _parameter_values(self, pg: ParameterGroup, items: list[tuple[str | None, Any]]) -> dict[str, str]:
         if not items:
             raise invalid_value("The parameter ParameterNameValues must be provided with at least one parameter.")
         if len(items) > MAX_PARAMETERS_PER_CALL:
@@ -147,7 +146,7 @@ class ParameterGroups(Backend):
                 catalogue.validate(pg.family, key, value)
             except catalogue.CatalogueError as err:
                 raise from_catalogue(err) from None
-            if key == "cluster-enabled" and (pg_users_clusters(pg) or pg_users_groups(pg)):
+            if key == "cluster-enabled" and (pg_users_clusters(pg, self) or pg_users_groups(pg, self)):
                 raise invalid_value("cluster-enabled cannot be changed on a parameter group in use.")
             out[key] = str(value)
         if "reserved-memory" in out and "reserved-memory-percent" in {**pg.values, **out} and \
@@ -244,13 +243,11 @@ class ParameterGroups(Backend):
                 self.apply_parameters(pg)
 
 
-def pg_users_clusters(pg: ParameterGroup, plane: Any = None) -> list[CacheCluster]:
-    from helpers.aws.controlplane.models import PLANE
+def pg_users_clusters(pg: ParameterGroup, plane: Any) -> list[CacheCluster]:
+    """The cache clusters of `plane` (the backend) that use parameter group `pg`."""
+    return [c for c in list(plane.clusters.values()) if c.param_group == pg.name]
 
-    return [c for c in list((plane or PLANE).clusters.values()) if c.param_group == pg.name]
 
-
-def pg_users_groups(pg: ParameterGroup, plane: Any = None) -> list[ReplicationGroup]:
-    from helpers.aws.controlplane.models import PLANE
-
-    return [g for g in list((plane or PLANE).groups.values()) if g.param_group == pg.name]
+def pg_users_groups(pg: ParameterGroup, plane: Any) -> list[ReplicationGroup]:
+    """The replication groups of `plane` (the backend) that use parameter group `pg`."""
+    return [g for g in list(plane.groups.values()) if g.param_group == pg.name]
