@@ -263,3 +263,24 @@ def test_default_maintenance_window_is_sixty_minutes(ec):
     assert cc["PreferredAvailabilityZone"].startswith("us-east-1")
     cpc.wait_for(ec, cache_cluster_id="v-window")
     ec.delete_cache_cluster(CacheClusterId="v-window")
+
+
+def test_cluster_enabled_cannot_change_on_a_parameter_group_in_use(ec):
+    """AWS refuses to switch cluster mode through a parameter group that a cache uses."""
+    ec.create_cache_parameter_group(CacheParameterGroupName="v-inuse", CacheParameterGroupFamily="redis7",
+                                    Description="in use")
+    try:
+        ec.modify_cache_parameter_group(CacheParameterGroupName="v-inuse", ParameterNameValues=[
+            {"ParameterName": "cluster-enabled", "ParameterValue": "no"}])  # nobody uses it yet: allowed
+        ec.create_cache_cluster(CacheClusterId="v-inuse", Engine="redis", CacheNodeType="cache.t3.micro",
+                                NumCacheNodes=1, CacheParameterGroupName="v-inuse")
+        cpc.wait_for(ec, cache_cluster_id="v-inuse")
+        with pytest.raises(ClientError) as info:
+            ec.modify_cache_parameter_group(CacheParameterGroupName="v-inuse", ParameterNameValues=[
+                {"ParameterName": "cluster-enabled", "ParameterValue": "yes"}])
+        assert info.value.response["Error"]["Code"] == "InvalidParameterValue"
+        assert "in use" in info.value.response["Error"]["Message"]
+    finally:
+        ec.delete_cache_cluster(CacheClusterId="v-inuse")
+        cpc.wait_deleted(ec, cache_cluster_id="v-inuse")
+        ec.delete_cache_parameter_group(CacheParameterGroupName="v-inuse")
