@@ -89,6 +89,9 @@ def main(argv: list[str] | None = None) -> None:
     os.environ.setdefault("AWS_ACCESS_KEY_ID", FAKE_KEY)
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", FAKE_KEY)
     os.environ.setdefault("AWS_DEFAULT_REGION", REGION)
+    from helpers.runtime import logs
+
+    logs.setup("aws")  # the control plane's background threads log here (state directory, logs/aws.log)
     slim_moto_ec2()
     # The ElastiCache control plane that backs API calls with real engines plugs in here.
     from helpers.aws import controlplane

@@ -259,6 +259,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from helpers.runtime import logs
+
+    try:
+        logs.setup("cli")
+    except (LabError, OSError):
+        pass  # a state directory that cannot hold a log: the command itself says what is wrong with it
     try:
         return int(args.func(args) or 0)
     except LabError as exc:
