@@ -314,6 +314,7 @@ class ReplicationGroup:
     # The stable endpoints (primary, reader, configuration): loopback forwarders, see endpoints.py
     endpoints: dict[str, Forwarder] = field(default_factory=dict)
     recovering: set[str] = field(default_factory=set)  # node names the monitor is replacing
+    rebooting: set[str] = field(default_factory=set)  # node names a RebootCacheCluster is restarting
     busy: bool = False  # an operation is switching nodes: the recovery monitor leaves the group alone
     region: str = "us-east-1"  # the region it was created in (see global_datastore.py)
     global_id: str | None = None  # the global datastore it belongs to, and its role there (primary | secondary)

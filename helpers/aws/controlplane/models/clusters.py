@@ -385,7 +385,10 @@ class CacheClusters(Backend):
         return cc
 
     def _reboot_member(self, g: ReplicationGroup, member_id: str, node_ids: list[str]) -> Member:
-        """Restart one node of a replication group (a primary's restart makes Sentinel fail over)."""
+        """Restart one node of a replication group, as the Rebooting page says: the node flushes its data
+        and restarts its engine (a node without persistence comes back empty), in its role; the
+        replicas of a rebooted primary resync from it. With automatic failover on, Sentinel promotes a
+        replica while the primary is down and the rebooted node returns as a replica."""
         self._require_available(g)
         if node_ids != ["0001"]:
             raise invalid_value("A member cache cluster of a replication group has one node: CacheNodeIdsToReboot "
@@ -393,6 +396,9 @@ class CacheClusters(Backend):
         name = next(n for n, m in g.member_ids.items() if m == member_id)
         m = next(x for x in self.group_members(g) if x.cluster_id == member_id)
         g.status = "modifying"
+        g.busy = True  # the recovery monitor must not take the stopped node for a failure
+        g.rebooting.add(name)
+        failover = g.topology == "replicated" and g.automatic_failover and g.global_role != "secondary"
 
         def work() -> None:
             from helpers.runtime import engines, topologies
@@ -400,21 +406,33 @@ class CacheClusters(Backend):
             svc = self.group_service(g)
             node = next(n for n in svc.nodes if n.name == name)
             node.stop()
+            if g.effective_durability == "disabled":  # no persistence: the node's data is lost
+                _drop_cache_files(node)
             topo = services.TOPOLOGIES[svc.topology]
-            if topo.heal is not None:
+            if failover and topo.heal is not None:
                 svc = topo.heal(svc)
-            else:
+            else:  # in place, in its role: no Sentinel promotes a replica
                 probe = ops._tls().probe_redis_tls if g.tls else engines.probe_redis
                 engines.restart_node(node, probe)
             topologies.record(svc)
             if g.auth_token or g.user_group_ids:
                 self._secure_new_nodes(g)
+            pg = self.param_groups.get(g.param_group)
+            if pg is not None:  # values changed after creation were CONFIG SET: the new process needs them
+                self.apply_parameters(pg)
             self.sync_endpoints(g)
+            g.rebooting.discard(name)
+            g.busy = False
             g.status = "available"
             self.reboot_applied(g)
             self.event(member_id, "cache-cluster", "Cache node 0001 restarted")
 
-        self.background(f"reboot-{member_id}", work, lambda msg: self._group_op_failed(g, msg))
+        def failed(msg: str) -> None:
+            g.rebooting.discard(name)
+            g.busy = False
+            self._group_op_failed(g, msg)
+
+        self.background(f"reboot-{member_id}", work, failed)
         return m
 
     def delete_cache_cluster(self, cluster_id: str | None, final_snapshot: str | None = None) -> CacheCluster:

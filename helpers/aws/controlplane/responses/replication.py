@@ -21,6 +21,8 @@ def member_api(m: Member, show_nodes: bool) -> dict[str, Any]:
     status = "available" if n.alive() else "failed"
     if n.name in g.recovering and n.alive():
         status = "modifying"  # replaced, resyncing from the primary
+    if n.name in g.rebooting:
+        status = "rebooting cache cluster nodes"  # reboot-cache-cluster.rst's CacheClusterStatus
     out: dict[str, Any] = {
         "CacheClusterId": m.cluster_id, "CacheNodeType": g.node_type, "Engine": g.engine,
         "EngineVersion": g.engine_version, "CacheClusterStatus": status,
