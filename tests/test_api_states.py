@@ -75,3 +75,88 @@ def test_reboot_primary_without_failover_restarts_it_in_its_role(ec):
     until(lambda: replica.get("after") == "reboot", 20, "the replica to follow the rebooted primary")
     assert replica.get("before") is None  # resynced from the restarted primary
     ec.delete_replication_group(ReplicationGroupId="st-rb")
+
+
+# --- users and user groups: the transitional states of AWS's examples -------------------------------
+
+def _user(ec, uid: str) -> dict:
+    return ec.describe_users(UserId=uid)["Users"][0]
+
+
+def _user_group(ec, gid: str) -> dict:
+    return ec.describe_user_groups(UserGroupId=gid)["UserGroups"][0]
+
+
+def test_user_groups_pass_through_creating_and_modifying(ec):
+    """create-user-group.rst answers "Status": "creating"; modify-user-group.rst answers "modifying" with
+    UserIds as they were and "PendingChanges": {"UserIdsToAdd": ["user1"]}; modify-user.rst answers
+    "modifying"; describe-users.rst lists two users with one UserName ("myUser")."""
+    ec.create_user(UserId="st-default", UserName="default", Engine="redis", AccessString="off -@all",
+                   NoPasswordRequired=True)
+    ec.create_user(UserId="st-user1", UserName="myuser", Engine="redis", AccessString="on ~* +@all",
+                   Passwords=["user1-password-0123456789"])
+    ec.create_user(UserId="st-user2", UserName="myuser", Engine="redis", AccessString="on ~app:* +@read",
+                   Passwords=["user2-password-0123456789"])  # the same user name: allowed
+    assert {_user(ec, "st-user1")["UserName"], _user(ec, "st-user2")["UserName"]} == {"myuser"}
+
+    created = ec.create_user_group(UserGroupId="st-ug", Engine="redis", UserIds=["st-default"])
+    assert created["Status"] == "creating" and created["PendingChanges"] == {}
+    until(lambda: _user_group(ec, "st-ug")["Status"] == "active", 20, "the user group to be active")
+
+    out = ec.modify_user_group(UserGroupId="st-ug", UserIdsToAdd=["st-user1"])
+    assert out["Status"] == "modifying"
+    assert out["UserIds"] == ["st-default"] and out["PendingChanges"] == {"UserIdsToAdd": ["st-user1"]}
+    ug = until(lambda: (g := _user_group(ec, "st-ug"))["Status"] == "active" and g, 20, "the change applied")
+    assert sorted(ug["UserIds"]) == ["st-default", "st-user1"] and not ug.get("PendingChanges")
+
+    # A user group cannot hold two users with the same user name (DuplicateUserNameFault).
+    assert code_of(ec.modify_user_group, UserGroupId="st-ug", UserIdsToAdd=["st-user2"]) == "DuplicateUserName"
+    assert code_of(ec.create_user_group, UserGroupId="st-ug2", Engine="redis",
+                   UserIds=["st-default", "st-user1", "st-user2"]) == "DuplicateUserName"
+
+    out = ec.modify_user(UserId="st-user1", AppendAccessString="-flushall")
+    assert out["Status"] == "modifying"
+    until(lambda: _user(ec, "st-user1")["Status"] == "active", 20, "the user to be active")
+
+    out = ec.modify_user_group(UserGroupId="st-ug", UserIdsToRemove=["st-user1"])
+    assert out["Status"] == "modifying" and out["PendingChanges"] == {"UserIdsToRemove": ["st-user1"]}
+    ug = until(lambda: (g := _user_group(ec, "st-ug"))["Status"] == "active" and g, 20, "the removal applied")
+    assert ug["UserIds"] == ["st-default"]
+
+
+def test_deleting_a_user_of_a_user_group(ec):
+    """delete-user.rst deletes a user that belongs to "myusergroup": "Status": "deleting" with its
+    "UserGroupIds"; the user then leaves the group, and its ACL user leaves the engines."""
+    ec.create_user(UserId="st-d-default", UserName="default", Engine="redis", AccessString="off -@all",
+                   NoPasswordRequired=True)
+    ec.create_user(UserId="st-d-app", UserName="st-d-app", Engine="redis", AccessString="on ~* +@all",
+                   Passwords=["app-password-0123456789"])
+    ec.create_user_group(UserGroupId="st-d-ug", Engine="redis", UserIds=["st-d-default", "st-d-app"])
+    until(lambda: _user_group(ec, "st-d-ug")["Status"] == "active", 20, "the user group to be active")
+    ec.create_replication_group(ReplicationGroupId="st-d-rg", ReplicationGroupDescription="rbac",
+                                CacheNodeType="cache.t3.micro", NumCacheClusters=1,
+                                TransitEncryptionEnabled=True, UserGroupIds=["st-d-ug"])
+    g = cpc.wait_for(ec, replication_group_id="st-d-rg")
+    ep = g["NodeGroups"][0]["PrimaryEndpoint"]
+    assert cpc.redis_at(ep, tls=True, username="st-d-app", password="app-password-0123456789").ping()
+
+    # The group's default user cannot go while it is in the group.
+    assert code_of(ec.delete_user, UserId="st-d-default") == "DefaultUserAssociatedToUserGroup"
+    out = ec.delete_user(UserId="st-d-app")
+    assert out["Status"] == "deleting" and out["UserGroupIds"] == ["st-d-ug"]
+
+    def gone() -> bool:
+        try:
+            ec.describe_users(UserId="st-d-app")
+        except ClientError as err:
+            return err.response["Error"]["Code"] == "UserNotFound"
+        return False
+
+    until(gone, 30, "the user to be deleted")
+    assert _user_group(ec, "st-d-ug")["UserIds"] == ["st-d-default"]
+    import redis
+
+    with pytest.raises(redis.exceptions.AuthenticationError):
+        cpc.redis_at(ep, tls=True, username="st-d-app", password="app-password-0123456789", retries=0).ping()
+    ec.delete_replication_group(ReplicationGroupId="st-d-rg")
+    cpc.wait_deleted(ec, replication_group_id="st-d-rg")

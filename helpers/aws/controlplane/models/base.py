@@ -203,6 +203,7 @@ class UserGroup:
     engine: str
     user_ids: list[str]
     status: str = "active"
+    pending: dict[str, list[str]] = field(default_factory=dict)  # PendingChanges (UserIdsToAdd/-Remove)
 
     @property
     def arn(self) -> str:
