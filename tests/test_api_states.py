@@ -160,3 +160,41 @@ def test_deleting_a_user_of_a_user_group(ec):
         cpc.redis_at(ep, tls=True, username="st-d-app", password="app-password-0123456789", retries=0).ping()
     ec.delete_replication_group(ReplicationGroupId="st-d-rg")
     cpc.wait_deleted(ec, replication_group_id="st-d-rg")
+
+
+# --- global datastores ---------------------------------------------------------------------------------
+
+def _global(ec, gid: str) -> dict:
+    return ec.describe_global_replication_groups(GlobalReplicationGroupId=gid, ShowMemberInfo=True)[
+        "GlobalReplicationGroups"][0]
+
+
+def _settled(ec, gid: str) -> dict | None:
+    gds = _global(ec, gid)
+    return gds if gds["Status"] == "available" and all(m["Status"] == "associated" for m in gds["Members"]) else None
+
+
+def test_global_datastore_creating_then_modifying(ec):
+    """create-global-replication-group.rst answers "Status": "creating" with its primary member
+    "associating"; modify-global-replication-group.rst answers "modifying"; both end available/associated."""
+    ec.create_replication_group(ReplicationGroupId="st-gds", ReplicationGroupDescription="global",
+                                CacheNodeType="cache.r7g.large", NumCacheClusters=1)
+    cpc.wait_for(ec, replication_group_id="st-gds")
+    gds = ec.create_global_replication_group(GlobalReplicationGroupIdSuffix="st-gds",
+                                             PrimaryReplicationGroupId="st-gds")["GlobalReplicationGroup"]
+    gid = gds["GlobalReplicationGroupId"]
+    try:
+        assert gds["Status"] == "creating"
+        assert [(m["ReplicationGroupId"], m["Role"], m["Status"]) for m in gds["Members"]] == \
+            [("st-gds", "PRIMARY", "associating")]
+        until(lambda: _settled(ec, gid), 30, "the global datastore to be available")
+
+        out = ec.modify_global_replication_group(GlobalReplicationGroupId=gid, ApplyImmediately=True,
+                                                 GlobalReplicationGroupDescription="orders")
+        assert out["GlobalReplicationGroup"]["Status"] == "modifying"
+        gds = until(lambda: _settled(ec, gid), 30, "the modification to finish")
+        assert gds["GlobalReplicationGroupDescription"] == "orders"
+    finally:
+        until(lambda: _settled(ec, gid), 30, "the global datastore to settle")
+        ec.delete_global_replication_group(GlobalReplicationGroupId=gid, RetainPrimaryReplicationGroup=True)
+        ec.delete_replication_group(ReplicationGroupId="st-gds")
