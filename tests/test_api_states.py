@@ -7,6 +7,7 @@ send real requests with boto3 to the local endpoint and read the engines with re
 
 from __future__ import annotations
 
+import re
 import time
 
 import pytest
@@ -198,3 +199,82 @@ def test_global_datastore_creating_then_modifying(ec):
         until(lambda: _settled(ec, gid), 30, "the global datastore to settle")
         ec.delete_global_replication_group(GlobalReplicationGroupId=gid, RetainPrimaryReplicationGroup=True)
         ec.delete_replication_group(ReplicationGroupId="st-gds")
+
+
+# --- snapshots and the default network ------------------------------------------------------------------
+
+def _default_network() -> tuple[str, str]:
+    """(the default VPC, its default security group), as the local EC2 API lists them."""
+    ec2 = localaws.client("ec2")
+    vpc = ec2.describe_vpcs(Filters=[{"Name": "is-default", "Values": ["true"]}])["Vpcs"][0]["VpcId"]
+    sg = ec2.describe_security_groups(Filters=[{"Name": "vpc-id", "Values": [vpc]},
+                                               {"Name": "group-name", "Values": ["default"]}])["SecurityGroups"][0]
+    return vpc, sg["GroupId"]
+
+
+def _snapshot(ec, name: str) -> dict:
+    return ec.describe_snapshots(SnapshotName=name)["Snapshots"][0]
+
+
+def test_default_subnet_group_and_security_group(ec):
+    """Every account has a `default` cache subnet group in its default VPC (create-snapshot.rst shows
+    "CacheSubnetGroupName": "default"); a cluster created without one is placed there, with the VPC's
+    default security group (reboot-cache-cluster.rst: "SecurityGroups": [{"SecurityGroupId", "Status":
+    "active"}])."""
+    vpc, sg = _default_network()
+    [group] = ec.describe_cache_subnet_groups(CacheSubnetGroupName="default")["CacheSubnetGroups"]
+    assert group["VpcId"] == vpc and group["Subnets"]
+    cc = ec.create_cache_cluster(CacheClusterId="st-net", Engine="memcached", CacheNodeType="cache.t3.micro",
+                                 NumCacheNodes=1)["CacheCluster"]
+    assert cc["CacheSubnetGroupName"] == "default"
+    assert cc["SecurityGroups"] == [{"SecurityGroupId": sg, "Status": "active"}]
+    cpc.wait_for(ec, cache_cluster_id="st-net")
+    ec.delete_cache_cluster(CacheClusterId="st-net")
+
+
+def test_snapshots_show_node_snapshots_sizes_and_network(ec):
+    """create-snapshot.rst: "creating" with NodeSnapshots [{CacheNodeId, CacheSize: "", CacheNodeCreateTime}];
+    describe-snapshots.rst: CacheSize in whole MB ("5 MB"), SnapshotCreateTime, VpcId; a group's snapshot
+    names the member and node group each RDB comes from; copy-snapshot.rst answers "creating"."""
+    import os
+
+    vpc, _ = _default_network()
+    ec.create_cache_cluster(CacheClusterId="st-snap", Engine="redis", CacheNodeType="cache.t3.micro")
+    ec.create_replication_group(ReplicationGroupId="st-snaprg", ReplicationGroupDescription="snapshots",
+                                CacheNodeType="cache.t3.micro", NumCacheClusters=1)
+    cc = cpc.wait_for(ec, cache_cluster_id="st-snap")
+    r = cpc.redis_at(cpc.node_endpoints(cc)[0])
+    for i in range(3):  # 3 MiB the RDB cannot compress
+        r.set(f"blob:{i}", os.urandom(1024 * 1024))
+
+    snap = ec.create_snapshot(CacheClusterId="st-snap", SnapshotName="st-snap-1")["Snapshot"]
+    assert snap["SnapshotStatus"] == "creating" and snap["CacheSubnetGroupName"] == "default"
+    assert snap["VpcId"] == vpc
+    [node] = snap["NodeSnapshots"]
+    assert node["CacheNodeId"] == "0001" and node["CacheSize"] == "" and "CacheNodeCreateTime" in node
+    assert "SnapshotCreateTime" not in node
+    snap = until(lambda: (s := _snapshot(ec, "st-snap-1"))["SnapshotStatus"] == "available" and s, 60,
+                 "the snapshot")
+    [node] = snap["NodeSnapshots"]
+    assert node["CacheSize"] == "3 MB" and "SnapshotCreateTime" in node
+
+    copied = ec.copy_snapshot(SourceSnapshotName="st-snap-1", TargetSnapshotName="st-snap-copy")["Snapshot"]
+    assert copied["SnapshotStatus"] == "creating"
+    copied = until(lambda: (s := _snapshot(ec, "st-snap-copy"))["SnapshotStatus"] == "available" and s, 60,
+                   "the copy")
+    assert copied["NodeSnapshots"][0]["CacheSize"] == "3 MB"
+
+    g = cpc.wait_for(ec, replication_group_id="st-snaprg")
+    ec.create_snapshot(ReplicationGroupId="st-snaprg", SnapshotName="st-snap-rg")
+    snap = until(lambda: (s := _snapshot(ec, "st-snap-rg"))["SnapshotStatus"] == "available" and s, 60,
+                 "the group's snapshot")
+    [node] = snap["NodeSnapshots"]
+    assert node["CacheClusterId"] == g["MemberClusters"][0] and node["NodeGroupId"] == "0001"
+    assert node["CacheNodeId"] == "0001" and re.fullmatch(r"\d+ MB", node["CacheSize"])
+    assert {"CacheNodeCreateTime", "SnapshotCreateTime"} <= node.keys()
+    assert snap["PreferredMaintenanceWindow"] and snap["VpcId"] == vpc
+    cpc.wait_for(ec, replication_group_id="st-snaprg")
+    for name in ("st-snap-1", "st-snap-copy", "st-snap-rg"):
+        ec.delete_snapshot(SnapshotName=name)
+    ec.delete_cache_cluster(CacheClusterId="st-snap")
+    ec.delete_replication_group(ReplicationGroupId="st-snaprg")

@@ -215,11 +215,11 @@ class NodeSnapshot:
     """One node's RDB file in a snapshot (of a replication group: one per node group)."""
 
     node_id: str
-    size: int  # bytes
+    size: int | None  # bytes (None while the snapshot is being taken: CacheSize "")
     node_created: datetime
     cluster_id: str | None = None  # the member cluster it was taken from (replication groups)
     node_group_id: str | None = None
-    created: datetime = field(default_factory=now)
+    created: datetime | None = field(default_factory=now)  # None until taken (no SnapshotCreateTime yet)
 
 
 @dataclass

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import shutil
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from helpers.aws.controlplane.errors import (
     node_quota,
 )
 from helpers.aws.controlplane.models.base import (
+    ACCOUNT,
     DEFAULT_MAINTENANCE_WINDOW,
     MEMCACHED_MEMORY_CAP_MB,
     Backend,
@@ -32,6 +34,64 @@ from helpers.aws.controlplane.models.base import (
 from helpers.aws.controlplane.models.lifecycle import check_maintenance_window
 from helpers.runtime import services, state
 from helpers.runtime.engines import Node
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SUBNET_GROUP = "default"  # every AWS account has one: the default VPC's default subnets
+
+
+def _network_backends() -> tuple[Any, Any]:
+    """The local EC2 and ElastiCache (subnet groups) models of moto, same process, as base.py uses them."""
+    from moto.ec2.models import ec2_backends
+    from moto.elasticache.models import elasticache_backends
+
+    return ec2_backends[ACCOUNT]["us-east-1"], elasticache_backends[ACCOUNT]["us-east-1"]
+
+
+def ensure_default_subnet_group() -> None:
+    """Create the `default` cache subnet group (the default VPC's subnets) if it is not there yet, as in
+    every AWS account (create-snapshot.rst and copy-snapshot.rst show "CacheSubnetGroupName": "default")."""
+    try:
+        ec2, ec = _network_backends()
+        if DEFAULT_SUBNET_GROUP in ec.cache_subnet_groups:
+            return
+        vpc = ec2.get_default_vpc()
+        if vpc is None:
+            return
+        subnets = [s.id for s in ec2.describe_subnets(filters={"vpc-id": [vpc.id]})]
+        ec.create_cache_subnet_group(DEFAULT_SUBNET_GROUP, "default", subnets, None)
+    except Exception:  # noqa: BLE001 - no EC2 model: resources are then placed in no subnet group
+        log.exception("could not create the default cache subnet group")
+
+
+def subnet_group_vpc(name: str | None) -> str | None:
+    """The VPC of a cache subnet group (None when unknown)."""
+    try:
+        _, ec = _network_backends()
+        group = ec.cache_subnet_groups.get(name or "")
+        return getattr(group, "vpc_id", None)
+    except Exception:  # noqa: BLE001 - no EC2 model
+        log.exception("could not read the VPC of cache subnet group %s", name)
+        return None
+
+
+def network_defaults(subnet_group: str | None, security_group_ids: list[str]) -> tuple[str | None, list[str]]:
+    """The subnet group and security groups of a new cluster: `default` when none is named, and the
+    default security group of the subnet group's VPC when none is given (as AWS places it)."""
+    if not subnet_group:
+        ensure_default_subnet_group()
+        _, ec = _network_backends()
+        subnet_group = DEFAULT_SUBNET_GROUP if DEFAULT_SUBNET_GROUP in ec.cache_subnet_groups else None
+    if security_group_ids:
+        return subnet_group, list(security_group_ids)
+    try:
+        ec2, _ = _network_backends()
+        vpc = subnet_group_vpc(subnet_group) or getattr(ec2.get_default_vpc(), "id", None)
+        sg = ec2.get_default_security_group(vpc) if vpc else None
+    except Exception:  # noqa: BLE001 - no EC2 model: no security group to show
+        log.exception("could not find the default security group")
+        sg = None
+    return subnet_group, [sg.id] if sg is not None else []
 
 
 class CacheClusters(Backend):
@@ -73,7 +133,7 @@ class CacheClusters(Backend):
         if tls and engine == "memcached":
             raise invalid_combination("Transit encryption for memcached is not available on the local endpoint.")
         pg = self.param_group_for(param_group, engine, version=version)
-        subnet = self.check_subnet_group(subnet_group)
+        subnet, security_group_ids = network_defaults(self.check_subnet_group(subnet_group), security_group_ids)
         snap = self.snapshot_to_restore(snapshot_name)
         with self.lock:
             if cid in self.clusters or any(cid in g.member_ids.values() for g in self.groups.values()):
