@@ -278,3 +278,22 @@ def test_snapshots_show_node_snapshots_sizes_and_network(ec):
         ec.delete_snapshot(SnapshotName=name)
     ec.delete_cache_cluster(CacheClusterId="st-snap")
     ec.delete_replication_group(ReplicationGroupId="st-snaprg")
+
+
+# --- service updates ----------------------------------------------------------------------------------
+
+def test_batch_apply_update_action_waits_to_start(ec):
+    """batch-apply-update-action.rst answers "UpdateActionStatus": "waiting-to-start"; the update then
+    runs (every node restarted) and ends complete."""
+    ec.create_replication_group(ReplicationGroupId="st-su", ReplicationGroupDescription="update",
+                                CacheNodeType="cache.t3.micro", NumCacheClusters=1)
+    cpc.wait_for(ec, replication_group_id="st-su")
+    actions = ec.describe_update_actions(ReplicationGroupIds=["st-su"])["UpdateActions"]
+    name = next(a["ServiceUpdateName"] for a in actions if a["ServiceUpdateType"] == "engine-update")
+    out = ec.batch_apply_update_action(ServiceUpdateName=name, ReplicationGroupIds=["st-su"])
+    assert [(a["ReplicationGroupId"], a["UpdateActionStatus"]) for a in out["ProcessedUpdateActions"]] == \
+        [("st-su", "waiting-to-start")]
+    cpc.wait_for(ec, replication_group_id="st-su", timeout=120)
+    [action] = ec.describe_update_actions(ServiceUpdateName=name, ReplicationGroupIds=["st-su"])["UpdateActions"]
+    assert action["UpdateActionStatus"] == "complete"
+    ec.delete_replication_group(ReplicationGroupId="st-su")
