@@ -7,6 +7,7 @@ send real requests with boto3 to the local endpoint and read the engines with re
 
 from __future__ import annotations
 
+import contextlib
 import re
 import time
 
@@ -297,3 +298,35 @@ def test_batch_apply_update_action_waits_to_start(ec):
     [action] = ec.describe_update_actions(ServiceUpdateName=name, ReplicationGroupIds=["st-su"])["UpdateActions"]
     assert action["UpdateActionStatus"] == "complete"
     ec.delete_replication_group(ReplicationGroupId="st-su")
+
+
+def test_reboot_of_a_secondary_clusters_primary_follows_the_primary_region_again(ec):
+    """The rebooted node of a global datastore's secondary cluster comes back empty (no persistence) and
+    resyncs from the primary region, read-only as before (a secondary cluster only replicates)."""
+    west = localaws.client("elasticache", region_name="us-west-2")
+    ec.create_replication_group(ReplicationGroupId="st-rbg-e", ReplicationGroupDescription="primary region",
+                                CacheNodeType="cache.r7g.large", NumCacheClusters=1)
+    east = cpc.wait_for(ec, replication_group_id="st-rbg-e")
+    gid = ec.create_global_replication_group(GlobalReplicationGroupIdSuffix="st-rbg", PrimaryReplicationGroupId=
+                                             "st-rbg-e")["GlobalReplicationGroup"]["GlobalReplicationGroupId"]
+    try:
+        west.create_replication_group(ReplicationGroupId="st-rbg-w", ReplicationGroupDescription="second region",
+                                      GlobalReplicationGroupId=gid, NumCacheClusters=1)
+        w = cpc.wait_for(west, replication_group_id="st-rbg-w")
+        until(lambda: _settled(ec, gid), 60, "the secondary to be associated")
+        cpc.redis_at(east["NodeGroups"][0]["PrimaryEndpoint"]).set("order", "paid")
+        node = cpc.redis_at(w["NodeGroups"][0]["NodeGroupMembers"][0]["ReadEndpoint"])
+        until(lambda: node.get("order") == "paid", 20, "the secondary to replicate")
+        out = west.reboot_cache_cluster(CacheClusterId="st-rbg-w-001", CacheNodeIdsToReboot=["0001"])
+        assert out["CacheCluster"]["CacheClusterStatus"] == "rebooting cache cluster nodes"
+        cpc.wait_for(west, replication_group_id="st-rbg-w", timeout=60)
+        until(lambda: node.get("order") == "paid", 20, "the rebooted node to resync from the primary region")
+        assert node.info("replication")["role"] == "slave"
+    finally:
+        with contextlib.suppress(ClientError, AssertionError):
+            cpc.wait_for(west, replication_group_id="st-rbg-w", timeout=60)
+            ec.disassociate_global_replication_group(GlobalReplicationGroupId=gid, ReplicationGroupId="st-rbg-w",
+                                                     ReplicationGroupRegion="us-west-2")
+            until(lambda: _settled(ec, gid), 60, "the disassociation")
+        ec.delete_global_replication_group(GlobalReplicationGroupId=gid, RetainPrimaryReplicationGroup=True)
+        cpc.cleanup(west, "st-")

@@ -477,6 +477,9 @@ class CacheClusters(Backend):
             topologies.record(svc)
             if g.auth_token or g.user_group_ids:
                 self._secure_new_nodes(g)
+            gds = self.global_groups.get(g.global_id or "")  # type: ignore[attr-defined]
+            if g.global_role == "secondary" and gds is not None and name == self._primary_node(g).name:
+                self._follow(g, self.get_group(gds.primary_id), node=node)  # type: ignore[attr-defined]
             pg = self.param_groups.get(g.param_group)
             if pg is not None:  # values changed after creation were CONFIG SET: the new process needs them
                 self.apply_parameters(pg)
