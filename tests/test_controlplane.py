@@ -355,8 +355,10 @@ def test_users_and_user_groups_are_real_acl_users(ec):
                    Passwords=["app-password-0123456789"])
     ec.create_user(UserId="t-ro", UserName="t-ro", Engine="redis", AccessString="on ~* +@read",
                    Passwords=["ro-password-0123456789"])
-    assert code_of(ec.create_user, UserId="t-app2", UserName="t-app", Engine="redis", AccessString="on",
-                   NoPasswordRequired=True) == "DuplicateUserName"
+    ec.create_user(UserId="t-app2", UserName="t-app", Engine="redis", AccessString="on",  # a user name twice:
+                   NoPasswordRequired=True)  # allowed (describe-users.rst), though not in one user group
+    assert code_of(ec.create_user_group, UserGroupId="t-ug", Engine="redis",
+                   UserIds=["t-default", "t-app", "t-app2"]) == "DuplicateUserName"
     assert code_of(ec.create_user_group, UserGroupId="t-ug", Engine="redis", UserIds=["t-app"]) == \
         "DefaultUserRequired"
     ec.create_user_group(UserGroupId="t-ug", Engine="redis", UserIds=["t-default", "t-app"])
@@ -384,13 +386,16 @@ def test_users_and_user_groups_are_real_acl_users(ec):
     with pytest.raises(redis.exceptions.NoPermissionError):
         ro.set("app:1", "y")
     ec.modify_user(UserId="t-ro", AccessString="on ~* +@read +@write")
+    deadline = time.monotonic() + 20  # modifying until the engines have the new rules, then active
+    while ec.describe_users(UserId="t-ro")["Users"][0]["Status"] != "active" and time.monotonic() < deadline:
+        time.sleep(0.1)
     assert ro.set("app:2", "y")
     assert code_of(ec.delete_user_group, UserGroupId="t-ug") == "InvalidUserGroupState"
     assert ec.describe_user_groups(UserGroupId="t-ug")["UserGroups"][0]["ReplicationGroups"] == ["t-rbac"]
     ec.delete_replication_group(ReplicationGroupId="t-rbac")
     cpc.wait_deleted(ec, replication_group_id="t-rbac")
     ec.delete_user_group(UserGroupId="t-ug")
-    for uid in ("t-default", "t-app", "t-ro"):
+    for uid in ("t-default", "t-app", "t-app2", "t-ro"):
         ec.delete_user(UserId=uid)
 
 

@@ -16,6 +16,7 @@ from moto.core.responses import ActionResult, EmptyResult
 from helpers.aws.controlplane import honoured
 from helpers.aws.controlplane.models import PLANE
 from helpers.aws.controlplane.models.base import arn
+from helpers.aws.controlplane.models.clusters import ensure_default_subnet_group
 from helpers.aws.controlplane.responses import (
     clusters,
     events,
@@ -141,6 +142,7 @@ def _describe_subnet_groups(self: Any) -> ActionResult:
     from moto.elasticache.models import elasticache_backends
 
     params = _p(self)
+    ensure_default_subnet_group()  # every account has a `default` one
     groups = elasticache_backends[self.current_account][self.region].describe_cache_subnet_groups(
         cache_subnet_group_name=params.get("CacheSubnetGroupName"))
     page, marker = paginate(groups, params)

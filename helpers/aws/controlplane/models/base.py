@@ -203,6 +203,7 @@ class UserGroup:
     engine: str
     user_ids: list[str]
     status: str = "active"
+    pending: dict[str, list[str]] = field(default_factory=dict)  # PendingChanges (UserIdsToAdd/-Remove)
 
     @property
     def arn(self) -> str:
@@ -214,11 +215,11 @@ class NodeSnapshot:
     """One node's RDB file in a snapshot (of a replication group: one per node group)."""
 
     node_id: str
-    size: int  # bytes
+    size: int | None  # bytes (None while the snapshot is being taken: CacheSize "")
     node_created: datetime
     cluster_id: str | None = None  # the member cluster it was taken from (replication groups)
     node_group_id: str | None = None
-    created: datetime = field(default_factory=now)
+    created: datetime | None = field(default_factory=now)  # None until taken (no SnapshotCreateTime yet)
 
 
 @dataclass
@@ -314,6 +315,7 @@ class ReplicationGroup:
     # The stable endpoints (primary, reader, configuration): loopback forwarders, see endpoints.py
     endpoints: dict[str, Forwarder] = field(default_factory=dict)
     recovering: set[str] = field(default_factory=set)  # node names the monitor is replacing
+    rebooting: set[str] = field(default_factory=set)  # node names a RebootCacheCluster is restarting
     busy: bool = False  # an operation is switching nodes: the recovery monitor leaves the group alone
     region: str = "us-east-1"  # the region it was created in (see global_datastore.py)
     global_id: str | None = None  # the global datastore it belongs to, and its role there (primary | secondary)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import shutil
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from helpers.aws.controlplane.errors import (
     node_quota,
 )
 from helpers.aws.controlplane.models.base import (
+    ACCOUNT,
     DEFAULT_MAINTENANCE_WINDOW,
     MEMCACHED_MEMORY_CAP_MB,
     Backend,
@@ -32,6 +34,64 @@ from helpers.aws.controlplane.models.base import (
 from helpers.aws.controlplane.models.lifecycle import check_maintenance_window
 from helpers.runtime import services, state
 from helpers.runtime.engines import Node
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SUBNET_GROUP = "default"  # every AWS account has one: the default VPC's default subnets
+
+
+def _network_backends() -> tuple[Any, Any]:
+    """The local EC2 and ElastiCache (subnet groups) models of moto, same process, as base.py uses them."""
+    from moto.ec2.models import ec2_backends
+    from moto.elasticache.models import elasticache_backends
+
+    return ec2_backends[ACCOUNT]["us-east-1"], elasticache_backends[ACCOUNT]["us-east-1"]
+
+
+def ensure_default_subnet_group() -> None:
+    """Create the `default` cache subnet group (the default VPC's subnets) if it is not there yet, as in
+    every AWS account (create-snapshot.rst and copy-snapshot.rst show "CacheSubnetGroupName": "default")."""
+    try:
+        ec2, ec = _network_backends()
+        if DEFAULT_SUBNET_GROUP in ec.cache_subnet_groups:
+            return
+        vpc = ec2.get_default_vpc()
+        if vpc is None:
+            return
+        subnets = [s.id for s in ec2.describe_subnets(filters={"vpc-id": [vpc.id]})]
+        ec.create_cache_subnet_group(DEFAULT_SUBNET_GROUP, "default", subnets, None)
+    except Exception:  # noqa: BLE001 - no EC2 model: resources are then placed in no subnet group
+        log.exception("could not create the default cache subnet group")
+
+
+def subnet_group_vpc(name: str | None) -> str | None:
+    """The VPC of a cache subnet group (None when unknown)."""
+    try:
+        _, ec = _network_backends()
+        group = ec.cache_subnet_groups.get(name or "")
+        return getattr(group, "vpc_id", None)
+    except Exception:  # noqa: BLE001 - no EC2 model
+        log.exception("could not read the VPC of cache subnet group %s", name)
+        return None
+
+
+def network_defaults(subnet_group: str | None, security_group_ids: list[str]) -> tuple[str | None, list[str]]:
+    """The subnet group and security groups of a new cluster: `default` when none is named, and the
+    default security group of the subnet group's VPC when none is given (as AWS places it)."""
+    if not subnet_group:
+        ensure_default_subnet_group()
+        _, ec = _network_backends()
+        subnet_group = DEFAULT_SUBNET_GROUP if DEFAULT_SUBNET_GROUP in ec.cache_subnet_groups else None
+    if security_group_ids:
+        return subnet_group, list(security_group_ids)
+    try:
+        ec2, _ = _network_backends()
+        vpc = subnet_group_vpc(subnet_group) or getattr(ec2.get_default_vpc(), "id", None)
+        sg = ec2.get_default_security_group(vpc) if vpc else None
+    except Exception:  # noqa: BLE001 - no EC2 model: no security group to show
+        log.exception("could not find the default security group")
+        sg = None
+    return subnet_group, [sg.id] if sg is not None else []
 
 
 class CacheClusters(Backend):
@@ -73,7 +133,7 @@ class CacheClusters(Backend):
         if tls and engine == "memcached":
             raise invalid_combination("Transit encryption for memcached is not available on the local endpoint.")
         pg = self.param_group_for(param_group, engine, version=version)
-        subnet = self.check_subnet_group(subnet_group)
+        subnet, security_group_ids = network_defaults(self.check_subnet_group(subnet_group), security_group_ids)
         snap = self.snapshot_to_restore(snapshot_name)
         with self.lock:
             if cid in self.clusters or any(cid in g.member_ids.values() for g in self.groups.values()):
@@ -385,7 +445,10 @@ class CacheClusters(Backend):
         return cc
 
     def _reboot_member(self, g: ReplicationGroup, member_id: str, node_ids: list[str]) -> Member:
-        """Restart one node of a replication group (a primary's restart makes Sentinel fail over)."""
+        """Restart one node of a replication group, as the Rebooting page says: the node flushes its data
+        and restarts its engine (a node without persistence comes back empty), in its role; the
+        replicas of a rebooted primary resync from it. With automatic failover on, Sentinel promotes a
+        replica while the primary is down and the rebooted node returns as a replica."""
         self._require_available(g)
         if node_ids != ["0001"]:
             raise invalid_value("A member cache cluster of a replication group has one node: CacheNodeIdsToReboot "
@@ -393,6 +456,9 @@ class CacheClusters(Backend):
         name = next(n for n, m in g.member_ids.items() if m == member_id)
         m = next(x for x in self.group_members(g) if x.cluster_id == member_id)
         g.status = "modifying"
+        g.busy = True  # the recovery monitor must not take the stopped node for a failure
+        g.rebooting.add(name)
+        failover = g.topology == "replicated" and g.automatic_failover and g.global_role != "secondary"
 
         def work() -> None:
             from helpers.runtime import engines, topologies
@@ -400,21 +466,36 @@ class CacheClusters(Backend):
             svc = self.group_service(g)
             node = next(n for n in svc.nodes if n.name == name)
             node.stop()
+            if g.effective_durability == "disabled":  # no persistence: the node's data is lost
+                _drop_cache_files(node)
             topo = services.TOPOLOGIES[svc.topology]
-            if topo.heal is not None:
+            if failover and topo.heal is not None:
                 svc = topo.heal(svc)
-            else:
+            else:  # in place, in its role: no Sentinel promotes a replica
                 probe = ops._tls().probe_redis_tls if g.tls else engines.probe_redis
                 engines.restart_node(node, probe)
             topologies.record(svc)
             if g.auth_token or g.user_group_ids:
                 self._secure_new_nodes(g)
+            gds = self.global_groups.get(g.global_id or "")  # type: ignore[attr-defined]
+            if g.global_role == "secondary" and gds is not None and name == self._primary_node(g).name:
+                self._follow(g, self.get_group(gds.primary_id), node=node)  # type: ignore[attr-defined]
+            pg = self.param_groups.get(g.param_group)
+            if pg is not None:  # values changed after creation were CONFIG SET: the new process needs them
+                self.apply_parameters(pg)
             self.sync_endpoints(g)
+            g.rebooting.discard(name)
+            g.busy = False
             g.status = "available"
             self.reboot_applied(g)
             self.event(member_id, "cache-cluster", "Cache node 0001 restarted")
 
-        self.background(f"reboot-{member_id}", work, lambda msg: self._group_op_failed(g, msg))
+        def failed(msg: str) -> None:
+            g.rebooting.discard(name)
+            g.busy = False
+            self._group_op_failed(g, msg)
+
+        self.background(f"reboot-{member_id}", work, failed)
         return m
 
     def delete_cache_cluster(self, cluster_id: str | None, final_snapshot: str | None = None) -> CacheCluster:

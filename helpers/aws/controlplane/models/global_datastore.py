@@ -23,6 +23,7 @@ secondary's primary takes to reach the replication offset the primary had when a
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -101,6 +102,16 @@ class GlobalDatastores(Backend):
             raise not_found(gid)
         return found
 
+    @staticmethod
+    def _created(gds: GlobalDatastore, timeout: float = 10.0) -> GlobalDatastore:
+        """A datastore still `creating` when the next call comes: locally its creation takes milliseconds
+        (the primary's role is read), so the call waits for it rather than fail on that race; on AWS it
+        takes minutes and the call answers InvalidGlobalReplicationGroupState meanwhile."""
+        deadline = time.monotonic() + timeout
+        while gds.status == "creating" and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return gds
+
     def describe_global_groups(self, gid: Any = None) -> list[GlobalDatastore]:
         if gid:
             return [self.get_global(gid)]
@@ -144,18 +155,33 @@ class GlobalDatastores(Backend):
             if gid in self.global_groups:
                 raise ApiError(f"Global datastore {gid} already exists.", "GlobalReplicationGroupAlreadyExistsFault")
             gds = GlobalDatastore(gid, description or "", g.group_id, g.engine, g.engine_version, g.node_type,
-                                  g.tls, g.at_rest_encryption, members=[g.group_id])
+                                  g.tls, g.at_rest_encryption, members=[g.group_id], associating={g.group_id})
             self.global_groups[gid] = gds
             g.global_id, g.global_role = gid, "primary"
-        self.event(g.group_id, "replication-group", f"Replication group {g.group_id} added to Global datastore {gid} "
-                                                    "as the primary cluster")
-        gds.status = "available"  # nothing to build yet: the primary's engines already run
-        return gds
+        answer = dataclasses.replace(gds, members=list(gds.members), associating=set(gds.associating))
+
+        def work() -> None:
+            # create-global-replication-group.rst answers "creating", its primary "associating": the
+            # datastore is available once the primary's node answers as the primary it will replicate from.
+            self._primary_node(g)
+            gds.associating.discard(g.group_id)
+            gds.status = "available"
+            self.event(g.group_id, "replication-group", f"Replication group {g.group_id} added to Global datastore "
+                                                        f"{gid} as the primary cluster")
+
+        def failed(msg: str) -> None:
+            with self.lock:
+                self.global_groups.pop(gid, None)
+                g.global_id, g.global_role = None, None
+            self.event(g.group_id, "replication-group", f"Creating Global datastore {gid} failed: {msg}")
+
+        self.background(f"global-{gid}", work, failed)
+        return answer
 
     def check_secondary(self, gid: Any, node_type: str | None, engine: str | None, engine_version: str | None,
                         cluster_mode: bool, auth: bool, rbac: bool = False) -> GlobalDatastore:
         """A create-replication-group --global-replication-group-id: AWS's rules for a new secondary."""
-        gds = self.get_global(gid)
+        gds = self._created(self.get_global(gid))
         if gds.status != "available":
             raise invalid_state(gds)
         region = request_region()
@@ -363,7 +389,7 @@ class GlobalDatastores(Backend):
         self.background(f"{what}-{gds.global_id}", run, failed)
 
     def failover_global_group(self, gid: Any, region: Any, group_id: Any) -> GlobalDatastore:
-        gds = self.get_global(gid)
+        gds = self._created(self.get_global(gid))
         if not region or not group_id:
             raise invalid_value("PrimaryRegion and PrimaryReplicationGroupId are required.")
         target = next((m for m in self.global_members(gds) if m.group_id == str(group_id).lower()), None)
@@ -391,7 +417,7 @@ class GlobalDatastores(Backend):
         return gds
 
     def disassociate_global_group(self, gid: Any, group_id: Any, region: Any) -> GlobalDatastore:
-        gds = self.get_global(gid)
+        gds = self._created(self.get_global(gid))
         g = next((m for m in self.global_members(gds) if m.group_id == str(group_id or "").lower()), None)
         if g is None or g.region != region:
             raise invalid_combination(f"Replication group {group_id} in {region} is not a member of Global "
@@ -413,7 +439,7 @@ class GlobalDatastores(Backend):
         return gds
 
     def delete_global_group(self, gid: Any, retain_primary: bool) -> GlobalDatastore:
-        gds = self.get_global(gid)
+        gds = self._created(self.get_global(gid))
         if gds.status != "available" or gds.associating:
             raise invalid_state(gds)
         if len(gds.members) > 1:
@@ -433,7 +459,7 @@ class GlobalDatastores(Backend):
     def modify_global_group(self, gid: Any, apply_immediately: bool, description: str | None = None,
                             node_type: str | None = None, engine_version: str | None = None,
                             automatic_failover: bool | None = None, param_group: str | None = None) -> GlobalDatastore:
-        gds = self.get_global(gid)
+        gds = self._created(self.get_global(gid))
         if gds.status != "available" or gds.associating:
             raise invalid_state(gds)
         if not apply_immediately:
@@ -452,21 +478,33 @@ class GlobalDatastores(Backend):
         changes: dict[str, Any] = {}
         if node_type and node_type != gds.node_type:
             changes["CacheNodeType"] = node_type
-        for m in self.global_members(gds):
-            if automatic_failover is not None:
-                if m.global_role == "primary":
-                    self.modify_replication_group(m.group_id, automatic_failover=automatic_failover)
-                else:  # its Sentinels stay off while it follows another region; recorded for a promotion
-                    m.automatic_failover = bool(automatic_failover)
+
+        members = self.global_members(gds)
+        for m in members:
+            if automatic_failover is not None and m.global_role == "primary":  # checked now, applied by its group
+                self.modify_replication_group(m.group_id, automatic_failover=automatic_failover)
+
+        def work() -> None:
+            for m in members:
+                if automatic_failover is not None and m.global_role != "primary":
+                    m.automatic_failover = bool(automatic_failover)  # Sentinels stay off while it follows
+                if changes:
+                    self._apply_group_changes(m, dict(changes))
             if changes:
-                self._apply_group_changes(m, dict(changes))
-        if changes:
-            gds.node_type = node_type or gds.node_type
-        return gds
+                gds.node_type = node_type or gds.node_type
+            deadline = time.monotonic() + 120
+            while any(m.status == "modifying" for m in members) and time.monotonic() < deadline:
+                time.sleep(0.05)  # the members' own modifications (automatic failover) finish first
+
+        # modify-global-replication-group.rst answers "modifying"; available once every member has the change
+        answer = dataclasses.replace(gds, status="modifying", members=list(gds.members),
+                                     associating=set(gds.associating))
+        self._start(gds, "modifying", "modify", work)
+        return answer
 
     def resize_global_node_groups(self, gid: Any, action: str) -> GlobalDatastore:
         """Increase/decrease node groups and rebalance slots: cluster mode enabled global datastores only."""
-        gds = self.get_global(gid)
+        gds = self._created(self.get_global(gid))
         if gds.status != "available":
             raise invalid_state(gds)
         raise invalid_value(f"{action} applies to cluster mode enabled global datastores; {gds.global_id} is "

@@ -180,7 +180,7 @@ class EngineLifecycle(Backend):
                     continue
                 st = self.update_status(name, ident)
                 if apply:
-                    if st["UpdateActionStatus"] in ("complete", "in-progress"):
+                    if st["UpdateActionStatus"] in ("complete", "in-progress", "waiting-to-start"):
                         unprocessed.append({key: ident, "ServiceUpdateName": name, "ErrorType": "InvalidStateFault",
                                             "ErrorMessage": f"The update is {st['UpdateActionStatus']} on {ident}."})
                         continue
@@ -188,7 +188,9 @@ class EngineLifecycle(Backend):
                         unprocessed.append({key: ident, "ServiceUpdateName": name, "ErrorType": "InvalidStateFault",
                                             "ErrorMessage": f"{ident} is {res.status}, not available."})
                         continue
-                    self._start_update(name, res, st)
+                    processed.append({key: ident, "ServiceUpdateName": name,
+                                      "UpdateActionStatus": self._start_update(name, res, st)})
+                    continue
                 else:
                     if st["UpdateActionStatus"] in ("in-progress", "waiting-to-start", "scheduled"):
                         st["stop"] = True
@@ -198,8 +200,10 @@ class EngineLifecycle(Backend):
                                   "UpdateActionStatus": st["UpdateActionStatus"]})
         return {"ProcessedUpdateActions": processed, "UnprocessedUpdateActions": unprocessed}
 
-    def _start_update(self, name: str, res: ReplicationGroup | CacheCluster, st: dict[str, Any]) -> None:
-        st.update(UpdateActionStatus="in-progress", UpdateActionStatusModifiedDate=now(), stop=False)
+    def _start_update(self, name: str, res: ReplicationGroup | CacheCluster, st: dict[str, Any]) -> str:
+        """Start applying a service update; returns the status the call answers: waiting-to-start
+        (batch-apply-update-action.rst), in-progress once the first node restarts, then complete."""
+        st.update(UpdateActionStatus="waiting-to-start", UpdateActionStatusModifiedDate=now(), stop=False)
         grouped = isinstance(res, ReplicationGroup)
         ident = res.group_id if grouped else res.cluster_id
         kind = "replication-group" if grouped else "cache-cluster"
@@ -207,6 +211,12 @@ class EngineLifecycle(Backend):
         self.event(ident, kind, f"Service update {name} started")
 
         def work() -> None:
+            if st.get("stop"):  # stopped before it started
+                st.update(UpdateActionStatus="stopped", UpdateActionStatusModifiedDate=now())
+                res.status = "available"
+                self.event(ident, kind, f"Service update {name} stopped")
+                return
+            st.update(UpdateActionStatus="in-progress", UpdateActionStatusModifiedDate=now())
             target = self.engine_binary(res.engine, res.engine_version)  # same engine, same binary: a patch restart
             if grouped:
                 done = self.roll_group(res, target, st)  # type: ignore[arg-type]
@@ -225,6 +235,7 @@ class EngineLifecycle(Backend):
             self.event(ident, kind, f"Service update {name} failed: {msg}")
 
         self.background(f"update-{ident}", work, failed)
+        return "waiting-to-start"
 
     # --- rolling restarts -----------------------------------------------------------------------
     def roll_group(self, g: ReplicationGroup, target: Any, progress: dict[str, Any] | None = None) -> bool:

@@ -33,6 +33,7 @@ from helpers.aws.controlplane.models.base import (
     placement_zones,
     request_region,
 )
+from helpers.aws.controlplane.models.clusters import network_defaults
 from helpers.aws.controlplane.models.durability import check_change, check_durability, durability_config
 from helpers.aws.controlplane.models.lifecycle import check_maintenance_window
 from helpers.runtime import services, state
@@ -127,7 +128,7 @@ class ReplicationGroups(Backend):
         if effective != "disabled":
             at_rest_encryption = True  # durability turns encryption at rest on, as on AWS
         pg = self.param_group_for(pg_name or None, engine, clustered, version=version)
-        subnet = self.check_subnet_group(subnet_group)
+        subnet, security_group_ids = network_defaults(self.check_subnet_group(subnet_group), security_group_ids)
         snap = self.snapshot_to_restore(snapshot_name)
         if num_cache_clusters is not None and preferred_azs and len(preferred_azs) != int(num_cache_clusters):
             raise invalid_value("PreferredCacheClusterAZs must name one Availability Zone per cache cluster "

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import shutil
 import time
 from pathlib import Path
+from typing import Any
 
 from helpers.aws.controlplane import atrest
 from helpers.aws.controlplane import engineops as ops
@@ -24,6 +26,7 @@ from helpers.aws.controlplane.models.base import (
     ReplicationGroup,
     Snapshot,
     check_id,
+    now,
 )
 from helpers.runtime import services, state
 
@@ -51,6 +54,8 @@ class Snapshots(Backend):
             self._require_available(g)
             self._check_new_snapshot(name, g.engine)
             snap = self._new_snapshot(name, group=g)
+            snap.node_snapshots = [NodeSnapshot("0001", None, g.created, cluster_id=m.cluster_id, node_group_id=ng,
+                                                created=None) for ng, m in self._snapshot_sources(g)]
             g.status = "snapshotting"
 
             def work() -> None:
@@ -68,6 +73,7 @@ class Snapshots(Backend):
             if cc.status != "available":
                 raise invalid_state("CacheCluster", cc.cluster_id, cc.status)
             snap = self._new_snapshot(name, cluster=cc)
+            snap.node_snapshots = [NodeSnapshot("0001", None, cc.created, created=None)]  # create-snapshot.rst
             cc.status = "snapshotting"
 
             def work() -> None:
@@ -118,11 +124,8 @@ class Snapshots(Backend):
         if snap is None:
             snap = self._new_snapshot(name, group=g)
         svc = self.group_service(g)
-        members = self.group_members(g)
         files, nodes = [], []
-        for ng in sorted({m.node_group for m in members}):
-            mine = [m for m in members if m.node_group == ng]
-            pick = next((m for m in mine if m.role == "replica"), None) or mine[0]
+        for ng, pick in self._snapshot_sources(g):
             target = self.snapshot_dir(name) / f"{ng}.rdb"
             conn = self._admin(g, svc, pick.node)
             if pick.role == "replica":  # let the replica catch up with the primary first
@@ -138,6 +141,15 @@ class Snapshots(Backend):
         snap.status = "available"
         self.event(g.group_id, "replication-group",
                    f"Snapshot succeeded for snapshot with ID '{name}' of replication group with ID '{g.group_id}'")
+
+    def _snapshot_sources(self, g: ReplicationGroup) -> list[tuple[str, Any]]:
+        """(node group, the member its RDB is taken from): a replica when there is one, as ElastiCache does."""
+        members = self.group_members(g)
+        out = []
+        for ng in sorted({m.node_group for m in members}):
+            mine = [m for m in members if m.node_group == ng]
+            out.append((ng, next((m for m in mine if m.role == "replica"), None) or mine[0]))
+        return out
 
     def get_snapshot(self, name: object) -> Snapshot:
         return self._lookup(self.snapshots, name, "Snapshot")
@@ -189,12 +201,23 @@ class Snapshots(Backend):
         self._check_new_snapshot(target_name, "redis")
         name = str(target_name)
         snap = self._new_snapshot(name, cluster=src.cluster, group=src.group)
-        for f in src.files:
-            target = self.snapshot_dir(name) / Path(f).name
-            target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            shutil.copyfile(f, target)
-            snap.files.append(str(target))
-        snap.node_snapshots = list(src.node_snapshots)
-        snap.status = "available"
+        # copy-snapshot.rst answers "SnapshotStatus": "creating": available once the files are copied
+        snap.node_snapshots = [dataclasses.replace(n, size=None, created=None) for n in src.node_snapshots]
         self.add_tags(snap.arn, tags)
-        return snap
+        answer = dataclasses.replace(snap, node_snapshots=list(snap.node_snapshots))
+
+        def work() -> None:
+            files = []
+            for f in src.files:
+                target = self.snapshot_dir(name) / Path(f).name
+                target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+                shutil.copyfile(f, target)
+                files.append(str(target))
+            snap.files = files
+            taken = now()
+            snap.node_snapshots = [dataclasses.replace(n, created=taken) for n in src.node_snapshots]
+            snap.status = "available"
+            self.event(name, "snapshot", f"Snapshot {src.name} copied to {name}")
+
+        self.background(f"copy-snapshot-{name}", work, lambda msg: self._snapshot_failed(snap, msg))
+        return answer

@@ -147,8 +147,8 @@ class Users(Backend):
         with self.lock:
             if uid in self.users:
                 raise already_exists("User", uid)
-            if user_name != "default" and any(u.user_name == user_name for u in self.users.values()):
-                raise ApiError(f"User name {user_name} already exists.", "DuplicateUserName")
+            # Two users may share a user name (describe-users.rst lists user1 and user2, both "myUser");
+            # a user group may not hold two of them (DuplicateUserName, see _check_members).
             u = User(uid, user_name, engine, access_string, passwords, nopass)
             self.users[uid] = u
         self.add_tags(u.arn, tags)
@@ -193,32 +193,67 @@ class Users(Backend):
                     append_access_string: str | None = None, passwords: list[str] | None = None,
                     no_password_required: bool | None = None, auth_type: str | None = None,
                     auth_passwords: list[str] | None = None) -> User:
+        """The user as the call leaves it: `modifying` (modify-user.rst) until every engine of the groups
+        using it has the new rules, then `active`."""
         u = self.get_user(user_id)
         if u.user_id == "default":
             raise invalid_value("The default user cannot be modified; create another user named default.")
+        if u.status != "active":
+            raise invalid_state("User", u.user_id, u.status, "active")
         if access_string:
             self._check_access_string(access_string)
-            u.access_string = access_string
         if append_access_string:
             self._check_access_string(append_access_string)
-            u.access_string += " " + append_access_string
         if passwords or no_password_required is not None or auth_type or auth_passwords:
             u.passwords, u.no_password = self._passwords(passwords, no_password_required, auth_type, auth_passwords)
-        self._reapply_for_user(u.user_id)
-        return u
+        if access_string:
+            u.access_string = access_string
+        if append_access_string:
+            u.access_string += " " + append_access_string
+        u.status = "modifying"
+        answer = dataclasses.replace(u)
+
+        def work() -> None:
+            self._reapply_for_user(u.user_id)
+            u.status = "active"
+
+        def failed(msg: str) -> None:
+            u.status = "active"
+            self.event(u.user_id, "user", f"Applying the user failed: {msg}")
+
+        self.background(f"user-{u.user_id}", work, failed)
+        return answer
 
     def delete_user(self, user_id: str | None) -> User:
+        """The user, now `deleting` (delete-user.rst: a user of a user group, still listed in it): it leaves
+        its user groups and their engines, then is gone."""
         u = self.get_user(user_id)
         if u.user_id == "default":
             raise invalid_value("The default user cannot be deleted.")
-        groups = self.user_groups_of(u.user_id)
-        if groups:
-            raise ApiError(f"User {u.user_id} belongs to user group(s) {', '.join(groups)}; "
-                           "remove it from them first.", "InvalidUserState")
+        if u.status != "active":
+            raise invalid_state("User", u.user_id, u.status, "active")
+        groups = [self.user_groups[g] for g in self.user_groups_of(u.user_id)]
+        if u.user_name == "default" and groups:
+            raise ApiError(f"User {u.user_id} is the default user of user group(s) "
+                           f"{', '.join(g.group_id for g in groups)}.", "DefaultUserAssociatedToUserGroup")
         u.status = "deleting"
-        with self.lock:
-            self.users.pop(u.user_id, None)
-        return u
+        answer = dataclasses.replace(u)
+
+        def work() -> None:
+            for ug in groups:
+                ug.user_ids = [x for x in ug.user_ids if x != u.user_id]
+                for g in self.groups_using(ug.group_id):
+                    self._apply_user_groups(g)
+            with self.lock:
+                self.users.pop(u.user_id, None)
+                self.tags.pop(u.arn, None)
+
+        def failed(msg: str) -> None:
+            u.status = "active"
+            self.event(u.user_id, "user", f"Deleting the user failed: {msg}")
+
+        self.background(f"delete-user-{u.user_id}", work, failed)
+        return answer
 
     def describe_users(self, user_id: str | None = None) -> list[User]:
         return self._describe(user_id, self.get_user, self.users)
@@ -229,17 +264,33 @@ class Users(Backend):
         engine = (engine or "").lower()
         if engine not in ("redis", "valkey"):
             raise invalid_value("Engine must be redis or valkey for a user group.")
-        ids = list(user_ids or [])
-        users = [self.get_user(u) for u in ids]
-        if engine == "redis" and not any(u.user_name == "default" for u in users):
-            raise ApiError("A user group must contain a user with the user name default.", "DefaultUserRequired")
+        ids = list(dict.fromkeys(user_ids or []))
+        self._check_members(ids, engine)
         with self.lock:
             if gid in self.user_groups:
                 raise already_exists("UserGroup", gid)
-            ug = UserGroup(gid, engine, ids)
+            ug = UserGroup(gid, engine, ids, status="creating")  # create-user-group.rst: "creating"
             self.user_groups[gid] = ug
         self.add_tags(ug.arn, tags)
-        return ug
+        answer = dataclasses.replace(ug)
+
+        def work() -> None:
+            ug.status = "active"
+
+        self.background(f"usergroup-{gid}", work, lambda msg: setattr(ug, "status", "active"))
+        return answer
+
+    def _check_members(self, ids: list[str], engine: str, creating: bool = True) -> None:
+        """The users a user group holds: each exists, one named default (Redis OSS), no user name twice."""
+        users = [self.get_user(u) for u in ids]
+        if engine == "redis" and not any(u.user_name == "default" for u in users):
+            raise ApiError(f"A user group must {'contain' if creating else 'keep'} a user with the user name "
+                           "default.", "DefaultUserRequired")
+        names = [u.user_name for u in users]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ApiError(f"A user group cannot hold two users with the same user name: {', '.join(twice)}.",
+                           "DuplicateUserName")
 
     def get_user_group(self, gid: Any) -> UserGroup:
         return self._lookup(self.user_groups, gid, "UserGroup", lower=True)
@@ -251,26 +302,32 @@ class Users(Backend):
                           remove: list[str] | None = None) -> UserGroup:
         """Returns the user group as the call leaves it (modifying); the engines follow in the background."""
         ug = self.get_user_group(group_id)
-        add, remove = list(add or []), list(remove or [])
+        if ug.status != "active":
+            raise invalid_state("UserGroup", ug.group_id, ug.status, "active")
+        add, remove = list(dict.fromkeys(add or [])), list(dict.fromkeys(remove or []))
         for u in add + remove:
             self.get_user(u)
         ids = [u for u in ug.user_ids if u not in remove] + [u for u in add if u not in ug.user_ids]
-        if not any(self.users[u].user_name == "default" for u in ids):
-            raise ApiError("A user group must keep a user with the user name default.", "DefaultUserRequired")
-        ug.user_ids = ids
+        self._check_members(ids, ug.engine, creating=False)
+        # modify-user-group.rst: UserIds as they are, the change in PendingChanges until it is applied
+        ug.pending = {k: v for k, v in (("UserIdsToAdd", [u for u in add if u not in ug.user_ids]),
+                                        ("UserIdsToRemove", [u for u in remove if u in ug.user_ids])) if v}
         ug.status = "modifying"
         rgs = self.groups_using(ug.group_id)
+        answer = dataclasses.replace(ug, user_ids=list(ug.user_ids), pending=dict(ug.pending))
 
         def work() -> None:
+            ug.user_ids = ids
             for g in rgs:
                 self._apply_user_groups(g)
+            ug.pending = {}
             ug.status = "active"
 
         def failed(msg: str) -> None:
+            ug.pending = {}
             ug.status = "active"
             self.event(ug.group_id, "user-group", f"Applying the user group failed: {msg}")
 
-        answer = dataclasses.replace(ug)
         self.background(f"usergroup-{ug.group_id}", work, failed)
         return answer
 

@@ -21,6 +21,8 @@ def member_api(m: Member, show_nodes: bool) -> dict[str, Any]:
     status = "available" if n.alive() else "failed"
     if n.name in g.recovering and n.alive():
         status = "modifying"  # replaced, resyncing from the primary
+    if n.name in g.rebooting:
+        status = "rebooting cache cluster nodes"  # reboot-cache-cluster.rst's CacheClusterStatus
     out: dict[str, Any] = {
         "CacheClusterId": m.cluster_id, "CacheNodeType": g.node_type, "Engine": g.engine,
         "EngineVersion": g.engine_version, "CacheClusterStatus": status,
@@ -32,7 +34,10 @@ def member_api(m: Member, show_nodes: bool) -> dict[str, Any]:
         "ReplicationGroupId": g.group_id, "SnapshotRetentionLimit": g.snapshot_retention,
         "AuthTokenEnabled": bool(g.auth_token), "TransitEncryptionEnabled": g.tls,
         "AtRestEncryptionEnabled": g.at_rest_encryption, "ARN": m.arn,
+        "SecurityGroups": [{"SecurityGroupId": s, "Status": "active"} for s in g.security_group_ids],
         "ReplicationGroupLogDeliveryEnabled": False, "NetworkType": "ipv4", "IpDiscovery": "ipv4"}
+    if g.subnet_group:  # reboot-cache-cluster.rst shows a member's CacheSubnetGroupName and SecurityGroups
+        out["CacheSubnetGroupName"] = g.subnet_group
     if show_nodes:
         out["CacheNodes"] = [{"CacheNodeId": "0001", "CacheNodeStatus": status,
                               "CacheNodeCreateTime": g.created, "Endpoint": {"Address": n.host, "Port": n.port},

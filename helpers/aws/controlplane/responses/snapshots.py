@@ -6,11 +6,25 @@ from typing import Any
 
 from helpers.aws.controlplane.models import PLANE
 from helpers.aws.controlplane.models.base import NodeSnapshot, Snapshot
+from helpers.aws.controlplane.models.clusters import subnet_group_vpc
 from helpers.aws.controlplane.responses import tag_dict
 
 
-def _size(n: int) -> str:
-    return f"{n / 1024 / 1024:.1f} MB" if n >= 1024 * 1024 else f"{max(n, 1) / 1024:.1f} KB"
+def _size(n: int | None) -> str:
+    """CacheSize as AWS writes it: whole megabytes ("5 MB" in describe-snapshots.rst), "" while the
+    snapshot is being taken (create-snapshot.rst)."""
+    return "" if n is None else f"{round(n / 1024 / 1024)} MB"
+
+
+def _network(subnet_group: str | None) -> dict[str, Any]:
+    """CacheSubnetGroupName and VpcId, as describe-snapshots.rst shows them."""
+    if not subnet_group:
+        return {}
+    out = {"CacheSubnetGroupName": subnet_group}
+    vpc = subnet_group_vpc(subnet_group)
+    if vpc:
+        out["VpcId"] = vpc
+    return out
 
 
 def _source(s: Snapshot) -> dict[str, Any]:
@@ -22,7 +36,8 @@ def _source(s: Snapshot) -> dict[str, Any]:
                 "Port": 6379, "CacheParameterGroupName": g.param_group, "AutoMinorVersionUpgrade": True,
                 "SnapshotRetentionLimit": g.snapshot_retention, "SnapshotWindow": g.snapshot_window,
                 "NumNodeGroups": g.shards, "AutomaticFailover": "enabled" if g.automatic_failover else "disabled",
-                "DataTiering": "disabled", **({"CacheSubnetGroupName": g.subnet_group} if g.subnet_group else {})}
+                "DataTiering": "disabled", "PreferredMaintenanceWindow": g.maintenance_window,
+                **_network(g.subnet_group)}
     cc = s.cluster
     if cc is None:
         return {}
@@ -31,15 +46,16 @@ def _source(s: Snapshot) -> dict[str, Any]:
             "CacheClusterCreateTime": cc.created, "PreferredMaintenanceWindow": cc.maintenance_window,
             "Port": 6379, "CacheParameterGroupName": cc.param_group, "AutoMinorVersionUpgrade": True,
             "SnapshotRetentionLimit": cc.snapshot_retention, "SnapshotWindow": cc.snapshot_window,
-            **({"CacheSubnetGroupName": cc.subnet_group} if cc.subnet_group else {})}
+            **_network(cc.subnet_group)}
 
 
 def _node_snapshot_api(n: NodeSnapshot) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if n.cluster_id:
         out.update(CacheClusterId=n.cluster_id, NodeGroupId=n.node_group_id)
-    out.update(CacheNodeId=n.node_id, CacheSize=_size(n.size), CacheNodeCreateTime=n.node_created,
-               SnapshotCreateTime=n.created)
+    out.update(CacheNodeId=n.node_id, CacheSize=_size(n.size), CacheNodeCreateTime=n.node_created)
+    if n.created is not None:  # not before it is taken (create-snapshot.rst)
+        out["SnapshotCreateTime"] = n.created
     return out
 
 

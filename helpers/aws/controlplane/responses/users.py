@@ -9,18 +9,18 @@ from helpers.aws.controlplane.models.base import User, UserGroup
 from helpers.aws.controlplane.responses import tag_dict
 
 
-def user_api(u: User) -> dict[str, Any]:
+def user_api(u: User, groups: list[str] | None = None) -> dict[str, Any]:
     auth: dict[str, Any] = {"Type": "no-password" if u.no_password else "password"}
     if u.passwords:
         auth["PasswordCount"] = len(u.passwords)
     return {"UserId": u.user_id, "UserName": u.user_name, "Status": u.status, "Engine": u.engine,
             "MinimumEngineVersion": "6.0", "AccessString": u.access_string,
-            "UserGroupIds": PLANE.user_groups_of(u.user_id), "Authentication": auth, "ARN": u.arn}
+            "UserGroupIds": PLANE.user_groups_of(u.user_id) if groups is None else groups, "Authentication": auth, "ARN": u.arn}
 
 
 def user_group_api(ug: UserGroup) -> dict[str, Any]:
     return {"UserGroupId": ug.group_id, "Status": ug.status, "Engine": ug.engine, "UserIds": list(ug.user_ids),
-            "MinimumEngineVersion": "6.0", "PendingChanges": {},
+            "MinimumEngineVersion": "6.0", "PendingChanges": {k: list(v) for k, v in ug.pending.items()},
             "ReplicationGroups": [g.group_id for g in PLANE.groups_using(ug.group_id)], "ARN": ug.arn}
 
 
@@ -42,7 +42,8 @@ def modify_user(p: dict[str, Any]) -> dict[str, Any]:
 
 
 def delete_user(p: dict[str, Any]) -> dict[str, Any]:
-    return user_api(PLANE.delete_user(p.get("UserId")))
+    groups = PLANE.user_groups_of(str(p.get("UserId") or ""))  # as the call found them (delete-user.rst)
+    return user_api(PLANE.delete_user(p.get("UserId")), groups)
 
 
 def describe_users(p: dict[str, Any]) -> list[dict[str, Any]]:
