@@ -32,3 +32,14 @@ def test_structure(path):
     assert "sys.path" not in "".join(c.source for c in nb.cells)
     assert "recap" in "".join(c.source.lower() for c in nb.cells[-3:] if c.cell_type == "markdown")
     assert sum(".check(" in c.source for c in nb.cells if c.cell_type == "code") >= 3
+
+
+@pytest.mark.parametrize("path", LABS, ids=[p.name for p in LABS])
+def test_the_engine_is_shown_by_its_own_version(path):
+    """Valkey keeps INFO's redis_version at 7.2.4 for old clients (its own is valkey_version): a lab that shows
+    redis_version as the server's version tells a learner on Valkey 9 that they run 7.2.4."""
+    nb = nbformat.read(path, as_version=4)
+    shown = [line.strip() for c in nb.cells if c.cell_type == "code" for line in c.source.splitlines()
+             if "redis_version" in line.split("#")[0] and "valkey_version" not in line
+             and not line.strip().startswith("assert")]
+    assert not shown, f"{path.name} shows redis_version alone (engines.server_label(info) names the engine): {shown}"
