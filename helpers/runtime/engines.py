@@ -678,8 +678,11 @@ def move_port(node: Node, port: int) -> None:
 
 
 def notice(message: str) -> None:
-    """One line for the learner about something the lab did on its own (a restart, a new port)."""
-    print(message, file=sys.stderr, flush=True)
+    """One line for the learner about something the lab did on its own (a restart, a new port): a normal
+    message in a notebook (stdout), on stderr elsewhere (helpers.runtime.notebook.say)."""
+    from helpers.runtime.notebook import say
+
+    say(message)
 
 
 # --- TLS for an engine built without it (see helpers.runtime.tlsfront for how and why) -------------
