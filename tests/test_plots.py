@@ -45,5 +45,6 @@ def test_offsets_chart_gives_the_catch_up_room_and_labels_inside_the_plot():
     box = label.get_window_extent(renderer)
     assert plot_box.x0 < box.x0 and box.x1 < plot_box.x1 and plot_box.y0 < box.y0 and box.y1 < plot_box.y1
     assert ax.get_xlim()[1] >= 1.0 + 0.1  # room after the catch-up, not the right edge
+    assert ax.get_legend().get_window_extent(renderer).x0 >= plot_box.x1  # beside the lines, not over them
     assert len(ax.get_lines()) == 4  # three nodes and the dashed line
     plt.close("all")

@@ -131,7 +131,7 @@ def offsets_chart(samples: Sequence[tuple[float, Mapping[Any, float]]], series: 
     ax.set_xlabel("seconds")
     ax.set_ylabel("replication offset (MB)")
     ax.set_title(title)
-    ax.legend(fontsize=8, loc="upper left")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))  # beside the plot: never over a line
     return ax
 
 
