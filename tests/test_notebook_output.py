@@ -51,7 +51,9 @@ def test_a_long_wait_shows_one_line_updated_in_place(kernel):
     out = run(kernel, "import time\nfrom helpers.runtime.notebook import waiting\n"
                       "with waiting('lab13-rg to be available', after=0.3, every=0.3) as w:\n"
                       "    w.detail = 'modifying'\n"
-                      "    time.sleep(1.5)\n")
+                      "    limit = time.monotonic() + 30\n"
+                      "    while len(w.lines) < 2 and time.monotonic() < limit:  # shown, then updated\n"
+                      "        time.sleep(0.05)\n")
     kinds = [m["msg_type"] for m in out]
     assert kinds[0] == "display_data" and set(kinds[1:]) == {"update_display_data"}, kinds
     ids = {m["content"]["transient"]["display_id"] for m in out}
@@ -62,12 +64,14 @@ def test_a_long_wait_shows_one_line_updated_in_place(kernel):
 
 
 def test_a_short_wait_shows_nothing_and_outside_a_notebook_only_when_asked(kernel, capsys):
-    assert run(kernel, "from helpers.runtime.notebook import waiting\nwith waiting('x', after=5):\n    pass\n") == []
+    assert run(kernel, "from helpers.runtime.notebook import waiting\nwith waiting('x', after=60):\n    pass\n") == []
     with notebook.waiting("lab13-rg to be deleted", after=0.1, every=0.1):
         time.sleep(0.4)
     assert capsys.readouterr() == ("", "")  # a test or a script: quiet
-    with notebook.waiting("lab13-rg to be deleted", show=True, after=0.1, every=0.1):
-        time.sleep(0.4)
+    with notebook.waiting("lab13-rg to be deleted", show=True, after=0.1, every=0.1) as w:
+        limit = time.monotonic() + 30
+        while not w.lines and time.monotonic() < limit:
+            time.sleep(0.05)
     err = capsys.readouterr().err
     assert err.startswith("\rwaiting for lab13-rg to be deleted: ") and err.endswith("\n")
     assert re.fullmatch(r"waited \d+ s for lab13-rg to be deleted", err.split("\r")[-1].rstrip()), err
