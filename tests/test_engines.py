@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -136,6 +138,10 @@ def test_services_run_and_record_the_engine_asked_for(name, isolated_home, monke
     info = svc.client().info("server")
     assert f"{name}_version" in info
     assert info[f"{name}_version"] == engines.find_engine(name).version
+    # What a notebook prints as "served by": the binary's own name and version (its --version line).
+    says = subprocess.run([svc.meta["binary"], "--version"], capture_output=True, text=True, timeout=10).stdout
+    engine, version = re.match(r"(\w+) server v=(\S+)", says).groups()
+    assert engines.server_label(info) == f"{engine} {version}"
 
 
 def test_switching_engines_restarts_a_running_service(isolated_home, monkeypatch):

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from html.parser import HTMLParser
+
+import pytest
+
 from helpers.exercises import core
 
 
@@ -35,3 +39,76 @@ def test_token_bucket_summary_follows_the_sliders(isolated_home):
     playground.controls["capacity"].value = 30  # what moving the slider does
     assert "capacity 30" in playground.summary.value
     assert playground.summary in playground.ui.children
+
+
+def _shown_in_a_notebook(result):
+    """What IPython's display machinery receives when `core.show` runs in an IPython shell."""
+    from IPython.core.interactiveshell import InteractiveShell
+    from IPython.utils.capture import capture_output
+
+    had_shell = InteractiveShell.initialized()
+    shell = InteractiveShell.instance()
+    try:
+        with capture_output() as cap:
+            core.show(result)
+        return cap.outputs[0].data
+    finally:
+        if not had_shell:
+            InteractiveShell.clear_instance()
+        del shell
+
+
+class _Tree(HTMLParser):
+    """Tags and their text, as a browser's parser sees them (the standard library's HTML parser)."""
+
+    def __init__(self):
+        super().__init__()
+        self.open: list[str] = []
+        self.tags: list[str] = []
+        self.code: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append(tag)
+        self.open.append(tag)
+
+    def handle_endtag(self, tag):
+        if self.open and self.open[-1] == tag:
+            self.open.pop()
+
+    def handle_data(self, data):
+        if self.open and self.open[-1] == "code":
+            self.code.append(data)
+
+
+def _parse(markup: str) -> _Tree:
+    tree = _Tree()
+    tree.feed(markup)
+    tree.close()
+    return tree
+
+
+def test_feedback_in_a_notebook_renders_code_spans_and_keeps_the_text():
+    data = _shown_in_a_notebook(core.Result("hint", "r.set(key, value, ex=seconds) expires after `seconds`."))
+    tree = _parse(data["text/html"])
+    assert tree.code == ["seconds"]            # the Markdown span is code, its backticks gone
+    assert "`" not in data["text/html"]
+    assert data["text/plain"] == "Hint: r.set(key, value, ex=seconds) expires after `seconds`."
+
+
+def test_a_learners_value_is_never_markup():
+    value = "<img src=x onerror=alert(1)><script>alert(2)</script>"
+    message = f"Your answer is {core.shown(value)}, not `<b>bold</b>`; see `a < b`."
+    tree = _parse(_shown_in_a_notebook(core.Result("incorrect", message))["text/html"])
+    assert not {"img", "script"} & set(tree.tags) and tree.tags.count("b") == 1  # the label's <b> only
+    assert tree.code == ["<b>bold</b>", "a < b"]  # shown as text, inside code
+    solution = _parse(_shown_in_a_notebook(core.Result("solution", "x = '<script>'  # `not code`"))["text/html"])
+    assert "script" not in solution.tags and "code" not in solution.tags
+
+
+def test_one_wrong_item_is_singular():
+    table = {"a": "x", "b": "y", "c": "x"}
+    explain = lambda item, got: f"{item}: not {got}"  # noqa: E731
+    with pytest.raises(core.Wrong, match=r"^1 of 3 is not the best fit\. b: not x$"):
+        core.expect_choices_per_item({"a": "x", "b": "x", "c": "x"}, table, ("x", "y"), explain=explain)
+    with pytest.raises(core.Wrong, match=r"^2 of 3 are not the best fit\."):
+        core.expect_choices_per_item({"a": "y", "b": "x", "c": "x"}, table, ("x", "y"), explain=explain)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ast
+import re
 from pathlib import Path
 
 import nbformat
@@ -32,3 +34,48 @@ def test_structure(path):
     assert "sys.path" not in "".join(c.source for c in nb.cells)
     assert "recap" in "".join(c.source.lower() for c in nb.cells[-3:] if c.cell_type == "markdown")
     assert sum(".check(" in c.source for c in nb.cells if c.cell_type == "code") >= 3
+
+
+@pytest.mark.parametrize("path", LABS, ids=[p.name for p in LABS])
+def test_the_engine_is_shown_by_its_own_version(path):
+    """Valkey keeps INFO's redis_version at 7.2.4 for old clients (its own is valkey_version): a lab that shows
+    redis_version as the server's version tells a learner on Valkey 9 that they run 7.2.4."""
+    nb = nbformat.read(path, as_version=4)
+    shown = [line.strip() for c in nb.cells if c.cell_type == "code" for line in c.source.splitlines()
+             if "redis_version" in line.split("#")[0] and "valkey_version" not in line
+             and not line.strip().startswith("assert")]
+    assert not shown, f"{path.name} shows redis_version alone (engines.server_label(info) names the engine): {shown}"
+
+
+API_OBJECTS = {"ec", "cw", "ec2", "cp", "sv"}  # the labs' boto3 clients and AWS-side helpers: they return dicts
+
+
+@pytest.mark.parametrize("path", LABS, ids=[p.name for p in LABS])
+def test_no_cell_ends_in_a_raw_api_answer(path):
+    """A cell whose last line is `ec.delete_replication_group(...)` shows the whole response, HTTP headers
+    (ResponseMetadata) and all: print the fields that matter, or assign the value (`_ = ...`)."""
+    nb = nbformat.read(path, as_version=4)
+    raw = []
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        try:
+            body = ast.parse(cell.source).body
+        except SyntaxError:  # a cell with IPython magics
+            continue
+        last = body[-1] if body else None
+        if isinstance(last, ast.Expr) and isinstance(last.value, ast.Call):
+            fn = last.value.func
+            if isinstance(fn, ast.Attribute) and isinstance(fn.value, ast.Name) and fn.value.id in API_OBJECTS:
+                raw.append(ast.unparse(last)[:80])
+    assert not raw, f"{path.name}: cells end in a value the notebook would dump: {raw}"
+
+
+@pytest.mark.parametrize("path", LABS, ids=[p.name for p in LABS])
+def test_error_messages_are_shown_whole(path):
+    """Error messages are sentences: cut at a fixed length they end mid-word ("The window mu"), unless the
+    cut says so ("...")."""
+    nb = nbformat.read(path, as_version=4)
+    cut = [m.group(0) for c in nb.cells if c.cell_type == "code"
+           for m in re.finditer(r"""(?:\[["']Message["']\]|\b(?:e|exc|err)\))\[:\d+\](?!\}?\.\.\.)""", c.source)]
+    assert not cut, f"{path.name} cuts error messages: {cut}"

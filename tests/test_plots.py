@@ -26,3 +26,25 @@ def test_cdf_timeline_compare():
     import matplotlib.pyplot as plt
 
     plt.close("all")
+
+
+def test_offsets_chart_gives_the_catch_up_room_and_labels_inside_the_plot():
+    import matplotlib.pyplot as plt
+
+    # A replica frozen for 0.9 s: the primary and the healthy replica advance, the frozen one stays, then
+    # catches up at 1.0 s, right after it resumed at 0.95 s.
+    samples = [(0.1 * i, {"p": 5e6 + i * 2e4, "a": 5e6 + i * 2e4, "b": 5e6}) for i in range(10)]
+    samples.append((1.0, {"p": 5.2e6, "a": 5.2e6, "b": 5.2e6}))
+    ax = plots.offsets_chart(samples, [("p", "primary"), ("a", "replica a"), ("b", "replica b (frozen)")],
+                             resumed_at=0.95)
+    fig = ax.figure
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    plot_box = ax.get_window_extent(renderer)
+    [label] = [t for t in ax.texts if t.get_text() == "resumed"]
+    box = label.get_window_extent(renderer)
+    assert plot_box.x0 < box.x0 and box.x1 < plot_box.x1 and plot_box.y0 < box.y0 and box.y1 < plot_box.y1
+    assert ax.get_xlim()[1] >= 1.0 + 0.1  # room after the catch-up, not the right edge
+    assert ax.get_legend().get_window_extent(renderer).x0 >= plot_box.x1  # beside the lines, not over them
+    assert len(ax.get_lines()) == 4  # three nodes and the dashed line
+    plt.close("all")

@@ -10,6 +10,7 @@ import contextlib
 import time
 from typing import Any
 
+from helpers.runtime.notebook import waiting
 from helpers.runtime.state import LabError
 
 FAILED = {"create-failed", "incompatible-parameters", "incompatible-network", "restore-failed", "failed"}
@@ -24,43 +25,47 @@ def _describe(ec: Any, cache_cluster_id: str | None, replication_group_id: str |
 
 
 def wait_for(ec: Any, *, cache_cluster_id: str | None = None, replication_group_id: str | None = None,
-             status: str = "available", timeout: float = 120.0) -> dict[str, Any]:
+             status: str = "available", timeout: float = 120.0, progress: bool | None = None) -> dict[str, Any]:
     """Poll describe-* until the resource reaches `status`; returns what describe said last.
 
     Like boto3's waiters (`ec.get_waiter("cache_cluster_available")`), but polling every 0.2 s
-    instead of every 15 s, and explaining a failure with the resource's latest events.
+    instead of every 15 s, and explaining a failure with the resource's latest events. A wait of more
+    than a couple of seconds shows a status line in a notebook (`progress`: True/False to choose).
     """
     ident = cache_cluster_id or replication_group_id
     if not ident:
         raise LabError("Name the resource: wait_for(ec, cache_cluster_id=...) or replication_group_id=...")
     deadline = time.monotonic() + timeout
-    while True:
-        item, current = _describe(ec, cache_cluster_id, replication_group_id)
-        if current == status:
-            return item
-        if current in FAILED:
-            events = [e["Message"] for e in ec.describe_events(SourceIdentifier=ident)["Events"][:3]]
-            raise LabError(f"{ident} is {current}: {'; '.join(events) or 'no events'}")
-        if time.monotonic() > deadline:
-            raise LabError(f"{ident} is still {current} after {timeout:.0f}s (waiting for {status}). The machine "
-                           "may be overloaded; describe it again in a moment.")
-        time.sleep(0.2)
+    with waiting(f"{ident} to be {status}", show=progress) as line:
+        while True:
+            item, current = _describe(ec, cache_cluster_id, replication_group_id)
+            line.detail = current
+            if current == status:
+                return item
+            if current in FAILED:
+                events = [e["Message"] for e in ec.describe_events(SourceIdentifier=ident)["Events"][:3]]
+                raise LabError(f"{ident} is {current}: {'; '.join(events) or 'no events'}")
+            if time.monotonic() > deadline:
+                raise LabError(f"{ident} is still {current} after {timeout:.0f}s (waiting for {status}). The "
+                               "machine may be overloaded; describe it again in a moment.")
+            time.sleep(0.2)
 
 
 def wait_deleted(ec: Any, *, cache_cluster_id: str | None = None, replication_group_id: str | None = None,
-                 timeout: float = 120.0) -> None:
+                 timeout: float = 120.0, progress: bool | None = None) -> None:
     """Wait until describe answers NotFound: the engines behind the resource are stopped by then."""
     from botocore.exceptions import ClientError
 
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            _describe(ec, cache_cluster_id, replication_group_id)
-        except ClientError as exc:
-            if "NotFound" in exc.response["Error"]["Code"]:
-                return
-            raise
-        time.sleep(0.2)
+    with waiting(f"{cache_cluster_id or replication_group_id} to be deleted", show=progress) as line:
+        while time.monotonic() < deadline:
+            try:
+                _, line.detail = _describe(ec, cache_cluster_id, replication_group_id)
+            except ClientError as exc:
+                if "NotFound" in exc.response["Error"]["Code"]:
+                    return
+                raise
+            time.sleep(0.2)
     raise LabError(f"{cache_cluster_id or replication_group_id} was not deleted within {timeout:.0f}s.")
 
 
@@ -181,12 +186,19 @@ def run_cli(command: str, timeout: float = 120.0) -> dict[str, Any]:
     return json.loads(out.stdout) if out.stdout.strip() else {}
 
 
-def cleanup(ec: Any, prefix: str, names: tuple[str, ...] = (), timeout: float = 120.0) -> list[str]:
+def cleanup(ec: Any, prefix: str, names: tuple[str, ...] = (), timeout: float = 120.0,
+            progress: bool | None = None) -> list[str]:
     """Delete every resource whose id starts with `prefix` (a crashed run's leftovers too); returns them.
 
     Replication groups and cache clusters first (waiting until they are gone, which stops their
     engines), then snapshots, user groups, users and parameter groups. `names` adds exact ids.
+    A long clean-up shows one status line in a notebook (`progress`, as for wait_for).
     """
+    with waiting(f"the deletion of {prefix}* resources", show=progress) as line:
+        return _cleanup(ec, prefix, names, timeout, line)
+
+
+def _cleanup(ec: Any, prefix: str, names: tuple[str, ...], timeout: float, line: waiting) -> list[str]:
     from botocore.exceptions import ClientError
 
     gone: list[str] = []
@@ -204,19 +216,24 @@ def cleanup(ec: Any, prefix: str, names: tuple[str, ...] = (), timeout: float = 
         ShowCacheClustersNotInReplicationGroups=True)["CacheClusters"]
         if c["CacheClusterId"].startswith(prefix) or c["CacheClusterId"] in names]
     for gid in groups:
+        line.detail = gid
         with contextlib.suppress(LabError, ClientError):
             wait_until_settled(ec, replication_group_id=gid, timeout=timeout)
         quiet(ec.delete_replication_group, ReplicationGroupId=gid)
     for cid in clusters:
+        line.detail = cid
         with contextlib.suppress(LabError, ClientError):
             wait_until_settled(ec, cache_cluster_id=cid, timeout=timeout)
         quiet(ec.delete_cache_cluster, CacheClusterId=cid)
     for gid in groups:
-        wait_deleted(ec, replication_group_id=gid, timeout=timeout)
+        line.detail = gid
+        wait_deleted(ec, replication_group_id=gid, timeout=timeout, progress=False)
         gone.append(gid)
     for cid in clusters:
-        wait_deleted(ec, cache_cluster_id=cid, timeout=timeout)
+        line.detail = cid
+        wait_deleted(ec, cache_cluster_id=cid, timeout=timeout, progress=False)
         gone.append(cid)
+    line.detail = "snapshots, users, parameter and subnet groups"
     for s in ec.describe_snapshots()["Snapshots"]:
         if s["SnapshotName"].startswith(prefix) and quiet(ec.delete_snapshot, SnapshotName=s["SnapshotName"]):
             gone.append(s["SnapshotName"])

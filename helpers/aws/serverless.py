@@ -7,32 +7,37 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from helpers.runtime import tls
+from helpers.runtime.notebook import waiting
 from helpers.runtime.state import LabError
 
 
-def wait_serverless(ec: Any, name: str, status: str = "available", timeout: float = 120.0) -> dict[str, Any]:
-    """describe-serverless-caches until the cache has `status` (a LabError past `timeout` s)."""
+def wait_serverless(ec: Any, name: str, status: str = "available", timeout: float = 120.0,
+                    progress: bool | None = None) -> dict[str, Any]:
+    """describe-serverless-caches until the cache has `status` (a LabError past `timeout` s); a long wait
+    shows a status line in a notebook (`progress`: True/False to choose)."""
     deadline = time.monotonic() + timeout
     last = "?"
-    while time.monotonic() < deadline:
-        cache = ec.describe_serverless_caches(ServerlessCacheName=name)["ServerlessCaches"][0]
-        last = cache["Status"]
-        if last == status:
-            return cache
-        if last == "create-failed":
-            raise LabError(f"Serverless cache {name} could not be created (see describe-events).")
-        time.sleep(0.5)
+    with waiting(f"{name} to be {status}", show=progress) as line:
+        while time.monotonic() < deadline:
+            cache = ec.describe_serverless_caches(ServerlessCacheName=name)["ServerlessCaches"][0]
+            last = line.detail = cache["Status"]
+            if last == status:
+                return cache
+            if last == "create-failed":
+                raise LabError(f"Serverless cache {name} could not be created (see describe-events).")
+            time.sleep(0.5)
     raise LabError(f"Serverless cache {name} is still {last} after {timeout:.0f} s.")
 
 
-def wait_serverless_deleted(ec: Any, name: str, timeout: float = 60.0) -> None:
+def wait_serverless_deleted(ec: Any, name: str, timeout: float = 60.0, progress: bool | None = None) -> None:
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            ec.describe_serverless_caches(ServerlessCacheName=name)
-        except ec.exceptions.ServerlessCacheNotFoundFault:
-            return
-        time.sleep(0.5)
+    with waiting(f"{name} to be deleted", show=progress):
+        while time.monotonic() < deadline:
+            try:
+                ec.describe_serverless_caches(ServerlessCacheName=name)
+            except ec.exceptions.ServerlessCacheNotFoundFault:
+                return
+            time.sleep(0.5)
     raise LabError(f"Serverless cache {name} is still there after {timeout:.0f} s.")
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import html
 import queue
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -147,27 +148,41 @@ LABELS = {"correct": "Correct", "incorrect": "Not yet", "error": "Not yet", "una
           "hint": "Hint", "solution": "Solution"}
 
 
+CODE_SPAN = re.compile(r"`([^`\n]+)`")
+
+
+def feedback_html(label: str, message: str, status: str) -> str:
+    """The feedback box as HTML: every character of `message` escaped (a learner's value is never markup),
+    then `code` spans of the Markdown the messages are written in shown as <code>. A solution is code,
+    shown as written in a <pre>."""
+    colour = COLOURS.get(status, "#57606a")
+    body = html.escape(message)
+    if status == "solution":
+        text = f'<pre style="white-space:pre-wrap;margin:4px 0 0">{body}</pre>'
+    else:
+        body = CODE_SPAN.sub(r"<code>\1</code>", body)  # backticks survive html.escape; the span is escaped
+        text = f'<span style="white-space:pre-wrap">{body}</span>'
+    return (f'<div style="border-left:4px solid {colour};padding:4px 10px">'
+            f'<b style="color:{colour}">{html.escape(label)}</b> {text}</div>')
+
+
 def show(result: Result) -> None:
-    """Feedback as coloured HTML in a notebook, plain text elsewhere."""
+    """Feedback as a coloured box in a notebook (Markdown's `code` spans rendered), plain text elsewhere."""
     label, message = LABELS.get(result.status, "") + ":", result.message
     if message.startswith(label[:-1] + "!"):  # "Correct! ..." says it already: not "Correct: Correct! ..."
         label = label[:-1] + "!"
         message = message[len(label):].lstrip()
+    plain = f"{label} {message}".rstrip()
     try:
         from IPython import get_ipython
-        from IPython.display import HTML, display
+        from IPython.display import display
 
         if get_ipython() is not None:
-            colour = COLOURS.get(result.status, "#57606a")
-            body = html.escape(message)
-            tag = "pre" if result.status == "solution" else "span"
-            display(HTML(f'<div style="border-left:4px solid {colour};padding:4px 10px">'
-                         f'<b style="color:{colour}">{label}</b> '
-                         f'<{tag} style="white-space:pre-wrap">{body}</{tag}></div>'))
+            display({"text/html": feedback_html(label, message, result.status), "text/plain": plain}, raw=True)
             return
     except ImportError:
         pass
-    print(f"{label} {message}".rstrip())
+    print(plain)
 
 
 # --- progress -------------------------------------------------------------------------------------
@@ -473,6 +488,7 @@ def expect_choices_per_item(answer: Any, table: Mapping[str, str], choices: Iter
                 raise Wrong(explain(item, chosen[item]))
             wrong.append(explain(item, chosen[item]))
     if wrong:
-        raise Wrong(f"{len(wrong)} of {len(table)} {noun + ' ' if noun else ''}are not the best fit. "
+        raise Wrong(f"{len(wrong)} of {len(table)} {noun + ' ' if noun else ''}"
+                    f"{'is' if len(wrong) == 1 else 'are'} not the best fit. "
                     + " | ".join(wrong))
     return chosen

@@ -108,6 +108,33 @@ def compare_bars(values: Mapping[str, float], ax: Any = None, title: str = "", y
     return ax
 
 
+def offsets_chart(samples: Sequence[tuple[float, Mapping[Any, float]]], series: Sequence[tuple[Any, str]],
+                  resumed_at: float | None = None, ax: Any = None,
+                  title: str = "Replication offsets: a frozen replica falls behind, then catches up") -> Any:
+    """Replication offsets (MB) over time, one step line per node: `samples` are (seconds, {node: offset}),
+    `series` (node, label) pairs, the first drawn as the primary. A dashed line marks `resumed_at`, labelled
+    inside the plot; the x axis runs on past the last sample, so the catch-up is not drawn against the edge."""
+    ax = _axes(ax, figsize=(7, 3))
+    ts = [t for t, _ in samples]
+    for i, (node, label) in enumerate(series):
+        style = {"lw": 5, "alpha": 0.35} if i == 0 else {"marker": "o", "ms": 3}
+        ax.plot(ts, [s[node] / 1e6 for _, s in samples], drawstyle="steps-post", label=label,
+                color=PALETTE[i % len(PALETTE)], **style)
+    span = (max(ts) - min(ts)) or 1.0
+    ax.set_xlim(min(ts) - 0.02 * span, max(ts) + 0.15 * span)
+    if resumed_at is not None:
+        ax.axvline(resumed_at, color=PALETTE[-1], linestyle="--", lw=1)
+        # Halfway up, just left of the line (x in data, y in axes fractions): inside the plot whatever the data.
+        ax.annotate("resumed", xy=(resumed_at, 0.5), xycoords=ax.get_xaxis_transform(), xytext=(-3, 0),
+                    textcoords="offset points", rotation=90, ha="right", va="center", fontsize=8,
+                    color=PALETTE[-1])
+    ax.set_xlabel("seconds")
+    ax.set_ylabel("replication offset (MB)")
+    ax.set_title(title)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))  # beside the plot: never over a line
+    return ax
+
+
 def _fmt(v: float) -> str:
     if float(v).is_integer():
         return f"{int(v)}"

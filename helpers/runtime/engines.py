@@ -94,6 +94,16 @@ class Engine:
         return {"engine": self.name, "binary": self.binary, "version": self.label, "engine_tls": self.tls}
 
 
+def server_label(info: dict[str, Any]) -> str:
+    """Which engine answers, with its own version, from INFO server: "Valkey 9.1.2", "Redis 7.2.4".
+
+    Valkey also reports redis_version, frozen at 7.2.4 for clients that check it, so that field
+    alone names the wrong engine and version; Valkey's own are server_name and valkey_version."""
+    if "valkey_version" in info or str(info.get("server_name", "")).lower() == "valkey":
+        return f"Valkey {info.get('valkey_version', '?')}"
+    return f"Redis {info.get('redis_version', '?')}"
+
+
 def _search_path() -> str:
     return os.pathsep.join([os.environ.get("PATH", ""), *EXTRA_DIRS])
 
@@ -668,8 +678,11 @@ def move_port(node: Node, port: int) -> None:
 
 
 def notice(message: str) -> None:
-    """One line for the learner about something the lab did on its own (a restart, a new port)."""
-    print(message, file=sys.stderr, flush=True)
+    """One line for the learner about something the lab did on its own (a restart, a new port): a normal
+    message in a notebook (stdout), on stderr elsewhere (helpers.runtime.notebook.say)."""
+    from helpers.runtime.notebook import say
+
+    say(message)
 
 
 # --- TLS for an engine built without it (see helpers.runtime.tlsfront for how and why) -------------

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import gc
 import sys
+import threading
 import time
 from types import TracebackType
 from typing import Any
@@ -140,3 +141,87 @@ def install_memory_release(shell: Any) -> bool:
     shell.events.register("post_run_cell", post)
     setattr(shell, _TRIM_MARK, True)
     return True
+
+
+# --- what a person sees while a cell waits -------------------------------------------------------------
+
+def in_kernel() -> bool:
+    """True inside a Jupyter kernel (a notebook); False in a terminal, a script or a test run."""
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    return getattr(shell, "kernel", None) is not None
+
+
+def say(message: str) -> None:
+    """A line for the person running the lab about something it did on its own (a restart, a new port).
+
+    In a notebook it goes to stdout, as a normal message: stderr shows as a red warning box there. Elsewhere
+    it goes to stderr, which keeps stdout for what a command prints (`eval "$(python -m helpers env)"`)."""
+    print(message, file=sys.stdout if in_kernel() else sys.stderr, flush=True)
+
+
+WAIT_SHOWN_AFTER = 2.0  # seconds: a shorter wait shows nothing
+WAIT_REFRESH = 1.0  # seconds between updates of the line
+
+
+class waiting:  # noqa: N801 (used as a context manager, like a function)
+    """One status line, "waiting for lab13-rg to be available (modifying): 7 s", updated in place while a
+    wait lasts longer than `after` seconds, so a cell that takes 15 s shows that it is working.
+
+    Shown in a notebook (a display updated in place); quiet in tests and on the command line unless
+    `show=True` (then on stderr, one line rewritten with \\r). Set `.detail` to what the wait saw last.
+    When the wait ends the line says how long it took ("waited 12 s for ..."); a wait shorter than
+    `after` leaves nothing behind."""
+
+    def __init__(self, what: str, *, show: bool | None = None, after: float = WAIT_SHOWN_AFTER,
+                 every: float = WAIT_REFRESH):
+        self.what, self.after, self.every = what, after, every
+        self.kernel = in_kernel()
+        self.show = self.kernel if show is None else show
+        self.detail = ""
+        self.lines: list[str] = []  # every line shown, in order
+        self._handle: Any = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self.started = time.monotonic()
+
+    def __enter__(self) -> waiting:
+        self.started = time.monotonic()
+        if self.show:
+            self._thread = threading.Thread(target=self._tick, name="waiting", daemon=True)
+            self._thread.start()
+        return self
+
+    def __exit__(self, exc_type: Any, *_exc: Any) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        if self.lines:  # it was shown: say how it ended, in place of the status
+            seconds = time.monotonic() - self.started
+            self._render(f"waited {seconds:.0f} s for {self.what}" if exc_type is None
+                         else f"stopped waiting for {self.what} after {seconds:.0f} s", final=True)
+
+    def _tick(self) -> None:
+        shown_at = 0.0
+        while not self._stop.wait(0.1):
+            elapsed = time.monotonic() - self.started
+            if elapsed >= self.after and elapsed - shown_at >= self.every:
+                shown_at = elapsed
+                detail = f" ({self.detail})" if self.detail else ""
+                self._render(f"waiting for {self.what}{detail}: {elapsed:.0f} s")
+
+    def _render(self, text: str, final: bool = False) -> None:
+        with self._lock:
+            self.lines.append(text)
+            if self.kernel:
+                from IPython.display import display
+
+                if self._handle is None:
+                    self._handle = display({"text/plain": text}, raw=True, display_id=True)
+                else:
+                    self._handle.update({"text/plain": text}, raw=True)
+                return
+            width = max(len(line) for line in self.lines)
+            sys.stderr.write("\r" + text.ljust(width) + ("\n" if final else ""))
+            sys.stderr.flush()

@@ -291,7 +291,8 @@ class ServerlessCaches(Backend):
             msg = e.get("message", "")
             if " is available on " in msg:
                 continue  # the API already said "is available"
-            self.event(sc.name, "serverless-cache", msg)
+            # The endpoint knows itself by its service's name (aws-sl-<name>); AWS's events name the cache.
+            self.event(sc.name, "serverless-cache", msg.replace(sc.service_name, sc.name))
 
     def describe_serverless_caches(self, name: Any = None) -> list[ServerlessCache]:
         if name:
