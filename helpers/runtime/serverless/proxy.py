@@ -140,6 +140,10 @@ class Proxy:
         self.started: list[Any] = []
         self.starting = 0
         self.started_lock = threading.Lock()
+        # A failed engine behind the endpoint: its shard's recovery under way (shard -> task), and a count that
+        # names the nodes started to replace failed ones.
+        self.recoveries: dict[int, asyncio.Task] = {}
+        self.replacements = 0
 
     # --- events, status, limits ------------------------------------------------------------------
     def event(self, message: str) -> None:
@@ -222,24 +226,31 @@ class Proxy:
         return (pts[-1][1] - pts[0][1]) / max(pts[-1][0] - pts[0][0], 1e-3)
 
     # --- backends --------------------------------------------------------------------------------
-    def _start_backend_sync(self, ident: int, primary_port: int | None = None) -> Any:
-        """A shard's primary (a one-node cluster owning every slot), or with `primary_port` its replica: a
-        plain engine replicating it (`replicaof`), read by the reader endpoint."""
+    def _start_backend_sync(self, ident: int, primary_port: int | None = None, tag: str | None = None) -> Any:
+        """A shard's primary (a one-node cluster owning every slot), or with `primary_port` its replica (read by
+        the reader endpoint). `tag` names its files: a node that replaces a failed one gets a new one."""
         from helpers.runtime import engines
         from helpers.runtime.service import redis_conf
 
         binary = self.cfg["binary"]
         if primary_port is None:
-            tag = f"b{ident}"
-            conf = {"cluster-enabled": "yes", "cluster-config-file": str(self.dir / f"nodes-b{ident}.conf"),
+            tag = tag or f"b{ident}"
+            conf = {"cluster-enabled": "yes", "cluster-config-file": str(self.dir / f"nodes-{tag}.conf"),
                     "save": "", "appendonly": "no", "maxmemory-policy": "volatile-lru", "dbfilename": f"{tag}.rdb",
                     # its replica syncs at once, without a file, with a small backlog (memory: Binder's 2 GB)
                     "repl-diskless-sync": "yes", "repl-diskless-sync-delay": "0", "repl-backlog-size": "256kb"}
-            (self.dir / f"nodes-b{ident}.conf").unlink(missing_ok=True)  # a new shard starts as an empty cluster
+            (self.dir / f"nodes-{tag}.conf").unlink(missing_ok=True)  # a new shard starts as an empty cluster
         else:
-            tag = f"b{ident}r"
-            conf = {"replicaof": f"127.0.0.1 {primary_port}", "masterauth": self.password, "replica-read-only": "yes",
-                    "save": "", "appendonly": "no", "repl-diskless-load": "swapdb", "dbfilename": f"{tag}.rdb"}
+            # A cluster node too (it joins its primary's one-node cluster as its replica, in add_replica), so
+            # that when the primary dies it takes the slots over (CLUSTER FAILOVER TAKEOVER) and goes on
+            # answering CROSSSLOT, GETKEYSINSLOT and MIGRATE as its primary did.
+            tag = tag or f"b{ident}r"
+            conf = {"cluster-enabled": "yes", "cluster-config-file": str(self.dir / f"nodes-{tag}.conf"),
+                    "cluster-replica-no-failover": "yes", "masterauth": self.password, "replica-read-only": "yes",
+                    "save": "", "appendonly": "no", "repl-diskless-load": "swapdb", "dbfilename": f"{tag}.rdb",
+                    "maxmemory-policy": "volatile-lru", "repl-diskless-sync": "yes",
+                    "repl-diskless-sync-delay": "0", "repl-backlog-size": "256kb"}
+            (self.dir / f"nodes-{tag}.conf").unlink(missing_ok=True)
 
         def argv(port: int) -> list[str]:
             return [binary, str(redis_conf(port, self.dir, conf, self.password, filename=f"{tag}.conf"))]
@@ -271,12 +282,22 @@ class Proxy:
             with contextlib.suppress(Exception):
                 await asyncio.to_thread(node.stop)
 
-    async def add_replica(self, b: Backend) -> None:
+    async def add_replica(self, b: Backend, tag: str | None = None) -> None:
         """The shard's replica, once its link to the primary is up (so the reader endpoint never reads an empty
         copy of a shard that has data)."""
-        node = await asyncio.to_thread(self.start_engine, b.ident, b.port)
+        node = await asyncio.to_thread(self.start_engine, b.ident, b.port, tag)
         rep = Backend(-b.ident, node)
         try:
+            primary_id = (await self.admin(b, "CLUSTER", "MYID")).decode()
+            await self.admin(rep, "CLUSTER", "MEET", "127.0.0.1", str(b.port))
+            for _ in range(200):  # it must know its primary before it can replicate it
+                try:
+                    await self.admin(rep, "CLUSTER", "REPLICATE", primary_id)
+                    break
+                except ReplyError:
+                    await asyncio.sleep(0.05)
+            else:
+                raise RuntimeError(f"the replica of shard {b.ident} did not meet its primary")
             for _ in range(200):
                 info = await self.admin(rep, "INFO", "replication")
                 if b"master_link_status:up" in info:
@@ -296,6 +317,133 @@ class Proxy:
         if conn:
             conn[1].close()
         await asyncio.to_thread(b.node.stop)
+
+    # --- recovery (a node behind the endpoint fails: ElastiCache replaces it, the endpoint stays) ------------
+    def check_backends(self) -> list[asyncio.Task]:
+        """A recovery for each shard whose primary or replica process is gone (killed, crashed)."""
+        out = []
+        for b in list(self.backends.values()):
+            if not b.node.alive() or (b.replica is not None and not b.replica.node.alive()):
+                out.append(self.recover_soon(b.ident))
+        return out
+
+    def recover_soon(self, ident: int) -> asyncio.Task:
+        task = self.recoveries.get(ident)
+        if task is None or task.done():
+            task = self.recoveries[ident] = asyncio.get_event_loop().create_task(self.recover(ident))
+        return task
+
+    async def recovered(self, b: Backend) -> bool:
+        """After a command failed to reach `b`: True once a failed `b` is replaced (the command may go again)."""
+        def healthy(x: Backend | None) -> bool:
+            return x is not None and x.node.alive() and (x.replica is None or x.replica.node.alive())
+
+        if self.backends.get(b.ident) is b and healthy(b):
+            return False  # not a failed engine: the error stands
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(asyncio.shield(self.recover_soon(b.ident)), 60)
+        return healthy(self.backends.get(b.ident))
+
+    async def recover(self, ident: int) -> None:
+        """Replace the failed node(s) of one shard while the commands for its slots wait."""
+        b = self.backends.get(ident)
+        if b is None:
+            return
+        ev = asyncio.Event()
+        mine = [s for s in range(SLOTS) if self.slot_owner[s] == ident and s not in self.held]
+        for s in mine:
+            self.held[s] = ev
+        try:
+            if not b.node.alive():
+                self.event(f"Recovering cache nodes {b.node.name}")
+                await self.replace_primary(b)
+            elif b.replica is not None and not b.replica.node.alive():
+                name = b.replica.node.name
+                self.event(f"Recovering cache nodes {name}")
+                await self.replace_replica(b)
+                self.event(f"Finished recovery for cache nodes {name}")
+        except Exception as exc:  # noqa: BLE001 - reported as an event; the monitor tries again
+            log.exception("recovering shard %s of %s", ident, self.name)
+            self.event(f"Recovery failed: {exc}")
+        finally:
+            for s in mine:
+                if self.held.get(s) is ev:
+                    del self.held[s]
+            ev.set()
+
+    def replacement_tag(self, ident: int, replica: bool) -> str:
+        self.replacements += 1
+        return f"b{ident}{'r' if replica else ''}n{self.replacements}"
+
+    async def forget(self, b: Backend) -> None:
+        b.alive = False
+        for key in (b.ident, -b.ident):
+            conn = self.admin_conns.get(key)
+            if conn is not None and conn[1] is not None:
+                with contextlib.suppress(Exception):
+                    conn[1].close()
+        self.admin_conns.pop(b.ident, None)
+        with contextlib.suppress(Exception):
+            await asyncio.to_thread(b.node.stop)
+
+    async def replace_primary(self, b: Backend) -> None:
+        """The shard's replica takes its slots over (CLUSTER FAILOVER TAKEOVER: it owns every slot, as its
+        primary did) and a new replica follows it; with no live replica, a new empty primary (data lost)."""
+        rep = b.replica
+        await self.forget(b)
+        if rep is not None and rep.node.alive():
+            self.admin_conns.pop(rep.ident, None)
+            new = Backend(b.ident, rep.node)
+            dead_id = None
+            with contextlib.suppress(Exception):
+                nodes = (await self.admin(new, "CLUSTER", "NODES")).decode()
+                dead_id = next((ln.split()[0] for ln in nodes.splitlines() if "myself" not in ln), None)
+            await self.admin(new, "CLUSTER", "FAILOVER", "TAKEOVER")
+            for _ in range(200):
+                role = await self.admin(new, "INFO", "replication")
+                state = await self.admin(new, "CLUSTER", "INFO")
+                if b"role:master" in role and b"cluster_state:ok" in state:
+                    break
+                await asyncio.sleep(0.05)
+            else:
+                raise RuntimeError(f"replica {rep.node.name} did not take over its primary's slots")
+            if dead_id:
+                with contextlib.suppress(ReplyError):
+                    await self.admin(new, "CLUSTER", "FORGET", dead_id)
+            self.backends[b.ident] = new
+            self.event(f"Failover to replica node {rep.node.name} completed")
+        else:
+            if rep is not None:
+                await self.forget(rep)
+            node = await asyncio.to_thread(self.start_engine, b.ident, None, self.replacement_tag(b.ident, False))
+            new = Backend(b.ident, node)
+            await self.admin(new, "CLUSTER", "ADDSLOTSRANGE", "0", str(SLOTS - 1))
+            for _ in range(100):
+                if b"cluster_state:ok" in await self.admin(new, "CLUSTER", "INFO"):
+                    break
+                await asyncio.sleep(0.05)
+            await self.apply_users(new)
+            self.backends[b.ident] = new
+        if self.storage_max() is not None:
+            await self._set_maxmemory(new, self.storage_max())
+        await self.reattach_subscribers(new)
+        if self.cfg.get("replicas", True):
+            await self.add_replica(new, self.replacement_tag(b.ident, True))
+        self.event(f"Finished recovery for cache nodes {b.node.name}")
+
+    async def replace_replica(self, b: Backend) -> None:
+        assert b.replica is not None
+        await self.forget(b.replica)
+        b.replica = None
+        await self.add_replica(b, self.replacement_tag(b.ident, True))
+
+    async def reattach_subscribers(self, new: Backend) -> None:
+        """Subscribers were subscribed on the failed engine too: now on its replacement."""
+        for c in list(self.clients):
+            if c.subscribed():
+                c.sub_conns.pop(new.ident, None)
+                with contextlib.suppress(Exception):
+                    await c.sub_attach(new)
 
     async def add_backend(self) -> Backend:
         ident = self.next_id
@@ -471,6 +619,9 @@ class Proxy:
             self.read_limits()
             self.read_users()
             self.read_tuning()
+            pending = self.check_backends()
+            if pending:
+                await asyncio.gather(*[asyncio.shield(t) for t in pending], return_exceptions=True)
             for b in list(self.backends.values()):
                 with contextlib.suppress(Exception):
                     await self.poll(b)
@@ -886,6 +1037,8 @@ class Client:
             hello.append(command("AUTH", self.p.password))
         if self.proto == 3:
             hello.append(command("HELLO", "3"))
+        if b.ident < 0:  # a replica is a cluster node: it answers reads once told READONLY
+            hello.append(command("READONLY"))
         w.write(b"".join(hello))
         await w.drain()
         for _ in hello:
@@ -1108,16 +1261,22 @@ class Client:
             self.reply(ReplyError("ERR Throttled: the cache is above its ECPUPerSecond maximum "
                                   "(CacheUsageLimits); retry later"))
             return
-        while slot in p.held:
-            await p.held[slot].wait()
-        b = p.backends[p.slot_owner[slot]]
-        target = b.replica if self.is_reader and b.replica is not None else b  # reader endpoint: the replica
-        p.inflight[slot] += 1
-        t0 = time.perf_counter()
-        try:
-            reply = (await self.forward(target, raw))[0]
-        finally:
-            p.inflight[slot] -= 1
+        for attempt in range(2):
+            while slot in p.held:
+                await p.held[slot].wait()
+            b = p.backends[p.slot_owner[slot]]
+            target = b.replica if self.is_reader and b.replica is not None else b  # reader endpoint: the replica
+            p.inflight[slot] += 1
+            t0 = time.perf_counter()
+            try:
+                reply = (await self.forward(target, raw))[0]
+                break
+            except (ConnectionError, OSError):
+                # its engine failed: once the shard is recovered the command goes to the replacement
+                if attempt or not await p.recovered(b):
+                    raise
+            finally:
+                p.inflight[slot] -= 1
         dt = (time.perf_counter() - t0) * 1e6
         self.account(name, len(raw) + len(reply), b, write, dt, reply)
         self.send(reply)
