@@ -516,3 +516,39 @@ def test_a_killed_engine_behind_the_endpoint_is_replaced_by_its_replica(ec):
     while alive(pids) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert alive(pids) == []
+
+
+def test_clients_blocked_in_blpop_are_woken_after_their_slot_moves(ec):
+    """Eight clients in BLPOP on eight keys while the cache grows from one shard to two: the LPUSH that follows
+    wakes every one of them (their slot's new engine serves them), and no element stays behind."""
+    import threading
+
+    from redis.crc import key_slot as crc_slot  # redis-py's own CRC16 (not the endpoint's)
+
+    ec.create_serverless_cache(ServerlessCacheName="t-block", Engine="valkey")
+    cache = sv.wait_serverless(ec, "t-block")
+    r = sv.client(cache)
+    low = [k for k in (f"q:{i}" for i in range(200)) if crc_slot(k.encode()) < 8192][:4]
+    high = [k for k in (f"q:{i}" for i in range(200)) if crc_slot(k.encode()) >= 8192][:4]  # the half that moves
+    keys = low + high
+    got: dict[str, object] = {}
+
+    def wait_on(key: str) -> None:
+        got[key] = sv.client(cache).blpop([key], timeout=30)
+
+    threads = [threading.Thread(target=wait_on, args=(k,), daemon=True) for k in keys]
+    for t in threads:
+        t.start()
+    assert eventually(lambda: r.info("clients")["blocked_clients"], 8, timeout=10) == 8
+    # ECPUPerSecond.Minimum above one local shard's capacity: the cache grows to two shards, slots move.
+    ec.modify_serverless_cache(ServerlessCacheName="t-block", CacheUsageLimits={"ECPUPerSecond": {"Minimum": 5000}})
+    assert eventually(lambda: (len(status_of("t-block")["backends"]), status_of("t-block")["scaling"]),
+                      (2, False), timeout=30) == (2, False)
+    for k in keys:
+        r.lpush(k, f"v-{k}")
+    for t in threads:
+        t.join(15)
+    assert got == {k: (k.encode(), f"v-{k}".encode()) for k in keys}
+    assert [r.llen(k) for k in keys] == [0] * 8
+    ec.delete_serverless_cache(ServerlessCacheName="t-block")
+    sv.wait_serverless_deleted(ec, "t-block")

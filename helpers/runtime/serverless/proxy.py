@@ -101,6 +101,52 @@ class Backend:
         self.replica: Backend | None = None  # the shard's replica (ident -ident): what the reader endpoint reads
 
 
+class Blocked:
+    """A client's blocking command (BLPOP, XREAD BLOCK...) waiting on one engine."""
+
+    def __init__(self, client: Client, slot: int, backend: Backend):
+        self.client = client
+        self.slot = slot
+        self.backend = backend
+        self.moved = False  # its slot moved: it was unblocked there and goes again to the slot's new owner
+
+    def local_address(self) -> str | None:
+        conn = self.client.conns.get(self.backend.ident)
+        if conn is None:
+            return None
+        with contextlib.suppress(Exception):
+            host, port = conn[1].get_extra_info("sockname")[:2]
+            return f"{host}:{port}"
+        return None
+
+
+NULL_REPLIES = {b"*-1\r\n", b"$-1\r\n", b"_\r\n"}  # what a blocking command answers when it times out
+
+
+def reblocked(args: list[bytes], elapsed: float) -> list[bytes]:
+    """A blocking command sent again after `elapsed` s: its timeout less what it already waited (0 stays 0)."""
+    name = args[0].upper()
+    out = list(args)
+    if name in (b"BLMPOP", b"BZMPOP"):
+        at, scale = 1, 1.0
+    elif name in (b"XREAD", b"XREADGROUP"):
+        at = next((i + 1 for i, a in enumerate(args[:-1]) if a.upper() == b"BLOCK"), -1)
+        scale = 1000.0
+    else:  # BLPOP BRPOP BZPOPMIN BZPOPMAX BRPOPLPUSH BLMOVE: the timeout is the last argument
+        at, scale = len(args) - 1, 1.0
+    if at <= 0:
+        return out
+    try:
+        timeout = float(out[at])
+    except ValueError:
+        return out
+    if timeout <= 0:
+        return out
+    left = max(timeout - elapsed * scale, 1.0 if scale > 1 else 0.001)
+    out[at] = str(int(left) if scale > 1 else round(left, 3)).encode()
+    return out
+
+
 class Proxy:
     client_class: Any = None  # Client (below); the Memcached endpoint (memcached.py) has its own
 
@@ -143,6 +189,7 @@ class Proxy:
         # A failed engine behind the endpoint: its shard's recovery under way (shard -> task), and a count that
         # names the nodes started to replace failed ones.
         self.recoveries: dict[int, asyncio.Task] = {}
+        self.blocked: set[Blocked] = set()  # clients' blocking commands under way
         self.replacements = 0
 
     # --- events, status, limits ------------------------------------------------------------------
@@ -752,11 +799,43 @@ class Proxy:
                         moved += await self._migrate(src, target, owned)
                 for s in chunk:
                     self.slot_owner[s] = target.ident
+                await self.unblock_moved(set(chunk))
             finally:
                 for s in chunk:
                     self.held.pop(s, None)
                 ev.set()
         return moved
+
+    async def unblock_moved(self, slots: set[int], timeout: float = 5.0) -> None:
+        """Clients blocked (BLPOP...) on an engine that no longer owns their slot: CLIENT UNBLOCK there, so that
+        their command goes again to the slot's new owner (routed). A command still on its way to the engine
+        is unblocked once it arrives (asked again until it has returned)."""
+        entries = [e for e in self.blocked if e.slot in slots and self.slot_owner[e.slot] != abs(e.backend.ident)]
+        for e in entries:
+            e.moved = True
+        deadline = time.monotonic() + timeout
+        while entries and time.monotonic() < deadline:
+            by_backend: dict[int, list[Blocked]] = {}
+            for e in entries:
+                by_backend.setdefault(e.backend.ident, []).append(e)
+            for group in by_backend.values():
+                src = group[0].backend
+                try:
+                    listing = await self.admin(src, "CLIENT", "LIST")
+                except (ReplyError, ConnectionError, OSError, asyncio.TimeoutError):
+                    continue  # the engine is gone: its clients' commands fail and go again (recovered)
+                ids = {}
+                for line in listing.decode(errors="replace").splitlines():
+                    fields = dict(f.split("=", 1) for f in line.split() if "=" in f)
+                    if "b" in fields.get("flags", ""):
+                        ids[fields.get("addr")] = fields.get("id")
+                for e in group:
+                    cid = ids.get(e.local_address())
+                    if cid is not None:
+                        with contextlib.suppress(ReplyError):
+                            await self.admin(src, "CLIENT", "UNBLOCK", cid)
+            await asyncio.sleep(0.01)
+            entries = [e for e in entries if e in self.blocked]
 
     async def _migrate(self, src: Backend, target: Backend, slots: list[int]) -> int:
         """Move every key of `slots` from src to target (the slots' commands are held meanwhile); each slot
@@ -1157,7 +1236,7 @@ class Client:
             name = args[0].upper()
             spec = p.spec(name)
             if (spec is None or name in LOCAL or name in RESTRICTED or name in NOT_PIPELINED
-                    or b"MOVABLEKEYS" in spec[1] or (self.is_reader and b"WRITE" in spec[1])):
+                    or b"MOVABLEKEYS" in spec[1] or b"BLOCKING" in spec[1] or (self.is_reader and b"WRITE" in spec[1])):
                 break
             keys = p.static_keys(args)
             if len({key_slot(k) for k in keys}) > 1:
@@ -1261,22 +1340,40 @@ class Client:
             self.reply(ReplyError("ERR Throttled: the cache is above its ECPUPerSecond maximum "
                                   "(CacheUsageLimits); retry later"))
             return
-        for attempt in range(2):
+        spec = p.spec(name)
+        blocking = spec is not None and b"BLOCKING" in spec[1]
+        started = time.monotonic()
+        failed = False
+        while True:
             while slot in p.held:
                 await p.held[slot].wait()
             b = p.backends[p.slot_owner[slot]]
             target = b.replica if self.is_reader and b.replica is not None else b  # reader endpoint: the replica
-            p.inflight[slot] += 1
+            # A blocked command does not hold its slot's move up: it is unblocked on the engine the slot leaves
+            # and sent again to its new owner (move_slots), as a client of a cluster would after MOVED.
+            entry = Blocked(self, slot, target) if blocking else None
+            if entry is not None:
+                p.blocked.add(entry)
+            else:
+                p.inflight[slot] += 1
             t0 = time.perf_counter()
             try:
                 reply = (await self.forward(target, raw))[0]
-                break
             except (ConnectionError, OSError):
                 # its engine failed: once the shard is recovered the command goes to the replacement
-                if attempt or not await p.recovered(b):
+                if failed or not await p.recovered(b):
                     raise
+                failed = True
+                continue
             finally:
-                p.inflight[slot] -= 1
+                if entry is not None:
+                    p.blocked.discard(entry)
+                else:
+                    p.inflight[slot] -= 1
+            if entry is not None and entry.moved and reply in NULL_REPLIES:
+                raw = command(*reblocked(args, time.monotonic() - started))
+                continue
+            break
         dt = (time.perf_counter() - t0) * 1e6
         self.account(name, len(raw) + len(reply), b, write, dt, reply)
         self.send(reply)
