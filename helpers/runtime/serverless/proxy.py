@@ -61,6 +61,7 @@ QUERY_BUFFER_LIMIT = 1 << 30
 KB = 1024  # "1 ECPU per kilobyte": taken as 1024 bytes (AWS does not say which kilobyte)
 CHUNK = 1024  # slots moved at a time while scaling
 THROTTLE_WAIT = 0.5  # s a command may wait for ECPU budget before it is refused as throttled
+RETRY_RECOVERY = 5.0  # s between two attempts to recover a shard whose recovery failed
 BURST = 0.1  # s of ECPUPerSecond.Maximum that may be spent at once (a short burst above the rate)
 # Commands the endpoint answers itself, or refuses as ElastiCache Serverless does.
 RESTRICTED = {b"CONFIG", b"DEBUG", b"MONITOR", b"SHUTDOWN", b"SLAVEOF", b"REPLICAOF", b"SYNC", b"PSYNC",
@@ -189,6 +190,7 @@ class Proxy:
         # A failed engine behind the endpoint: its shard's recovery under way (shard -> task), and a count that
         # names the nodes started to replace failed ones.
         self.recoveries: dict[int, asyncio.Task] = {}
+        self.failed_at: dict[int, float] = {}  # shard -> when its last recovery failed (monotonic)
         self.blocked: set[Blocked] = set()  # clients' blocking commands under way
         self.replacements = 0
 
@@ -368,7 +370,9 @@ class Proxy:
     # --- recovery (a node behind the endpoint fails: ElastiCache replaces it, the endpoint stays) ------------
     def check_backends(self) -> list[asyncio.Task]:
         """A recovery for each shard whose primary or replica process is gone (killed, crashed)."""
-        out = []
+        out: list[asyncio.Task] = []
+        if self.stopping:
+            return out  # the endpoint stops its engines itself: nothing to replace
         for b in list(self.backends.values()):
             if not b.node.alive() or (b.replica is not None and not b.replica.node.alive()):
                 out.append(self.recover_soon(b.ident))
@@ -376,6 +380,8 @@ class Proxy:
 
     def recover_soon(self, ident: int) -> asyncio.Task:
         task = self.recoveries.get(ident)
+        if task is not None and task.done() and time.monotonic() - self.failed_at.get(ident, -1e9) < RETRY_RECOVERY:
+            return task  # it failed a moment ago: tried again a little later, not twice a second
         if task is None or task.done():
             task = self.recoveries[ident] = asyncio.get_event_loop().create_task(self.recover(ident))
         return task
@@ -394,7 +400,7 @@ class Proxy:
     async def recover(self, ident: int) -> None:
         """Replace the failed node(s) of one shard while the commands for its slots wait."""
         b = self.backends.get(ident)
-        if b is None:
+        if b is None or self.stopping:
             return
         ev = asyncio.Event()
         mine = [s for s in range(SLOTS) if self.slot_owner[s] == ident and s not in self.held]
@@ -411,6 +417,7 @@ class Proxy:
                 self.event(f"Finished recovery for cache nodes {name}")
         except Exception as exc:  # noqa: BLE001 - reported as an event; the monitor tries again
             log.exception("recovering shard %s of %s", ident, self.name)
+            self.failed_at[ident] = time.monotonic()
             self.event(f"Recovery failed: {exc}")
         finally:
             for s in mine:
@@ -900,6 +907,8 @@ class Proxy:
             await stop.wait()
         self.stopping = True
         mon.cancel()
+        for task in self.recoveries.values():  # no engine is started for a shard once the endpoint stops
+            task.cancel()
         if self.scale_task is not None:
             self.scale_task.cancel()
 
