@@ -1373,6 +1373,8 @@ class Client:
                 if failed or not await p.recovered(b):
                     raise
                 failed = True
+                if blocking:
+                    raw = command(*reblocked(args, time.monotonic() - started))
                 continue
             finally:
                 if entry is not None:
