@@ -16,7 +16,7 @@ from helpers.aws import endpoint as localaws
 from helpers.exercises.core import Exercise, Wrong
 from helpers.runtime import notebook
 from helpers.runtime.services import Service, get, start, status, stop
-from helpers.runtime.state import LabError, home
+from helpers.runtime.state import LabError, disk_errors, home
 
 __all__ = ["LabError", "Service", "Exercise", "Wrong", "start", "stop", "status", "get", "home",
            "redis_client", "memcached_client", "aws_client", "aws_endpoint", "lab_setup"]
@@ -24,30 +24,35 @@ __all__ = ["LabError", "Service", "Exercise", "Wrong", "start", "stop", "status"
 
 def redis_client(name: str = "redis", **client_options: Any) -> Any:
     """A redis.Redis client for the standalone Redis `name`, started (or healed) on demand."""
-    return start("redis", name=name).client(**client_options)
+    with disk_errors():
+        return start("redis", name=name).client(**client_options)
 
 
 def memcached_client(name: str = "memcached", **client_options: Any) -> Any:
     """A pymemcache Client for the Memcached node `name`, started (or healed) on demand."""
-    return start("memcached", name=name).client(**client_options)
+    with disk_errors():
+        return start("memcached", name=name).client(**client_options)
 
 
 def aws_client(service_name: str, **kwargs: Any) -> Any:
     """A boto3 client bound to the local AWS endpoint (started on demand)."""
-    return localaws.client(service_name, **kwargs)
+    with disk_errors():
+        return localaws.client(service_name, **kwargs)
 
 
 def aws_endpoint() -> str:
-    return localaws.endpoint()
+    with disk_errors():
+        return localaws.endpoint()
 
 
 def lab_setup(*names: str) -> dict[str, Service]:
     """Start the services a lab needs (default: redis, memcached, aws) and show where they listen."""
     notebook.install()
     names = names or ("redis", "memcached", "aws")
-    started = {n: start(n) for n in names}
-    if "aws" in started:
-        localaws.guard(started["aws"].url)
+    with disk_errors():
+        started = {n: start(n) for n in names}
+        if "aws" in started:
+            localaws.guard(started["aws"].url)
     try:
         from IPython import get_ipython
 

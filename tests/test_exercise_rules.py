@@ -17,6 +17,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from helpers.exercises import core
 from helpers.exercises.core import Exercise, progress
 
 LABS = sorted(Path(__file__).resolve().parent.parent.joinpath("labs").glob("*.ipynb"))
@@ -105,3 +106,118 @@ def test_untouched_means_not_started(path, capsys):
         out = capsys.readouterr().out
         assert "Not answered" in out and "Not yet" not in out, out
         assert progress().get(ex.lab, {}).get(qid) == before, f"{path.name} {qid}: an untouched cell was recorded"
+
+
+# --- the time budget covers every use of the learner's value, and ends what the learner's code started ---------
+SPIN = 8.0  # s a misbehaving learner value takes (bounded, so an abandoned check does not spin for ever)
+
+
+def _exercise(checker) -> core.Exercise:
+    return core.Exercise(lab="99", qid="q1", title="t", checker=checker, hint_text="", solution_text="")
+
+
+def _busy(seconds: float = SPIN) -> None:
+    import time
+
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        pass
+
+
+class _SpinningRepr:
+    def __repr__(self):
+        _busy()
+        return "spun"
+
+
+class _SlowEquality:
+    def __eq__(self, other):
+        import time
+
+        time.sleep(SPIN)
+        return False
+
+    __ne__ = lambda self, other: not self.__eq__(other)  # noqa: E731
+    __hash__ = None
+
+
+class _SleepyError(Exception):
+    def __str__(self):
+        import time
+
+        time.sleep(SPIN)
+        return "slept"
+
+
+def _timed(fn):
+    import time
+
+    started = time.monotonic()
+    out = fn()
+    return out, time.monotonic() - started
+
+
+def test_a_learner_value_that_spins_in_repr_or_eq_is_cut_off_by_the_budget(monkeypatch):
+    monkeypatch.setattr(core, "TIME_BUDGET", 0.5)
+    for value in (_SpinningRepr(), _SlowEquality()):
+        result, took = _timed(lambda v=value: _exercise(lambda a: core.expect_equal(a, 5)).evaluate(v))
+        assert took < SPIN / 2, f"{type(value).__name__}: the check took {took:.1f} s"
+        assert result.status == "incorrect" and "took more than 0.5 s" in result.message, result.message
+
+
+def test_an_exception_whose_str_sleeps_is_cut_off_by_the_budget(monkeypatch):
+    monkeypatch.setattr(core, "TIME_BUDGET", 0.5)
+
+    def learner(_x):
+        raise _SleepyError()
+
+    for checker in (lambda fn: core.call_learner(fn, 1), lambda fn: fn(1)):
+        result, took = _timed(lambda c=checker: _exercise(c).evaluate(learner))
+        assert took < SPIN / 2, f"the check took {took:.1f} s"
+        assert "took more than 0.5 s" in result.message, result.message
+
+
+def _forking_learner(pids: list, then_sleep: float = 0.0):
+    import os
+    import time
+
+    def learner(_x):
+        pid = os.fork()
+        if pid == 0:  # the child: lingers (bounded), as a learner's forgotten worker would
+            time.sleep(30)
+            os._exit(0)
+        pids.append(pid)
+        time.sleep(then_sleep)
+        return 1
+
+    return learner
+
+
+def _gone(pid: int) -> bool:
+    import psutil
+
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return True
+
+
+def test_processes_a_learner_function_forks_end_with_the_check(monkeypatch):
+    import os
+
+    monkeypatch.setattr(core, "TIME_BUDGET", 1.0)
+    pids: list[int] = []
+    try:
+        result = _exercise(lambda fn: core.expect_equal(core.call_learner(fn, 0), 1)).evaluate(_forking_learner(pids))
+        assert result.correct, result.message
+        # and past the budget too (the learner's function still running when the check gives up)
+        result = _exercise(lambda fn: core.call_learner(fn, 0)).evaluate(_forking_learner(pids, then_sleep=SPIN))
+        assert "took more than 1 s" in result.message, result.message
+        assert len(pids) == 2 and [p for p in pids if not _gone(p)] == []
+    finally:
+        for pid in pids:
+            try:
+                os.kill(pid, 9)
+                os.waitpid(pid, 0)
+            except OSError:
+                pass

@@ -480,3 +480,59 @@ def test_a_lost_memcached_server_is_one_paragraph(shell, capsys):
     assert "Memcached server of this lab is not answering" in text and "Traceback" not in text
     shell.run_cell("raise ConnectionRefusedError('not from a client')")
     assert "Traceback" in capsys.readouterr().out  # only errors raised by the clients are shortened
+
+
+@contextlib.contextmanager
+def small_disk(where: Path, size: str = "1m"):
+    """A tmpfs of `size` mounted at `where` (root only: the test is skipped where mount is not permitted)."""
+    where.mkdir(parents=True, exist_ok=True)
+    try:
+        subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)], check=True,
+                       capture_output=True, timeout=30)
+    except (OSError, subprocess.SubprocessError) as exc:
+        pytest.skip(f"cannot mount a small tmpfs here ({exc}): the full-disk case needs root")
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", "-l", str(where)], check=False, capture_output=True, timeout=30)
+
+
+def fill(disk: Path) -> Path:
+    """Fill `disk` to the last byte with one file; its path (delete it to free the disk)."""
+    filler = disk / "filler"
+    with filler.open("wb") as fh:
+        try:
+            while True:
+                fh.write(b"\0" * 65536)
+                fh.flush()
+        except OSError:
+            pass
+    return filler
+
+
+def test_a_full_disk_under_the_state_directory_is_one_clear_error(tmp_path, monkeypatch):
+    """The servers run, then the state directory's disk fills up: each client helper says so in one LabError
+    (where, and what to do), never a raw `OSError: [Errno 28]`."""
+    import helpers
+
+    with small_disk(tmp_path / "disk") as disk:
+        home = disk / "lab"
+        monkeypatch.setenv(state.ENV_HOME, str(home))
+        try:
+            for name in ("redis", "memcached", "aws"):
+                services.start(name)
+            filler = fill(disk)
+            calls = {"redis_client": helpers.redis_client, "memcached_client": helpers.memcached_client,
+                     "aws_client": lambda: helpers.aws_client("elasticache")}
+            for what, call in calls.items():
+                with pytest.raises(LabError) as info:
+                    call()
+                message = str(info.value)
+                assert str(home) in message and "is full" in message and state.ENV_HOME in message, (what, message)
+                assert "\n" not in message, (what, message)
+            filler.unlink()  # space again: the same helpers work
+            assert helpers.redis_client().ping()
+        finally:
+            with contextlib.suppress(Exception):
+                (disk / "filler").unlink()
+            services.stop()

@@ -455,3 +455,102 @@ def test_the_endpoint_bounds_what_a_client_sends_as_the_engines_do(ec):
         "the endpoint held a closed connection's buffer"
     assert sv.client(cache).ping()  # and it still serves
     ec.delete_serverless_cache(ServerlessCacheName="t-bounds")
+
+
+def served_again(call, timeout: float = 30.0):
+    """What `call()` returns once the cache serves it again (bounded wait), or its last error raised."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return call()
+        except Exception:  # noqa: BLE001 - the cache is recovering: ask again until the deadline
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+def event_messages(ec, name: str) -> list[str]:
+    return [e["Message"] for e in ec.describe_events(SourceType="serverless-cache", SourceIdentifier=name,
+                                                     Duration=60)["Events"]]
+
+
+def test_a_killed_engine_behind_the_endpoint_is_replaced_by_its_replica(ec):
+    """kill -9 of the engine behind the endpoint: its replica takes the slots over (the data with it), a new
+    replica follows, clients are served again at the same endpoint, and describe-events says so (as AWS
+    reports a failover: "Failover to replica node ... completed")."""
+    ec.create_serverless_cache(ServerlessCacheName="t-kill", Engine="valkey")
+    cache = sv.wait_serverless(ec, "t-kill")
+    r = sv.client(cache)
+    for i in range(50):
+        r.set(f"k:{i}", i)
+    r.rpush("list", "a", "b")
+    before = status_of("t-kill")["backends"][0]
+    reader = sv.client(cache, reader=True)
+    assert eventually(lambda: reader.get("k:49"), b"49") == b"49"  # the replica has the data
+    psutil.Process(before["pid"]).kill()
+    assert served_again(lambda: r.get("k:7")) == b"7"  # the promoted replica answers, with the data
+    assert [r.get(f"k:{i}") for i in range(50)] == [str(i).encode() for i in range(50)]
+    assert r.lrange("list", 0, -1) == [b"a", b"b"]
+    assert r.set("after", "1") and r.get("after") == b"1"
+    assert r.execute_command("CLUSTER", "COUNTKEYSINSLOT", r.execute_command("CLUSTER", "KEYSLOT", "k:7")) >= 1
+
+    def settled():
+        st = status_of("t-kill")["backends"][0]
+        return st["pid"] == before["replica_pid"] and bool(st["replica_pid"]) and bool(alive([st["replica_pid"]]))
+
+    assert eventually(settled, True, timeout=30), status_of("t-kill")
+    assert served_again(lambda: reader.get("after")) == b"1"  # a new replica follows the new primary
+    assert ec.describe_serverless_caches(ServerlessCacheName="t-kill")["ServerlessCaches"][0]["Status"] == "available"
+    def recovery_events():
+        return sorted({m.split()[0] for m in event_messages(ec, "t-kill")
+                       if m.startswith(("Failover to replica node", "Finished recovery for cache nodes"))})
+
+    assert eventually(recovery_events, ["Failover", "Finished"], timeout=15) == ["Failover", "Finished"], \
+        event_messages(ec, "t-kill")
+    # The replica dies too: a new one replaces it, and the reader endpoint reads again.
+    psutil.Process(status_of("t-kill")["backends"][0]["replica_pid"]).kill()
+    r.set("later", "2")
+    assert eventually(lambda: served_again(lambda: reader.get("later")), b"2", timeout=30) == b"2"
+    pids = engine_pids("t-kill")
+    ec.delete_serverless_cache(ServerlessCacheName="t-kill")
+    sv.wait_serverless_deleted(ec, "t-kill")
+    deadline = time.monotonic() + 15
+    while alive(pids) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert alive(pids) == []
+
+
+def test_clients_blocked_in_blpop_are_woken_after_their_slot_moves(ec):
+    """Eight clients in BLPOP on eight keys while the cache grows from one shard to two: the LPUSH that follows
+    wakes every one of them (their slot's new engine serves them), and no element stays behind."""
+    import threading
+
+    from redis.crc import key_slot as crc_slot  # redis-py's own CRC16 (not the endpoint's)
+
+    ec.create_serverless_cache(ServerlessCacheName="t-block", Engine="valkey")
+    cache = sv.wait_serverless(ec, "t-block")
+    r = sv.client(cache)
+    low = [k for k in (f"q:{i}" for i in range(200)) if crc_slot(k.encode()) < 8192][:4]
+    high = [k for k in (f"q:{i}" for i in range(200)) if crc_slot(k.encode()) >= 8192][:4]  # the half that moves
+    keys = low + high
+    got: dict[str, object] = {}
+
+    def wait_on(key: str) -> None:
+        got[key] = sv.client(cache).blpop([key], timeout=30)
+
+    threads = [threading.Thread(target=wait_on, args=(k,), daemon=True) for k in keys]
+    for t in threads:
+        t.start()
+    assert eventually(lambda: r.info("clients")["blocked_clients"], 8, timeout=10) == 8
+    # ECPUPerSecond.Minimum above one local shard's capacity: the cache grows to two shards, slots move.
+    ec.modify_serverless_cache(ServerlessCacheName="t-block", CacheUsageLimits={"ECPUPerSecond": {"Minimum": 5000}})
+    assert eventually(lambda: (len(status_of("t-block")["backends"]), status_of("t-block")["scaling"]),
+                      (2, False), timeout=30) == (2, False)
+    for k in keys:
+        r.lpush(k, f"v-{k}")
+    for t in threads:
+        t.join(15)
+    assert got == {k: (k.encode(), f"v-{k}".encode()) for k in keys}
+    assert [r.llen(k) for k in keys] == [0] * 8
+    ec.delete_serverless_cache(ServerlessCacheName="t-block")
+    sv.wait_serverless_deleted(ec, "t-block")

@@ -309,3 +309,30 @@ def test_item_size_and_the_commands_aws_refuses_on_serverless(ec):
     assert exchange(cache, b"gets " + keys + b"\r\n").startswith(b"CLIENT_ERROR ")
     assert exchange(cache, b"get " + keys[:15_000] + b"\r\n") == b"END\r\n"
     delete_and_check(ec, "tm-bounds")
+
+
+def test_a_killed_memcached_behind_the_endpoint_is_replaced_empty(ec):
+    """kill -9 of the memcached behind the endpoint: a new, empty one takes its place (its items are lost, as
+    when ElastiCache replaces a failed Memcached node: Memcached has no replicas), the endpoint serves again,
+    and describe-events says a recovery finished."""
+    from test_serverless import event_messages, eventually, served_again
+
+    ec.create_serverless_cache(ServerlessCacheName="tm-kill", Engine="memcached")
+    cache = sv.wait_serverless(ec, "tm-kill")
+    mc = sv.memcached_client(cache)
+    mc.set_many({f"k:{i}": b"v" for i in range(20)})
+    before = status_of("tm-kill")["backends"][0]
+    psutil.Process(before["pid"]).kill()
+    assert served_again(lambda: mc.set("after", b"1")) is True
+    assert mc.get("after") == b"1"
+    assert mc.get_many([f"k:{i}" for i in range(20)]) == {}  # lost with the failed node
+    now = eventually(lambda: status_of("tm-kill")["backends"][0]["pid"] != before["pid"], True)  # status.json
+    assert now and alive([status_of("tm-kill")["backends"][0]["pid"]])
+    deadline = time.monotonic() + 15
+    while not any(m.startswith("Finished recovery for cache nodes") for m in event_messages(ec, "tm-kill")) \
+            and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert any(m.startswith("Finished recovery for cache nodes") for m in event_messages(ec, "tm-kill"))
+    assert ec.describe_serverless_caches(ServerlessCacheName="tm-kill")["ServerlessCaches"][0]["Status"] == \
+        "available"
+    delete_and_check(ec, "tm-kill")

@@ -10,6 +10,7 @@ the checker accepts the right answer and rejects the wrong ones with the expecte
 from __future__ import annotations
 
 import html
+import logging
 import queue
 import re
 import threading
@@ -18,6 +19,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import psutil
+
 from helpers.exercises import share
 from helpers.runtime import state
 
@@ -25,6 +28,7 @@ NOT_ANSWERED = ...  # the placeholder learners replace: `answer = ...`
 PROGRESS = "progress.json"
 TIME_BUDGET = 20.0  # seconds the learner's functions may take in all, during one check
 MAX_FEEDBACK = 2000  # characters of feedback at most (a learner's value is never echoed in full)
+log = logging.getLogger(__name__)
 
 
 def _stub(*args: Any, **kwargs: Any) -> None:
@@ -90,13 +94,17 @@ class Exercise:
 
     # --- evaluation --------------------------------------------------------------------------
     def evaluate(self, answer: Any = NOT_ANSWERED) -> Result:
-        """Check without printing or recording (what the tests call)."""
+        """Check without printing or recording (what the tests call). The whole check runs within the time
+        budget (see `within_budget`): the learner's functions and every use of the learner's value (its
+        repr, str, comparisons, the feedback that quotes it)."""
+        return within_budget(lambda: self._evaluate(answer), TIME_BUDGET)
+
+    def _evaluate(self, answer: Any) -> Result:
         if is_unanswered(answer):
             return Result("unanswered", f"{self.title}: not answered yet. Replace every `...` with your answer "
                                         f"and run the cell again (`{self.qid}.hint()` gives a hint).")
         try:
-            with time_budget(TIME_BUDGET):
-                extra = self.checker(answer)
+            extra = self.checker(answer)
         except Wrong as exc:
             return Result("incorrect", clip(str(exc), MAX_FEEDBACK))
         except LearnerCodeError as exc:
@@ -320,6 +328,9 @@ class _Budget:
         self.jobs: queue.Queue = queue.Queue()
         self.worker: threading.Thread | None = None
         self.expired = False
+        self.check_thread: threading.Thread | None = None  # the thread a whole check runs on (within_budget)
+        self.paused = 0  # inside outside_budget: the deadline does not run out meanwhile
+        self.doing = "checking your answer"  # what is running now, for the feedback past the deadline
 
     def _work(self) -> None:
         while True:
@@ -338,6 +349,12 @@ class _Budget:
         if self.expired or remaining <= 0:
             self.expired = True
             raise LearnerCodeError(self.too_slow(what))
+        if threading.current_thread() is self.check_thread:  # the whole check is already timed: call it here
+            self.doing = what
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                self.doing = "checking your answer"
         if self.worker is None:
             self.worker = threading.Thread(target=self._work, name="learner-code", daemon=True)
             self.worker.start()
@@ -386,11 +403,92 @@ class outside_budget:  # noqa: N801 (used as a context manager, like a function)
 
     def __enter__(self) -> None:
         self.started = time.monotonic()
+        self.budget: _Budget | None = getattr(_budget, "current", None)
+        if self.budget is not None:
+            self.budget.paused += 1
 
     def __exit__(self, *exc: Any) -> None:
-        budget: _Budget | None = getattr(_budget, "current", None)
-        if budget is not None:
-            budget.deadline += time.monotonic() - self.started
+        if self.budget is not None:
+            self.budget.deadline += time.monotonic() - self.started
+            self.budget.paused -= 1
+
+
+def _children() -> set[tuple[int, float]]:
+    """(pid, start time) of every process this one started and that still runs."""
+    out = set()
+    for child in psutil.Process().children(recursive=True):
+        try:
+            out.add((child.pid, child.create_time()))
+        except psutil.Error:
+            continue
+    return out
+
+
+def _end_children_since(before: set[tuple[int, float]]) -> None:
+    """End the processes started during a check (a learner's function that forked) that the lab did not
+    start itself (its engines are in the state directory's ledger of processes)."""
+    new = _children() - before
+    if not new:
+        return
+    try:
+        from helpers.runtime import process as lab_process
+
+        ours = {(i.pid, i.create_time) for i in lab_process.ledger()}
+    except Exception:  # noqa: BLE001 - no state directory: nothing of the lab's to spare
+        log.debug("no ledger of the lab's processes", exc_info=True)
+        ours = set()
+    for pid, created in new:
+        if any(pid == p and abs(created - c) < 0.01 for p, c in ours):
+            continue
+        try:
+            proc = psutil.Process(pid)
+            if abs(proc.create_time() - created) < 0.01:
+                proc.kill()
+                proc.wait(2)
+        except (psutil.Error, OSError):
+            continue
+
+
+def within_budget(job: Callable[[], Result], seconds: float) -> Result:
+    """`job()` (a whole check) on its own thread, waited for until the budget runs out (time spent inside
+    `outside_budget` does not count); past it, feedback says what took too long and the thread is abandoned
+    (a daemon thread; every later call of a learner's function in it is refused). Processes started
+    meanwhile (a learner's function that forked) end with the check."""
+    budget = _Budget(seconds)
+    box: dict[str, Any] = {}
+    done = threading.Event()
+
+    def work() -> None:
+        _budget.current = budget
+        try:
+            box["value"] = job()
+        except BaseException as exc:  # KeyboardInterrupt from the learner's code: raised again below
+            box["error"] = exc
+        finally:
+            budget.close()
+            done.set()
+
+    before = _children()
+    budget.check_thread = threading.Thread(target=work, name="check", daemon=True)
+    try:
+        budget.check_thread.start()
+        while not done.is_set():
+            if budget.paused:
+                done.wait(0.05)
+                continue
+            left = budget.deadline - time.monotonic()
+            if left <= 0:
+                break
+            done.wait(min(left, 0.25))
+    finally:
+        if not done.is_set():
+            budget.expired = True
+        _end_children_since(before)
+    if not done.is_set():
+        return Result("incorrect", budget.too_slow(budget.doing))
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
 
 
 def call_learner(fn: Any, *args: Any, what: str = "your function", **kwargs: Any) -> Any:

@@ -8,6 +8,7 @@ The directory is private to its owner (0700) because it holds generated password
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import tempfile
@@ -63,6 +64,47 @@ def home() -> Path:
         reason = exc.strerror or str(exc)
         raise LabError(f"The lab's state directory {path} cannot be used ({reason.lower()}). {fix}") from None
     return path
+
+
+# Errors of the disk under the state directory, and what each means for the learner.
+DISK_ERRNOS = {errno.ENOSPC: "full", errno.EDQUOT: "over its quota", errno.EROFS: "read-only"}
+
+
+def state_path() -> Path:
+    """Where the state directory is (without creating or checking it)."""
+    raw = os.environ.get(ENV_HOME)
+    return Path(raw).expanduser() if raw else Path(platformdirs.user_cache_dir("elasticache-lab"))
+
+
+def disk_error(exc: BaseException) -> LabError | None:
+    """A LabError in one sentence for an OSError of a full, over-quota or read-only disk (in `exc` or what
+    it was raised from), else None."""
+    seen = 0
+    while exc is not None and seen < 10:
+        if isinstance(exc, OSError) and exc.errno in DISK_ERRNOS:
+            where = state_path()
+            what = DISK_ERRNOS[exc.errno]
+            todo = ("Free some space on that disk (`df -h` shows it; old logs under its services/ folder can go)"
+                    if exc.errno != errno.EROFS else "Mount that disk read-write again")
+            return LabError(f"The disk of the lab's state directory {where} is {what} "
+                            f"({exc.strerror or exc}{': ' + str(exc.filename) if exc.filename else ''}), so the "
+                            f"lab cannot record its servers there, although they may be running. {todo}, or "
+                            f"point {ENV_HOME} at a directory on another disk; then run the cell again.")
+        exc = exc.__cause__ or exc.__context__
+        seen += 1
+    return None
+
+
+@contextlib.contextmanager
+def disk_errors() -> Iterator[None]:
+    """Within this block, a full or read-only disk under the state directory is one LabError sentence."""
+    try:
+        yield
+    except OSError as exc:
+        err = disk_error(exc)
+        if err is None:
+            raise
+        raise err from None
 
 
 def service_dir(name: str) -> Path:

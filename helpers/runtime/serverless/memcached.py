@@ -147,6 +147,15 @@ class MemcachedProxy(Proxy):
         await self.apply_limits()
         return b
 
+    async def replace_primary(self, b: Any) -> None:
+        """A failed memcached is replaced by a new, empty one on the same slots: its items are lost, as when
+        ElastiCache replaces a failed Memcached node (Memcached has no replicas)."""
+        await self.forget(b)
+        node = await asyncio.to_thread(self.start_engine, b.ident)
+        self.backends[b.ident] = MemcachedBackend(b.ident, node)
+        await self.apply_limits()
+        self.event(f"Finished recovery for cache nodes {b.node.name}")
+
     async def load_commands(self, b: Any) -> None:
         return None  # the text protocol's commands are fixed (above)
 
@@ -393,7 +402,13 @@ class MemcachedClient(Client):
         p.inflight[slot] += 1
         t0 = time.perf_counter()
         try:
-            reply = await self.call(b, raw)
+            try:
+                reply = await self.call(b, raw)
+            except (ConnectionError, OSError, asyncio.IncompleteReadError):
+                if not await p.recovered(b):  # its memcached failed: the command goes to the replacement
+                    raise
+                b = await self.wait_slot(slot)
+                reply = await self.call(b, raw)
             for _ in range(3):  # DataStorage.Maximum: evict TTL items (LRU first), then it is out of memory
                 if not reply.startswith(OOM) or not await p.evict_ttl(b):
                     break

@@ -61,6 +61,7 @@ QUERY_BUFFER_LIMIT = 1 << 30
 KB = 1024  # "1 ECPU per kilobyte": taken as 1024 bytes (AWS does not say which kilobyte)
 CHUNK = 1024  # slots moved at a time while scaling
 THROTTLE_WAIT = 0.5  # s a command may wait for ECPU budget before it is refused as throttled
+RETRY_RECOVERY = 5.0  # s between two attempts to recover a shard whose recovery failed
 BURST = 0.1  # s of ECPUPerSecond.Maximum that may be spent at once (a short burst above the rate)
 # Commands the endpoint answers itself, or refuses as ElastiCache Serverless does.
 RESTRICTED = {b"CONFIG", b"DEBUG", b"MONITOR", b"SHUTDOWN", b"SLAVEOF", b"REPLICAOF", b"SYNC", b"PSYNC",
@@ -99,6 +100,52 @@ class Backend:
         self.evictions = 0
         self.usec: dict[str, float] = {}  # command -> usec per call (INFO commandstats)
         self.replica: Backend | None = None  # the shard's replica (ident -ident): what the reader endpoint reads
+
+
+class Blocked:
+    """A client's blocking command (BLPOP, XREAD BLOCK...) waiting on one engine."""
+
+    def __init__(self, client: Client, slot: int, backend: Backend):
+        self.client = client
+        self.slot = slot
+        self.backend = backend
+        self.moved = False  # its slot moved: it was unblocked there and goes again to the slot's new owner
+
+    def local_address(self) -> str | None:
+        conn = self.client.conns.get(self.backend.ident)
+        if conn is None:
+            return None
+        with contextlib.suppress(Exception):
+            host, port = conn[1].get_extra_info("sockname")[:2]
+            return f"{host}:{port}"
+        return None
+
+
+NULL_REPLIES = {b"*-1\r\n", b"$-1\r\n", b"_\r\n"}  # what a blocking command answers when it times out
+
+
+def reblocked(args: list[bytes], elapsed: float) -> list[bytes]:
+    """A blocking command sent again after `elapsed` s: its timeout less what it already waited (0 stays 0)."""
+    name = args[0].upper()
+    out = list(args)
+    if name in (b"BLMPOP", b"BZMPOP"):
+        at, scale = 1, 1.0
+    elif name in (b"XREAD", b"XREADGROUP"):
+        at = next((i + 1 for i, a in enumerate(args[:-1]) if a.upper() == b"BLOCK"), -1)
+        scale = 1000.0
+    else:  # BLPOP BRPOP BZPOPMIN BZPOPMAX BRPOPLPUSH BLMOVE: the timeout is the last argument
+        at, scale = len(args) - 1, 1.0
+    if at <= 0:
+        return out
+    try:
+        timeout = float(out[at])
+    except ValueError:
+        return out
+    if timeout <= 0:
+        return out
+    left = max(timeout - elapsed * scale, 1.0 if scale > 1 else 0.001)
+    out[at] = str(int(left) if scale > 1 else round(left, 3)).encode()
+    return out
 
 
 class Proxy:
@@ -140,6 +187,12 @@ class Proxy:
         self.started: list[Any] = []
         self.starting = 0
         self.started_lock = threading.Lock()
+        # A failed engine behind the endpoint: its shard's recovery under way (shard -> task), and a count that
+        # names the nodes started to replace failed ones.
+        self.recoveries: dict[int, asyncio.Task] = {}
+        self.failed_at: dict[int, float] = {}  # shard -> when its last recovery failed (monotonic)
+        self.blocked: set[Blocked] = set()  # clients' blocking commands under way
+        self.replacements = 0
 
     # --- events, status, limits ------------------------------------------------------------------
     def event(self, message: str) -> None:
@@ -222,24 +275,31 @@ class Proxy:
         return (pts[-1][1] - pts[0][1]) / max(pts[-1][0] - pts[0][0], 1e-3)
 
     # --- backends --------------------------------------------------------------------------------
-    def _start_backend_sync(self, ident: int, primary_port: int | None = None) -> Any:
-        """A shard's primary (a one-node cluster owning every slot), or with `primary_port` its replica: a
-        plain engine replicating it (`replicaof`), read by the reader endpoint."""
+    def _start_backend_sync(self, ident: int, primary_port: int | None = None, tag: str | None = None) -> Any:
+        """A shard's primary (a one-node cluster owning every slot), or with `primary_port` its replica (read by
+        the reader endpoint). `tag` names its files: a node that replaces a failed one gets a new one."""
         from helpers.runtime import engines
         from helpers.runtime.service import redis_conf
 
         binary = self.cfg["binary"]
         if primary_port is None:
-            tag = f"b{ident}"
-            conf = {"cluster-enabled": "yes", "cluster-config-file": str(self.dir / f"nodes-b{ident}.conf"),
+            tag = tag or f"b{ident}"
+            conf = {"cluster-enabled": "yes", "cluster-config-file": str(self.dir / f"nodes-{tag}.conf"),
                     "save": "", "appendonly": "no", "maxmemory-policy": "volatile-lru", "dbfilename": f"{tag}.rdb",
                     # its replica syncs at once, without a file, with a small backlog (memory: Binder's 2 GB)
                     "repl-diskless-sync": "yes", "repl-diskless-sync-delay": "0", "repl-backlog-size": "256kb"}
-            (self.dir / f"nodes-b{ident}.conf").unlink(missing_ok=True)  # a new shard starts as an empty cluster
+            (self.dir / f"nodes-{tag}.conf").unlink(missing_ok=True)  # a new shard starts as an empty cluster
         else:
-            tag = f"b{ident}r"
-            conf = {"replicaof": f"127.0.0.1 {primary_port}", "masterauth": self.password, "replica-read-only": "yes",
-                    "save": "", "appendonly": "no", "repl-diskless-load": "swapdb", "dbfilename": f"{tag}.rdb"}
+            # A cluster node too (it joins its primary's one-node cluster as its replica, in add_replica), so
+            # that when the primary dies it takes the slots over (CLUSTER FAILOVER TAKEOVER) and goes on
+            # answering CROSSSLOT, GETKEYSINSLOT and MIGRATE as its primary did.
+            tag = tag or f"b{ident}r"
+            conf = {"cluster-enabled": "yes", "cluster-config-file": str(self.dir / f"nodes-{tag}.conf"),
+                    "cluster-replica-no-failover": "yes", "masterauth": self.password, "replica-read-only": "yes",
+                    "save": "", "appendonly": "no", "repl-diskless-load": "swapdb", "dbfilename": f"{tag}.rdb",
+                    "maxmemory-policy": "volatile-lru", "repl-diskless-sync": "yes",
+                    "repl-diskless-sync-delay": "0", "repl-backlog-size": "256kb"}
+            (self.dir / f"nodes-{tag}.conf").unlink(missing_ok=True)
 
         def argv(port: int) -> list[str]:
             return [binary, str(redis_conf(port, self.dir, conf, self.password, filename=f"{tag}.conf"))]
@@ -271,12 +331,22 @@ class Proxy:
             with contextlib.suppress(Exception):
                 await asyncio.to_thread(node.stop)
 
-    async def add_replica(self, b: Backend) -> None:
+    async def add_replica(self, b: Backend, tag: str | None = None) -> None:
         """The shard's replica, once its link to the primary is up (so the reader endpoint never reads an empty
         copy of a shard that has data)."""
-        node = await asyncio.to_thread(self.start_engine, b.ident, b.port)
+        node = await asyncio.to_thread(self.start_engine, b.ident, b.port, tag)
         rep = Backend(-b.ident, node)
         try:
+            primary_id = (await self.admin(b, "CLUSTER", "MYID")).decode()
+            await self.admin(rep, "CLUSTER", "MEET", "127.0.0.1", str(b.port))
+            for _ in range(200):  # it must know its primary before it can replicate it
+                try:
+                    await self.admin(rep, "CLUSTER", "REPLICATE", primary_id)
+                    break
+                except ReplyError:
+                    await asyncio.sleep(0.05)
+            else:
+                raise RuntimeError(f"the replica of shard {b.ident} did not meet its primary")
             for _ in range(200):
                 info = await self.admin(rep, "INFO", "replication")
                 if b"master_link_status:up" in info:
@@ -296,6 +366,138 @@ class Proxy:
         if conn:
             conn[1].close()
         await asyncio.to_thread(b.node.stop)
+
+    # --- recovery (a node behind the endpoint fails: ElastiCache replaces it, the endpoint stays) ------------
+    def check_backends(self) -> list[asyncio.Task]:
+        """A recovery for each shard whose primary or replica process is gone (killed, crashed)."""
+        out: list[asyncio.Task] = []
+        if self.stopping:
+            return out  # the endpoint stops its engines itself: nothing to replace
+        for b in list(self.backends.values()):
+            if not b.node.alive() or (b.replica is not None and not b.replica.node.alive()):
+                out.append(self.recover_soon(b.ident))
+        return out
+
+    def recover_soon(self, ident: int) -> asyncio.Task:
+        task = self.recoveries.get(ident)
+        if task is not None and task.done() and time.monotonic() - self.failed_at.get(ident, -1e9) < RETRY_RECOVERY:
+            return task  # it failed a moment ago: tried again a little later, not twice a second
+        if task is None or task.done():
+            task = self.recoveries[ident] = asyncio.get_event_loop().create_task(self.recover(ident))
+        return task
+
+    async def recovered(self, b: Backend) -> bool:
+        """After a command failed to reach `b`: True once a failed `b` is replaced (the command may go again)."""
+        def healthy(x: Backend | None) -> bool:
+            return x is not None and x.node.alive() and (x.replica is None or x.replica.node.alive())
+
+        if self.backends.get(b.ident) is b and healthy(b):
+            return False  # not a failed engine: the error stands
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(asyncio.shield(self.recover_soon(b.ident)), 60)
+        return healthy(self.backends.get(b.ident))
+
+    async def recover(self, ident: int) -> None:
+        """Replace the failed node(s) of one shard while the commands for its slots wait."""
+        b = self.backends.get(ident)
+        if b is None or self.stopping:
+            return
+        ev = asyncio.Event()
+        mine = [s for s in range(SLOTS) if self.slot_owner[s] == ident and s not in self.held]
+        for s in mine:
+            self.held[s] = ev
+        try:
+            if not b.node.alive():
+                self.event(f"Recovering cache nodes {b.node.name}")
+                await self.replace_primary(b)
+            elif b.replica is not None and not b.replica.node.alive():
+                name = b.replica.node.name
+                self.event(f"Recovering cache nodes {name}")
+                await self.replace_replica(b)
+                self.event(f"Finished recovery for cache nodes {name}")
+        except Exception as exc:  # noqa: BLE001 - reported as an event; the monitor tries again
+            log.exception("recovering shard %s of %s", ident, self.name)
+            self.failed_at[ident] = time.monotonic()
+            self.event(f"Recovery failed: {exc}")
+        finally:
+            for s in mine:
+                if self.held.get(s) is ev:
+                    del self.held[s]
+            ev.set()
+
+    def replacement_tag(self, ident: int, replica: bool) -> str:
+        self.replacements += 1
+        return f"b{ident}{'r' if replica else ''}n{self.replacements}"
+
+    async def forget(self, b: Backend) -> None:
+        b.alive = False
+        for key in (b.ident, -b.ident):
+            conn = self.admin_conns.get(key)
+            if conn is not None and conn[1] is not None:
+                with contextlib.suppress(Exception):
+                    conn[1].close()
+        self.admin_conns.pop(b.ident, None)
+        with contextlib.suppress(Exception):
+            await asyncio.to_thread(b.node.stop)
+
+    async def replace_primary(self, b: Backend) -> None:
+        """The shard's replica takes its slots over (CLUSTER FAILOVER TAKEOVER: it owns every slot, as its
+        primary did) and a new replica follows it; with no live replica, a new empty primary (data lost)."""
+        rep = b.replica
+        await self.forget(b)
+        if rep is not None and rep.node.alive():
+            self.admin_conns.pop(rep.ident, None)
+            new = Backend(b.ident, rep.node)
+            dead_id = None
+            with contextlib.suppress(Exception):
+                nodes = (await self.admin(new, "CLUSTER", "NODES")).decode()
+                dead_id = next((ln.split()[0] for ln in nodes.splitlines() if "myself" not in ln), None)
+            await self.admin(new, "CLUSTER", "FAILOVER", "TAKEOVER")
+            for _ in range(200):
+                role = await self.admin(new, "INFO", "replication")
+                state = await self.admin(new, "CLUSTER", "INFO")
+                if b"role:master" in role and b"cluster_state:ok" in state:
+                    break
+                await asyncio.sleep(0.05)
+            else:
+                raise RuntimeError(f"replica {rep.node.name} did not take over its primary's slots")
+            if dead_id:
+                with contextlib.suppress(ReplyError):
+                    await self.admin(new, "CLUSTER", "FORGET", dead_id)
+            self.backends[b.ident] = new
+            self.event(f"Failover to replica node {rep.node.name} completed")
+        else:
+            if rep is not None:
+                await self.forget(rep)
+            node = await asyncio.to_thread(self.start_engine, b.ident, None, self.replacement_tag(b.ident, False))
+            new = Backend(b.ident, node)
+            await self.admin(new, "CLUSTER", "ADDSLOTSRANGE", "0", str(SLOTS - 1))
+            for _ in range(100):
+                if b"cluster_state:ok" in await self.admin(new, "CLUSTER", "INFO"):
+                    break
+                await asyncio.sleep(0.05)
+            await self.apply_users(new)
+            self.backends[b.ident] = new
+        if self.storage_max() is not None:
+            await self._set_maxmemory(new, self.storage_max())
+        await self.reattach_subscribers(new)
+        if self.cfg.get("replicas", True):
+            await self.add_replica(new, self.replacement_tag(b.ident, True))
+        self.event(f"Finished recovery for cache nodes {b.node.name}")
+
+    async def replace_replica(self, b: Backend) -> None:
+        assert b.replica is not None
+        await self.forget(b.replica)
+        b.replica = None
+        await self.add_replica(b, self.replacement_tag(b.ident, True))
+
+    async def reattach_subscribers(self, new: Backend) -> None:
+        """Subscribers were subscribed on the failed engine too: now on its replacement."""
+        for c in list(self.clients):
+            if c.subscribed():
+                c.sub_conns.pop(new.ident, None)
+                with contextlib.suppress(Exception):
+                    await c.sub_attach(new)
 
     async def add_backend(self) -> Backend:
         ident = self.next_id
@@ -471,6 +673,9 @@ class Proxy:
             self.read_limits()
             self.read_users()
             self.read_tuning()
+            pending = self.check_backends()
+            if pending:
+                await asyncio.gather(*[asyncio.shield(t) for t in pending], return_exceptions=True)
             for b in list(self.backends.values()):
                 with contextlib.suppress(Exception):
                     await self.poll(b)
@@ -601,11 +806,43 @@ class Proxy:
                         moved += await self._migrate(src, target, owned)
                 for s in chunk:
                     self.slot_owner[s] = target.ident
+                await self.unblock_moved(set(chunk))
             finally:
                 for s in chunk:
                     self.held.pop(s, None)
                 ev.set()
         return moved
+
+    async def unblock_moved(self, slots: set[int], timeout: float = 5.0) -> None:
+        """Clients blocked (BLPOP...) on an engine that no longer owns their slot: CLIENT UNBLOCK there, so that
+        their command goes again to the slot's new owner (routed). A command still on its way to the engine
+        is unblocked once it arrives (asked again until it has returned)."""
+        entries = [e for e in self.blocked if e.slot in slots and self.slot_owner[e.slot] != abs(e.backend.ident)]
+        for e in entries:
+            e.moved = True
+        deadline = time.monotonic() + timeout
+        while entries and time.monotonic() < deadline:
+            by_backend: dict[int, list[Blocked]] = {}
+            for e in entries:
+                by_backend.setdefault(e.backend.ident, []).append(e)
+            for group in by_backend.values():
+                src = group[0].backend
+                try:
+                    listing = await self.admin(src, "CLIENT", "LIST")
+                except (ReplyError, ConnectionError, OSError, asyncio.TimeoutError):
+                    continue  # the engine is gone: its clients' commands fail and go again (recovered)
+                ids = {}
+                for line in listing.decode(errors="replace").splitlines():
+                    fields = dict(f.split("=", 1) for f in line.split() if "=" in f)
+                    if "b" in fields.get("flags", ""):
+                        ids[fields.get("addr")] = fields.get("id")
+                for e in group:
+                    cid = ids.get(e.local_address())
+                    if cid is not None:
+                        with contextlib.suppress(ReplyError):
+                            await self.admin(src, "CLIENT", "UNBLOCK", cid)
+            await asyncio.sleep(0.01)
+            entries = [e for e in entries if e in self.blocked]
 
     async def _migrate(self, src: Backend, target: Backend, slots: list[int]) -> int:
         """Move every key of `slots` from src to target (the slots' commands are held meanwhile); each slot
@@ -670,6 +907,8 @@ class Proxy:
             await stop.wait()
         self.stopping = True
         mon.cancel()
+        for task in self.recoveries.values():  # no engine is started for a shard once the endpoint stops
+            task.cancel()
         if self.scale_task is not None:
             self.scale_task.cancel()
 
@@ -886,6 +1125,8 @@ class Client:
             hello.append(command("AUTH", self.p.password))
         if self.proto == 3:
             hello.append(command("HELLO", "3"))
+        if b.ident < 0:  # a replica is a cluster node: it answers reads once told READONLY
+            hello.append(command("READONLY"))
         w.write(b"".join(hello))
         await w.drain()
         for _ in hello:
@@ -1004,7 +1245,7 @@ class Client:
             name = args[0].upper()
             spec = p.spec(name)
             if (spec is None or name in LOCAL or name in RESTRICTED or name in NOT_PIPELINED
-                    or b"MOVABLEKEYS" in spec[1] or (self.is_reader and b"WRITE" in spec[1])):
+                    or b"MOVABLEKEYS" in spec[1] or b"BLOCKING" in spec[1] or (self.is_reader and b"WRITE" in spec[1])):
                 break
             keys = p.static_keys(args)
             if len({key_slot(k) for k in keys}) > 1:
@@ -1108,16 +1349,42 @@ class Client:
             self.reply(ReplyError("ERR Throttled: the cache is above its ECPUPerSecond maximum "
                                   "(CacheUsageLimits); retry later"))
             return
-        while slot in p.held:
-            await p.held[slot].wait()
-        b = p.backends[p.slot_owner[slot]]
-        target = b.replica if self.is_reader and b.replica is not None else b  # reader endpoint: the replica
-        p.inflight[slot] += 1
-        t0 = time.perf_counter()
-        try:
-            reply = (await self.forward(target, raw))[0]
-        finally:
-            p.inflight[slot] -= 1
+        spec = p.spec(name)
+        blocking = spec is not None and b"BLOCKING" in spec[1]
+        started = time.monotonic()
+        failed = False
+        while True:
+            while slot in p.held:
+                await p.held[slot].wait()
+            b = p.backends[p.slot_owner[slot]]
+            target = b.replica if self.is_reader and b.replica is not None else b  # reader endpoint: the replica
+            # A blocked command does not hold its slot's move up: it is unblocked on the engine the slot leaves
+            # and sent again to its new owner (move_slots), as a client of a cluster would after MOVED.
+            entry = Blocked(self, slot, target) if blocking else None
+            if entry is not None:
+                p.blocked.add(entry)
+            else:
+                p.inflight[slot] += 1
+            t0 = time.perf_counter()
+            try:
+                reply = (await self.forward(target, raw))[0]
+            except (ConnectionError, OSError):
+                # its engine failed: once the shard is recovered the command goes to the replacement
+                if failed or not await p.recovered(b):
+                    raise
+                failed = True
+                if blocking:
+                    raw = command(*reblocked(args, time.monotonic() - started))
+                continue
+            finally:
+                if entry is not None:
+                    p.blocked.discard(entry)
+                else:
+                    p.inflight[slot] -= 1
+            if entry is not None and entry.moved and reply in NULL_REPLIES:
+                raw = command(*reblocked(args, time.monotonic() - started))
+                continue
+            break
         dt = (time.perf_counter() - t0) * 1e6
         self.account(name, len(raw) + len(reply), b, write, dt, reply)
         self.send(reply)
