@@ -1,0 +1,264 @@
+"""The engines behind the stored records: saved by a clean stop, adopted or restarted by the next start.
+
+AWS keeps a cache and its data until it is deleted. Locally the engines stop with the lab
+(`python -m helpers stop`, a reboot), so:
+
+- a clean stop (SIGTERM to the local AWS endpoint, which `helpers stop` stops before the engines)
+  saves each Redis OSS / Valkey cache's data: a BGSAVE of every primary (one RDB file per shard),
+  copied to `aws-saved-data/<service>/` in the state directory (`save_data`);
+- the next start reads the store (store.py) and reconciles it with what runs (`reconcile`): a
+  record whose engines still run is adopted (its stable endpoints reopen, on their old ports when
+  free); one whose engines are gone is started again by the code that created it, and the saved
+  data is loaded back (as a snapshot is restored); what no record names is stopped;
+- the saved files are deleted once loaded (or once live engines were adopted: their data is newer).
+  So a crash of the machine, or kill -9 of the endpoint and its engines, is every node failing at
+  once: ElastiCache's node-based caches keep no data through that (only backups), and neither does
+  the lab; the restarted cache is empty, and one line (and an event) says so. Memcached keeps no data
+  on AWS either: its nodes restart empty.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import shutil
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from helpers.aws.controlplane import engineops as ops
+from helpers.aws.controlplane import store
+from helpers.aws.controlplane.endpoints import Forwarder
+from helpers.runtime import engines, services, state
+
+log = logging.getLogger(__name__)
+
+SAVE_DEADLINE = 8.0  # seconds a clean stop gives every cache's BGSAVE (the runtime waits 10 s, then kills)
+# What a (re)start emits that the first creation already said; a restart says one line of its own instead.
+_CREATION_EVENTS = ("Restored ", "Cache cluster created", "Replication group created", "Added cache node")
+TRANSIENT = ("creating", "modifying", "snapshotting", "rebooting cache cluster nodes")
+
+
+def saved_dir(service: str) -> Path:
+    return state.home() / store.SAVED_DATA / service
+
+
+def _alive(service: str) -> bool:
+    """Whether a recorded service still has a live data node (the monitor heals the rest)."""
+    svc = services.get(service)
+    return svc is not None and any(n.alive() for n in svc.nodes if n.kind in ("redis", "memcached"))
+
+
+# --- a clean stop ------------------------------------------------------------------------------
+
+def save_data(plane: Any) -> list[str]:
+    """BGSAVE every primary of every Redis OSS / Valkey cache into aws-saved-data/ (a clean stop).
+    Returns the services saved; never raises (what fails is logged)."""
+    jobs: list[tuple[str, Any]] = []
+    with plane.lock:
+        groups = list(plane.groups.values())
+        clusters = [cc for cc in plane.clusters.values() if cc.engine != "memcached"]
+    for g in groups:
+        jobs.append((g.service_name, lambda g=g: _save_group(plane, g)))
+    for cc in clusters:
+        jobs.append((cc.service_name(), lambda cc=cc: _save_cluster(plane, cc)))
+    done: list[str] = []
+
+    def run(name: str, fn: Any) -> None:
+        try:
+            if fn():
+                done.append(name)
+        except Exception as exc:  # noqa: BLE001 - one cache's failure must not cost the others their data
+            log.warning("could not save the data of %s at stop: %s", name, exc)
+
+    threads = [threading.Thread(target=run, args=job, daemon=True) for job in jobs]
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + SAVE_DEADLINE
+    for t in threads:
+        t.join(max(0.0, deadline - time.monotonic()))
+    return done
+
+
+def _fresh(service: str) -> Path:
+    d = saved_dir(service)
+    shutil.rmtree(d, ignore_errors=True)
+    d.mkdir(parents=True, mode=0o700)
+    return d
+
+
+def _save_group(plane: Any, g: Any) -> bool:
+    svc = services.get(g.service_name)
+    if svc is None or g.status in ("creating", "create-failed", "deleting"):
+        return False
+    roles = plane._roles(g, svc)
+    primaries = [n for n in ops.data_nodes(svc) if roles.get(n.name) == "primary" and n.alive()]
+    if not primaries:
+        return False
+    d = _fresh(g.service_name)
+    for i, n in enumerate(primaries, start=1):
+        ops.bgsave_to(plane._admin(g, svc, n), d / f"{i:04d}.rdb", timeout=SAVE_DEADLINE)
+    return True
+
+
+def _save_cluster(plane: Any, cc: Any) -> bool:
+    svc = services.get(cc.service_name())
+    if svc is None or cc.status in ("creating", "deleting") or not svc.nodes[0].alive():
+        return False
+    d = _fresh(cc.service_name())
+    ops.bgsave_to(plane._cluster_conn(cc, svc.nodes[0]), d / "0001.rdb", timeout=SAVE_DEADLINE)
+    return True
+
+
+# --- the next start ----------------------------------------------------------------------------
+
+def reconcile(plane: Any) -> None:
+    """Adopt or restart what the records name, stop what they do not (a thread of install(): the
+    server starts while `services.start("aws")` holds the state directory's lock)."""
+    from helpers.aws.controlplane.models import stop_aws_services
+
+    stopped = stop_aws_services(keep=plane.known_services())
+    if stopped:
+        log.warning("Stopped engines no resource of the local ElastiCache API names: %s", ", ".join(stopped))
+    with plane.lock:
+        snapshots = list(plane.snapshots.values())
+        clusters = list(plane.clusters.values())
+        groups = list(plane.groups.values())
+    for snap in snapshots:  # a snapshot the endpoint was still taking when it stopped
+        if snap.status == "creating":
+            snap.status = "available" if snap.files and all(Path(f).exists() for f in snap.files) else "failed"
+    for cc in clusters:
+        try:
+            _reconcile_cluster(plane, cc)
+        except Exception as exc:  # noqa: BLE001 - the next record still gets its engines
+            log.warning("could not bring back the engines of cache cluster %s: %s", cc.cluster_id, exc)
+    for g in groups:
+        try:
+            _reconcile_group(plane, g)
+        except Exception as exc:  # noqa: BLE001
+            log.warning("could not bring back the engines of replication group %s: %s", g.group_id, exc)
+    plane.changed()
+
+
+def _lost_line(kind: str, ident: str) -> str:
+    return (f"The {kind} {ident} was restarted with no data: its engines had stopped without a clean "
+            "`python -m helpers stop` (a crash, a reboot or kill -9), which is every node failing at once, and "
+            "ElastiCache keeps no data through that either (restore a snapshot to get data back).")
+
+
+def _reconcile_group(plane: Any, g: Any) -> None:
+    if g.status == "deleting":  # the endpoint stopped in the middle of a delete: finish it
+        services.stop(g.service_name)
+        with plane.lock:
+            plane.groups.pop(g.group_id, None)
+        return
+    if g.status in ("create-failed",):
+        return
+    for kind, port in store.ENDPOINT_PORTS.get(g.group_id, {}).items():  # the same addresses, where free
+        if kind not in g.endpoints:
+            g.endpoints[kind] = Forwarder(f"{g.group_id}-{kind}", port=port)
+    g.busy, g.resharding = False, False
+    g.recovering.clear()
+    if _alive(g.service_name):
+        shutil.rmtree(saved_dir(g.service_name), ignore_errors=True)  # the live data is newer
+        plane.open_endpoints(g)
+        if g.status in TRANSIENT:
+            g.status = "available"
+        plane.ensure_monitor()
+        return
+    files = sorted(saved_dir(g.service_name).glob("*.rdb"))
+    if services.get(g.service_name) is not None:
+        services.stop(g.service_name)
+    g.status = "modifying"
+    g.member_ids.clear()
+    g.node_group_of.clear()
+    g.applied_users.clear()
+    g.admin_password = None  # the new nodes have no control-plane user yet: the user groups' code makes one
+
+    def work() -> None:
+        before = len(plane.events)
+        plane._provision_group(g, files)
+        _drop_creation_events(plane, before)
+        if files:
+            plane.event(g.group_id, "replication-group", "Replication group restarted with the lab; its data "
+                                                         "was reloaded from the clean stop")
+        else:
+            line = _lost_line("replication group", g.group_id)
+            engines.notice(line)
+            plane.event(g.group_id, "replication-group", line)
+        shutil.rmtree(saved_dir(g.service_name), ignore_errors=True)
+
+    plane.background(f"restart-rg-{g.group_id}", work, lambda msg: _restart_failed(plane, g, msg))
+
+
+def _restart_failed(plane: Any, g: Any, msg: str) -> None:
+    g.status = "create-failed"
+    plane.event(g.group_id, "replication-group", f"Could not restart the engines after the lab stopped: {msg}")
+
+
+def _reconcile_cluster(plane: Any, cc: Any) -> None:
+    names = [cc.service_name(n["id"]) for n in cc.nodes] if cc.engine == "memcached" else [cc.service_name()]
+    if cc.status == "deleting":
+        for name in names:
+            services.stop(name)
+        with plane.lock:
+            plane.clusters.pop(cc.cluster_id, None)
+        return
+    if cc.status in ("incompatible-parameters", "create-failed"):
+        return
+    if all(_alive(name) for name in names):
+        if cc.engine == "memcached" and cc.discovery is None:
+            from helpers.aws.controlplane.discovery import ConfigEndpoint
+
+            cc.discovery = ConfigEndpoint(lambda: plane._memcached_endpoints(cc))
+        for name in names:
+            shutil.rmtree(saved_dir(name), ignore_errors=True)
+        if cc.status in TRANSIENT:
+            cc.status = "available"
+        return
+    files = sorted(saved_dir(names[0]).glob("*.rdb")) if cc.engine != "memcached" else []
+    for name in names:
+        if services.get(name) is not None:
+            services.stop(name)
+    cc.status = "rebooting cache cluster nodes"
+
+    def work() -> None:
+        before = len(plane.events)
+        for n in cc.nodes:
+            n["status"] = "rebooting"
+        plane._provision_cluster(cc, files)
+        _drop_creation_events(plane, before)
+        cc.status = "available"
+        if files or cc.engine == "memcached":
+            plane.event(cc.cluster_id, "cache-cluster", "Cache cluster restarted with the lab" +
+                        ("; its data was reloaded from the clean stop" if files else
+                         " (Memcached keeps no data through a restart, on AWS neither)"))
+        else:
+            line = _lost_line("cache cluster", cc.cluster_id)
+            engines.notice(line)
+            plane.event(cc.cluster_id, "cache-cluster", line)
+        for name in names:
+            shutil.rmtree(saved_dir(name), ignore_errors=True)
+
+    def failed(msg: str) -> None:
+        cc.status = "incompatible-parameters"
+        plane.event(cc.cluster_id, "cache-cluster", f"Could not restart the engines after the lab stopped: {msg}")
+
+    plane.background(f"restart-{cc.cluster_id}", work, failed)
+
+
+def _drop_creation_events(plane: Any, before: int) -> None:
+    """The events the creation code emits again on a restart (the resource was created once)."""
+    with plane.lock:
+        new = plane.events[before:]
+        plane.events[before:] = [e for e in new if not e.message.startswith(_CREATION_EVENTS)]
+
+
+def shutdown(plane: Any) -> None:
+    """A clean stop of the endpoint: the engines' data, then the records (never raises)."""
+    with contextlib.suppress(Exception):
+        saved = save_data(plane)
+        if saved:
+            log.info("saved the data of %s", ", ".join(saved))
+    store.save(plane)

@@ -1,0 +1,105 @@
+"""What AWS keeps, the lab keeps across `python -m helpers stop` and the next start.
+
+AWS keeps a replication group, its data, a user, a parameter group and a snapshot until they are
+deleted; stopping and starting the lab (the local endpoint and every engine) must not lose them. The
+oracle is the API itself, asked through boto3 as a learner would, and the engines asked through a plain
+Redis client at the endpoint `describe-replication-groups` returns. A damaged store is set aside with
+one warning line, and the endpoint starts with no resources, as a damaged services.json is.
+"""
+
+from __future__ import annotations
+
+import redis
+
+from helpers.aws import endpoint as localaws
+from helpers.runtime import services
+
+
+def _wait(ec, waiter: str, **kwargs) -> None:
+    ec.get_waiter(waiter).wait(**kwargs, WaiterConfig={"Delay": 1, "MaxAttempts": 120})
+
+
+def test_resources_and_data_survive_a_stop_and_start(isolated_home):
+    services.start("aws")
+    ec = localaws.client("elasticache")
+    ec.create_cache_parameter_group(CacheParameterGroupName="kept-params", CacheParameterGroupFamily="redis7",
+                                    Description="kept across a restart")
+    ec.modify_cache_parameter_group(CacheParameterGroupName="kept-params", ParameterNameValues=[
+        {"ParameterName": "maxmemory-policy", "ParameterValue": "allkeys-lru"}])
+    ec.create_user(UserId="kept-user", UserName="kept-user", Engine="redis", AccessString="on ~app:* +@read",
+                   Passwords=["a-long-password-1234"])
+    ec.create_replication_group(ReplicationGroupId="kept", ReplicationGroupDescription="kept across a restart",
+                                Engine="redis", CacheNodeType="cache.t3.micro", NumCacheClusters=2,
+                                CacheParameterGroupName="kept-params")
+    _wait(ec, "replication_group_available", ReplicationGroupId="kept")
+    ep = ec.describe_replication_groups(ReplicationGroupId="kept")["ReplicationGroups"][0]["NodeGroups"][0][
+        "PrimaryEndpoint"]
+    r = redis.Redis(host=ep["Address"], port=ep["Port"], decode_responses=True)
+    r.set("before-snapshot", "1")
+    ec.create_snapshot(ReplicationGroupId="kept", SnapshotName="kept-snap")
+    _wait(ec, "replication_group_available", ReplicationGroupId="kept")
+    r.mset({f"key:{i}": str(i) for i in range(100)})
+    r.set("ttl-key", "v", ex=3600)
+    r.close()
+
+    stopped = services.stop()  # `python -m helpers stop`
+    assert "aws" in stopped and "aws-rg-kept" in stopped
+    services.start("aws")  # `python -m helpers start aws`
+    ec = localaws.client("elasticache")
+
+    _wait(ec, "replication_group_available", ReplicationGroupId="kept")
+    group = ec.describe_replication_groups(ReplicationGroupId="kept")["ReplicationGroups"][0]
+    assert group["CacheParameterGroup"]["CacheParameterGroupName"] == "kept-params" if "CacheParameterGroup" in group \
+        else True
+    assert len(group["MemberClusters"]) == 2
+    ep = group["NodeGroups"][0]["PrimaryEndpoint"]
+    r = redis.Redis(host=ep["Address"], port=ep["Port"], decode_responses=True, socket_timeout=10)
+    assert r.get("key:42") == "42" and r.get("before-snapshot") == "1"
+    assert len(r.keys("key:*")) == 100
+    assert 0 < r.ttl("ttl-key") <= 3600
+    assert r.config_get("maxmemory-policy")["maxmemory-policy"] == "allkeys-lru"
+    r.close()
+
+    users = {u["UserId"]: u for u in ec.describe_users()["Users"]}
+    assert users["kept-user"]["AccessString"] == "on ~app:* +@read"
+    values = {p["ParameterName"]: p.get("ParameterValue") for p in ec.describe_cache_parameters(
+        CacheParameterGroupName="kept-params", Source="user")["Parameters"]}
+    assert values == {"maxmemory-policy": "allkeys-lru"}
+    snaps = ec.describe_snapshots(SnapshotName="kept-snap")["Snapshots"]
+    assert [s["SnapshotStatus"] for s in snaps] == ["available"]
+    events = [e["Message"] for e in ec.describe_events(SourceIdentifier="kept", SourceType="replication-group",
+                                                      Duration=60)["Events"]]
+    assert "Replication group created" in events  # the history is kept too
+
+    # The snapshot taken before the stop still restores (its file was kept, and so is its record).
+    ec.create_replication_group(ReplicationGroupId="from-snap", ReplicationGroupDescription="restored",
+                                Engine="redis", CacheNodeType="cache.t3.micro", SnapshotName="kept-snap")
+    _wait(ec, "replication_group_available", ReplicationGroupId="from-snap")
+    ep = ec.describe_replication_groups(ReplicationGroupId="from-snap")["ReplicationGroups"][0]["NodeGroups"][0][
+        "PrimaryEndpoint"]
+    r = redis.Redis(host=ep["Address"], port=ep["Port"], decode_responses=True, socket_timeout=10)
+    assert r.get("before-snapshot") == "1" and r.get("key:1") is None
+    r.close()
+
+
+def test_a_damaged_store_is_set_aside_and_the_endpoint_starts_empty(isolated_home):
+    services.start("aws")
+    ec = localaws.client("elasticache")
+    ec.create_user(UserId="lost-user", UserName="lost-user", Engine="redis", AccessString="on ~* +@all",
+                   NoPasswordRequired=True)
+    services.stop()
+    store = isolated_home / "controlplane.sqlite3"
+    assert store.exists()
+    store.write_bytes(b"this is not a SQLite database" * 100)
+
+    services.start("aws")
+    ec = localaws.client("elasticache")
+    assert "lost-user" not in {u["UserId"] for u in ec.describe_users()["Users"]}
+    aside = list(isolated_home.glob("controlplane.sqlite3.corrupt-*"))
+    assert len(aside) == 1 and aside[0].read_bytes().startswith(b"this is not")
+    log = "".join(p.read_text() for p in (isolated_home / "services" / "aws").glob("*.log"))
+    warned = [line for line in log.splitlines() if "controlplane.sqlite3" in line and "damaged" in line]
+    assert len(warned) == 1, log[-2000:]
+    ec.create_user(UserId="new-user", UserName="new-user", Engine="redis", AccessString="on ~* +@all",
+                   NoPasswordRequired=True)  # and the endpoint writes a fresh store
+    assert "new-user" in {u["UserId"] for u in ec.describe_users()["Users"]}
