@@ -41,7 +41,7 @@ def test_kill_9_in_the_middle_of_a_create_leaves_nothing_unlisted(isolated_home)
     assert half_made, "the create had already stopped its engines: nothing was left half-made"
     assert {p.pid for p in services.unrecorded_processes()} & set(half_made), "the half-made engines are listed"
 
-    services.start("aws")  # the restart notice says the API's resources are gone, as they are for now
+    services.start("aws")  # the group's record is read back; the engines its dead create left are stopped
 
     deadline = time.monotonic() + 30
     while any(psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE for pid in half_made) \

@@ -49,10 +49,10 @@ def test_resources_and_data_survive_a_stop_and_start(isolated_home):
 
     _wait(ec, "replication_group_available", ReplicationGroupId="kept")
     group = ec.describe_replication_groups(ReplicationGroupId="kept")["ReplicationGroups"][0]
-    assert group["CacheParameterGroup"]["CacheParameterGroupName"] == "kept-params" if "CacheParameterGroup" in group \
-        else True
     assert len(group["MemberClusters"]) == 2
-    ep = group["NodeGroups"][0]["PrimaryEndpoint"]
+    assert group["NodeGroups"][0]["PrimaryEndpoint"] == ep  # the same address, as a DNS name stays
+    member = ec.describe_cache_clusters(CacheClusterId=group["MemberClusters"][0])["CacheClusters"][0]
+    assert member["CacheParameterGroup"]["CacheParameterGroupName"] == "kept-params"
     r = redis.Redis(host=ep["Address"], port=ep["Port"], decode_responses=True, socket_timeout=10)
     assert r.get("key:42") == "42" and r.get("before-snapshot") == "1"
     assert len(r.keys("key:*")) == 100
@@ -80,6 +80,33 @@ def test_resources_and_data_survive_a_stop_and_start(isolated_home):
     r = redis.Redis(host=ep["Address"], port=ep["Port"], decode_responses=True, socket_timeout=10)
     assert r.get("before-snapshot") == "1" and r.get("key:1") is None
     r.close()
+
+
+def test_a_crash_loses_the_data_as_every_node_failing_would(isolated_home):
+    services.start("aws")
+    ec = localaws.client("elasticache")
+    ec.create_cache_cluster(CacheClusterId="crashed", Engine="redis", CacheNodeType="cache.t3.micro", NumCacheNodes=1)
+    _wait(ec, "cache_cluster_available", CacheClusterId="crashed")
+    node = ec.describe_cache_clusters(CacheClusterId="crashed", ShowCacheNodeInfo=True)["CacheClusters"][0][
+        "CacheNodes"][0]["Endpoint"]
+    r = redis.Redis(host=node["Address"], port=node["Port"], decode_responses=True)
+    r.set("k", "v")
+    r.close()
+    for svc in services.status():  # the machine goes down: every process dies at once, nothing is saved
+        for n in svc.nodes:
+            n.kill()
+
+    services.start("aws")
+    ec = localaws.client("elasticache")
+    _wait(ec, "cache_cluster_available", CacheClusterId="crashed")
+    node = ec.describe_cache_clusters(CacheClusterId="crashed", ShowCacheNodeInfo=True)["CacheClusters"][0][
+        "CacheNodes"][0]["Endpoint"]
+    r = redis.Redis(host=node["Address"], port=node["Port"], decode_responses=True, socket_timeout=10)
+    assert r.get("k") is None  # ElastiCache keeps no data through every node failing (no snapshot was taken)
+    r.close()
+    events = [e["Message"] for e in ec.describe_events(SourceIdentifier="crashed", SourceType="cache-cluster",
+                                                      Duration=60)["Events"]]
+    assert [m for m in events if "restarted with no data" in m]
 
 
 def test_a_damaged_store_is_set_aside_and_the_endpoint_starts_empty(isolated_home):

@@ -101,7 +101,7 @@ def describe(svc: Service) -> str:
 def lost(svc: Service, every_node: bool) -> str:
     """What a restart of `svc` lost, in words."""
     if svc.topology == "aws":
-        return "resources created through the API before it stopped are gone"
+        return "its resources were read back from the state directory (their data too, after a clean stop)"
     if svc.options.get("persistence"):
         return "it reloaded what it had saved to disk"
     if not every_node and svc.topology in ("replicated", "cluster", "aws-redis") and len(svc.nodes) > 1:

@@ -40,8 +40,36 @@ _CREATION_EVENTS = ("Restored ", "Cache cluster created", "Replication group cre
 TRANSIENT = ("creating", "modifying", "snapshotting", "rebooting cache cluster nodes")
 
 
+_RESTARTS = threading.Lock()  # one resource's engines start at a time: each gets its own old ports back
+
+
 def saved_dir(service: str) -> Path:
     return state.home() / store.SAVED_DATA / service
+
+
+def _ports_file() -> Path:
+    return state.home() / store.SAVED_DATA / "ports.json"
+
+
+def save_ports(plane: Any) -> None:
+    """Each resource's node ports (services.json forgets them when the lab stops), to be asked for again."""
+    ports = {}
+    for name in plane.known_services():
+        svc = services.get(name)
+        if svc is not None:
+            ports[name] = [n.port for n in svc.nodes]
+    _ports_file().parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    state.write_json(_ports_file(), ports)
+
+
+def _old_ports(names: list[str]) -> list[int]:
+    """The ports the services had: from their records (after a crash), else from the clean stop's list."""
+    saved = state.read_json(_ports_file(), {}, lambda d: None if isinstance(d, dict) else "not an object")
+    found: list[int] = []
+    for name in names:
+        svc = services.get(name)
+        found += [n.port for n in svc.nodes] if svc is not None else [int(p) for p in saved.get(name, [])]
+    return found
 
 
 def _alive(service: str) -> bool:
@@ -59,10 +87,13 @@ def save_data(plane: Any) -> list[str]:
     with plane.lock:
         groups = list(plane.groups.values())
         clusters = [cc for cc in plane.clusters.values() if cc.engine != "memcached"]
+        serverless = list(getattr(plane, "serverless", {}).values())
     for g in groups:
         jobs.append((g.service_name, lambda g=g: _save_group(plane, g)))
     for cc in clusters:
         jobs.append((cc.service_name(), lambda cc=cc: _save_cluster(plane, cc)))
+    for sc in serverless:
+        jobs.append((sc.service_name, lambda sc=sc: _save_serverless(plane, sc)))
     done: list[str] = []
 
     def run(name: str, fn: Any) -> None:
@@ -111,6 +142,14 @@ def _save_cluster(plane: Any, cc: Any) -> bool:
     return True
 
 
+def _save_serverless(plane: Any, sc: Any) -> bool:
+    svc = services.get(sc.service_name)
+    if svc is None or sc.status != "available" or not svc.nodes[0].alive():
+        return False
+    plane.dump_serverless(sc, svc, _fresh(sc.service_name) / "data.jsonl")
+    return True
+
+
 # --- the next start ----------------------------------------------------------------------------
 
 def reconcile(plane: Any) -> None:
@@ -125,6 +164,7 @@ def reconcile(plane: Any) -> None:
         snapshots = list(plane.snapshots.values())
         clusters = list(plane.clusters.values())
         groups = list(plane.groups.values())
+        serverless = list(getattr(plane, "serverless", {}).values())
     for snap in snapshots:  # a snapshot the endpoint was still taking when it stopped
         if snap.status == "creating":
             snap.status = "available" if snap.files and all(Path(f).exists() for f in snap.files) else "failed"
@@ -138,7 +178,46 @@ def reconcile(plane: Any) -> None:
             _reconcile_group(plane, g)
         except Exception as exc:  # noqa: BLE001
             log.warning("could not bring back the engines of replication group %s: %s", g.group_id, exc)
+    for sc in serverless:
+        try:
+            _reconcile_serverless(plane, sc)
+        except Exception as exc:  # noqa: BLE001
+            log.warning("could not bring back serverless cache %s: %s", sc.name, exc)
     plane.changed()
+
+
+def _reconcile_serverless(plane: Any, sc: Any) -> None:
+    if sc.status == "deleting":
+        plane.stop_serverless_service(sc)
+        with plane.lock:
+            plane.serverless.pop(sc.name, None)
+        return
+    if sc.status == "create-failed":
+        return
+    if _alive(sc.service_name):
+        shutil.rmtree(saved_dir(sc.service_name), ignore_errors=True)
+        if sc.status in TRANSIENT:
+            sc.status = "available"
+        threading.Thread(target=plane._watch_serverless, args=(sc,), name=f"serverless-{sc.name}",
+                         daemon=True).start()
+        return
+    files = [str(p) for p in saved_dir(sc.service_name).glob("*.jsonl")]
+    ports = _old_ports([sc.service_name])
+    if services.get(sc.service_name) is not None:
+        plane.stop_serverless_service(sc)
+    sc.status, sc.events_offset = "modifying", 0
+
+    def work() -> None:
+        with _RESTARTS, engines.preferred_ports(ports):
+            plane._start_serverless(sc, files)
+        sc.status = "available"
+        if not files:
+            line = _lost_line("serverless cache", sc.name)
+            engines.notice(line)
+            plane.event(sc.name, "serverless-cache", line)
+        shutil.rmtree(saved_dir(sc.service_name), ignore_errors=True)
+
+    plane.background(f"restart-serverless-{sc.name}", work, lambda msg: plane._serverless_failed(sc, msg))
 
 
 def _lost_line(kind: str, ident: str) -> str:
@@ -168,6 +247,7 @@ def _reconcile_group(plane: Any, g: Any) -> None:
         plane.ensure_monitor()
         return
     files = sorted(saved_dir(g.service_name).glob("*.rdb"))
+    ports = _old_ports([g.service_name])
     if services.get(g.service_name) is not None:
         services.stop(g.service_name)
     g.status = "modifying"
@@ -178,7 +258,8 @@ def _reconcile_group(plane: Any, g: Any) -> None:
 
     def work() -> None:
         before = len(plane.events)
-        plane._provision_group(g, files)
+        with _RESTARTS, engines.preferred_ports(ports):
+            plane._provision_group(g, files)
         _drop_creation_events(plane, before)
         if files:
             plane.event(g.group_id, "replication-group", "Replication group restarted with the lab; its data "
@@ -218,6 +299,7 @@ def _reconcile_cluster(plane: Any, cc: Any) -> None:
             cc.status = "available"
         return
     files = sorted(saved_dir(names[0]).glob("*.rdb")) if cc.engine != "memcached" else []
+    ports = _old_ports(names)
     for name in names:
         if services.get(name) is not None:
             services.stop(name)
@@ -227,7 +309,8 @@ def _reconcile_cluster(plane: Any, cc: Any) -> None:
         before = len(plane.events)
         for n in cc.nodes:
             n["status"] = "rebooting"
-        plane._provision_cluster(cc, files)
+        with _RESTARTS, engines.preferred_ports(ports):
+            plane._provision_cluster(cc, files)
         _drop_creation_events(plane, before)
         cc.status = "available"
         if files or cc.engine == "memcached":
@@ -257,6 +340,8 @@ def _drop_creation_events(plane: Any, before: int) -> None:
 
 def shutdown(plane: Any) -> None:
     """A clean stop of the endpoint: the engines' data, then the records (never raises)."""
+    with contextlib.suppress(Exception):
+        save_ports(plane)
     with contextlib.suppress(Exception):
         saved = save_data(plane)
         if saved:
