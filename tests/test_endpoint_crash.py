@@ -1,8 +1,9 @@
 """The local AWS endpoint killed in the middle of a create: its next start leaves no engine unlisted.
 
 A `kill -9` of the endpoint while `create-replication-group` is still starting engines leaves processes
-that no record names (the group's record died with the endpoint). The next start of the endpoint
-stops them before it answers its first request, so `helpers status` and the processes agree again.
+that no record names (services.json has no service for them yet). The next start of the endpoint
+stops them before it answers its first request, so `helpers status` and the processes agree again, and
+starts the group's engines again from its kept record.
 """
 
 from __future__ import annotations
@@ -49,6 +50,10 @@ def test_kill_9_in_the_middle_of_a_create_leaves_nothing_unlisted(isolated_home)
         time.sleep(0.1)
     assert not [pid for pid in half_made if psutil.pid_exists(pid)
                 and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE], "half-made engines still run"
+    # The group's record outlived the endpoint (it is kept in the state directory): its create starts over
+    # with engines of its own, as AWS finishes a create, and then every engine is recorded.
+    localaws.client("elasticache").get_waiter("replication_group_available").wait(
+        ReplicationGroupId="crash", WaiterConfig={"Delay": 1, "MaxAttempts": 120})
     assert not services.unrecorded_processes()
     log = (isolated_home / "services" / "aws").glob("*.log")
     assert any("was still starting" in p.read_text() for p in log), "the endpoint said what it stopped"

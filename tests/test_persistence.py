@@ -130,3 +130,30 @@ def test_a_damaged_store_is_set_aside_and_the_endpoint_starts_empty(isolated_hom
     ec.create_user(UserId="new-user", UserName="new-user", Engine="redis", AccessString="on ~* +@all",
                    NoPasswordRequired=True)  # and the endpoint writes a fresh store
     assert "new-user" in {u["UserId"] for u in ec.describe_users()["Users"]}
+
+
+def test_records_written_by_another_version_still_load(isolated_home):
+    """A store written by hand (sqlite3), as an older or newer version of the lab would have written it: a
+    key this version's record has no field for is ignored, a field missing from it gets its default."""
+    import json
+    import sqlite3
+
+    isolated_home.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(isolated_home / "controlplane.sqlite3")
+    conn.execute("CREATE TABLE records (tbl TEXT NOT NULL, key TEXT NOT NULL, body TEXT NOT NULL, "
+                 "PRIMARY KEY (tbl, key))")
+    user = {"__dc__": "helpers.aws.controlplane.models.base:User", "__v__": 1, "user_id": "old-user",
+            "user_name": "old-user", "engine": "redis", "access_string": "on ~cache:* +get", "passwords": [],
+            "no_password": True, "a_field_this_version_lacks": {"x": 1}}  # and no "status"
+    gone = {"__dc__": "helpers.aws.controlplane.models.base:AKindThisVersionLacks", "__v__": 1, "name": "x"}
+    with conn:
+        conn.execute("INSERT INTO records VALUES ('users', ?, ?)", (json.dumps("old-user"), json.dumps(user)))
+        conn.execute("INSERT INTO records VALUES ('users', ?, ?)", (json.dumps("other"), json.dumps(gone)))
+    conn.close()
+
+    services.start("aws")
+    ec = localaws.client("elasticache")
+    users = {u["UserId"]: u for u in ec.describe_users()["Users"]}
+    assert users["old-user"]["AccessString"] == "on ~cache:* +get"
+    assert users["old-user"]["Status"] == "active"  # the field's default
+    assert "other" not in users and "default" in users

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import importlib
+import functools
 import json
 import logging
 import os
@@ -108,17 +108,36 @@ def _hashable(value: Any) -> Any:
     return tuple(value) if isinstance(value, list) else value
 
 
+class UnknownRecord(ValueError):
+    """A record whose class is gone (renamed or removed by a newer or older version): skipped, not fatal."""
+
+
+@functools.cache
+def record_classes() -> dict[str, type]:
+    """Every kind of record the store can read back: the dataclasses of the model's modules, by name."""
+    from helpers.aws.controlplane.models import (
+        base,
+        events,
+        global_datastore,
+        lifecycle,
+        parameters,
+        serverless,
+        snapshots,
+        users,
+    )
+    from helpers.runtime import engines
+
+    return {f"{c.__module__}:{c.__qualname__}": c
+            for mod in (base, events, global_datastore, lifecycle, parameters, serverless, snapshots, users, engines)
+            for c in vars(mod).values() if isinstance(c, type) and dataclasses.is_dataclass(c)}
+
+
 def _record(data: dict[str, Any]) -> Any:
     """A dataclass from its written form: unknown keys ignored, missing fields given their default
     (None when the field has none)."""
-    module, _, qualname = str(data["__dc__"]).partition(":")
-    if not module.startswith("helpers."):
-        raise ValueError(f"a record of an unknown kind ({data['__dc__']})")
-    cls: Any = importlib.import_module(module)
-    for part in qualname.split("."):
-        cls = getattr(cls, part)
-    if not dataclasses.is_dataclass(cls):
-        raise ValueError(f"{data['__dc__']} is not a record")
+    cls = record_classes().get(str(data["__dc__"]))
+    if cls is None:
+        raise UnknownRecord(f"a record of a kind this version does not have ({data['__dc__']})")
     kwargs: dict[str, Any] = {}
     for f in dataclasses.fields(cls):
         if not f.init:
@@ -212,7 +231,12 @@ def load(plane: Any) -> int:
             if tbl == "endpoint_ports":
                 ports[json.loads(key)] = {str(k): int(v) for k, v in json.loads(body).items()}
             elif tbl in TABLES:
-                tables.setdefault(tbl, []).append((_hashable(decode(json.loads(key))), decode(json.loads(body))))
+                try:
+                    item = decode(json.loads(body))
+                except UnknownRecord as exc:
+                    log.warning("skipped %s %s of the store: %s", tbl, key, exc)
+                    continue
+                tables.setdefault(tbl, []).append((_hashable(decode(json.loads(key))), item))
     except (sqlite3.DatabaseError, ValueError, TypeError, KeyError, AttributeError, ImportError) as exc:
         _set_aside(p, exc)
         return 0
