@@ -255,8 +255,12 @@ def _reconcile_group(plane: Any, g: Any) -> None:
     g.node_group_of.clear()
     g.applied_users.clear()
     g.admin_password = None  # the new nodes have no control-plane user yet: the user groups' code makes one
+    upstream = _global_primary(plane, g)
 
     def work() -> None:
+        if upstream is not None:  # a global datastore's secondary follows its primary again, once that one runs
+            _wait_available(upstream)
+            g.after_create = lambda: plane._follow(g, upstream)
         before = len(plane.events)
         with _RESTARTS, engines.preferred_ports(ports):
             plane._provision_group(g, files)
@@ -271,6 +275,20 @@ def _reconcile_group(plane: Any, g: Any) -> None:
         shutil.rmtree(saved_dir(g.service_name), ignore_errors=True)
 
     plane.background(f"restart-rg-{g.group_id}", work, lambda msg: _restart_failed(plane, g, msg))
+
+
+def _global_primary(plane: Any, g: Any) -> Any:
+    """The primary group a global datastore's secondary follows (None for any other group)."""
+    if g.global_role != "secondary" or not g.global_id:
+        return None
+    gds = getattr(plane, "global_groups", {}).get(g.global_id)
+    return plane.groups.get(gds.primary_id) if gds is not None else None
+
+
+def _wait_available(g: Any, timeout: float = 300.0) -> None:
+    deadline = time.monotonic() + timeout
+    while g.status != "available" and time.monotonic() < deadline:
+        time.sleep(0.2)
 
 
 def _restart_failed(plane: Any, g: Any, msg: str) -> None:

@@ -171,6 +171,7 @@ def _rows(plane: Any) -> dict[tuple[str, str], str]:
                 items = [(json.dumps(i), v) for i, v in enumerate(table)]
             elif isinstance(table, dict):
                 items = [(json.dumps(encode(k)), v) for k, v in table.items()]
+                rows[("order", tbl)] = json.dumps([k for k, _ in items])  # describe lists them in this order
             else:
                 continue
             for key, v in items:
@@ -227,7 +228,11 @@ def load(plane: Any) -> int:
             conn.close()
         tables: dict[str, list[tuple[Any, Any]]] = {}
         ports: dict[str, dict[str, int]] = {}
+        order = {key: {k: i for i, k in enumerate(json.loads(body))} for tbl, key, body in rows if tbl == "order"}
+        rows.sort(key=lambda row: (row[0], order.get(row[0], {}).get(row[1], len(rows)), row[1]))
         for tbl, key, body in rows:
+            if tbl == "order":
+                continue
             if tbl == "endpoint_ports":
                 ports[json.loads(key)] = {str(k): int(v) for k, v in json.loads(body).items()}
             elif tbl in TABLES:
