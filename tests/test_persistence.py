@@ -9,10 +9,11 @@ one warning line, and the endpoint starts with no resources, as a damaged servic
 
 from __future__ import annotations
 
+import pytest
 import redis
 
 from helpers.aws import endpoint as localaws
-from helpers.runtime import services
+from helpers.runtime import engines, services
 
 
 def _wait(ec, waiter: str, **kwargs) -> None:
@@ -157,3 +158,37 @@ def test_records_written_by_another_version_still_load(isolated_home):
     assert users["old-user"]["AccessString"] == "on ~cache:* +get"
     assert users["old-user"]["Status"] == "active"  # the field's default
     assert "other" not in users and "default" in users
+
+
+@pytest.mark.skipif(not any(e.version.split(".")[0].isdigit() and int(e.version.split(".")[0]) >= 9
+                            for e in engines.installed_engines("valkey")), reason="needs valkey-server 9 or later")
+def test_a_durable_group_keeps_its_writes_through_a_crash(isolated_home):
+    """Valkey 9's durability on AWS: a write answered OK is not lost when nodes fail; so here, after every
+    process of the lab was killed, the group comes back with its data from the nodes' append-only files."""
+    from redis.cluster import RedisCluster
+
+    from helpers.aws.controlplane import engineops as ops
+
+    services.start("aws")
+    ec = localaws.client("elasticache")
+    ec.create_replication_group(ReplicationGroupId="dur", ReplicationGroupDescription="durable", Engine="valkey",
+                                CacheNodeType="cache.r7g.large", NumNodeGroups=1, ReplicasPerNodeGroup=1,
+                                MultiAZEnabled=True, AutomaticFailoverEnabled=True, TransitEncryptionEnabled=True,
+                                Durability="sync")
+    _wait(ec, "replication_group_available", ReplicationGroupId="dur")
+    cfg = ec.describe_replication_groups(ReplicationGroupId="dur")["ReplicationGroups"][0]["ConfigurationEndpoint"]
+    tls = ops._tls().redis_tls_client_kwargs(client_cert=False)
+    rc = RedisCluster(host=cfg["Address"], port=cfg["Port"], decode_responses=True, **tls)
+    rc.mset_nonatomic({f"k{i}": str(i) for i in range(50)})
+    rc.close()
+    for svc in services.status():  # the machine goes down
+        for n in svc.nodes:
+            n.kill()
+
+    services.start("aws")
+    ec = localaws.client("elasticache")
+    _wait(ec, "replication_group_available", ReplicationGroupId="dur")
+    cfg = ec.describe_replication_groups(ReplicationGroupId="dur")["ReplicationGroups"][0]["ConfigurationEndpoint"]
+    rc = RedisCluster(host=cfg["Address"], port=cfg["Port"], decode_responses=True, **tls)
+    assert [rc.get(f"k{i}") for i in range(50)] == [str(i) for i in range(50)]
+    rc.close()

@@ -248,6 +248,12 @@ def _reconcile_group(plane: Any, g: Any) -> None:
         return
     files = sorted(saved_dir(g.service_name).glob("*.rdb"))
     ports = _old_ports([g.service_name])
+    durable = not files and g.effective_durability not in (None, "disabled")
+    if durable and services.get(g.service_name) is not None:  # a crash: the append-only files kept every write
+        try:
+            files = _from_append_only_files(plane, g, services.get(g.service_name))
+        except Exception as exc:  # noqa: BLE001 - the group still comes back, empty, and says so
+            log.warning("could not read the append-only files of %s: %s", g.group_id, exc)
     if services.get(g.service_name) is not None:
         services.stop(g.service_name)
     g.status = "modifying"
@@ -265,7 +271,11 @@ def _reconcile_group(plane: Any, g: Any) -> None:
         with _RESTARTS, engines.preferred_ports(ports):
             plane._provision_group(g, files)
         _drop_creation_events(plane, before)
-        if files:
+        if files and durable:
+            plane.event(g.group_id, "replication-group", "Replication group restarted after its nodes failed; its "
+                                                         "data was reloaded from the nodes' append-only files "
+                                                         "(durability)")
+        elif files:
             plane.event(g.group_id, "replication-group", "Replication group restarted with the lab; its data "
                                                          "was reloaded from the clean stop")
         else:
@@ -275,6 +285,37 @@ def _reconcile_group(plane: Any, g: Any) -> None:
         shutil.rmtree(saved_dir(g.service_name), ignore_errors=True)
 
     plane.background(f"restart-rg-{g.group_id}", work, lambda msg: _restart_failed(plane, g, msg))
+
+
+def _from_append_only_files(plane: Any, g: Any, svc: Any) -> list[Path]:
+    """A durable group's data after every node failed: each shard's append-only files (what Valkey 9's
+    durability keeps on AWS), loaded by a scratch node of the same engine and saved as one RDB file."""
+    shards: dict[str, list[Any]] = {}
+    for n in ops.data_nodes(svc):
+        shards.setdefault(g.node_group_of.get(n.name, "0001"), []).append(n)
+    out = _fresh(g.service_name)
+    files = []
+    for i, (_, nodes) in enumerate(sorted(shards.items()), start=1):
+        nodes.sort(key=lambda n: n.role != "primary")  # the recorded primary first (sync: every node has it all)
+        source = next((Path(n.workdir) / f"appendonlydir-{n.port}" for n in nodes
+                       if (Path(n.workdir) / f"appendonlydir-{n.port}").is_dir()), None)
+        if source is None:
+            continue
+        scratch = f"{g.service_name}-aof-{i}"
+        ops.fresh_dir(scratch)
+        shutil.copytree(source, state.service_dir(scratch) / "appendonlydir")
+        try:
+            with engines.pinned(plane.engine_binary(g.engine, g.engine_version)):
+                node = services.start("aws-redis", name=scratch, config={
+                    "appendonly": "yes", "appenddirname": "appendonlydir"}).nodes[0]
+            conn = ops.redis_conn(node.host, node.port)
+            ops.wait_ping(conn)
+            ops.bgsave_to(conn, out / f"{i:04d}.rdb")
+            files.append(out / f"{i:04d}.rdb")
+        finally:
+            services.stop(scratch)
+            shutil.rmtree(state.home() / "services" / scratch, ignore_errors=True)
+    return files
 
 
 def _global_primary(plane: Any, g: Any) -> Any:
