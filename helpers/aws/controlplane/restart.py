@@ -208,8 +208,12 @@ def _reconcile_serverless(plane: Any, sc: Any) -> None:
     sc.status, sc.events_offset = "modifying", 0
 
     def work() -> None:
+        before = len(plane.events)
         with _RESTARTS, engines.preferred_ports(ports):
             plane._start_serverless(sc, files)
+        with plane.lock:  # it said so when it was created
+            plane.events[before:] = [e for e in plane.events[before:]
+                                     if e.message != f"Serverless cache {sc.name} is available"]
         sc.status = "available"
         if not files:
             line = _lost_line("serverless cache", sc.name)
