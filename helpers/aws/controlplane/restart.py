@@ -166,8 +166,16 @@ def reconcile(plane: Any) -> None:
         groups = list(plane.groups.values())
         serverless = list(getattr(plane, "serverless", {}).values())
     for snap in snapshots:  # a snapshot the endpoint was still taking when it stopped
-        if snap.status == "creating":
-            snap.status = "available" if snap.files and all(Path(f).exists() for f in snap.files) else "failed"
+        if snap.status != "creating":
+            continue
+        if snap.files and all(Path(f).exists() for f in snap.files):
+            snap.status = "available"
+        else:  # AWS has no failed snapshot status: the snapshot is not kept, and an event says why
+            with plane.lock:
+                plane.snapshots.pop(snap.name, None)
+            source = (snap.cluster.cluster_id, "cache-cluster") if snap.cluster is not None else \
+                (snap.group.group_id if snap.group is not None else snap.name, "replication-group")
+            plane.event(*source, f"Snapshot {snap.name} was not completed: the local endpoint stopped while taking it")
     for cc in clusters:
         try:
             _reconcile_cluster(plane, cc)

@@ -190,8 +190,8 @@ def save(plane: Any) -> None:
     if not _enabled:
         return
     try:
-        rows = _rows(plane)
-        with _LOCK:
+        with _LOCK:  # read and written in one go: a save never writes rows older than the last one's
+            rows = _rows(plane)
             changed = {k: v for k, v in rows.items() if _written.get(k) != v}
             gone = [k for k in _written if k not in rows]
             if not changed and not gone:
