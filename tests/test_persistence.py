@@ -192,3 +192,14 @@ def test_a_durable_group_keeps_its_writes_through_a_crash(isolated_home):
     rc = RedisCluster(host=cfg["Address"], port=cfg["Port"], decode_responses=True, **tls)
     assert [rc.get(f"k{i}") for i in range(50)] == [str(i) for i in range(50)]
     rc.close()
+
+
+def test_every_table_of_the_backend_is_kept():
+    """A table added to the backend (a new kind of resource) must be added to the store's list, or its
+    records would vanish at the next start without a word."""
+    from helpers.aws.controlplane import store
+    from helpers.aws.controlplane.models import ControlPlane
+
+    plane = ControlPlane()
+    tables = {k for k, v in vars(plane).items() if isinstance(v, (dict, list)) and not k.startswith("_")}
+    assert tables - {"threads"} == set(store.TABLES)
