@@ -359,11 +359,14 @@ def _reconcile_cluster(plane: Any, cc: Any) -> None:
         return
     if cc.status in ("incompatible-parameters", "create-failed"):
         return
-    if all(_alive(name) for name in names):
-        if cc.engine == "memcached" and cc.discovery is None:
-            from helpers.aws.controlplane.discovery import ConfigEndpoint
+    kept = None
+    if cc.engine == "memcached":  # the configuration endpoint keeps its address, where the port is free
+        from helpers.aws.controlplane.discovery import ConfigEndpoint
 
-            cc.discovery = ConfigEndpoint(lambda: plane._memcached_endpoints(cc))
+        kept = ConfigEndpoint(lambda: plane._memcached_endpoints(cc), port=store.DISCOVERY_PORTS.get(cc.cluster_id, 0))
+    if all(_alive(name) for name in names):
+        if kept is not None:
+            cc.discovery = kept
         for name in names:
             shutil.rmtree(saved_dir(name), ignore_errors=True)
         if cc.status in TRANSIENT:
@@ -382,12 +385,16 @@ def _reconcile_cluster(plane: Any, cc: Any) -> None:
             n["status"] = "rebooting"
         with _RESTARTS, engines.preferred_ports(ports):
             plane._provision_cluster(cc, files)
+        if kept is not None and cc.discovery is not kept:  # the creation code opened one of its own
+            if cc.discovery is not None:
+                cc.discovery.close()
+            cc.discovery = kept
         _drop_creation_events(plane, before)
         cc.status = "available"
         if files or cc.engine == "memcached":
             plane.event(cc.cluster_id, "cache-cluster", "Cache cluster restarted with the lab" +
                         ("; its data was reloaded from the clean stop" if files else
-                         " (Memcached keeps no data through a restart, on AWS neither)"))
+                         " (its Memcached nodes start empty, as a rebooted ElastiCache Memcached node does)"))
         else:
             line = _lost_line("cache cluster", cc.cluster_id)
             engines.notice(line)
@@ -396,6 +403,8 @@ def _reconcile_cluster(plane: Any, cc: Any) -> None:
             shutil.rmtree(saved_dir(name), ignore_errors=True)
 
     def failed(msg: str) -> None:
+        if kept is not None and cc.discovery is not kept:
+            kept.close()
         cc.status = "incompatible-parameters"
         plane.event(cc.cluster_id, "cache-cluster", f"Could not restart the engines after the lab stopped: {msg}")
 

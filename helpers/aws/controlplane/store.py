@@ -49,6 +49,7 @@ _DROP = object()  # a value that lives only in this process: not written
 _LOCK = threading.Lock()
 _written: dict[tuple[str, str], str] = {}  # (table, key) -> the body last written
 ENDPOINT_PORTS: dict[str, dict[str, int]] = {}  # group id -> endpoint kind -> port, as last saved
+DISCOVERY_PORTS: dict[str, int] = {}  # Memcached cluster id -> its configuration endpoint's port, as last saved
 _enabled = False
 
 
@@ -182,6 +183,9 @@ def _rows(plane: Any) -> dict[tuple[str, str], str]:
             ports = {kind: fwd.port for kind, fwd in getattr(g, "endpoints", {}).items() if getattr(fwd, "port", 0)}
             if ports:
                 rows[("endpoint_ports", json.dumps(gid))] = json.dumps(ports, sort_keys=True)
+        for cid, cc in getattr(plane, "clusters", {}).items():
+            if getattr(getattr(cc, "discovery", None), "port", 0):
+                rows[("discovery_ports", json.dumps(cid))] = json.dumps(cc.discovery.port)
     return rows
 
 
@@ -228,6 +232,7 @@ def load(plane: Any) -> int:
             conn.close()
         tables: dict[str, list[tuple[Any, Any]]] = {}
         ports: dict[str, dict[str, int]] = {}
+        discovery: dict[str, int] = {}
         order = {key: {k: i for i, k in enumerate(json.loads(body))} for tbl, key, body in rows if tbl == "order"}
         rows.sort(key=lambda row: (row[0], order.get(row[0], {}).get(row[1], len(rows)), row[1]))
         for tbl, key, body in rows:
@@ -235,6 +240,8 @@ def load(plane: Any) -> int:
                 continue
             if tbl == "endpoint_ports":
                 ports[json.loads(key)] = {str(k): int(v) for k, v in json.loads(body).items()}
+            elif tbl == "discovery_ports":
+                discovery[json.loads(key)] = int(json.loads(body))
             elif tbl in TABLES:
                 try:
                     item = decode(json.loads(body))
@@ -254,6 +261,8 @@ def load(plane: Any) -> int:
                 table.update(items)
     ENDPOINT_PORTS.clear()
     ENDPOINT_PORTS.update(ports)
+    DISCOVERY_PORTS.clear()
+    DISCOVERY_PORTS.update(discovery)
     with _LOCK:
         _written.clear()
         _written.update({(t, k): b for t, k, b in rows})
