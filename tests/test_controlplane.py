@@ -497,18 +497,26 @@ def test_other_actions_answer_in_aws_terms(ec):
     assert ec.describe_global_replication_groups()["GlobalReplicationGroups"] == []  # none made in this module
 
 
-def test_a_new_server_stops_what_an_old_one_left(ec):
-    ec.create_cache_cluster(CacheClusterId="t-orphan", Engine="redis", CacheNodeType="cache.t3.micro")
-    cpc.wait_for(ec, cache_cluster_id="t-orphan")
-    pids = pids_of("aws-t-orphan")
-    helpers.stop("aws")  # the API forgets the cluster; its engine is still recorded and running
-    assert not gone(pids)
+def test_a_new_server_adopts_what_its_records_name_and_stops_the_rest(ec):
+    from helpers.aws.controlplane import engineops  # noqa: F401 - registers the aws-redis topology
+
+    ec.create_cache_cluster(CacheClusterId="t-kept", Engine="redis", CacheNodeType="cache.t3.micro")
+    cpc.wait_for(ec, cache_cluster_id="t-kept")
+    pids = pids_of("aws-t-kept")
+    helpers.start("aws-redis", name="aws-t-orphan")  # an engine named like the API's that no resource names
+    orphan = pids_of("aws-t-orphan")
+    helpers.stop("aws")  # the engines keep running; the cluster's record is kept in the state directory
+    assert not gone(pids) and not gone(orphan)
     fresh = localaws.client("elasticache")
     deadline = time.monotonic() + 60  # the new server cleans up in the background
-    while not (gone(pids) and "aws-t-orphan" not in aws_services()) and time.monotonic() < deadline:
+    while not (gone(orphan) and "aws-t-orphan" not in aws_services()) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert gone(pids) and "aws-t-orphan" not in aws_services()
-    assert fresh.describe_cache_clusters()["CacheClusters"] == []
+    assert gone(orphan) and "aws-t-orphan" not in aws_services()
+    assert not gone(pids) and pids_of("aws-t-kept") == pids  # adopted: the same process, still recorded
+    kept = fresh.describe_cache_clusters(CacheClusterId="t-kept")["CacheClusters"][0]
+    assert kept["CacheClusterStatus"] == "available"
+    fresh.delete_cache_cluster(CacheClusterId="t-kept")
+    cpc.wait_deleted(fresh, cache_cluster_id="t-kept")
 
 
 def test_moto_reset_stops_the_engines(ec):

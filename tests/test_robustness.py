@@ -436,8 +436,8 @@ def test_the_aws_endpoint_restart_notice():
                         argv=[], workdir="/", log="/x")
     svc = Service(name="aws", topology="aws", options={}, nodes=[node])
     assert services.restart_notice(svc, [node]) == (
-        "The local AWS endpoint was restarted after it stopped; resources created through the API before it "
-        "stopped are gone.")
+        "The local AWS endpoint was restarted after it stopped; its resources were read back from the state "
+        "directory (their data too, after a clean stop).")
 
 
 # --- 12. a lost server in a notebook cell is one paragraph --------------------------------------

@@ -111,8 +111,12 @@ def main(argv: list[str] | None = None) -> None:
     from helpers.runtime import state
 
     os.environ.setdefault("MOTO_PORT", str(args.port))
+    def stop(*_: object) -> None:
+        controlplane.shutdown()  # a clean stop: each cache's data and the records are saved first
+        sys.exit(0)
+
     for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: sys.exit(0))
+        signal.signal(sig, stop)
     home = state.home()
     auth.credentials(home)
     app = DomainDispatcherApplication(create_backend_app)

@@ -328,6 +328,32 @@ def binary_version(path: str) -> str:
 
 _HANDED_OUT: dict[int, float] = {}  # port -> when free_port() gave it: nodes started at once get distinct ports
 _HANDED_LOCK = threading.Lock()
+_PREFERRED: list[int] = []  # ports free_port() hands out first: see preferred_ports()
+
+
+@contextlib.contextmanager
+def preferred_ports(ports: Sequence[int]) -> Iterator[None]:
+    """Within this block free_port() hands out these ports first, in order, each one only if it is free:
+    a resource started again gets its old addresses back where it can."""
+    with _HANDED_LOCK:
+        _PREFERRED[:] = list(ports)
+    try:
+        yield
+    finally:
+        with _HANDED_LOCK:
+            _PREFERRED.clear()
+
+
+def _reusable(port: int) -> bool:
+    """Whether a server could listen on `port` now (SO_REUSEADDR, as the engines bind: a port whose
+    last connections are in TIME_WAIT counts as free)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((LOOPBACK, port))
+        except OSError:
+            return False
+    return True
 
 
 def free_port(*, bus_offset: int | None = None, avoid: Sequence[int] = ()) -> int:
@@ -340,6 +366,13 @@ def free_port(*, bus_offset: int | None = None, avoid: Sequence[int] = ()) -> in
                 del _HANDED_OUT[port]
         taken = set(_HANDED_OUT) | {p + (bus_offset or 0) for p in _HANDED_OUT} | \
             {p + CLUSTER_BUS_OFFSET for p in _HANDED_OUT}
+        while _PREFERRED:
+            port = _PREFERRED.pop(0)
+            if port in avoid or port in taken or not _reusable(port):
+                continue
+            if bus_offset is None or (port + bus_offset < 65536 and _reusable(port + bus_offset)):
+                _HANDED_OUT[port] = now
+                return port
         for _ in range(200):
             with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
                 s.bind((LOOPBACK, 0))

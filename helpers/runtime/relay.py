@@ -79,14 +79,17 @@ def splice(a: socket.socket, b: socket.socket) -> None:
 
 
 class LoopbackListener:
-    """A TCP listener on a free loopback port; each accepted connection is served by `serve(conn)`
+    """A TCP listener on a free loopback port (or `port`, when it is free); each accepted connection is served by `serve(conn)`
     in a thread of its own (daemon threads of the process that owns the listener)."""
 
-    def __init__(self, name: str, backlog: int = 128):
+    def __init__(self, name: str, backlog: int = 128, port: int = 0):
         self._closed = threading.Event()
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._sock.bind((LOOPBACK, 0))
+        try:  # the port asked for (an address kept across a restart), else any free one
+            self._sock.bind((LOOPBACK, port))
+        except OSError:
+            self._sock.bind((LOOPBACK, 0))
         self._sock.listen(backlog)
         self.host, self.port = self._sock.getsockname()[:2]
         threading.Thread(target=self._accept, name=f"{name}-{self.port}", daemon=True).start()

@@ -101,7 +101,7 @@ def describe(svc: Service) -> str:
 def lost(svc: Service, every_node: bool) -> str:
     """What a restart of `svc` lost, in words."""
     if svc.topology == "aws":
-        return "resources created through the API before it stopped are gone"
+        return "its resources were read back from the state directory (their data too, after a clean stop)"
     if svc.options.get("persistence"):
         return "it reloaded what it had saved to disk"
     if not every_node and svc.topology in ("replicated", "cluster", "aws-redis") and len(svc.nodes) > 1:
@@ -133,7 +133,9 @@ def stop(name: str | None = None) -> list[str]:
     stopped: list[str] = []
     with state.locked():
         records = state.load_registry()
-        names = [name] if name else list(records)
+        # Endpoints first: one may save what the services behind it hold (the local AWS endpoint saves
+        # its caches' data when it stops cleanly), which needs them still running.
+        names = [name] if name else sorted(records, key=lambda n: not _is_endpoint(records[n]))
         for n in names:
             record = records.pop(n, None)
             if record:
@@ -143,6 +145,10 @@ def stop(name: str | None = None) -> list[str]:
         if name is None:
             stopped += sweep_orphans()
     return stopped
+
+
+def _is_endpoint(record: dict[str, Any]) -> bool:
+    return any(n.get("role") == "endpoint" for n in record.get("nodes", []))
 
 
 def _stop_service(svc: Service) -> None:

@@ -30,12 +30,13 @@ option: docs/local-vs-aws.md.
 
 Engines are services named `aws-<cache cluster id>[-<node id>]` or `aws-rg-<replication group id>`
 in the learner's state directory, so `python -m helpers stop` stops them; moto's /moto-api/reset
-stops them too, and a new server stops the ones a previous server left behind.
+stops them too. The records are kept in a SQLite file of the state directory (store.py) and read back
+by the next server, which adopts the engines they name that still run, starts again those that stopped
+(with the data a clean stop saved: restart.py) and stops the ones no record names.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import threading
@@ -52,8 +53,8 @@ def install() -> None:
     from moto.elasticache.responses import ElastiCacheResponse
     from moto.moto_api._internal.models import MotoAPIBackend
 
-    from helpers.aws.controlplane import api
-    from helpers.aws.controlplane.models import PLANE
+    from helpers.aws.controlplane import api, store
+    from helpers.aws.controlplane.models import PLANE, base
 
     for name, handler in {**api.unimplemented_handlers(), **api.HANDLERS}.items():
         if hasattr(ElastiCacheResponse, name):
@@ -70,12 +71,17 @@ def install() -> None:
 
     def reset(self: MotoAPIBackend) -> None:
         PLANE.reset()
+        store.forget()
         original_reset(self)
+        PLANE.changed()
 
     MotoAPIBackend.reset = reset  # type: ignore[method-assign]
     _INSTALLED = True
+    store.load(PLANE)  # the records of the previous server, before the first request (store.py)
+    base.ON_CHANGE.append(lambda: store.save(PLANE))
+    store.start_saver(PLANE)
     stop_half_made()  # before the first request: nothing this server starts can be among them
-    threading.Thread(target=_stop_leftovers, name="controlplane-leftovers", daemon=True).start()
+    threading.Thread(target=_reconcile, name="controlplane-reconcile", daemon=True).start()
     from helpers.aws.controlplane.metrics import start_publisher
 
     start_publisher(PLANE)
@@ -103,15 +109,28 @@ def stop_half_made() -> list[str]:
     return found
 
 
-def _stop_leftovers() -> None:
-    """Engines of a previous server's resources: this server does not know them, so stop them.
+def _reconcile() -> None:
+    """The stored records against what runs: engines a record names are adopted or started again (with
+    the data a clean stop saved), engines no record names are stopped (restart.py).
 
     Runs in a thread because the server starts while `services.start("aws")` holds the lock.
     """
-    from helpers.aws.controlplane.models import PLANE, stop_aws_services
+    from helpers.aws.controlplane import restart
+    from helpers.aws.controlplane.models import PLANE
 
-    with contextlib.suppress(Exception):
-        stop_aws_services(keep=PLANE.known_services())
+    try:
+        restart.reconcile(PLANE)
+    except Exception:  # noqa: BLE001 - the endpoint still answers; what failed is in its log
+        log.exception("could not reconcile the stored records with the running engines")
+
+
+def shutdown() -> None:
+    """A clean stop of the endpoint (SIGTERM): save each cache's data and the records (restart.py)."""
+    from helpers.aws.controlplane import restart
+    from helpers.aws.controlplane.models import PLANE
+
+    if _INSTALLED:
+        restart.shutdown(PLANE)
 
 
 def _answer_unknown_actions(cls: type) -> None:

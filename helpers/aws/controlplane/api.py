@@ -79,6 +79,9 @@ def _paged_actions() -> set[str]:
 
 
 _PAGED: set[str] = set()
+READ_ONLY = ("describe_", "list_")  # actions that change no record
+
+
 def guarded(action: str, handler: Callable[[Any], Any]) -> Callable[[Any], Any]:
     """Every answer is an AWS-style error, never an HTTP 500: the catalogue's errors become the API's,
     and anything unexpected is logged to controlplane.log and answered as a client error that says so."""
@@ -107,6 +110,9 @@ def guarded(action: str, handler: Callable[[Any], Any]) -> Callable[[Any], Any]:
             name = "".join(w.capitalize() for w in action.split("_"))
             raise ApiError(f"{name} could not use the request's values ({type(err).__name__}: {err}). "
                            "Check them against the API reference.", "InvalidParameterValue") from None
+        finally:
+            if not action.startswith(READ_ONLY):  # what the request changed is written before it is answered
+                PLANE.changed()
 
     call.__name__ = getattr(handler, "__name__", action)
     return call

@@ -43,10 +43,10 @@ def config_reply(version: int, nodes: list[tuple[str, int]]) -> bytes:
 class ConfigEndpoint(LoopbackListener):
     """A loopback server answering `config get cluster`, forwarding everything else to the first node."""
 
-    def __init__(self, nodes: Endpoints):
+    def __init__(self, nodes: Endpoints, port: int = 0):
         self._nodes = nodes
         self.version = 1
-        super().__init__("config-endpoint", backlog=64)
+        super().__init__("config-endpoint", backlog=64, port=port)  # port: an address kept across a restart
 
     def bump(self) -> None:
         """The node list changed: clients polling the endpoint see a new version."""

@@ -14,8 +14,8 @@ holds to that node, which is what a client sees on AWS when the old primary drop
 
 The one honest difference from DNS: the bytes pass through this process. A DNS name costs nothing
 after the lookup; here every command makes one extra loopback hop (a few microseconds), and the
-forwarder lives as long as the local AWS endpoint (restart it, and the addresses change, as they
-would for a new resource). TLS passes through untouched: the client still talks TLS to the node.
+forwarder lives in the local AWS endpoint's process (restarted, it opens the same ports again when
+they are still free: see restart.py). TLS passes through untouched: the client still talks TLS to the node.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ Target = tuple[str, int]
 class Forwarder(LoopbackListener):
     """A loopback listener that forwards each connection to one of the current targets."""
 
-    def __init__(self, name: str, wait_for_target: float = 5.0):
+    def __init__(self, name: str, wait_for_target: float = 5.0, port: int = 0):
         self.name = name
         self.wait_for_target = wait_for_target  # a connection made while no target exists waits this long
         self._targets: list[Target] = []
@@ -43,7 +43,7 @@ class Forwarder(LoopbackListener):
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
         self._links: dict[Target, set[tuple[socket.socket, socket.socket]]] = {}
-        super().__init__(f"endpoint-{name}")
+        super().__init__(f"endpoint-{name}", port=port)
 
     @property
     def targets(self) -> list[Target]:

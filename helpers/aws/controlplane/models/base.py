@@ -31,6 +31,9 @@ from helpers.runtime import state
 from helpers.runtime.engines import Node
 
 _T = TypeVar("_T")
+# Called after anything may have changed a record (a request, the end of a background operation): the durable
+# store (controlplane/store.py) registers itself here when the endpoint starts.
+ON_CHANGE: list[Callable[[], None]] = []
 
 ACCOUNT = "123456789012"
 ADMIN_USER = "elasticache-lab-admin"  # the control plane's own ACL user (AWS keeps one too)
@@ -561,11 +564,18 @@ class Backend:
                 with contextlib.suppress(Exception):
                     (state.home() / "controlplane.log").open("a").write(f"{now()} {what}: {traceback.format_exc()}\n")
                 on_error(msg)
+            finally:
+                self.changed()
 
         t = threading.Thread(target=run, name=f"controlplane-{what}", daemon=True)
         with self.lock:
             self.threads = [x for x in self.threads if x.is_alive()] + [t]
         t.start()
+
+    def changed(self) -> None:
+        """Records may have changed: tell the durable store (see ON_CHANGE)."""
+        for hook in list(ON_CHANGE):
+            hook()
 
     def _lookup(self, table: dict[str, _T], key: Any, kind: str, lower: bool = False) -> _T:
         """table[key] (ids are case-insensitive where AWS lowercases them), or the API's NotFound error."""

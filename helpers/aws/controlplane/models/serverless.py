@@ -405,19 +405,26 @@ class ServerlessCaches(Backend):
     def _take_serverless_snapshot(self, sc: ServerlessCache, name: str, tags: dict[str, str],
                                   kind: str = "manual") -> ServerlessSnapshot:
         """Every key's DUMP payload and TTL, read from each engine behind the endpoint."""
-        import redis
-
-        import helpers.runtime.serverless as sl
-
         svc = services.get(sc.service_name)
         if svc is None:
             raise ApiError(f"Serverless cache {sc.name} has no running endpoint.", "InvalidServerlessCacheStateFault")
-        password = Path(svc.meta["password_file"]).read_text().strip()
         path = self._snapshot_dir() / f"{name}.jsonl"
         snap = ServerlessSnapshot(name, sc.name, sc.engine, sc.major_version, str(path), kind=kind)
         with self.lock:
             self.serverless_snapshots[name] = snap
         self.add_tags(snap.arn, tags)
+        snap.size = self.dump_serverless(sc, svc, path)
+        snap.status = "available"
+        self.event(name, "serverless-cache-snapshot", f"Snapshot {name} of serverless cache {sc.name} created")
+        return snap
+
+    def dump_serverless(self, sc: ServerlessCache, svc: Any, path: Path) -> int:
+        """Write every item of the cache to `path` (JSON lines, as snapshots hold them); returns the bytes."""
+        import redis
+
+        import helpers.runtime.serverless as sl
+
+        password = Path(svc.meta["password_file"]).read_text().strip()
         size = 0
         with path.open("w") as fh:
             backends = sl.status(svc).get("backends", [])
@@ -441,10 +448,7 @@ class ServerlessCaches(Backend):
                         size += len(key) + len(payload)
                 finally:
                     r.close()
-        snap.size = size
-        snap.status = "available"
-        self.event(name, "serverless-cache-snapshot", f"Snapshot {name} of serverless cache {sc.name} created")
-        return snap
+        return size
 
     def create_serverless_snapshot(self, name: Any, cache_name: Any, kms_key_id: Any = None,
                                    tags: dict[str, str] | None = None) -> ServerlessSnapshot:
