@@ -6,7 +6,7 @@ datastores, events, tags) in `controlplane.sqlite3` in the state directory (owne
 passwords). The file is written as the records change: after every request that may change one
 (api.guarded), when a background operation ends (Backend.background), and every few seconds for what
 the recovery monitor changes; only the rows whose content changed are written. `install()` reads it back
-before the endpoint answers its first request; models/restart.py then brings the engines back.
+before the endpoint answers its first request; restart.py then brings the engines back.
 
 Records are dataclasses, written generically (dataclasses.fields, with the class's name and a format
 version): a record read back ignores keys its class no longer has and gives fields it has gained their
