@@ -292,6 +292,7 @@ def server_kernel_manager(server: Any, kernel_name: str, nb_path: str) -> Any:
     """A kernel the Jupyter server starts and manages, as a JupyterLab tab's kernel is: this process
     only speaks to it, through the connection file the server wrote (so this process's own memory,
     a kernel client, is not part of the learner's: on Binder the server is the kernels' client)."""
+    import http.client
     import urllib.request
 
     from jupyter_client.manager import KernelManager
@@ -306,6 +307,10 @@ def server_kernel_manager(server: Any, kernel_name: str, nb_path: str) -> Any:
             text = resp.read()
         return json.loads(text) if text else {}
 
+    # What a call to the server's API raises when it fails: URLError/HTTPError (a 404 for a kernel that is
+    # gone), a cut answer, or a body that is not JSON.
+    api_errors = (OSError, http.client.HTTPException, ValueError)
+
     class ServerKernel(KernelManager):  # type: ignore[misc]
         kernel_id = ""
 
@@ -316,7 +321,7 @@ def server_kernel_manager(server: Any, kernel_name: str, nb_path: str) -> Any:
         async def _async_is_alive(self) -> bool:  # the kernel client asks this one
             try:
                 return api("GET", f"/api/kernels/{self.kernel_id}").get("execution_state") != "dead"
-            except (OSError, ValueError) as exc:  # URLError/HTTPError (404: gone) or no JSON: not alive
+            except api_errors as exc:  # not alive
                 log.debug("asking the server about kernel %s failed: %s", self.kernel_id, exc)
                 return False
 
@@ -324,7 +329,7 @@ def server_kernel_manager(server: Any, kernel_name: str, nb_path: str) -> Any:
             api("POST", f"/api/kernels/{self.kernel_id}/interrupt")
 
         async def _async_shutdown_kernel(self, now: bool = False, restart: bool = False) -> None:
-            with contextlib.suppress(OSError, ValueError):  # already gone; the server stops the rest at exit
+            with contextlib.suppress(*api_errors):  # already gone; the server stops the rest at its exit
                 api("DELETE", f"/api/kernels/{self.kernel_id}")
 
         async def _async_cleanup_resources(self, restart: bool = False) -> None:
