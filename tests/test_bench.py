@@ -1,11 +1,13 @@
-"""The benchmark's pure functions: ratios, table cells, parsing redis-benchmark, failover windows."""
+"""The benchmark's pure functions (ratios, table cells, parsing redis-benchmark, failover windows) and how it reports a section that fails."""
 
 from __future__ import annotations
 
 import json
+import logging
 
 import pytest
 
+from helpers.runtime.state import LabError
 from helpers.tools import bench
 
 
@@ -108,3 +110,17 @@ def test_course_memory_prints_the_projection_with_more_labs(tmp_path):
     c = bench.course_memory(tmp_path)
     text = bench.report({"memory": {"peak_rss_mb": 900.0, "ratio_to_binder": 0.44, "lab": "03", "course": c}})
     assert "whole course + 3 labs of 100 MB (projected)" in text and "1,800 MB" in text and "80 MB USS" in text
+
+
+def test_a_section_that_fails_is_na_in_the_table_and_its_traceback_in_the_log(monkeypatch, caplog):
+    def no_sentinel() -> dict:
+        raise LabError("no Sentinel answers")
+
+    monkeypatch.setattr(bench, "bench_failover", no_sentinel)
+    with caplog.at_level(logging.WARNING, logger="helpers.tools.bench"):
+        results = bench.run(only=["failover"])
+    assert results["failover"]["error"] == "LabError: no Sentinel answers"
+    text = bench.report(results)
+    assert "no Sentinel answers" in text and "n/a" in text
+    logged = [rec for rec in caplog.records if rec.name == "helpers.tools.bench" and "failover" in rec.getMessage()]
+    assert logged and logged[0].levelno == logging.WARNING and logged[0].exc_info is not None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import random
 import time
 import uuid
@@ -10,6 +11,7 @@ import uuid
 import pytest
 
 from helpers import redis_client
+from helpers.runtime.topologies.nodes import wait_for
 from helpers.topics import caching, dataset
 
 
@@ -103,6 +105,28 @@ def test_write_behind_coalesces_and_drains(r, db):
     assert not wb.running and db.price(ids[0]) == 2009
     assert len(wb.lags_ms) == 40 and min(wb.lags_ms) >= 0
     r.delete(queue, *[wb.price_key(i) for i in ids])
+
+
+def test_write_behind_keeps_the_writes_and_logs_a_flush_the_database_refuses(r, caplog):
+    """A flush that fails (here: a read-only database handle) leaves the writes queued, the flusher
+    running, and the database's reason in the log, instead of passing in silence."""
+    ro = dataset.open_pristine()
+    queue = f"{caching.PREFIX}:test:wb:{uuid.uuid4().hex[:6]}"
+    wb = caching.WriteBehind(r, ro, queue=queue, interval=0.02)
+    pid = ro.product_ids(limit=1)[0]
+    try:
+        with caplog.at_level(logging.WARNING, logger="helpers.topics.caching"):
+            wb.write_price(pid, 4321)
+            wb.start()
+            wait_for(lambda: [m for m in caplog.messages if "write-behind flush failed" in m], 10,
+                     "the failed flush in the log")
+            assert wb.running and wb.pending() == 1
+        assert any("read-only" in m for m in caplog.messages)
+        assert ro.price(pid) != 4321
+    finally:
+        wb.stop(drain=False)
+        r.delete(queue, wb.price_key(pid))
+        ro.close()
 
 
 def test_single_flight_lets_one_client_load(r, db):

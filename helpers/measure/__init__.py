@@ -7,12 +7,15 @@ observed, never an interpolated value no request ever saw.
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 DEFAULT_PS: tuple[float, ...] = (50, 95, 99)
 
@@ -129,7 +132,8 @@ def run_concurrently(fn: Callable[[int], Any], clients: int, calls_per_client: i
             start = time.perf_counter()
             try:
                 value = fn(i)
-            except BaseException as exc:  # reported to the caller, not raised
+            except Exception as exc:  # whatever fn raised is counted and returned to the caller, not raised
+                log.debug("run_concurrently: client %d failed: %s", i, exc, exc_info=True)
                 with lock:
                     out.errors.append(exc)
                 continue

@@ -9,14 +9,21 @@ the way ElastiCache replaces a failed node. The same actions exist in Python:
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import psutil
+from redis.exceptions import RedisClusterException, RedisError
+
 from helpers.runtime import services
 from helpers.runtime.engines import Node
 from helpers.runtime.services import Service
+from helpers.runtime.state import LabError
+
+log = logging.getLogger(__name__)
 
 ACTIONS = ("kill", "pause", "resume")
 
@@ -75,7 +82,7 @@ class FaultPanel:
         try:
             getattr(node, action)()
             self._say(f"{action} {name} ({node.role}, port {node.port}) at {time.strftime('%H:%M:%S')}")
-        except Exception as exc:  # e.g. pausing a dead node: say so, do not crash the widget
+        except (LabError, psutil.Error) as exc:  # e.g. pausing a dead node: say so, do not crash the widget
             self._say(f"{action} {name} failed: {exc}")
         if self.on_change:
             self.on_change(action, node)
@@ -86,7 +93,8 @@ class FaultPanel:
         try:
             self.svc = heal(self.svc)
             self._say("healed: every node runs again")
-        except Exception as exc:
+        except Exception as exc:  # a button's callback: say so in the panel, never raise into the widget
+            log.warning("healing %s failed: %s", self.svc.name, exc, exc_info=True)
             self._say(f"heal failed: {exc}")
         if self.on_change:
             self.on_change("heal", None)
@@ -97,7 +105,8 @@ class FaultPanel:
         if reread_roles and self.svc.topology in ("replicated", "cluster"):
             from helpers.runtime import topologies
 
-            with contextlib.suppress(Exception):  # during a failover the engines may not answer
+            with contextlib.suppress(RedisError, RedisClusterException, LabError, psutil.Error, OSError):
+                # during a failover the engines may not answer: the recorded roles stay
                 self.svc = topologies.refresh_roles(self.svc)
         rows = describe(self.svc)
         colours = {"running": "#1a7f37", "paused": "#9a6700", "dead": "#cf222e"}
@@ -186,14 +195,14 @@ def measure_failover(svc: Service, *, prefix: str = "failover", fault: str = "ki
             values[key] = str(i)
             try:
                 c.set(key, str(i))
-            except Exception:
+            except RedisError:  # the primary is gone and no replica promoted yet
                 report.failed += 1
                 report.events.append((time.monotonic() - t0, "failed"))
                 time.sleep(0.02)
                 continue
             try:
                 acks = c.wait(min_replicas, wait_ms)
-            except Exception:
+            except RedisError:
                 acks = 0
             outcome = "acknowledged" if acks >= min_replicas else "unacknowledged"
             (report.acked if acks >= min_replicas else report.unacked).append(key)
@@ -288,7 +297,8 @@ class Traffic:
                 else:
                     self.wrong += 1
                     self.errors.append(f"{key}: wrote {value!r}, read {got!r}")
-            except Exception as exc:  # what the application would have seen
+            except Exception as exc:  # whatever the application would have seen counts: the thread carries on
+                log.debug("traffic %s: request failed: %s", self.prefix, exc, exc_info=True)
                 self.failed += 1
                 self.errors.append(f"{type(exc).__name__}: {exc}")
             i += 1

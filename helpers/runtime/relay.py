@@ -14,8 +14,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import socket
 import threading
+
+log = logging.getLogger(__name__)
 
 LOOPBACK = "127.0.0.1"
 
@@ -46,7 +49,7 @@ async def relay_both(a: tuple[asyncio.StreamReader, asyncio.StreamWriter],
     """Relay two connections to each other until both directions have ended, then close both."""
     await asyncio.gather(relay(a[0], b[1]), relay(b[0], a[1]))
     for writer in (a[1], b[1]):
-        with contextlib.suppress(Exception):
+        with contextlib.suppress(OSError, RuntimeError):  # already closed, or its loop is closing
             writer.close()
 
 

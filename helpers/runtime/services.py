@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 from typing import Any
 
 import psutil
+from redis.exceptions import RedisClusterException, RedisError
 
 from helpers.runtime import engines, process, state, topologies
 from helpers.runtime.engines import Node
@@ -21,6 +23,8 @@ from helpers.runtime.service import Service, load_all, node_state, redis_conf  #
 from helpers.runtime.service import load as get  # noqa: F401 (services.get(name))
 from helpers.runtime.state import LabError
 from helpers.runtime.topologies.registry import TOPOLOGIES, topology  # noqa: F401 (re-exported)
+
+log = logging.getLogger(__name__)
 
 # Importing `topologies` (the package) registers every built-in topology; others (the local
 # ElastiCache API's "aws-redis") register when their module is imported.
@@ -75,8 +79,10 @@ def _heal(svc: Service) -> Service | None:
     topo = topologies.registry.get(svc.topology)
     if not dead:
         if topo.refresh:  # roles may have changed since they were recorded (an automatic failover)
-            with contextlib.suppress(Exception):
+            try:
                 return topo.refresh(svc)
+            except (RedisError, RedisClusterException, LabError, psutil.Error) as exc:  # mid-failover
+                log.debug("re-reading the roles of %s failed, keeping the recorded ones: %s", svc.name, exc)
         return svc
     try:
         if topo.heal:

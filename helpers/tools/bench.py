@@ -18,6 +18,7 @@ import contextlib
 import csv
 import io
 import json
+import logging
 import os
 import platform
 import re
@@ -32,6 +33,8 @@ import traceback
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 BINDER_LIMIT_MB = 2048.0
 SECTIONS = ("labs", "startup", "aws", "cache", "throughput", "failover", "resharding", "serverless", "memory")
@@ -165,9 +168,11 @@ def lab_processes() -> list[Any]:
 
 
 def total_rss_mb(procs: Iterable[Any]) -> float:
+    import psutil
+
     total = 0
     for p in procs:
-        with contextlib.suppress(Exception):
+        with contextlib.suppress(psutil.Error):  # a process that ended meanwhile
             total += p.memory_info().rss
     return total / 2**20
 
@@ -181,9 +186,13 @@ class PeakRSS:
         self._thread = threading.Thread(target=self._run, daemon=True, name="peak-rss")
 
     def _run(self) -> None:
+        import psutil
+
         while not self._stop.is_set():
-            with contextlib.suppress(Exception):
+            try:
                 self.peak_mb = max(self.peak_mb, total_rss_mb(lab_processes()))
+            except (psutil.Error, OSError, ValueError) as exc:  # the process table or a ledger changing under us
+                log.debug("sampling the bench's memory failed: %s", exc)
             self._stop.wait(self.interval)
 
     def __enter__(self) -> PeakRSS:
@@ -203,6 +212,29 @@ def _repo() -> Path:
     return state.repo_root()
 
 
+def _stop_quietly(name: str) -> None:
+    """Stop one of the bench's services on the way out; a failure is logged, not raised (the scratch
+    state directory is swept at the end anyway)."""
+    import psutil
+
+    from helpers.runtime import services
+    from helpers.runtime.state import LabError
+
+    try:
+        services.stop(name)
+    except (LabError, OSError, ValueError, psutil.Error) as exc:
+        log.warning("stopping %s failed: %s", name, exc)
+
+
+def _aws_errors() -> tuple[type[Exception], ...]:
+    """What a call to the local ElastiCache API, or a helper waiting on it, raises when it fails."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from helpers.runtime.state import LabError
+
+    return (BotoCoreError, ClientError, LabError)
+
+
 def execute_notebook(nb: Any, cwd: Path, timeout: int = 600) -> tuple[float, str | None]:
     """Run a notebook in a fresh kernel; (wall seconds including kernel start, error or None)."""
     from nbclient import NotebookClient
@@ -213,7 +245,8 @@ def execute_notebook(nb: Any, cwd: Path, timeout: int = 600) -> tuple[float, str
     try:
         client.execute()
         error = None
-    except Exception as exc:  # a failing lab is reported, not raised
+    except Exception as exc:  # a failing lab is reported in the table, not raised
+        log.warning("running a notebook in %s failed: %s", cwd, exc, exc_info=True)
         text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).strip()  # nbclient's messages carry ANSI colours
         error = f"{type(exc).__name__}: {text.splitlines()[-1] if text else ''}"
     return time.perf_counter() - started, error
@@ -244,10 +277,11 @@ def bench_labs(pattern: str = "*.ipynb") -> dict[str, Any]:
 def _bare_redis_start() -> float | None:
     """Seconds to start a `redis-server` by hand on a free port until it answers PING (the floor)."""
     from helpers.runtime import engines, process
+    from helpers.runtime.state import LabError
 
     try:
         binary = engines.find_binary("redis")
-    except Exception:
+    except LabError:  # no redis-server here: the floor is n/a
         return None
     port = engines.free_port()
     workdir = Path(tempfile.mkdtemp(prefix="bench-bare-"))
@@ -259,7 +293,8 @@ def _bare_redis_start() -> float | None:
             proc.wait_ready(lambda: engines.probe_redis(engines.LOOPBACK, port), what="a bare redis-server",
                             timeout=20, interval=0.005)
             return time.perf_counter() - started
-    except Exception:
+    except LabError as exc:  # it did not start (Exited included) or did not answer in time
+        log.warning("starting a bare redis-server failed: %s", exc)
         return None
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
@@ -282,11 +317,11 @@ def bench_startup() -> dict[str, Any]:
             svc = services.start(topo, name=name, **options)
             seconds: float | None = time.perf_counter() - started
             note = f"{len(svc.nodes)} processes"
-        except Exception as exc:
+        except Exception as exc:  # a topology that cannot start is a row of n/a, not the end of the bench
+            log.warning("starting %s failed: %s", label, exc, exc_info=True)
             seconds, note = None, f"failed: {exc}".splitlines()[0][:120]
         finally:
-            with contextlib.suppress(Exception):
-                services.stop(name)
+            _stop_quietly(name)
         rows[label] = {"seconds": seconds, "ratio_to_bare_redis": ratio(seconds, floor), "note": note}
     return {"bare_redis_seconds": floor, "topologies": rows}
 
@@ -378,6 +413,8 @@ def _lab_generator(r: Any, requests: int, clients: int, pipeline: int) -> dict[s
 
 
 def bench_throughput(requests: int = 20000, clients: int = 8, pipeline: int = 16) -> dict[str, Any]:
+    from redis.exceptions import RedisError
+
     from helpers.runtime import services
 
     svc = services.start("redis", name="bench-redis")
@@ -388,7 +425,7 @@ def bench_throughput(requests: int = 20000, clients: int = 8, pipeline: int = 16
         theirs = _redis_benchmark(svc.host, svc.port, requests, clients, depth)
         out[label] = {"lab_ops_per_s": ours, "redis_benchmark_ops_per_s": theirs,
                       "ratio": {op: ratio(ours.get(op), (theirs or {}).get(op)) for op in ("SET", "GET")}}
-    with contextlib.suppress(Exception):
+    with contextlib.suppress(RedisError):  # leftover keys go with the scratch state directory anyway
         keys = list(r.scan_iter(match="bench:key:*", count=1000))
         for i in range(0, len(keys), 500):
             r.unlink(*keys[i:i + 500])
@@ -407,12 +444,14 @@ def bench_aws() -> dict[str, Any]:
     cpc.cleanup(ec, "bench-")
     # Not timed: the endpoint's first create loads the control plane's modules (seconds on a loaded
     # machine, once per endpoint process); the figures are those of every create after it.
-    with contextlib.suppress(Exception):
+    try:
         ec.create_replication_group(ReplicationGroupId="bench-warm", ReplicationGroupDescription="bench",
                                     Engine="redis", NumCacheClusters=1)
         cpc.wait_for(ec, replication_group_id="bench-warm")
         ec.delete_replication_group(ReplicationGroupId="bench-warm")
         cpc.wait_deleted(ec, replication_group_id="bench-warm")
+    except _aws_errors() as exc:  # the creates below say what is wrong, in their rows
+        log.warning("warming up the local ElastiCache API failed: %s", exc)
     rows: dict[str, Any] = {}
 
     def create(label: str, gid: str, **kwargs: Any) -> None:
@@ -423,7 +462,8 @@ def bench_aws() -> dict[str, Any]:
             cpc.wait_for(ec, replication_group_id=gid)
             seconds: float | None = time.perf_counter() - started
             note = "create-replication-group until available"
-        except Exception as exc:
+        except Exception as exc:  # an operation that fails is a row of n/a, not the end of the bench
+            log.warning("creating %s failed: %s", gid, exc, exc_info=True)
             seconds, note = None, f"failed: {exc}".splitlines()[0][:120]
         rows[label] = {"seconds": seconds, "ratio_to_bare_redis": ratio(seconds, floor), "note": note}
 
@@ -444,17 +484,22 @@ def bench_aws() -> dict[str, Any]:
             lost = len(writer.lost(cpc.redis_at(endpoint)))
             rows["test-failover"] = {"seconds": seconds, "ratio_to_bare_redis": ratio(seconds, floor),
                                      "note": f"until available; {lost} of {len(writer.acked)} acknowledged writes lost"}
-        except Exception as exc:
+        except Exception as exc:  # as above: n/a in its row
+            log.warning("the test-failover measurement failed: %s", exc, exc_info=True)
             rows["test-failover"] = {"seconds": None, "ratio_to_bare_redis": None,
                                      "note": f"failed: {exc}".splitlines()[0][:120]}
     finally:
-        with contextlib.suppress(Exception):
+        try:
             cpc.cleanup(ec, "bench-")
+        except _aws_errors() as exc:  # the endpoint and its state go with the scratch state directory
+            log.warning("deleting the bench's replication groups failed: %s", exc)
     return {"bare_redis_seconds": floor, "operations": rows}
 
 
 def bench_failover(seconds: float = 20.0) -> dict[str, Any]:
     """Kill the primary under steady writes; the window is first failed write to next good write."""
+    from redis.exceptions import RedisError
+
     from helpers.runtime import services
     from helpers.runtime import topologies as topo
 
@@ -476,7 +521,7 @@ def bench_failover(seconds: float = 20.0) -> dict[str, Any]:
             try:
                 client.set("bench:failover", i)
                 events.append((time.monotonic(), True))
-            except Exception:
+            except RedisError:  # the primary is gone and Sentinel has not promoted a replica yet
                 events.append((time.monotonic(), False))
             i += 1
             window, failed = unavailability_window(events)
@@ -491,11 +536,8 @@ def bench_failover(seconds: float = 20.0) -> dict[str, Any]:
             from_kill = back - killed_at if back is not None else None
         return {"window_seconds": window, "failed_writes": failed, "kill_to_recovery_seconds": from_kill,
                 "writes": len(events), "note": "Sentinel down-after + election + client rediscovery"}
-    except Exception as exc:
-        return {"window_seconds": None, "note": f"failed: {exc}".splitlines()[0][:160]}
-    finally:
-        with contextlib.suppress(Exception):
-            services.stop(name)
+    finally:  # a failure is the section's n/a (see run), and its service is still stopped
+        _stop_quietly(name)
 
 
 def bench_resharding(keys: int = 2000) -> dict[str, Any]:
@@ -523,7 +565,8 @@ def bench_resharding(keys: int = 2000) -> dict[str, Any]:
                     elif int(c.get(f"bench:rs:{k}") or -1) != k:
                         counts["wrong"] += 1
                     counts["ok"] += 1
-                except Exception:
+                except Exception as exc:  # every failed request counts, whatever it raised; traffic goes on
+                    log.debug("a request during resharding failed: %s", exc, exc_info=True)
                     counts["failed"] += 1
                 i += 1
 
@@ -536,11 +579,8 @@ def bench_resharding(keys: int = 2000) -> dict[str, Any]:
         worker.join(10)
         return {"lost_requests": counts["failed"], "wrong_values": counts["wrong"], "requests": counts["ok"]
                 + counts["failed"], "reshard_seconds": seconds}
-    except Exception as exc:
-        return {"lost_requests": None, "note": f"failed: {exc}".splitlines()[0][:160]}
-    finally:
-        with contextlib.suppress(Exception):
-            services.stop(name)
+    finally:  # a failure is the section's n/a (see run), and its service is still stopped
+        _stop_quietly(name)
 
 
 def bench_serverless(requests: int = 2000, max_keys: int = 12000) -> dict[str, Any]:
@@ -602,12 +642,15 @@ def bench_serverless(requests: int = 2000, max_keys: int = 12000) -> dict[str, A
         out.update(scale_out_seconds=seconds, scale_out_ratio_to_bare_start=ratio(seconds, floor),
                    keys_written=written, keys_lost=lost)
         return out
-    except Exception as exc:
+    except Exception as exc:  # what was measured is kept, the rest is n/a
+        log.warning("the serverless measurement failed: %s", exc, exc_info=True)
         return {**out, "note": f"failed: {exc}".splitlines()[0][:160]}
     finally:
-        with contextlib.suppress(Exception):
+        try:
             ec.delete_serverless_cache(ServerlessCacheName=name)
             sv.wait_serverless_deleted(ec, name)
+        except _aws_errors() as exc:  # never created, or the endpoint is gone: the scratch directory goes anyway
+            log.warning("deleting serverless cache %s failed: %s", name, exc)
 
 
 # --- the machine and the report --------------------------------------------------------------------
@@ -626,8 +669,10 @@ def machine() -> dict[str, Any]:
     info = {"host": socket.gethostname(), "os": platform.platform(), "python": platform.python_version(),
             "cpu": cpu, "cores": os.cpu_count(), "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
             "load_average": [round(x, 2) for x in os.getloadavg()], "date": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
+    from helpers.runtime.state import LabError
+
     for kind in ("redis", "memcached"):
-        with contextlib.suppress(Exception):
+        with contextlib.suppress(LabError, OSError, subprocess.SubprocessError):  # not installed: n/a
             info[f"{kind}_version"] = engines.binary_version(engines.find_binary(kind))
     return info
 
@@ -685,11 +730,11 @@ def report(results: dict[str, Any]) -> str:
         rows = []
         if f:
             rows.append(["failover: unavailability window", fmt(f.get("window_seconds"), "s", 2),
-                         f"{f.get('failed_writes', NA)} failed writes; {f.get('note', '')}"])
+                         f"{f.get('failed_writes', NA)} failed writes; {f.get('note', f.get('error', ''))}"])
         if rs:
             rows.append(["resharding (add a shard): lost requests", fmt(rs.get("lost_requests")),
                          f"of {rs.get('requests', NA)}; {fmt(rs.get('reshard_seconds'), 's', 1)}; "
-                         f"{rs.get('note', '')}".strip("; ")])
+                         f"{rs.get('note', rs.get('error', ''))}".strip("; ")])
         parts.append(render_table("High availability and scaling", ["", "figure", "detail"], rows))
     sl = results.get("serverless")
     if sl:
@@ -746,6 +791,7 @@ def run(only: Sequence[str] = SECTIONS, labs_pattern: str = "*.ipynb") -> dict[s
         try:
             results[name] = fn()
         except Exception as exc:  # a section that cannot run is reported as n/a, never fatal
+            log.warning("bench section %s failed: %s", name, exc, exc_info=True)
             results[name] = {"error": f"{type(exc).__name__}: {exc}", "trace": traceback.format_exc(limit=3)}
             print(f"[bench] {name}: n/a ({type(exc).__name__}: {exc})", flush=True)
         results.setdefault("section_seconds", {})[name] = round(time.perf_counter() - started, 1)

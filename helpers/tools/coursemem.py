@@ -29,6 +29,7 @@ import argparse
 import contextlib
 import datetime as dt
 import json
+import logging
 import os
 import re
 import shutil
@@ -42,6 +43,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 LIMIT_MB = 2048
 V1_ROOT = Path("/sys/fs/cgroup/memory")
@@ -289,6 +292,7 @@ def server_kernel_manager(server: Any, kernel_name: str, nb_path: str) -> Any:
     """A kernel the Jupyter server starts and manages, as a JupyterLab tab's kernel is: this process
     only speaks to it, through the connection file the server wrote (so this process's own memory,
     a kernel client, is not part of the learner's: on Binder the server is the kernels' client)."""
+    import http.client
     import urllib.request
 
     from jupyter_client.manager import KernelManager
@@ -303,6 +307,10 @@ def server_kernel_manager(server: Any, kernel_name: str, nb_path: str) -> Any:
             text = resp.read()
         return json.loads(text) if text else {}
 
+    # What a call to the server's API raises when it fails: URLError/HTTPError (a 404 for a kernel that is
+    # gone), a cut answer, or a body that is not JSON.
+    api_errors = (OSError, http.client.HTTPException, ValueError)
+
     class ServerKernel(KernelManager):  # type: ignore[misc]
         kernel_id = ""
 
@@ -313,14 +321,15 @@ def server_kernel_manager(server: Any, kernel_name: str, nb_path: str) -> Any:
         async def _async_is_alive(self) -> bool:  # the kernel client asks this one
             try:
                 return api("GET", f"/api/kernels/{self.kernel_id}").get("execution_state") != "dead"
-            except Exception:
+            except api_errors as exc:  # not alive
+                log.debug("asking the server about kernel %s failed: %s", self.kernel_id, exc)
                 return False
 
         async def _async_interrupt_kernel(self) -> None:
             api("POST", f"/api/kernels/{self.kernel_id}/interrupt")
 
         async def _async_shutdown_kernel(self, now: bool = False, restart: bool = False) -> None:
-            with contextlib.suppress(Exception):
+            with contextlib.suppress(*api_errors):  # already gone; the server stops the rest at its exit
                 api("DELETE", f"/api/kernels/{self.kernel_id}")
 
         async def _async_cleanup_resources(self, restart: bool = False) -> None:
@@ -351,10 +360,12 @@ def runner(labs: Sequence[str], timeout: int, cgroup: str = "", version: str = "
     on stdin before it shuts every kernel, the server and the lab's services down.
     """
     import nbformat
+    import psutil
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError, DeadKernelError
 
     from helpers.runtime import services
+    from helpers.runtime.state import LabError
     from helpers.tools import jupyter
 
     def say(line: str) -> None:
@@ -384,7 +395,8 @@ def runner(labs: Sequence[str], timeout: int, cgroup: str = "", version: str = "
             try:
                 km = server_kernel_manager(server, nb.metadata.get("kernelspec", {}).get("name", "python3"),
                                            f"labs/{Path(lab).name}")
-            except Exception as exc:
+            except Exception as exc:  # that lab failed; the run goes on with the next
+                log.warning("starting a kernel for %s failed: %s", name, exc, exc_info=True)
                 say(f"LAB {name} failed the server did not start a kernel: {type(exc).__name__}: {exc}")
                 continue
             client = NotebookClient(nb, km=km, timeout=timeout, kernel_name=km.kernel_name,
@@ -397,15 +409,20 @@ def runner(labs: Sequence[str], timeout: int, cgroup: str = "", version: str = "
                 say(f"LAB {name} failed {failure(exc)}")
             except DeadKernelError as exc:
                 say(f"LAB {name} failed the kernel died ({exc})")
-            except Exception as exc:  # a timeout or a kernel that did not start: that lab failed
+            except Exception as exc:  # a timeout or a kernel that did not start: that lab failed, the run goes on
+                log.warning("running %s failed: %s", name, exc, exc_info=True)
                 say(f"LAB {name} failed {type(exc).__name__}: {str(exc)[:300]}")
         say("DONE")
         sys.stdin.readline()
     finally:
-        with contextlib.suppress(Exception):
+        try:
             server_cm.__exit__(None, None, None)  # jupyter shuts its kernels down
-        with contextlib.suppress(Exception):
+        except (LabError, OSError, psutil.Error) as exc:
+            log.warning("stopping the Jupyter server failed: %s", exc)
+        try:
             services.stop()
+        except (LabError, OSError, ValueError, psutil.Error) as exc:  # the parent sweeps the scratch home too
+            log.warning("stopping the lab's services failed: %s", exc)
     return 0
 
 
@@ -445,8 +462,10 @@ class Sampler:
 
     def _loop(self) -> None:
         while not self._stop.is_set():
-            with contextlib.suppress(Exception):
+            try:
                 self.sample()
+            except (OSError, ValueError) as exc:  # a process or a cgroup file gone between two reads
+                log.debug("a memory sample failed: %s", exc)
             self._stop.wait(self.interval)
 
     def __enter__(self) -> Sampler:
@@ -490,10 +509,12 @@ def measure(labs: Sequence[str], limit_mb: int = LIMIT_MB, timeout: int = 600, u
         def pids() -> list[int]:
             if cgroup is not None:
                 return cgroup.pids()
+            import psutil
+
             from helpers.runtime import process
 
             found = {root_pid, *descendants(root_pid)}
-            with contextlib.suppress(Exception):
+            with contextlib.suppress(psutil.Error, OSError, ValueError):  # the process table changing meanwhile
                 found.update(p.pid for p in process.state_dir_processes(Path(home)))
             return sorted(found)
 
@@ -540,12 +561,12 @@ def measure(labs: Sequence[str], limit_mb: int = LIMIT_MB, timeout: int = 600, u
             results[name] = "failed: not run (the run stopped before it)"
     finally:
         if proc is not None and proc.poll() is None:
-            with contextlib.suppress(Exception):
+            with contextlib.suppress(OSError):  # it exited meanwhile
                 proc.kill()
         if cgroup is not None:
             cgroup.remove()
         # Anything the run left under its scratch home (only without a cgroup) is stopped too.
-        with contextlib.suppress(Exception):
+        with contextlib.suppress(OSError, subprocess.SubprocessError):  # the home is removed below anyway
             subprocess.run([sys.executable, "-m", "helpers", "stop"], env={**os.environ, "ELASTICACHE_LAB_HOME": home},
                            capture_output=True, timeout=120)
         shutil.rmtree(home, ignore_errors=True)

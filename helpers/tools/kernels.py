@@ -55,5 +55,5 @@ class LabKernelManager(AsyncMappingKernelManager):
                           getattr(kernel, "kernel_name", "?"), self.max_kernels)
             try:
                 await self.shutdown_kernel(kid)
-            except Exception as exc:  # noqa: BLE001 - a kernel that is already gone needs nothing more
-                self.log.warning("Could not shut down kernel %s: %s", kid, exc)
+            except Exception as exc:  # jupyter_server raises many kinds; one kernel must not stop the others
+                self.log.warning("Could not shut down kernel %s: %s", kid, exc, exc_info=True)

@@ -18,12 +18,15 @@ from opening (it then has PATH only).
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from pathlib import Path
 from typing import Any
 
 from jupyter_server_terminals.terminalmanager import TerminalManager
+
+log = logging.getLogger(__name__)
 
 BASHRC = Path(__file__).resolve().parent / "jupyter_config" / "bashrc"
 
@@ -49,7 +52,8 @@ def terminal_environment(base: dict[str, str] | None = None) -> dict[str, str | 
         from helpers.tools.shellenv import lab_environment
 
         exports, unset = lab_environment(start=False)
-    except Exception:  # noqa: BLE001 - a terminal without the services' variables beats no terminal
+    except Exception as exc:  # a terminal without the services' variables beats no terminal
+        log.warning("reading the lab's services for a new terminal failed: %s", exc, exc_info=True)
         return changes
     changes.update(dict.fromkeys(unset))
     changes.update(exports)

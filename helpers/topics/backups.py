@@ -9,6 +9,7 @@ directory before it starts: Redis loads `dump.rdb` from its `dir` at start-up.
 from __future__ import annotations
 
 import contextlib
+import logging
 import shutil
 import subprocess
 import time
@@ -18,6 +19,8 @@ from typing import Any
 
 from helpers.runtime import engines, services, state
 from helpers.runtime.state import LabError
+
+log = logging.getLogger(__name__)
 
 RDB_ONLY = {"save": '""', "appendonly": "no"}          # snapshots only when asked (BGSAVE)
 AOF_EVERYSEC = {"save": '""', "appendonly": "yes", "appendfsync": "everysec"}
@@ -51,10 +54,12 @@ def snapshot(r: Any, timeout: float = 60.0) -> int:
 
     Returns LASTSAVE (Unix time of the last successful save).
     """
+    from redis.exceptions import ResponseError
+
     before = _saves(r)
     try:
         r.bgsave()
-    except Exception as exc:  # a save already running (e.g. an AOF rewrite): schedule ours after it
+    except ResponseError as exc:  # a save already running (e.g. an AOF rewrite): schedule ours after it
         if "in progress" not in str(exc):
             raise
         r.execute_command("BGSAVE", "SCHEDULE")

@@ -9,8 +9,10 @@ and report what the database had to do.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import random
+import sqlite3
 import threading
 import time
 import uuid
@@ -18,9 +20,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from redis.exceptions import RedisError
+
 from helpers import measure
+from helpers.runtime.state import LabError
 from helpers.topics.datastructures import unlink_matching
 from helpers.topics.db import ShopDB
+
+log = logging.getLogger(__name__)
 
 PREFIX = "lab03"
 Loader = Callable[[], Any]
@@ -156,8 +163,8 @@ class WriteBehind:
             try:
                 while self.flush_once() == self.batch and not self._stop.is_set():
                     pass  # a full batch: more is waiting, flush again without pausing
-            except Exception:  # keep the flusher alive; the queue keeps the writes meanwhile
-                pass
+            except (RedisError, sqlite3.Error, LabError) as exc:  # keep the flusher alive; the queue keeps the writes
+                log.warning("write-behind flush failed, retrying in %.1f s: %s", self.interval, exc)
             self._stop.wait(self.interval)  # batching by time: what arrives meanwhile goes in one transaction
 
     def start(self) -> WriteBehind:

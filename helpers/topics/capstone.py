@@ -11,6 +11,7 @@ primary and adds a shard while that load runs.
 from __future__ import annotations
 
 import json
+import logging
 import random
 import secrets
 import threading
@@ -28,6 +29,8 @@ from helpers.measure.metrics import (
 )
 from helpers.runtime import services
 from helpers.runtime.state import LabError
+
+log = logging.getLogger(__name__)
 
 NAME = "lab14"
 PREFIX = "lab14"
@@ -210,6 +213,8 @@ def running_service() -> Group:
 
 def members(group: Group, **kwargs: Any) -> list[tuple[str, Any, str]]:
     """(member id, a client of its node endpoint, "primary" or "replica") for each node of the group."""
+    from redis.exceptions import RedisError
+
     from helpers.aws import client as cp
 
     ec = _ec()
@@ -223,7 +228,7 @@ def members(group: Group, **kwargs: Any) -> list[tuple[str, Any, str]]:
         r = cp.redis_at(c["CacheNodes"][0]["Endpoint"], tls=group.tls, password=group.token, **kwargs)
         try:
             role = "primary" if r.execute_command("ROLE")[0] == "master" else "replica"
-        except Exception:  # noqa: BLE001 - a node down or being replaced
+        except RedisError:  # a node down or being replaced
             continue
         out.append((c["CacheClusterId"], r, role))
     return out
@@ -466,7 +471,8 @@ def run_load(get: Callable[[Any, Any, int], Any], update: Callable[[Any, Any, in
                     update(rc, timed_db, pid, rng.randrange(500, 50000))
                 else:
                     get(rc, timed_db, pid)
-            except Exception as exc:  # counted against availability, never raised
+            except Exception as exc:  # any failure counts against availability and the worker carries on
+                log.debug("a %s during the load failed: %s", "write" if write else "read", exc, exc_info=True)
                 ok = False
                 with lock:
                     if len(report.error_samples) < 5:

@@ -6,12 +6,15 @@ numbers from the documentation, because they change between Redis/Valkey version
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from helpers.runtime.state import LabError
+
+log = logging.getLogger(__name__)
 
 STRUCTURES = ("string", "hash", "set", "zset", "list")
 
@@ -189,7 +192,7 @@ def counter_race(client_factory: Any, key: str, threads: int = 4, per_thread: in
     first = client_factory()
     first.set(key, 0)
     barrier = threading.Barrier(threads)
-    errors: list[BaseException] = []
+    errors: list[Exception] = []
 
     def work() -> None:
         r = client_factory()
@@ -200,7 +203,8 @@ def counter_race(client_factory: Any, key: str, threads: int = 4, per_thread: in
                     r.incr(key)
                 else:
                     r.set(key, int(r.get(key)) + 1)
-        except BaseException as exc:  # surfaced to the caller below
+        except Exception as exc:  # raised in the caller's thread below
+            log.debug("a counter worker failed: %s", exc, exc_info=True)
             errors.append(exc)
         finally:
             r.close()
@@ -211,7 +215,7 @@ def counter_race(client_factory: Any, key: str, threads: int = 4, per_thread: in
     for w in workers:
         w.join()
     if errors:
-        raise LabError(f"A worker thread failed: {errors[0]!r}")
+        raise LabError(f"A worker thread failed: {errors[0]!r}") from errors[0]
     return int(first.get(key))
 
 

@@ -8,12 +8,15 @@ and count hits. Each request is a cache-aside read done atomically by a tiny Lua
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from helpers.runtime.state import LabError
+
+log = logging.getLogger(__name__)
 
 POLICIES = ("noeviction", "allkeys-lru", "allkeys-lfu", "allkeys-random",
             "volatile-lru", "volatile-lfu", "volatile-random", "volatile-ttl")
@@ -274,11 +277,13 @@ def evict_one(r: Any, policy: str, candidates: dict[str, int | None], candidate_
             r.set(f"cand:{name}", "c" * candidate_size, ex=ttl)
     finally:
         configure(r, maxmemory=limit)
+    from redis.exceptions import ResponseError
+
     r.config_resetstat()
     for j in range(2000):
         try:
             r.set(f"more:{j}", "m" * 2000)
-        except Exception:  # noeviction or volatile-* with nothing to evict: the write is refused
+        except ResponseError:  # OOM: noeviction or volatile-* with nothing to evict refuses the write
             break
         if int(r.info("stats")["evicted_keys"]):
             break

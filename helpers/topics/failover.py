@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import signal
 import threading
@@ -21,6 +22,8 @@ from typing import Any
 
 from helpers.aws import client as cpc
 from helpers.runtime import services
+
+log = logging.getLogger(__name__)
 
 
 def resilient_client(endpoint: dict[str, Any], retries: int = 8, **kwargs: Any) -> Any:
@@ -58,6 +61,8 @@ class AckWriter(threading.Thread):
         self.stop = threading.Event()
 
     def run(self) -> None:
+        from redis.exceptions import RedisError
+
         deadline = time.monotonic() + self.max_seconds
         for i in range(self.max_writes):
             if self.stop.is_set() or time.monotonic() > deadline:
@@ -72,7 +77,7 @@ class AckWriter(threading.Thread):
                     ok = bool(self.client.set(key, i))
                 if ok:
                     self.acked.append(key)
-            except Exception:  # noqa: BLE001 - a failover in progress: not acknowledged, carry on
+            except RedisError:  # a failover in progress: not acknowledged, carry on
                 self.errors += 1
                 time.sleep(0.05)
             time.sleep(0.001)

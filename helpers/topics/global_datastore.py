@@ -7,6 +7,7 @@ created in. See helpers.aws.controlplane.models.global_datastore for what is rea
 
 from __future__ import annotations
 
+import logging
 import statistics
 import time
 import uuid
@@ -16,6 +17,8 @@ from typing import Any
 from helpers.aws import client as cpc
 from helpers.aws import endpoint as localaws
 from helpers.runtime.state import LabError
+
+log = logging.getLogger(__name__)
 
 PRIMARY_REGION = "us-east-1"
 SECONDARY_REGION = "us-west-2"
@@ -55,10 +58,12 @@ def wait_available(ec: Any, gid: str, timeout: float = 90) -> dict[str, Any]:
 
 def writable(r: Any) -> bool:
     """Whether a write through this client is accepted now (False: READONLY, or reconnecting)."""
+    from redis.exceptions import RedisError
+
     try:
         r.set("lab18:probe", "1")
         return True
-    except Exception:  # noqa: BLE001 - the READONLY error, or a connection being re-established
+    except RedisError:  # the READONLY error, or a connection being re-established
         return False
 
 

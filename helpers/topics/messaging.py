@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import logging
 import os
 import signal
 import sys
@@ -26,6 +27,8 @@ from helpers.runtime import process, state
 from helpers.runtime.process import Process
 from helpers.runtime.state import LabError
 from helpers.topics.datastructures import delete_prefix as clear_prefix  # noqa: F401 (re-exported: labs 05, 06)
+
+log = logging.getLogger(__name__)
 
 PASSWORD_ENV = "ELASTICACHE_LAB_WORKER_PASSWORD"  # never on a command line
 MODES = ("pop", "reliable", "stream")
@@ -320,10 +323,12 @@ class Subscriber:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
-        with contextlib.suppress(Exception):
+        from redis.exceptions import RedisError
+
+        with contextlib.suppress(RedisError, OSError):  # the server already gone: nothing to leave
             if self._pubsub.subscribed:
                 self._pubsub.unsubscribe()
-        with contextlib.suppress(Exception):
+        with contextlib.suppress(RedisError, OSError):
             self._pubsub.close()
 
     def __enter__(self) -> Subscriber:

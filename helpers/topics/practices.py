@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import logging
 import statistics
 import threading
 import time
@@ -21,6 +22,8 @@ from urllib.parse import parse_qs, urlsplit
 from helpers.measure.faults import heal
 from helpers.runtime import services, tls
 from helpers.runtime.service import Service
+
+log = logging.getLogger(__name__)
 
 DATA = Path(__file__).resolve().parents[2] / "data"
 PRICES = DATA / "elasticache_prices.csv"
@@ -80,7 +83,8 @@ def call_with_deadline(fn: Callable[[], Any], wait_s: float) -> dict[str, Any]:
         try:
             outcome["value"] = fn()
             outcome["outcome"] = "answered"
-        except Exception as exc:  # the point: which exception, after how long
+        except Exception as exc:  # the point: whatever fn raised, and after how long
+            log.debug("call_with_deadline: the call raised %s", type(exc).__name__, exc_info=True)
             outcome["outcome"] = type(exc).__name__
         outcome["seconds"] = time.monotonic() - t0
 
@@ -244,10 +248,12 @@ def require_tls(svc: Service, tls_port: int) -> int:
 
 def try_ping(client: Any) -> str:
     """'ok', or the name of the error a PING met."""
+    from redis.exceptions import RedisError
+
     try:
         client.ping()
         return "ok"
-    except Exception as exc:
+    except RedisError as exc:  # TLS and socket errors reach us as redis-py's ConnectionError
         return type(exc).__name__
 
 

@@ -14,6 +14,7 @@ through this module (`from helpers.topics import security`), so they are re-expo
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import socket
@@ -41,6 +42,8 @@ from helpers.runtime.topologies.secure import (  # noqa: F401 (re-exported: lab 
     user_password,
     valid_password_count,
 )
+
+log = logging.getLogger(__name__)
 
 # --- network isolation ------------------------------------------------------------------------------
 
@@ -230,10 +233,12 @@ class ACLExplorer:
     def update(self) -> dict[str, str]:
         import html
 
+        from redis.exceptions import ResponseError
+
         try:
             set_user(self.svc, self.USER, self.rule.value)
             verdicts = {label: dry_run(self.svc, self.USER, cmd) for label, cmd in ACL_PROBES.items()}
-        except Exception as exc:  # noqa: BLE001 - a rule Redis rejects is shown, not raised
+        except (ResponseError, LabError) as exc:  # a rule Redis (or the lab) rejects is shown, not raised
             message = str(exc).splitlines()[0]
             self.out.value = f"<span style='color:#cf222e'>Redis rejects this rule: {html.escape(message)}</span>"
             return {}

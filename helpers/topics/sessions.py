@@ -15,12 +15,15 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import secrets
 import threading
 import time
 from typing import Any, Protocol
 
 from helpers.runtime.state import LabError
+
+log = logging.getLogger(__name__)
 
 COOKIE = "sid"
 
@@ -383,7 +386,7 @@ class Browser:
         return self.http.cookies.get(COOKIE)
 
     def close(self) -> None:
-        with contextlib.suppress(Exception):
+        with contextlib.suppress(OSError):  # closing pooled connections the server already dropped
             self.http.close()
 
 

@@ -8,11 +8,13 @@ cluster-aware client, and healing killed nodes. Moving slots between shards is i
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from redis.crc import REDIS_CLUSTER_HASH_SLOTS
+from redis.exceptions import RedisError
 
 from helpers.runtime import engines
 from helpers.runtime.engines import Node
@@ -30,6 +32,8 @@ from helpers.runtime.topologies.nodes import (
     wait_for,
 )
 from helpers.runtime.topologies.registry import topology
+
+log = logging.getLogger(__name__)
 
 CLUSTER_SLOTS = REDIS_CLUSTER_HASH_SLOTS  # redis-py's constant: one definition of the slot count
 
@@ -201,7 +205,7 @@ def describe_views(svc: Service) -> str:
                    if {"fail", "fail?", "handshake", "noaddr"} & set(v["flags"])]
             owners = [f"{v['port']}={len(v['slots'])}@{v['epoch']}" for v in view if "master" in v["flags"]]
             lines.append(f"  {n.name} :{n.port} {state.strip()} {'; '.join(odd)} slots@epoch: {' '.join(owners)}")
-        except Exception as e:  # a paused or dying node
+        except RedisError as e:  # a paused or dying node
             lines.append(f"  {n.name} :{n.port} does not answer ({e})")
     return "\n".join(lines)
 
@@ -253,8 +257,10 @@ def cluster_nodes(svc: Service) -> list[dict[str, Any]]:
     """The cluster's view (from one live node): id, port, flags, master id, epoch, slots per node."""
     for n in svc.nodes:
         if n.alive() and not n.paused():
-            with contextlib.suppress(Exception):
+            try:
                 return parse_cluster_nodes(admin_client(svc, n, socket_timeout=2).execute_command("CLUSTER", "NODES"))
+            except RedisError as exc:  # paused, dying or loading: ask the next one
+                log.debug("CLUSTER NODES on %s failed: %s", n.name, exc)
     raise LabError(f"No node of {svc.name} answers. `start('cluster', name={svc.name!r})` restarts it.")
 
 

@@ -6,6 +6,7 @@ when it adds replicas to a replication group.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, wait
@@ -17,6 +18,8 @@ from helpers.runtime.engines import Node
 from helpers.runtime.service import Service, load, record, redis_client_for, redis_conf
 from helpers.runtime.state import LabError
 from helpers.runtime.topologies.registry import TOPOLOGIES
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 BUS_OFFSET = 10000  # Redis Cluster's bus listens on the data port + 10000
@@ -85,7 +88,8 @@ def wait_for(predicate: Callable[[], Any], timeout: float, what: str, interval: 
             result = predicate()
             if result:
                 return result
-        except Exception as exc:  # an engine still starting or failing over answers errors
+        except Exception as exc:  # any error of a check still failing; the last one is in the timeout's message
+            log.debug("waiting for %s: %s", what, exc, exc_info=True)
             last_error = exc
         time.sleep(pause)
         pause = min(pause * 2, interval)

@@ -8,9 +8,13 @@ and healing restarts killed nodes without losing the data the replicas still hol
 from __future__ import annotations
 
 import contextlib
+import logging
 import secrets
 from pathlib import Path
 from typing import Any
+
+import psutil
+from redis.exceptions import RedisError
 
 from helpers.runtime import engines, state
 from helpers.runtime import tls as tls_mod
@@ -30,6 +34,8 @@ from helpers.runtime.topologies.nodes import (
     wait_for,
 )
 from helpers.runtime.topologies.registry import topology
+
+log = logging.getLogger(__name__)
 
 SENTINELS = 3
 QUORUM = 2
@@ -202,7 +208,8 @@ def current_primary(svc: Service) -> tuple[str, int]:
             continue
         try:
             info = sentinel_node_client(svc, s).execute_command("SENTINEL", "MASTER", svc.meta["master_name"])
-        except Exception:
+        except RedisError as exc:  # a Sentinel paused, restarting or not yet monitoring: ask the others
+            log.debug("SENTINEL MASTER on %s failed: %s", s.name, exc)
             continue
         if isinstance(info, list):  # RESP2 without a response callback: flat list
             info = dict(zip(info[::2], info[1::2], strict=False))
@@ -256,13 +263,13 @@ def _reread_replicated_roles(svc: Service) -> Service:
     for n in svc.nodes_by(kind="redis"):
         if not n.alive() or n.paused():
             continue
-        with contextlib.suppress(Exception):
+        with contextlib.suppress(RedisError):  # a node not answering keeps its recorded role
             role = node_client(svc, n, socket_timeout=1).execute_command("ROLE")[0]
             role = role.decode() if isinstance(role, bytes) else role
             n.role = "primary" if role == "master" else "replica"
             if n.role == "primary":
                 live_primary = n
-    with contextlib.suppress(Exception):  # two nodes saying master (a demotion in flight): Sentinel decides
+    with contextlib.suppress(RedisError, psutil.Error):  # two saying master (a demotion in flight): Sentinel decides
         host, port = current_primary(svc)
         for n in svc.nodes_by(kind="redis"):
             if n.port == port and n.alive() and not n.paused() and (live_primary is None or n.role == "primary"):
@@ -287,7 +294,7 @@ def _heal_replicated(svc: Service) -> Service:
         raise LabError("every data node is gone")  # nothing to keep: start() creates it afresh
     try:
         host, port = current_primary(svc)
-    except Exception:
+    except (RedisError, psutil.Error):  # MasterNotFoundError included: no Sentinel names a primary now
         port = -1
     recorded = next((n for n in data if n.port == port), None)
     if recorded is None or not recorded.alive():

@@ -7,9 +7,12 @@ resharding does for you), on the "cluster" topology.
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
+
+from redis.exceptions import RedisError
 
 from helpers.runtime import engines, state
 from helpers.runtime.engines import Node
@@ -31,6 +34,8 @@ from helpers.runtime.topologies.cluster import (
 )
 from helpers.runtime.topologies.nodes import admin_client as node_client
 from helpers.runtime.topologies.nodes import current, find_node, refresh_roles, wait_for
+
+log = logging.getLogger(__name__)
 
 
 def _primary_by_ref(svc: Service, ref: Node | str | int) -> Node:
@@ -107,7 +112,7 @@ def _migrate_batch(svc: Service, slots: list[int], source: Node, target: Node, s
     masters = {v["id"] for v in cluster_nodes(svc) if "master" in v["flags"]}  # roles may be stale in svc
     for n in svc.nodes:
         if n.extra.get("node_id") in masters - {sid, tid} and n.alive() and not n.paused():
-            with contextlib.suppress(Exception):  # best effort: gossip gets there too, epochs now in order
+            with contextlib.suppress(RedisError):  # best effort: gossip gets there too, epochs now in order
                 _setslots(node_client(svc, n, socket_timeout=5), slots, "NODE", tid)
     return moved
 
@@ -291,7 +296,7 @@ def remove_shard(svc: Service, node_id_or_port: Node | str | int) -> Service:
         if n.alive() and n.extra.get("node_id") not in leaving_ids:
             c = node_client(svc, n)
             for gone in leaving_ids:
-                with contextlib.suppress(Exception):
+                with contextlib.suppress(RedisError):  # a node that already forgot it (or never knew it)
                     c.execute_command("CLUSTER", "FORGET", gone)
     for n in leaving:
         n.stop()
