@@ -19,8 +19,8 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import botocore.session
-import pytest
 from botocore.exceptions import ClientError, ParamValidationError
+from support import code_of, elasticache_fixture, error_of
 
 import helpers
 from helpers.aws import catalogue
@@ -31,22 +31,7 @@ AWS_CLI = str(Path(sys.executable).parent / "aws")
 MODEL = botocore.session.get_session().get_service_model("elasticache")
 
 
-@pytest.fixture(scope="module")
-def ec():
-    client = localaws.client("elasticache")
-    yield client
-    cpc.cleanup(localaws.client("elasticache"), "c-")
-
-
-def error_of(call, **kwargs) -> tuple[str, str, int]:
-    with pytest.raises(ClientError) as info:
-        call(**kwargs)
-    err = info.value.response
-    return err["Error"]["Code"], err["Error"].get("Message", ""), err["ResponseMetadata"]["HTTPStatusCode"]
-
-
-def code_of(call, **kwargs) -> str:
-    return error_of(call, **kwargs)[0]
+ec = elasticache_fixture("c-")
 
 
 def shape_keys(shape_name: str) -> set[str]:

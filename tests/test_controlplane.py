@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
-from botocore.exceptions import ClientError
+from support import code_of, elasticache_fixture
 
 import helpers
 from helpers.aws import client as cpc
@@ -24,11 +24,7 @@ from helpers.aws import endpoint as localaws
 AWS_CLI = str(Path(sys.executable).parent / "aws")
 
 
-@pytest.fixture(scope="module")
-def ec():
-    client = localaws.client("elasticache")
-    yield client
-    cpc.cleanup(localaws.client("elasticache"), "t-")  # a fresh client: the last test restarts the endpoint
+ec = elasticache_fixture("t-")
 
 
 def aws_services() -> dict[str, helpers.Service]:
@@ -53,12 +49,6 @@ def gone(pids: list[int]) -> bool:
     import psutil
 
     return not any(psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE for p in pids)
-
-
-def code_of(call, **kwargs) -> str:
-    with pytest.raises(ClientError) as info:
-        call(**kwargs)
-    return info.value.response["Error"]["Code"]
 
 
 # --- cache clusters --------------------------------------------------------------------------------

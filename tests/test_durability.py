@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import pytest
 from botocore.exceptions import ClientError
+from support import elasticache_fixture
 
 from helpers.aws import client as cpc
-from helpers.aws import endpoint as localaws
 from helpers.runtime import engines
 
 HAVE_VALKEY9 = any(e.version.split(".")[0].isdigit() and int(e.version.split(".")[0]) >= 9
@@ -22,11 +22,7 @@ DURABLE = dict(ReplicationGroupDescription="durable", Engine="valkey", CacheNode
                TransitEncryptionEnabled=True, Durability="sync")
 
 
-@pytest.fixture(scope="module")
-def ec():
-    client = localaws.client("elasticache")
-    yield client
-    cpc.cleanup(localaws.client("elasticache"), "dur-")
+ec = elasticache_fixture("dur-")
 
 
 def refused(ec, **changes) -> tuple[str, str]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pytest
 from botocore.exceptions import ClientError
+from support import elasticache_fixture
 
 import helpers
 from helpers.aws import client as cpc
@@ -20,11 +21,7 @@ needs_both = pytest.mark.skipif(not all(HAVE.values()), reason="needs both valke
 needs_valkey = pytest.mark.skipif(not HAVE["valkey"], reason="needs valkey-server")
 
 
-@pytest.fixture(scope="module")
-def ec():
-    client = localaws.client("elasticache")
-    yield client
-    cpc.cleanup(localaws.client("elasticache"), "lc-")
+ec = elasticache_fixture("lc-")
 
 
 def code_of(call, **kwargs) -> tuple[str, str]:

@@ -20,21 +20,17 @@ from datetime import datetime, timezone
 from typing import Any
 
 import pytest
+from support import elasticache_fixture
 
 import helpers
 from helpers.aws import client as cpc
-from helpers.aws import endpoint as localaws
 from helpers.topics import failover
 
 MAX_WRITES = 4000
 MAX_SECONDS = 30.0
 
 
-@pytest.fixture(scope="module")
-def ec():
-    client = localaws.client("elasticache")
-    yield client
-    cpc.cleanup(localaws.client("elasticache"), "f-")
+ec = elasticache_fixture("f-")
 
 
 class Writer(threading.Thread):

@@ -14,6 +14,7 @@ import time
 import psutil
 import pytest
 from botocore.exceptions import ClientError
+from support import code_of
 
 import helpers
 from helpers.aws import client as cpc
@@ -72,12 +73,6 @@ def _until(fn, timeout: float = 15):
             return value
         time.sleep(0.02)
     raise AssertionError(f"not true within {timeout} s")
-
-
-def code_of(call, **kwargs) -> str:
-    with pytest.raises(ClientError) as info:
-        call(**kwargs)
-    return info.value.response["Error"]["Code"]
 
 
 def test_preconditions_answer_aws_errors(regions):

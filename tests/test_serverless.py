@@ -7,19 +7,26 @@ the endpoint are real processes, checked by pid.
 from __future__ import annotations
 
 import socket
-import ssl
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 
 import psutil
 import pytest
-from botocore.exceptions import ClientError
+from support import (
+    alive,
+    code_of,
+    engine_pids,
+    memory_kb,
+    send_until_refused,
+    status_of,
+    tls_socket,
+    until_closed,
+)
 
 import helpers
 from helpers.aws import endpoint as localaws
 from helpers.aws import serverless as sv
-from helpers.runtime import tls
 
 
 @pytest.fixture(scope="module")
@@ -32,25 +39,6 @@ def ec():
             client.delete_serverless_cache(ServerlessCacheName=c["ServerlessCacheName"])
 
 
-def code_of(call, **kwargs) -> str:
-    with pytest.raises(ClientError) as info:
-        call(**kwargs)
-    return info.value.response["Error"]["Code"]
-
-
-def status_of(name: str) -> dict:
-    import helpers.runtime.serverless as sl
-    from helpers.runtime import services
-
-    svc = services.get(f"aws-sl-{name}")
-    return sl.status(svc) if svc else {}
-
-
-def engine_pids(name: str) -> list[int]:
-    st = status_of(name)
-    return [st["pid"]] + [b[k] for b in st.get("backends", []) for k in ("pid", "replica_pid") if b.get(k)] if st else []
-
-
 def eventually(read, want, timeout: float = 5.0):
     """What `read()` returns once it equals `want` (replicas may lag a little), or its last value."""
     deadline = time.monotonic() + timeout
@@ -59,17 +47,6 @@ def eventually(read, want, timeout: float = 5.0):
         time.sleep(0.05)
         got = read()
     return got
-
-
-def alive(pids: list[int]) -> list[int]:
-    out = []
-    for p in pids:
-        try:
-            if psutil.Process(p).status() != psutil.STATUS_ZOMBIE:
-                out.append(p)
-        except psutil.Error:
-            pass
-    return out
 
 
 def test_errors_follow_the_api_reference(ec):
@@ -357,49 +334,6 @@ def test_pub_sub_through_the_endpoint_as_aws_lists_it(ec):
 
 
 # --- what a client may send: the engines' protocol bounds, and the serverless item size ---------------------
-def tls_socket(cache: dict) -> ssl.SSLSocket:
-    """A raw TLS connection to the cache's endpoint, verified against the lab's CA (as a client library's)."""
-    ep = cache["Endpoint"]
-    sock = socket.create_connection((ep["Address"], ep["Port"]), timeout=10)
-    return tls.client_context(client_cert=False).wrap_socket(sock, server_hostname=ep["Address"])
-
-
-def until_closed(sock: socket.socket) -> tuple[bytes, bool]:
-    """Everything the peer sends until it closes (True), or until 3 s of silence (False: still open)."""
-    out = b""
-    sock.settimeout(3)
-    try:
-        while chunk := sock.recv(65536):
-            out += chunk
-    except TimeoutError:
-        return out, False
-    except OSError:  # a reset: closed too
-        pass
-    return out, True
-
-
-def send_until_refused(sock: socket.socket, head: bytes, total: int) -> int:
-    """`head`, then up to `total` bytes of value in 1 MB chunks, until the peer stops reading; bytes sent."""
-    sent = 0
-    try:
-        sock.sendall(head)
-        chunk = b"x" * (1 << 20)
-        while sent < total:
-            sock.sendall(chunk)
-            sent += len(chunk)
-    except OSError:
-        pass
-    return sent
-
-
-def memory_kb(pid: int, field: str) -> int:
-    """VmRSS (resident now) or VmHWM (the most ever resident) of a process, in kB (/proc/PID/status)."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    raise AssertionError(f"no {field} for pid {pid}")
-
-
 def engine_reply(port: int, password: str, data: bytes) -> tuple[bytes, bool]:
     """What the real engine behind the endpoint answers `data` with, after AUTH (plain TCP on loopback)."""
     with socket.create_connection(("127.0.0.1", port), timeout=10) as s:

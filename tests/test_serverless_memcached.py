@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 import psutil
 import pytest
 from pymemcache.exceptions import MemcacheServerError
-from test_serverless import (  # the same checks as the Valkey/Redis OSS tests
+from support import (  # the same checks as the Valkey/Redis OSS tests
     alive,
     code_of,
     engine_pids,
