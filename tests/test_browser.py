@@ -117,9 +117,9 @@ def test_welcome_lab_runs_in_a_real_browser(workspace):
             page.goto(server.url("/"), timeout=120_000)  # the server's default URL: the welcome lab, not the Launcher
             page.wait_for_selector(".jp-Notebook .jp-CodeCell", timeout=120_000)
             page.wait_for_selector(".jp-Notebook-ExecutionIndicator", timeout=120_000)
-            page.wait_for_timeout(2000)
-            # The first screen says how to run a cell.
-            assert page.locator(".jp-MarkdownOutput", has_text="Shift+Enter").first.is_visible()
+            # The first screen says how to run a cell (waited for: a loaded machine renders the markdown late).
+            page.locator(".jp-MarkdownOutput", has_text="Shift+Enter").first.wait_for(state="visible",
+                                                                                      timeout=120_000)
             _accept_dialog(page)
             _run_all(page)
             prompts = _wait_all_executed(page, n_code, RUN_TIMEOUT_S)

@@ -70,7 +70,7 @@ def test_resources_and_data_survive_a_stop_and_start(isolated_home):
     assert [s["SnapshotStatus"] for s in snaps] == ["available"]
     events = [e["Message"] for e in ec.describe_events(SourceIdentifier="kept", SourceType="replication-group",
                                                       Duration=60)["Events"]]
-    assert "Replication group created" in events  # the history is kept too
+    assert "Replication group kept created" in events  # the history is kept too
 
     # The snapshot taken before the stop still restores (its file was kept, and so is its record).
     ec.create_replication_group(ReplicationGroupId="from-snap", ReplicationGroupDescription="restored",

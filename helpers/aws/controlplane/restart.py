@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import shutil
 import threading
 import time
@@ -36,7 +37,8 @@ log = logging.getLogger(__name__)
 
 SAVE_DEADLINE = 8.0  # seconds a clean stop gives every cache's BGSAVE (the runtime waits 10 s, then kills)
 # What a (re)start emits that the first creation already said; a restart says one line of its own instead.
-_CREATION_EVENTS = ("Restored ", "Cache cluster created", "Replication group created", "Added cache node")
+_CREATION_EVENTS = ("Restored ", "Cache cluster created", "Added cache node")
+_GROUP_CREATED = re.compile(r"Replication group \S+ created")
 TRANSIENT = ("creating", "modifying", "snapshotting", "rebooting cache cluster nodes")
 
 
@@ -415,7 +417,8 @@ def _drop_creation_events(plane: Any, before: int) -> None:
     """The events the creation code emits again on a restart (the resource was created once)."""
     with plane.lock:
         new = plane.events[before:]
-        plane.events[before:] = [e for e in new if not e.message.startswith(_CREATION_EVENTS)]
+        plane.events[before:] = [e for e in new if not e.message.startswith(_CREATION_EVENTS)
+                                 and not _GROUP_CREATED.fullmatch(e.message)]
 
 
 def shutdown(plane: Any) -> None:

@@ -219,7 +219,7 @@ class ReplicationGroups(Backend):
             g.after_create()
         g.status = "available"
         self.ensure_monitor()
-        self.event(g.group_id, "replication-group", "Replication group created")
+        self.event(g.group_id, "replication-group", f"Replication group {g.group_id} created")  # describe-events.rst
 
     # --- stable endpoints (see endpoints.py) -------------------------------------------------
     def open_endpoints(self, g: ReplicationGroup) -> None:

@@ -7,7 +7,7 @@ from typing import Any
 from helpers.aws.controlplane.models import PLANE
 from helpers.aws.controlplane.models.base import CacheCluster, Member
 from helpers.aws.controlplane.responses import int_or_none, tag_dict
-from helpers.aws.controlplane.responses.replication import member_api, parameter_status
+from helpers.aws.controlplane.responses.replication import CLIENT_DOWNLOAD_PAGE, member_api, parameter_status
 
 
 def cluster_api(cc: CacheCluster, show_nodes: bool = False) -> dict[str, Any]:
@@ -23,7 +23,7 @@ def cluster_api(cc: CacheCluster, show_nodes: bool = False) -> dict[str, Any]:
         "AutoMinorVersionUpgrade": True, "AuthTokenEnabled": bool(cc.auth_token),
         "TransitEncryptionEnabled": cc.tls, "AtRestEncryptionEnabled": cc.at_rest_encryption, "ARN": cc.arn,
         "ReplicationGroupLogDeliveryEnabled": False, "LogDeliveryConfigurations": [], "NetworkType": "ipv4",
-        "IpDiscovery": "ipv4",
+        "IpDiscovery": "ipv4", "ClientDownloadLandingPage": CLIENT_DOWNLOAD_PAGE,
     }
     if cc.subnet_group:
         out["CacheSubnetGroupName"] = cc.subnet_group
@@ -35,7 +35,6 @@ def cluster_api(cc: CacheCluster, show_nodes: bool = False) -> dict[str, Any]:
     if cc.engine == "memcached":
         if cc.discovery is not None:  # answers `config get cluster`; other commands reach node 0001
             out["ConfigurationEndpoint"] = {"Address": cc.discovery.host, "Port": cc.discovery.port}
-        out["ClientDownloadLandingPage"] = "https://console.aws.amazon.com/elasticache/home#client-download:"
     if show_nodes:
         out["CacheNodes"] = []
         for n in list(cc.nodes):

@@ -15,6 +15,10 @@ def parameter_status(name: str, pending_reboot: bool, node_ids: list[str]) -> di
             "CacheNodeIdsToReboot": list(node_ids) if pending_reboot else []}
 
 
+# What every cache cluster of the AWS CLI's examples answers (create-, describe-, reboot-cache-cluster.rst).
+CLIENT_DOWNLOAD_PAGE = "https://console.aws.amazon.com/elasticache/home#client-download:"
+
+
 def member_api(m: Member, show_nodes: bool) -> dict[str, Any]:
     """A member of a replication group, as DescribeCacheClusters shows it."""
     g, n = m.group, m.node
@@ -35,7 +39,10 @@ def member_api(m: Member, show_nodes: bool) -> dict[str, Any]:
         "AuthTokenEnabled": bool(g.auth_token), "TransitEncryptionEnabled": g.tls,
         "AtRestEncryptionEnabled": g.at_rest_encryption, "ARN": m.arn,
         "SecurityGroups": [{"SecurityGroupId": s, "Status": "active"} for s in g.security_group_ids],
-        "ReplicationGroupLogDeliveryEnabled": False, "NetworkType": "ipv4", "IpDiscovery": "ipv4"}
+        "ReplicationGroupLogDeliveryEnabled": False, "NetworkType": "ipv4", "IpDiscovery": "ipv4",
+        "AutoMinorVersionUpgrade": True, "ClientDownloadLandingPage": CLIENT_DOWNLOAD_PAGE}
+    if g.snapshot_window:
+        out["SnapshotWindow"] = g.snapshot_window
     if g.subnet_group:  # reboot-cache-cluster.rst shows a member's CacheSubnetGroupName and SecurityGroups
         out["CacheSubnetGroupName"] = g.subnet_group
     if show_nodes:
