@@ -124,3 +124,12 @@ def test_a_section_that_fails_is_na_in_the_table_and_its_traceback_in_the_log(mo
     assert "no Sentinel answers" in text and "n/a" in text
     logged = [rec for rec in caplog.records if rec.name == "helpers.tools.bench" and "failover" in rec.getMessage()]
     assert logged and logged[0].levelno == logging.WARNING and logged[0].exc_info is not None
+
+
+def test_the_serverless_recovery_is_reported_as_a_ratio_to_a_bare_start():
+    text = bench.report({"serverless": {"recovery_seconds": 0.4, "recovery_ratio_to_bare_start": 8.3,
+                                        "scale_out_seconds": 4.5, "scale_out_ratio_to_bare_start": 87.6}})
+    row = next(line for line in text.splitlines() if line.startswith("recovery after kill -9"))
+    assert "0.4 s" in row and "8.3x" in row and "bare engine start" in row
+    missing = bench.report({"serverless": {"recovery_seconds": None, "recovery_note": "not served again within 60 s"}})
+    assert "not served again within 60 s" in missing

@@ -544,6 +544,7 @@ def bench_serverless(requests: int = 2000, max_keys: int = 12000) -> dict[str, A
         lost = written - int(r.dbsize()) + 100  # the 100 metering keys are there too
         out.update(scale_out_seconds=seconds, scale_out_ratio_to_bare_start=ratio(seconds, floor),
                    keys_written=written, keys_lost=lost)
+        out.update(_serverless_recovery(r, direct, int(backend["pid"]), floor))
         return out
     except Exception as exc:  # what was measured is kept, the rest is n/a
         log.warning("the serverless measurement failed: %s", exc, exc_info=True)
@@ -554,6 +555,35 @@ def bench_serverless(requests: int = 2000, max_keys: int = 12000) -> dict[str, A
             sv.wait_serverless_deleted(ec, name)
         except _aws_errors() as exc:  # never created, or the endpoint is gone: the scratch directory goes anyway
             log.warning("deleting serverless cache %s failed: %s", name, exc)
+
+
+def _serverless_recovery(r: Any, direct: Any, pid: int, floor: float | None, timeout: float = 60.0) -> dict[str, Any]:
+    """kill -9 of the engine behind one shard of a serverless cache (`direct` is a client of that engine,
+    `pid` its process), then the time until the endpoint serves that shard's keys again (its replica
+    promoted), against a bare engine's start."""
+    import signal
+
+    import redis
+
+    probe = None
+    for i in range(2000):  # a key the endpoint placed on that shard
+        r.set(f"bench:r:{i}", b"before the kill")
+        if direct.exists(f"bench:r:{i}"):
+            probe = f"bench:r:{i}"
+            break
+    if probe is None:
+        return {"recovery_seconds": None, "recovery_note": "no key landed on the shard measured"}
+    started = time.perf_counter()
+    os.kill(pid, signal.SIGKILL)
+    while time.perf_counter() - started < timeout:
+        try:
+            if r.get(probe) == b"before the kill" and r.set(probe, b"after"):
+                seconds = time.perf_counter() - started
+                return {"recovery_seconds": seconds, "recovery_ratio_to_bare_start": ratio(seconds, floor)}
+        except redis.RedisError:  # the shard is being recovered: try again
+            pass
+        time.sleep(0.05)
+    return {"recovery_seconds": None, "recovery_note": f"not served again within {timeout:.0f} s"}
 
 
 def run(only: Sequence[str] = SECTIONS, labs_pattern: str = "*.ipynb") -> dict[str, Any]:

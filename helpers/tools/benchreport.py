@@ -218,7 +218,10 @@ def report(results: dict[str, Any]) -> str:
                  f"vs a bare engine start; {sl.get('keys_lost', NA)} of {sl.get('keys_written', NA)} keys lost"],
                 ["request via the endpoint (TLS, routing, metering)", fmt(sl.get("request_usec_via_endpoint"), "us", 0),
                  fmt(sl.get("metering_overhead_ratio"), "x", 2),
-                 f"vs the same client on an engine directly ({fmt(sl.get('request_usec_direct'), 'us', 0)})"]]
+                 f"vs the same client on an engine directly ({fmt(sl.get('request_usec_direct'), 'us', 0)})"],
+                ["recovery after kill -9 of a shard's engine", fmt(sl.get("recovery_seconds"), "s", 1),
+                 fmt(sl.get("recovery_ratio_to_bare_start"), "x", 1),
+                 sl.get("recovery_note") or "until its keys are served again, vs a bare engine start"]]
         if sl.get("note"):
             rows.append(["note", "", "", sl["note"]])
         parts.append(render_table("Serverless", ["", "figure", "ratio", "baseline"], rows))
