@@ -85,3 +85,15 @@ def test_a_function_left_as_a_stub_counts_as_unanswered():
     assert ex.evaluate(greet).status == "unanswered"
     assert ex.evaluate(other).status == "unanswered"
     assert ex.evaluate(real).status != "unanswered"
+
+
+def test_lab15_q5_accepts_a_valkey9_serverless_public_endpoint_for_the_laptop_only():
+    # AWS, "Create a Valkey serverless cache with a public endpoint": ElastiCache Serverless for Valkey 9.0
+    # or later can have one (IAM authentication and TLS 1.3 required); node-based clusters still have none.
+    ex = next(e for e in EXERCISES if e.lab == "15" and e.qid == "q5")
+    right = {"lambda_function": "vpc", "ecs_service_in_another_vpc": "peering",
+             "thirty_vpcs_in_many_accounts": "transit_gateway", "developer_laptop": "public_endpoint"}
+    result = ex.evaluate(right)
+    assert result.status == "correct", result.message
+    assert "Valkey 9.0" in result.message and "TLS 1.3" in result.message
+    assert ex.evaluate({**right, "lambda_function": "public_endpoint"}).status == "incorrect"

@@ -358,8 +358,8 @@ WHY = {
     "ecs_service_in_another_vpc": "one other VPC: VPC peering (non-overlapping CIDRs, routes both ways, the cache's "
                                   "security group admitting the other VPC's range or group)",
     "thirty_vpcs_in_many_accounts": "many VPCs and accounts: a Transit Gateway hub rather than a mesh of peerings",
-    "developer_laptop": "ElastiCache has no public endpoint: from outside AWS you come in through a VPN or "
-                        "a bastion/SSM port forward into the VPC",
+    "developer_laptop": "a node-based cluster has no public endpoint: from outside AWS you come in through a VPN "
+                        "or a bastion/SSM port forward into the VPC",
 }
 
 
@@ -370,10 +370,20 @@ def _check_paths(answer: Any) -> str:
     tgw_for_one = answer.get("ecs_service_in_another_vpc") == "transit_gateway"
     if tgw_for_one:
         answer = {**answer, "ecs_service_in_another_vpc": "peering"}
+    # ElastiCache Serverless for Valkey 9.0+ can be created with a public endpoint (IAM authentication and
+    # TLS 1.3 required), which a laptop reaches without a VPN: right on AWS for that kind of cache only.
+    public_laptop = answer.get("developer_laptop") == "public_endpoint"
+    if public_laptop:
+        answer = {**answer, "developer_laptop": "bastion_or_vpn"}
     expect_choices_per_item(answer, PATHS, ("vpc", "peering", "transit_gateway", "bastion_or_vpn", "public_endpoint"),
                             explain=lambda item, got: f"{item!r}: not {got!r} — {WHY[item]}.")
     note = (" A Transit Gateway for the single other VPC works too; for one pair of VPCs, peering is simpler and has "
             "no per-attachment or per-GB processing charge.") if tgw_for_one else ""
+    if public_laptop:
+        note += (" A public endpoint for the laptop is right only for an ElastiCache Serverless cache for Valkey 9.0 "
+                 "or later created with one (IAM authentication and TLS 1.3 required); a node-based cluster has none, "
+                 "and its laptop path is a VPN or a bastion.")
+        return "The other paths end inside the cache's VPC, through a security group." + note
     return "No public endpoints: every path ends inside the cache's VPC, through a security group." + note
 
 
@@ -384,9 +394,9 @@ q5 = Exercise(
     solution_text="answer = {'lambda_function': 'vpc', 'ecs_service_in_another_vpc': 'peering',\n"
                   "          'thirty_vpcs_in_many_accounts': 'transit_gateway', 'developer_laptop': 'bastion_or_vpn'}",
     reference=dict(PATHS),
-    also_right=[{**PATHS, "ecs_service_in_another_vpc": "transit_gateway"}],
+    also_right=[{**PATHS, "ecs_service_in_another_vpc": "transit_gateway"},
+                {**PATHS, "developer_laptop": "public_endpoint"}],
     wrong=[
-        ({**PATHS, "developer_laptop": "public_endpoint"}, "no public endpoint"),
         ({**PATHS, "ecs_service_in_another_vpc": "public_endpoint"}, "VPC peering"),
         ({**PATHS, "developer_laptop": "vpc"}, "VPN"),
         ({**PATHS, "lambda_function": "public_endpoint"}, "attached to the cache's VPC"),

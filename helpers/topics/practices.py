@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 
 DATA = Path(__file__).resolve().parents[2] / "data"
 PRICES = DATA / "elasticache_prices.csv"
-HOURS_PER_MONTH = 730  # AWS's pricing pages bill a month as 730 hours
+HOURS_PER_MONTH = 730  # an average month (8,760 h a year / 12): the course's estimating convention, not an AWS billing rule
 
 
 # --- connections: pooled or opened per request --------------------------------------------------------

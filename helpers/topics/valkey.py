@@ -271,7 +271,7 @@ def engine_prices(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def monthly_nodes(rows: list[dict[str, Any]], engine: str, node_type: str, nodes: int,
                   option: str = "on_demand") -> float:
-    """nodes x hourly price x 730 hours (AWS bills a month as 730 hours)."""
+    """nodes x hourly price x 730 hours (the course's average month: 8,760 h a year / 12)."""
     return practices.nodes_monthly(rows, engine, node_type, nodes, option)
 
 
