@@ -12,6 +12,7 @@ from typing import Any
 from helpers.aws import catalogue
 from helpers.aws.controlplane import engineops as ops
 from helpers.aws.controlplane.errors import (
+    ApiError,
     already_exists,
     from_catalogue,
     invalid_combination,
@@ -228,7 +229,7 @@ class ParameterGroups(Backend):
             for key, value in settings.items():
                 try:
                     ops.config_set([conn], {key: value})
-                except Exception as exc:  # noqa: BLE001 - the engine's refusal is recorded, not raised
+                except ops.ENGINE_ERRORS as exc:  # the engine's refusal is recorded, not raised
                     refused.append(f"{key}={value} ({exc})")
         if refused:
             self.event(source, kind, "The engine did not apply: " + "; ".join(sorted(set(refused))) +
@@ -237,7 +238,7 @@ class ParameterGroups(Backend):
     def reboot_applied(self, resource: CacheCluster | ReplicationGroup) -> None:
         """A restart applies pending-reboot parameters: the status goes back to in-sync."""
         resource.params_pending_reboot = False
-        with contextlib.suppress(Exception):
+        with contextlib.suppress(*ops.ENGINE_ERRORS, ApiError):
             pg = self.param_groups.get(resource.param_group)
             if pg is not None:
                 self.apply_parameters(pg)
