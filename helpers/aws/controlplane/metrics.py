@@ -18,6 +18,8 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from pymemcache.exceptions import MemcacheError
+
 from helpers.aws.controlplane import engineops as ops
 from helpers.measure import metrics as m
 from helpers.runtime import services
@@ -85,7 +87,7 @@ def collect(plane: Any) -> list[tuple[str, str, dict[str, float]]]:
                 continue
             key = (cc.cluster_id, node["id"])
             seen.add(key)
-            with contextlib.suppress(*ops.ENGINE_ERRORS, ValueError, KeyError):
+            with contextlib.suppress(*ops.ENGINE_ERRORS, MemcacheError, ValueError, KeyError):  # a node restarting
                 if cc.engine == "memcached":
                     rows.append((*key, memcached_metrics(key, svc.host, svc.port)))
                 else:

@@ -427,7 +427,7 @@ class Proxy:
                 self.event(f"Recovering cache nodes {name}")
                 await self.replace_replica(b)
                 self.event(f"Finished recovery for cache nodes {name}")
-        except Exception as exc:  # noqa: BLE001 - reported as an event; the monitor tries again
+        except Exception as exc:  # whatever failed is reported as an event; the monitor tries again
             log.exception("recovering shard %s of %s", ident, self.name)
             self.failed_at[ident] = time.monotonic()
             self.event(f"Recovery failed: {exc}")
@@ -717,7 +717,7 @@ class Proxy:
     async def autoscale_reported(self) -> None:
         try:
             await self.autoscale()
-        except Exception as exc:  # noqa: BLE001 - reported as an event; the cache keeps serving
+        except Exception as exc:  # whatever failed is reported as an event; the cache keeps serving
             log.exception("scaling serverless cache %s failed", self.name)
             self.event(f"Serverless cache {self.name} could not change its capacity: {exc}")
 

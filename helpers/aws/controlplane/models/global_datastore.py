@@ -233,7 +233,7 @@ class GlobalDatastores(Backend):
 
     def _sentinels(self, g: ReplicationGroup, on: bool) -> None:
         if g.topology == "replicated" and g.automatic_failover:
-            with contextlib.suppress(*ops.ENGINE_ERRORS, ApiError, KeyError):
+            with contextlib.suppress(*ops.ENGINE_ERRORS, ApiError, KeyError, StopIteration):
                 self._sentinels_monitor(g, on)
 
     def _follow(self, g: ReplicationGroup, upstream: ReplicationGroup, timeout: float = 30,
