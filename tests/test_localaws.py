@@ -126,3 +126,30 @@ def test_helpers_env_never_prints_the_secret(isolated_home):
     assert secret not in "".join(exports.values())
     assert "AWS_ACCESS_KEY_ID" in unset and "AWS_SECRET_ACCESS_KEY" in unset
     assert exports["AWS_SHARED_CREDENTIALS_FILE"].endswith("aws-credentials")
+
+
+def test_a_failed_background_operation_leaves_its_traceback_in_the_endpoint_s_log(isolated_home, tmp_path,
+                                                                                  monkeypatch):
+    """A create whose engine cannot start fails in the control plane's background thread: the API says so
+    through the cluster's status, and the traceback is in logs/aws.log of the state directory (the log the
+    endpoint's entry point sets up), not lost nor in a file of its own."""
+    fake = tmp_path / "memcached"  # answers -V like this machine's memcached, exits when started
+    fake.write_text('#!/bin/sh\nif [ "$1" = "-V" ]; then echo "memcached 1.6.18"; exit 0; fi\n'
+                    'echo "this memcached cannot start" >&2\nexit 1\n')
+    fake.chmod(0o755)
+    monkeypatch.setenv("ELASTICACHE_LAB_MEMCACHED", str(fake))
+    ec = localaws.client("elasticache")
+    ec.create_cache_cluster(CacheClusterId="wont-start", Engine="memcached", CacheNodeType="cache.t4g.micro",
+                            NumCacheNodes=1)
+    from helpers.runtime.topologies.nodes import wait_for
+
+    def settled() -> str | None:
+        status = ec.describe_cache_clusters(CacheClusterId="wont-start")["CacheClusters"][0]["CacheClusterStatus"]
+        return None if status == "creating" else status
+
+    status = wait_for(settled, 60, "the create to fail", interval=0.2)
+    assert status == "incompatible-parameters"
+    log = (isolated_home / "logs" / "aws.log").read_text()
+    assert "create-wont-start failed" in log
+    assert "Traceback (most recent call last)" in log and "exited while starting" in log
+    assert not (isolated_home / "controlplane.log").exists()

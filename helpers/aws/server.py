@@ -25,7 +25,9 @@ def _warm_up() -> None:
     for it: done on the first request instead, it added seconds to it on a loaded machine."""
     import contextlib
 
-    with contextlib.suppress(Exception):
+    from helpers.runtime.state import LabError
+
+    with contextlib.suppress(ImportError, LabError, OSError):  # the first request says what is missing
         import redis.cluster  # noqa: F401
         import redis.sentinel  # noqa: F401
 

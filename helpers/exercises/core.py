@@ -112,6 +112,7 @@ class Exercise:
         except KeyboardInterrupt:
             raise
         except BaseException as exc:  # a malformed answer the checker did not foresee; SystemExit too
+            log.debug("checker of %s failed on the answer", self.qid, exc_info=True)  # the learner reads why
             return Result("error", clip(f"Your answer could not be checked: {describe_exception(exc)}. "
                                         f"Check its type and shape against the question.", MAX_FEEDBACK))
         return Result("correct", clip(f"Correct! {extra}" if extra else "Correct!", MAX_FEEDBACK))
@@ -304,7 +305,8 @@ def shown(value: Any, limit: int = 80) -> str:
         return clip(repr(value), limit)
     try:
         text = repr(value)
-    except Exception:
+    except Exception:  # a learner's object whose __repr__ fails, whatever it raises: its type names it
+        log.debug("repr() of a %s failed", type(value).__name__, exc_info=True)
         text = f"<{type(value).__name__}>"
     return clip(text, limit)
 
@@ -340,7 +342,7 @@ class _Budget:
             fn, args, kwargs, box, done = job
             try:
                 box["value"] = fn(*args, **kwargs)
-            except BaseException as exc:  # handed to the checker's thread as is
+            except BaseException as exc:  # noqa: BLE001 - handed to the checker's thread, which raises it
                 box["error"] = exc
             done.set()
 
@@ -434,7 +436,7 @@ def _end_children_since(before: set[tuple[int, float]]) -> None:
         from helpers.runtime import process as lab_process
 
         ours = {(i.pid, i.create_time) for i in lab_process.ledger()}
-    except Exception:  # noqa: BLE001 - no state directory: nothing of the lab's to spare
+    except (state.LabError, OSError):  # no state directory: nothing of the lab's to spare
         log.debug("no ledger of the lab's processes", exc_info=True)
         ours = set()
     for pid, created in new:
@@ -462,7 +464,7 @@ def within_budget(job: Callable[[], Result], seconds: float) -> Result:
         _budget.current = budget
         try:
             box["value"] = job()
-        except BaseException as exc:  # KeyboardInterrupt from the learner's code: raised again below
+        except BaseException as exc:  # noqa: BLE001 - KeyboardInterrupt from the learner's code: raised again below
             box["error"] = exc
         finally:
             budget.close()
@@ -503,7 +505,8 @@ def call_learner(fn: Any, *args: Any, what: str = "your function", **kwargs: Any
         return budget.run(fn, args, kwargs, what)
     except (Wrong, LearnerCodeError, KeyboardInterrupt):
         raise
-    except BaseException as exc:
+    except BaseException as exc:  # whatever the learner's code raised becomes feedback that names it
+        log.debug("%s raised", what, exc_info=True)
         raise LearnerCodeError(f"{what[0].upper() + what[1:]} raised {describe_exception(exc)}.") from None
 
 

@@ -262,7 +262,7 @@ def _live_ledger_count() -> int:
 def _registry_consequence() -> str:
     try:
         running = _live_ledger_count()
-    except Exception:
+    except (LabError, OSError):  # no state directory to read the ledger of: say the record is lost
         return REGISTRY_LOST
     if not running:
         return "No server of this state directory was running; started from a clean record."

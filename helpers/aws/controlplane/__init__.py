@@ -90,6 +90,8 @@ def install() -> None:
 def stop_half_made() -> list[str]:
     """Engines a previous server was still starting when it died (kill -9 in the middle of a create): no
     record names them, so no record can adopt them. Stop them, and say so in one line."""
+    import psutil
+
     from helpers.aws.controlplane import engineops as ops
     from helpers.runtime import process, services, state
 
@@ -101,7 +103,7 @@ def stop_half_made() -> list[str]:
             if any(w.startswith(base) for w in where):
                 found.append(f"{proc.name()}[{proc.pid}]")
                 process.stop_tree(proc, timeout=5)
-        except Exception as exc:  # psutil.Error, or a process gone meanwhile: the next one still gets looked at
+        except (psutil.Error, OSError) as exc:  # psutil.Error, or a process gone meanwhile: the next one still gets looked at
             log.warning("could not check or stop process %s: %s", proc.pid, exc)
     if found:
         log.warning("Stopped %d engine process(es) that a previous local AWS endpoint was still starting when it "
@@ -120,7 +122,7 @@ def _reconcile() -> None:
 
     try:
         restart.reconcile(PLANE)
-    except Exception:  # noqa: BLE001 - the endpoint still answers; what failed is in its log
+    except Exception:  # whatever failed, the endpoint still answers; what failed is in its log
         log.exception("could not reconcile the stored records with the running engines")
 
 

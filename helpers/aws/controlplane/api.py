@@ -7,7 +7,7 @@ functions of responses/ turn the parsed parameters into calls to the model and b
 
 from __future__ import annotations
 
-import contextlib
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -30,6 +30,8 @@ from helpers.aws.controlplane.responses import (
     tag_dict,
     users,
 )
+
+log = logging.getLogger(__name__)
 
 
 def _p(self: Any) -> dict[str, Any]:
@@ -84,7 +86,7 @@ READ_ONLY = ("describe_", "list_")  # actions that change no record
 
 def guarded(action: str, handler: Callable[[Any], Any]) -> Callable[[Any], Any]:
     """Every answer is an AWS-style error, never an HTTP 500: the catalogue's errors become the API's,
-    and anything unexpected is logged to controlplane.log and answered as a client error that says so."""
+    and anything unexpected is logged (logs/aws.log in the state directory) and answered as a client error that says so."""
     def call(self: Any) -> Any:
         from moto.core.exceptions import ServiceException
 
@@ -99,14 +101,8 @@ def guarded(action: str, handler: Callable[[Any], Any]) -> Callable[[Any], Any]:
             raise
         except CatalogueError as err:
             raise from_catalogue(err) from None
-        except Exception as err:  # noqa: BLE001 - reported to the client as AWS does a bad request
-            import traceback
-
-            from helpers.runtime import state
-
-            with contextlib.suppress(Exception):
-                with (state.home() / "controlplane.log").open("a") as fh:
-                    fh.write(f"{action}: {traceback.format_exc()}\n")
+        except Exception as err:  # a defect of ours, answered to the client as AWS answers a bad request
+            log.exception("%s failed with an unexpected error", action)
             name = "".join(w.capitalize() for w in action.split("_"))
             raise ApiError(f"{name} could not use the request's values ({type(err).__name__}: {err}). "
                            "Check them against the API reference.", "InvalidParameterValue") from None

@@ -7,15 +7,24 @@ layer (models/) decides *when*, this module knows *how*.
 from __future__ import annotations
 
 import contextlib
+import logging
 import shutil
 import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from redis.exceptions import RedisError
+
 from helpers.runtime import engines, services, state
 from helpers.runtime.engines import Node
 from helpers.runtime.state import LabError
+
+log = logging.getLogger(__name__)
+
+#: What talking to an engine the control plane runs can raise: an error reply or a lost, refused or timed-out
+#: connection (RedisError), a socket or file error (OSError), a node the lab cannot start or find (LabError).
+ENGINE_ERRORS = (RedisError, OSError, LabError)
 
 PREFIX = "aws-"  # every engine the local ElastiCache API starts is a service named aws-...
 
@@ -78,6 +87,20 @@ def redis_conn(host: str, port: int, *, password: str | None = None, username: s
     return redis.Redis(**kwargs)
 
 
+def refresh_roles(name: str) -> None:
+    """Record the roles the engines of service `name` report now (after a failover). A node that does not
+    answer keeps its recorded role: every describe reads the roles from the engines again anyway."""
+    from helpers.runtime import topologies
+
+    svc = services.get(name)
+    if svc is None:
+        return
+    try:
+        topologies.refresh_roles(svc)
+    except ENGINE_ERRORS as exc:
+        log.debug("could not re-read the roles of %s: %s", name, exc)
+
+
 def data_nodes(svc: services.Service) -> list[Node]:
     return [n for n in svc.nodes if n.kind == "redis"]
 
@@ -121,7 +144,7 @@ def acl_setuser(conn: Any, name: str, rules: list[str]) -> None:
 
 
 def acl_deluser(conn: Any, name: str) -> None:
-    with contextlib.suppress(Exception):
+    with contextlib.suppress(RedisError):  # the user is gone already, or the node is: nothing to delete
         conn.execute_command("ACL", "DELUSER", name)
 
 
@@ -132,7 +155,7 @@ def bgsave_to(conn: Any, target: Path, timeout: float = 60.0) -> int:
     before = conn.lastsave()
     try:
         conn.bgsave()
-    except Exception as exc:  # a save already running is fine: wait for it and take the next one
+    except RedisError as exc:  # a save already running is fine: wait for it and take the next one
         if "in progress" not in str(exc).lower():
             raise
     deadline = time.monotonic() + timeout

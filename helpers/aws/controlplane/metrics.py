@@ -11,15 +11,20 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import logging
 import os
 import threading
 import time
 from collections.abc import Mapping
 from typing import Any
 
+from pymemcache.exceptions import MemcacheError
+
 from helpers.aws.controlplane import engineops as ops
 from helpers.measure import metrics as m
 from helpers.runtime import services
+
+log = logging.getLogger(__name__)
 
 INTERVAL_ENV = "ELASTICACHE_LAB_METRICS_INTERVAL"
 # moto's CloudWatch keeps every datum for ever: at one datum per metric per node every 5 s, a course's
@@ -51,7 +56,7 @@ def redis_metrics(key: tuple[str, str], conn: Any) -> dict[str, float]:
     try:
         kinds = None
         if key not in _readings:
-            with contextlib.suppress(Exception):
+            with contextlib.suppress(*ops.ENGINE_ERRORS):
                 kinds = m.command_kinds(conn)
         return observe(key, "redis", conn.info(m.INFO_SECTION), time.monotonic(), kinds)
     finally:
@@ -82,7 +87,7 @@ def collect(plane: Any) -> list[tuple[str, str, dict[str, float]]]:
                 continue
             key = (cc.cluster_id, node["id"])
             seen.add(key)
-            with contextlib.suppress(Exception):
+            with contextlib.suppress(*ops.ENGINE_ERRORS, MemcacheError, ValueError, KeyError):  # a node restarting
                 if cc.engine == "memcached":
                     rows.append((*key, memcached_metrics(key, svc.host, svc.port)))
                 else:
@@ -96,7 +101,7 @@ def collect(plane: Any) -> list[tuple[str, str, dict[str, float]]]:
             if member:
                 key = (member, "0001")
                 seen.add(key)
-                with contextlib.suppress(Exception):
+                with contextlib.suppress(*ops.ENGINE_ERRORS, ValueError, KeyError):
                     rows.append((*key, redis_metrics(key, plane._admin(g, svc, n))))
     for gone in set(_readings) - seen:
         forget(gone)
@@ -208,7 +213,7 @@ def collect_serverless(plane: Any, interval: float | None = None) -> list[tuple[
         caches = [c for c in getattr(plane, "serverless", {}).values() if c.status == "available"]
     now = time.monotonic()
     for sc in caches:
-        with contextlib.suppress(Exception):
+        with contextlib.suppress(OSError, ValueError, TypeError, KeyError):  # a status.json half written
             if interval is not None and now < _serverless_due.get(sc.name, 0.0):
                 continue
             status = plane.serverless_status(sc)
@@ -238,22 +243,29 @@ def publish_serverless(rows: list[tuple[str, dict[str, float]]]) -> int:
     return len(data)
 
 
+def _each_period(what: str, publish_once: Any) -> None:
+    """One period's metrics; a failure is logged and the next period tries again."""
+    try:
+        publish_once()
+    except Exception as exc:  # the publisher threads must outlive any one period's failure
+        log.warning("publishing %s failed: %s", what, exc, exc_info=True)
+
+
 def start_publisher(plane: Any) -> threading.Thread:
     interval = float(os.environ.get(INTERVAL_ENV, "5"))
 
     def loop() -> None:
         while True:
             time.sleep(interval)
-            with contextlib.suppress(Exception):
-                publish(collect(plane))
-            with contextlib.suppress(Exception):
-                publish_global_lag(plane.global_lag_rows())
+            _each_period("the nodes' metrics", lambda: publish(collect(plane)))
+            _each_period("the global datastores' replication lag",
+                         lambda: publish_global_lag(plane.global_lag_rows()))
 
     def serverless_loop() -> None:  # each cache on its own period (a lab may shorten its cache's)
         while True:
             time.sleep(0.25)
-            with contextlib.suppress(Exception):
-                publish_serverless(collect_serverless(plane, interval))
+            _each_period("the serverless caches' metrics",
+                         lambda: publish_serverless(collect_serverless(plane, interval)))
 
     t = threading.Thread(target=loop, name="controlplane-metrics", daemon=True)
     t.start()

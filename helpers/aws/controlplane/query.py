@@ -82,7 +82,7 @@ class StrictQueryParser(QueryParser):
             return value
         try:
             return self._timestamp_parser(value)
-        except Exception:  # noqa: BLE001 - botocore raises ValueError or its own error for a bad date
+        except (ValueError, TypeError, OverflowError):  # botocore raises ValueError or its own error for a bad date
             raise MalformedValue(prefix, value, "a timestamp (ISO 8601, e.g. 2026-01-31T12:00:00Z)") from None
 
 

@@ -19,7 +19,6 @@ AWS keeps a cache and its data until it is deleted. Locally the engines stop wit
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import re
 import shutil
@@ -31,6 +30,7 @@ from typing import Any
 from helpers.aws.controlplane import engineops as ops
 from helpers.aws.controlplane import store
 from helpers.aws.controlplane.endpoints import Forwarder
+from helpers.aws.controlplane.errors import ApiError
 from helpers.runtime import engines, services, state
 
 log = logging.getLogger(__name__)
@@ -102,8 +102,8 @@ def save_data(plane: Any) -> list[str]:
         try:
             if fn():
                 done.append(name)
-        except Exception as exc:  # noqa: BLE001 - one cache's failure must not cost the others their data
-            log.warning("could not save the data of %s at stop: %s", name, exc)
+        except Exception as exc:  # whatever failed, one cache's failure must not cost the others their data
+            log.warning("could not save the data of %s at stop: %s", name, exc, exc_info=True)
 
     threads = [threading.Thread(target=run, args=job, daemon=True) for job in jobs]
     for t in threads:
@@ -178,21 +178,15 @@ def reconcile(plane: Any) -> None:
             source = (snap.cluster.cluster_id, "cache-cluster") if snap.cluster is not None else \
                 (snap.group.group_id if snap.group is not None else snap.name, "replication-group")
             plane.event(*source, f"Snapshot {snap.name} was not completed: the local endpoint stopped while taking it")
-    for cc in clusters:
+    jobs: list[tuple[str, Any]] = [
+        *((f"cache cluster {cc.cluster_id}", lambda cc=cc: _reconcile_cluster(plane, cc)) for cc in clusters),
+        *((f"replication group {g.group_id}", lambda g=g: _reconcile_group(plane, g)) for g in groups),
+        *((f"serverless cache {sc.name}", lambda sc=sc: _reconcile_serverless(plane, sc)) for sc in serverless)]
+    for what, bring_back in jobs:
         try:
-            _reconcile_cluster(plane, cc)
-        except Exception as exc:  # noqa: BLE001 - the next record still gets its engines
-            log.warning("could not bring back the engines of cache cluster %s: %s", cc.cluster_id, exc)
-    for g in groups:
-        try:
-            _reconcile_group(plane, g)
-        except Exception as exc:  # noqa: BLE001
-            log.warning("could not bring back the engines of replication group %s: %s", g.group_id, exc)
-    for sc in serverless:
-        try:
-            _reconcile_serverless(plane, sc)
-        except Exception as exc:  # noqa: BLE001
-            log.warning("could not bring back serverless cache %s: %s", sc.name, exc)
+            bring_back()
+        except Exception as exc:  # whatever one record's engines met, the next record still gets its own
+            log.warning("could not bring back the engines of %s: %s", what, exc, exc_info=True)
     plane.changed()
 
 
@@ -266,7 +260,7 @@ def _reconcile_group(plane: Any, g: Any) -> None:
     if durable and services.get(g.service_name) is not None:  # a crash: the append-only files kept every write
         try:
             files = _from_append_only_files(plane, g, services.get(g.service_name))
-        except Exception as exc:  # noqa: BLE001 - the group still comes back, empty, and says so
+        except (*ops.ENGINE_ERRORS, ApiError) as exc:  # the group still comes back, empty, and says so
             log.warning("could not read the append-only files of %s: %s", g.group_id, exc)
     if services.get(g.service_name) is not None:
         services.stop(g.service_name)
@@ -423,10 +417,11 @@ def _drop_creation_events(plane: Any, before: int) -> None:
 
 def shutdown(plane: Any) -> None:
     """A clean stop of the endpoint: the engines' data, then the records (never raises)."""
-    with contextlib.suppress(Exception):
+    try:
         save_ports(plane)
-    with contextlib.suppress(Exception):
-        saved = save_data(plane)
-        if saved:
-            log.info("saved the data of %s", ", ".join(saved))
+    except (OSError, state.LabError) as exc:  # the resources come back on other ports
+        log.warning("could not save the resources' ports: %s", exc)
+    saved = save_data(plane)  # never raises: each cache's failure is logged there
+    if saved:
+        log.info("saved the data of %s", ", ".join(saved))
     store.save(plane)

@@ -211,7 +211,7 @@ def save(plane: Any) -> None:
             _written.update(changed)
             for k in gone:
                 _written.pop(k, None)
-    except Exception as exc:  # noqa: BLE001 - the API keeps answering; the next change tries again
+    except (sqlite3.Error, OSError, TypeError, ValueError) as exc:  # the API keeps answering; the next change tries again
         log.warning("could not write the control plane's records to %s: %s", path(), exc)
 
 
@@ -276,7 +276,7 @@ def _set_aside(p: Path, exc: Exception) -> None:
     try:
         state.set_aside(p, why, "The local ElastiCache API started with no resources; engines its records named "
                                 "are stopped (`python -m helpers status` lists what runs).")
-    except Exception as err:  # noqa: BLE001 - a LabError sentence: the endpoint still starts, empty
+    except (state.LabError, OSError) as err:  # a LabError sentence: the endpoint still starts, empty
         log.warning("%s", err)
 
 

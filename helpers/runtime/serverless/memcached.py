@@ -41,7 +41,7 @@ import urllib.parse
 from collections.abc import Iterator
 from typing import Any
 
-from helpers.runtime.serverless.proxy import Backend, Client, Proxy
+from helpers.runtime.serverless.proxy import BACKEND_ERRORS, Backend, Client, Proxy
 from helpers.runtime.serverless.resp import key_slot
 
 MB = 1 << 20
@@ -170,7 +170,7 @@ class MemcachedProxy(Proxy):
         cap = self.storage_max()
         for b in list(self.backends.values()):
             mb = BACKEND_MB if cap is None else max(MIN_MEMLIMIT_MB, cap // max(len(self.backends), 1) // MB)
-            with contextlib.suppress(Exception):
+            with contextlib.suppress(*BACKEND_ERRORS):
                 await self.admin(b, b"cache_memlimit %d\r\n" % mb)
 
     def wanted_backends(self) -> int:

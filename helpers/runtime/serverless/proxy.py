@@ -35,6 +35,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 from helpers.runtime.serverless.resp import (
     SLOTS,
     Incomplete,
@@ -48,8 +50,16 @@ from helpers.runtime.serverless.resp import (
     parse_value,
     reply_end,
 )
+from helpers.runtime.state import LabError
 
 log = logging.getLogger(__name__)
+
+#: What a command on a backend engine can raise: its error reply, a lost or refused connection, no answer in
+#: time, a reply cut short or one that does not parse.
+BACKEND_ERRORS = (ReplyError, ConnectionError, OSError, asyncio.TimeoutError, asyncio.IncompleteReadError,
+                  ProtocolError)
+#: What stopping an engine process can raise: its process table entry or pid file gone or unreadable.
+NODE_ERRORS = (OSError, psutil.Error, LabError)
 # What one request may hold (the endpoint refuses more before it reads it, so it never buffers more):
 # - one argument: 32 MiB, AWS's largest key+value on ElastiCache Serverless for Valkey/Redis OSS (its quota
 #   page; not in the copy of AWS's pages searched on 2026-12-07: check it). An engine with proto-max-bulk-len
@@ -115,7 +125,7 @@ class Blocked:
         conn = self.client.conns.get(self.backend.ident)
         if conn is None:
             return None
-        with contextlib.suppress(Exception):
+        with contextlib.suppress(TypeError, ValueError):
             host, port = conn[1].get_extra_info("sockname")[:2]
             return f"{host}:{port}"
         return None
@@ -239,7 +249,7 @@ class Proxy:
             asyncio.get_event_loop().create_task(self._set_maxmemory(b, cap))
 
     async def _set_maxmemory(self, b: Backend, cap: int | None) -> None:
-        with contextlib.suppress(Exception):
+        try:
             if cap is None:
                 await self.admin(b, "CONFIG", "SET", "maxmemory", "0")
                 return
@@ -247,6 +257,8 @@ class Proxy:
             startup = _info_field(info, "used_memory_startup")
             share = cap // max(len(self.backends), 1)
             await self.admin(b, "CONFIG", "SET", "maxmemory", str(startup + share))
+        except BACKEND_ERRORS as exc:  # a backend being replaced: its replacement gets the limit when it starts
+            log.warning("could not set maxmemory on backend %s of %s: %s", b.ident, self.name, exc)
 
     def status(self) -> dict[str, Any]:
         now = time.time()
@@ -328,7 +340,7 @@ class Proxy:
         with self.started_lock:
             nodes = list(self.started)
         for node in nodes:
-            with contextlib.suppress(Exception):
+            with contextlib.suppress(*NODE_ERRORS):
                 await asyncio.to_thread(node.stop)
 
     async def add_replica(self, b: Backend, tag: str | None = None) -> None:
@@ -393,7 +405,7 @@ class Proxy:
 
         if self.backends.get(b.ident) is b and healthy(b):
             return False  # not a failed engine: the error stands
-        with contextlib.suppress(Exception):
+        with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(asyncio.shield(self.recover_soon(b.ident)), 60)
         return healthy(self.backends.get(b.ident))
 
@@ -415,7 +427,7 @@ class Proxy:
                 self.event(f"Recovering cache nodes {name}")
                 await self.replace_replica(b)
                 self.event(f"Finished recovery for cache nodes {name}")
-        except Exception as exc:  # noqa: BLE001 - reported as an event; the monitor tries again
+        except Exception as exc:  # whatever failed is reported as an event; the monitor tries again
             log.exception("recovering shard %s of %s", ident, self.name)
             self.failed_at[ident] = time.monotonic()
             self.event(f"Recovery failed: {exc}")
@@ -434,10 +446,10 @@ class Proxy:
         for key in (b.ident, -b.ident):
             conn = self.admin_conns.get(key)
             if conn is not None and conn[1] is not None:
-                with contextlib.suppress(Exception):
+                with contextlib.suppress(OSError, RuntimeError):
                     conn[1].close()
         self.admin_conns.pop(b.ident, None)
-        with contextlib.suppress(Exception):
+        with contextlib.suppress(*NODE_ERRORS):
             await asyncio.to_thread(b.node.stop)
 
     async def replace_primary(self, b: Backend) -> None:
@@ -449,7 +461,7 @@ class Proxy:
             self.admin_conns.pop(rep.ident, None)
             new = Backend(b.ident, rep.node)
             dead_id = None
-            with contextlib.suppress(Exception):
+            with contextlib.suppress(*BACKEND_ERRORS, ValueError):
                 nodes = (await self.admin(new, "CLUSTER", "NODES")).decode()
                 dead_id = next((ln.split()[0] for ln in nodes.splitlines() if "myself" not in ln), None)
             await self.admin(new, "CLUSTER", "FAILOVER", "TAKEOVER")
@@ -496,7 +508,7 @@ class Proxy:
         for c in list(self.clients):
             if c.subscribed():
                 c.sub_conns.pop(new.ident, None)
-                with contextlib.suppress(Exception):
+                with contextlib.suppress(*BACKEND_ERRORS):
                     await c.sub_attach(new)
 
     async def add_backend(self) -> Backend:
@@ -677,8 +689,10 @@ class Proxy:
             if pending:
                 await asyncio.gather(*[asyncio.shield(t) for t in pending], return_exceptions=True)
             for b in list(self.backends.values()):
-                with contextlib.suppress(Exception):
+                try:
                     await self.poll(b)
+                except (*BACKEND_ERRORS, ValueError, LookupError) as exc:  # a failed backend: recovery replaces it
+                    log.debug("could not read the stats of backend %s of %s: %s", b.ident, self.name, exc)
             self.rate_window.append((time.monotonic(), self.c["ecpu"]))
             self.rate_window = self.rate_window[-60:]
             with contextlib.suppress(OSError):
@@ -703,10 +717,8 @@ class Proxy:
     async def autoscale_reported(self) -> None:
         try:
             await self.autoscale()
-        except Exception as exc:  # noqa: BLE001 - reported as an event; the cache keeps serving
-            import traceback
-
-            traceback.print_exc()
+        except Exception as exc:  # whatever failed is reported as an event; the cache keeps serving
+            log.exception("scaling serverless cache %s failed", self.name)
             self.event(f"Serverless cache {self.name} could not change its capacity: {exc}")
 
     def wanted_backends(self) -> int:
@@ -744,7 +756,7 @@ class Proxy:
             new = await self.add_backend()
             for c in list(self.clients):  # subscribers first: a moved channel's messages reach them there
                 if c.subscribed():
-                    with contextlib.suppress(Exception):
+                    with contextlib.suppress(*BACKEND_ERRORS):
                         await c.sub_attach(new)
             share = SLOTS // len(self.backends)
             moves: list[tuple[int, int]] = []  # (slot, from)
@@ -1016,13 +1028,13 @@ class Client:
             pass
         finally:
             self.sub_conns.pop(b.ident, None)
-            with contextlib.suppress(Exception):
+            with contextlib.suppress(OSError, RuntimeError):
                 w.close()
 
     def sub_detach_all(self) -> None:
         for w, task in list(self.sub_conns.values()):
             task.cancel()
-            with contextlib.suppress(Exception):
+            with contextlib.suppress(OSError, RuntimeError):
                 w.close()
         self.sub_conns.clear()
         self.sub_acks.clear()
@@ -1107,9 +1119,9 @@ class Client:
     async def close(self) -> None:
         self.sub_detach_all()
         for _r, w, _b in self.conns.values():
-            with contextlib.suppress(Exception):
+            with contextlib.suppress(OSError, RuntimeError):
                 w.close()
-        with contextlib.suppress(Exception):
+        with contextlib.suppress(OSError, RuntimeError):
             self.w.close()
 
     async def backend_conn(self, b: Backend) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, bytearray]:

@@ -7,11 +7,11 @@ that raise the API's NotFound, background work that reports failures as events, 
 
 from __future__ import annotations
 
-import contextlib
+import logging
 import os
 import re
+import subprocess
 import threading
-import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -22,18 +22,21 @@ from helpers.aws.controlplane import engineops as ops
 from helpers.aws.controlplane.discovery import ConfigEndpoint
 from helpers.aws.controlplane.endpoints import Forwarder
 from helpers.aws.controlplane.errors import (
+    ApiError,
     from_catalogue,
     invalid_combination,
     invalid_value,
     not_found,
 )
-from helpers.runtime import state
 from helpers.runtime.engines import Node
+from helpers.runtime.state import LabError
 
 _T = TypeVar("_T")
 # Called after anything may have changed a record (a request, the end of a background operation): the durable
 # store (controlplane/store.py) registers itself here when the endpoint starts.
 ON_CHANGE: list[Callable[[], None]] = []
+
+log = logging.getLogger(__name__)
 
 ACCOUNT = "123456789012"
 ADMIN_USER = "elasticache-lab-admin"  # the control plane's own ACL user (AWS keeps one too)
@@ -52,6 +55,11 @@ STARTUP_PARAMETERS = ("maxmemory-policy", "maxmemory-samples", "timeout", "tcp-k
                       "set-max-intset-entries", "zset-max-listpack-entries")
 MEMCACHED_MEMORY_CAP_MB = 1024  # a local memcached never takes more than this, whatever the node type
 
+#: What asking for a local engine binary can raise: AWS's error for a version not installed (ApiError), the
+#: lab's for an engine not found (LabError), and running `--version` failing (OSError, SubprocessError, or
+#: an empty answer: IndexError).
+NOT_INSTALLED = (ApiError, LabError, OSError, subprocess.SubprocessError, IndexError)
+
 
 def availability_zones(region: str | None = None) -> list[str]:
     """A region's zones (the request's region by default), as the local EC2 API (moto's ec2 backend, same
@@ -63,7 +71,7 @@ def availability_zones(region: str | None = None) -> list[str]:
 
         zones = [z.name for z in ec2_backends[ACCOUNT][region].describe_availability_zones()]
         return zones or fallback
-    except Exception:  # noqa: BLE001 - no EC2 model (or no such region): the zones the control plane places nodes in
+    except (KeyError, ValueError):  # no EC2 model (or no such region): the zones the control plane places nodes in
         return fallback
 
 
@@ -429,13 +437,13 @@ class Backend:
         if engine == "memcached":
             try:
                 local = self.local_version("memcached")
-            except Exception:  # noqa: BLE001 - no engine installed: a plausible family keeps the API usable
+            except NOT_INSTALLED:  # no engine installed: a plausible family keeps the API usable
                 local = "1.6.0"
             return f"memcached{'.'.join(local.split('.')[:2])}"
         if version is None:
             try:
                 version = self.binary_for(engine, None).version
-            except Exception:  # noqa: BLE001 - not installed: AWS's default version names the family
+            except NOT_INSTALLED:  # not installed: AWS's default version names the family
                 version = catalogue.default_engine_version(engine)
         return catalogue.family_for(engine, _minor(version))
 
@@ -444,12 +452,12 @@ class Backend:
         if engine == "memcached":
             try:
                 local = self.local_version(engine)
-            except Exception:  # noqa: BLE001 - engine not installed
+            except NOT_INSTALLED:  # engine not installed
                 return False
             return local == version or local.startswith(version + ".")
         try:
             self.binary_for(engine, version)
-        except Exception:  # noqa: BLE001
+        except NOT_INSTALLED:
             return False
         return True
 
@@ -559,11 +567,9 @@ class Backend:
         def run() -> None:
             try:
                 fn()
-            except Exception as exc:  # noqa: BLE001 - reported through the API's status and events
-                msg = str(exc) or type(exc).__name__
-                with contextlib.suppress(Exception):
-                    (state.home() / "controlplane.log").open("a").write(f"{now()} {what}: {traceback.format_exc()}\n")
-                on_error(msg)
+            except Exception as exc:  # any failure is the resource's: its status and events say so
+                log.exception("%s failed", what)
+                on_error(str(exc) or type(exc).__name__)
             finally:
                 self.changed()
 

@@ -7,6 +7,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from moto.core.exceptions import ServiceException
+
 from helpers.aws import catalogue
 from helpers.aws.controlplane import atrest
 from helpers.aws.controlplane import engineops as ops
@@ -60,7 +62,7 @@ def ensure_default_subnet_group() -> None:
             return
         subnets = [s.id for s in ec2.describe_subnets(filters={"vpc-id": [vpc.id]})]
         ec.create_cache_subnet_group(DEFAULT_SUBNET_GROUP, "default", subnets, None)
-    except Exception:  # noqa: BLE001 - no EC2 model: resources are then placed in no subnet group
+    except (KeyError, ServiceException):  # no EC2 model: resources are then placed in no subnet group
         log.exception("could not create the default cache subnet group")
 
 
@@ -70,7 +72,7 @@ def subnet_group_vpc(name: str | None) -> str | None:
         _, ec = _network_backends()
         group = ec.cache_subnet_groups.get(name or "")
         return getattr(group, "vpc_id", None)
-    except Exception:  # noqa: BLE001 - no EC2 model
+    except KeyError:  # no EC2 model
         log.exception("could not read the VPC of cache subnet group %s", name)
         return None
 
@@ -88,7 +90,7 @@ def network_defaults(subnet_group: str | None, security_group_ids: list[str]) ->
         ec2, _ = _network_backends()
         vpc = subnet_group_vpc(subnet_group) or getattr(ec2.get_default_vpc(), "id", None)
         sg = ec2.get_default_security_group(vpc) if vpc else None
-    except Exception:  # noqa: BLE001 - no EC2 model: no security group to show
+    except (KeyError, ServiceException):  # no EC2 model: no security group to show
         log.exception("could not find the default security group")
         sg = None
     return subnet_group, [sg.id] if sg is not None else []

@@ -233,7 +233,7 @@ class GlobalDatastores(Backend):
 
     def _sentinels(self, g: ReplicationGroup, on: bool) -> None:
         if g.topology == "replicated" and g.automatic_failover:
-            with contextlib.suppress(Exception):
+            with contextlib.suppress(*ops.ENGINE_ERRORS, ApiError, KeyError, StopIteration):
                 self._sentinels_monitor(g, on)
 
     def _follow(self, g: ReplicationGroup, upstream: ReplicationGroup, timeout: float = 30,
@@ -246,7 +246,7 @@ class GlobalDatastores(Backend):
         g.global_role = "secondary"
         self._sentinels(g, False)
         conn = self._admin(g, svc, node)
-        with contextlib.suppress(Exception):
+        with contextlib.suppress(*ops.ENGINE_ERRORS):
             conn.config_set("replica-priority", 0)  # never promoted by the other region's Sentinels
         # With AUTH, each group's nodes replicate with that group's own internal password: the node that
         # follows the other region presents the other region's.
@@ -279,7 +279,7 @@ class GlobalDatastores(Backend):
                 fwd.set_targets([])  # no primary: new connections wait for the promoted replica
 
             def offset(n: Any) -> int:
-                with contextlib.suppress(Exception):
+                with contextlib.suppress(*ops.ENGINE_ERRORS, ValueError):
                     return int(self._admin(g, svc, n).info("replication").get("slave_repl_offset", 0))
                 return -1
 
@@ -309,11 +309,11 @@ class GlobalDatastores(Backend):
         RESET makes them forget it; they rediscover the replicas their primary lists (the new lead, not it)."""
         from helpers.runtime import topologies
 
-        with contextlib.suppress(Exception):
+        with contextlib.suppress(*ops.ENGINE_ERRORS, ApiError, KeyError):
             usvc = self.group_service(upstream)
             master = usvc.meta["master_name"]
             for s in usvc.nodes_by(role="sentinel"):  # one at a time, so a quorum always knows the others
-                with contextlib.suppress(Exception):
+                with contextlib.suppress(*ops.ENGINE_ERRORS, ValueError):
                     c = topologies.sentinel_node_client(usvc, s)
                     c.execute_command("SENTINEL", "RESET", master)
                     deadline = time.monotonic() + 10
@@ -334,7 +334,7 @@ class GlobalDatastores(Backend):
             gds = self.get_global(g.global_id)
             for m in self.global_members(gds):
                 if m.group_id != g.group_id:
-                    with contextlib.suppress(Exception):
+                    with contextlib.suppress(*ops.ENGINE_ERRORS, ApiError, StopIteration):
                         self._admin(m, self.group_service(m), self._primary_node(m)).config_set("masterauth", secret)
 
     def refollow_secondaries(self, g: ReplicationGroup) -> None:
@@ -358,7 +358,7 @@ class GlobalDatastores(Backend):
         conn = self._admin(g, svc, node)
         conn.execute_command("REPLICAOF", "NO", "ONE")
         conn.config_set("masterauth", svc.password() or g.auth_token or "")  # its own group's again, should it become a replica
-        with contextlib.suppress(Exception):
+        with contextlib.suppress(*ops.ENGINE_ERRORS):
             conn.config_set("replica-priority", 100)
         g.global_role = "primary" if g.global_id else None
         self._sentinels(g, True)
@@ -518,7 +518,7 @@ class GlobalDatastores(Backend):
             psvc, ssvc = self.group_service(primary), self.group_service(g)
             pconn = self._admin(primary, psvc, self._primary_node(primary))
             sconn = self._admin(g, ssvc, self._primary_node(g))
-        except Exception:  # noqa: BLE001 - a group being replaced: no datum this period
+        except (*ops.ENGINE_ERRORS, ApiError, StopIteration):  # a group being replaced: no datum this period
             return None
         try:
             t0 = time.monotonic()
@@ -550,7 +550,7 @@ class GlobalDatastores(Backend):
                 svc = services.get(g.service_name)
                 if lag is None or svc is None:
                     continue
-                with contextlib.suppress(Exception):
+                with contextlib.suppress(*ops.ENGINE_ERRORS, ApiError, KeyError, StopIteration):
                     member = g.member_ids[self._primary_node(g).name]
                     rows.append((g.region, member, "0001", lag))
         return rows

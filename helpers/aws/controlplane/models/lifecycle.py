@@ -242,7 +242,6 @@ class EngineLifecycle(Backend):
         """Restart every node of a group on `target` (an engines.Engine): replicas first, then each node
         group's primary after a planned failover (or, with no replica to take over, saved and reloaded).
         Returns False when a stop request (BatchStopUpdateAction) ended it early."""
-        from helpers.runtime import topologies
 
         svc = self.group_service(g)
         g.busy = True
@@ -272,8 +271,7 @@ class EngineLifecycle(Backend):
             svc = self.group_service(g)
             svc.meta.update(target.meta())  # Sentinels keep their binary: they hold no data
             record_service(svc)
-            with contextlib.suppress(Exception):
-                topologies.refresh_roles(services.get(g.service_name))
+            ops.refresh_roles(g.service_name)
             self.sync_endpoints(g)
             if progress is not None:
                 progress["NodesUpdated"] = f"{done}/{len(order)}"
@@ -312,7 +310,7 @@ class EngineLifecycle(Backend):
             c = topologies.sentinel_node_client(svc, s)
             while True:
                 ok = False
-                with contextlib.suppress(Exception):
+                with contextlib.suppress(*ops.ENGINE_ERRORS, ValueError):
                     replicas = c.execute_command("SENTINEL", "REPLICAS", master)
                     infos = [dict(zip(r[::2], r[1::2], strict=False)) if isinstance(r, list) else r for r in replicas]
                     ok = bool(infos) and any(
@@ -330,12 +328,12 @@ class EngineLifecycle(Backend):
         from helpers.runtime.topologies.nodes import node_probe
 
         conn = conn or self._admin(g, svc, node)  # type: ignore[arg-type]
-        with contextlib.suppress(Exception):
+        with contextlib.suppress(*ops.ENGINE_ERRORS):
             conn.execute_command("CONFIG", "REWRITE")  # the node's current role (REPLICAOF) survives
         role = "replica"
-        with contextlib.suppress(Exception):
+        with contextlib.suppress(*ops.ENGINE_ERRORS, IndexError):
             role = "primary" if conn.execute_command("ROLE")[0] == "master" else "replica"
-        with contextlib.suppress(Exception):
+        with contextlib.suppress(*ops.ENGINE_ERRORS):
             conn.execute_command("SHUTDOWN", "SAVE")
         deadline = time.monotonic() + 20
         while node.process() is not None and time.monotonic() < deadline:
@@ -349,7 +347,7 @@ class EngineLifecycle(Backend):
         ops.wait_ping(fresh, timeout=30)
         deadline = time.monotonic() + 60
         while role == "replica":
-            with contextlib.suppress(Exception):
+            with contextlib.suppress(*ops.ENGINE_ERRORS, IndexError):
                 reply = fresh.execute_command("ROLE")
                 if reply[0] != "slave" or reply[3] == "connected":
                     break

@@ -6,12 +6,13 @@ Immediate parameters are CONFIG SET on every Redis node that uses the group; req
 
 from __future__ import annotations
 
-import contextlib
+import logging
 from typing import Any
 
 from helpers.aws import catalogue
 from helpers.aws.controlplane import engineops as ops
 from helpers.aws.controlplane.errors import (
+    ApiError,
     already_exists,
     from_catalogue,
     invalid_combination,
@@ -28,6 +29,8 @@ from helpers.aws.controlplane.models.base import (
     check_id,
 )
 from helpers.runtime import services
+
+log = logging.getLogger(__name__)
 
 MAX_PARAMETERS_PER_CALL = 20  # ModifyCacheParameterGroup: "you can modify up to 20 parameters in a single request"
 
@@ -228,7 +231,7 @@ class ParameterGroups(Backend):
             for key, value in settings.items():
                 try:
                     ops.config_set([conn], {key: value})
-                except Exception as exc:  # noqa: BLE001 - the engine's refusal is recorded, not raised
+                except ops.ENGINE_ERRORS as exc:  # the engine's refusal is recorded, not raised
                     refused.append(f"{key}={value} ({exc})")
         if refused:
             self.event(source, kind, "The engine did not apply: " + "; ".join(sorted(set(refused))) +
@@ -237,10 +240,13 @@ class ParameterGroups(Backend):
     def reboot_applied(self, resource: CacheCluster | ReplicationGroup) -> None:
         """A restart applies pending-reboot parameters: the status goes back to in-sync."""
         resource.params_pending_reboot = False
-        with contextlib.suppress(Exception):
-            pg = self.param_groups.get(resource.param_group)
-            if pg is not None:
-                self.apply_parameters(pg)
+        pg = self.param_groups.get(resource.param_group)
+        if pg is None:
+            return
+        try:
+            self.apply_parameters(pg)
+        except (*ops.ENGINE_ERRORS, ApiError) as exc:  # a node not back yet: it starts with the group's values
+            log.warning("could not apply parameter group %s after a restart: %s", pg.name, exc)
 
 
 def pg_users_clusters(pg: ParameterGroup, plane: Any) -> list[CacheCluster]:

@@ -19,6 +19,7 @@ While a node group has no primary the group is `modifying`, never `available`.
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
 import time
 
@@ -26,6 +27,8 @@ from helpers.aws.controlplane import engineops as ops
 from helpers.aws.controlplane.models.base import Backend, ReplicationGroup
 from helpers.runtime import services
 from helpers.runtime.engines import Node
+
+log = logging.getLogger(__name__)
 
 MONITOR_INTERVAL = 0.25  # seconds between two looks at every group's processes
 ROLES_EVERY = 4  # ask the engines for their roles every 4th look (once a second)
@@ -65,8 +68,12 @@ class Recovery(Backend):
                 if stop.is_set():
                     return
                 if g.status == "available" and not g.busy:
-                    with contextlib.suppress(Exception):
+                    try:
                         self._check_group(g, sync=tick % ROLES_EVERY == 0)
+                    except ops.ENGINE_ERRORS as exc:  # a node going away mid-check: the next tick sees it
+                        log.debug("checking replication group %s: %s", g.group_id, exc)
+                    except Exception as exc:  # the monitor must outlive any one group's failure
+                        log.warning("checking replication group %s failed: %s", g.group_id, exc, exc_info=True)
 
     def _check_group(self, g: ReplicationGroup, sync: bool = True) -> None:
         svc = services.get(g.service_name)
@@ -160,7 +167,7 @@ class Recovery(Backend):
             for s in svc.nodes_by(role="sentinel"):
                 try:
                     info = topologies.sentinel_node_client(svc, s).execute_command("SENTINEL", "MASTER", master)
-                except Exception:  # noqa: BLE001 - a Sentinel restarting
+                except ops.ENGINE_ERRORS:  # a Sentinel restarting
                     settled = False
                     break
                 if isinstance(info, list):
@@ -184,7 +191,7 @@ class Recovery(Backend):
         from helpers.runtime import topologies
 
         sentinel_port = None  # the Sentinels still name the dead primary until they fail over
-        with contextlib.suppress(Exception):
+        with contextlib.suppress(*ops.ENGINE_ERRORS, KeyError):
             sentinel_port = topologies.current_primary(svc)[1]
         was_primary = [n for n in dead
                        if (fwd is not None and (n.host, n.port) in fwd.targets) or n.port == sentinel_port]
@@ -194,7 +201,7 @@ class Recovery(Backend):
             fwd.set_targets([])  # no primary: new connections wait for the promoted replica
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
-            with contextlib.suppress(Exception):
+            with contextlib.suppress(*ops.ENGINE_ERRORS, KeyError, IndexError):
                 _host, port = topologies.current_primary(svc)
                 new = next((n for n in ops.data_nodes(svc) if n.port == port and n.alive()), None)
                 if new is not None and self._admin(g, svc, new).execute_command("ROLE")[0] == "master":
@@ -218,13 +225,13 @@ class Recovery(Backend):
                 continue  # a shard without replicas: the node restarts empty, as on AWS
 
             def offset(n: Node) -> int:
-                with contextlib.suppress(Exception):
+                with contextlib.suppress(*ops.ENGINE_ERRORS, ValueError):
                     return int(self._admin(g, svc, n).info("replication").get("slave_repl_offset", 0))
                 return -1
 
             best = max(candidates, key=offset)
             conn = self._admin(g, svc, best)
-            with contextlib.suppress(Exception):  # Redis may have promoted it already
+            with contextlib.suppress(*ops.ENGINE_ERRORS):  # Redis may have promoted it already
                 conn.execute_command("CLUSTER", "FAILOVER", "TAKEOVER")
             deadline = time.monotonic() + 15
             while conn.execute_command("ROLE")[0] != "master":

@@ -246,7 +246,7 @@ class ReplicationGroups(Backend):
         if roles is None:
             roles = {}
             for n in live:
-                with contextlib.suppress(Exception):
+                with contextlib.suppress(*ops.ENGINE_ERRORS, IndexError):
                     reply = self._admin(g, svc, n).execute_command("ROLE")
                     roles[n.name] = "primary" if self._leads(g, svc, reply) else "replica"
                     if reply[0] == "slave" and reply[3] == "connected" and roles[n.name] == "replica":
@@ -257,7 +257,7 @@ class ReplicationGroups(Backend):
         if len(primaries) > 1 and g.topology == "replicated":  # a demotion in flight: Sentinel decides
             from helpers.runtime import topologies
 
-            with contextlib.suppress(Exception):
+            with contextlib.suppress(*ops.ENGINE_ERRORS, KeyError):
                 port = topologies.current_primary(svc)[1]
                 primaries = [n for n in primaries if n.port == port]
         replicas = [n for n in live if roles.get(n.name) == "replica" and n.name in healthy]
@@ -324,7 +324,7 @@ class ReplicationGroups(Backend):
 
         for n in ops.data_nodes(svc):
             if n.alive() and not n.paused():
-                with contextlib.suppress(Exception):
+                with contextlib.suppress(*ops.ENGINE_ERRORS, ValueError, LookupError):
                     text = self._admin(g, svc, n).execute_command("CLUSTER", "NODES")
                     return topologies.parse_cluster_nodes(text)
         return []
@@ -335,7 +335,7 @@ class ReplicationGroups(Backend):
         for n in ops.data_nodes(svc):
             role = "replica"
             if n.alive() and not n.paused():
-                with contextlib.suppress(Exception):
+                with contextlib.suppress(*ops.ENGINE_ERRORS, ValueError, IndexError):
                     role = "primary" if self._leads(g, svc, self._admin(g, svc, n).execute_command("ROLE")) \
                         else "replica"
             roles[n.name] = role
@@ -359,7 +359,7 @@ class ReplicationGroups(Backend):
         if svc is None:
             return []
         if any(n.name not in g.member_ids for n in ops.data_nodes(svc)):
-            with contextlib.suppress(Exception):
+            with contextlib.suppress(*ops.ENGINE_ERRORS, ValueError, LookupError):
                 self._assign_members(g, svc)  # nodes added by scaling (or left by a failed resharding)
         roles = self._roles(g, svc)
         zones = placement_zones(g.region)
@@ -644,7 +644,7 @@ class ReplicationGroups(Backend):
         for s in svc.nodes_by(role="sentinel"):
             c = topologies.sentinel_node_client(svc, s)
             if on:
-                with contextlib.suppress(Exception):
+                with contextlib.suppress(*ops.ENGINE_ERRORS):
                     c.execute_command("SENTINEL", "MONITOR", master, host, port, 2)
                 secret = svc.password()
                 if secret:
@@ -652,7 +652,7 @@ class ReplicationGroups(Backend):
                 c.execute_command("SENTINEL", "SET", master, "down-after-milliseconds", 1500)
                 c.execute_command("SENTINEL", "SET", master, "failover-timeout", 6000)
             else:
-                with contextlib.suppress(Exception):
+                with contextlib.suppress(*ops.ENGINE_ERRORS):
                     c.execute_command("SENTINEL", "REMOVE", master)
 
     def _primary_addr(self, g: ReplicationGroup, svc: services.Service) -> tuple[str, int]:

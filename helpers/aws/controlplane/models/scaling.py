@@ -39,10 +39,7 @@ class Scaling(Backend):
                 new = self._wait_promoted(g, svc, old.node, ng)
             else:
                 new = self._planned_failover(g, svc, old.node)
-            with contextlib.suppress(Exception):
-                from helpers.runtime import topologies
-
-                topologies.refresh_roles(services.get(g.service_name))
+            ops.refresh_roles(g.service_name)
             self.sync_endpoints(g)
             self.wait_sentinels_settled(g, self.group_service(g))
             new_id = g.member_ids[new.name]
@@ -106,7 +103,7 @@ class Scaling(Backend):
             new = None
             while new is None:
                 for n in replicas:
-                    with contextlib.suppress(Exception):
+                    with contextlib.suppress(*ops.ENGINE_ERRORS, IndexError):
                         if self._admin(g, svc, n).execute_command("ROLE")[0] == "master":
                             new = n
                 if new is None:
@@ -135,7 +132,7 @@ class Scaling(Backend):
                 fwd.set_targets([])  # new connections wait for the new primary
             yield old_conn, int(old_conn.info("replication")["master_repl_offset"])
         finally:
-            with contextlib.suppress(Exception):
+            with contextlib.suppress(*ops.ENGINE_ERRORS):
                 old_conn.execute_command("CLIENT", "UNPAUSE")
             if fwd is not None and not fwd.targets:
                 self.sync_endpoints(g)
@@ -162,7 +159,6 @@ class Scaling(Backend):
         failover is off): writes pause on the old primary, the chosen replica catches up and becomes
         primary, every other node follows it, and the primary endpoint moves before writes resume
         (on the old primary they now meet a replica: READONLY)."""
-        from helpers.runtime import topologies
 
         svc = self.group_service(g)
         new = member.node
@@ -181,8 +177,7 @@ class Scaling(Backend):
                     self._admin(g, svc, n).execute_command("REPLICAOF", new.host, new.port)
             if fwd is not None:
                 fwd.set_targets([(new.host, new.port)])
-        with contextlib.suppress(Exception):
-            topologies.refresh_roles(services.get(g.service_name))
+        ops.refresh_roles(g.service_name)
         self.sync_endpoints(g)
         msg = f"Promoted cache cluster {member.cluster_id} to primary (replacing {old.cluster_id})"
         self.event(member.cluster_id, "cache-cluster", msg)
@@ -279,7 +274,7 @@ class Scaling(Backend):
 
         topologies.record(svc)
         for s in svc.nodes_by(role="sentinel"):
-            with contextlib.suppress(Exception):
+            with contextlib.suppress(*ops.ENGINE_ERRORS, KeyError):
                 topologies.sentinel_node_client(svc, s).execute_command("SENTINEL", "RESET", svc.meta["master_name"])
 
     def modify_shards(self, group_id: str | None, node_group_count: int | None, apply_immediately: bool = False,

@@ -26,8 +26,9 @@ from typing import Any
 
 from helpers.aws.controlplane import engineops as ops
 from helpers.aws.controlplane.errors import ApiError, invalid_combination, invalid_value
-from helpers.aws.controlplane.models.base import Backend, arn, check_id, now
+from helpers.aws.controlplane.models.base import NOT_INSTALLED, Backend, arn, check_id, now
 from helpers.runtime import services, state
+from helpers.runtime.state import LabError
 
 SERVERLESS_ENGINES = ("valkey", "redis", "memcached")  # memcached: helpers/runtime/serverless/memcached.py
 STORAGE_GB = (1, 5000)  # DataStorage Minimum/Maximum, GB (AWS: 1 GB to 5,000 GB)
@@ -137,7 +138,7 @@ class ServerlessCaches(Backend):
             raise invalid_value(f"Invalid value for Engine: {engine}. Valid values: valkey, redis, memcached.")
         try:
             found = engines.find_engine(engine)
-        except Exception:  # noqa: BLE001 - not installed here
+        except NOT_INSTALLED:  # not installed here
             raise invalid_value(f"Engine {engine} is not installed on this machine.") from None
         local_major = found.version.split(".")[0]
         if major and str(major) != local_major:
@@ -152,7 +153,7 @@ class ServerlessCaches(Backend):
 
         try:
             full = engines.binary_version(engines.find_binary("memcached")).split()[-1]
-        except Exception:  # noqa: BLE001 - not installed here
+        except NOT_INSTALLED:  # not installed here
             raise invalid_value("Engine memcached is not installed on this machine.") from None
         local_major = ".".join(full.split(".")[:2])
         if major and str(major) != local_major:
@@ -277,7 +278,7 @@ class ServerlessCaches(Backend):
             with self.lock:
                 if self.serverless.get(sc.name) is not sc or sc.status in ("deleting", "deleted"):
                     return
-            with contextlib.suppress(Exception):
+            with contextlib.suppress(OSError, ValueError, LabError):
                 svc = services.get(sc.service_name)
                 if svc is not None:
                     self.pull_serverless_events(sc, svc)
@@ -518,6 +519,7 @@ class ServerlessCaches(Backend):
         if snap.engine == "memcached":
             raise invalid_combination("ExportServerlessCacheSnapshot is available for Valkey and Redis OSS only "
                                       f"(snapshot {name} is of a Memcached cache).")
+        from moto.s3.exceptions import MissingBucket
         from moto.s3.models import s3_backends
 
         from helpers.aws.controlplane.models.base import ACCOUNT
@@ -525,7 +527,7 @@ class ServerlessCaches(Backend):
         backend = s3_backends[ACCOUNT]["aws"]
         try:
             backend.get_bucket(str(bucket))
-        except Exception:  # noqa: BLE001 - moto's MissingBucket
+        except MissingBucket:  # moto's MissingBucket
             raise invalid_value(f"The S3 bucket {bucket} does not exist (create it with s3 mb first).") from None
         backend.put_object(str(bucket), f"{snap.name}.jsonl", Path(snap.file).read_bytes())
         self.event(snap.name, "serverless-cache-snapshot", f"Snapshot {snap.name} exported to s3://{bucket}")

@@ -129,7 +129,7 @@ class Snapshots(Backend):
             target = self.snapshot_dir(name) / f"{ng}.rdb"
             conn = self._admin(g, svc, pick.node)
             if pick.role == "replica":  # let the replica catch up with the primary first
-                with contextlib.suppress(Exception):
+                with contextlib.suppress(*ops.ENGINE_ERRORS):
                     conn.execute_command("WAIT", 0, 0)
                 time.sleep(0.2)
             size = ops.bgsave_to(conn, target)

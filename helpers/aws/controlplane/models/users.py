@@ -376,7 +376,7 @@ class Users(Backend):
 
                 for s in svc.nodes_by(role="sentinel"):
                     c = topologies.sentinel_node_client(svc, s)
-                    with contextlib.suppress(Exception):
+                    with contextlib.suppress(*ops.ENGINE_ERRORS, KeyError):
                         c.execute_command("SENTINEL", "SET", svc.meta["master_name"], "auth-user", ADMIN_USER)
                         c.execute_command("SENTINEL", "SET", svc.meta["master_name"], "auth-pass", g.admin_password)
         for node in ops.data_nodes(svc):
@@ -397,7 +397,7 @@ class Users(Backend):
         if g.auth_token:
             svc = self.group_service(g)
             for node in ops.data_nodes(svc):
-                with contextlib.suppress(Exception):
+                with contextlib.suppress(*ops.ENGINE_ERRORS):
                     conn = ops.redis_conn(node.host, node.port, password=svc.password(), tls=g.tls)
                     ops.acl_setuser(conn, "default", [f">{g.auth_token}"])
         if g.user_group_ids:
@@ -405,7 +405,7 @@ class Users(Backend):
             svc = self.group_service(g)
             for node in ops.data_nodes(svc):
                 conn = ops.redis_conn(node.host, node.port, password=svc.password(), tls=g.tls)
-                with contextlib.suppress(Exception):
+                with contextlib.suppress(*ops.ENGINE_ERRORS):
                     if conn.ping():  # a new node still has the internal password on default
                         ops.acl_setuser(conn, ADMIN_USER, ["reset", "on", f">{saved}", "~*", "&*", "+@all"])
                         conn.config_set("masteruser", ADMIN_USER)
