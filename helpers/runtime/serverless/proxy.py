@@ -1712,6 +1712,13 @@ def _commandstats(info: Any) -> dict[str, float]:
 
 def main(argv: list[str], cls: Any = Proxy) -> int:
     config = json.loads(Path(argv[0]).read_text())
+    from helpers.runtime import logs
+    from helpers.runtime.state import LabError
+
+    try:  # this endpoint's warnings and tracebacks: logs/<its service's name>.log in the state directory
+        logs.setup(str(config.get("name", "serverless")))
+    except (LabError, OSError) as exc:  # no log file: warnings still reach the process's own log (stderr)
+        print(f"logging to the state directory is unavailable: {exc}", file=sys.stderr)
     asyncio.run(cls(config).serve())
     return 0
 
