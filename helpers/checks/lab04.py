@@ -138,6 +138,10 @@ def _check_revoke(fn: Any) -> str:
         expect_type(count, int, "what revoke_all returns")
         if count != 3:
             raise Wrong(f"revoke_all returned {count}; it deleted 3 sessions.")
+        again = call_learner(fn, r, "luis", what="your function revoke_all(r, user), called again for luis")
+        if again != 0:
+            raise Wrong(f"Called again for luis, who has no session left, revoke_all returned {again!r}; it deleted "
+                        "nothing, so return 0 (a user can log out everywhere twice).")
         return "luis is logged out on every device at once; marta is not affected."
     finally:
         _cleanup(r)

@@ -455,6 +455,11 @@ def _check_envelope(answer: Any) -> str:
                         "encrypt with AESGCM(dk['Plaintext']).encrypt(nonce, data, None).") from None
         if plain != data:
             raise Wrong("Decrypting gives back something other than the data you were given.")
+        if len(s["nonce"]) != 12:
+            raise Wrong(f"Your nonce is {len(s['nonce'])} bytes. Use 12 bytes (96 bits), what "
+                        "security.encrypt_with_data_key does: the GCM nonce length NIST SP 800-38D recommends, "
+                        "used as is, where any other length is first hashed, and the only one many decryptors "
+                        "accept.")
     if sealed[0]["nonce"] == sealed[1]["nonce"]:
         raise Wrong("Two backups were sealed with the same nonce. With AES-GCM a nonce must never repeat under "
                     "one key: use os.urandom(12) each time.")

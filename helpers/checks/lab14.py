@@ -244,6 +244,9 @@ def _check_get(fn: Any) -> str:
         raise Wrong("The second read of the same product queried the database again: read the cache first.")
     if second != expected:
         raise Wrong("On a hit, get_product returned something else than the page: json.loads the cached text.")
+    if rc.get(page_key(pid)) is None:
+        raise Wrong(f"After a hit, {page_key(pid)!r} is gone from the cache: reading a page must leave it there "
+                    "for the next reader (GET, not GETDEL), or every other read is a miss.")
     dead = _dead_cache()
     try:
         degraded = fn(dead, db, pid)

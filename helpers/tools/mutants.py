@@ -253,8 +253,11 @@ def _mutated_trees(node: ast.AST) -> Iterator[tuple[str, str, ast.AST]]:
         while True:
             tree = copy.deepcopy(node)
             nth = _Nth(change, k)
-            for part in _body(tree):
-                nth.visit(part)
+            if isinstance(tree, ast.Lambda):
+                tree.body = nth.visit(tree.body)  # the site may be the lambda's whole body: keep what visit returns
+            else:
+                for part in _body(tree):
+                    nth.visit(part)  # statements: every site is below one, replaced in place by generic_visit
             if k >= nth.seen:
                 break
             yield f"{name}-{k + 1}", nth.detail, tree
