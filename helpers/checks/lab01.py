@@ -180,6 +180,14 @@ def _hit_reference(r: Any, user: str) -> int:
     return count
 
 
+def _hit_expire_on_second(r: Any, user: str) -> int:
+    key = f"lab01:hits:{user}"
+    count = r.incr(key)
+    if count == 2:
+        r.expire(key, 60)
+    return count
+
+
 q5 = Exercise(
     lab=LAB, qid="q5", title="A per-user counter that resets every 60 seconds",
     checker=_check_counter,
@@ -192,6 +200,8 @@ q5 = Exercise(
         (lambda r, user: (r.incr(f"lab01:hits:{user}"), r.expire(f"lab01:hits:{user}", 60))[0], "resets"),
         (lambda r, user: r.set(f"lab01:hits:{user}", 1, ex=60), "should return 1, 2, 3"),
         (lambda r, user: r.incr(f"hits:{user}"), "does not exist"),
+        (_hit_expire_on_second, "after the first hit"),
+        (lambda r, user: (r.incr(f"lab01:hits:{user}"), r.expire(f"lab01:hits:{user}", 59, nx=True))[0], "window is 60"),
     ],
 )
 
@@ -249,6 +259,7 @@ q2 = Exercise(
         (lambda r, a, b: r.bitcount(a), "one of the days"),
         (lambda r, a, b: str(r.bitcount(a)), "whole number"),
         (lambda r, a, b: r.pfcount(a), "raised"),
+        (lambda r, a, b: _both_days_reference(r, PREFIX + "active:day1", PREFIX + "active:day2"), "you are given"),
     ],
 )
 

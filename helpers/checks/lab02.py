@@ -234,6 +234,7 @@ q3 = Exercise(
          "live on other nodes"),
         (lambda servers, keys, dead: len(keys) // len(servers), "set of keys"),
         (lambda servers, keys: set(), "raised TypeError"),
+        (lambda servers, keys, dead: _lost_keys_reference(servers, keys, servers[1]), "dead and"),
     ],
 )
 

@@ -120,6 +120,16 @@ def _cache_aside_writes_but_never_reads(r: Any, db: Any, product_id: int) -> dic
     return page
 
 
+def _cache_aside_getdel(r: Any, db: Any, product_id: int) -> dict:
+    key = f"lab03:product:{product_id}"
+    cached = r.getdel(key)
+    if cached is not None:
+        return json.loads(cached)
+    page = db.product_page(product_id)
+    r.set(key, json.dumps(page), ex=300)
+    return page
+
+
 q1 = Exercise(
     lab=LAB, qid="q1", title="Cache-aside (lazy loading) for the product page",
     checker=_check_cache_aside,
@@ -141,6 +151,7 @@ q1 = Exercise(
         (_cache_aside_returns_text, "json text"),
         (_cache_aside_writes_but_never_reads, "still queried the database"),
         (lambda r, db: db.product_page(1), "raised TypeError"),
+        (_cache_aside_getdel, "not getdel"),
     ],
 )
 
@@ -421,6 +432,33 @@ def _no_wait(r: Any, db: Any, product_id: int) -> dict | None:
     return None
 
 
+def _safe_variant(release: str = "token", page_ttl: dict | None = None) -> Any:
+    """The reference loader with one flaw: `release` is "token" (right), "never" (compares with !=, so it never
+    deletes its own lock) or "always" (deletes whatever lock is there); `page_ttl` the page's set() options."""
+    ttl = page_ttl or {"ex": 300}
+
+    def get_product_safe(r: Any, db: Any, product_id: int) -> dict:
+        key = f"lab03:product:{product_id}"
+        while True:
+            cached = r.get(key)
+            if cached is not None:
+                return json.loads(cached)
+            token = uuid.uuid4().hex
+            if r.set(key + ":lock", token, nx=True, px=5000):
+                try:
+                    page = db.product_page(product_id)
+                    r.set(key, json.dumps(page), **ttl)
+                    return page
+                finally:
+                    held = r.get(key + ":lock")
+                    if release == "always" or (release == "never" and held != token) or (
+                            release == "token" and held == token):
+                        r.delete(key + ":lock")
+            time.sleep(0.005)
+
+    return get_product_safe
+
+
 q5 = Exercise(
     lab=LAB, qid="q5", title="A stampede-safe loader",
     checker=_check_stampede,
@@ -448,5 +486,9 @@ q5 = Exercise(
         (caching.get_product_page, "stampede"),
         (_no_wait, "not return none"),
         (lambda r, db, pid: 1 / 0, "raised ZeroDivisionError"),
+        (_safe_variant(release="never"), "still held"),
+        (_safe_variant(release="always"), "another client"),
+        (_safe_variant(page_ttl={"px": 300}), "px="),
+        (_safe_variant(page_ttl={"ex": 300_000}), "between 60 and 3600"),
     ],
 )

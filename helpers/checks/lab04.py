@@ -169,6 +169,13 @@ def _revoke_keeps_set(r: Any, user: str) -> int:
     return r.delete(*[f"lab04check:sess:{sid}" for sid in members]) if members else 0
 
 
+def _revoke_one_when_none(r: Any, user: str) -> int:
+    members = r.smembers(f"lab04check:user:{user}:sessions")
+    deleted = r.delete(*[f"lab04check:sess:{sid}" for sid in members]) if members else 1
+    r.delete(f"lab04check:user:{user}:sessions")
+    return deleted
+
+
 q2 = Exercise(
     lab=LAB, qid="q2", title="Log a user out everywhere",
     checker=_check_revoke,
@@ -185,6 +192,7 @@ q2 = Exercise(
         (_revoke_everyone, "marta's session is gone"),
         (_revoke_keeps_set, "still exists"),
         (lambda r, user: 0, "still alive"),
+        (_revoke_one_when_none, "return 0"),
     ],
 )
 

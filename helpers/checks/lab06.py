@@ -192,6 +192,7 @@ q3 = Exercise(
         (lambda r, keys: r.pfcount(keys[0]), "first day only"),
         (lambda r, keys: [r.pfcount(k) for k in keys], "a number"),
         (lambda r, keys: r.scard(keys[0]), "raised ResponseError"),
+        (lambda r, keys: r.pfcount(*[P + f"uv:day{d}" for d in range(7)]), "not a fixed number"),
     ],
 )
 
@@ -302,5 +303,6 @@ q5 = Exercise(
         (lambda r, a, b: r.bitop("AND", P + "x", a, b) and r.bitcount(P + "x") / r.bitcount(b), "divided by"),
         (lambda r, a, b: r.bitop("AND", P + "x", a, b) and r.bitcount(P + "x"), "number of returning users"),
         (lambda r, a, b: r.bitop("OR", P + "x", a, b) and r.bitcount(P + "x") / r.bitcount(a), "BITOP AND"),
+        (lambda r, a, b: _retention_reference(r, P + "dau:61:d1", P + "dau:61:d2"), "for the keys"),
     ],
 )

@@ -140,6 +140,12 @@ def _pick_default_25(types: Any, dataset_gib: float, growth: float, family: str)
     return min(fits, key=lambda n: n.memory_gib).name if fits else None
 
 
+def _pick_strictly_more(types: Any, dataset_gib: float, growth: float, family: str) -> str | None:
+    need = dataset_gib * (1 + growth)
+    fits = [n for n in types if n.family == family and n.memory_gib * (1 - reserved_share(n)) > need]
+    return min(fits, key=lambda n: n.memory_gib).name if fits else None
+
+
 def _pick_largest(types: Any, dataset_gib: float, growth: float, family: str) -> str | None:
     fits = [n for n in types if n.family == family and n.memory_gib * (1 - reserved_share(n)) >= dataset_gib]
     return max(fits, key=lambda n: n.memory_gib).name if fits else None
@@ -168,6 +174,7 @@ q2 = Exercise(
         (lambda types, d, g, f: _pick_reference(types, d, 0, f), "less than"),
         (lambda types, d, g, f: "cache.r7g.xlarge", "family"),
         (lambda types, d, g, f: sizing_pick(d, g, f), "NodeType"),
+        (_pick_strictly_more, "exactly"),
     ],
 )
 

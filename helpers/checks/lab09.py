@@ -154,6 +154,7 @@ q3 = Exercise(
         (lambda r, k, v: (r.set(k, v), r.wait(1, 500))[1], "return true or false"),
         ("safe_write", "expected a function"),
         (lambda r, k, v: (r.set(k, v), r.wait(2, 500) >= 2)[1], "one confirmation is enough"),
+        (lambda r, k, v: (r.set(k, v), r.wait(500, 1) >= 1)[1], "ms to confirm"),
     ],
 )
 

@@ -497,6 +497,17 @@ def _seal_fixed_nonce(kms: Any, key_id: str, data: bytes) -> dict[str, bytes]:
             "ciphertext": AESGCM(dk["Plaintext"]).encrypt(nonce, data, None)}
 
 
+def _seal_16_byte_nonce(kms: Any, key_id: str, data: bytes) -> dict[str, bytes]:
+    import os
+
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    dk = kms.generate_data_key(KeyId=key_id, KeySpec="AES_256")
+    nonce = os.urandom(16)
+    return {"encrypted_key": dk["CiphertextBlob"], "nonce": nonce,
+            "ciphertext": AESGCM(dk["Plaintext"]).encrypt(nonce, data, None)}
+
+
 q5 = Exercise(
     lab=LAB, qid="q5", title="Seal a backup with a KMS data key (envelope encryption)",
     checker=_check_envelope,
@@ -516,5 +527,6 @@ q5 = Exercise(
         (lambda kms, key_id, data: {"encrypted_key": b"k", "nonce": b"n", "ciphertext": data}, "readable"),
         (lambda kms, key_id, data: {"ciphertext": data}, "missing"),
         (lambda kms, key_id, data: kms.encrypt(KeyId=key_id, Plaintext=data), "missing"),
+        (_seal_16_byte_nonce, "use 12 bytes"),
     ],
 )

@@ -194,6 +194,7 @@ q3 = Exercise(
         (lambda r: max(r.scan_iter(count=500), key=len), "not the key"),
         (lambda r: max(r.memory_usage(k) for k in r.scan_iter()), "number"),
         (lambda r: r.bigkey(), "raised AttributeError"),
+        (lambda r: max(r.scan_iter(count=500), key=lambda k: r.memory_usage(k, samples=1) or 0), "samples 1"),
     ],
 )
 

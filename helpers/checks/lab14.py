@@ -260,13 +260,14 @@ def _check_get(fn: Any) -> str:
     return "Hits skip the database, misses fill the cache with a bounded TTL, and a cache outage degrades, not fails."
 
 
-def _bad_get(ex: int | None, fallback: bool = True) -> Callable[[Any, Any, int], Any]:
-    """A flawed get_product: cache-aside with TTL `ex` (None: no expiry), with or without the database fallback."""
+def _bad_get(ex: int | None, fallback: bool = True, read: str = "get") -> Callable[[Any, Any, int], Any]:
+    """A flawed get_product: cache-aside with TTL `ex` (None: no expiry), with or without the database fallback,
+    reading the cache with `read` ("get", or "getdel": a read that consumes the page)."""
     import redis
 
     def get_product(rc: Any, db: Any, pid: int) -> Any:
         try:
-            cached = rc.get(page_key(pid))
+            cached = getattr(rc, read)(page_key(pid))
             if cached is not None:
                 return json.loads(cached)
             page = db.product_page(pid)
@@ -298,6 +299,7 @@ q3 = Exercise(
         (_bad_get(240, fallback=False), "cache unreachable"),
         (_bad_get(None), "no expiry"),
         (_bad_get(3600), "expires in"),
+        (_bad_get(240, read="getdel"), "not getdel"),
         (lambda rc, db, pid: db.product_page(pid), "nothing was stored"),
         (lambda rc, db, pid: json.dumps(db.product_page(pid)), "json text"),
     ],
