@@ -383,8 +383,13 @@ def _check_warm(fn: Any) -> str:
     if missing:
         raise Wrong(f"{len(missing)} of the {n} bestsellers are not cached (e.g. product {missing[0]}): warm "
                     "exactly the n most popular products, db.bestsellers(n).")
-    if any(rc.ttl(page_key(pid)) < 0 for pid in hot):
+    ttls = [rc.ttl(page_key(pid)) for pid in hot]
+    if any(t == -1 for t in ttls):
         raise Wrong("The warmed pages have no expiry: set the design's TTL on each (pipe.set(..., ex=...)).")
+    short = [t for t in ttls if not 50 <= t <= WORKLOAD["max_staleness_s"]]
+    if short:
+        raise Wrong(f"A warmed page expires in {short[0]} s; the design keeps pages between about 60 and "
+                    f"{WORKLOAD['max_staleness_s']} s (ex= counts seconds, px= milliseconds).")
     if queries > 2 * n + 1:
         raise Wrong(f"Warming {n} pages took {queries} database queries: load each page once.")
     for pid in hot:
@@ -408,6 +413,13 @@ def _warm_no_ttl(rc: Any, db: Any, n: int) -> None:
         rc.set(page_key(pid), json.dumps(db.product_page(pid)))
 
 
+def _warm_a_day(rc: Any, db: Any, n: int) -> None:
+    pipe = rc.pipeline(transaction=False)
+    for pid in db.bestsellers(n):
+        pipe.set(page_key(pid), json.dumps(db.product_page(pid)), ex=86_400)
+    pipe.execute()
+
+
 q5 = Exercise(
     lab=LAB, qid="q5", title="Warm the cache with the bestsellers",
     checker=_check_warm,
@@ -423,6 +435,7 @@ q5 = Exercise(
         (_warm_mset, "raised"),
         (_warm_wrong_set, "not cached"),
         (_warm_no_ttl, "no expiry"),
+        (_warm_a_day, "expires in"),
         (lambda rc, db, n: db.bestsellers(n), "none of the"),
     ],
 )

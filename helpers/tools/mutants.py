@@ -77,6 +77,7 @@ class Outcome:
 class LabScore:
     lab: str
     outcomes: list[Outcome] = field(default_factory=list)
+    seconds: float = 0.0  # how long its mutants took to judge
 
     @property
     def total(self) -> int:
@@ -374,6 +375,7 @@ def run(labs: list[str] | None = None, *, progress: Callable[[str], None] | None
         if not exercises or (labs and exercises[0].lab not in labs):
             continue
         score = LabScore(exercises[0].lab)
+        started = time.monotonic()
         for ex in sorted(exercises, key=lambda e: e.qid):
             if ex.make_reference is not None:
                 continue
@@ -389,6 +391,7 @@ def run(labs: list[str] | None = None, *, progress: Callable[[str], None] | None
                 score.outcomes.append(Outcome(key, m.mid, m.description, status, why))
                 if progress and status == "correct" and not why:
                     progress(f"  accepted: {key} {m.mid}: {m.description}")
+        score.seconds = time.monotonic() - started
         scores.append(score)
         if progress:
             progress(line(score))
@@ -397,7 +400,7 @@ def run(labs: list[str] | None = None, *, progress: Callable[[str], None] | None
 
 def line(score: LabScore) -> str:
     return (f"lab{score.lab}: {score.rejected}/{score.total} rejected, {score.equivalent} equivalent, "
-            f"{len(score.survivors)} accepted wrongly")
+            f"{len(score.survivors)} accepted wrongly ({score.seconds:.0f} s)")
 
 
 def summary(scores: list[LabScore]) -> tuple[int, int, int, int]:
