@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import time
 from typing import Any
 
 from helpers.exercises.core import Exercise, Wrong, call_learner, expect_choices_per_item, expect_type
@@ -121,12 +122,18 @@ q4 = Exercise(
 
 # --- q5: a counter with expiry (fixed window) ----------------------------------------------------
 
+WINDOW_S = 60
+
+
 def _check_counter(answer: Any) -> str:
     r = _redis()
     user = f"u{random.randrange(10_000):04d}"
     key = f"lab01:hits:{user}"
     r.delete(key)
-    counts = [call_learner(answer, r, user, what="your function hit(r, user)") for _ in range(3)]
+    started = time.monotonic()
+    counts = [call_learner(answer, r, user, what="your function hit(r, user)")]
+    first_ttl_ms, elapsed_ms = r.pttl(key), (time.monotonic() - started) * 1000
+    counts += [call_learner(answer, r, user, what="your function hit(r, user)") for _ in range(2)]
     if r.exists(key) == 0:
         others = [k for k in r.scan_iter(match=f"*{user}*", count=1000)]
         r.delete(key, *others)
@@ -141,6 +148,16 @@ def _check_counter(answer: Any) -> str:
         r.delete(key)
         raise Wrong("The counter has no expiry, so the window never ends and the count grows forever. "
                     "Set a 60 s expiry when the counter is created.")
+    if first_ttl_ms == -1:
+        r.delete(key)
+        raise Wrong("After the first hit the counter has no expiry (it got one only later): a user who calls once "
+                    "leaves a key that never expires. Set the expiry when INCR returns 1.")
+    # An expiry of 60 s set during the call has at least 60,000 ms minus the call's duration left (the server
+    # counts whole milliseconds: 5 ms of slack); 59 s or less cannot reach that, however slow the machine.
+    if first_ttl_ms + elapsed_ms + 5 < WINDOW_S * 1000:
+        r.delete(key)
+        raise Wrong(f"After the first hit the counter expires in {first_ttl_ms / 1000:.2f} s: the window is "
+                    f"{WINDOW_S} s, so expire it after {WINDOW_S} s (r.expire(key, {WINDOW_S})).")
     if not 1 <= ttl <= 60:
         r.delete(key)
         raise Wrong(f"The counter expires in {ttl} s; the window is 60 s.")
@@ -163,6 +180,14 @@ def _hit_reference(r: Any, user: str) -> int:
     return count
 
 
+def _hit_expire_on_second(r: Any, user: str) -> int:
+    key = f"lab01:hits:{user}"
+    count = r.incr(key)
+    if count == 2:
+        r.expire(key, 60)
+    return count
+
+
 q5 = Exercise(
     lab=LAB, qid="q5", title="A per-user counter that resets every 60 seconds",
     checker=_check_counter,
@@ -175,6 +200,8 @@ q5 = Exercise(
         (lambda r, user: (r.incr(f"lab01:hits:{user}"), r.expire(f"lab01:hits:{user}", 60))[0], "resets"),
         (lambda r, user: r.set(f"lab01:hits:{user}", 1, ex=60), "should return 1, 2, 3"),
         (lambda r, user: r.incr(f"hits:{user}"), "does not exist"),
+        (_hit_expire_on_second, "after the first hit"),
+        (lambda r, user: (r.incr(f"lab01:hits:{user}"), r.expire(f"lab01:hits:{user}", 59, nx=True))[0], "window is 60"),
     ],
 )
 
@@ -183,28 +210,31 @@ q5 = Exercise(
 
 def _check_both_days(answer: Any) -> str:
     r = _redis()
-    rng = random.Random(4)
-    day1, day2 = PREFIX + "active:day1", PREFIX + "active:day2"
-    users1 = {u for u in range(5000) if rng.random() < 0.30}
-    users2 = {u for u in range(5000) if rng.random() < 0.40}
-    r.delete(day1, day2)
-    pipe = r.pipeline(transaction=False)
-    for u in users1:
-        pipe.setbit(day1, u, 1)
-    for u in users2:
-        pipe.setbit(day2, u, 1)
-    pipe.execute()
-    result = call_learner(answer, r, day1, day2, what="your function both_days(r, day1_key, day2_key)")
-    r.delete(day1, day2, *list(r.scan_iter(match=PREFIX + "active:*", count=1000)))
-    expect_type(result, int, "what both_days returns")
-    both, either = len(users1 & users2), len(users1 | users2)
-    if result == either:
-        raise Wrong(f"{result} is the number of users active on either day (OR). Both days means AND.")
-    if result in (len(users1), len(users2)):
-        raise Wrong(f"{result} is the number of users active on one of the days only; combine the two bitmaps "
-                    "with BITOP AND first, then BITCOUNT the result.")
-    if result != both:
-        raise Wrong(f"both_days returned {result}; {both} users were active on both days.")
+    # Two pairs of days (two seeds, two pairs of keys): a hard-coded count cannot answer both.
+    for seed, tag in ((4, ""), (5, "w2:")):
+        rng = random.Random(seed)
+        day1, day2 = PREFIX + f"active:{tag}day1", PREFIX + f"active:{tag}day2"
+        users1 = {u for u in range(5000) if rng.random() < 0.30}
+        users2 = {u for u in range(5000) if rng.random() < 0.40}
+        r.delete(day1, day2)
+        pipe = r.pipeline(transaction=False)
+        for u in users1:
+            pipe.setbit(day1, u, 1)
+        for u in users2:
+            pipe.setbit(day2, u, 1)
+        pipe.execute()
+        result = call_learner(answer, r, day1, day2, what="your function both_days(r, day1_key, day2_key)")
+        r.delete(day1, day2, *list(r.scan_iter(match=PREFIX + "active:*", count=1000)))
+        expect_type(result, int, "what both_days returns")
+        both, either = len(users1 & users2), len(users1 | users2)
+        if result == either:
+            raise Wrong(f"{result} is the number of users active on either day (OR). Both days means AND.")
+        if result in (len(users1), len(users2)):
+            raise Wrong(f"{result} is the number of users active on one of the days only; combine the two "
+                        "bitmaps with BITOP AND first, then BITCOUNT the result.")
+        if result != both:
+            raise Wrong(f"both_days({day1!r}, {day2!r}) returned {result}; {both} users were active on both "
+                        "days. Count the bitmaps you are given.")
     return f"{both} users: BITOP AND over two {5000 // 8}-byte bitmaps, then BITCOUNT, all on the server."
 
 
@@ -229,6 +259,7 @@ q2 = Exercise(
         (lambda r, a, b: r.bitcount(a), "one of the days"),
         (lambda r, a, b: str(r.bitcount(a)), "whole number"),
         (lambda r, a, b: r.pfcount(a), "raised"),
+        (lambda r, a, b: _both_days_reference(r, PREFIX + "active:day1", PREFIX + "active:day2"), "you are given"),
     ],
 )
 

@@ -197,23 +197,26 @@ def _check_lost_keys(answer: Any) -> str:
     failed = hc.set_many({k: b"1" for k in keys})
     if failed:
         raise RuntimeError(f"could not write {len(failed)} keys to the lab's pool")
-    dead = servers[1]
-    truth = {k for k, where in where_keys_live(servers, keys).items() if where == label(dead)}
-    result = call_learner(answer, list(servers), list(keys), dead,
-                          what="your function lost_keys(servers, keys, dead)")
-    if not isinstance(result, (set, list, tuple, frozenset)):
-        raise Wrong(f"lost_keys should return a set of keys, but it returned {type(result).__name__}.")
-    got = set(result)
-    if got == set(keys):
-        raise Wrong("You return every key, but only the keys stored on the dead node are lost: each key lives on "
-                    "exactly one node, and the other nodes keep theirs.")
-    extra, missing = got - truth, truth - got
-    if extra or missing:
-        raise Wrong(f"{len(extra)} key(s) you listed live on other nodes (they survive) and {len(missing)} key(s) "
-                    f"on the dead node are missing from your answer. Ask the node, or the client's hasher "
-                    "(HashClient(servers).hasher.get_node(key)).")
-    return (f"{len(truth)} of {len(keys)} keys ({len(truth) / len(keys):.0%}) lived on {label(dead)}: with n nodes, "
-            "losing one loses about 1/n of the cache.")
+    placed = where_keys_live(servers, keys)
+    # Two questions (another dead node, other keys): a hard-coded set of keys cannot answer both.
+    for dead, asked in ((servers[1], keys), (servers[0], keys[::2])):
+        truth = {k for k in asked if placed[k] == label(dead)}
+        result = call_learner(answer, list(servers), list(asked), dead,
+                              what="your function lost_keys(servers, keys, dead)")
+        if not isinstance(result, (set, list, tuple, frozenset)):
+            raise Wrong(f"lost_keys should return a set of keys, but it returned {type(result).__name__}.")
+        got = set(result)
+        if got == set(asked):
+            raise Wrong("You return every key, but only the keys stored on the dead node are lost: each key lives "
+                        "on exactly one node, and the other nodes keep theirs.")
+        extra, missing = got - truth, truth - got
+        if extra or missing:
+            raise Wrong(f"With {label(dead)} dead and {len(asked)} keys asked about, {len(extra)} key(s) you "
+                        f"listed live on other nodes (they survive) or were not asked about, and {len(missing)} "
+                        "key(s) on the dead node are missing from your answer. Ask the node, or the client's "
+                        "hasher (HashClient(servers).hasher.get_node(key)).")
+    return (f"{len(truth)} of {len(asked)} keys ({len(truth) / len(asked):.0%}) lived on {label(dead)}: with n "
+            "nodes, losing one loses about 1/n of the cache.")
 
 
 q3 = Exercise(
@@ -231,6 +234,7 @@ q3 = Exercise(
          "live on other nodes"),
         (lambda servers, keys, dead: len(keys) // len(servers), "set of keys"),
         (lambda servers, keys: set(), "raised TypeError"),
+        (lambda servers, keys, dead: _lost_keys_reference(servers, keys, servers[1]), "dead and"),
     ],
 )
 

@@ -72,6 +72,9 @@ def _check_cache_aside(fn: Any) -> str:
         if again != expected:
             raise Wrong("On a cache hit your function returned something other than the page it cached. "
                         "Return json.loads(r.get(key)).")
+        if r.get(key) is None:
+            raise Wrong(f"After a cache hit, {key!r} is gone: reading a page must leave it cached for the next "
+                        "reader (GET, not GETDEL), or every other read goes to the database.")
         other = call_learner(fn, r, db, pid_b, what="your function get_product(r, db, product_id)")
         if other != db.product_page(pid_b):
             raise Wrong(f"For product {pid_b} your function returned the wrong page: is the key built from "
@@ -117,6 +120,16 @@ def _cache_aside_writes_but_never_reads(r: Any, db: Any, product_id: int) -> dic
     return page
 
 
+def _cache_aside_getdel(r: Any, db: Any, product_id: int) -> dict:
+    key = f"lab03:product:{product_id}"
+    cached = r.getdel(key)
+    if cached is not None:
+        return json.loads(cached)
+    page = db.product_page(product_id)
+    r.set(key, json.dumps(page), ex=300)
+    return page
+
+
 q1 = Exercise(
     lab=LAB, qid="q1", title="Cache-aside (lazy loading) for the product page",
     checker=_check_cache_aside,
@@ -138,6 +151,7 @@ q1 = Exercise(
         (_cache_aside_returns_text, "json text"),
         (_cache_aside_writes_but_never_reads, "still queried the database"),
         (lambda r, db: db.product_page(1), "raised TypeError"),
+        (_cache_aside_getdel, "not getdel"),
     ],
 )
 
@@ -328,10 +342,63 @@ def _check_stampede(fn: Any) -> str:
                         "come from? The client that wins the lock must load it with db.product_page.")
         if got is not None and got != expected:
             raise Wrong("The page your function cached differs from db.product_page(product_id).")
+        key = caching.page_key(hot)
+        if r.exists(key + ":lock"):
+            raise Wrong(f"After the loads the lock {key + ':lock'!r} is still held: the winner must release it "
+                        "(delete it if it still holds its token) once the page is cached, or the next miss on this "
+                        "page waits for the lock's expiry.")
+        ttl_ms = r.pttl(key)
+        if ttl_ms == -2:
+            raise Wrong(f"After the loads {key!r} is not in the cache: store the page with a TTL in seconds, "
+                        "r.set(key, json.dumps(page), ex=300) (px= counts milliseconds).")
+        if ttl_ms == -1:
+            raise Wrong(f"{key!r} has no expiry: pass ex=... (a TTL between 60 and 3600 seconds).")
+        if not MIN_PAGE_TTL_MS <= ttl_ms <= 3_600_000:
+            raise Wrong(f"{key!r} expires in {ttl_ms / 1000:g} s; choose a TTL between 60 and 3600 seconds "
+                        "(ex= counts seconds, px= milliseconds).")
+        _check_foreign_lock(fn, r, db, hot)
         return (f"{CLIENTS} concurrent clients, {result.db_queries} database query(ies): the others waited "
                 f"{max(result.latencies_ms):.0f} ms at most for the winner's result.")
     finally:
         db.close()
+
+
+# A page stored with ex=60 (the shortest TTL the lab accepts) still has more than this left when it is checked.
+MIN_PAGE_TTL_MS = 10_000
+FOREIGN_TOKEN = "another-client"
+
+
+class _SlowWinner:
+    """The shop database, as seen by a winner so slow that its lock expired and another client took it while
+    it loaded: the first product_page call overwrites the lock with another client's token."""
+
+    def __init__(self, db: Any, r: Any, lock: str):
+        self._db, self._r, self._lock, self.taken = db, r, lock, False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._db, name)
+
+    def product_page(self, product_id: int) -> Any:
+        if not self.taken and self._r.exists(self._lock):
+            self._r.set(self._lock, FOREIGN_TOKEN, px=5000)
+            self.taken = True
+        return self._db.product_page(product_id)
+
+
+def _check_foreign_lock(fn: Any, r: Any, db: Any, pid: int) -> None:
+    """A winner whose lock expired during the load must not delete the lock another client now holds."""
+    key = caching.page_key(pid)
+    lock = key + ":lock"
+    r.delete(key, lock)
+    slow = _SlowWinner(db, r, lock)
+    try:
+        call_learner(fn, r, slow, pid, what="your function get_product_safe(r, db, product_id)")
+        if slow.taken and r.get(lock) != FOREIGN_TOKEN:
+            raise Wrong(f"While your winner loaded, its lock expired and another client took {lock!r} with its "
+                        "own token; your function then deleted that client's lock, letting a third client load "
+                        "too. Delete the lock only if it still holds your token (r.get(lock) == token).")
+    finally:
+        r.delete(lock)
 
 
 def _safe_reference(r: Any, db: Any, product_id: int) -> dict:
@@ -365,6 +432,33 @@ def _no_wait(r: Any, db: Any, product_id: int) -> dict | None:
     return None
 
 
+def _safe_variant(release: str = "token", page_ttl: dict | None = None) -> Any:
+    """The reference loader with one flaw: `release` is "token" (right), "never" (compares with !=, so it never
+    deletes its own lock) or "always" (deletes whatever lock is there); `page_ttl` the page's set() options."""
+    ttl = page_ttl or {"ex": 300}
+
+    def get_product_safe(r: Any, db: Any, product_id: int) -> dict:
+        key = f"lab03:product:{product_id}"
+        while True:
+            cached = r.get(key)
+            if cached is not None:
+                return json.loads(cached)
+            token = uuid.uuid4().hex
+            if r.set(key + ":lock", token, nx=True, px=5000):
+                try:
+                    page = db.product_page(product_id)
+                    r.set(key, json.dumps(page), **ttl)
+                    return page
+                finally:
+                    held = r.get(key + ":lock")
+                    if release == "always" or (release == "never" and held != token) or (
+                            release == "token" and held == token):
+                        r.delete(key + ":lock")
+            time.sleep(0.005)
+
+    return get_product_safe
+
+
 q5 = Exercise(
     lab=LAB, qid="q5", title="A stampede-safe loader",
     checker=_check_stampede,
@@ -392,5 +486,9 @@ q5 = Exercise(
         (caching.get_product_page, "stampede"),
         (_no_wait, "not return none"),
         (lambda r, db, pid: 1 / 0, "raised ZeroDivisionError"),
+        (_safe_variant(release="never"), "still held"),
+        (_safe_variant(release="always"), "another client"),
+        (_safe_variant(page_ttl={"px": 300}), "px="),
+        (_safe_variant(page_ttl={"ex": 300_000}), "between 60 and 3600"),
     ],
 )

@@ -138,6 +138,10 @@ def _check_revoke(fn: Any) -> str:
         expect_type(count, int, "what revoke_all returns")
         if count != 3:
             raise Wrong(f"revoke_all returned {count}; it deleted 3 sessions.")
+        again = call_learner(fn, r, "luis", what="your function revoke_all(r, user), called again for luis")
+        if again != 0:
+            raise Wrong(f"Called again for luis, who has no session left, revoke_all returned {again!r}; it deleted "
+                        "nothing, so return 0 (a user can log out everywhere twice).")
         return "luis is logged out on every device at once; marta is not affected."
     finally:
         _cleanup(r)
@@ -165,6 +169,13 @@ def _revoke_keeps_set(r: Any, user: str) -> int:
     return r.delete(*[f"lab04check:sess:{sid}" for sid in members]) if members else 0
 
 
+def _revoke_one_when_none(r: Any, user: str) -> int:
+    members = r.smembers(f"lab04check:user:{user}:sessions")
+    deleted = r.delete(*[f"lab04check:sess:{sid}" for sid in members]) if members else 1
+    r.delete(f"lab04check:user:{user}:sessions")
+    return deleted
+
+
 q2 = Exercise(
     lab=LAB, qid="q2", title="Log a user out everywhere",
     checker=_check_revoke,
@@ -181,6 +192,7 @@ q2 = Exercise(
         (_revoke_everyone, "marta's session is gone"),
         (_revoke_keeps_set, "still exists"),
         (lambda r, user: 0, "still alive"),
+        (_revoke_one_when_none, "return 0"),
     ],
 )
 

@@ -161,18 +161,22 @@ def _check_weekly(answer: Any) -> str:
     _callable(answer, "weekly_uniques(r, day_keys)")
     r = _client()
     keys = _daily_hlls(r)
-    got = call_learner(answer, r, list(keys), what="your function weekly_uniques(r, day_keys)")
-    value = expect_number(got, "what weekly_uniques returns")
-    truth, union = 1000 + 7 * 200, r.pfcount(*keys)
-    if value == sum(r.pfcount(k) for k in keys):
-        raise Wrong(f"You returned {value:.0f}, the sum of the daily counts: a loyal visitor who came on all 7 "
-                    f"days was counted 7 times (the true weekly figure is about {truth}). Count the union: "
-                    "PFCOUNT of all the keys at once, or PFMERGE.")
-    if value == r.pfcount(keys[0]):
-        raise Wrong(f"You returned {value:.0f}, the count of the first day only. Count all 7 days together.")
-    if abs(value - union) > 0.02 * union:
-        raise Wrong(f"You returned {value:.0f}; the distinct visitors of the week are about {union}. Count the "
-                    "union of the 7 HyperLogLogs.")
+    # The whole week, then four days in another order: a hard-coded count cannot answer both.
+    for day_keys in (list(keys), [keys[5], keys[2], keys[4], keys[3]]):
+        got = call_learner(answer, r, list(day_keys), what="your function weekly_uniques(r, day_keys)")
+        value = expect_number(got, "what weekly_uniques returns")
+        truth, union = 1000 + len(day_keys) * 200, r.pfcount(*day_keys)
+        days = f"the {len(day_keys)} days"
+        if value == sum(r.pfcount(k) for k in day_keys):
+            raise Wrong(f"You returned {value:.0f}, the sum of the daily counts: a loyal visitor who came on all "
+                        f"{days} was counted {len(day_keys)} times (the true figure is about {truth}). Count the "
+                        "union: PFCOUNT of all the keys at once, or PFMERGE.")
+        if value == r.pfcount(day_keys[0]):
+            raise Wrong(f"You returned {value:.0f}, the count of the first day only. Count {days} together.")
+        if abs(value - union) > 0.02 * union:
+            raise Wrong(f"For {days} {', '.join(k.rsplit(':', 1)[-1] for k in day_keys)} you returned {value:.0f}; "
+                        f"their distinct visitors are about {union}. Count the union of the HyperLogLogs you "
+                        "are given (day_keys), not a fixed number of them.")
     return (f"{value:.0f} vs {truth} really distinct: PFCOUNT k1 k2 ... merges on the fly; PFMERGE stores the "
             "merged HyperLogLog (still ~12 KB) for later.")
 
@@ -188,6 +192,7 @@ q3 = Exercise(
         (lambda r, keys: r.pfcount(keys[0]), "first day only"),
         (lambda r, keys: [r.pfcount(k) for k in keys], "a number"),
         (lambda r, keys: r.scard(keys[0]), "raised ResponseError"),
+        (lambda r, keys: r.pfcount(*[P + f"uv:day{d}" for d in range(7)]), "not a fixed number"),
     ],
 )
 
@@ -248,30 +253,34 @@ q4 = Exercise(
 def _check_retention(answer: Any) -> str:
     _callable(answer, "retention(r, day1_key, day2_key)")
     r = _client()
-    d1, d2 = daily_activity(4000, 2, seed=61)
-    k1, k2 = P + "dau:d1", P + "dau:d2"
-    pipe = r.pipeline(transaction=False)
-    for u in d1:
-        pipe.setbit(k1, u, 1)
-    for u in d2:
-        pipe.setbit(k2, u, 1)
-    pipe.execute()
-    got = call_learner(answer, r, k1, k2, what="your function retention(r, day1_key, day2_key)")
-    value = expect_number(got, "what retention returns")
-    want = len(d1 & d2) / len(d1)
-    if math.isclose(value, want, rel_tol=1e-9):
-        return f"{value:.1%} of day-1 users came back; BITOP AND did it on the server, 1 bit per user."
-    if math.isclose(value, len(d1 & d2)):
-        raise Wrong(f"You returned {value:.0f}, the number of returning users; return the share of day-1 users "
-                    "who came back (a number between 0 and 1).")
-    if math.isclose(value, len(d2) / len(d1), rel_tol=1e-9):
-        raise Wrong(f"You returned {value:.3f} = day-2 users / day-1 users: that counts the new users of day 2 "
-                    "too. Count only day-1 users also active on day 2 (BITOP AND), then divide by day 1.")
-    if math.isclose(value, len(d1 & d2) / len(d2), rel_tol=1e-9):
-        raise Wrong(f"You returned {value:.3f}: you divided by the day-2 users. Retention is relative to the "
-                    "day-1 cohort: divide by BITCOUNT of day 1.")
-    raise Wrong(f"You returned {value:.4f}; the share of day-1 users active again on day 2 is {want:.4f}. "
-                "BITOP AND the two days into a new key, BITCOUNT it, divide by BITCOUNT of day 1.")
+    # Two cohorts (two seeds, two pairs of keys): a hard-coded share cannot answer both.
+    for n, seed in ((4000, 61), (3000, 62)):
+        d1, d2 = daily_activity(n, 2, seed=seed)
+        k1, k2 = P + f"dau:{seed}:d1", P + f"dau:{seed}:d2"
+        pipe = r.pipeline(transaction=False)
+        for u in d1:
+            pipe.setbit(k1, u, 1)
+        for u in d2:
+            pipe.setbit(k2, u, 1)
+        pipe.execute()
+        got = call_learner(answer, r, k1, k2, what="your function retention(r, day1_key, day2_key)")
+        value = expect_number(got, "what retention returns")
+        want = len(d1 & d2) / len(d1)
+        if math.isclose(value, want, rel_tol=1e-9):
+            continue
+        if math.isclose(value, len(d1 & d2)):
+            raise Wrong(f"You returned {value:.0f}, the number of returning users; return the share of day-1 "
+                        "users who came back (a number between 0 and 1).")
+        if math.isclose(value, len(d2) / len(d1), rel_tol=1e-9):
+            raise Wrong(f"You returned {value:.3f} = day-2 users / day-1 users: that counts the new users of day "
+                        "2 too. Count only day-1 users also active on day 2 (BITOP AND), then divide by day 1.")
+        if math.isclose(value, len(d1 & d2) / len(d2), rel_tol=1e-9):
+            raise Wrong(f"You returned {value:.3f}: you divided by the day-2 users. Retention is relative to the "
+                        "day-1 cohort: divide by BITCOUNT of day 1.")
+        raise Wrong(f"For the keys {k1!r} and {k2!r} you returned {value:.4f}; the share of day-1 users active "
+                    f"again on day 2 is {want:.4f}. BITOP AND the two days into a new key, BITCOUNT it, divide "
+                    "by BITCOUNT of day 1.")
+    return f"{value:.1%} of day-1 users came back; BITOP AND did it on the server, 1 bit per user."
 
 
 def _retention_reference(r: Any, day1: str, day2: str) -> float:
@@ -294,5 +303,6 @@ q5 = Exercise(
         (lambda r, a, b: r.bitop("AND", P + "x", a, b) and r.bitcount(P + "x") / r.bitcount(b), "divided by"),
         (lambda r, a, b: r.bitop("AND", P + "x", a, b) and r.bitcount(P + "x"), "number of returning users"),
         (lambda r, a, b: r.bitop("OR", P + "x", a, b) and r.bitcount(P + "x") / r.bitcount(a), "BITOP AND"),
+        (lambda r, a, b: _retention_reference(r, P + "dau:61:d1", P + "dau:61:d2"), "for the keys"),
     ],
 )

@@ -88,7 +88,9 @@ def _pick_reference(types: Any, dataset_gib: float, growth: float, family: str) 
 
 # (dataset GiB, growth, family): each case is there to catch one mistake
 SIZING_CASES = [(9.0, 0.2, "r7g"), (0.3, 0.0, "t4g"), (1.0, 0.0, "t3"), (20.0, 0.1, "m7g"), (40.0, 0.0, "r6gd"),
-                (5000.0, 0.0, "r7g")]
+                (5000.0, 0.0, "r7g"),
+                # exactly a t4g.micro's usable memory (0.5 GiB x 50%, exact in binary): usable >= needed holds it
+                (0.25, 0.0, "t4g")]
 
 
 def _check_sizing(answer: Any) -> str:
@@ -123,7 +125,11 @@ def _check_sizing(answer: Any) -> str:
             raise Wrong(f"{call} returned {got}: {node.memory_gib} GiB minus the reserved share leaves {usable:.2f} "
                         f"GiB, less than the {need:g} GiB needed (growth included).")
         if got != right:
-            raise Wrong(f"{call} returned {got}, which holds the data, but {right} is smaller and enough: you "
+            exact = ""
+            small = {n.name: n for n in types}[right]
+            if small.memory_gib * (1 - reserved_share(small)) == need:
+                exact = f" ({right}'s usable memory is exactly {need:g} GiB: a node holds the data when usable >= needed)"
+            raise Wrong(f"{call} returned {got}, which holds the data, but {right} is smaller and enough{exact}: you "
                         "would pay for memory you do not use.")
     return ("Your rule matches AWS's advice: 25% reserved by default, more on small and micro burstable nodes, "
             "and the smallest node that holds the data plus its growth.")
@@ -131,6 +137,12 @@ def _check_sizing(answer: Any) -> str:
 
 def _pick_default_25(types: Any, dataset_gib: float, growth: float, family: str) -> str | None:
     fits = [n for n in types if n.family == family and n.usable_gib(0.25) >= dataset_gib * (1 + growth)]
+    return min(fits, key=lambda n: n.memory_gib).name if fits else None
+
+
+def _pick_strictly_more(types: Any, dataset_gib: float, growth: float, family: str) -> str | None:
+    need = dataset_gib * (1 + growth)
+    fits = [n for n in types if n.family == family and n.memory_gib * (1 - reserved_share(n)) > need]
     return min(fits, key=lambda n: n.memory_gib).name if fits else None
 
 
@@ -162,6 +174,7 @@ q2 = Exercise(
         (lambda types, d, g, f: _pick_reference(types, d, 0, f), "less than"),
         (lambda types, d, g, f: "cache.r7g.xlarge", "family"),
         (lambda types, d, g, f: sizing_pick(d, g, f), "NodeType"),
+        (_pick_strictly_more, "exactly"),
     ],
 )
 

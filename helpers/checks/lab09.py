@@ -69,6 +69,27 @@ def _safe_write_reference(r: Any, key: str, value: str) -> bool:
     return r.wait(1, 500) >= 1
 
 
+MIN_WAIT_TIMEOUT_MS = 10  # a shorter WAIT timeout is shorter than a cross-AZ round trip plus the replica's ack
+
+
+def _record_waits(r: Any) -> list[tuple[int, int]]:
+    """The (numreplicas, timeout_ms) of every WAIT sent through `r` from now on, as the server receives them
+    (r.wait and r.execute_command('WAIT', ...) both pass through the client's execute_command)."""
+    seen: list[tuple[int, int]] = []
+    send = r.execute_command
+
+    def recording(*args: Any, **options: Any) -> Any:
+        if args and str(args[0]).upper() == "WAIT" and len(args) >= 3:
+            try:
+                seen.append((int(args[1]), int(args[2])))
+            except (TypeError, ValueError):
+                pass  # the server answers a malformed WAIT with its own error
+        return send(*args, **options)
+
+    r.execute_command = recording
+    return seen
+
+
 def _check_safe_write(answer: Any) -> str:
     from helpers.runtime import topologies
 
@@ -78,7 +99,14 @@ def _check_safe_write(answer: Any) -> str:
     r = topologies.primary_client(svc, socket_timeout=3)
     key = "lab09:q3"
     r.delete(key)
+    waits = _record_waits(r)
     result = call_learner(answer, r, key, "v1", what="your function safe_write(r, key, value)")
+    short = [w for w in waits if 0 < w[1] < MIN_WAIT_TIMEOUT_MS]
+    if short:
+        raise Wrong(f"Your WAIT gives the replicas {short[0][1]} ms to confirm (WAIT {short[0][0]} {short[0][1]}): on "
+                    "AWS a replica in another Availability Zone needs about that just for the round trip, so "
+                    "healthy replicas would often count as missing. The arguments are (numreplicas, timeout_ms): "
+                    "r.wait(1, 500).")
     if r.get(key) != "v1":
         raise Wrong("After safe_write(r, 'lab09:q3', 'v1') the primary does not hold 'v1' under that key. "
                     "Write it with r.set(key, value) first.")
@@ -126,6 +154,7 @@ q3 = Exercise(
         (lambda r, k, v: (r.set(k, v), r.wait(1, 500))[1], "return true or false"),
         ("safe_write", "expected a function"),
         (lambda r, k, v: (r.set(k, v), r.wait(2, 500) >= 2)[1], "one confirmation is enough"),
+        (lambda r, k, v: (r.set(k, v), r.wait(500, 1) >= 1)[1], "ms to confirm"),
     ],
 )
 
@@ -236,6 +265,10 @@ def _check_lag(answer: Any) -> str:
     expected = _lag_reference(info)
     fastest = info["master_repl_offset"] - max(_offsets(info))
     result = call_learner(answer, dict(info), what="your function lag_bytes(info)")
+    # The same INFO after 4 KiB more writes that no replica has acknowledged yet: a fixed number cannot
+    # answer both.
+    later = {**info, "master_repl_offset": info["master_repl_offset"] + 4096}
+    later_result = call_learner(answer, dict(later), what="your function lag_bytes(info)")
     if isinstance(result, dict):
         raise Wrong("lag_bytes returned a dict; return one number: how many bytes the slowest replica is behind.")
     value = expect_number(result, "what lag_bytes returns")
@@ -250,6 +283,10 @@ def _check_lag(answer: Any) -> str:
     if value != expected:
         raise Wrong(f"lag_bytes returned {value:g}, but the slowest replica is {expected} bytes behind "
                     "(master_repl_offset minus the smallest replica offset).")
+    if later_result != expected + 4096:
+        raise Wrong(f"With master_repl_offset 4096 bytes further on (the replicas' offsets unchanged), lag_bytes "
+                    f"returned {later_result!r} instead of {expected + 4096}: compute the lag from the info "
+                    "you are given.")
     return f"The slowest replica was {expected} bytes behind: ElastiCache's ReplicationLag metric tracks this in seconds."
 
 

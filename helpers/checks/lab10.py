@@ -12,7 +12,8 @@ LAB = "10"
 
 # Keys that exercise every rule of the slot function: plain keys, {tags}, empty {}, nested braces.
 SLOT_KEYS = ["user:1000", "user:1001", "{user:1000}:cart", "lab10:{user:1000}:total", "foo{}{bar}",
-             "foo{{bar}}zap", "foo{bar}{zap}", "{}", "a{b", "session:9f8e7d", "", "über"]
+             "foo{{bar}}zap", "foo{bar}{zap}", "{}", "a{b", "session:9f8e7d", "", "über",
+             "{a}:1", "b}c{", "a}b"]  # a one-character tag; a '}' before any '{' (no tag)
 
 
 def _check_slot(answer: Any) -> str:

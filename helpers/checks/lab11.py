@@ -455,6 +455,11 @@ def _check_envelope(answer: Any) -> str:
                         "encrypt with AESGCM(dk['Plaintext']).encrypt(nonce, data, None).") from None
         if plain != data:
             raise Wrong("Decrypting gives back something other than the data you were given.")
+        if len(s["nonce"]) != 12:
+            raise Wrong(f"Your nonce is {len(s['nonce'])} bytes. Use 12 bytes (96 bits), what "
+                        "security.encrypt_with_data_key does: the GCM nonce length NIST SP 800-38D recommends, "
+                        "used as is, where any other length is first hashed, and the only one many decryptors "
+                        "accept.")
     if sealed[0]["nonce"] == sealed[1]["nonce"]:
         raise Wrong("Two backups were sealed with the same nonce. With AES-GCM a nonce must never repeat under "
                     "one key: use os.urandom(12) each time.")
@@ -492,6 +497,17 @@ def _seal_fixed_nonce(kms: Any, key_id: str, data: bytes) -> dict[str, bytes]:
             "ciphertext": AESGCM(dk["Plaintext"]).encrypt(nonce, data, None)}
 
 
+def _seal_16_byte_nonce(kms: Any, key_id: str, data: bytes) -> dict[str, bytes]:
+    import os
+
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    dk = kms.generate_data_key(KeyId=key_id, KeySpec="AES_256")
+    nonce = os.urandom(16)
+    return {"encrypted_key": dk["CiphertextBlob"], "nonce": nonce,
+            "ciphertext": AESGCM(dk["Plaintext"]).encrypt(nonce, data, None)}
+
+
 q5 = Exercise(
     lab=LAB, qid="q5", title="Seal a backup with a KMS data key (envelope encryption)",
     checker=_check_envelope,
@@ -511,5 +527,6 @@ q5 = Exercise(
         (lambda kms, key_id, data: {"encrypted_key": b"k", "nonce": b"n", "ciphertext": data}, "readable"),
         (lambda kms, key_id, data: {"ciphertext": data}, "missing"),
         (lambda kms, key_id, data: kms.encrypt(KeyId=key_id, Plaintext=data), "missing"),
+        (_seal_16_byte_nonce, "use 12 bytes"),
     ],
 )

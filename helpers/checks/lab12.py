@@ -124,15 +124,22 @@ q2 = Exercise(
 
 
 def _plant(r: Any) -> tuple[str, str]:
-    """A keyspace with one big hash and one hot key, under random names (so they must be found)."""
+    """A keyspace with one big list and one hot key, under random names (so they must be found).
+
+    The big list starts with a node of five tiny items, then three 100 KB items (one quicklist node each):
+    MEMORY USAGE sizes a list from its first `samples` nodes, so SAMPLES 1 sees only the tiny node (a few
+    hundred bytes) while the default (5) and 0 (all) see every node. A 160 KB hash is the runner-up."""
     r.flushdb()
     big, hot = f"q3:{secrets.token_hex(3)}", f"q4:{secrets.token_hex(3)}"
+    runner_up = f"q3:{secrets.token_hex(3)}"
+    r.rpush(big, *["t"] * 5)
+    r.rpush(big, *["z" * 100_000] * 3)
     pipe = r.pipeline(transaction=False)
     for i in range(300):
         pipe.set(f"small:{i:04d}-{'x' * (i % 40)}", "v" * 100)
     pipe.set("q3:long-string", "s" * 20_000)
     pipe.execute()
-    r.hset(big, mapping={f"field:{i}": "y" * 20 for i in range(3000)})
+    r.hset(runner_up, mapping={f"field:{i}": "y" * 20 for i in range(3000)})
     pipe = r.pipeline(transaction=False)
     pipe.set(hot, "hot")
     for _ in range(2000):
@@ -157,7 +164,13 @@ def _check_big_key(answer: Any) -> str:
                     "STRLEN only sees strings; MEMORY USAGE measures every type.")
     if got != big:
         size = r.memory_usage(got, samples=0) if r.exists(got) else None
-        raise Wrong(f"{got!r} is not the key that uses the most memory" + (f" (it uses {size} bytes)." if size else "."))
+        sampled = ""
+        if size and (r.memory_usage(big, samples=1) or 0) < size:
+            sampled = (f" The biggest is a list whose first node is small: MEMORY USAGE ... SAMPLES 1 sizes it "
+                       f"from that node alone ({r.memory_usage(big, samples=1)} bytes). Keep the default "
+                       "samples, or samples=0 to measure every element.")
+        raise Wrong(f"{got!r} is not the key that uses the most memory"
+                    + (f" (it uses {size} bytes)." if size else ".") + sampled)
     return f"{big} uses {r.memory_usage(big, samples=0):,} bytes: found with SCAN + MEMORY USAGE, without blocking."
 
 
@@ -181,6 +194,7 @@ q3 = Exercise(
         (lambda r: max(r.scan_iter(count=500), key=len), "not the key"),
         (lambda r: max(r.memory_usage(k) for k in r.scan_iter()), "number"),
         (lambda r: r.bigkey(), "raised AttributeError"),
+        (lambda r: max(r.scan_iter(count=500), key=lambda k: r.memory_usage(k, samples=1) or 0), "samples 1"),
     ],
 )
 
@@ -189,10 +203,10 @@ def _check_hot_key(answer: Any) -> str:
     if not callable(answer):
         call_learner(answer, None, what="your function find_hot_key(r)")
     r = _server()
-    _, hot = _plant(r)
+    big, hot = _plant(r)
     got = call_learner(answer, r, what="your function find_hot_key(r)")
     expect_type(got, str, "what find_hot_key returns")
-    if r.exists(got) and r.type(got) == "hash":
+    if got == big:
         raise Wrong(f"{got!r} is the *biggest* key, not the most used one. OBJECT FREQ tells how often a key is used.")
     if got != hot:
         raise Wrong(f"{got!r} is not the most frequently used key. With an LFU policy, r.object('freq', key) returns "

@@ -8,6 +8,7 @@ from helpers.exercises.core import Exercise, Wrong, call_learner, expect_choice,
 
 LAB = "13"
 CHECK_CLUSTER = "lab13-check-mc"
+CHECK_CLUSTER_SMALL = "lab13-check-mc1"  # a second, 1-node cluster: a hard-coded list cannot describe both
 CHECK_PARAMS = "lab13-check-params"
 
 
@@ -17,18 +18,18 @@ def _ec() -> Any:
     return client("elasticache")
 
 
-def _check_cluster(ec: Any) -> dict[str, Any]:
-    """A 2-node Memcached cluster for checking answers (created once, deleted by the lab's clean-up)."""
+def _check_cluster(ec: Any, cluster_id: str = CHECK_CLUSTER, nodes: int = 2) -> dict[str, Any]:
+    """A Memcached cluster for checking answers (created once, deleted by the lab's clean-up of 'lab13-')."""
     from botocore.exceptions import ClientError
 
     from helpers.aws import client as cpc
 
     try:
-        ec.describe_cache_clusters(CacheClusterId=CHECK_CLUSTER)
+        ec.describe_cache_clusters(CacheClusterId=cluster_id)
     except ClientError:
-        ec.create_cache_cluster(CacheClusterId=CHECK_CLUSTER, Engine="memcached", CacheNodeType="cache.t3.micro",
-                                NumCacheNodes=2)
-    return cpc.wait_for(ec, cache_cluster_id=CHECK_CLUSTER)
+        ec.create_cache_cluster(CacheClusterId=cluster_id, Engine="memcached", CacheNodeType="cache.t3.micro",
+                                NumCacheNodes=nodes)
+    return cpc.wait_for(ec, cache_cluster_id=cluster_id)
 
 
 def _reference_endpoints(ec: Any, cluster_id: str) -> list[str]:
@@ -37,25 +38,29 @@ def _reference_endpoints(ec: Any, cluster_id: str) -> list[str]:
 
 
 def _check_endpoints(answer: Any) -> str:
-    ec = _ec()
-    cluster = _check_cluster(ec)
-    expected = sorted(_reference_endpoints(ec, CHECK_CLUSTER))
-    result = call_learner(answer, ec, CHECK_CLUSTER, what="your function endpoints(ec, cluster_id)")
-    expect_type(result, list, "what endpoints(...) returns")
-    if result and not all(isinstance(x, str) for x in result):
-        raise Wrong(f"Return strings like '127.0.0.1:11211', one per node; got {type(result[0]).__name__} items.")
-    cfg = cluster.get("ConfigurationEndpoint", {})
-    if result == [f"{cfg.get('Address')}:{cfg.get('Port')}"]:
-        raise Wrong("That is the configuration endpoint only. Every node has its own endpoint under "
-                    "CacheNodes[].Endpoint — and CacheNodes is only there with ShowCacheNodeInfo=True.")
-    if sorted(result) != expected:
-        raise Wrong(f"{CHECK_CLUSTER} has {len(expected)} nodes at {expected}; your function returned {result}.")
     from helpers.aws import client as cpc
 
-    for ep in result:
-        host, port = ep.rsplit(":", 1)
-        cpc.memcached_at((host, int(port))).version()
-    return f"All {len(result)} node endpoints answer `version`: a Memcached client spreads keys over them."
+    ec = _ec()
+    for cluster_id, nodes in ((CHECK_CLUSTER, 2), (CHECK_CLUSTER_SMALL, 1)):
+        cluster = _check_cluster(ec, cluster_id, nodes)
+        expected = sorted(_reference_endpoints(ec, cluster_id))
+        result = call_learner(answer, ec, cluster_id, what="your function endpoints(ec, cluster_id)")
+        expect_type(result, list, "what endpoints(...) returns")
+        if result and not all(isinstance(x, str) for x in result):
+            raise Wrong(f"Return strings like '127.0.0.1:11211', one per node; got {type(result[0]).__name__} "
+                        "items.")
+        cfg = cluster.get("ConfigurationEndpoint", {})
+        if len(expected) > 1 and result == [f"{cfg.get('Address')}:{cfg.get('Port')}"]:
+            raise Wrong("That is the configuration endpoint only. Every node has its own endpoint under "
+                        "CacheNodes[].Endpoint — and CacheNodes is only there with ShowCacheNodeInfo=True.")
+        if sorted(result) != expected:
+            raise Wrong(f"{cluster_id} has {len(expected)} node(s) at {expected}; endpoints(ec, {cluster_id!r}) "
+                        f"returned {result}. Describe the cluster you are given.")
+        for ep in result:
+            host, port = ep.rsplit(":", 1)
+            cpc.memcached_at((host, int(port))).version()
+    return (f"The node endpoints of both clusters answer `version`: a Memcached client spreads keys over "
+            f"{CHECK_CLUSTER}'s {len(_reference_endpoints(ec, CHECK_CLUSTER))} nodes.")
 
 
 def _endpoints_reference(ec: Any, cluster_id: str) -> list[str]:

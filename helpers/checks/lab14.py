@@ -244,6 +244,9 @@ def _check_get(fn: Any) -> str:
         raise Wrong("The second read of the same product queried the database again: read the cache first.")
     if second != expected:
         raise Wrong("On a hit, get_product returned something else than the page: json.loads the cached text.")
+    if rc.get(page_key(pid)) is None:
+        raise Wrong(f"After a hit, {page_key(pid)!r} is gone from the cache: reading a page must leave it there "
+                    "for the next reader (GET, not GETDEL), or every other read is a miss.")
     dead = _dead_cache()
     try:
         degraded = fn(dead, db, pid)
@@ -257,13 +260,14 @@ def _check_get(fn: Any) -> str:
     return "Hits skip the database, misses fill the cache with a bounded TTL, and a cache outage degrades, not fails."
 
 
-def _bad_get(ex: int | None, fallback: bool = True) -> Callable[[Any, Any, int], Any]:
-    """A flawed get_product: cache-aside with TTL `ex` (None: no expiry), with or without the database fallback."""
+def _bad_get(ex: int | None, fallback: bool = True, read: str = "get") -> Callable[[Any, Any, int], Any]:
+    """A flawed get_product: cache-aside with TTL `ex` (None: no expiry), with or without the database fallback,
+    reading the cache with `read` ("get", or "getdel": a read that consumes the page)."""
     import redis
 
     def get_product(rc: Any, db: Any, pid: int) -> Any:
         try:
-            cached = rc.get(page_key(pid))
+            cached = getattr(rc, read)(page_key(pid))
             if cached is not None:
                 return json.loads(cached)
             page = db.product_page(pid)
@@ -295,6 +299,7 @@ q3 = Exercise(
         (_bad_get(240, fallback=False), "cache unreachable"),
         (_bad_get(None), "no expiry"),
         (_bad_get(3600), "expires in"),
+        (_bad_get(240, read="getdel"), "not getdel"),
         (lambda rc, db, pid: db.product_page(pid), "nothing was stored"),
         (lambda rc, db, pid: json.dumps(db.product_page(pid)), "json text"),
     ],
@@ -378,8 +383,13 @@ def _check_warm(fn: Any) -> str:
     if missing:
         raise Wrong(f"{len(missing)} of the {n} bestsellers are not cached (e.g. product {missing[0]}): warm "
                     "exactly the n most popular products, db.bestsellers(n).")
-    if any(rc.ttl(page_key(pid)) < 0 for pid in hot):
+    ttls = [rc.ttl(page_key(pid)) for pid in hot]
+    if any(t == -1 for t in ttls):
         raise Wrong("The warmed pages have no expiry: set the design's TTL on each (pipe.set(..., ex=...)).")
+    short = [t for t in ttls if not 50 <= t <= WORKLOAD["max_staleness_s"]]
+    if short:
+        raise Wrong(f"A warmed page expires in {short[0]} s; the design keeps pages between about 60 and "
+                    f"{WORKLOAD['max_staleness_s']} s (ex= counts seconds, px= milliseconds).")
     if queries > 2 * n + 1:
         raise Wrong(f"Warming {n} pages took {queries} database queries: load each page once.")
     for pid in hot:
@@ -403,6 +413,13 @@ def _warm_no_ttl(rc: Any, db: Any, n: int) -> None:
         rc.set(page_key(pid), json.dumps(db.product_page(pid)))
 
 
+def _warm_a_day(rc: Any, db: Any, n: int) -> None:
+    pipe = rc.pipeline(transaction=False)
+    for pid in db.bestsellers(n):
+        pipe.set(page_key(pid), json.dumps(db.product_page(pid)), ex=86_400)
+    pipe.execute()
+
+
 q5 = Exercise(
     lab=LAB, qid="q5", title="Warm the cache with the bestsellers",
     checker=_check_warm,
@@ -418,6 +435,7 @@ q5 = Exercise(
         (_warm_mset, "raised"),
         (_warm_wrong_set, "not cached"),
         (_warm_no_ttl, "no expiry"),
+        (_warm_a_day, "expires in"),
         (lambda rc, db, n: db.bestsellers(n), "none of the"),
     ],
 )

@@ -82,6 +82,9 @@ def _pair() -> tuple[Any, Any]:
     b = services.start("redis", name=CHECK_SECONDARY)
     ra = redis.Redis(a.host, a.port, decode_responses=True, socket_timeout=5)
     rb = redis.Redis(b.host, b.port, decode_responses=True, socket_timeout=5)
+    # The primary would wait 5 s (repl-diskless-sync-delay) for more replicas before its first full sync; there
+    # is only one, and the lag measured is the steady state's, after the sync.
+    ra.config_set("repl-diskless-sync-delay", 0)
     rb.execute_command("REPLICAOF", a.host, a.port)
     deadline = time.monotonic() + 15
     while rb.info("replication").get("master_link_status") != "up":
@@ -109,12 +112,16 @@ def _reads(r: Any) -> int:
     return int(s.get("keyspace_hits", 0)) + int(s.get("keyspace_misses", 0))
 
 
+def _hits(r: Any) -> int:
+    return int(r.info("stats").get("keyspace_hits", 0))
+
+
 def _check_lag(fn: Any) -> str:
     if not callable(fn):
         raise Wrong("Answer with your function measure_lag itself (no parentheses after its name).")
     primary, secondary = _pair()
     try:
-        calls, reads = _calls(primary), _reads(secondary)
+        calls, reads, hits = _calls(primary), _reads(secondary), _hits(secondary)
         result = call_learner(fn, primary, secondary, what="measure_lag(primary, secondary)")
         value = expect_number(result, "what measure_lag returns")
         if _calls(primary) == calls:
@@ -123,6 +130,9 @@ def _check_lag(fn: Any) -> str:
         if _reads(secondary) == reads:
             raise Wrong("Your function never read from the secondary: the lag is the time until the secondary "
                         "returns the value written on the primary.")
+        if _hits(secondary) == hits:
+            raise Wrong("Your function stopped before the secondary returned the value: every read it made there "
+                        "missed. The lag ends when a read on the secondary finds the key (loop while it is None).")
         if value < 0:
             raise Wrong(f"A lag cannot be negative ({value}).")
         if value >= 5:
@@ -132,6 +142,16 @@ def _check_lag(fn: Any) -> str:
         _stop_pair()
     return (f"Your function measured {value * 1000:.2f} ms on this machine. Between AWS regions the network "
             "alone adds tens of milliseconds, and AWS reports GlobalDatastoreReplicationLag in seconds.")
+
+
+def _reads_too_early(primary: Any, secondary: Any) -> float:
+    import uuid
+
+    key = f"lag:{uuid.uuid4().hex}"
+    t0 = time.perf_counter()
+    secondary.get(key)  # read before the write: it cannot find the key, so it measures nothing
+    primary.set(key, "1")
+    return time.perf_counter() - t0
 
 
 def measure_lag_reference(primary: Any, secondary: Any) -> float:
@@ -176,7 +196,7 @@ q2 = Exercise(
     return time.perf_counter() - t0""",
     reference=measure_lag_reference,
     wrong=[(_never_measures, "sent nothing to the primary"), (_reads_the_primary, "never read from the secondary"),
-           (_says_fast, "number"), (42, "function")],
+           (_says_fast, "number"), (42, "function"), (_reads_too_early, "every read it made there missed")],
 )
 
 

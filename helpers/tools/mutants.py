@@ -5,7 +5,8 @@ mutants of that code, made with `ast`: min <-> max, a comparison operator moved 
 reversed, an integer constant off by one, a comprehension's `if` filter dropped, the answer replaced by
 the constant the reference returned the first time (a hard-coded answer), the first two arguments of a
 call swapped, a command swapped for its mirror (zrevrange <-> zrange, lpush <-> rpush, ex= <-> px= ...),
-a number scaled x1000 (a unit mistake). Each mutant is handed to the exercise's checker as a learner's
+a number scaled x1000 (a unit mistake), an arithmetic operator swapped (+ <-> -, * <-> /), and <-> or, the
+condition of an if/while turned around. Each mutant is handed to the exercise's checker as a learner's
 answer; a checker must reject it. A mutant that behaves exactly like the reference (an equivalent
 mutant) is listed, with why, in data/mutants-equivalent.json; any other accepted mutant is a checker
 that can be fooled.
@@ -76,6 +77,7 @@ class Outcome:
 class LabScore:
     lab: str
     outcomes: list[Outcome] = field(default_factory=list)
+    seconds: float = 0.0  # how long its mutants took to judge
 
     @property
     def total(self) -> int:
@@ -230,10 +232,44 @@ def _mirror(node: ast.AST) -> tuple[ast.AST, str] | None:
     return None
 
 
+ARITH = {ast.Add: ast.Sub, ast.Sub: ast.Add, ast.Mult: ast.Div, ast.Div: ast.Mult, ast.FloorDiv: ast.Div,
+         ast.Mod: ast.FloorDiv}
+ARITH_TEXT = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.FloorDiv: "//", ast.Mod: "%"}
+
+
+def _arith(node: ast.AST) -> tuple[ast.AST, str] | None:
+    """+ <-> -, * <-> /, // -> /, % -> //: the arithmetic slip. Not where an operand is a string literal
+    (building a key name: `-` there only raises TypeError, a mutant no checker needs to catch)."""
+    if (isinstance(node, ast.BinOp) and type(node.op) in ARITH
+            and not any(isinstance(o, ast.Constant) and isinstance(o.value, str) for o in (node.left, node.right))
+            and not any(isinstance(o, ast.JoinedStr) for o in (node.left, node.right))):
+        old = type(node.op)
+        node.op = ARITH[old]()
+        return node, f"{ARITH_TEXT[old]} -> {ARITH_TEXT[ARITH[old]]}: `{_snippet(node)}`"
+    return None
+
+
+def _boolop(node: ast.AST) -> tuple[ast.AST, str] | None:
+    if isinstance(node, ast.BoolOp):
+        old, new = ("and", "or") if isinstance(node.op, ast.And) else ("or", "and")
+        node.op = ast.Or() if isinstance(node.op, ast.And) else ast.And()
+        return node, f"{old} -> {new}: `{_snippet(node)}`"
+    return None
+
+
+def _negate(node: ast.AST) -> tuple[ast.AST, str] | None:
+    """The condition of an if, a while or a conditional expression turned around."""
+    if isinstance(node, (ast.If, ast.While, ast.IfExp)):
+        node.test = ast.UnaryOp(op=ast.Not(), operand=node.test)
+        return node, f"negates the condition `{_snippet(node.test.operand)}`"
+    return None
+
+
 OPERATORS: dict[str, Callable[[ast.AST], tuple[ast.AST, str] | None]] = {
     "minmax": _minmax, "cmp": _cmp(CMP_NEIGHBOUR), "cmprev": _cmp(CMP_REVERSED),
     "int+1": _int_constant(1), "int-1": _int_constant(-1), "dropif": _drop_if,
     "swapargs": _swap_args, "mirror": _mirror, "x1000": _times_1000,
+    "arith": _arith, "boolop": _boolop, "negate": _negate,
 }
 
 
@@ -253,8 +289,12 @@ def _mutated_trees(node: ast.AST) -> Iterator[tuple[str, str, ast.AST]]:
         while True:
             tree = copy.deepcopy(node)
             nth = _Nth(change, k)
-            for part in _body(tree):
-                nth.visit(part)
+            # A site may be a part itself (a lambda's whole body, an `if` statement): keep what visit returns.
+            if isinstance(tree, ast.Lambda):
+                tree.body = nth.visit(tree.body)
+            else:
+                first = len(tree.body) - len(_body(tree))  # after the docstring
+                tree.body[first:] = [nth.visit(part) for part in tree.body[first:]]
             if k >= nth.seen:
                 break
             yield f"{name}-{k + 1}", nth.detail, tree
@@ -335,6 +375,7 @@ def run(labs: list[str] | None = None, *, progress: Callable[[str], None] | None
         if not exercises or (labs and exercises[0].lab not in labs):
             continue
         score = LabScore(exercises[0].lab)
+        started = time.monotonic()
         for ex in sorted(exercises, key=lambda e: e.qid):
             if ex.make_reference is not None:
                 continue
@@ -350,6 +391,7 @@ def run(labs: list[str] | None = None, *, progress: Callable[[str], None] | None
                 score.outcomes.append(Outcome(key, m.mid, m.description, status, why))
                 if progress and status == "correct" and not why:
                     progress(f"  accepted: {key} {m.mid}: {m.description}")
+        score.seconds = time.monotonic() - started
         scores.append(score)
         if progress:
             progress(line(score))
@@ -358,7 +400,7 @@ def run(labs: list[str] | None = None, *, progress: Callable[[str], None] | None
 
 def line(score: LabScore) -> str:
     return (f"lab{score.lab}: {score.rejected}/{score.total} rejected, {score.equivalent} equivalent, "
-            f"{len(score.survivors)} accepted wrongly")
+            f"{len(score.survivors)} accepted wrongly ({score.seconds:.0f} s)")
 
 
 def summary(scores: list[LabScore]) -> tuple[int, int, int, int]:
