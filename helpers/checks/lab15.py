@@ -320,7 +320,7 @@ def _check_serverless_bill(answer: Any) -> str:
     if abs(got - storage_only) <= 0.01 * storage_only:
         raise Wrong("That is the storage alone; add the ECPUs (requests x KB per request over the month).")
     if abs(got - want / practices.HOURS_PER_MONTH) <= 0.01 * want / practices.HOURS_PER_MONTH:
-        raise Wrong("That is one hour's cost; a month is billed as 730 hours.")
+        raise Wrong("That is one hour's cost; the lab estimates a month as 730 hours (8,760 h / 12).")
     raise Wrong(f"${got:,.2f} is not it. Storage: GB x 730 h x the GB-hour price; compute: requests/s x 3600 x 730 "
                 "x ECPUs per request / 1e6 x the price per million ECPUs.")
 

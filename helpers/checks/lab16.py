@@ -201,7 +201,7 @@ def _check_saving(answer: Any) -> str:
                 "figures marked unconfirmed: check today's prices before you quote it.")
     hourly = right / practices.HOURS_PER_MONTH
     if abs(value - hourly) <= 0.01 * hourly:
-        raise Wrong("That is the saving per hour: a month is billed as 730 hours.")
+        raise Wrong("That is the saving per hour: the lab estimates a month as 730 hours (8,760 h / 12).")
     if abs(value - _saving(nodes=SHARDS)) <= 0.01 * _saving(nodes=SHARDS):
         raise Wrong("That counts one node per shard. Each shard has a primary and a replica: every node is billed.")
     if abs(value - _saving("reserved_1y")) <= 0.01 * _saving("reserved_1y"):
