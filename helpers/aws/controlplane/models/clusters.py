@@ -43,11 +43,12 @@ DEFAULT_SUBNET_GROUP = "default"  # every AWS account has one: the default VPC's
 
 
 def _network_backends() -> tuple[Any, Any]:
-    """The local EC2 and ElastiCache (subnet groups) models of moto, same process, as base.py uses them."""
+    """The local EC2 and ElastiCache (subnet groups) models of moto for the request's region, same process."""
     from moto.ec2.models import ec2_backends
     from moto.elasticache.models import elasticache_backends
 
-    return ec2_backends[ACCOUNT]["us-east-1"], elasticache_backends[ACCOUNT]["us-east-1"]
+    region = request_region()
+    return ec2_backends[ACCOUNT][region], elasticache_backends[ACCOUNT][region]
 
 
 def ensure_default_subnet_group() -> None:

@@ -7,7 +7,7 @@ from typing import Any
 from helpers.aws import catalogue
 from helpers.aws.controlplane.errors import ApiError, invalid_combination, invalid_value, not_found
 from helpers.aws.controlplane.models import PLANE
-from helpers.aws.controlplane.models.base import ACCOUNT
+from helpers.aws.controlplane.models.base import ACCOUNT, request_region
 
 
 def list_allowed_node_type_modifications(p: dict[str, Any]) -> dict[str, Any]:
@@ -36,7 +36,7 @@ def list_allowed_node_type_modifications(p: dict[str, Any]) -> dict[str, Any]:
 def _subnet_backend(p: dict[str, Any]) -> Any:
     from moto.elasticache.models import elasticache_backends
 
-    return elasticache_backends[ACCOUNT]["us-east-1"]
+    return elasticache_backends[ACCOUNT][request_region()]
 
 
 def check_subnets(ids: list[str]) -> None:
@@ -45,7 +45,7 @@ def check_subnets(ids: list[str]) -> None:
 
     if not ids:
         raise invalid_value("The parameter SubnetIds must be provided and must not be empty.")
-    ec2 = ec2_backends[ACCOUNT]["us-east-1"]
+    ec2 = ec2_backends[ACCOUNT][request_region()]
     known = {s.id: s for s in ec2.describe_subnets()}
     missing = [s for s in ids if s not in known]
     if missing:
@@ -68,7 +68,7 @@ def modify_cache_subnet_group(p: dict[str, Any]) -> Any:
         check_subnets(ids)
         from moto.elasticache.models import CacheSubnetGroup
 
-        fresh = CacheSubnetGroup(ACCOUNT, "us-east-1", group.cache_subnet_group_name,
+        fresh = CacheSubnetGroup(ACCOUNT, request_region(), group.cache_subnet_group_name,
                                  group.cache_subnet_group_description, ids, group.tags)
         backend.cache_subnet_groups[name] = fresh
         group = fresh
