@@ -132,12 +132,6 @@ NOT_LOCAL: dict[str, dict[str, str]] = {
     },
 }
 
-# Read by moto's own handler, which the control plane wraps.
-HONOURED_ELSEWHERE: dict[str, frozenset[str]] = {
-    "create_cache_subnet_group": frozenset({"CacheSubnetGroupDescription"}),
-}
-
-
 class Recording(dict):  # type: ignore[type-arg]
     """A request's parameters that remember which ones were read (get, [], in)."""
 
@@ -179,7 +173,7 @@ def check(action: str, fn: Callable[..., Any], params: dict[str, Any]) -> None:
     """Refuse a request that carries a parameter the handler does not honour."""
     from helpers.aws.controlplane.errors import ApiError
 
-    known = honoured(fn) | HONOURED_ELSEWHERE.get(action, frozenset())
+    known = honoured(fn)
     extra = [k for k in params if k not in known and params[k] is not None]
     if not extra:
         return
