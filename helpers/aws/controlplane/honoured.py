@@ -10,10 +10,10 @@ a handler reads its parameters and then calls the model, which creates engines a
 found unread only after the handler returned would be refused too late (the cache cluster exists). An
 earlier guard read the names from the handlers' source (string constants), and so counted the keys of
 the answers too ("NetworkType": "ipv4"): NetworkType ipv6 was accepted and ignored. A declaration can be
-wrong as well, so the tests prove it at run time: they call every handler with a `Recording` of the
-request's parameters (every declared one present, the model stopped at its first call) and fail on a
-declared parameter the handler never read (tests/test_api_parameters.py), and they send every other
-parameter of botocore's model to the endpoint and expect its refusal.
+wrong as well, so the tests prove it at run time: they call every handler with a `Recording` of a
+request that carries one declared parameter (the model stopped at its first call, or answering nothing)
+and fail on a declared parameter the handler never read (tests/test_api_parameters.py), and they send
+every other parameter of botocore's model to the endpoint and expect its refusal.
 """
 
 from __future__ import annotations
