@@ -42,7 +42,8 @@ def _tls() -> Any:
 
 @services.topology("aws-redis", "a Redis/Valkey node provisioned through the local ElastiCache API")
 def _aws_redis(name: str, workdir: Path, config: dict[str, Any] | None = None, password_file: str | None = None,
-               tls: bool = False, restore_rdb: str | None = None) -> tuple[list[Node], dict[str, Any]]:
+               tls: bool = False, restore_rdb: str | None = None,
+               port: int | None = None) -> tuple[list[Node], dict[str, Any]]:
     """One node; the AUTH token is read from an owner-only file, never from a command line."""
     engine = engines.kv_engine()  # the engine the control plane pinned for this request
     binary = engine.binary
@@ -64,7 +65,7 @@ def _aws_redis(name: str, workdir: Path, config: dict[str, Any] | None = None, p
         return [binary, str(services.redis_conf(port, workdir, settings, secret))]
 
     node = engines.start_node(name=name, kind="redis", role="primary", argv_for_port=argv, workdir=workdir,
-                              probe=probe)
+                              probe=probe, port=port)
     return [node], meta
 
 

@@ -1,25 +1,27 @@
 """No request parameter is accepted and then ignored.
 
-Every handler of responses/ reads the parameters it honours from the request's dict
-(`p.get("Name")`, `p["Name"]`, or through a helper of responses/ it passes the dict to). Which ones
-those are is read from the handlers' own source, once, so the list cannot drift from the code. A
-request that carries any other parameter of botocore's model of the action is refused before the
-model is called: with the reason in NOT_LOCAL when there is one to give, otherwise with a generic
-sentence. docs/local-vs-aws.md lists the refusals, and tests/test_api_conformance.py checks that every
-parameter of every implemented action is either honoured or listed here.
+Each handler of responses/ declares the request parameters it honours, next to itself:
+`@honours("CacheClusterId", "Engine", ...)`. api.py refuses, before the handler runs, a request that carries
+any other parameter: with the reason in NOT_LOCAL when there is one to give, otherwise with a generic
+sentence (InvalidParameterValue, HTTP 400). docs/local-vs-aws.md lists the refusals.
+
+Why a declaration, checked before the handler, and not a record of what the handler reads at run time:
+a handler reads its parameters and then calls the model, which creates engines and records; a parameter
+found unread only after the handler returned would be refused too late (the cache cluster exists). An
+earlier guard read the names from the handlers' source (string constants), and so counted the keys of
+the answers too ("NetworkType": "ipv4"): NetworkType ipv6 was accepted and ignored. A declaration can be
+wrong as well, so the tests prove it at run time: they call every handler with a `Recording` of a
+request that carries one declared parameter (the model stopped at its first call, or answering nothing)
+and fail on a declared parameter the handler never read (tests/test_api_parameters.py), and they send
+every other parameter of botocore's model to the endpoint and expect its refusal.
 """
 
 from __future__ import annotations
 
-import ast
-import functools
-import inspect
-import textwrap
-import types
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
-RESPONSES = "helpers.aws.controlplane.responses"
+F = TypeVar("F", bound=Callable[..., Any])
 ALWAYS = frozenset({"Marker", "MaxRecords"})  # paging, for every Describe* (api._result pages the answer)
 
 # Parameters of implemented actions that the local endpoint refuses, and why (the error's sentence).
@@ -32,6 +34,17 @@ _MINOR = ("Minor version upgrades are applied locally with batch-apply-update-ac
           "window passes on the local endpoint); leave AutoMinorVersionUpgrade out.")
 _GLOBAL_SHARDS = ("Global datastores on the local endpoint are cluster-mode disabled: they have no node groups "
                   "to add, remove or rebalance.")
+_IPV6 = ("The local engines listen on the IPv4 loopback address 127.0.0.1 only: NetworkType and IpDiscovery "
+         "are ipv4 on the local endpoint; leave them out.")
+_LOGS = ("Log delivery to CloudWatch Logs or Kinesis Data Firehose is not modelled on the local endpoint; read "
+         "the slow log with SLOWLOG GET on the node.")
+_KMS = ("Customer managed KMS keys are not modelled: at-rest encryption on the local endpoint uses one local key "
+        "(see docs/local-vs-aws.md); leave KmsKeyId out.")
+_TLS_MODIFY = ("Turning in-transit encryption on or off, or changing TransitEncryptionMode, on an existing group is "
+               "not modelled on the local endpoint (its engines would have to be restarted with TLS): create a "
+               "new group with TransitEncryptionEnabled and move the data with a snapshot.")
+_ENGINE_FILTER = "Users and user groups on the local endpoint keep the engine they were created with; leave Engine out."
+_NETWORK = {"NetworkType": _IPV6, "IpDiscovery": _IPV6, "LogDeliveryConfigurations": _LOGS}
 NOT_LOCAL: dict[str, dict[str, str]] = {
     "create_cache_cluster": {
         "CacheSecurityGroupNames": _CLASSIC, "NotificationTopicArn": _SNS,
@@ -40,11 +53,13 @@ NOT_LOCAL: dict[str, dict[str, str]] = {
                   "(PreferredAvailabilityZone); cross-AZ placement is not modelled.",
         "PreferredAvailabilityZones": "A local Memcached cluster's nodes share the cluster's one Availability "
                                       "Zone: give PreferredAvailabilityZone instead.",
+        "AutoMinorVersionUpgrade": _MINOR, **_NETWORK,
     },
     "modify_cache_cluster": {
         "CacheSecurityGroupNames": _CLASSIC, "NotificationTopicArn": _SNS, "NotificationTopicStatus": _SNS,
         "ScaleConfig": "ScaleConfig (the pace of a Memcached vertical scaling) is not modelled: the local "
                        "endpoint changes the node type at once.",
+        "AutoMinorVersionUpgrade": _MINOR, "IpDiscovery": _IPV6, "LogDeliveryConfigurations": _LOGS,
     },
     "create_replication_group": {
         "CacheSecurityGroupNames": _CLASSIC, "NotificationTopicArn": _SNS, "AutoMinorVersionUpgrade": _MINOR,
@@ -57,11 +72,27 @@ NOT_LOCAL: dict[str, dict[str, str]] = {
                     "uses one local key (AtRestEncryptionEnabled alone).",
         "ServerlessCacheSnapshotName": "Restoring a serverless snapshot into a node-based group is not supported on "
                                        "the local endpoint; restore it into a serverless cache.",
+        "Port": "A replication group's nodes listen on free loopback ports the local endpoint picks (describe "
+                "shows them); leave Port out.", **_NETWORK,
     },
     "modify_replication_group": {
         "CacheSecurityGroupNames": _CLASSIC, "NotificationTopicArn": _SNS, "NotificationTopicStatus": _SNS,
-        "AutoMinorVersionUpgrade": _MINOR,
+        "AutoMinorVersionUpgrade": _MINOR, "TransitEncryptionEnabled": _TLS_MODIFY, "TransitEncryptionMode": _TLS_MODIFY,
+        "ClusterMode": "Changing a group's cluster mode (to compatible, then enabled) is not modelled on the local "
+                       "endpoint: create a cluster mode enabled group and move the data with a snapshot.",
+        "IpDiscovery": _IPV6, "LogDeliveryConfigurations": _LOGS,
+        "NodeGroupId": "NodeGroupId is not used on the local endpoint; leave it out.",
+        "SnapshottingClusterId": "The local endpoint snapshots a group from its last member; leave "
+                                 "SnapshottingClusterId out.",
     },
+    "modify_global_replication_group": {
+        "Engine": "Changing a global datastore's engine is not modelled on the local endpoint; give EngineVersion "
+                  "of the same engine.",
+    },
+    "modify_user": {"Engine": _ENGINE_FILTER},
+    "modify_user_group": {"Engine": _ENGINE_FILTER},
+    "create_snapshot": {"KmsKeyId": _KMS},
+    "copy_snapshot": {"KmsKeyId": _KMS},
     "increase_replica_count": {
         "ReplicaConfiguration": "Per-shard replica counts are not supported on the local endpoint: give "
                                 "NewReplicaCount, the same count for every shard.",
@@ -76,6 +107,7 @@ NOT_LOCAL: dict[str, dict[str, str]] = {
                                    "ReshardingConfiguration out.",
     },
     "describe_users": {
+        "Engine": "DescribeUsers does not filter by engine on the local endpoint: give UserId, or list every user.",
         "Filters": "Filters are not implemented for DescribeUsers on the local endpoint: give UserId, or list "
                    "every user.",
     },
@@ -96,54 +128,52 @@ NOT_LOCAL: dict[str, dict[str, str]] = {
     "create_serverless_cache": {
         "ConnectionType": "Connection types other than the default are not modelled on the local endpoint.",
         "Integrations": "Integrations with other services are not modelled on the local endpoint.",
+        "NetworkType": _IPV6,
     },
 }
 
-# Read by moto's own handler, which the control plane wraps.
-HONOURED_ELSEWHERE: dict[str, frozenset[str]] = {
-    "create_cache_subnet_group": frozenset({"CacheSubnetGroupDescription"}),
-}
+class Recording(dict):  # type: ignore[type-arg]
+    """A request's parameters that remember which ones were read (get, [], in)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.read: set[str] = set()
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        self.read.add(key)
+        return super().get(key, default)
+
+    def __getitem__(self, key: Any) -> Any:
+        self.read.add(key)
+        return super().__getitem__(key)
+
+    def __contains__(self, key: object) -> bool:
+        self.read.add(key)  # type: ignore[arg-type]
+        return super().__contains__(key)
 
 
-def _keys_in(fn: Callable[..., Any], seen: set[Any]) -> set[str]:
-    if fn in seen or not isinstance(fn, types.FunctionType):
-        return set()
-    seen.add(fn)
-    try:
-        tree = ast.parse(textwrap.dedent(inspect.getsource(fn)))
-    except (OSError, TypeError, SyntaxError):
-        return set()
-    keys: set[str] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value.isidentifier() \
-                and node.value[:1].isupper():
-            keys.add(node.value)  # a parameter name: "CacheNodeType"
-        if not isinstance(node, ast.Call):
-            continue
-        callee = None
-        if isinstance(node.func, ast.Name):
-            callee = fn.__globals__.get(node.func.id)
-        elif isinstance(node.func, ast.Attribute) and isinstance(node.func.value, ast.Name):
-            module = fn.__globals__.get(node.func.value.id)
-            if isinstance(module, types.ModuleType):
-                callee = getattr(module, node.func.attr, None)
-        if isinstance(callee, types.FunctionType) and callee.__module__.startswith(RESPONSES):
-            keys |= _keys_in(callee, seen)
-    return keys
+def honours(*names: str) -> Callable[[F], F]:
+    """Declare the request parameters a responses/ handler honours (reads and acts on)."""
+    def mark(fn: F) -> F:
+        fn.honours = frozenset(names)  # type: ignore[attr-defined]
+        return fn
+
+    return mark
 
 
-@functools.cache
 def honoured(fn: Callable[..., Any]) -> frozenset[str]:
-    """The request parameters a responses/ handler reads (string constants shaped like parameter names,
-    in it and in the responses/ helpers it calls)."""
-    return frozenset(_keys_in(fn, set()) | ALWAYS)
+    """The parameters `fn` declared with @honours, and the paging ones every Describe* takes."""
+    declared = getattr(fn, "honours", None)
+    if declared is None:
+        raise TypeError(f"{getattr(fn, '__qualname__', fn)} declares no honoured parameters (@honours)")
+    return frozenset(declared) | ALWAYS
 
 
 def check(action: str, fn: Callable[..., Any], params: dict[str, Any]) -> None:
     """Refuse a request that carries a parameter the handler does not honour."""
     from helpers.aws.controlplane.errors import ApiError
 
-    known = honoured(fn) | HONOURED_ELSEWHERE.get(action, frozenset())
+    known = honoured(fn)
     extra = [k for k in params if k not in known and params[k] is not None]
     if not extra:
         return

@@ -277,6 +277,7 @@ class CacheCluster:
     params_pending_reboot: bool = False  # a requires-reboot parameter changed since the last (re)start
     previous_token: str | None = None  # ROTATE keeps the old AUTH token valid until SET
     region: str = "us-east-1"  # the region it was created in (the client's region name)
+    port: int | None = None  # CreateCacheCluster's Port: the node listens there (else a free port)
 
     @property
     def arn(self) -> str:

@@ -34,7 +34,7 @@ from helpers.aws.controlplane.models.base import (
     request_region,
 )
 from helpers.aws.controlplane.models.lifecycle import check_maintenance_window
-from helpers.runtime import services, state
+from helpers.runtime import ports, services, state
 from helpers.runtime.engines import Node
 
 log = logging.getLogger(__name__)
@@ -97,6 +97,25 @@ def network_defaults(subnet_group: str | None, security_group_ids: list[str]) ->
     return subnet_group, [sg.id] if sg is not None else []
 
 
+PORTS = (1024, 65535)  # a local engine cannot listen below 1024 without root
+
+
+def check_port(port: Any, nodes: int) -> None:
+    """CreateCacheCluster's Port: an unprivileged port that no process on this machine listens on."""
+    try:
+        value = int(port)
+    except (TypeError, ValueError):
+        raise invalid_value(f"Invalid value for Port: {port}.") from None
+    if not PORTS[0] <= value <= PORTS[1]:
+        raise invalid_value(f"Invalid value for Port: {port}. The local endpoint takes ports {PORTS[0]} to "
+                            f"{PORTS[1]} (lower ones need root).")
+    if nodes > 1:
+        raise invalid_combination("Port with more than one node is not available on the local endpoint: its nodes "
+                                  "share one host (127.0.0.1), so each needs its own port; leave Port out.")
+    if not ports.port_is_free(value):
+        raise invalid_value(f"Port {value} is in use on this machine (127.0.0.1); choose another or leave Port out.")
+
+
 class CacheClusters(Backend):
     def create_cache_cluster(
             self, cluster_id: str | None, node_type: str | None, engine: str | None = None,
@@ -105,7 +124,7 @@ class CacheClusters(Backend):
             snapshot_arns: list[str] | None = None, param_group: str | None = None, subnet_group: str | None = None,
             az: str | None = None, security_group_ids: list[str] | None = None, snapshot_retention: int = 0,
             snapshot_window: str | None = None, maintenance_window: str | None = None,
-            tags: dict[str, str] | None = None) -> CacheCluster:
+            tags: dict[str, str] | None = None, port: int | None = None) -> CacheCluster:
         cid = check_id(cluster_id, "CacheClusterId", 50)
         if replication_group_id:
             raise invalid_value("Adding a cache cluster to a replication group is done with "
@@ -131,6 +150,8 @@ class CacheClusters(Backend):
         token = auth_token
         if token is not None:
             self.check_token(token, engine, tls)
+        if port is not None:
+            check_port(port, n)
         if engine == "memcached" and (snapshot_name or snapshot_arns):
             raise invalid_combination("Snapshots are not supported for memcached clusters.")
         if tls and engine == "memcached":
@@ -148,7 +169,7 @@ class CacheClusters(Backend):
                 snapshot_name=snap.name if snap else None, snapshot_retention=snapshot_retention,
                 snapshot_window=snapshot_window or "05:00-06:00",
                 maintenance_window=check_maintenance_window(maintenance_window) or DEFAULT_MAINTENANCE_WINDOW,
-                region=request_region())
+                region=request_region(), port=port)
             for _ in range(n):
                 cc.nodes.append({"id": f"{cc.next_node:04d}", "created": now(), "status": "creating"})
                 cc.next_node += 1
@@ -189,7 +210,7 @@ class CacheClusters(Backend):
             config = pg.startup_config() if pg else {}
             if pg:
                 config["maxmemory"] = str(pg.maxmemory(cc.node_type, cc.engine))
-            opts: dict[str, Any] = {"config": config, "tls": cc.tls}
+            opts: dict[str, Any] = {"config": config, "tls": cc.tls, "port": cc.port}
             if cc.auth_token:
                 token_file = workdir / "auth-token"
                 state.write_secret(token_file, cc.auth_token)
@@ -217,7 +238,8 @@ class CacheClusters(Backend):
         name = cc.service_name(node["id"])
         ops.fresh_dir(name)
         mem = catalogue.memcached_item_memory_mb(cc.node_type, overhead)
-        services.start("memcached", name=name, memory_mb=max(min(mem, MEMCACHED_MEMORY_CAP_MB), 16), args=args)
+        with ports.preferred_ports([cc.port] if cc.port and node["id"] == "0001" else []):
+            services.start("memcached", name=name, memory_mb=max(min(mem, MEMCACHED_MEMORY_CAP_MB), 16), args=args)
         node["status"] = "available"
         self.event(cc.cluster_id, "cache-cluster", f"Added cache node {node['id']} in availability zone {cc.az}")
 

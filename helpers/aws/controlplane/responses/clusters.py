@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from helpers.aws.controlplane.honoured import honours
 from helpers.aws.controlplane.models import PLANE
 from helpers.aws.controlplane.models.base import CacheCluster, Member
 from helpers.aws.controlplane.responses import int_or_none, tag_dict
@@ -53,6 +54,11 @@ def _api(item: CacheCluster | Member, show_nodes: bool) -> dict[str, Any]:
     return member_api(item, show_nodes) if isinstance(item, Member) else cluster_api(item, show_nodes)
 
 
+@honours(
+    "AuthToken", "CacheClusterId", "CacheNodeType", "CacheParameterGroupName",
+    "CacheSubnetGroupName", "Engine", "EngineVersion", "NumCacheNodes", "Port", "PreferredAvailabilityZone", "PreferredMaintenanceWindow",
+    "ReplicationGroupId", "SecurityGroupIds", "SnapshotArns", "SnapshotName", "SnapshotRetentionLimit",
+    "SnapshotWindow", "Tags", "TransitEncryptionEnabled")
 def create_cache_cluster(p: dict[str, Any]) -> dict[str, Any]:
     return cluster_api(PLANE.create_cache_cluster(
         p.get("CacheClusterId"), p.get("CacheNodeType"), engine=p.get("Engine"),
@@ -63,9 +69,10 @@ def create_cache_cluster(p: dict[str, Any]) -> dict[str, Any]:
         subnet_group=p.get("CacheSubnetGroupName"), az=p.get("PreferredAvailabilityZone"),
         security_group_ids=list(p.get("SecurityGroupIds") or []),
         snapshot_retention=int(p.get("SnapshotRetentionLimit") or 0), snapshot_window=p.get("SnapshotWindow"),
-        maintenance_window=p.get("PreferredMaintenanceWindow"), tags=tag_dict(p)))
+        maintenance_window=p.get("PreferredMaintenanceWindow"), tags=tag_dict(p), port=p.get("Port")))
 
 
+@honours("CacheClusterId", "ShowCacheClustersNotInReplicationGroups", "ShowCacheNodeInfo")
 def describe_cache_clusters(p: dict[str, Any]) -> list[dict[str, Any]]:
     show = bool(p.get("ShowCacheNodeInfo"))
     items = PLANE.describe_cache_clusters(
@@ -73,6 +80,10 @@ def describe_cache_clusters(p: dict[str, Any]) -> list[dict[str, Any]]:
     return [_api(item, show) for item in items]
 
 
+@honours(
+    "AZMode", "ApplyImmediately", "AuthToken", "AuthTokenUpdateStrategy", "CacheClusterId", "CacheNodeIdsToRemove", "CacheNodeType", "CacheParameterGroupName", "Engine",
+    "EngineVersion", "NewAvailabilityZones", "NumCacheNodes",
+    "PreferredMaintenanceWindow", "SecurityGroupIds", "SnapshotRetentionLimit", "SnapshotWindow")
 def modify_cache_cluster(p: dict[str, Any]) -> dict[str, Any]:
     sgs = p.get("SecurityGroupIds")
     return cluster_api(PLANE.modify_cache_cluster(
@@ -86,10 +97,12 @@ def modify_cache_cluster(p: dict[str, Any]) -> dict[str, Any]:
         az_mode=p.get("AZMode"), new_azs=list(p.get("NewAvailabilityZones") or []), engine=p.get("Engine")))
 
 
+@honours("CacheClusterId", "CacheNodeIdsToReboot")
 def reboot_cache_cluster(p: dict[str, Any]) -> dict[str, Any]:
     return _api(PLANE.reboot_cache_cluster(p.get("CacheClusterId"), list(p.get("CacheNodeIdsToReboot") or [])),
                 False)
 
 
+@honours("CacheClusterId", "FinalSnapshotIdentifier")
 def delete_cache_cluster(p: dict[str, Any]) -> dict[str, Any]:
     return cluster_api(PLANE.delete_cache_cluster(p.get("CacheClusterId"), p.get("FinalSnapshotIdentifier")))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from helpers.aws.controlplane.honoured import honours
 from helpers.aws.controlplane.models import PLANE
 from helpers.aws.controlplane.models.global_datastore import GlobalDatastore
 from helpers.aws.controlplane.responses import int_or_none, replication, tag_dict
@@ -26,18 +27,24 @@ def global_api(gds: GlobalDatastore, show_members: bool = True) -> dict[str, Any
     return out
 
 
+@honours(
+    "GlobalReplicationGroupDescription", "GlobalReplicationGroupIdSuffix", "PrimaryReplicationGroupId", "Tags")
 def create_global_replication_group(p: dict[str, Any]) -> dict[str, Any]:
+    tags = tag_dict(p)  # refused before the datastore is made
     gds = PLANE.create_global_group(p.get("GlobalReplicationGroupIdSuffix"), p.get("PrimaryReplicationGroupId"),
                                     p.get("GlobalReplicationGroupDescription"))
-    PLANE.add_tags(gds.arn, tag_dict(p))
+    PLANE.add_tags(gds.arn, tags)
     return global_api(gds)
 
 
+@honours("GlobalReplicationGroupId", "ShowMemberInfo")
 def describe_global_replication_groups(p: dict[str, Any]) -> list[dict[str, Any]]:
     show = bool(p.get("ShowMemberInfo"))
     return [global_api(g, show) for g in PLANE.describe_global_groups(p.get("GlobalReplicationGroupId"))]
 
 
+@honours(
+    "ApplyImmediately", "AutomaticFailoverEnabled", "CacheNodeType", "CacheParameterGroupName", "EngineVersion", "GlobalReplicationGroupDescription", "GlobalReplicationGroupId")
 def modify_global_replication_group(p: dict[str, Any]) -> dict[str, Any]:
     return global_api(PLANE.modify_global_group(
         p.get("GlobalReplicationGroupId"), bool(p.get("ApplyImmediately")),
@@ -46,36 +53,49 @@ def modify_global_replication_group(p: dict[str, Any]) -> dict[str, Any]:
         param_group=p.get("CacheParameterGroupName")))
 
 
+@honours("GlobalReplicationGroupId", "PrimaryRegion", "PrimaryReplicationGroupId")
 def failover_global_replication_group(p: dict[str, Any]) -> dict[str, Any]:
     return global_api(PLANE.failover_global_group(p.get("GlobalReplicationGroupId"), p.get("PrimaryRegion"),
                                                   p.get("PrimaryReplicationGroupId")))
 
 
+@honours("GlobalReplicationGroupId", "ReplicationGroupId", "ReplicationGroupRegion")
 def disassociate_global_replication_group(p: dict[str, Any]) -> dict[str, Any]:
     return global_api(PLANE.disassociate_global_group(p.get("GlobalReplicationGroupId"),
                                                       p.get("ReplicationGroupId"), p.get("ReplicationGroupRegion")))
 
 
+@honours("GlobalReplicationGroupId", "RetainPrimaryReplicationGroup")
 def delete_global_replication_group(p: dict[str, Any]) -> dict[str, Any]:
     return global_api(PLANE.delete_global_group(p.get("GlobalReplicationGroupId"),
                                                 bool(p.get("RetainPrimaryReplicationGroup"))), show_members=False)
 
 
+@honours("GlobalReplicationGroupId")
 def increase_node_groups_in_global_replication_group(p: dict[str, Any]) -> dict[str, Any]:
     return global_api(PLANE.resize_global_node_groups(p.get("GlobalReplicationGroupId"),
                                                       "IncreaseNodeGroupsInGlobalReplicationGroup"))
 
 
+@honours("GlobalReplicationGroupId")
 def decrease_node_groups_in_global_replication_group(p: dict[str, Any]) -> dict[str, Any]:
     return global_api(PLANE.resize_global_node_groups(p.get("GlobalReplicationGroupId"),
                                                       "DecreaseNodeGroupsInGlobalReplicationGroup"))
 
 
+@honours("GlobalReplicationGroupId")
 def rebalance_slots_in_global_replication_group(p: dict[str, Any]) -> dict[str, Any]:
     return global_api(PLANE.resize_global_node_groups(p.get("GlobalReplicationGroupId"),
                                                       "RebalanceSlotsInGlobalReplicationGroup"))
 
 
+@honours(
+    "AtRestEncryptionEnabled", "AuthToken", "AutomaticFailoverEnabled", "CacheNodeType",
+    "CacheParameterGroupName", "CacheSubnetGroupName", "ClusterMode", "Durability", "Engine", "EngineVersion",
+    "GlobalReplicationGroupId", "MultiAZEnabled", "NodeGroupConfiguration", "NumCacheClusters", "NumNodeGroups", "PreferredCacheClusterAZs",
+    "PreferredMaintenanceWindow", "ReplicasPerNodeGroup", "ReplicationGroupDescription", "ReplicationGroupId",
+    "SecurityGroupIds", "SnapshotArns", "SnapshotName", "SnapshotRetentionLimit", "SnapshotWindow", "Tags",
+    "TransitEncryptionEnabled", "TransitEncryptionMode", "UserGroupIds")
 def create_replication_group(p: dict[str, Any]) -> dict[str, Any]:
     """create-replication-group; with GlobalReplicationGroupId, a secondary cluster of that global datastore
     (engine, version, node type and encryption come from it)."""

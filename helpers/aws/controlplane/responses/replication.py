@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from helpers.aws.controlplane.honoured import honours
 from helpers.aws.controlplane.models import PLANE
 from helpers.aws.controlplane.models.base import Member, ReplicationGroup
 from helpers.aws.controlplane.responses import int_or_none, tag_dict
@@ -149,7 +150,29 @@ def pending_api(g: ReplicationGroup) -> dict[str, Any]:
     return {"Resharding": {"SlotMigration": {"ProgressPercentage": 0.0}}} if g.resharding else {}
 
 
+def check_create_modes(p: dict[str, Any]) -> None:
+    """TransitEncryptionMode and ClusterMode as far as the local engines carry them: TLS is all or nothing
+    (required), and a group is cluster mode enabled or disabled, never compatible (both at once)."""
+    from helpers.aws.controlplane.errors import invalid_combination, invalid_value
+
+    mode = p.get("TransitEncryptionMode")
+    if mode is not None and str(mode).lower() != "required":
+        raise invalid_value(TRANSIT_MODE)
+    if mode is not None and not p.get("TransitEncryptionEnabled"):
+        raise invalid_combination("TransitEncryptionMode requires TransitEncryptionEnabled=true.")
+    if str(p.get("ClusterMode") or "").lower() == "compatible":
+        raise invalid_value(CLUSTER_COMPATIBLE)
+
+
+TRANSIT_MODE = ("TransitEncryptionMode preferred (TLS and plain connections side by side) is not modelled on the "
+                "local endpoint: its engines take TLS only or plain only. Give TransitEncryptionEnabled=true "
+                "(mode required) or leave both out.")
+CLUSTER_COMPATIBLE = ("ClusterMode compatible (cluster-mode clients and plain ones at once, before a migration to "
+                      "enabled) is not modelled on the local endpoint: give enabled or disabled.")
+
+
 def create_replication_group(p: dict[str, Any]) -> dict[str, Any]:
+    check_create_modes(p)
     return group_api(PLANE.create_replication_group(
         p.get("ReplicationGroupId"), p.get("ReplicationGroupDescription"), engine=p.get("Engine"),
         engine_version=p.get("EngineVersion"), node_type=p.get("CacheNodeType"), cluster_mode=p.get("ClusterMode"),
@@ -167,10 +190,16 @@ def create_replication_group(p: dict[str, Any]) -> dict[str, Any]:
         maintenance_window=p.get("PreferredMaintenanceWindow"), durability=p.get("Durability")))
 
 
+@honours("ReplicationGroupId")
 def describe_replication_groups(p: dict[str, Any]) -> list[dict[str, Any]]:
     return [group_api(g) for g in PLANE.describe_replication_groups(p.get("ReplicationGroupId"))]
 
 
+@honours(
+    "ApplyImmediately", "AuthToken", "AuthTokenUpdateStrategy", "AutomaticFailoverEnabled", "CacheNodeType",
+    "CacheParameterGroupName", "Durability", "Engine", "EngineVersion", "MultiAZEnabled", "PreferredMaintenanceWindow",
+    "PrimaryClusterId", "RemoveUserGroups", "ReplicationGroupDescription", "ReplicationGroupId",
+    "SecurityGroupIds", "SnapshotRetentionLimit", "SnapshotWindow", "UserGroupIdsToAdd", "UserGroupIdsToRemove")
 def modify_replication_group(p: dict[str, Any]) -> dict[str, Any]:
     sgs = None if p.get("SecurityGroupIds") is None else list(p["SecurityGroupIds"])
     return group_api(PLANE.modify_replication_group(
@@ -187,12 +216,14 @@ def modify_replication_group(p: dict[str, Any]) -> dict[str, Any]:
         durability=p.get("Durability"), primary_cluster_id=p.get("PrimaryClusterId")))
 
 
+@honours("FinalSnapshotIdentifier", "ReplicationGroupId", "RetainPrimaryCluster")
 def delete_replication_group(p: dict[str, Any]) -> dict[str, Any]:
     return group_api(*PLANE.delete_replication_group(
         p.get("ReplicationGroupId"), retain_primary_cluster=bool(p.get("RetainPrimaryCluster")),
         final_snapshot=p.get("FinalSnapshotIdentifier")))
 
 
+@honours("NodeGroupId", "ReplicationGroupId")
 def test_failover(p: dict[str, Any]) -> dict[str, Any]:
     return group_api(PLANE.test_failover(p.get("ReplicationGroupId"), p.get("NodeGroupId")))
 
@@ -203,14 +234,17 @@ def _replica_count(p: dict[str, Any], increase: bool) -> dict[str, Any]:
         apply_immediately=bool(p.get("ApplyImmediately")), replicas_to_remove=list(p.get("ReplicasToRemove") or [])))
 
 
+@honours("ApplyImmediately", "NewReplicaCount", "ReplicationGroupId")
 def increase_replica_count(p: dict[str, Any]) -> dict[str, Any]:
     return _replica_count(p, True)
 
 
+@honours("ApplyImmediately", "NewReplicaCount", "ReplicasToRemove", "ReplicationGroupId")
 def decrease_replica_count(p: dict[str, Any]) -> dict[str, Any]:
     return _replica_count(p, False)
 
 
+@honours("ApplyImmediately", "NodeGroupCount", "NodeGroupsToRemove", "NodeGroupsToRetain", "ReplicationGroupId")
 def modify_replication_group_shard_configuration(p: dict[str, Any]) -> dict[str, Any]:
     return group_api(PLANE.modify_shards(
         p.get("ReplicationGroupId"), int_or_none(p.get("NodeGroupCount")), apply_immediately=bool(p.get("ApplyImmediately")),

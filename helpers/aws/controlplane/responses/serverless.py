@@ -6,6 +6,7 @@ import base64
 from typing import Any
 
 from helpers.aws.controlplane.errors import invalid_value
+from helpers.aws.controlplane.honoured import honours
 from helpers.aws.controlplane.models import PLANE
 from helpers.aws.controlplane.models.serverless import ServerlessCache, ServerlessSnapshot
 from helpers.aws.controlplane.responses import tag_dict
@@ -63,6 +64,10 @@ def page(items: list[Any], params: dict[str, Any], default: int = 50, top: int =
     return items[start:end], nxt
 
 
+@honours(
+    "CacheUsageLimits", "DailySnapshotTime", "Description", "Engine", "KmsKeyId", "MajorEngineVersion",
+    "SecurityGroupIds", "ServerlessCacheName", "SnapshotArnsToRestore",
+    "SnapshotRetentionLimit", "SubnetIds", "Tags", "UserGroupId")
 def create_serverless_cache(p: dict[str, Any]) -> dict[str, Any]:
     return {"ServerlessCache": cache_api(PLANE.create_serverless_cache(
         p.get("ServerlessCacheName"), p.get("Engine"), major_version=p.get("MajorEngineVersion"),
@@ -73,11 +78,15 @@ def create_serverless_cache(p: dict[str, Any]) -> dict[str, Any]:
         tags=tag_dict(p)))}
 
 
+@honours("MaxResults", "NextToken", "ServerlessCacheName")
 def describe_serverless_caches(p: dict[str, Any]) -> dict[str, Any]:
     items, nxt = page([cache_api(c) for c in PLANE.describe_serverless_caches(p.get("ServerlessCacheName"))], p)
     return {"ServerlessCaches": items, **({"NextToken": nxt} if nxt else {})}
 
 
+@honours(
+    "CacheUsageLimits", "DailySnapshotTime", "Description", "Engine", "MajorEngineVersion", "RemoveUserGroup",
+    "SecurityGroupIds", "ServerlessCacheName", "SnapshotRetentionLimit", "UserGroupId")
 def modify_serverless_cache(p: dict[str, Any]) -> dict[str, Any]:
     return {"ServerlessCache": cache_api(PLANE.modify_serverless_cache(
         p.get("ServerlessCacheName"), description=p.get("Description"), limits=p.get("CacheUsageLimits"),
@@ -87,16 +96,19 @@ def modify_serverless_cache(p: dict[str, Any]) -> dict[str, Any]:
         major_version=p.get("MajorEngineVersion")))}
 
 
+@honours("FinalSnapshotName", "ServerlessCacheName")
 def delete_serverless_cache(p: dict[str, Any]) -> dict[str, Any]:
     return {"ServerlessCache": cache_api(PLANE.delete_serverless_cache(p.get("ServerlessCacheName"), p.get("FinalSnapshotName")))}
 
 
+@honours("KmsKeyId", "ServerlessCacheName", "ServerlessCacheSnapshotName", "Tags")
 def create_serverless_cache_snapshot(p: dict[str, Any]) -> dict[str, Any]:
     return {"ServerlessCacheSnapshot": snapshot_api(PLANE.create_serverless_snapshot(p.get("ServerlessCacheSnapshotName"),
                                                          p.get("ServerlessCacheName"), p.get("KmsKeyId"),
                                                          tag_dict(p)))}
 
 
+@honours("MaxResults", "NextToken", "ServerlessCacheName", "ServerlessCacheSnapshotName", "SnapshotType")
 def describe_serverless_cache_snapshots(p: dict[str, Any]) -> dict[str, Any]:
     snaps = PLANE.describe_serverless_snapshots(p.get("ServerlessCacheName"), p.get("ServerlessCacheSnapshotName"),
                                                 p.get("SnapshotType"))
@@ -104,16 +116,19 @@ def describe_serverless_cache_snapshots(p: dict[str, Any]) -> dict[str, Any]:
     return {"ServerlessCacheSnapshots": items, **({"NextToken": nxt} if nxt else {})}
 
 
+@honours("ServerlessCacheSnapshotName")
 def delete_serverless_cache_snapshot(p: dict[str, Any]) -> dict[str, Any]:
     return {"ServerlessCacheSnapshot": snapshot_api(PLANE.delete_serverless_snapshot(p.get("ServerlessCacheSnapshotName")))}
 
 
+@honours("KmsKeyId", "SourceServerlessCacheSnapshotName", "Tags", "TargetServerlessCacheSnapshotName")
 def copy_serverless_cache_snapshot(p: dict[str, Any]) -> dict[str, Any]:
     return {"ServerlessCacheSnapshot": snapshot_api(PLANE.copy_serverless_snapshot(p.get("SourceServerlessCacheSnapshotName"),
                                                        p.get("TargetServerlessCacheSnapshotName"),
                                                        p.get("KmsKeyId"), tag_dict(p)))}
 
 
+@honours("S3BucketName", "ServerlessCacheSnapshotName")
 def export_serverless_cache_snapshot(p: dict[str, Any]) -> dict[str, Any]:
     return {"ServerlessCacheSnapshot": snapshot_api(PLANE.export_serverless_snapshot(p.get("ServerlessCacheSnapshotName"),
                                                          p.get("S3BucketName")))}

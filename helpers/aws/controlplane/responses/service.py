@@ -6,10 +6,12 @@ from typing import Any
 
 from helpers.aws import catalogue
 from helpers.aws.controlplane.errors import ApiError, invalid_combination, invalid_value, not_found
+from helpers.aws.controlplane.honoured import honours
 from helpers.aws.controlplane.models import PLANE
 from helpers.aws.controlplane.models.base import ACCOUNT, request_region
 
 
+@honours("CacheClusterId", "ReplicationGroupId")
 def list_allowed_node_type_modifications(p: dict[str, Any]) -> dict[str, Any]:
     """The node types a cluster or group can scale up to (more memory) and down to (less memory, but
     still more maxmemory than the data it holds now, as AWS checks before a scale-down)."""
@@ -55,16 +57,17 @@ def check_subnets(ids: list[str]) -> None:
         raise ApiError("All subnets of a cache subnet group must be in the same VPC.", "InvalidSubnet")
 
 
+@honours("CacheSubnetGroupDescription", "CacheSubnetGroupName", "SubnetIds")
 def modify_cache_subnet_group(p: dict[str, Any]) -> Any:
-    name = p.get("CacheSubnetGroupName")
+    name, description, subnet_ids = p.get("CacheSubnetGroupName"), p.get("CacheSubnetGroupDescription"), p.get("SubnetIds")
     backend = _subnet_backend(p)
     group = backend.cache_subnet_groups.get(name)
     if group is None:
         raise not_found("CacheSubnetGroup", str(name))
-    if p.get("CacheSubnetGroupDescription") is not None:
-        group.cache_subnet_group_description = p["CacheSubnetGroupDescription"]
-    if p.get("SubnetIds") is not None:
-        ids = list(p["SubnetIds"])
+    if description is not None:
+        group.cache_subnet_group_description = description
+    if subnet_ids is not None:
+        ids = list(subnet_ids)
         check_subnets(ids)
         from moto.elasticache.models import CacheSubnetGroup
 
@@ -75,6 +78,7 @@ def modify_cache_subnet_group(p: dict[str, Any]) -> Any:
     return group
 
 
+@honours("ServiceUpdateName", "ServiceUpdateStatus")
 def describe_service_updates(p: dict[str, Any]) -> list[dict[str, Any]]:
     """The service updates of the local catalogue (data/elasticache_service_updates.csv), AWS's shape."""
     from helpers.aws.controlplane.models.lifecycle import service_updates
@@ -100,6 +104,9 @@ UPDATE_ACTION_STATUSES = ("not-applied", "waiting-to-start", "in-progress", "sto
                           "scheduling", "scheduled", "not-applicable")
 
 
+@honours(
+    "CacheClusterIds", "Engine", "ReplicationGroupIds", "ServiceUpdateName", "ServiceUpdateStatus",
+    "ServiceUpdateTimeRange", "UpdateActionStatus")
 def describe_update_actions(p: dict[str, Any]) -> list[dict[str, Any]]:
     """One update action per service update and resource it applies to, with its status."""
     statuses = list(p.get("UpdateActionStatus") or [])
@@ -145,11 +152,13 @@ def _within(when: Any, start: Any, end: Any) -> bool:
     return moment is None or ((first is None or moment >= first) and (last is None or moment <= last))
 
 
+@honours("CacheClusterIds", "ReplicationGroupIds", "ServiceUpdateName")
 def batch_apply_update_action(p: dict[str, Any]) -> dict[str, Any]:
     return PLANE.batch_update_action(p.get("ServiceUpdateName"), list(p.get("ReplicationGroupIds") or []),
                                      list(p.get("CacheClusterIds") or []), apply=True)
 
 
+@honours("CacheClusterIds", "ReplicationGroupIds", "ServiceUpdateName")
 def batch_stop_update_action(p: dict[str, Any]) -> dict[str, Any]:
     return PLANE.batch_update_action(p.get("ServiceUpdateName"), list(p.get("ReplicationGroupIds") or []),
                                      list(p.get("CacheClusterIds") or []), apply=False)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from helpers.aws.controlplane.honoured import honours
 from helpers.aws.controlplane.models import PLANE
 from helpers.aws.controlplane.models.base import NodeSnapshot, Snapshot
 from helpers.aws.controlplane.models.clusters import subnet_group_vpc
@@ -69,21 +70,25 @@ def snapshot_api(s: Snapshot) -> dict[str, Any]:
     return out
 
 
+@honours("CacheClusterId", "ReplicationGroupId", "SnapshotName", "Tags")
 def create_snapshot(p: dict[str, Any]) -> dict[str, Any]:
     return snapshot_api(PLANE.create_snapshot(p.get("SnapshotName"), cluster_id=p.get("CacheClusterId"),
                                               group_id=p.get("ReplicationGroupId"), tags=tag_dict(p)))
 
 
+@honours("CacheClusterId", "ReplicationGroupId", "SnapshotName", "SnapshotSource")
 def describe_snapshots(p: dict[str, Any]) -> list[dict[str, Any]]:
     return [snapshot_api(s) for s in PLANE.describe_snapshots(
         p.get("SnapshotName"), cluster_id=p.get("CacheClusterId"), group_id=p.get("ReplicationGroupId"),
         source=p.get("SnapshotSource"))]
 
 
+@honours("SnapshotName")
 def delete_snapshot(p: dict[str, Any]) -> dict[str, Any]:
     return snapshot_api(PLANE.delete_snapshot(p.get("SnapshotName")))
 
 
+@honours("SourceSnapshotName", "Tags", "TargetBucket", "TargetSnapshotName")
 def copy_snapshot(p: dict[str, Any]) -> dict[str, Any]:
     return snapshot_api(PLANE.copy_snapshot(p.get("SourceSnapshotName"), p.get("TargetSnapshotName"),
                                             target_bucket=p.get("TargetBucket"), tags=tag_dict(p)))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from helpers.aws.controlplane.honoured import honours
 from helpers.aws.controlplane.models import PLANE
 from helpers.aws.controlplane.models.base import User, UserGroup
 from helpers.aws.controlplane.responses import tag_dict
@@ -31,38 +32,50 @@ def _credentials(p: dict[str, Any]) -> dict[str, Any]:
             "auth_type": mode.get("Type"), "auth_passwords": list(mode.get("Passwords") or [])}
 
 
+@honours(
+    "AccessString", "AuthenticationMode", "Engine", "NoPasswordRequired", "Passwords", "Tags", "UserId",
+    "UserName")
 def create_user(p: dict[str, Any]) -> dict[str, Any]:
     return user_api(PLANE.create_user(p.get("UserId"), p.get("UserName"), p.get("Engine"), p.get("AccessString"),
                                       tags=tag_dict(p), **_credentials(p)))
 
 
+@honours(
+    "AccessString", "AppendAccessString", "AuthenticationMode", "NoPasswordRequired", "Passwords",
+    "UserId")
 def modify_user(p: dict[str, Any]) -> dict[str, Any]:
     return user_api(PLANE.modify_user(p.get("UserId"), access_string=p.get("AccessString"),
                                       append_access_string=p.get("AppendAccessString"), **_credentials(p)))
 
 
+@honours("UserId")
 def delete_user(p: dict[str, Any]) -> dict[str, Any]:
     groups = PLANE.user_groups_of(str(p.get("UserId") or ""))  # as the call found them (delete-user.rst)
     return user_api(PLANE.delete_user(p.get("UserId")), groups)
 
 
+@honours("UserId")
 def describe_users(p: dict[str, Any]) -> list[dict[str, Any]]:
     return [user_api(u) for u in PLANE.describe_users(p.get("UserId"))]
 
 
+@honours("Engine", "Tags", "UserGroupId", "UserIds")
 def create_user_group(p: dict[str, Any]) -> dict[str, Any]:
     return user_group_api(PLANE.create_user_group(p.get("UserGroupId"), p.get("Engine"),
                                                   list(p.get("UserIds") or []), tags=tag_dict(p)))
 
 
+@honours("UserGroupId", "UserIdsToAdd", "UserIdsToRemove")
 def modify_user_group(p: dict[str, Any]) -> dict[str, Any]:
     return user_group_api(PLANE.modify_user_group(p.get("UserGroupId"), add=list(p.get("UserIdsToAdd") or []),
                                                   remove=list(p.get("UserIdsToRemove") or [])))
 
 
+@honours("UserGroupId")
 def delete_user_group(p: dict[str, Any]) -> dict[str, Any]:
     return user_group_api(PLANE.delete_user_group(p.get("UserGroupId")))
 
 
+@honours("UserGroupId")
 def describe_user_groups(p: dict[str, Any]) -> list[dict[str, Any]]:
     return [user_group_api(ug) for ug in PLANE.describe_user_groups(p.get("UserGroupId"))]
