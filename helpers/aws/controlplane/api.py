@@ -118,7 +118,13 @@ def _create_subnet_group(self: Any) -> ActionResult:
     params = _p(self)
     service.check_subnets(list(params.get("SubnetIds") or []))
     tags = tag_dict(params)  # refused before the group is made
+    from moto.elasticache.models import elasticache_backends
+
     result = _ORIGINAL["create_cache_subnet_group"](self)
+    made = elasticache_backends[self.current_account][self.region].cache_subnet_groups.get(
+        params.get("CacheSubnetGroupName"))
+    if made is not None:
+        service.with_subnet_zones(made)  # serialized after this returns
     PLANE.add_tags(arn("subnetgroup", str(params.get("CacheSubnetGroupName"))), tags)
     return result
 
@@ -145,8 +151,8 @@ def _describe_subnet_groups(self: Any) -> ActionResult:
 
     params = _p(self)
     ensure_default_subnet_group()  # every account has a `default` one
-    groups = elasticache_backends[self.current_account][self.region].describe_cache_subnet_groups(
-        cache_subnet_group_name=params.get("CacheSubnetGroupName"))
+    groups = [service.with_subnet_zones(g) for g in elasticache_backends[self.current_account][self.region]
+              .describe_cache_subnet_groups(cache_subnet_group_name=params.get("CacheSubnetGroupName"))]
     page, marker = paginate(groups, params)
     out: dict[str, Any] = {"CacheSubnetGroups": page}
     if marker:

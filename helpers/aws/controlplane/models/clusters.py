@@ -62,7 +62,7 @@ def ensure_default_subnet_group() -> None:
         if vpc is None:
             return
         subnets = [s.id for s in ec2.describe_subnets(filters={"vpc-id": [vpc.id]})]
-        ec.create_cache_subnet_group(DEFAULT_SUBNET_GROUP, "default", subnets, None)
+        ec.create_cache_subnet_group(DEFAULT_SUBNET_GROUP, "Default CacheSubnetGroup", subnets, None)  # its AWS description
     except (KeyError, ServiceException):  # no EC2 model: resources are then placed in no subnet group
         log.exception("could not create the default cache subnet group")
 

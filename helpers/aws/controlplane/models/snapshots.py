@@ -26,7 +26,6 @@ from helpers.aws.controlplane.models.base import (
     ReplicationGroup,
     Snapshot,
     check_id,
-    now,
 )
 from helpers.runtime import services, state
 
@@ -202,7 +201,8 @@ class Snapshots(Backend):
         name = str(target_name)
         snap = self._new_snapshot(name, cluster=src.cluster, group=src.group)
         # copy-snapshot.rst answers "SnapshotStatus": "creating": available once the files are copied
-        snap.node_snapshots = [dataclasses.replace(n, size=None, created=None) for n in src.node_snapshots]
+        # ...its node snapshots keep the source's SnapshotCreateTime (copy-snapshot.rst shows it while creating)
+        snap.node_snapshots = [dataclasses.replace(n, size=None) for n in src.node_snapshots]
         self.add_tags(snap.arn, tags)
         answer = dataclasses.replace(snap, node_snapshots=list(snap.node_snapshots))
 
@@ -214,8 +214,7 @@ class Snapshots(Backend):
                 shutil.copyfile(f, target)
                 files.append(str(target))
             snap.files = files
-            taken = now()
-            snap.node_snapshots = [dataclasses.replace(n, created=taken) for n in src.node_snapshots]
+            snap.node_snapshots = [dataclasses.replace(n) for n in src.node_snapshots]
             snap.status = "available"
             self.event(name, "snapshot", f"Snapshot {src.name} copied to {name}")
 

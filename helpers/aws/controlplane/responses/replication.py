@@ -229,9 +229,20 @@ def test_failover(p: dict[str, Any]) -> dict[str, Any]:
 
 
 def _replica_count(p: dict[str, Any], increase: bool) -> dict[str, Any]:
-    return group_api(PLANE.change_replica_count(
-        p.get("ReplicationGroupId"), increase, int_or_none(p.get("NewReplicaCount")),
-        apply_immediately=bool(p.get("ApplyImmediately")), replicas_to_remove=list(p.get("ReplicasToRemove") or [])))
+    target = int_or_none(p.get("NewReplicaCount"))
+    g = PLANE.change_replica_count(
+        p.get("ReplicationGroupId"), increase, target,
+        apply_immediately=bool(p.get("ApplyImmediately")), replicas_to_remove=list(p.get("ReplicasToRemove") or []))
+    out = group_api(g)
+    if increase and target is not None and not g.cluster_mode:
+        # AWS lists the member clusters being added at once (increase-replica-count.rst: my-cluster-004 while
+        # the group is modifying); they take the first free <group>-NNN ids, as the new nodes will.
+        members = list(out["MemberClusters"])
+        fresh = (f"{g.group_id}-{i:03d}" for i in range(1, 1000) if f"{g.group_id}-{i:03d}" not in members)
+        while len(members) < target + 1:
+            members.append(next(fresh))
+        out["MemberClusters"] = members
+    return out
 
 
 @honours("ApplyImmediately", "NewReplicaCount", "ReplicationGroupId")

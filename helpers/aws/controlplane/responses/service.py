@@ -75,6 +75,16 @@ def modify_cache_subnet_group(p: dict[str, Any]) -> Any:
                                  group.cache_subnet_group_description, ids, group.tags)
         backend.cache_subnet_groups[name] = fresh
         group = fresh
+    return with_subnet_zones(group)
+
+
+def with_subnet_zones(group: Any) -> Any:
+    """moto keeps a subnet's zone as a bare string, which its serializer drops; AWS answers
+    `SubnetAvailabilityZone: {Name: ...}` (create-cache-subnet-group.rst)."""
+    for subnet in getattr(group, "subnets", []):
+        zone = subnet.get("subnet_availability_zone")
+        if isinstance(zone, str):
+            subnet["subnet_availability_zone"] = {"Name": zone}
     return group
 
 
