@@ -182,6 +182,7 @@ UNSUPPORTED_HINTS: dict[str, str] = {
 }
 
 HANDLERS: dict[str, Callable[[Any], Any]] = {
+    "describe_reserved_cache_nodes": _result("ReservedCacheNodes", service.describe_reserved_cache_nodes),
     "describe_cache_engine_versions": _result("CacheEngineVersions", events.describe_cache_engine_versions),
     # serverless caches and their snapshots (responses/serverless.py)
     **{name: _result(None, getattr(serverless, name)) for name in (

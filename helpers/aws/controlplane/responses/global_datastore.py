@@ -61,14 +61,21 @@ def failover_global_replication_group(p: dict[str, Any]) -> dict[str, Any]:
 
 @honours("GlobalReplicationGroupId", "ReplicationGroupId", "ReplicationGroupRegion")
 def disassociate_global_replication_group(p: dict[str, Any]) -> dict[str, Any]:
-    return global_api(PLANE.disassociate_global_group(p.get("GlobalReplicationGroupId"),
-                                                      p.get("ReplicationGroupId"), p.get("ReplicationGroupRegion")))
+    gid, group_id, region = p.get("GlobalReplicationGroupId"), p.get("ReplicationGroupId"), p.get("ReplicationGroupRegion")
+    before = global_api(PLANE.get_global(gid))["Members"]
+    out = global_api(PLANE.disassociate_global_group(gid, group_id, region))
+    # AWS answers with the members as they were, the datastore `modifying` (disassociate-...rst)
+    out["Members"] = before
+    return out
 
 
 @honours("GlobalReplicationGroupId", "RetainPrimaryReplicationGroup")
 def delete_global_replication_group(p: dict[str, Any]) -> dict[str, Any]:
-    return global_api(PLANE.delete_global_group(p.get("GlobalReplicationGroupId"),
-                                                bool(p.get("RetainPrimaryReplicationGroup"))), show_members=False)
+    gid, retain = p.get("GlobalReplicationGroupId"), bool(p.get("RetainPrimaryReplicationGroup"))
+    before = global_api(PLANE.get_global(gid))["Members"]
+    out = global_api(PLANE.delete_global_group(gid, retain), show_members=False)
+    out["Members"] = before  # the primary, still `associated`, with the datastore `deleting` (delete-...rst)
+    return out
 
 
 @honours("GlobalReplicationGroupId")

@@ -172,3 +172,17 @@ def batch_apply_update_action(p: dict[str, Any]) -> dict[str, Any]:
 def batch_stop_update_action(p: dict[str, Any]) -> dict[str, Any]:
     return PLANE.batch_update_action(p.get("ServiceUpdateName"), list(p.get("ReplicationGroupIds") or []),
                                      list(p.get("CacheClusterIds") or []), apply=False)
+
+
+@honours("CacheNodeType", "Duration", "OfferingType", "ProductDescription", "ReservedCacheNodeId",
+         "ReservedCacheNodesOfferingId")
+def describe_reserved_cache_nodes(p: dict[str, Any]) -> list[dict[str, Any]]:
+    """The learner's account has bought no reserved nodes (purchases are refused locally): every filter
+    matches nothing, as on an AWS account without any (describe-reserved-cache-nodes.rst's key), and a
+    reserved node asked for by id is not found."""
+    node_id = p.get("ReservedCacheNodeId")
+    for name in ("CacheNodeType", "Duration", "OfferingType", "ProductDescription", "ReservedCacheNodesOfferingId"):
+        p.get(name)  # filters of an empty list
+    if node_id:
+        raise ApiError(f"Reserved cache node {node_id} not found.", "ReservedCacheNodeNotFound")
+    return []
