@@ -523,12 +523,31 @@ class CacheClusters(Backend):
         self.background(f"reboot-{member_id}", work, failed)
         return m
 
+    def delete_member_replica(self, cluster_id: str | None) -> Member | None:
+        """DeleteCacheCluster of a read replica's cluster in a replication group (delete-cache-cluster.rst): AWS
+        removes that replica, answering it `deleting`; not the primary, and not the last replica of a group
+        with automatic failover. None when `cluster_id` is no replica of a group."""
+        cid = str(cluster_id or "").lower()
+        for g in list(self.groups.values()):
+            member = next((m for m in self.group_members(g) if m.cluster_id == cid), None)
+            if member is None or member.role != "replica":
+                continue
+            if g.cluster_mode:
+                raise invalid_value(f"Cache cluster {cid} is in a cluster-mode-enabled group: remove replicas with "
+                                    "decrease-replica-count --replica-configuration.")
+            if g.automatic_failover and g.replicas <= 1:
+                raise invalid_value(f"Cache cluster {cid} is the last replica of {g.group_id}, which has automatic "
+                                    "failover enabled: it needs a replica.")
+            self.change_replica_count(g.group_id, False, None, apply_immediately=True, replicas_to_remove=[cid])
+            return member
+        return None
+
     def delete_cache_cluster(self, cluster_id: str | None, final_snapshot: str | None = None) -> CacheCluster:
         cid = str(cluster_id or "").lower()
         for g in self.groups.values():
             if cid in g.member_ids.values():
-                raise invalid_value(f"Cache cluster {cid} is a member of replication group {g.group_id}; use "
-                                    "decrease-replica-count or delete-replication-group.")
+                raise invalid_value(f"Cache cluster {cid} is the primary of replication group {g.group_id}; "
+                                    "fail over first, or delete the replication group.")
         cc = self.get_cluster(cid)
         if cc.status not in ("available", "incompatible-parameters", "incompatible-network"):
             raise invalid_state("CacheCluster", cc.cluster_id, cc.status)

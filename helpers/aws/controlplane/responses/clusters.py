@@ -105,4 +105,8 @@ def reboot_cache_cluster(p: dict[str, Any]) -> dict[str, Any]:
 
 @honours("CacheClusterId", "FinalSnapshotIdentifier")
 def delete_cache_cluster(p: dict[str, Any]) -> dict[str, Any]:
-    return cluster_api(PLANE.delete_cache_cluster(p.get("CacheClusterId"), p.get("FinalSnapshotIdentifier")))
+    cluster_id, final = p.get("CacheClusterId"), p.get("FinalSnapshotIdentifier")
+    replica = PLANE.delete_member_replica(cluster_id) if not final else None
+    if replica is not None:  # a replica of a replication group goes, as with decrease-replica-count
+        return {**member_api(replica, show_nodes=False), "CacheClusterStatus": "deleting"}
+    return cluster_api(PLANE.delete_cache_cluster(cluster_id, final))
