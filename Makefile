@@ -37,7 +37,7 @@ NBVAL := --nbval-lax --nbval-current-env --nbval-cell-timeout=600 -p no:randomly
 test: setup
 	@echo "make test: labs in an order shuffled with SEED=$(SEED), the second round with every core $(LOAD)% busy"
 	@status=0; \
-	$(PYBIN) -m pytest tests -n 2 --dist loadfile -p no:randomly -m "not slow" --durations=15 $(PYTEST_ARGS) || status=1; \
+	$(PYBIN) -m pytest tests -n 2 --dist loadfile -p no:randomly --durations=15 $(PYTEST_ARGS) || status=1; \
 	$(PYBIN) -m pytest $(LABS) $(LABS) --keep-duplicates $(NBVAL) --lab-seed $(SEED) --cpu-load $(LOAD) \
 		--cpu-load-round 2 --durations=15 $(PYTEST_ARGS) || status=1; \
 	$(MAKE) --no-print-directory test-other-engine SEED=$(SEED) || status=1; \
@@ -87,6 +87,7 @@ binder-test: setup
 
 # Mutation testing of the checkers: mutants of every reference answer that is code, each judged by its
 # checker; prints K/N rejected per lab and in all (equivalent mutants: data/mutants-equivalent.json). A few minutes.
+# make test holds the floor (tests/test_mutants.py: at least 90% of at least 200 rejected).
 mutants: setup
 	$(PYBIN) -m helpers.tools.mutants $(MUTANTS_ARGS)
 
