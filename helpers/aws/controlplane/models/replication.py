@@ -439,7 +439,7 @@ class ReplicationGroups(Backend):
 
         def work() -> None:
             if final_snapshot:
-                self._snapshot_group(g, final_snapshot)
+                self._snapshot_group(g, final_snapshot, from_primary=True)  # as DeleteReplicationGroup says
             self.close_endpoints(g)
             services.stop(g.service_name)
             for extra in [s.name for s in services.status() if s.name.startswith(g.service_name + "-")]:

@@ -118,13 +118,17 @@ class Snapshots(Backend):
         self.event(cc.cluster_id, "cache-cluster", f"Snapshot succeeded for snapshot with ID '{name}' of cache "
                    f"cluster with ID '{cc.cluster_id}'")
 
-    def _snapshot_group(self, g: ReplicationGroup, name: str, snap: Snapshot | None = None) -> None:
-        """One RDB per node group, taken (like ElastiCache) from a replica when there is one."""
+    def _snapshot_group(self, g: ReplicationGroup, name: str, snap: Snapshot | None = None,
+                        from_primary: bool = False) -> None:
+        """One RDB per node group: from a replica when there is one (the lab's choice, which spares the
+        primary's fork; AWS's pages do not say which node a backup of a group uses), or from each primary
+        with `from_primary` (a final backup: DeleteReplicationGroup's FinalSnapshotIdentifier "creates the
+        snapshot from the primary node... to ensure that it captures the freshest data")."""
         if snap is None:
             snap = self._new_snapshot(name, group=g)
         svc = self.group_service(g)
         files, nodes = [], []
-        for ng, pick in self._snapshot_sources(g):
+        for ng, pick in self._snapshot_sources(g, from_primary):
             target = self.snapshot_dir(name) / f"{ng}.rdb"
             conn = self._admin(g, svc, pick.node)
             if pick.role == "replica":  # let the replica catch up with the primary first
@@ -141,13 +145,14 @@ class Snapshots(Backend):
         self.event(g.group_id, "replication-group",
                    f"Snapshot succeeded for snapshot with ID '{name}' of replication group with ID '{g.group_id}'")
 
-    def _snapshot_sources(self, g: ReplicationGroup) -> list[tuple[str, Any]]:
-        """(node group, the member its RDB is taken from): a replica when there is one, as ElastiCache does."""
+    def _snapshot_sources(self, g: ReplicationGroup, from_primary: bool = False) -> list[tuple[str, Any]]:
+        """(node group, the member its RDB is taken from): a replica when there is one (or the primary)."""
         members = self.group_members(g)
         out = []
         for ng in sorted({m.node_group for m in members}):
             mine = [m for m in members if m.node_group == ng]
-            out.append((ng, next((m for m in mine if m.role == "replica"), None) or mine[0]))
+            wanted = "primary" if from_primary else "replica"
+            out.append((ng, next((m for m in mine if m.role == wanted), None) or mine[0]))
         return out
 
     def get_snapshot(self, name: object) -> Snapshot:
