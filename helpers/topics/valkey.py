@@ -120,11 +120,18 @@ def run_workload(r: Any, prefix: str) -> list[Any]:
         r.delete(key)
     from redis.exceptions import ResponseError
 
+    errors: tuple[type[Exception], ...] = (ResponseError,)
+    try:  # the `valkey` client (a fork of redis-py) raises its own ResponseError
+        from valkey.exceptions import ResponseError as ValkeyResponseError
+
+        errors += (ValkeyResponseError,)
+    except ImportError:
+        pass  # no valkey client installed: only redis-py's errors can come
     replies = []
     for command in workload(prefix):
         try:
             replies.append(_plain(r.execute_command(*command)))
-        except ResponseError as exc:  # the point: the same error on both engines
+        except errors as exc:  # the point: the same error on both engines, whichever client
             replies.append("ERR " + str(exc).split()[0])
     return replies
 
