@@ -80,6 +80,23 @@ def kill_node(gid: str, port: int) -> int:
     return node.pid
 
 
+def pause_node(gid: str, port: int) -> int:
+    svc = helpers.get(f"aws-rg-{gid}")
+    node = next(n for n in svc.nodes if n.port == port)
+    os.kill(node.pid, signal.SIGSTOP)
+    return node.pid
+
+
+def status_while(ec: Any, gid: str, still: Any, timeout: float) -> str:
+    """Reads the group's status until `still(status)` is false (or `timeout` seconds); the last status read."""
+    deadline = time.monotonic() + timeout
+    while True:
+        status = ec.describe_replication_groups(ReplicationGroupId=gid)["ReplicationGroups"][0]["Status"]
+        if not still(status) or time.monotonic() > deadline:
+            return status
+        time.sleep(0.05)
+
+
 def messages(ec: Any, source: str) -> list[str]:
     return [e["Message"] for e in ec.describe_events(SourceIdentifier=source, Duration=60)["Events"]]
 
@@ -174,11 +191,23 @@ def test_cluster_mode_primary_crash(ec, shards):
     view = {m["CacheClusterId"]: m for m in ec.describe_cache_clusters(
         ShowCacheNodeInfo=True)["CacheClusters"] if m.get("ReplicationGroupId") == gid}
     crashed = next(cid for cid, m in view.items() if m["CacheNodes"][0]["Endpoint"]["Port"] == port)
+    shard = crashed.rsplit("-", 1)[0]
+    replica_ports = [m["CacheNodes"][0]["Endpoint"]["Port"] for cid, m in view.items()
+                     if cid != crashed and cid.rsplit("-", 1)[0] == shard]
     since = datetime.now(timezone.utc)
-    kill_node(gid, port)
-    seen = failover.wait_recovered(ec, gid, crashed, since)
+    # The replica that will take over is paused (SIGSTOP) while its primary dies: the shard then has no
+    # primary for as long as the test holds it, so the status the group reports meanwhile is read
+    # without racing a recovery that takes a fifth of a second locally.
+    paused = [pause_node(gid, p) for p in replica_ports]
+    try:
+        kill_node(gid, port)
+        held = status_while(ec, gid, lambda s: s != "modifying", timeout=8)
+    finally:
+        for pid in paused:
+            os.kill(pid, signal.SIGCONT)
+    failover.wait_recovered(ec, gid, crashed, since)
     writer.finish()
-    assert "modifying" in seen
+    assert held == "modifying", f"{gid} said {held!r} while its shard {shard} had no primary"
     g = cpc.wait_for(ec, replication_group_id=gid)
     assert g["ConfigurationEndpoint"] == config
     assert any(m.startswith("Failover to replica node") for m in messages(ec, gid))
