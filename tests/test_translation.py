@@ -11,7 +11,6 @@ import pytest
 from helpers.runtime import i18n
 from helpers.tools import translate
 
-
 IN_PROGRESS = pytest.mark.xfail(reason="the Spanish edition is being written", strict=False)
 
 

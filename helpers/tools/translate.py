@@ -255,17 +255,18 @@ def code_messages(domain: str) -> list[str]:
 
 
 def exercise_texts(domain: str) -> list[str]:
-    import importlib
+    """The title, hint and solution of every exercise module `domain` defines (the lab modules)."""
+    from helpers.checks import LABS
 
-    from helpers.exercises.core import Exercise
-
-    module = importlib.import_module(f"helpers.{domain}")
     texts: list[str] = []
-    for value in vars(module).values():
-        if isinstance(value, Exercise):
-            for text in (value.title, value.hint_text, value.solution_text):
-                if text and text not in texts:
-                    texts.append(text)
+    for module in LABS:
+        if module.__name__ != f"helpers.{domain}":
+            continue
+        for value in vars(module).values():
+            if type(value).__name__ == "Exercise":
+                for text in (value.title, value.hint_text, value.solution_text):
+                    if text and text not in texts:
+                        texts.append(text)
     return texts
 
 
