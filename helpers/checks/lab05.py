@@ -46,10 +46,10 @@ def _check_reliable_pop(answer: Any) -> str:
                       "in the queue, so another worker would take it too. Move it out of the queue.", job=job))
     if not parked:
         raise Wrong(_("The job left the queue but is not on the processing list: if the worker crashed now, the "
-                    "job would be lost for good. Move it with r.lmove/r.blmove(queue, processing, ...)."))
+                      "job would be lost for good. Move it with r.lmove/r.blmove(queue, processing, ...)."))
     if parked == ["job-3"] or job == "job-3":
         raise Wrong(_("You took the newest job (job-3). Producers LPUSH on the left, so the oldest job waits at "
-                    "the RIGHT end of the list: move from 'RIGHT'."))
+                      "the RIGHT end of the list: move from 'RIGHT'."))
     if parked != ["job-1"] or left != ["job-3", "job-2"]:
         raise Wrong(_("After your call the queue holds {left} and the processing list {parked}; expected "
                       "['job-3', 'job-2'] and ['job-1'] (one job moved, the oldest).", left=left, parked=parked))
@@ -57,7 +57,7 @@ def _check_reliable_pop(answer: Any) -> str:
         raise Wrong(_("Your function returned {job!r}; return the job you moved ('job-1'), so the worker knows "
                       "what to work on.", job=job))
     return (_("LMOVE/BLMOVE takes the job and parks it in one atomic step: a crash at any moment leaves it "
-            "either in the queue or on the processing list, never nowhere."))
+              "either in the queue or on the processing list, never nowhere."))
 
 
 q1 = Exercise(
@@ -116,21 +116,21 @@ def _check_rescue(answer: Any) -> str:
     pending = pending_by_consumer(r, stream, group)
     if pending.get("crashed") and pending.get("rescuer"):
         raise Wrong(_("You read new entries (with '>'), not the pending ones: the 4 entries the crashed consumer "
-                    "held are still stuck with it. XAUTOCLAIM (or XCLAIM) hands over pending entries."))
+                      "held are still stuck with it. XAUTOCLAIM (or XCLAIM) hands over pending entries."))
     if pending.get("crashed"):
         raise Wrong(_("The 4 entries are still pending for 'crashed': nothing was claimed. Use r.xautoclaim(stream, "
-                    "group, consumer, min_idle_time=100, start_id='0-0'); a min_idle_time larger than the "
-                    "entries' idle time claims nothing."))
+                      "group, consumer, min_idle_time=100, start_id='0-0'); a min_idle_time larger than the "
+                      "entries' idle time claims nothing."))
     if not pending:
         raise Wrong(_("The entries are no longer pending at all: your function acknowledged them (XACK) without "
-                    "processing them, so those orders are lost. Claim and return them; ack after the work."))
+                      "processing them, so those orders are lost. Claim and return them; ack after the work."))
     if pending != {"rescuer": 4}:
         raise Wrong(_("XPENDING now shows {pending}; expected the 4 held entries to belong to 'rescuer' "
                       "(and the 2 never-delivered entries left for '>' readers).", pending=pending))
     if (isinstance(result, (list, tuple)) and len(result) >= 2 and isinstance(result[0], str)
             and isinstance(result[1], list) and "-" in result[0]):
         raise Wrong(_("You returned XAUTOCLAIM's whole reply (next cursor, entries, deleted ids). Return its second "
-                    "element: the list of (id, fields) entries you claimed."))
+                      "element: the list of (id, fields) entries you claimed."))
     ids = _ids(result)
     if ids is None:
         raise Wrong(_("Return the claimed entries (XAUTOCLAIM's list of (id, fields), or their ids); "
@@ -179,16 +179,16 @@ def _check_primitives(answer: Any) -> str:
     thumbs = expect_choice(answer["thumbnails"], PRIMITIVES, "the choice for 'thumbnails'")
     if pay != "stream":
         raise Wrong(_("'payments': auditors re-read last week's events and several consumers share the work with "
-                    "crash recovery. Only a stream keeps entries after they are read, with consumer groups, "
-                    "pending entries and XAUTOCLAIM."))
+                      "crash recovery. Only a stream keeps entries after they are read, with consumer groups, "
+                      "pending entries and XAUTOCLAIM."))
     if thumbs == "pubsub":
         raise Wrong(_("'thumbnails': with pub/sub every worker receives every job (each thumbnail made N times), "
-                    "and a job published while the workers restart is lost. A work queue hands each job "
-                    "to one worker and keeps it until taken."))
+                      "and a job published while the workers restart is lost. A work queue hands each job "
+                      "to one worker and keeps it until taken."))
     if live != "pubsub":
         raise Wrong(_("'live_scores': every open tab must get each score, nothing is stored, and a closed tab "
-                    "does not need old scores: that is fire-and-forget fan-out, what pub/sub does with the "
-                    "least work for the server."))
+                      "does not need old scores: that is fire-and-forget fan-out, what pub/sub does with the "
+                      "least work for the server."))
     extra = (_(" A stream works for the thumbnails too; a list with LMOVE is the simpler fit.") if thumbs == "stream"
              else "")
     return _("Fan-out that may forget: pub/sub. One taker per job: a list. Durable log with groups: a stream.") + extra
@@ -232,14 +232,14 @@ def _check_idempotent(answer: Any) -> str:
     value = int(float(got))
     if value == 25:
         raise Wrong(_("The balance is 25: the redelivered message was credited twice. Streams deliver at least "
-                    "once, so remember which message ids you applied (e.g. r.set(f'lab05:ex:seen:{msg_id}', 1, "
-                    "nx=True, ex=86400)) and skip the ones already seen."))
+                      "once, so remember which message ids you applied (e.g. r.set(f'lab05:ex:seen:{msg_id}', 1, "
+                      "nx=True, ex=86400)) and skip the ones already seen."))
     if value != 15:
         raise Wrong(_("The balance is {value}, expected 15 (10 once, then 5): a new message was ignored. "
                       "Deduplicate by message id, not by user.", value=value))
     _check_crash_between_commands(answer, r)
     return (_("Exactly-once *effects* on top of at-least-once delivery: the handler is idempotent, and atomic, "
-            "so a crash cannot fall between 'seen' and 'credited'."))
+              "so a crash cannot fall between 'seen' and 'credited'."))
 
 
 class _Crash(BaseException):

@@ -40,14 +40,14 @@ def _check_policies(answer: Any) -> str:
                       "only ever evicts keys that have a TTL.", policy=chosen["mixed"]))
     if chosen["product_cache"] == "noeviction":
         raise Wrong(_("product_cache: with noeviction the cache stops accepting new products once full (OOM errors) "
-                    "and never adapts. A cache should evict."))
+                      "and never adapts. A cache should evict."))
     if chosen["product_cache"].startswith("volatile-"):
         raise Wrong(_("product_cache: every key here is cache data; a volatile-* policy would refuse writes whenever "
-                    "the keys have no TTL. Use an allkeys-* policy."))
+                      "the keys have no TTL. Use an allkeys-* policy."))
     if chosen["product_cache"] == "allkeys-random":
         raise Wrong(_("product_cache: allkeys-random ignores popularity; your own measurement in this lab shows LFU "
-                    "keeping more hits than random when popularity is stable and skewed. Pick a policy that "
-                    "uses how (recently or often) a key is read."))
+                      "keeping more hits than random when popularity is stable and skewed. Pick a policy that "
+                      "uses how (recently or often) a key is read."))
     lru_note = (_(" (allkeys-lru is fine too: the lab measured LFU ahead of random, while LRU vs LFU depends on "
                   "how long the workload runs.)") if chosen["product_cache"] == "allkeys-lru" else "")
     return (_("allkeys-lfu keeps the popular keys, volatile-* protects keys without TTL, noeviction turns memory "
@@ -141,7 +141,7 @@ def _check_sizing(answer: Any) -> str:
             raise Wrong(_("{call} returned {got}, which holds the data, but {right} is smaller and enough{exact}: you "
                           "would pay for memory you do not use.", call=call, got=got, right=right, exact=exact))
     return (_("Your rule matches AWS's advice: 25% reserved by default, more on small and micro burstable nodes, "
-            "and the smallest node that holds the data plus its growth."))
+              "and the smallest node that holds the data plus its growth."))
 
 
 def _pick_default_25(types: Any, dataset_gib: float, growth: float, family: str) -> str | None:
@@ -265,7 +265,7 @@ def _refused_when_full() -> set[str]:
 def _check_noeviction(answer: Any) -> str:
     if isinstance(answer, str):
         raise Wrong(_("Answer with a set (or list) of command names, e.g. {'SET'}: every command the full node "
-                    "refuses."))
+                      "refuses."))
     expect_type(answer, (set, list, tuple), "your answer")
     names = set()
     for item in answer:
