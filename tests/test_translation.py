@@ -28,6 +28,8 @@ def test_every_message_of_the_code_has_its_spanish():
     ("x = 1  # one\nprint('hello')", "x = 1  # uno\nprint('hola')", True),
     ("print(f'{n} keys')", "print(f'{n} claves')", True),
     ("print(f'{n} keys')", "print(f'{m} claves')", False),          # a changed expression in an f-string
+    ("print(f'revoked {n} sessions')", "print(f'{n} sesiones revocadas')", True),
+    ("print(f'{a} of {b}')", "print(f'{b} de {a}')", False),          # expressions swapped
     ("r.set('k', 1)", "r.set('k', 2)", False),                      # a changed value
     ("r.set('k', 1)", "r.set('k', 1)\nr.flushall()", False),        # an added statement
     ("%timeit r.get('k')\nx = 1", "%timeit r.get('k')\nx = 1  # uno", True),
@@ -51,3 +53,46 @@ def test_the_language_comes_from_the_edition_then_the_setting_then_the_locale(tm
     monkeypatch.setenv("ELASTICACHE_LAB_LANG", "en")
     (tmp_path / i18n.MARKER).write_text("es\n")
     assert i18n.lang() == "es"  # a Spanish notebook answers in Spanish
+
+
+def _stores_underscore(node) -> bool:
+    """Whether `_` is bound in this function's own scope (comprehensions and nested functions apart)."""
+    import ast
+
+    scopes = (ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp, ast.FunctionDef, ast.AsyncFunctionDef,
+              ast.Lambda)
+    todo = list(ast.iter_child_nodes(node))
+    while todo:
+        child = todo.pop()
+        if isinstance(child, ast.Name) and child.id == "_" and isinstance(child.ctx, ast.Store):
+            return True
+        if isinstance(child, ast.arg) and child.arg == "_":
+            return True
+        if not isinstance(child, scopes):
+            todo.extend(ast.iter_child_nodes(child))
+    return False
+
+
+def test_no_function_that_translates_hides_its_translator():
+    """`for _ in ...` or `x, _ = ...` in a function that also calls `_()` makes `_` a local there:
+    the message fails (UnboundLocalError, or an int called)."""
+    import ast
+
+    offenders = []
+    for domain in translate.domains():
+        path = translate.module_file(domain)
+        text = path.read_text()
+        if "translator(__name__)" not in text:
+            continue
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and _stores_underscore(node) and any(
+                    isinstance(c, ast.Call) and isinstance(c.func, ast.Name) and c.func.id == "_"
+                    for c in ast.walk(node)):
+                offenders.append(f"{path.name}:{node.lineno} {node.name}")
+    assert offenders == []
+
+
+def test_a_value_may_be_named_like_the_message_argument():
+    from helpers.runtime.i18n import translator
+
+    assert translator("helpers.nothing")("{message} and {domain}", message="m", domain="d") == "m and d"

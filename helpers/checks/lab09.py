@@ -201,7 +201,7 @@ def _check_aws_failover(answer: Any) -> str:
 q4 = Exercise(
     lab=LAB, qid="q4", title="What you control on ElastiCache for automatic failover",
     checker=_check_aws_failover,
-    hint_text="ElastiCache never shows you Sentinel. Look at the table in section 6: the console switch, how "
+    hint_text="ElastiCache never shows you Sentinel. Look at the table in section 7: the console switch, how "
               "many replicas there must be to promote one, and the endpoint whose DNS name follows the primary.",
     solution_text="answer = {'switch': 'multi-az with automatic failover', 'replicas': 1, "
                   "'endpoint': 'primary endpoint'}",

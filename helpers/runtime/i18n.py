@@ -90,7 +90,7 @@ def catalogue(language: str, domain: str) -> dict[str, str]:
     return {m.id: m.string for m in cat if m.id and isinstance(m.id, str) and m.string and not m.fuzzy}
 
 
-def gettext(message: str, domain: str, **values: Any) -> str:
+def gettext(message: str, domain: str, /, **values: Any) -> str:
     """`message` in the learner's language, formatted with `values` when any are given."""
     text = catalogue(lang(), domain).get(message, message) if lang() != DEFAULT else message
     if not values:
@@ -106,7 +106,7 @@ def translator(module: str) -> Callable[..., str]:
     """The `_` of one module: `_ = translator(__name__)`."""
     domain = domain_of(module)
 
-    def _(message: str, **values: Any) -> str:
+    def _(message: str, /, **values: Any) -> str:
         return gettext(message, domain, **values)
 
     return _

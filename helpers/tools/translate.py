@@ -88,6 +88,11 @@ _MAGIC = re.compile(r"^\s*[%!]")
 
 
 class _Blank(ast.NodeTransformer):
+    def visit_JoinedStr(self, node: ast.JoinedStr) -> ast.AST:
+        """An f-string: its expressions, in order (the text around them may be reworded and reordered)."""
+        node.values = [self.visit(v) for v in node.values if isinstance(v, ast.FormattedValue)]
+        return node
+
     def visit_Constant(self, node: ast.Constant) -> ast.AST:
         if isinstance(node.value, str):
             return ast.copy_location(ast.Constant(value=""), node)
