@@ -96,3 +96,50 @@ def test_a_value_may_be_named_like_the_message_argument():
     from helpers.runtime.i18n import translator
 
     assert translator("helpers.nothing")("{message} and {domain}", message="m", domain="d") == "m and d"
+
+
+LEARNER_HELPERS = {"call_learner": None, "expect_type": 2, "expect_choice": 2, "expect_keys": 2, "expect_number": 1,
+                   "expect_equal": 2, "expect_choices_per_item": None}  # name -> position of `what`, if any
+
+
+def _prose(node) -> bool:
+    """Whether a literal (or an f-string) is words for the learner, not code such as "design['engine']" or
+    "measure_lag(primary, secondary)": what is left once the (...) and [...] are taken out has a space."""
+    import ast
+    import re
+
+    if isinstance(node, ast.JoinedStr):
+        text = "".join(v.value if isinstance(v, ast.Constant) else "x" for v in node.values)
+    elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+        text = node.value
+    else:
+        return False
+    return " " in re.sub(r"\([^()]*\)|\[[^\[\]]*\]", "", text).strip()
+
+
+def test_every_description_a_checker_gives_the_framework_is_translated():
+    """`what=` names the learner's function or value inside the framework's sentences ("Expected {what} to be
+    a function"): words left in English there put English in the middle of a Spanish sentence."""
+    import ast
+
+    offenders = []
+    for path in sorted((translate.HELPERS / "checks").glob("lab*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+                    and node.func.id in LEARNER_HELPERS):
+                continue
+            where = LEARNER_HELPERS[node.func.id]
+            given = [k.value for k in node.keywords if k.arg in ("what", "noun")]
+            given += [node.args[where]] if where is not None and len(node.args) > where else []
+            offenders += [f"{path.name}:{v.lineno} {ast.unparse(v)}" for v in given if _prose(v)]
+    assert offenders == []
+
+
+def test_a_spanish_learner_reads_their_function_named_in_spanish(tmp_path, monkeypatch):
+    from helpers.checks import lab03
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("ELASTICACHE_LAB_LANG", "es")
+    result = lab03.q2.evaluate(120)  # a number where the function ttl_with_jitter(base, jitter) belongs
+    assert result.status == "incorrect"
+    assert "tu función ttl_with_jitter(base, jitter)" in result.message, result.message

@@ -14,7 +14,7 @@ LAB = "00"
 
 
 def _check_port(answer: Any) -> str:
-    expect_type(answer, int, "the port")
+    expect_type(answer, int, _("the port"))
     port = start("redis").port
     if answer == 6379:
         raise Wrong(_("6379 is Redis's default port, but the lab picks a free port for each learner so "
@@ -38,7 +38,7 @@ q1 = Exercise(
 def _check_greeting(answer: Any) -> str:
     r = start("redis").client()
     r.delete("lab:greeting")
-    call_learner(answer, r, what="your function greet(r)")
+    call_learner(answer, r, what=_("your function greet(r)"))
     value = r.get("lab:greeting")
     if value is None:
         raise Wrong(_("After calling greet(r), the key 'lab:greeting' does not exist. Did you use r.set(...) "
@@ -75,7 +75,7 @@ q2 = Exercise(
 
 
 def _check_persistence(answer: Any) -> str:
-    choice = expect_choice(answer, ["redis", "memcached"], "the engine")
+    choice = expect_choice(answer, ["redis", "memcached"], _("the engine"))
     if choice == "memcached":
         raise Wrong(_("Memcached keeps everything in memory only: a restart (or a node replacement) empties it. "
                       "The other engine can snapshot to disk (RDB) and log writes (AOF)."))
@@ -106,12 +106,12 @@ def _check_clusters(answer: Any) -> str:
 
     ec = client("elasticache")
     for api, where in ((ec, _("the local ElastiCache API")), (_ThreeClusters(), _("a client whose API reports"))):
-        result = call_learner(answer, api, what="your function count_clusters(client)")
+        result = call_learner(answer, api, what=_("your function count_clusters(client)"))
         expected = len(api.describe_cache_clusters()["CacheClusters"])
         if isinstance(result, dict):
             raise Wrong(_("Your function returned the whole API response (a dict). Return the number of entries "
                           "in its 'CacheClusters' list."))
-        expect_type(result, int, "what count_clusters returns")
+        expect_type(result, int, _("what count_clusters returns"))
         if result != expected:
             raise Wrong(_("Your function returned {result}, but {where} lists {expected} cache cluster(s). "
                           "Count the entries of client.describe_cache_clusters()['CacheClusters'] (the checker "

@@ -33,7 +33,7 @@ def _check_top_n(answer: Any) -> str:
     r.zadd(key, SCORES)
     expected = [(m, float(s)) for m, s in sorted(SCORES.items(), key=lambda kv: -kv[1])]
     for n in (3, 5):
-        got = call_learner(answer, r, key, n, what="your function top_n(r, key, n)")
+        got = call_learner(answer, r, key, n, what=_("your function top_n(r, key, n)"))
         if not isinstance(got, (list, tuple)):
             raise Wrong(_("top_n returned {type}; return a list of (member, score) pairs.",
                           type=type(got).__name__))
@@ -106,7 +106,7 @@ ALIASES = {"sorted set": "zset", "sortedset": "zset", "sorted_set": "zset", "hll
 def _check_structures(answer: Any) -> str:
     expect_choices_per_item(
         answer, {rid: right for rid, (right, _, _) in REQUIREMENTS.items()}, STRUCTURE_CHOICES,
-        aliases=ALIASES, what="the structure",
+        aliases=ALIASES, what=_("the structure"),
         explain=lambda rid, chosen: _("{rid!r} ({requirement}): not a {chosen}; {why}", rid=rid,
                                       requirement=_(REQUIREMENTS[rid][1]), chosen=chosen,
                                       why=_(REQUIREMENTS[rid][2])))
@@ -140,9 +140,9 @@ def _check_counter(answer: Any) -> str:
     key = f"lab01:hits:{user}"
     r.delete(key)
     started = time.monotonic()
-    counts = [call_learner(answer, r, user, what="your function hit(r, user)")]
+    counts = [call_learner(answer, r, user, what=_("your function hit(r, user)"))]
     first_ttl_ms, elapsed_ms = r.pttl(key), (time.monotonic() - started) * 1000
-    counts += [call_learner(answer, r, user, what="your function hit(r, user)") for _ in range(2)]
+    counts += [call_learner(answer, r, user, what=_("your function hit(r, user)")) for _again in range(2)]
     if r.exists(key) == 0:
         others = [k for k in r.scan_iter(match=f"*{user}*", count=1000)]
         r.delete(key, *others)
@@ -173,7 +173,7 @@ def _check_counter(answer: Any) -> str:
         r.delete(key)
         raise Wrong(_("The counter expires in {ttl} s; the window is 60 s.", ttl=ttl))
     r.expire(key, 5)  # as if 55 s of the window had passed
-    call_learner(answer, r, user, what="your function hit(r, user)")
+    call_learner(answer, r, user, what=_("your function hit(r, user)"))
     ttl_after = r.ttl(key)
     r.delete(key)
     if ttl_after > 5:
@@ -234,9 +234,9 @@ def _check_both_days(answer: Any) -> str:
         for u in users2:
             pipe.setbit(day2, u, 1)
         pipe.execute()
-        result = call_learner(answer, r, day1, day2, what="your function both_days(r, day1_key, day2_key)")
+        result = call_learner(answer, r, day1, day2, what=_("your function both_days(r, day1_key, day2_key)"))
         r.delete(day1, day2, *list(r.scan_iter(match=PREFIX + "active:*", count=1000)))
-        expect_type(result, int, "what both_days returns")
+        expect_type(result, int, _("what both_days returns"))
         both, either = len(users1 & users2), len(users1 | users2)
         if result == either:
             raise Wrong(_("{result} is the number of users active on either day (OR). Both days means AND.",
@@ -288,7 +288,7 @@ def _hash_big_encoding() -> str:
 
 
 def _check_encoding(answer: Any) -> str:
-    expect_type(answer, str, "the encoding")
+    expect_type(answer, str, _("the encoding"))
     actual = _hash_big_encoding()
     norm = answer.strip().lower()
     if norm in ("listpack", "ziplist"):

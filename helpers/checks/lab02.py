@@ -50,7 +50,7 @@ class _RivalAfterRead:
         doc = json.loads(raw)
         doc["views"] += 1
         if not self._rival.cas(self._key, json.dumps(doc), token):
-            raise RuntimeError("the rival's own cas failed")
+            raise RuntimeError(_("the rival's own cas failed"))
 
     def _read(self, name: str, key: Any, *args: Any, **kwargs: Any) -> Any:
         result = getattr(self._client, name)(key, *args, **kwargs)
@@ -101,7 +101,7 @@ def _check_add_view(answer: Any) -> str:
     client, rival = node_client(server), node_client(server)
     client.set(key, json.dumps({"title": "Intro to caching", "views": 0}))
     proxy = _RivalAfterRead(client, rival, key)
-    call_learner(answer, proxy, key, what="your function add_view(client, key)")
+    call_learner(answer, proxy, key, what=_("your function add_view(client, key)"))
     if not proxy.calls:
         raise Wrong(_("add_view did not read the document: start with raw, token = client.gets(key)."))
     views = _doc(client, key)["views"]
@@ -123,8 +123,8 @@ def _check_add_view(answer: Any) -> str:
     def worker() -> None:
         c = node_client(server)
         try:
-            for _ in range(25):
-                call_learner(answer, c, key, what="your function add_view(client, key)")
+            for _view in range(25):
+                call_learner(answer, c, key, what=_("your function add_view(client, key)"))
         except Exception as exc:  # reported below, as a sentence
             errors.append(str(exc))
         finally:
@@ -202,13 +202,13 @@ def _check_lost_keys(answer: Any) -> str:
     hc = hash_client(svc)
     failed = hc.set_many({k: b"1" for k in keys})
     if failed:
-        raise RuntimeError(f"could not write {len(failed)} keys to the lab's pool")
+        raise RuntimeError(_("could not write {n} keys to the lab's pool", n=len(failed)))
     placed = where_keys_live(servers, keys)
     # Two questions (another dead node, other keys): a hard-coded set of keys cannot answer both.
     for dead, asked in ((servers[1], keys), (servers[0], keys[::2])):
         truth = {k for k in asked if placed[k] == label(dead)}
         result = call_learner(answer, list(servers), list(asked), dead,
-                              what="your function lost_keys(servers, keys, dead)")
+                              what=_("your function lost_keys(servers, keys, dead)"))
         if not isinstance(result, (set, list, tuple, frozenset)):
             raise Wrong(_("lost_keys should return a set of keys, but it returned {type}.",
                           type=type(result).__name__))
@@ -279,7 +279,7 @@ def _check_engines(answer: Any) -> str:
     # Valkey is the open-source fork of Redis: same answer
     expect_choices_per_item(
         answer, {rid: right for rid, (right, _, _) in ENGINES.items()}, ["redis", "memcached"],
-        aliases=dict.fromkeys(("valkey", "redis oss", "redis/valkey"), "redis"), what="the engine", noun="choices",
+        aliases=dict.fromkeys(("valkey", "redis oss", "redis/valkey"), "redis"), what=_("the engine"), noun="choices",
         explain=lambda rid, chosen: _("{rid!r} ({requirement}): {why}.", rid=rid,
                                       requirement=_(ENGINES[rid][1]), why=_(ENGINES[rid][2])))
     return _("Memcached for a plain, disposable, multithreaded cache; Redis/Valkey for everything that needs more.")
@@ -312,18 +312,18 @@ def _check_split(answer: Any) -> str:
     client = node_client(_node())
     key = PREFIX + "big"
     data = os.urandom(2_500_000)  # random bytes do not compress: splitting is the only way
-    call_learner(put, client, key, data, what="your function put(client, key, data)")
-    back = call_learner(fetch, client, key, what="your function fetch(client, key)")
+    call_learner(put, client, key, data, what=_("your function put(client, key, data)"))
+    back = call_learner(fetch, client, key, what=_("your function fetch(client, key)"))
     if back is None:
         raise Wrong(_("fetch returned None right after put: nothing usable was stored. Did the server refuse an "
                       "item over 1 MB? Split the data into pieces under 1,000,000 bytes."))
-    expect_type(back, bytes, "what fetch returns")
+    expect_type(back, bytes, _("what fetch returns"))
     if len(back) != len(data):
         raise Wrong(_("fetch returned {got:,} bytes; put stored {stored:,}.", got=len(back), stored=len(data)))
     if back != data:
         raise Wrong(_("fetch returned the right number of bytes, but not the same bytes: are the pieces joined "
                       "in the order they were cut?"))
-    missing = call_learner(fetch, client, PREFIX + "never-stored", what="your function fetch(client, key)")
+    missing = call_learner(fetch, client, PREFIX + "never-stored", what=_("your function fetch(client, key)"))
     if missing is not None:
         raise Wrong(_("fetch of a key that was never stored returned {type}, not None.",
                       type=type(missing).__name__))

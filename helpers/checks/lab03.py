@@ -39,7 +39,7 @@ def _check_cache_aside(fn: Any) -> str:
             r.delete(caching.page_key(pid))
         expected = db.product_page(pid_a)
         db.reset_counts()
-        got = call_learner(fn, r, db, pid_a, what="your function get_product(r, db, product_id)")
+        got = call_learner(fn, r, db, pid_a, what=_("your function get_product(r, db, product_id)"))
         if got is None:
             raise Wrong(_(NONE_RETURNED))
         if isinstance(got, (str, bytes)):
@@ -70,7 +70,7 @@ def _check_cache_aside(fn: Any) -> str:
         if not 60 <= ttl <= 3600:
             raise Wrong(_("{key!r} expires in {ttl} s; choose a TTL between 60 and 3600 seconds.", key=key, ttl=ttl))
         db.reset_counts()
-        again = call_learner(fn, r, db, pid_a, what="your function get_product(r, db, product_id)")
+        again = call_learner(fn, r, db, pid_a, what=_("your function get_product(r, db, product_id)"))
         if db.queries:
             raise Wrong(_("The second call for the same product still queried the database. Read the cache "
                           "first (r.get) and only go to the database on a miss."))
@@ -80,7 +80,7 @@ def _check_cache_aside(fn: Any) -> str:
         if r.get(key) is None:
             raise Wrong(_("After a cache hit, {key!r} is gone: reading a page must leave it cached for the next "
                           "reader (GET, not GETDEL), or every other read goes to the database.", key=key))
-        other = call_learner(fn, r, db, pid_b, what="your function get_product(r, db, product_id)")
+        other = call_learner(fn, r, db, pid_b, what=_("your function get_product(r, db, product_id)"))
         if other != db.product_page(pid_b):
             raise Wrong(_("For product {pid} your function returned the wrong page: is the key built from "
                           "product_id (f'lab03:product:{{product_id}}')?", pid=pid_b))
@@ -164,11 +164,11 @@ q1 = Exercise(
 # --- q2: TTL with jitter ------------------------------------------------------------------------
 
 def _check_jitter(fn: Any) -> str:
+    what = _("your function ttl_with_jitter(base, jitter)")
     for base, jitter in ((300, 0.1), (60, 0.5)):
-        values = [call_learner(fn, base, jitter, what="your function ttl_with_jitter(base, jitter)")
-                  for _ in range(2000)]
+        values = [call_learner(fn, base, jitter, what=what) for _draw in range(2000)]
         for v in values[:5]:
-            expect_number(v, "what ttl_with_jitter returns")
+            expect_number(v, _("what ttl_with_jitter returns"))
         low, high = base * (1 - jitter), base * (1 + jitter)
         outside = [v for v in values if not low - 1e-9 <= v <= high + 1e-9]
         if outside:
@@ -182,7 +182,7 @@ def _check_jitter(fn: Any) -> str:
             raise Wrong(_("ttl_with_jitter({base}, {jitter}) only varies between {low:.4g} and "
                           "{high:.4g}: the spread is too small to de-synchronise expiries. Spread it over "
                           "+-{jitter:.0%} of the base.", base=base, jitter=jitter, low=min(values), high=max(values)))
-    exact = call_learner(fn, 120, 0, what="your function ttl_with_jitter(base, jitter)")
+    exact = call_learner(fn, 120, 0, what=what)
     if expect_number(exact, "ttl_with_jitter(120, 0)") != 120:
         raise Wrong(_("ttl_with_jitter(120, 0) returned {value!r}: with no jitter the TTL is the base itself.",
                       value=exact))
@@ -218,7 +218,7 @@ def _check_invalidation(fn: Any) -> str:
         new = old + 500
         events: list[str] = []
         call_learner(fn, _Spy(r, events, ("delete", "unlink")), _Spy(db, events, ("update_price",)), pid, new,
-                     what="your function update_price(r, db, product_id, new_price_cents)")
+                     what=_("your function update_price(r, db, product_id, new_price_cents)"))
         if "update_price" in events and any(e != "update_price" for e in events):
             last_update = max(i for i, e in enumerate(events) if e == "update_price")
             if not any(e != "update_price" for e in events[last_update:]):
@@ -296,7 +296,7 @@ q3 = Exercise(
 # --- q4: which write strategy can lose acknowledged writes ----------------------------------
 
 def _check_loses_writes(answer: Any) -> str:
-    choice = expect_choice(answer, ["cache-aside", "write-through", "write-behind"], "the strategy")
+    choice = expect_choice(answer, ["cache-aside", "write-through", "write-behind"], _("the strategy"))
     if choice == "write-through":
         raise Wrong(_("Write-through writes the database inside the request: once the application says 'saved', "
                       "the database has it, whatever happens to the cache node."))
@@ -328,7 +328,7 @@ def _check_stampede(fn: Any) -> str:
     try:
         hot = db.bestsellers(1)[0]
         expected = db.product_page(hot)
-        first = call_learner(fn, r, db, hot, what="your function get_product_safe(r, db, product_id)")
+        first = call_learner(fn, r, db, hot, what=_("your function get_product_safe(r, db, product_id)"))
         if first is None:
             raise Wrong(_(NONE_RETURNED))
         if first != expected:
@@ -403,7 +403,7 @@ def _check_foreign_lock(fn: Any, r: Any, db: Any, pid: int) -> None:
     r.delete(key, lock)
     slow = _SlowWinner(db, r, lock)
     try:
-        call_learner(fn, r, slow, pid, what="your function get_product_safe(r, db, product_id)")
+        call_learner(fn, r, slow, pid, what=_("your function get_product_safe(r, db, product_id)"))
         if slow.taken and r.get(lock) != FOREIGN_TOKEN:
             raise Wrong(_("While your winner loaded, its lock expired and another client took {lock!r} with its "
                           "own token; your function then deleted that client's lock, letting a third client load "

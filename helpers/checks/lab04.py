@@ -43,10 +43,10 @@ def _check_touch(fn: Any) -> str:
         sid = store.create("ana", cart=["kettle"])
         key = store.key(sid)
         r.pexpire(key, 5000)  # 9 minutes and 55 seconds of idleness have passed
-        got = call_learner(fn, r, key, 600, what="your function touch(r, key, ttl)")
+        got = call_learner(fn, r, key, 600, what=_("your function touch(r, key, ttl)"))
         if got is None:
             raise Wrong(_(NONE_RETURNED))
-        expect_type(got, dict, "what touch returns")
+        expect_type(got, dict, _("what touch returns"))
         if got.get("user") != "ana":
             raise Wrong(_("touch returned {got!r}; it should return the session's fields (HGETALL), e.g. "
                           "{{'user': 'ana', ...}}.", got=got))
@@ -61,7 +61,7 @@ def _check_touch(fn: Any) -> str:
             raise Wrong(_("After touch(r, key, 600) the session expires in {left} s, more than the 600 s asked for.",
                           left=left))
         missing = store.key("no-such-session")
-        gone = call_learner(fn, r, missing, 600, what="your function touch(r, key, ttl)")
+        gone = call_learner(fn, r, missing, 600, what=_("your function touch(r, key, ttl)"))
         if r.exists(missing):
             raise Wrong(_("touch created a key for a session that did not exist: an attacker could invent session "
                           "ids. Only renew sessions that exist (EXPIRE on a missing key does nothing; HSET would "
@@ -128,7 +128,7 @@ def _check_revoke(fn: Any) -> str:
     try:
         mine = [store.create("luis") for _ in range(3)]
         other = store.create("marta")
-        count = call_learner(fn, r, "luis", what=f"your function revoke_all(r, user) (prefix {PREFIX!r})")
+        count = call_learner(fn, r, "luis", what=_("your function revoke_all(r, user) (prefix {prefix!r})", prefix=PREFIX))
         alive = [sid for sid in mine if r.exists(store.key(sid))]
         if alive:
             raise Wrong(_("{alive} of luis's 3 sessions are still alive: whoever holds those cookies is still "
@@ -141,10 +141,10 @@ def _check_revoke(fn: Any) -> str:
                           key=store.user_key("luis")))
         if count is None:
             raise Wrong(_("revoke_all returned None; return how many sessions it deleted (3 here)."))
-        expect_type(count, int, "what revoke_all returns")
+        expect_type(count, int, _("what revoke_all returns"))
         if count != 3:
             raise Wrong(_("revoke_all returned {count}; it deleted 3 sessions.", count=count))
-        again = call_learner(fn, r, "luis", what="your function revoke_all(r, user), called again for luis")
+        again = call_learner(fn, r, "luis", what=_("your function revoke_all(r, user), called again for luis"))
         if again != 0:
             raise Wrong(_("Called again for luis, who has no session left, revoke_all returned {again!r}; it "
                           "deleted nothing, so return 0 (a user can log out everywhere twice).", again=again))
@@ -206,7 +206,7 @@ q2 = Exercise(
 # --- q3: which store for which requirement -------------------------------------------------------
 
 def _check_store_choice(answer: Any) -> str:
-    choice = expect_choice(answer, ["redis", "memcached"], "the session store")
+    choice = expect_choice(answer, ["redis", "memcached"], _("the session store"))
     if choice == "memcached":
         raise Wrong(_("Memcached loses every session when a node restarts (everyone logged out) and has no sets "
                       "to list a user's sessions. Which engine can persist and revoke by user?"))
@@ -237,7 +237,7 @@ WHY = {
 
 
 def _check_flags(answer: Any) -> str:
-    expect_type(answer, (list, set, tuple), "your answer (a list of flag names)")
+    expect_type(answer, (list, set, tuple), _("your answer (a list of flag names)"))
     names = set()
     for item in answer:
         if not isinstance(item, str):

@@ -39,7 +39,7 @@ def _check_reliable_pop(answer: Any) -> str:
     r = _client()
     queue, processing = P + "jobs", P + "jobs:processing:you"
     r.lpush(queue, "job-1", "job-2", "job-3")  # job-1 is the oldest: it waits at the right end
-    job = call_learner(answer, r, queue, processing, what="your function reliable_pop(r, queue, processing)")
+    job = call_learner(answer, r, queue, processing, what=_("your function reliable_pop(r, queue, processing)"))
     left, parked = r.lrange(queue, 0, -1), r.lrange(processing, 0, -1)
     if len(left) == 3 and not parked:
         raise Wrong(_("After your call the queue still holds all 3 jobs (you returned {job!r}): the job is still "
@@ -112,7 +112,7 @@ def _check_rescue(answer: Any) -> str:
     stream, group = P + "orders", "billing"
     held = _crashed_consumer(r, stream, group)
     result = call_learner(answer, r, stream, group, "rescuer",
-                          what="your function rescue(r, stream, group, consumer)")
+                          what=_("your function rescue(r, stream, group, consumer)"))
     pending = pending_by_consumer(r, stream, group)
     if pending.get("crashed") and pending.get("rescuer"):
         raise Wrong(_("You read new entries (with '>'), not the pending ones: the 4 entries the crashed consumer "
@@ -173,10 +173,10 @@ PRIMITIVES = ("list", "pubsub", "stream")
 
 
 def _check_primitives(answer: Any) -> str:
-    expect_keys(answer, NEEDS, "your dictionary")
-    live = expect_choice(answer["live_scores"], PRIMITIVES, "the choice for 'live_scores'")
-    pay = expect_choice(answer["payments"], PRIMITIVES, "the choice for 'payments'")
-    thumbs = expect_choice(answer["thumbnails"], PRIMITIVES, "the choice for 'thumbnails'")
+    expect_keys(answer, NEEDS, _("your dictionary"))
+    live = expect_choice(answer["live_scores"], PRIMITIVES, _("the choice for 'live_scores'"))
+    pay = expect_choice(answer["payments"], PRIMITIVES, _("the choice for 'payments'"))
+    thumbs = expect_choice(answer["thumbnails"], PRIMITIVES, _("the choice for 'thumbnails'"))
     if pay != "stream":
         raise Wrong(_("'payments': auditors re-read last week's events and several consumers share the work with "
                       "crash recovery. Only a stream keeps entries after they are read, with consumer groups, "
@@ -221,7 +221,7 @@ def _check_idempotent(answer: Any) -> str:
     balance = P + f"balance:{user}"
     base = int(time.time() * 1000)
     first, second = f"{base}-0", f"{base}-1"
-    what = "your function credit(r, msg_id, fields)"
+    what = _("your function credit(r, msg_id, fields)")
     call_learner(answer, r, first, {"user": user, "points": "10"}, what=what)
     call_learner(answer, r, first, {"user": user, "points": "10"}, what=what)  # redelivered after a crash
     call_learner(answer, r, second, {"user": user, "points": "5"}, what=what)
@@ -265,7 +265,7 @@ def _crashing_client(r: Any, after: int) -> Any:
 
 
 def _check_crash_between_commands(answer: Any, r: Any) -> None:
-    what = "your function credit(r, msg_id, fields)"
+    what = _("your function credit(r, msg_id, fields)")
     for after in range(1, 6):
         user = f"bo-{uuid.uuid4().hex[:6]}"
         msg = f"{int(time.time() * 1000)}-{after}"
@@ -350,7 +350,7 @@ def _why_not_guarantee(key: str, got: str) -> str:
 
 
 def _check_guarantees(answer: Any) -> str:
-    expect_choices_per_item(answer, EXPECTED, GUARANTEES, what="the guarantee", first_only=True,
+    expect_choices_per_item(answer, EXPECTED, GUARANTEES, what=_("the guarantee"), first_only=True,
                             explain=_why_not_guarantee)
     return _("Measured, not memorised: the table above shows the counts behind each word.")
 

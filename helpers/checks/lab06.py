@@ -64,7 +64,7 @@ def _check_around_me(answer: Any) -> str:
 
     for player, k in ((5, 2), (1, 2), (9, 2)):
         what = f"around_me(r, key, 'p{player}', {k})"
-        got = _pairs(call_learner(answer, r, key, f"p{player}", k, what=f"your function {what}"), what)
+        got = _pairs(call_learner(answer, r, key, f"p{player}", k, what=_("your function {call}", call=what)), what)
         want = expected(player, k)
         if got == want:
             continue
@@ -170,8 +170,8 @@ def _check_weekly(answer: Any) -> str:
     keys = _daily_hlls(r)
     # The whole week, then four days in another order: a hard-coded count cannot answer both.
     for day_keys in (list(keys), [keys[5], keys[2], keys[4], keys[3]]):
-        got = call_learner(answer, r, list(day_keys), what="your function weekly_uniques(r, day_keys)")
-        value = expect_number(got, "what weekly_uniques returns")
+        got = call_learner(answer, r, list(day_keys), what=_("your function weekly_uniques(r, day_keys)"))
+        value = expect_number(got, _("what weekly_uniques returns"))
         truth, union = 1000 + len(day_keys) * 200, r.pfcount(*day_keys)
         days = _("the {n} days", n=len(day_keys))
         if value == sum(r.pfcount(k) for k in day_keys):
@@ -214,7 +214,7 @@ QUIET = 2.0  # seconds between the check's two bursts, on the bucket's clock
 
 
 def _check_bucket(answer: Any) -> str:
-    expect_keys(answer, ("capacity", "refill_per_second"), "your dictionary")
+    expect_keys(answer, ("capacity", "refill_per_second"), _("your dictionary"))
     capacity = expect_number(answer["capacity"], "'capacity'")
     rate = expect_number(answer["refill_per_second"], "'refill_per_second'")
     if capacity <= 0 or rate <= 0:
@@ -276,8 +276,8 @@ def _check_retention(answer: Any) -> str:
         for u in d2:
             pipe.setbit(k2, u, 1)
         pipe.execute()
-        got = call_learner(answer, r, k1, k2, what="your function retention(r, day1_key, day2_key)")
-        value = expect_number(got, "what retention returns")
+        got = call_learner(answer, r, k1, k2, what=_("your function retention(r, day1_key, day2_key)"))
+        value = expect_number(got, _("what retention returns"))
         want = len(d1 & d2) / len(d1)
         if math.isclose(value, want, rel_tol=1e-9):
             continue

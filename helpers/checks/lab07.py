@@ -25,12 +25,12 @@ POLICY_CHOICES = ("noeviction", "allkeys-lru", "allkeys-lfu", "allkeys-random", 
 
 
 def _check_policies(answer: Any) -> str:
-    expect_type(answer, dict, "your answer (a dict scenario -> policy)")
+    expect_type(answer, dict, _("your answer (a dict scenario -> policy)"))
     missing = [k for k in SCENARIOS if k not in answer]
     if missing:
         raise Wrong(_("Your dict has no policy for {missing}. Give one for each of {scenarios}.",
                       missing=", ".join(map(repr, missing)), scenarios=", ".join(map(repr, SCENARIOS))))
-    chosen = {k: expect_choice(answer[k], POLICY_CHOICES, f"the policy for {k!r}") for k in SCENARIOS}
+    chosen = {k: expect_choice(answer[k], POLICY_CHOICES, _("the policy for {k!r}", k=k)) for k in SCENARIOS}
     if chosen["job_queue"] != "noeviction":
         raise Wrong(_("job_queue: with {policy!r} Redis may silently delete a queued job when memory runs "
                       "out. Only one policy refuses the write instead (and the producer can retry).",
@@ -103,7 +103,7 @@ def _check_sizing(answer: Any) -> str:
     types = node_types()
     for dataset, growth, family in SIZING_CASES:
         got = call_learner(answer, types, dataset, growth, family,
-                           what="your function pick_node(types, dataset_gib, growth, family)")
+                           what=_("your function pick_node(types, dataset_gib, growth, family)"))
         right = _pick_reference(types, dataset, growth, family)
         call = f"pick_node(types, {dataset:g}, {growth:g}, {family!r})"
         if right is None:
@@ -114,7 +114,7 @@ def _check_sizing(answer: Any) -> str:
             continue
         if hasattr(got, "name"):
             raise Wrong(_("{call} returned a NodeType; return its name (node.name), a string.", call=call))
-        expect_type(got, str, f"what {call} returns")
+        expect_type(got, str, _("what {call} returns", call=call))
         node = {n.name: n for n in types}.get(got)
         if node is None:
             raise Wrong(_("{call} returned {got!r}, which is not a node type in the table.", call=call, got=got))
@@ -204,7 +204,7 @@ def _live_first_evicted() -> list[str]:
 
 
 def _check_ttl_victim(answer: Any) -> str:
-    choice = expect_choice(answer, list(TTL_KEYS), "the key")
+    choice = expect_choice(answer, list(TTL_KEYS), _("the key"))
     if choice == "c":
         raise Wrong(_("'c' has no TTL: a volatile-* policy never evicts a key without a TTL."))
     if choice in ("a", "d"):
@@ -266,10 +266,10 @@ def _check_noeviction(answer: Any) -> str:
     if isinstance(answer, str):
         raise Wrong(_("Answer with a set (or list) of command names, e.g. {'SET'}: every command the full node "
                       "refuses."))
-    expect_type(answer, (set, list, tuple), "your answer")
+    expect_type(answer, (set, list, tuple), _("your answer"))
     names = set()
     for item in answer:
-        expect_type(item, str, "each command name")
+        expect_type(item, str, _("each command name"))
         name = item.strip().upper()
         if name not in COMMANDS:
             raise Wrong(_("{item!r} is not one of {commands}.", item=item, commands=", ".join(COMMANDS)))

@@ -14,7 +14,7 @@ LAB = "08"
 
 
 def _check_survivors(answer: Any) -> str:
-    expect_keys(answer, ["rdb_only", "aof_everysec"], "your answer")
+    expect_keys(answer, ["rdb_only", "aof_everysec"], _("your answer"))
     for key in ("rdb_only", "aof_everysec"):
         expect_type(answer[key], int, f"answer[{key!r}]")
     if answer["rdb_only"] == 1100:
@@ -68,11 +68,11 @@ def _check_server() -> Any:
 
 def _check_take_snapshot(answer: Any) -> str:
     if not callable(answer):
-        call_learner(answer, None, what="your function take_snapshot(r)")
+        call_learner(answer, None, what=_("your function take_snapshot(r)"))
     r = _check_server()
     saves = int(r.info("persistence")["rdb_saves"])
     blocking = int(r.info("commandstats").get("cmdstat_save", {}).get("calls", 0))
-    call_learner(answer, r, what="your function take_snapshot(r)")
+    call_learner(answer, r, what=_("your function take_snapshot(r)"))
     info = r.info("persistence")
     if int(r.info("commandstats").get("cmdstat_save", {}).get("calls", 0)) > blocking:
         raise Wrong(_("Your function used SAVE, which blocks the server for every client until the file is written "
@@ -120,8 +120,8 @@ AWS_OPTIONS = ["daily automatic backups", "aof with appendfsync everysec", "mult
 
 
 def _check_rpo(answer: Any) -> str:
-    expect_keys(answer, ["self_managed", "elasticache"], "your answer")
-    choice = expect_choice(answer["self_managed"], RPO_OPTIONS, "the self-managed setting")
+    expect_keys(answer, ["self_managed", "elasticache"], _("your answer"))
+    choice = expect_choice(answer["self_managed"], RPO_OPTIONS, _("the self-managed setting"))
     if choice == "rdb snapshot every 5 minutes":
         raise Wrong(_("self_managed: a crash just before the next snapshot loses up to 5 minutes of writes: far above "
                       "1 second."))
@@ -130,7 +130,7 @@ def _check_rpo(answer: Any) -> str:
                       "machine crash can lose much more than 1 second."))
     if choice == "no persistence":
         raise Wrong(_("self_managed: without persistence a restart loses everything."))
-    aws = expect_choice(answer["elasticache"], AWS_OPTIONS, "the ElastiCache option")
+    aws = expect_choice(answer["elasticache"], AWS_OPTIONS, _("the ElastiCache option"))
     if aws == "aof with appendfsync everysec":
         raise Wrong(_("elasticache: ElastiCache does not offer AOF (AWS: not supported on Redis 2.8.22 and later; "
                       "use Multi-AZ instead). Pick one of the options ElastiCache has."))
@@ -172,7 +172,7 @@ q3 = Exercise(
 
 
 def _check_backup_node(answer: Any) -> str:
-    choice = expect_choice(answer, ["a replica", "the primary"], "your choice")
+    choice = expect_choice(answer, ["a replica", "the primary"], _("your choice"))
     if choice == "the primary":
         raise Wrong(_("A snapshot forks the process and copies pages that change while it runs (copy-on-write): on "
                       "a busy primary that costs memory and latency for every client. ElastiCache lets you back up "

@@ -38,7 +38,7 @@ def _primary_port() -> int:
 
 
 def _check_primary(answer: Any) -> str:
-    expect_type(answer, int, "the port")
+    expect_type(answer, int, _("the port"))
     svc = lab_service()
     port = _primary_port()
     if answer == 26379:
@@ -104,7 +104,7 @@ def _check_safe_write(answer: Any) -> str:
     key = "lab09:q3"
     r.delete(key)
     waits = _record_waits(r)
-    result = call_learner(answer, r, key, "v1", what="your function safe_write(r, key, value)")
+    result = call_learner(answer, r, key, "v1", what=_("your function safe_write(r, key, value)"))
     short = [w for w in waits if 0 < w[1] < MIN_WAIT_TIMEOUT_MS]
     if short:
         raise Wrong(_("Your WAIT gives the replicas {timeout} ms to confirm (WAIT {numreplicas} {timeout}): on "
@@ -124,7 +124,7 @@ def _check_safe_write(answer: Any) -> str:
     for n in replicas[1:]:  # one replica left to confirm: one confirmation is enough
         n.pause()
     try:
-        result = call_learner(answer, r, key, "v1", what="your function safe_write(r, key, value)")
+        result = call_learner(answer, r, key, "v1", what=_("your function safe_write(r, key, value)"))
     finally:
         for n in replicas[1:]:
             n.resume()
@@ -134,7 +134,7 @@ def _check_safe_write(answer: Any) -> str:
     for n in replicas:  # freeze every replica: nobody can confirm now
         n.pause()
     try:
-        result = call_learner(answer, r, key, "v2", what="your function safe_write(r, key, value)")
+        result = call_learner(answer, r, key, "v2", what=_("your function safe_write(r, key, value)"))
     finally:
         for n in replicas:
             n.resume()
@@ -173,8 +173,8 @@ ENDPOINTS = ["primary endpoint", "reader endpoint", "the primary node's own endp
 def _check_aws_failover(answer: Any) -> str:
     from helpers.exercises.core import expect_keys
 
-    expect_keys(answer, ["switch", "replicas", "endpoint"], "your answer")
-    switch = expect_choice(answer["switch"], SWITCHES, "the switch")
+    expect_keys(answer, ["switch", "replicas", "endpoint"], _("your answer"))
+    switch = expect_choice(answer["switch"], SWITCHES, _("the switch"))
     if switch == "down-after-milliseconds":
         raise Wrong(_("down-after-milliseconds is a Sentinel setting, and ElastiCache has no Sentinel you can see: it "
                       "runs the failure detection itself. What you turn on is the group's Multi-AZ / automatic "
@@ -188,7 +188,7 @@ def _check_aws_failover(answer: Any) -> str:
     if answer["replicas"] > 1:
         raise Wrong(_("{replicas} replicas work, but the question asks for the fewest that make automatic "
                       "failover possible.", replicas=answer["replicas"]))
-    endpoint = expect_choice(answer["endpoint"], ENDPOINTS, "the endpoint")
+    endpoint = expect_choice(answer["endpoint"], ENDPOINTS, _("the endpoint"))
     if endpoint != "primary endpoint":
         raise Wrong(_("With {endpoint!r} the application keeps talking to the old node after a failover. ElastiCache "
                       "repoints the primary endpoint's DNS name to the promoted replica, so an application that "
@@ -269,14 +269,14 @@ def _check_lag(answer: Any) -> str:
         info = _info_with_one_replica_behind(svc, topologies.primary_client(svc, socket_timeout=5))
     expected = _lag_reference(info)
     fastest = info["master_repl_offset"] - max(_offsets(info))
-    result = call_learner(answer, dict(info), what="your function lag_bytes(info)")
+    result = call_learner(answer, dict(info), what=_("your function lag_bytes(info)"))
     # The same INFO after 4 KiB more writes that no replica has acknowledged yet: a fixed number cannot
     # answer both.
     later = {**info, "master_repl_offset": info["master_repl_offset"] + 4096}
-    later_result = call_learner(answer, dict(later), what="your function lag_bytes(info)")
+    later_result = call_learner(answer, dict(later), what=_("your function lag_bytes(info)"))
     if isinstance(result, dict):
         raise Wrong(_("lag_bytes returned a dict; return one number: how many bytes the slowest replica is behind."))
-    value = expect_number(result, "what lag_bytes returns")
+    value = expect_number(result, _("what lag_bytes returns"))
     replica_lag_s = [v.get("lag") for k, v in info.items() if k.startswith("slave") and isinstance(v, dict)]
     if value in replica_lag_s and value != expected:
         raise Wrong(_("That is the 'lag' field: seconds since the replica's last acknowledgement, not bytes. "

@@ -44,7 +44,7 @@ def _retry_behaviour(retry: Any) -> tuple[int, bool]:
 
     def operation() -> str:
         if len(failures) < RETRIES_NEEDED:
-            raise redis.ConnectionError("the node is restarting")
+            raise redis.ConnectionError(_("the node is restarting"))
         return "ok"
 
     before = random.getstate()

@@ -93,7 +93,7 @@ def _pair() -> tuple[Any, Any]:
     deadline = time.monotonic() + 15
     while rb.info("replication").get("master_link_status") != "up":
         if time.monotonic() > deadline:
-            raise RuntimeError("the checker's replica did not sync")
+            raise RuntimeError(_("the checker's replica did not sync"))
         time.sleep(0.05)
     return ra, rb
 
