@@ -12,8 +12,12 @@ PYTEST_ARGS ?=
 # for the kernels of make bench and make memory-check (nbval's --nbval-current-env uses its own kernel).
 export JUPYTER_PATH := $(CURDIR)/helpers/tools/jupyter_data$(if $(JUPYTER_PATH),:$(JUPYTER_PATH))
 
+# `make lab LANG=es`: the Spanish edition (labs/es/, its welcome lab open, JupyterLab's menus in Spanish).
+# LANG only when given on make's command line (a locale such as LANG=es_ES.UTF-8 in the environment
+# is left to helpers.runtime.i18n); ELASTICACHE_LAB_LANG=es in the environment works too.
+LAB_LANG := $(if $(filter command line,$(origin LANG)),$(LANG),$(ELASTICACHE_LAB_LANG))
 lab: setup
-	$(PYBIN) -m helpers lab -- $(JUPYTER_ARGS)
+	ELASTICACHE_LAB_LANG=$(LAB_LANG) $(PYBIN) -m helpers lab -- $(JUPYTER_ARGS)
 
 # Labs that also run on the other key-value engine: the basics, replication and failover, sharding,
 # and the local ElastiCache API (which starts the engine each request names).
