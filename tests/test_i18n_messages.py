@@ -9,6 +9,7 @@ folder of its own (helpers.runtime.i18n.LOCALE_DIR pointed at it).
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -168,3 +169,23 @@ def test_a_notebooks_waiting_line_speaks_spanish(es):
                                     .format(what="demo"))
     assert _pattern(po["waited {seconds:.0f} s for {what}"], what="demo").fullmatch(wait.lines[-1])
     assert wait.lines[-1].startswith("se ha esperado ")
+
+
+def test_the_progress_view_names_the_spanish_editions_labs_where_it_has_them(tmp_path, monkeypatch):
+    from helpers.runtime import state
+
+    def notebook(path: Path, heading: str) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"cells": [{"cell_type": "markdown", "source": [heading]}]}))
+
+    notebook(tmp_path / "labs" / "03_database_caching.ipynb", "# Lab 03 — Database caching")
+    notebook(tmp_path / "labs" / "es" / "03_database_caching.ipynb", "# Laboratorio 03 — Caché de bases de datos")
+    notebook(tmp_path / "labs" / "04_session_store.ipynb", "# Lab 04 — Session store")  # not translated yet
+    monkeypatch.setattr(state, "repo_root", lambda: tmp_path)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("ELASTICACHE_LAB_LANG", "es")
+    assert progress.lab_titles() == {"03": ("Caché de bases de datos", "labs/es/03_database_caching.ipynb"),
+                                     "04": ("Session store", "labs/04_session_store.ipynb")}
+    monkeypatch.setenv("ELASTICACHE_LAB_LANG", "en")
+    assert progress.lab_titles() == {"03": ("Database caching", "labs/03_database_caching.ipynb"),
+                                     "04": ("Session store", "labs/04_session_store.ipynb")}
