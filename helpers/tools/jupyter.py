@@ -8,6 +8,7 @@ test exercises the very command line a learner gets. The test adds only what a h
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import secrets
 import shutil
@@ -19,7 +20,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from helpers.runtime import engines, process, services
+from helpers.runtime import engines, i18n, process, services, state
 from helpers.runtime.process import Process
 from helpers.runtime.state import LabError, repo_root
 
@@ -83,21 +84,67 @@ def lab_env(base: Mapping[str, str] | None = None) -> dict[str, str]:
     return env
 
 
+# --- the learner's language: the edition's welcome lab, JupyterLab's own menus ---------------------
+
+TRANSLATION_PLUGIN = "@jupyterlab/translation-extension:plugin"  # its `locale` setting picks the language pack
+JUPYTERLAB_LOCALES = {"es": "es_ES"}  # the language packs installed with the lab (pyproject.toml)
+
+
+def welcome(lang: str) -> str:
+    """The welcome lab of the edition in `lang` (labs/es/00_welcome.ipynb), or the English one."""
+    if lang != i18n.DEFAULT:
+        edition = f"labs/{lang}/00_welcome.ipynb"
+        if (repo_root() / edition).is_file():
+            return edition
+    return WELCOME
+
+
+def write_language_config(lang: str, where: Path) -> Path | None:
+    """A Jupyter configuration folder (`where`) whose labconfig makes JupyterLab's interface speak `lang`:
+    its translation setting's default becomes the language pack's locale (a language the learner
+    picks in JupyterLab's Settings > Language menu still wins). None for English (JupyterLab's own)."""
+    locale = JUPYTERLAB_LOCALES.get(lang)
+    if locale is None:
+        return None
+    path = where / "labconfig" / "default_setting_overrides.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({TRANSLATION_PLUGIN: {"locale": locale}}, indent=2) + "\n", encoding="utf-8")
+    return where
+
+
+def language_env(lang: str, base: Mapping[str, str] | None = None, where: Path | None = None) -> dict[str, str]:
+    """What `jupyter lab` adds for a learner of `lang`: ELASTICACHE_LAB_LANG for its kernels and terminals,
+    and, for a language JupyterLab has a pack for, the configuration folder that selects it (written in
+    `where`, by default the state directory) first on JUPYTER_CONFIG_PATH (of `base`, os.environ)."""
+    base = os.environ if base is None else base
+    env = {i18n.ENV: lang}
+    config = write_language_config(lang, where or state.home() / f"jupyter-config-{lang}")
+    if config is not None:
+        paths = [p for p in base.get("JUPYTER_CONFIG_PATH", "").split(os.pathsep) if p and p != str(config)]
+        env["JUPYTER_CONFIG_PATH"] = os.pathsep.join([str(config), *paths])
+    return env
+
+
 def start_services(names: Sequence[str] = DEFAULT_SERVICES) -> list[services.Service]:
     """Start what the labs share before the first kernel needs it (so the first cell is quick)."""
     return [services.start(n) for n in names]
 
 
 def lab_main(extra: Sequence[str] = (), notebook: str | None = WELCOME) -> int:
-    """`python -m helpers lab [jupyter args...]`: start the services, then become `jupyter lab`."""
+    """`python -m helpers lab [jupyter args...]`: start the services, then become `jupyter lab`
+    (in the learner's language, ELASTICACHE_LAB_LANG: `make lab LANG=es` opens the Spanish edition)."""
     for key, value in MALLOC_ENV.items():  # the services started here, Jupyter and its kernels
         os.environ.setdefault(key, value)
     for svc in start_services():
         print(f"{svc.name:<10} {svc.url}")
+    os.chdir(repo_root())
+    lang = i18n.lang()
+    if notebook == WELCOME:
+        notebook = welcome(lang)
     argv = [jupyter_binary(), *lab_args(notebook), *extra]
     sys.stdout.flush()
-    os.chdir(repo_root())
-    os.execve(argv[0], argv, {**os.environ, **lab_env()})
+    env = {**os.environ, **lab_env()}
+    os.execve(argv[0], argv, {**env, **language_env(lang, env)})
     return 0  # pragma: no cover (execv does not return)
 
 
