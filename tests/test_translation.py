@@ -11,15 +11,14 @@ import pytest
 from helpers.runtime import i18n
 from helpers.tools import translate
 
-IN_PROGRESS = pytest.mark.xfail(reason="the Spanish edition is being written", strict=False)
 
-
-@IN_PROGRESS
 def test_every_lab_is_translated_fresh_and_built():
+    """19 of 19 labs: every markdown cell translated from the English text it says, the same code,
+    and labs/es/ built from exactly that."""
+    assert len(translate.english_labs()) == 19
     assert translate.check_all() == []
 
 
-@IN_PROGRESS
 def test_every_message_of_the_code_has_its_spanish():
     assert translate.message_problems() == []
 
