@@ -41,7 +41,9 @@ import urllib.parse
 from collections.abc import Iterator
 from typing import Any
 
-from helpers.runtime.serverless.proxy import BACKEND_ERRORS, Backend, Client, Proxy
+from helpers.runtime.serverless.backends import BACKEND_ERRORS, Backend
+from helpers.runtime.serverless.client import Client
+from helpers.runtime.serverless.proxy import Proxy
 from helpers.runtime.serverless.resp import key_slot
 
 MB = 1 << 20
