@@ -15,6 +15,7 @@ from typing import Any
 
 import psutil
 
+from helpers.runtime.flow import on_failure_async
 from helpers.runtime.serverless.resp import SLOTS, Incomplete, ProtocolError, ReplyError, command, parse_value
 from helpers.runtime.state import LabError
 
@@ -108,7 +109,7 @@ class Backends:
         copy of a shard that has data)."""
         node = await asyncio.to_thread(self.start_engine, b.ident, b.port, tag)
         rep = Backend(-b.ident, node)
-        try:
+        async with on_failure_async(lambda: self.stop_backend(rep)):
             primary_id = (await self.admin(b, "CLUSTER", "MYID")).decode()
             await self.admin(rep, "CLUSTER", "MEET", "127.0.0.1", str(b.port))
             for _ in range(200):  # it must know its primary before it can replicate it
@@ -127,9 +128,6 @@ class Backends:
             else:
                 raise RuntimeError(f"the replica of shard {b.ident} did not reach its primary")
             await self.apply_users(rep)
-        except BaseException:
-            await self.stop_backend(rep)
-            raise
         b.replica = rep
 
     async def stop_backend(self, b: Backend) -> None:
@@ -284,11 +282,8 @@ class Backends:
             await asyncio.sleep(0.05)
         await self.apply_users(b)
         if self.cfg.get("replicas", True):
-            try:
+            async with on_failure_async(lambda: self.stop_backend(b)):
                 await self.add_replica(b)
-            except BaseException:
-                await self.stop_backend(b)
-                raise
         self.backends[ident] = b
         if self.storage_max() is not None:
             for each in self.backends.values():

@@ -38,6 +38,12 @@ def probe_for(_svc: Service, node: Node) -> engines.Probe:
     return node_probe(node)
 
 
+def stop_nodes(nodes: list[Node]) -> None:
+    """Stop the nodes of a service that could not be made (what `on_failure` undoes)."""
+    for n in nodes:
+        n.stop()
+
+
 def tls_client_kwargs(svc: Service) -> dict[str, Any]:
     return dict(tls.redis_tls_client_kwargs()) if svc.options.get("tls") else {}
 
