@@ -16,9 +16,10 @@ log = logging.getLogger(__name__)
 
 @contextlib.contextmanager
 def on_failure(undo: Callable[[], Any]) -> Iterator[None]:
-    """Run `undo()` if the block raises anything (KeyboardInterrupt too: a half-started engine must not outlive
-    an interrupted start), then let the exception go on; nothing is swallowed. A block that ends normally keeps
-    what it made. If `undo` raises, its exception goes on, with the block's as its context (as in an except)."""
+    """Run `undo()` if the block raises anything (KeyboardInterrupt too: a half-started engine must
+    not outlive an interrupted start), then let the exception go on; nothing is swallowed. A block
+    that ends normally keeps what it made. If `undo` raises, its exception goes on, with the block's
+    as its context (as in an except)."""
     try:
         yield
     except BaseException as exc:
@@ -29,7 +30,8 @@ def on_failure(undo: Callable[[], Any]) -> Iterator[None]:
 
 @contextlib.asynccontextmanager
 async def on_failure_async(undo: Callable[[], Awaitable[Any]]) -> AsyncIterator[None]:
-    """`on_failure` in asyncio code: `await undo()` if the block raises (a cancelled task too), then re-raise."""
+    """`on_failure` in asyncio code: `await undo()` if the block raises (a cancelled task too), then
+    re-raise."""
     try:
         yield
     except BaseException as exc:
