@@ -241,12 +241,12 @@ def _cleanup_sgs(ec2: Any, *groups: str) -> None:
             perms = ec2.describe_security_groups(GroupIds=[g])["SecurityGroups"][0]["IpPermissions"]
             if perms:
                 ec2.revoke_security_group_ingress(GroupId=g, IpPermissions=perms)
-        except Exception:  # noqa: BLE001 - best effort clean-up of scratch groups
+        except ec2.exceptions.ClientError:  # best effort clean-up of scratch groups
             pass
     for g in groups:
         try:
             ec2.delete_security_group(GroupId=g)
-        except Exception:  # noqa: BLE001
+        except ec2.exceptions.ClientError:
             pass
 
 

@@ -263,7 +263,7 @@ def _check_get(fn: Any) -> str:
     dead = _dead_cache()
     try:
         degraded = fn(dead, db, pid)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - the learner's error becomes the feedback
         raise Wrong(_("With the cache unreachable, get_product raised {type}: the request failed although the "
                       "database was up. Catch redis.exceptions.RedisError around the cache calls and read from the "
                       "database instead (the cache is an optimisation).", type=type(exc).__name__)) from None
@@ -340,7 +340,7 @@ def _check_update(fn: Any) -> str:
                       page_key=page_key(pid)))
     try:
         fn(_dead_cache(), db, pid, new + 1)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - the learner's error becomes the feedback
         raise Wrong(_("With the cache unreachable, update_price raised {type} although the database write had "
                       "succeeded: the caller would retry a write that was done. Catch RedisError around the "
                       "invalidation (the TTL bounds how long the stale page can live).",

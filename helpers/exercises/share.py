@@ -15,7 +15,6 @@ import contextlib
 import getpass
 import json
 import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -59,16 +58,7 @@ def write(done: dict[str, dict[str, dict[str, Any]]]) -> Path:
         raise state.LabError(f"The class's progress directory {where} does not exist: this server has no "
                              f"instructor's view set up (docs/classroom.md), or {ENV_CLASS_DIR} names another one.")
     target = where / f"{user_name()}.json"
-    fd, tmp = tempfile.mkstemp(dir=where, prefix=f".{user_name()}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, 0o640)
-        with os.fdopen(fd, "w") as fh:
-            json.dump(snapshot(done), fh)
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    state.replace_file(target, json.dumps(snapshot(done)), mode=0o640)
     return target
 
 

@@ -24,6 +24,7 @@ from typing import Any
 import psutil
 
 from helpers.runtime import process, state, tlsfront
+from helpers.runtime.flow import on_failure
 from helpers.runtime.ports import (  # noqa: F401 (re-exported: engines.free_port, engines.probe_redis, ...)
     CLUSTER_BUS_OFFSET,
     LOOPBACK,
@@ -487,17 +488,15 @@ def start_node(
         else:
             proc = process.spawn(argv, cwd=workdir, log=log, env=env)
             try:
-                front = _start_front(spec, argv, proc, workdir, name)
-                proc.wait_ready(lambda port=chosen: probe(LOOPBACK, port), what=f"{name} behind its TLS front",
-                                timeout=timeout)
+                # never leave an engine behind whose front could not start
+                with on_failure(lambda proc=proc: proc.stop(timeout=5)):
+                    front = _start_front(spec, argv, proc, workdir, name)
+                    proc.wait_ready(lambda port=chosen: probe(LOOPBACK, port), what=f"{name} behind its TLS front",
+                                    timeout=timeout)
             except PortInUse:
-                proc.stop(timeout=5)
                 if fixed:
                     raise PortInUse(chosen) from None
                 continue
-            except BaseException:
-                proc.stop(timeout=5)  # never leave an engine behind whose front could not start
-                raise
         node_extra = dict(extra or {})
         if front:
             node_extra["tls_front"] = front
@@ -515,13 +514,10 @@ def restart_node(node: Node, probe: Probe, env: dict[str, str] | None = None, ti
     spec = _front_spec(node.argv, node.port)
     if spec:
         proc = process.spawn(node.argv, cwd=Path(node.workdir), log=Path(node.log), env=env)
-        try:
+        with on_failure(lambda: proc.stop(timeout=5)):
             node.extra["tls_front"] = _start_front(spec, node.argv, proc, Path(node.workdir), node.name)
             proc.wait_ready(lambda: probe(node.host, node.port), what=f"{node.name} behind its TLS front",
                             timeout=timeout)
-        except BaseException:
-            proc.stop(timeout=5)
-            raise
         node.pid = proc.pid
         node.create_time = proc.create_time
         return node

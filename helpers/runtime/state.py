@@ -21,6 +21,8 @@ from typing import Any
 import platformdirs
 from filelock import FileLock
 
+from helpers.runtime.flow import on_failure
+
 ENV_HOME = "ELASTICACHE_LAB_HOME"
 REGISTRY = "services.json"
 # A file in every state directory: a state directory nested inside another one is told apart by it,
@@ -183,18 +185,27 @@ def _read_json(path: Path, default: Any, valid: Callable[[Any], str | None] | No
     return default
 
 
-def write_json(path: Path, data: Any) -> None:
-    """Write atomically with owner-only permissions, so a crash never leaves half a file."""
+def replace_file(path: Path, text: str, mode: int | None = None) -> None:
+    """Replace a file in one step: a reader sees the old or the new text, never half, and a crash leaves no
+    half-written file. Owner-only unless `mode` says otherwise."""
     # A temporary name of its own (mkstemp: 0600), so two writers never share one half-written file.
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(data, fh, indent=2, sort_keys=True)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
+
+    def remove_tmp() -> None:
+        with contextlib.suppress(OSError):
             os.unlink(tmp)
-        raise
+
+    with on_failure(remove_tmp):
+        if mode is not None:
+            os.fchmod(fd, mode)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Write atomically with owner-only permissions, so a crash never leaves half a file."""
+    replace_file(path, json.dumps(data, indent=2, sort_keys=True))
 
 
 def read_json(path: Path, default: Any, valid: Callable[[Any], str | None] | None = None,
@@ -282,15 +293,7 @@ def save_registry(data: dict[str, Any]) -> None:
 
 def write_secret_atomic(path: Path, value: str) -> None:
     """Replace an owner-only file in one step (a reader sees the old or the new text, never half)."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(value)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    replace_file(path, value)
 
 
 def write_secret(path: Path, value: str) -> None:

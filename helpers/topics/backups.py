@@ -19,6 +19,7 @@ from typing import Any
 
 from helpers.runtime import engines, services, state
 from helpers.runtime.state import LabError
+from helpers.runtime.waiting import poll_until
 
 log = logging.getLogger(__name__)
 
@@ -38,15 +39,15 @@ def _ts(value: Any) -> int:
 
 def wait_for_bgsave(r: Any, saves_before: int, timeout: float = 60.0) -> None:
     """Wait until a background save counted after `saves_before` has finished, and check it worked."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+
+    def finished() -> dict[str, Any] | None:
         info = r.info("persistence")
-        if not info["rdb_bgsave_in_progress"] and _saves(r) > saves_before:
-            if info["rdb_last_bgsave_status"] != "ok":
-                raise LabError("The background save failed; the server's log says why (disk full? permissions?).")
-            return
-        time.sleep(0.02)
-    raise LabError(f"The snapshot did not finish within {timeout:.0f}s.")
+        return info if not info["rdb_bgsave_in_progress"] and _saves(r) > saves_before else None
+
+    info = poll_until(finished, timeout, 0.02, "the snapshot",
+                      message="The snapshot did not finish within {timeout:.0f}s.")
+    if info["rdb_last_bgsave_status"] != "ok":
+        raise LabError("The background save failed; the server's log says why (disk full? permissions?).")
 
 
 def snapshot(r: Any, timeout: float = 60.0) -> int:
@@ -152,11 +153,9 @@ def aof_held_back(r: Any) -> int:
 def wait_for_aof_write(r: Any, timeout: float = 5.0) -> float:
     """Wait until every acknowledged write has reached the OS (see `aof_held_back`); returns seconds waited."""
     started = time.monotonic()
-    while aof_held_back(r):
-        if time.monotonic() - started > timeout:
-            raise LabError(f"The AOF still holds writes back after {timeout:.0f}s: the disk is very slow "
-                           "(INFO persistence: aof_buffer_length, aof_delayed_fsync).")
-        time.sleep(0.01)
+    poll_until(lambda: not aof_held_back(r), timeout, 0.01, "the AOF to reach the OS",
+               message="The AOF still holds writes back after {timeout:.0f}s: the disk is very slow "
+                       "(INFO persistence: aof_buffer_length, aof_delayed_fsync).")
     return time.monotonic() - started
 
 
@@ -252,13 +251,13 @@ def rewrite_aof(r: Any, timeout: float = 60.0) -> None:
     """BGREWRITEAOF and wait: the AOF is rebuilt from the current data, dropping the history."""
     before = int(r.info("persistence")["aof_rewrites"])
     r.bgrewriteaof()
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+
+    def finished() -> bool:
         info = r.info("persistence")
-        if not info["aof_rewrite_in_progress"] and not info["aof_rewrite_scheduled"] and info["aof_rewrites"] > before:
-            return
-        time.sleep(0.02)
-    raise LabError(f"The AOF rewrite did not finish within {timeout:.0f}s.")
+        return not info["aof_rewrite_in_progress"] and not info["aof_rewrite_scheduled"] and info["aof_rewrites"] > before
+
+    poll_until(finished, timeout, 0.02, "the AOF rewrite",
+               message="The AOF rewrite did not finish within {timeout:.0f}s.")
 
 
 def aof_size(r: Any) -> int:

@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from helpers.runtime.flow import on_failure
 from helpers.runtime.state import LabError
 
 
@@ -126,13 +127,10 @@ class Database:
         with self._round_trip(write=True):
             conn = self._conn()
             conn.execute("BEGIN IMMEDIATE")
-            try:
+            with on_failure(lambda: conn.execute("ROLLBACK")):
                 for sql, params in statements:
                     changed += conn.execute(sql, params).rowcount
                 conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
         return changed
 
 

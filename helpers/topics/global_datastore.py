@@ -17,6 +17,7 @@ from typing import Any
 from helpers.aws import client as cpc
 from helpers.aws import endpoint as localaws
 from helpers.runtime.state import LabError
+from helpers.runtime.waiting import poll_until
 
 log = logging.getLogger(__name__)
 
@@ -31,14 +32,7 @@ def clients(*regions: str) -> list[Any]:
 
 def until(fn: Callable[[], Any], timeout: float, what: str, interval: float = 0.05) -> Any:
     """fn()'s first true value, or a LabError after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = fn()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise LabError(f"{what}: not reached within {timeout:.0f} s")
-        time.sleep(interval)
+    return poll_until(fn, timeout, interval, what, message="{what}: not reached within {timeout:.0f} s")
 
 
 def describe(ec: Any, gid: str) -> dict[str, Any]:

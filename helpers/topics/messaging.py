@@ -26,6 +26,7 @@ from typing import Any
 from helpers.runtime import process, state
 from helpers.runtime.process import Process
 from helpers.runtime.state import LabError
+from helpers.runtime.waiting import poll_until
 from helpers.topics.datastructures import delete_prefix as clear_prefix  # noqa: F401 (re-exported: labs 05, 06)
 
 log = logging.getLogger(__name__)
@@ -39,15 +40,9 @@ MODES = ("pop", "reliable", "stream")
 def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.02,
                what: str = "the condition") -> Any:
     """Poll until `predicate()` is truthy and return its value; a LabError after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise LabError(f"Waited {timeout:.0f}s for {what}, in vain. Is the machine very busy? "
-                           "Run the cell again.")
-        time.sleep(interval)
+    return poll_until(predicate, timeout, interval, what,
+                      message="Waited {timeout:.0f}s for {what}, in vain. Is the machine very busy? "
+                              "Run the cell again.")
 
 
 def processing_key(queue: str, worker: str) -> str:

@@ -41,7 +41,9 @@ import urllib.parse
 from collections.abc import Iterator
 from typing import Any
 
-from helpers.runtime.serverless.proxy import BACKEND_ERRORS, Backend, Client, Proxy
+from helpers.runtime.serverless.backends import BACKEND_ERRORS, Backend
+from helpers.runtime.serverless.client import Client
+from helpers.runtime.serverless.proxy import Proxy
 from helpers.runtime.serverless.resp import key_slot
 
 MB = 1 << 20
@@ -53,7 +55,7 @@ KEYED = {b"delete", b"incr", b"decr", b"touch", b"mg", b"ms", b"md", b"ma"}
 WRITES = STORE | {b"delete", b"incr", b"decr", b"touch", b"ms", b"md", b"ma", b"gat", b"gats"}
 OOM = b"SERVER_ERROR out of memory storing object"
 # AWS's page "Supported Memcached commands" (ElastiCache Serverless for Memcached; read 2026-12-07): every
-# memcached 1.6 command except: UDP and the binary protocol; "GET/GETS commands are limited to 16KB";
+# memcached 1.6 command but these: UDP and the binary protocol; "GET/GETS commands are limited to 16KB";
 # "Delayed flush_all command will be rejected with CLIENT_ERROR"; and commands that configure the engine or
 # reveal its state are not supported: only `stats` and `stats reset` ("Other variations will return ERROR"),
 # lru / lru_crawler, watch, verbosity, me. AWS gives no wording for the 16 KB and flush_all refusals: the

@@ -18,6 +18,7 @@ from redis.exceptions import RedisError
 
 from helpers.runtime import engines
 from helpers.runtime.engines import Node
+from helpers.runtime.flow import on_failure
 from helpers.runtime.service import Service, make_password
 from helpers.runtime.state import LabError
 from helpers.runtime.topologies.nodes import (
@@ -28,6 +29,7 @@ from helpers.runtime.topologies.nodes import (
     probe_for,
     require_tls_between_nodes,
     start_data_node,
+    stop_nodes,
     tls_client_kwargs,
     wait_for,
 )
@@ -78,7 +80,7 @@ def _cluster(name: str, workdir: Path, shards: int = 3, replicas: int = 1, passw
     secret = make_password(workdir, meta, password)
     nodes: list[Node] = []
     svc = Service(name=name, topology="cluster", options={"tls": tls}, nodes=nodes, meta=meta)
-    try:
+    with on_failure(lambda: stop_nodes(nodes)):  # no node of a half-made service is left running
         # Every node at once (each start waits on its own process). A primary reports cluster_state:ok
         # no sooner than 2 s after it starts (Redis's CLUSTER_WRITABLE_DELAY), so the sooner they all
         # run, the sooner the cluster is ready; what follows fits inside those 2 s.
@@ -109,10 +111,6 @@ def _cluster(name: str, workdir: Path, shards: int = 3, replicas: int = 1, passw
                 clients[n.name].execute_command("CLUSTER", "REPLICATE", master.extra["node_id"])
         wait_cluster_ok(svc)
         reread_cluster_roles(svc)  # record who replicates whom (healing relies on it)
-    except BaseException:
-        for n in nodes:
-            n.stop()
-        raise
     meta["public_startup_nodes"] = [f"{n.host}:{n.port}" for n in nodes]
     return nodes, meta
 

@@ -7,7 +7,6 @@ when it adds replicas to a replication group.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, wait
 from pathlib import Path
@@ -18,6 +17,7 @@ from helpers.runtime.engines import Node
 from helpers.runtime.service import Service, load, record, redis_client_for, redis_conf
 from helpers.runtime.state import LabError
 from helpers.runtime.topologies.registry import TOPOLOGIES
+from helpers.runtime.waiting import poll_until
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +36,12 @@ def node_probe(node: Node) -> engines.Probe:
 
 def probe_for(_svc: Service, node: Node) -> engines.Probe:
     return node_probe(node)
+
+
+def stop_nodes(nodes: list[Node]) -> None:
+    """Stop the nodes of a service that could not be made (what `on_failure` undoes)."""
+    for n in nodes:
+        n.stop()
 
 
 def tls_client_kwargs(svc: Service) -> dict[str, Any]:
@@ -76,26 +82,9 @@ def find_node(svc: Service, node: Node | str | int) -> Node:
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.05) -> Any:
-    """Poll until predicate() is truthy; explain what did not happen otherwise.
-
-    The first polls come quickly (10 ms, doubling up to `interval`): most waits at start-up end
-    within a few tens of milliseconds, and a fixed interval added up to half of it to each."""
-    deadline = time.monotonic() + timeout
-    last_error: Exception | None = None
-    pause = min(0.01, interval)
-    while time.monotonic() < deadline:
-        try:
-            result = predicate()
-            if result:
-                return result
-        except Exception as exc:  # any error of a check still failing; the last one is in the timeout's message
-            log.debug("waiting for %s: %s", what, exc, exc_info=True)
-            last_error = exc
-        time.sleep(pause)
-        pause = min(pause * 2, interval)
-    detail = f" (last error: {last_error})" if last_error else ""
-    raise LabError(f"Timed out after {timeout:.0f}s waiting for {what}{detail}. The machine may be overloaded; "
-                   "run `python -m helpers stop` and try again.")
+    """poll_until for nodes that are starting: any error of a check counts as "not yet" (a node still
+    loading, a port not yet open, a reply not yet complete), the last one named in the timeout's message."""
+    return poll_until(predicate, timeout, interval, what, ignore=(Exception,))
 
 
 def data_conf(port: int, workdir: Path, config: dict[str, Any] | None, secret: str | None, use_tls: bool,

@@ -19,6 +19,7 @@ from redis.exceptions import RedisError
 from helpers.runtime import engines, state
 from helpers.runtime import tls as tls_mod
 from helpers.runtime.engines import LOOPBACK, Node
+from helpers.runtime.flow import on_failure
 from helpers.runtime.service import Service, conf_quote, make_password, redis_client_for
 from helpers.runtime.state import LabError
 from helpers.runtime.topologies.nodes import (
@@ -30,6 +31,7 @@ from helpers.runtime.topologies.nodes import (
     require_tls_between_nodes,
     set_conf_line,
     start_data_node,
+    stop_nodes,
     tls_client_kwargs,
     wait_for,
 )
@@ -81,7 +83,7 @@ def _replicated(name: str, workdir: Path, replicas: int = 2, password: bool = Fa
     meta: dict[str, Any] = {**engine.meta(), "master_name": name, "public_master_name": name}
     secret = make_password(workdir, meta, password)
     nodes: list[Node] = []
-    try:
+    with on_failure(lambda: stop_nodes(nodes)):  # no node of a half-made service is left running
         # The primary first (the replicas' config names its port), then the replicas and the Sentinels
         # at once: each start waits on its own process.
         primary = start_data_node(f"{name}-1", "primary", workdir, binary, config, secret, tls)
@@ -114,10 +116,6 @@ def _replicated(name: str, workdir: Path, replicas: int = 2, password: bool = Fa
             wait_for(lambda c=c: c.info("replication").get("master_link_status") == "up", 30,
                      f"replica {n.name} to sync with the primary")
         _wait_sentinels_ready(svc, int(replicas))
-    except BaseException:
-        for n in nodes:
-            n.stop()
-        raise
     meta["public_sentinels"] = [f"{n.host}:{n.port}" for n in nodes if n.role == "sentinel"]
     return nodes, meta
 

@@ -16,6 +16,7 @@ from redis.exceptions import RedisError
 
 from helpers.runtime import engines, state
 from helpers.runtime.engines import Node
+from helpers.runtime.flow import on_failure
 from helpers.runtime.service import Service, record
 from helpers.runtime.state import LabError
 from helpers.runtime.topologies.cluster import (
@@ -33,7 +34,7 @@ from helpers.runtime.topologies.cluster import (
     wait_cluster_ok,
 )
 from helpers.runtime.topologies.nodes import admin_client as node_client
-from helpers.runtime.topologies.nodes import current, find_node, refresh_roles, wait_for
+from helpers.runtime.topologies.nodes import current, find_node, refresh_roles, stop_nodes, wait_for
 
 log = logging.getLogger(__name__)
 
@@ -189,7 +190,7 @@ def add_shard(svc: Service, replicas: int | None = None, rebalance: bool = True)
     for r in range(1, int(replicas) + 1):
         new.append(start_cluster_node(f"{svc.name}-{k}-r{r}", "replica", workdir, binary, svc.options.get("config"),
                                       secret, tls))
-    try:
+    with on_failure(lambda: stop_nodes(new)):  # no node of a shard that could not join is left running
         for n in new:
             n.extra["node_id"] = node_client(svc, n).execute_command("CLUSTER", "MYID")
         for via in [n for n in svc.nodes if n.alive() and not n.paused()]:
@@ -199,10 +200,6 @@ def add_shard(svc: Service, replicas: int | None = None, rebalance: bool = True)
                  "the new nodes to join the cluster")
         for n in new[1:]:
             node_client(svc, n).execute_command("CLUSTER", "REPLICATE", new[0].extra["node_id"])
-    except BaseException:
-        for n in new:
-            n.stop()
-        raise
     svc.nodes.extend(new)
     record(svc)
     wait_cluster_ok(svc)
