@@ -142,3 +142,23 @@ def test_a_spanish_learner_reads_their_function_named_in_spanish(tmp_path, monke
     result = lab03.q2.evaluate(120)  # a number where the function ttl_with_jitter(base, jitter) belongs
     assert result.status == "incorrect"
     assert "tu función ttl_with_jitter(base, jitter)" in result.message, result.message
+
+
+def test_the_widgets_label_their_buttons_in_the_learners_language(tmp_path, monkeypatch):
+    pytest.importorskip("ipywidgets")
+    from helpers import redis_client
+    from helpers.topics import eviction, sharding
+    from helpers.topics.widgets import ttl_playground
+
+    r = redis_client()
+    english = ttl_playground(r, "test:i18n:ttl")
+    assert (english.set_button.description, english.check_button.description) == ("SET with TTL", "GET + TTL now")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("ELASTICACHE_LAB_LANG", "es")
+    play = ttl_playground(r, "test:i18n:ttl")
+    assert (play.set_button.description, play.check_button.description) == ("SET con TTL", "GET + TTL ahora")
+    r.delete("test:i18n:ttl")
+    play.refresh()
+    assert "la clave ya no existe" in play.out.value
+    assert eviction.EvictionExplorer(r).button.description == "Ejecutar la carga"
+    assert sharding.rehash_explorer(keys=200).children[1].value.startswith("Al añadir el nodo 4:")

@@ -11,6 +11,9 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from helpers.measure import metrics as m
+from helpers.runtime.i18n import translator
+
+_ = translator(__name__)
 
 PANELS = ("CacheHitRate", "EngineCPUUtilization", "CurrConnections", "DatabaseMemoryUsagePercentage")
 
@@ -74,9 +77,9 @@ class MetricsDashboard:
             clear_output(wait=True)
             display(fig)
         last = self.history[-1] if self.history else {}
-        self.status.value = (f"refresh {len(self.history)}: hit rate {last.get('CacheHitRate', 0):.1f}%, "
-                             f"CPU {last.get('EngineCPUUtilization', 0):.1f}%, "
-                             f"{int(last.get('CurrConnections', 0))} connections")
+        self.status.value = _("refresh {n}: hit rate {hit:.1f}%, CPU {cpu:.1f}%, {connections} connections",
+                              n=len(self.history), hit=last.get("CacheHitRate", 0),
+                              cpu=last.get("EngineCPUUtilization", 0), connections=int(last.get("CurrConnections", 0)))
 
     def run(self, steps: int, workload: Callable[[int], Any] | None = None, interval: float = 0.0) -> None:
         """Refresh `steps` times; before each refresh call workload(step) (the traffic of that period)."""

@@ -20,12 +20,23 @@ from redis.exceptions import RedisClusterException, RedisError
 
 from helpers.runtime import services
 from helpers.runtime.engines import Node
+from helpers.runtime.i18n import N_, translator
 from helpers.runtime.services import Service
 from helpers.runtime.state import LabError
 
 log = logging.getLogger(__name__)
+_ = translator(__name__)
 
 ACTIONS = ("kill", "pause", "resume")
+# What the panel shows for each action and node state, in the learner's language (the code keeps the English words).
+BUTTONS = {"kill": N_("Kill"), "pause": N_("Pause"), "resume": N_("Resume")}
+TOOLTIPS = {"kill": N_("kill {name}"), "pause": N_("pause {name}"), "resume": N_("resume {name}")}
+DONE = {"kill": N_("kill {name} ({role}, port {port}) at {time}"),
+        "pause": N_("pause {name} ({role}, port {port}) at {time}"),
+        "resume": N_("resume {name} ({role}, port {port}) at {time}")}
+FAILED = {"kill": N_("kill {name} failed: {error}"), "pause": N_("pause {name} failed: {error}"),
+          "resume": N_("resume {name} failed: {error}")}
+STATES = {"running": N_("running"), "paused": N_("paused"), "dead": N_("dead")}
 
 
 def heal(svc: Service) -> Service:
@@ -59,14 +70,14 @@ class FaultPanel:
             self.labels[n.name] = label
             self.buttons[n.name] = {}
             for action, style in zip(ACTIONS, ("danger", "warning", "success"), strict=True):
-                b = w.Button(description=action.capitalize(), button_style=style, layout=w.Layout(width="80px"),
-                             tooltip=f"{action} {n.name}")
+                b = w.Button(description=_(BUTTONS[action]), button_style=style, layout=w.Layout(width="80px"),
+                             tooltip=_(TOOLTIPS[action], name=n.name))
                 b.on_click(lambda _b, name=n.name, action=action: self.act(action, name))
                 self.buttons[n.name][action] = b
             rows.append(w.HBox([label, *self.buttons[n.name].values()]))
-        self.heal_button = w.Button(description="Heal (restart killed nodes)", layout=w.Layout(width="260px"))
+        self.heal_button = w.Button(description=_("Heal (restart killed nodes)"), layout=w.Layout(width="260px"))
         self.heal_button.on_click(lambda _b: self.heal())
-        self.refresh_button = w.Button(description="Refresh", layout=w.Layout(width="100px"))
+        self.refresh_button = w.Button(description=_("Refresh"), layout=w.Layout(width="100px"))
         self.refresh_button.on_click(lambda _b: self.refresh())
         self.status = w.HTML()
         self.widget = w.VBox([w.HTML(f"<b>{svc.name}</b> ({svc.topology})"), *rows,
@@ -81,21 +92,21 @@ class FaultPanel:
         node = self._node(name)
         try:
             getattr(node, action)()
-            self._say(f"{action} {name} ({node.role}, port {node.port}) at {time.strftime('%H:%M:%S')}")
+            self._say(_(DONE[action], name=name, role=node.role, port=node.port, time=time.strftime("%H:%M:%S")))
         except (LabError, psutil.Error) as exc:  # e.g. pausing a dead node: say so, do not crash the widget
-            self._say(f"{action} {name} failed: {exc}")
+            self._say(_(FAILED[action], name=name, error=exc))
         if self.on_change:
             self.on_change(action, node)
         self.refresh(reread_roles=False)
 
     def heal(self) -> None:
-        self._say("healing: restarting killed nodes ...")
+        self._say(_("healing: restarting killed nodes ..."))
         try:
             self.svc = heal(self.svc)
-            self._say("healed: every node runs again")
+            self._say(_("healed: every node runs again"))
         except Exception as exc:  # a button's callback: say so in the panel, never raise into the widget
             log.warning("healing %s failed: %s", self.svc.name, exc, exc_info=True)
-            self._say(f"heal failed: {exc}")
+            self._say(_("heal failed: {error}", error=exc))
         if self.on_change:
             self.on_change("heal", None)
         self.refresh()
@@ -114,7 +125,7 @@ class FaultPanel:
             label = self.labels.get(row["name"])
             if label is not None:
                 label.value = (f"<code>{row['name']:<24}</code> {row['role']:<8} {row['address']} "
-                               f"pid {row['pid']} <b style='color:{colours[row['state']]}'>{row['state']}</b>")
+                               f"pid {row['pid']} <b style='color:{colours[row['state']]}'>{_(STATES[row['state']])}</b>")
         return rows
 
     def _say(self, text: str) -> None:

@@ -18,7 +18,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from helpers.runtime.i18n import translator
 from helpers.topics.messaging import clear_prefix
+
+_ = translator(__name__)
 
 __all__ = ["clear_prefix", "player_names", "game_events", "visitor_ids", "hll_vs_set", "plot_hll",
            "FixedWindowLimiter", "SlidingWindowLimiter", "TokenBucket", "NaiveTokenBucket", "burst",
@@ -296,26 +299,30 @@ def bucket_playground(r: Any, prefix: str, seconds: float = 1.0) -> Any:
     def draw(ax: Any, capacity: int, refill_per_second: int) -> BucketTrace:
         trace = bucket_trace(r, prefix, capacity, refill_per_second, seconds=seconds)
         burst, steady = trace.allowed[:15], trace.allowed[15:]
-        summary.value = (f"capacity {capacity}, refill {refill_per_second}/s: <b>{trace.n_allowed} of "
-                         f"{len(trace.allowed)} requests allowed</b> ({sum(burst)} of the burst of {len(burst)}, "
-                         f"{sum(steady)} of the {len(steady)} steady requests)")
-        ax.step(trace.times, trace.tokens, where="post", color=PALETTE[0], label="tokens left")
-        for flag, marker, colour, label in ((True, "o", PALETTE[2], "allowed"), (False, "x", PALETTE[1], "refused (429)")):
+        summary.value = _("capacity {capacity}, refill {refill}/s: <b>{allowed} of {requests} requests allowed</b> "
+                          "({burst_allowed} of the burst of {burst}, {steady_allowed} of the {steady} steady requests)",
+                          capacity=capacity, refill=refill_per_second, allowed=trace.n_allowed,
+                          requests=len(trace.allowed), burst_allowed=sum(burst), burst=len(burst),
+                          steady_allowed=sum(steady), steady=len(steady))
+        ax.step(trace.times, trace.tokens, where="post", color=PALETTE[0], label=_("tokens left"))
+        for flag, marker, colour, label in ((True, "o", PALETTE[2], _("allowed")),
+                                            (False, "x", PALETTE[1], _("refused (429)"))):
             idx = [i for i, a in enumerate(trace.allowed) if a is flag]
             if idx:
                 ax.plot([trace.times[i] for i in idx], [trace.tokens[i] for i in idx], marker, color=colour, ms=4,
                         label=label)
         ax.set_ylim(-0.5, 30.5)
-        ax.set_xlabel("seconds")
-        ax.set_ylabel("tokens")
-        ax.set_title(f"burst of 15 then 40 req/s: {trace.n_allowed} of {len(trace.allowed)} allowed")
+        ax.set_xlabel(_("seconds"))
+        ax.set_ylabel(_("tokens"))
+        ax.set_title(_("burst of 15 then 40 req/s: {allowed} of {requests} allowed", allowed=trace.n_allowed,
+                       requests=len(trace.allowed)))
         ax.legend(fontsize=8, loc="upper right")
         ax.grid(alpha=0.3)
         return trace
 
     controls = {
-        "capacity": widgets.IntSlider(value=10, min=1, max=30, step=1, description="capacity"),
-        "refill_per_second": widgets.IntSlider(value=10, min=1, max=60, step=1, description="refill / s"),
+        "capacity": widgets.IntSlider(value=10, min=1, max=30, step=1, description=_("capacity")),
+        "refill_per_second": widgets.IntSlider(value=10, min=1, max=60, step=1, description=_("refill / s")),
     }
     playground = Interactive(controls, draw)
     playground.ui.children = (*playground.ui.children, summary)

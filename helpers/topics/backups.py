@@ -18,10 +18,12 @@ from pathlib import Path
 from typing import Any
 
 from helpers.runtime import engines, services, state
+from helpers.runtime.i18n import N_, translator
 from helpers.runtime.state import LabError
 from helpers.runtime.waiting import poll_until
 
 log = logging.getLogger(__name__)
+_ = translator(__name__)
 
 RDB_ONLY = {"save": '""', "appendonly": "no"}          # snapshots only when asked (BGSAVE)
 AOF_EVERYSEC = {"save": '""', "appendonly": "yes", "appendfsync": "everysec"}
@@ -265,13 +267,16 @@ def aof_size(r: Any) -> int:
     return sum(p.stat().st_size for p in aof_files(r) if p.is_file())
 
 
+SERVER = {"RDB only": N_("RDB only"), "AOF everysec": N_("AOF everysec")}  # the drill's servers, as shown
+
+
 class CrashDrill:
     """Widget: write orders, snapshot, crash both servers (RDB-only and AOF) and count what survived."""
 
     def __init__(self, rdb_svc: services.Service, aof_svc: services.Service, prefix: str = "drill:"):
         import ipywidgets as w
 
-        self.svcs = {"RDB only": rdb_svc, "AOF everysec": aof_svc}
+        self.svcs = {"RDB only": rdb_svc, "AOF everysec": aof_svc}  # keys the notebook reads: shown through SERVER
         self.prefix, self.written = prefix, 0
         for svc in self.svcs.values():
             r = svc.client()
@@ -279,10 +284,11 @@ class CrashDrill:
                 r.delete(key)
         self.log: list[str] = []
         self.out = w.HTML()
-        buttons = [("Write 100 orders", lambda _b: self.write(100)), ("BGSAVE (snapshot)", lambda _b: self.snapshot()),
-                   ("kill -9 both and restart", lambda _b: self.crash())]
-        self.buttons = [w.Button(description=text, layout=w.Layout(width="200px")) for text, _ in buttons]
-        for button, (_, action) in zip(self.buttons, buttons, strict=True):
+        buttons = [(_("Write 100 orders"), lambda _b: self.write(100)),
+                   (_("BGSAVE (snapshot)"), lambda _b: self.snapshot()),
+                   (_("kill -9 both and restart"), lambda _b: self.crash())]
+        self.buttons = [w.Button(description=text, layout=w.Layout(width="200px")) for text, _action in buttons]
+        for button, (_text, action) in zip(self.buttons, buttons, strict=True):
             button.on_click(action)
         self.widget = w.VBox([w.HBox(self.buttons), self.out])
         self.refresh()
@@ -291,7 +297,7 @@ class CrashDrill:
         for svc in self.svcs.values():
             write_keys(svc.client(), self.prefix, self.written, self.written + n)
         self.written += n
-        self.log.append(f"wrote {n} orders (total {self.written})")
+        self.log.append(_("wrote {n} orders (total {total})", n=n, total=self.written))
         self.refresh()
 
     def snapshot(self) -> None:
@@ -302,9 +308,10 @@ class CrashDrill:
 
     def crash(self) -> dict[str, int]:
         for label, svc in self.svcs.items():
-            self.svcs[label], _ = crash_and_restart(svc)
+            self.svcs[label], _lost = crash_and_restart(svc)
         counts = self.counts()
-        self.log.append("kill -9 + restart: " + ", ".join(f"{k} kept {v}" for k, v in counts.items()))
+        kept = ", ".join(_("{server} kept {count}", server=_(SERVER[k]), count=v) for k, v in counts.items())
+        self.log.append(_("kill -9 + restart: {kept}", kept=kept))
         self.refresh()
         return counts
 
@@ -316,9 +323,10 @@ class CrashDrill:
         for label, svc in self.svcs.items():
             r = svc.client()
             pending = r.info("persistence")["rdb_changes_since_last_save"]
-            rows.append(f"<tr><td>{label}</td><td>{count_keys(r, self.prefix)}</td>"
-                        f"<td>{pending}</td><td>{'yes' if r.config_get('appendonly')['appendonly'] == 'yes' else 'no'}"
-                        "</td></tr>")
-        self.out.value = (f"<p>orders written so far: <b>{self.written}</b></p><table><tr><th>server</th><th>orders in "
-                          "memory</th><th>writes since last snapshot</th><th>AOF</th></tr>" + "".join(rows) +
-                          "</table><p>" + " &rarr; ".join(self.log[-6:]) + "</p>")
+            aof = _("yes") if r.config_get("appendonly")["appendonly"] == "yes" else _("no")
+            rows.append(f"<tr><td>{_(SERVER[label])}</td><td>{count_keys(r, self.prefix)}</td>"
+                        f"<td>{pending}</td><td>{aof}</td></tr>")
+        head = "".join(f"<th>{title}</th>" for title in (_("server"), _("orders in memory"),
+                                                          _("writes since last snapshot"), "AOF"))
+        self.out.value = (_("<p>orders written so far: <b>{n}</b></p>", n=self.written) + f"<table><tr>{head}</tr>"
+                          + "".join(rows) + "</table><p>" + " &rarr; ".join(self.log[-6:]) + "</p>")

@@ -23,11 +23,13 @@ from typing import Any
 from redis.exceptions import RedisError
 
 from helpers import measure
+from helpers.runtime.i18n import translator
 from helpers.runtime.state import LabError
 from helpers.topics.datastructures import unlink_matching
 from helpers.topics.db import ShopDB
 
 log = logging.getLogger(__name__)
+_ = translator(__name__)
 
 PREFIX = "lab03"
 Loader = Callable[[], Any]
@@ -533,10 +535,11 @@ def jitter_widget(r: Any, db: ShopDB, keys: int = 200, seconds: float = 1.0) -> 
         xs = [i * run.bucket_ms / 1000 for i in range(len(run.misses_per_bucket))]
         ax.bar(xs, run.misses_per_bucket, width=run.bucket_ms / 1000 * 0.9, align="edge", color="#cf222e")
         ax.set_ylim(0, keys * 1.05)
-        ax.set_xlabel("seconds since the cache was filled")
-        ax.set_ylabel(f"database reloads / {run.bucket_ms:.0f} ms")
-        ax.set_title(f"TTL {ttl_ms} ms ± {jitter_pct}%: hit ratio {run.hit_ratio:.1%}, "
-                     f"up to {run.peak} keys expiring within {run.bucket_ms:.0f} ms")
+        ax.set_xlabel(_("seconds since the cache was filled"))
+        ax.set_ylabel(_("database reloads / {bucket:.0f} ms", bucket=run.bucket_ms))
+        ax.set_title(_("TTL {ttl} ms ± {jitter}%: hit ratio {ratio:.1%}, up to {peak} keys expiring within "
+                       "{bucket:.0f} ms", ttl=ttl_ms, jitter=jitter_pct, ratio=run.hit_ratio, peak=run.peak,
+                       bucket=run.bucket_ms))
         return run
 
     controls = {
@@ -554,11 +557,11 @@ def stampede_widget(r: Any, db: ShopDB, product_id: int) -> Any:
 
     def draw(ax: Any, clients: int) -> dict[str, StampedeResult]:
         runs = {s: stampede_once(r, db, product_id, clients, s) for s in ("none", "lock")}
-        compare_bars({"no protection": runs["none"].db_queries, "lock (SET NX PX)": runs["lock"].db_queries},
-                     ax=ax, ylabel="database queries",
-                     title=f"{clients} clients ask for an expired hot key at the same instant")
+        compare_bars({_("no protection"): runs["none"].db_queries, _("lock (SET NX PX)"): runs["lock"].db_queries},
+                     ax=ax, ylabel=_("database queries"),
+                     title=_("{clients} clients ask for an expired hot key at the same instant", clients=clients))
         ax.set_ylim(0, clients * 1.15)
         return runs
 
-    controls = {"clients": widgets.IntSlider(value=16, min=1, max=64, step=1, description="clients")}
+    controls = {"clients": widgets.IntSlider(value=16, min=1, max=64, step=1, description=_("clients"))}
     return Interactive(controls, draw, figsize=(6, 3))

@@ -12,9 +12,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from helpers.runtime.i18n import translator
 from helpers.runtime.state import LabError
 
 log = logging.getLogger(__name__)
+_ = translator(__name__)
 
 STRUCTURES = ("string", "hash", "set", "zset", "list")
 
@@ -229,16 +231,17 @@ def encoding_widget(r: Any, key: str, kind: str = "hash", max_size: int = 1200) 
 
     threshold = listpack_threshold(r, kind)
     start = threshold or 128
-    slider = widgets.IntSlider(value=start, min=1, max=max_size, step=1, description="elements",
+    slider = widgets.IntSlider(value=start, min=1, max=max_size, step=1, description=_("elements"),
                                continuous_update=False)
     out = widgets.HTML()
 
     def update(size: int) -> EncodingPoint:
         point = encoding_curve(r, kind, key, [size])[0]
-        limit = f" (the server's limit is {threshold})" if threshold else ""
-        out.value = (f"<b>{kind}</b> with <b>{size}</b> elements{limit}: encoding <code>{point.encoding}</code>, "
-                     f"MEMORY USAGE {point.bytes_per_element * size:,.0f} bytes = "
-                     f"<b>{point.bytes_per_element:.1f}</b> bytes per element")
+        limit = _(" (the server's limit is {threshold})", threshold=threshold) if threshold else ""
+        out.value = _("<b>{kind}</b> with <b>{size}</b> elements{limit}: encoding <code>{encoding}</code>, MEMORY USAGE "
+                      "{bytes:,.0f} bytes = <b>{per_element:.1f}</b> bytes per element", kind=kind, size=size,
+                      limit=limit, encoding=point.encoding, bytes=point.bytes_per_element * size,
+                      per_element=point.bytes_per_element)
         return point
 
     slider.observe(lambda change: update(change["new"]), names="value")

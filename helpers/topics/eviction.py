@@ -14,9 +14,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from helpers.runtime.i18n import translator
 from helpers.runtime.state import LabError
 
 log = logging.getLogger(__name__)
+_ = translator(__name__)
 
 POLICIES = ("noeviction", "allkeys-lru", "allkeys-lfu", "allkeys-random",
             "volatile-lru", "volatile-lfu", "volatile-random", "volatile-ttl")
@@ -344,10 +346,10 @@ class EvictionExplorer:
 
         self.r, self.n_keys, self.n_requests, self.warmup = r, n_keys, n_requests, warmup
         self.maxmemory = w.IntSlider(value=2, min=2, max=8, step=1, description="maxmemory MB")
-        self.policy = w.Dropdown(options=list(POLICIES), value="allkeys-lfu", description="policy")
+        self.policy = w.Dropdown(options=list(POLICIES), value="allkeys-lfu", description=_("policy"))
         self.skew = w.FloatSlider(value=1.0, min=0.6, max=1.4, step=0.1, description="Zipf s")
-        self.ttl = w.Checkbox(value=False, description="cache entries get a TTL")
-        self.button = w.Button(description="Run workload", button_style="primary")
+        self.ttl = w.Checkbox(value=False, description=_("cache entries get a TTL"))
+        self.button = w.Button(description=_("Run workload"), button_style="primary")
         self.out = w.HTML()
         self.history: list[tuple[float, bool, HitRatio]] = []
         self.button.on_click(lambda _b: self.update())
@@ -359,9 +361,12 @@ class EvictionExplorer:
         result = measure_hit_ratio(self.r, self.policy.value, reqs, maxmemory=f"{self.maxmemory.value}mb",
                                    warmup=self.warmup, ttl=3600 if self.ttl.value else 0)
         self.history.append((self.skew.value, self.ttl.value, result))
+        yes, no = _("yes"), _("no")
         rows = "".join(f"<tr><td>{h.maxmemory // 2**20} MB</td><td>{h.policy}</td><td>{s:.1f}</td>"
-                       f"<td>{'yes' if ttl else 'no'}</td><td><b>{h.ratio:.1%}</b></td><td>{h.evicted}</td>"
+                       f"<td>{yes if ttl else no}</td><td><b>{h.ratio:.1%}</b></td><td>{h.evicted}</td>"
                        f"<td>{h.refused}</td><td>{h.keys_cached}</td></tr>" for s, ttl, h in self.history[-8:])
-        self.out.value = ("<table><tr><th>maxmemory</th><th>policy</th><th>Zipf s</th><th>TTL</th><th>hit ratio</th>"
-                          f"<th>evicted</th><th>refused (OOM)</th><th>keys kept</th></tr>{rows}</table>")
+        head = "".join(f"<th>{title}</th>" for title in (
+            "maxmemory", _("policy"), "Zipf s", "TTL", _("hit ratio"), _("evicted"), _("refused (OOM)"),
+            _("keys kept")))
+        self.out.value = f"<table><tr>{head}</tr>{rows}</table>"
         return result

@@ -11,8 +11,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from helpers.runtime.i18n import translator
 from helpers.runtime.services import Service, start
 from helpers.runtime.state import LabError
+
+_ = translator(__name__)
 
 Server = tuple[str, int]
 
@@ -159,15 +162,15 @@ def plot_distribution(counts: Counter[str] | dict[str, int], ax: Any = None, tit
     import matplotlib.pyplot as plt
 
     if ax is None:
-        _, ax = plt.subplots(figsize=(6.5, 3))
+        _fig, ax = plt.subplots(figsize=(6.5, 3))
     names = list(counts)
     bars = ax.bar(names, [counts[n] for n in names], color="#4c72b0")
     ax.bar_label(bars)
     total = sum(counts.values())
     if names:
-        ax.axhline(total / len(names), color="grey", linestyle="--", label="perfectly even")
+        ax.axhline(total / len(names), color="grey", linestyle="--", label=_("perfectly even"))
         ax.legend(loc="lower right")
-    ax.set_ylabel("keys")
+    ax.set_ylabel(_("keys"))
     ax.set_title(title)
     return ax
 
@@ -181,7 +184,7 @@ def distribution_widget(keys: Sequence[str], max_nodes: int = 8) -> tuple[Any, A
     import ipywidgets as widgets
     import matplotlib.pyplot as plt
 
-    slider = widgets.IntSlider(value=3, min=1, max=max_nodes, description="nodes", continuous_update=False)
+    slider = widgets.IntSlider(value=3, min=1, max=max_nodes, description=_("nodes"), continuous_update=False)
     out = widgets.Output()
 
     def update(n: int) -> tuple[Counter[str], int]:
@@ -191,8 +194,9 @@ def distribution_widget(keys: Sequence[str], max_nodes: int = 8) -> tuple[Any, A
         with out:
             out.clear_output(wait=True)
             fig, ax = plt.subplots(figsize=(7, 3))
-            plot_distribution(counts, ax, f"{len(keys)} keys over {n} node(s): {moved} moved "
-                                          f"({moved / len(keys):.0%}) when node-{n} joined")
+            plot_distribution(counts, ax, _("{keys} keys over {n} node(s): {moved} moved ({share:.0%}) when "
+                                            "node-{n} joined", keys=len(keys), n=n, moved=moved,
+                                            share=moved / len(keys)))
             plt.show()
             plt.close(fig)
         return counts, moved

@@ -25,6 +25,7 @@ from typing import Any
 import psutil
 
 from helpers.runtime import process, state
+from helpers.runtime.i18n import translator
 from helpers.runtime.service import Service
 from helpers.runtime.state import LabError
 from helpers.runtime.topologies.secure import (  # noqa: F401 (re-exported: lab 11 calls them as security.*)
@@ -44,6 +45,7 @@ from helpers.runtime.topologies.secure import (  # noqa: F401 (re-exported: lab 
 )
 
 log = logging.getLogger(__name__)
+_ = translator(__name__)
 
 # --- network isolation ------------------------------------------------------------------------------
 
@@ -224,7 +226,7 @@ class ACLExplorer:
         import ipywidgets as w
 
         self.svc = svc
-        self.rule = w.Text(value=rule, description="access string", layout=w.Layout(width="480px"),
+        self.rule = w.Text(value=rule, description=_("access string"), layout=w.Layout(width="480px"),
                            continuous_update=False)
         self.out = w.HTML()
         self.rule.observe(lambda _change: self.update(), names="value")
@@ -240,11 +242,14 @@ class ACLExplorer:
             verdicts = {label: dry_run(self.svc, self.USER, cmd) for label, cmd in ACL_PROBES.items()}
         except (ResponseError, LabError) as exc:  # a rule Redis (or the lab) rejects is shown, not raised
             message = str(exc).splitlines()[0]
-            self.out.value = f"<span style='color:#cf222e'>Redis rejects this rule: {html.escape(message)}</span>"
+            rejected = _("Redis rejects this rule: {error}", error=html.escape(message))
+            self.out.value = f"<span style='color:#cf222e'>{rejected}</span>"
             return {}
+        shown = {label: _("allowed") if v == "allowed" else _("denied — {why}", why=html.escape(v))
+                 for label, v in verdicts.items()}
         rows = "".join(
             f"<tr><td><code>{html.escape(label)}</code></td><td style='color:{'#1a7f37' if v == 'allowed' else '#cf222e'}'>"
-            f"{'allowed' if v == 'allowed' else 'denied — ' + html.escape(v)}</td></tr>"
+            f"{shown[label]}</td></tr>"
             for label, v in verdicts.items())
         self.out.value = f"<table>{rows}</table>"
         return verdicts

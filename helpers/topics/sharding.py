@@ -14,6 +14,10 @@ import hashlib
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+from helpers.runtime.i18n import translator
+
+_ = translator(__name__)
+
 SLOTS = 16384
 
 
@@ -147,7 +151,7 @@ def rehash_explorer(keys: int = 1500) -> Any:
 
     sample = [f"user:{i}" for i in range(keys)]
     schemes = {"modulo": ModuloHash, "hash ring": HashRing, "rendezvous": RendezvousHash}
-    slider = w.IntSlider(value=3, min=1, max=12, description="nodes now")
+    slider = w.IntSlider(value=3, min=1, max=12, description=_("nodes now"))
     out = w.Output()
     text = w.HTML()
 
@@ -159,12 +163,13 @@ def rehash_explorer(keys: int = 1500) -> Any:
             ax.bar(list(moved), list(moved.values()), color=["#cf222e", "#1a7f37", "#0969da"])
             ax.axhline(1 / (n + 1), color="k", linestyle="--", label=f"ideal 1/{n + 1}")
             ax.set_ylim(0, 1)
-            ax.set_ylabel("keys that move")
-            ax.set_title(f"{n} -> {n + 1} nodes")
+            ax.set_ylabel(_("keys that move"))
+            ax.set_title(_("{n} -> {m} nodes", n=n, m=n + 1))
             ax.legend(fontsize=8)
             plt.show()
-        text.value = (f"Adding node {n + 1}: modulo moves {moved['modulo']:.0%} of the keys, "
-                      f"consistent hashing {moved['hash ring']:.0%} (ring) / {moved['rendezvous']:.0%} (rendezvous).")
+        text.value = _("Adding node {n}: modulo moves {modulo:.0%} of the keys, consistent hashing {ring:.0%} (ring) / "
+                       "{rendezvous:.0%} (rendezvous).", n=n + 1, modulo=moved["modulo"], ring=moved["hash ring"],
+                       rendezvous=moved["rendezvous"])
         return moved
 
     slider.observe(lambda change: update(change["new"]), names="value")

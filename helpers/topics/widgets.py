@@ -5,6 +5,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from helpers.runtime.i18n import translator
+
+_ = translator(__name__)
+
 
 class TTLPlayground:
     """Set a key with a TTL from a slider and watch Redis count it down (lab 00)."""
@@ -14,20 +18,21 @@ class TTLPlayground:
 
         self.r, self.key = r, key
         self.ttl = w.IntSlider(value=5, min=1, max=30, description="TTL (s)")
-        self.set_button = w.Button(description="SET with TTL", button_style="primary")
-        self.check_button = w.Button(description="GET + TTL now")
+        self.set_button = w.Button(description=_("SET with TTL"), button_style="primary")
+        self.check_button = w.Button(description=_("GET + TTL now"))
         self.out = w.HTML()
         self.set_button.on_click(lambda _b: self.set_key())
         self.check_button.on_click(lambda _b: self.refresh())
         self.widget = w.VBox([w.HBox([self.ttl, self.set_button, self.check_button]), self.out])
 
     def set_key(self) -> None:
-        self.r.set(self.key, f"set at {time.strftime('%H:%M:%S')}", ex=self.ttl.value)
+        self.r.set(self.key, _("set at {time}", time=time.strftime("%H:%M:%S")), ex=self.ttl.value)
         self.refresh()
 
     def refresh(self) -> tuple[str | None, int]:
         value, ttl = self.r.get(self.key), self.r.ttl(self.key)
-        shown = "the key is gone (expired or never set)" if value is None else f"value={value!r}, TTL={ttl} s"
+        shown = (_("the key is gone (expired or never set)") if value is None
+                 else _("value={value!r}, TTL={ttl} s", value=value, ttl=ttl))
         self.out.value = f"<code>{self.key}</code>: {shown}"
         return value, ttl
 
