@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import threading
 from typing import Any
@@ -20,6 +21,7 @@ from helpers.topics.memcache_tools import (
 )
 
 _ = translator(__name__)
+log = logging.getLogger(__name__)
 
 LAB = "02"
 PREFIX = "lab02:check:"
@@ -126,6 +128,7 @@ def _check_add_view(answer: Any) -> str:
             for _view in range(25):
                 call_learner(answer, c, key, what=_("your function add_view(client, key)"))
         except Exception as exc:  # noqa: BLE001 - the learner's error: reported below, as a sentence
+            log.debug("add_view raised %s in a worker thread", type(exc).__name__)
             errors.append(str(exc))
         finally:
             c.close()

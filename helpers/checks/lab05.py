@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from typing import Any
@@ -19,6 +20,7 @@ from helpers.runtime.services import start
 from helpers.topics.messaging import clear_prefix, ensure_group, pending_by_consumer
 
 _ = translator(__name__)
+log = logging.getLogger(__name__)
 
 LAB = "05"
 P = "lab05:ex:"
@@ -274,7 +276,8 @@ def _check_crash_between_commands(answer: Any, r: Any) -> None:
             answer(_crashing_client(r, after), msg, fields)
         except _Crash:
             pass
-        except Exception:  # noqa: BLE001 - whatever the learner's handler raised on the crash client
+        except Exception as exc:  # noqa: BLE001 - whatever the learner's handler raised on the crash client
+            log.debug("the handler raised %s on the crash client", type(exc).__name__)
             continue  # the crash client is not what we test here
         call_learner(answer, r, msg, fields, what=what)  # the message is delivered again after the crash
         got = r.get(P + f"balance:{user}")

@@ -362,6 +362,7 @@ class _Budget:
             try:
                 box["value"] = fn(*args, **kwargs)
             except BaseException as exc:  # noqa: BLE001 - handed to the checker's thread, which raises it
+                log.debug("learner code in the runner thread raised %s", type(exc).__name__)
                 box["error"] = exc
             done.set()
 
@@ -489,6 +490,7 @@ def within_budget(job: Callable[[], Result], seconds: float) -> Result:
         try:
             box["value"] = job()
         except BaseException as exc:  # noqa: BLE001 - KeyboardInterrupt from the learner's code: raised again below
+            log.debug("the checked job raised %s", type(exc).__name__)
             box["error"] = exc
         finally:
             budget.close()
