@@ -40,9 +40,6 @@ _LOGS = ("Log delivery to CloudWatch Logs or Kinesis Data Firehose is not modell
          "the slow log with SLOWLOG GET on the node.")
 _KMS = ("Customer managed KMS keys are not modelled: at-rest encryption on the local endpoint uses one local key "
         "(see docs/local-vs-aws.md); leave KmsKeyId out.")
-_TLS_MODIFY = ("Turning in-transit encryption on or off, or changing TransitEncryptionMode, on an existing group is "
-               "not modelled on the local endpoint (its engines would have to be restarted with TLS): create a "
-               "new group with TransitEncryptionEnabled and move the data with a snapshot.")
 _ENGINE_FILTER = "Users and user groups on the local endpoint keep the engine they were created with; leave Engine out."
 _NETWORK = {"NetworkType": _IPV6, "IpDiscovery": _IPV6, "LogDeliveryConfigurations": _LOGS}
 NOT_LOCAL: dict[str, dict[str, str]] = {
@@ -77,7 +74,7 @@ NOT_LOCAL: dict[str, dict[str, str]] = {
     },
     "modify_replication_group": {
         "CacheSecurityGroupNames": _CLASSIC, "NotificationTopicArn": _SNS, "NotificationTopicStatus": _SNS,
-        "AutoMinorVersionUpgrade": _MINOR, "TransitEncryptionEnabled": _TLS_MODIFY, "TransitEncryptionMode": _TLS_MODIFY,
+        "AutoMinorVersionUpgrade": _MINOR,
         "ClusterMode": "Changing a group's cluster mode (to compatible, then enabled) is not modelled on the local "
                        "endpoint: create a cluster mode enabled group and move the data with a snapshot.",
         "IpDiscovery": _IPV6, "LogDeliveryConfigurations": _LOGS,

@@ -333,6 +333,10 @@ class ReplicationGroup:
     global_id: str | None = None  # the global datastore it belongs to, and its role there (primary | secondary)
     global_role: str | None = None
     after_create: Callable[[], None] | None = None  # run once the engines are up, before `available`
+    # TransitEncryptionMode: None (no TLS, or TLS made at creation: `tls`), "preferred" (each node has a
+    # plaintext and a TLS listener: `tls_ports`, node name -> port) or "required" (TLS only), see transit.py
+    transit_mode: str | None = None
+    tls_ports: dict[str, int] = field(default_factory=dict)
 
     @property
     def arn(self) -> str:
