@@ -278,6 +278,8 @@ class CacheCluster:
     previous_token: str | None = None  # ROTATE keeps the old AUTH token valid until SET
     region: str = "us-east-1"  # the region it was created in (the client's region name)
     port: int | None = None  # CreateCacheCluster's Port: the node listens there (else a free port)
+    log_delivery: list[dict[str, Any]] = field(default_factory=list)  # LogDeliveryConfigurations, logdelivery.py
+    log_cursors: dict[str, int] = field(default_factory=dict)  # "<cluster>/<node>/<log type>" -> last shipped
 
     @property
     def arn(self) -> str:
@@ -337,6 +339,8 @@ class ReplicationGroup:
     # plaintext and a TLS listener: `tls_ports`, node name -> port) or "required" (TLS only), see transit.py
     transit_mode: str | None = None
     tls_ports: dict[str, int] = field(default_factory=dict)
+    log_delivery: list[dict[str, Any]] = field(default_factory=list)  # LogDeliveryConfigurations, logdelivery.py
+    log_cursors: dict[str, int] = field(default_factory=dict)  # "<cluster>/<node>/<log type>" -> last shipped
 
     @property
     def arn(self) -> str:

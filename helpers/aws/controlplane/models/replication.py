@@ -36,6 +36,7 @@ from helpers.aws.controlplane.models.base import (
 from helpers.aws.controlplane.models.clusters import network_defaults
 from helpers.aws.controlplane.models.durability import check_change, check_durability, durability_config
 from helpers.aws.controlplane.models.lifecycle import check_maintenance_window
+from helpers.aws.controlplane.models.logdelivery import parse_requests as parse_log_requests
 from helpers.runtime import services, state
 from helpers.runtime.engines import Node
 
@@ -53,7 +54,7 @@ class ReplicationGroups(Backend):
             tags: dict[str, str] | None = None, at_rest_encryption: bool = False,
             preferred_azs: list[str] | None = None, snapshot_arns: list[str] | None = None,
             maintenance_window: str | None = None, durability: str | None = None,
-            transit_mode: str | None = None) -> ReplicationGroup:
+            transit_mode: str | None = None, log_delivery: list[Any] | None = None) -> ReplicationGroup:
         """Cluster mode is on when node groups are asked for, ClusterMode is enabled or the parameter
         group is a .cluster.on one; `configured_node_groups` is the length of NodeGroupConfiguration."""
         gid = check_id(group_id, "ReplicationGroupId", 40)
@@ -62,6 +63,7 @@ class ReplicationGroups(Backend):
         engine, version = self.check_engine(engine, engine_version)
         if engine == "memcached":
             raise invalid_value("Replication groups are for Redis/Valkey; Memcached has no replication.")
+        logs = parse_log_requests(log_delivery, engine, version)
         node_type = self.check_node_type(node_type or "cache.t4g.micro")
         for az in preferred_azs or []:
             self.check_az(az)
@@ -153,6 +155,7 @@ class ReplicationGroups(Backend):
             if tls and transit_mode == "preferred":
                 g.tls, g.transit_mode = False, "preferred"  # the engines keep their plaintext ports
             self.groups[gid] = g
+        self.request_log_delivery(g, [r for r in logs if r["Enabled"]])  # type: ignore[attr-defined]
         self.add_tags(g.arn, tags)
         files = [Path(f) for f in snap.files] if snap else []
         self.background(f"create-rg-{gid}", lambda: self._provision_group(g, files),
@@ -226,6 +229,7 @@ class ReplicationGroups(Backend):
         self.open_endpoints(g)
         if g.after_create is not None:  # a global datastore's secondary starts following its primary
             g.after_create()
+        self.apply_log_delivery(g)  # type: ignore[attr-defined]
         g.status = "available"
         self.ensure_monitor()
         self.event(g.group_id, "replication-group", f"Replication group {g.group_id} created")  # describe-events.rst
@@ -474,7 +478,8 @@ class ReplicationGroups(Backend):
             security_group_ids: list[str] | None = None, maintenance_window: str | None = None,
             remove_all_user_groups: bool = False, engine: str | None = None,
             durability: str | None = None, primary_cluster_id: str | None = None,
-            transit_enabled: bool | None = None, transit_mode: str | None = None) -> ReplicationGroup:
+            transit_enabled: bool | None = None, transit_mode: str | None = None,
+            log_delivery: list[Any] | None = None) -> ReplicationGroup:
         """Settings, failover, parameter group, RBAC and AUTH; node type (scaling up or down: maxmemory
         follows, data stays) and engine version wait in PendingModifiedValues without `apply_immediately`;
         in-transit encryption in AWS's two steps (transit.py), shown pending while it applies."""
@@ -508,6 +513,9 @@ class ReplicationGroups(Backend):
             raise invalid_combination("Multi-AZ needs automatic failover to be enabled.")
         promote = self._check_promotion(g, primary_cluster_id, failover)
         transit = self.check_transit_change(g, transit_enabled, transit_mode)  # type: ignore[attr-defined]
+        logs = parse_log_requests(log_delivery, g.engine, g.engine_version)
+        if logs and not apply_immediately:
+            raise invalid_combination("Log delivery changes must be applied immediately: give ApplyImmediately.")
         pg = self.param_group_for(param_group, g.engine, g.cluster_mode, version=g.engine_version) \
             if param_group else None
         add_ugs = list(add_user_groups or [])
@@ -547,9 +555,12 @@ class ReplicationGroups(Backend):
         if transit:  # applied at once, as on AWS: PendingModifiedValues shows it until it is done
             g.pending.update({"TransitEncryptionEnabled": transit != "disabled",
                               "TransitEncryptionMode": None if transit == "disabled" else transit})
+        self.request_log_delivery(g, logs)  # type: ignore[attr-defined]
         g.status = "modifying"
 
         def work() -> None:
+            if logs:
+                self.apply_log_delivery(g)  # type: ignore[attr-defined]
             if transit:
                 try:
                     self.apply_transit_change(g, transit)  # type: ignore[attr-defined]

@@ -7,6 +7,7 @@ from typing import Any
 from helpers.aws.controlplane.honoured import honours
 from helpers.aws.controlplane.models import PLANE
 from helpers.aws.controlplane.models.base import Member, ReplicationGroup
+from helpers.aws.controlplane.models.logdelivery import shown as shown_logs
 from helpers.aws.controlplane.responses import int_or_none, tag_dict
 
 
@@ -41,7 +42,8 @@ def member_api(m: Member, show_nodes: bool) -> dict[str, Any]:
         "AuthTokenEnabled": bool(g.auth_token), "TransitEncryptionEnabled": transit_mode(g) is not None,
         "AtRestEncryptionEnabled": g.at_rest_encryption, "ARN": m.arn,
         "SecurityGroups": [{"SecurityGroupId": s, "Status": "active"} for s in g.security_group_ids],
-        "ReplicationGroupLogDeliveryEnabled": False, "NetworkType": "ipv4", "IpDiscovery": "ipv4",
+        "ReplicationGroupLogDeliveryEnabled": any(c.get("Status") == "active" for c in g.log_delivery),
+        "LogDeliveryConfigurations": shown_logs(g.log_delivery), "NetworkType": "ipv4", "IpDiscovery": "ipv4",
         "AutoMinorVersionUpgrade": True, "ClientDownloadLandingPage": CLIENT_DOWNLOAD_PAGE}
     if g.snapshot_window:
         out["SnapshotWindow"] = g.snapshot_window
@@ -126,7 +128,7 @@ def group_api(g: ReplicationGroup, members: list[Member] | None = None) -> dict[
         "SnapshotWindow": g.snapshot_window, "ClusterEnabled": g.cluster_mode, "CacheNodeType": g.node_type,
         "AuthTokenEnabled": bool(g.auth_token), "TransitEncryptionEnabled": transit_mode(g) is not None,
         "AtRestEncryptionEnabled": g.at_rest_encryption, "ARN": g.arn,
-        "UserGroupIds": list(g.user_group_ids), "LogDeliveryConfigurations": [],
+        "UserGroupIds": list(g.user_group_ids), "LogDeliveryConfigurations": shown_logs(g.log_delivery),
         "ReplicationGroupCreateTime": g.created, "DataTiering": "disabled", "NetworkType": "ipv4",
         "IpDiscovery": "ipv4", "ClusterMode": "enabled" if g.cluster_mode else "disabled", "Engine": g.engine}
     if g.durability is not None or g.effective_durability != "disabled":
@@ -154,6 +156,10 @@ def pending_api(g: ReplicationGroup) -> dict[str, Any]:
     for key in ("TransitEncryptionEnabled", "TransitEncryptionMode"):
         if g.pending.get(key) is not None:
             out[key] = g.pending[key]
+    changing = [c for c in g.log_delivery if c.get("Status") in ("enabling", "modifying") and g.status != "creating"]
+    if changing:  # PendingLogDeliveryConfiguration
+        keys = ("LogType", "DestinationType", "DestinationDetails", "LogFormat")
+        out["LogDeliveryConfigurations"] = [{k: c[k] for k in keys if k in c} for c in changing]
     return out
 
 
@@ -197,7 +203,7 @@ def create_replication_group(p: dict[str, Any]) -> dict[str, Any]:
         tags=tag_dict(p), at_rest_encryption=bool(p.get("AtRestEncryptionEnabled")),
         preferred_azs=list(p.get("PreferredCacheClusterAZs") or []), snapshot_arns=list(p.get("SnapshotArns") or []),
         maintenance_window=p.get("PreferredMaintenanceWindow"), durability=p.get("Durability"),
-        transit_mode=p.get("TransitEncryptionMode")))
+        transit_mode=p.get("TransitEncryptionMode"), log_delivery=p.get("LogDeliveryConfigurations")))
 
 
 @honours("ReplicationGroupId")
@@ -210,7 +216,7 @@ def describe_replication_groups(p: dict[str, Any]) -> list[dict[str, Any]]:
     "CacheParameterGroupName", "Durability", "Engine", "EngineVersion", "MultiAZEnabled", "PreferredMaintenanceWindow",
     "PrimaryClusterId", "RemoveUserGroups", "ReplicationGroupDescription", "ReplicationGroupId",
     "SecurityGroupIds", "SnapshotRetentionLimit", "SnapshotWindow", "TransitEncryptionEnabled",
-    "TransitEncryptionMode", "UserGroupIdsToAdd", "UserGroupIdsToRemove")
+    "TransitEncryptionMode", "UserGroupIdsToAdd", "UserGroupIdsToRemove", "LogDeliveryConfigurations")
 def modify_replication_group(p: dict[str, Any]) -> dict[str, Any]:
     sgs = None if p.get("SecurityGroupIds") is None else list(p["SecurityGroupIds"])
     return group_api(PLANE.modify_replication_group(
@@ -225,7 +231,8 @@ def modify_replication_group(p: dict[str, Any]) -> dict[str, Any]:
         maintenance_window=p.get("PreferredMaintenanceWindow"),
         remove_all_user_groups=bool(p.get("RemoveUserGroups")), engine=p.get("Engine"),
         durability=p.get("Durability"), primary_cluster_id=p.get("PrimaryClusterId"),
-        transit_enabled=p.get("TransitEncryptionEnabled"), transit_mode=p.get("TransitEncryptionMode")))
+        transit_enabled=p.get("TransitEncryptionEnabled"), transit_mode=p.get("TransitEncryptionMode"),
+        log_delivery=p.get("LogDeliveryConfigurations")))
 
 
 @honours("FinalSnapshotIdentifier", "ReplicationGroupId", "RetainPrimaryCluster")
