@@ -37,8 +37,8 @@ def plain(ep):
     return cpc.redis_at(ep, retries=0, socket_timeout=5)
 
 
-def tls(ep):
-    return cpc.redis_at(ep, tls=True, retries=0, socket_timeout=5)
+def tls(ep, timeout: float = 5):
+    return cpc.redis_at(ep, tls=True, retries=0, socket_timeout=timeout)
 
 
 def refused_plaintext(client) -> bool:
@@ -59,7 +59,7 @@ def test_tls_two_step_migration_with_real_clients(ec):
     reader = g["NodeGroups"][0]["ReaderEndpoint"]
     early = plain(primary)
     early.set("k", "v")
-    assert refused_plaintext(tls(primary))  # no TLS yet: a TLS client's handshake fails
+    assert refused_plaintext(tls(primary, timeout=1))  # no TLS yet: a TLS client's handshake fails (or waits)
 
     # Straight to required is refused, as AWS refuses it: preferred comes first.
     for kwargs in ({"TransitEncryptionEnabled": True, "TransitEncryptionMode": "required"},
@@ -114,6 +114,15 @@ def test_tls_two_step_migration_with_real_clients(ec):
     code, msg, _ = error_of(ec.modify_replication_group, ReplicationGroupId=GROUP, ApplyImmediately=True,
                             TransitEncryptionEnabled=False)
     assert code == "InvalidParameterCombination" and "preferred" in msg
+    modify(ec, TransitEncryptionMode="preferred")  # back to both listeners (the nodes restart once more)
+    g = settled(ec)
+    assert (g["TransitEncryptionEnabled"], g["TransitEncryptionMode"]) == (True, "preferred")
+    assert plain(primary).get("k") == "v" and tls(primary).get("k") == "v"
+    modify(ec, TransitEncryptionEnabled=False)  # then off: the TLS listeners close
+    g = settled(ec)
+    assert g["TransitEncryptionEnabled"] is False and "TransitEncryptionMode" not in g
+    assert plain(primary).mget("k", "k2") == ["v", "over tls"]
+    assert refused_plaintext(tls(primary, timeout=1))
 
 
 def test_preferred_needs_an_engine_with_tls(ec):
