@@ -151,24 +151,19 @@ def _refused(call, **kwargs) -> str:
     return msg
 
 
-def test_ipv6_tls_preferred_logs_and_compatible_are_refused_with_their_reason(ec):
+def test_ipv6_and_compatible_are_refused_with_their_reason(ec):
     base = {"ReplicationGroupId": "prm-rg", "ReplicationGroupDescription": "d", "Engine": "valkey",
             "CacheNodeType": "cache.t4g.micro", "NumCacheClusters": 1}
     assert "127.0.0.1" in _refused(ec.create_replication_group, **base, NetworkType="ipv6")
     assert "127.0.0.1" in _refused(ec.create_replication_group, **base, IpDiscovery="ipv6")
-    assert "preferred" in _refused(ec.create_replication_group, **base, TransitEncryptionEnabled=True,
-                                   TransitEncryptionMode="preferred")
     assert "TransitEncryptionEnabled" in _refused(ec.create_replication_group, **base,
                                                   TransitEncryptionMode="required")
-    logs = [{"LogType": "slow-log", "DestinationType": "cloudwatch-logs", "LogFormat": "json",
-             "DestinationDetails": {"CloudWatchLogsDetails": {"LogGroup": "g"}}, "Enabled": True}]
-    assert "Log delivery" in _refused(ec.create_replication_group, **base, LogDeliveryConfigurations=logs)
     sharded = {k: v for k, v in base.items() if k != "NumCacheClusters"}
     assert "compatible" in _refused(ec.create_replication_group, **sharded, ClusterMode="compatible")
     assert "127.0.0.1" in _refused(ec.create_cache_cluster, CacheClusterId="prm-cc", Engine="memcached",
                                    CacheNodeType="cache.t4g.micro", NumCacheNodes=1, NetworkType="ipv6")
-    for kwargs in ({"TransitEncryptionEnabled": True}, {"TransitEncryptionMode": "preferred"},
-                   {"ClusterMode": "compatible"}):
+    for kwargs in ({"ClusterMode": "compatible"},):  # TLS modes and log delivery are real: test_transit_encryption.py,
+        # test_log_delivery.py
         msg = _refused(ec.modify_replication_group, ReplicationGroupId="prm-rg", ApplyImmediately=True, **kwargs)
         assert "not modelled" in msg
     assert not [g for g in ec.describe_replication_groups()["ReplicationGroups"]

@@ -204,6 +204,30 @@ def tls_capable_engine() -> str:
                    "run `make setup`, or `apt-get install -y redis-server` (Debian's is built with TLS).")
 
 
+def plaintext_group(ec: Any, group_id: str = "lab15-tls") -> dict[str, Any]:
+    """A replication group of the local ElastiCache API without in-transit encryption (one node, on an engine
+    built with TLS), available; one an earlier run moved to TLS is deleted and created again."""
+    from botocore.exceptions import ClientError
+
+    from helpers.aws import client as cpc
+
+    try:
+        [group] = ec.describe_replication_groups(ReplicationGroupId=group_id)["ReplicationGroups"]
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] != "ReplicationGroupNotFoundFault":
+            raise
+        group = None
+    if group is not None:
+        group = cpc.wait_for(ec, replication_group_id=group_id)
+        if not group["TransitEncryptionEnabled"]:
+            return group
+        ec.delete_replication_group(ReplicationGroupId=group_id)
+        cpc.wait_deleted(ec, replication_group_id=group_id)
+    ec.create_replication_group(ReplicationGroupId=group_id, ReplicationGroupDescription="lab 15: TLS migration",
+                                Engine=tls_capable_engine(), CacheNodeType="cache.t4g.micro", NumCacheClusters=1)
+    return cpc.wait_for(ec, replication_group_id=group_id)
+
+
 def plaintext_only(name: str = "lab15-tls") -> Service:
     """A standalone server that speaks plaintext only (restarted if an earlier run left it TLS-only), on
     an engine built with TLS."""

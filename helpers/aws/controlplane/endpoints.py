@@ -16,6 +16,12 @@ The one honest difference from DNS: the bytes pass through this process. A DNS n
 after the lookup; here every command makes one extra loopback hop (a few microseconds), and the
 forwarder lives in the local AWS endpoint's process (restarted, it opens the same ports again when
 they are still free: see restart.py). TLS passes through untouched: the client still talks TLS to the node.
+
+While a group's TransitEncryptionMode is `preferred` (models/transit.py), each node has a plaintext and a TLS
+listener, and the forwarder takes both kinds of client on its one address, as ElastiCache's endpoints do then:
+it reads a new connection's first byte without consuming it (a TLS handshake starts with a ClientHello
+record, byte 0x16; a RESP command never does) and forwards TLS clients to the node's TLS listener, the others
+to its plaintext one.
 """
 
 from __future__ import annotations
@@ -30,6 +36,8 @@ from helpers.runtime.relay import LOOPBACK, LoopbackListener, close_all, splice
 __all__ = ["LOOPBACK", "Forwarder", "Target"]
 
 Target = tuple[str, int]
+TLS_HANDSHAKE = 0x16  # the first byte of every TLS record that opens a handshake (a ClientHello)
+FIRST_BYTE_WAIT = 30.0  # how long a client connected to a `preferred` endpoint may wait before it speaks
 
 
 class Forwarder(LoopbackListener):
@@ -43,6 +51,7 @@ class Forwarder(LoopbackListener):
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
         self._links: dict[Target, set[tuple[socket.socket, socket.socket]]] = {}
+        self._tls_of: dict[Target, Target] = {}  # a target's TLS listener, while the group is `preferred`
         super().__init__(f"endpoint-{name}", port=port)
 
     @property
@@ -50,10 +59,13 @@ class Forwarder(LoopbackListener):
         with self._lock:
             return list(self._targets)
 
-    def set_targets(self, targets: list[Target]) -> None:
-        """The nodes new connections go to; connections held to any other node are closed."""
+    def set_targets(self, targets: list[Target], tls_of: dict[Target, Target] | None = None) -> None:
+        """The nodes new connections go to; connections held to any other node are closed. `tls_of`: each
+        target's TLS listener, when the nodes take both TLS and plaintext clients (TransitEncryptionMode
+        preferred): a client that opens with a TLS handshake is forwarded there."""
         with self._lock:
             self._targets = list(targets)
+            self._tls_of = dict(tls_of or {})
             stale = [pair for t, pairs in self._links.items() if t not in self._targets for pair in pairs]
             self._changed.notify_all()
         for pair in stale:
@@ -90,8 +102,15 @@ class Forwarder(LoopbackListener):
         if target is None:
             conn.close()  # as a name that resolves to nothing: the client retries
             return
+        with self._lock:
+            tls_listener = self._tls_of.get(target)
+        address = target
+        if tls_listener is not None:
+            address = self._by_first_byte(conn, target, tls_listener)
+            if address is None:
+                return
         try:
-            node = socket.create_connection(target, timeout=3)
+            node = socket.create_connection(address, timeout=3)
         except OSError:
             conn.close()
             return
@@ -110,3 +129,18 @@ class Forwarder(LoopbackListener):
                 self._links.get(target, set()).discard(pair)
             close_all(*pair)
 
+
+    @staticmethod
+    def _by_first_byte(conn: socket.socket, plain: Target, tls_listener: Target) -> Target | None:
+        """The listener a client goes to, from its first byte (peeked, not consumed): TLS or plaintext.
+        None (the connection closed) when it left or said nothing in FIRST_BYTE_WAIT seconds."""
+        conn.settimeout(FIRST_BYTE_WAIT)
+        try:
+            first = conn.recv(1, socket.MSG_PEEK)
+        except OSError:
+            first = b""
+        if not first:
+            close_all(conn)
+            return None
+        conn.settimeout(None)
+        return tls_listener if first[0] == TLS_HANDSHAKE else plain

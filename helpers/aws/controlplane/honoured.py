@@ -36,15 +36,10 @@ _GLOBAL_SHARDS = ("Global datastores on the local endpoint are cluster-mode disa
                   "to add, remove or rebalance.")
 _IPV6 = ("The local engines listen on the IPv4 loopback address 127.0.0.1 only: NetworkType and IpDiscovery "
          "are ipv4 on the local endpoint; leave them out.")
-_LOGS = ("Log delivery to CloudWatch Logs or Kinesis Data Firehose is not modelled on the local endpoint; read "
-         "the slow log with SLOWLOG GET on the node.")
 _KMS = ("Customer managed KMS keys are not modelled: at-rest encryption on the local endpoint uses one local key "
         "(see docs/local-vs-aws.md); leave KmsKeyId out.")
-_TLS_MODIFY = ("Turning in-transit encryption on or off, or changing TransitEncryptionMode, on an existing group is "
-               "not modelled on the local endpoint (its engines would have to be restarted with TLS): create a "
-               "new group with TransitEncryptionEnabled and move the data with a snapshot.")
 _ENGINE_FILTER = "Users and user groups on the local endpoint keep the engine they were created with; leave Engine out."
-_NETWORK = {"NetworkType": _IPV6, "IpDiscovery": _IPV6, "LogDeliveryConfigurations": _LOGS}
+_NETWORK = {"NetworkType": _IPV6, "IpDiscovery": _IPV6}
 NOT_LOCAL: dict[str, dict[str, str]] = {
     "create_cache_cluster": {
         "CacheSecurityGroupNames": _CLASSIC, "NotificationTopicArn": _SNS,
@@ -59,7 +54,7 @@ NOT_LOCAL: dict[str, dict[str, str]] = {
         "CacheSecurityGroupNames": _CLASSIC, "NotificationTopicArn": _SNS, "NotificationTopicStatus": _SNS,
         "ScaleConfig": "ScaleConfig (the pace of a Memcached vertical scaling) is not modelled: the local "
                        "endpoint changes the node type at once.",
-        "AutoMinorVersionUpgrade": _MINOR, "IpDiscovery": _IPV6, "LogDeliveryConfigurations": _LOGS,
+        "AutoMinorVersionUpgrade": _MINOR, "IpDiscovery": _IPV6,
     },
     "create_replication_group": {
         "CacheSecurityGroupNames": _CLASSIC, "NotificationTopicArn": _SNS, "AutoMinorVersionUpgrade": _MINOR,
@@ -77,10 +72,10 @@ NOT_LOCAL: dict[str, dict[str, str]] = {
     },
     "modify_replication_group": {
         "CacheSecurityGroupNames": _CLASSIC, "NotificationTopicArn": _SNS, "NotificationTopicStatus": _SNS,
-        "AutoMinorVersionUpgrade": _MINOR, "TransitEncryptionEnabled": _TLS_MODIFY, "TransitEncryptionMode": _TLS_MODIFY,
+        "AutoMinorVersionUpgrade": _MINOR,
         "ClusterMode": "Changing a group's cluster mode (to compatible, then enabled) is not modelled on the local "
                        "endpoint: create a cluster mode enabled group and move the data with a snapshot.",
-        "IpDiscovery": _IPV6, "LogDeliveryConfigurations": _LOGS,
+        "IpDiscovery": _IPV6,
         "NodeGroupId": "NodeGroupId is not used on the local endpoint; leave it out.",
         "SnapshottingClusterId": "The local endpoint snapshots a group from its last member; leave "
                                  "SnapshottingClusterId out.",

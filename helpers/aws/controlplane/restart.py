@@ -187,6 +187,8 @@ def reconcile(plane: Any) -> None:
             bring_back()
         except Exception as exc:  # whatever one record's engines met, the next record still gets its own
             log.warning("could not bring back the engines of %s: %s", what, exc, exc_info=True)
+    if any(c.get("Status") == "active" for r in [*clusters, *groups] for c in getattr(r, "log_delivery", [])):
+        plane.ensure_log_shipper()  # log delivery goes on where it stopped (each node's cursor is in its record)
     plane.changed()
 
 

@@ -278,6 +278,8 @@ class CacheCluster:
     previous_token: str | None = None  # ROTATE keeps the old AUTH token valid until SET
     region: str = "us-east-1"  # the region it was created in (the client's region name)
     port: int | None = None  # CreateCacheCluster's Port: the node listens there (else a free port)
+    log_delivery: list[dict[str, Any]] = field(default_factory=list)  # LogDeliveryConfigurations, logdelivery.py
+    log_cursors: dict[str, int] = field(default_factory=dict)  # "<cluster>/<node>/<log type>" -> last shipped
 
     @property
     def arn(self) -> str:
@@ -333,6 +335,12 @@ class ReplicationGroup:
     global_id: str | None = None  # the global datastore it belongs to, and its role there (primary | secondary)
     global_role: str | None = None
     after_create: Callable[[], None] | None = None  # run once the engines are up, before `available`
+    # TransitEncryptionMode: None (no TLS, or TLS made at creation: `tls`), "preferred" (each node has a
+    # plaintext and a TLS listener: `tls_ports`, node name -> port) or "required" (TLS only), see transit.py
+    transit_mode: str | None = None
+    tls_ports: dict[str, int] = field(default_factory=dict)
+    log_delivery: list[dict[str, Any]] = field(default_factory=list)  # LogDeliveryConfigurations, logdelivery.py
+    log_cursors: dict[str, int] = field(default_factory=dict)  # "<cluster>/<node>/<log type>" -> last shipped
 
     @property
     def arn(self) -> str:

@@ -34,6 +34,7 @@ from helpers.aws.controlplane.models.base import (
     request_region,
 )
 from helpers.aws.controlplane.models.lifecycle import check_maintenance_window
+from helpers.aws.controlplane.models.logdelivery import parse_requests as parse_log_requests
 from helpers.runtime import ports, services, state
 from helpers.runtime.engines import Node
 
@@ -124,13 +125,15 @@ class CacheClusters(Backend):
             snapshot_arns: list[str] | None = None, param_group: str | None = None, subnet_group: str | None = None,
             az: str | None = None, security_group_ids: list[str] | None = None, snapshot_retention: int = 0,
             snapshot_window: str | None = None, maintenance_window: str | None = None,
-            tags: dict[str, str] | None = None, port: int | None = None) -> CacheCluster:
+            tags: dict[str, str] | None = None, port: int | None = None,
+            log_delivery: list[Any] | None = None) -> CacheCluster:
         cid = check_id(cluster_id, "CacheClusterId", 50)
         if replication_group_id:
             raise invalid_value("Adding a cache cluster to a replication group is done with "
                                 "increase-replica-count on the local endpoint.")
         node_type = self.check_node_type(node_type)
         engine, version = self.check_engine(engine, engine_version)
+        logs = parse_log_requests(log_delivery, engine, version)
         az = self.check_az(az)
         security_group_ids = self.check_security_groups(security_group_ids)
         if snapshot_retention and engine == "memcached":
@@ -174,6 +177,7 @@ class CacheClusters(Backend):
                 cc.nodes.append({"id": f"{cc.next_node:04d}", "created": now(), "status": "creating"})
                 cc.next_node += 1
             self.clusters[cid] = cc
+        self.request_log_delivery(cc, [r for r in logs if r["Enabled"]])  # type: ignore[attr-defined]
         self.add_tags(cc.arn, tags)
         snap_files = [Path(f) for f in snap.files] if snap else []
         self.background(f"create-{cid}", lambda: self._provision_from(cc, snap_files),
@@ -228,6 +232,7 @@ class CacheClusters(Backend):
             if cc.snapshot_name:
                 self.event(cc.cluster_id, "cache-cluster", f"Restored cache cluster from snapshot {cc.snapshot_name}")
         if cc.status == "creating":
+            self.apply_log_delivery(cc)  # type: ignore[attr-defined]
             cc.status = "available"
             self.event(cc.cluster_id, "cache-cluster", "Cache cluster created")
 
@@ -287,7 +292,8 @@ class CacheClusters(Backend):
             maintenance_window: str | None = None, security_group_ids: list[str] | None = None,
             node_type: str | None = None, engine_version: str | None = None,
             apply_immediately: bool = False, az_mode: str | None = None,
-            new_azs: list[str] | None = None, engine: str | None = None) -> CacheCluster:
+            new_azs: list[str] | None = None, engine: str | None = None,
+            log_delivery: list[Any] | None = None) -> CacheCluster:
         """Memcached scales out and in (naming the nodes to remove); Redis scales its node type up or down
         and changes engine version; the rest is settings and AUTH. Without `apply_immediately`, node
         type and engine version changes wait in PendingModifiedValues (the maintenance window;
@@ -356,6 +362,9 @@ class CacheClusters(Backend):
                 changes["EngineVersion"] = target
         strategy = self.check_auth_change(cc.engine, cc.tls, cc.auth_token, auth_token, auth_token_strategy,
                                           rbac=False, rotating=cc.previous_token is not None)
+        logs = parse_log_requests(log_delivery, cc.engine, cc.engine_version)
+        if logs and not apply_immediately:
+            raise invalid_combination("Log delivery changes must be applied immediately: give ApplyImmediately.")
         if snapshot_retention is not None:
             cc.snapshot_retention = snapshot_retention
         if snapshot_window:
@@ -367,13 +376,16 @@ class CacheClusters(Backend):
         if changes and not apply_immediately:
             cc.pending.update(changes)
             changes = {}
-        if not (add_nodes or drop_nodes or pg or strategy or changes):
+        if not (add_nodes or drop_nodes or pg or strategy or changes or logs):
             self.event(cc.cluster_id, "cache-cluster", "Cache cluster modified")
             return cc
+        self.request_log_delivery(cc, logs)  # type: ignore[attr-defined]
         cc.status = "modifying"
         cc.nodes += add_nodes
 
         def work() -> None:
+            if logs:
+                self.apply_log_delivery(cc)  # type: ignore[attr-defined]
             for node in add_nodes:
                 self._start_memcached_node(cc, node)
             for node in drop_nodes:

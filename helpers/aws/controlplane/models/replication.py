@@ -36,6 +36,7 @@ from helpers.aws.controlplane.models.base import (
 from helpers.aws.controlplane.models.clusters import network_defaults
 from helpers.aws.controlplane.models.durability import check_change, check_durability, durability_config
 from helpers.aws.controlplane.models.lifecycle import check_maintenance_window
+from helpers.aws.controlplane.models.logdelivery import parse_requests as parse_log_requests
 from helpers.runtime import services, state
 from helpers.runtime.engines import Node
 
@@ -52,7 +53,8 @@ class ReplicationGroups(Backend):
             snapshot_retention: int = 0, snapshot_window: str | None = None,
             tags: dict[str, str] | None = None, at_rest_encryption: bool = False,
             preferred_azs: list[str] | None = None, snapshot_arns: list[str] | None = None,
-            maintenance_window: str | None = None, durability: str | None = None) -> ReplicationGroup:
+            maintenance_window: str | None = None, durability: str | None = None,
+            transit_mode: str | None = None, log_delivery: list[Any] | None = None) -> ReplicationGroup:
         """Cluster mode is on when node groups are asked for, ClusterMode is enabled or the parameter
         group is a .cluster.on one; `configured_node_groups` is the length of NodeGroupConfiguration."""
         gid = check_id(group_id, "ReplicationGroupId", 40)
@@ -61,6 +63,7 @@ class ReplicationGroups(Backend):
         engine, version = self.check_engine(engine, engine_version)
         if engine == "memcached":
             raise invalid_value("Replication groups are for Redis/Valkey; Memcached has no replication.")
+        logs = parse_log_requests(log_delivery, engine, version)
         node_type = self.check_node_type(node_type or "cache.t4g.micro")
         for az in preferred_azs or []:
             self.check_az(az)
@@ -124,7 +127,10 @@ class ReplicationGroups(Backend):
                                           "must be enabled.")
             for ug in ugs:
                 self.get_user_group(ug)
-        effective = check_durability(durability, engine, version, node_type, clustered, bool(multi_az), replicas, tls)
+        if tls and transit_mode == "preferred":  # TLS and plaintext clients side by side from the start
+            self.check_transit_supported(gid, engine, version, clustered, None)  # type: ignore[attr-defined]
+        effective = check_durability(durability, engine, version, node_type, clustered, bool(multi_az), replicas,
+                                     tls and transit_mode != "preferred")
         if effective != "disabled":
             at_rest_encryption = True  # durability turns encryption at rest on, as on AWS
         pg = self.param_group_for(pg_name or None, engine, clustered, version=version)
@@ -146,7 +152,10 @@ class ReplicationGroups(Backend):
                 at_rest_encryption=bool(at_rest_encryption),
                 maintenance_window=check_maintenance_window(maintenance_window) or DEFAULT_MAINTENANCE_WINDOW,
                 region=request_region(), durability=durability, effective_durability=effective)
+            if tls and transit_mode == "preferred":
+                g.tls, g.transit_mode = False, "preferred"  # the engines keep their plaintext ports
             self.groups[gid] = g
+        self.request_log_delivery(g, [r for r in logs if r["Enabled"]])  # type: ignore[attr-defined]
         self.add_tags(g.arn, tags)
         files = [Path(f) for f in snap.files] if snap else []
         self.background(f"create-rg-{gid}", lambda: self._provision_group(g, files),
@@ -200,6 +209,9 @@ class ReplicationGroups(Backend):
             svc = services.start("cluster", name=name, shards=g.shards, replicas=g.replicas, password=internal,
                                  tls=g.tls, config=config)
         self._assign_members(g, svc)
+        if g.transit_mode == "preferred":
+            for node in ops.data_nodes(svc):
+                self.open_tls_listener(g, svc, node)  # type: ignore[attr-defined]
         if pg is not None and pg.values:
             self.apply_parameters(pg, [n for n in pg.values if catalogue.change_type(pg.family, n) == "immediate"])
         if g.auth_token:  # the learner's token becomes a password of the default user on every node
@@ -217,6 +229,7 @@ class ReplicationGroups(Backend):
         self.open_endpoints(g)
         if g.after_create is not None:  # a global datastore's secondary starts following its primary
             g.after_create()
+        self.apply_log_delivery(g)  # type: ignore[attr-defined]
         g.status = "available"
         self.ensure_monitor()
         self.event(g.group_id, "replication-group", f"Replication group {g.group_id} created")  # describe-events.rst
@@ -261,8 +274,9 @@ class ReplicationGroups(Backend):
                 port = topologies.current_primary(svc)[1]
                 primaries = [n for n in primaries if n.port == port]
         replicas = [n for n in live if roles.get(n.name) == "replica" and n.name in healthy]
-        g.endpoints["primary"].set_targets([(n.host, n.port) for n in primaries[:1]])
-        g.endpoints["reader"].set_targets([(n.host, n.port) for n in (replicas or primaries[:1])])
+        tls_of = self.tls_listeners(g, live)  # type: ignore[attr-defined]  # TransitEncryptionMode preferred: both kinds of client
+        g.endpoints["primary"].set_targets([(n.host, n.port) for n in primaries[:1]], tls_of)
+        g.endpoints["reader"].set_targets([(n.host, n.port) for n in (replicas or primaries[:1])], tls_of)
 
     # --- the engines of a group ---------------------------------------------------------------
     def group_service(self, g: ReplicationGroup) -> services.Service:
@@ -463,9 +477,12 @@ class ReplicationGroups(Backend):
             engine_version: str | None = None, apply_immediately: bool = False,
             security_group_ids: list[str] | None = None, maintenance_window: str | None = None,
             remove_all_user_groups: bool = False, engine: str | None = None,
-            durability: str | None = None, primary_cluster_id: str | None = None) -> ReplicationGroup:
+            durability: str | None = None, primary_cluster_id: str | None = None,
+            transit_enabled: bool | None = None, transit_mode: str | None = None,
+            log_delivery: list[Any] | None = None) -> ReplicationGroup:
         """Settings, failover, parameter group, RBAC and AUTH; node type (scaling up or down: maxmemory
-        follows, data stays) and engine version wait in PendingModifiedValues without `apply_immediately`."""
+        follows, data stays) and engine version wait in PendingModifiedValues without `apply_immediately`;
+        in-transit encryption in AWS's two steps (transit.py), shown pending while it applies."""
         g = self.get_group(group_id)
         self._require_available(g)
         if snapshot_retention is not None and not 0 <= int(snapshot_retention) <= 35:
@@ -495,6 +512,10 @@ class ReplicationGroups(Backend):
         if multi_az and not (failover if failover is not None else g.automatic_failover):
             raise invalid_combination("Multi-AZ needs automatic failover to be enabled.")
         promote = self._check_promotion(g, primary_cluster_id, failover)
+        transit = self.check_transit_change(g, transit_enabled, transit_mode)  # type: ignore[attr-defined]
+        logs = parse_log_requests(log_delivery, g.engine, g.engine_version)
+        if logs and not apply_immediately:
+            raise invalid_combination("Log delivery changes must be applied immediately: give ApplyImmediately.")
         pg = self.param_group_for(param_group, g.engine, g.cluster_mode, version=g.engine_version) \
             if param_group else None
         add_ugs = list(add_user_groups or [])
@@ -531,9 +552,21 @@ class ReplicationGroups(Backend):
         if changes and not apply_immediately:
             g.pending.update(changes)
             changes = {}
+        if transit:  # applied at once, as on AWS: PendingModifiedValues shows it until it is done
+            g.pending.update({"TransitEncryptionEnabled": transit != "disabled",
+                              "TransitEncryptionMode": None if transit == "disabled" else transit})
+        self.request_log_delivery(g, logs)  # type: ignore[attr-defined]
         g.status = "modifying"
 
         def work() -> None:
+            if logs:
+                self.apply_log_delivery(g)  # type: ignore[attr-defined]
+            if transit:
+                try:
+                    self.apply_transit_change(g, transit)  # type: ignore[attr-defined]
+                finally:
+                    g.pending.pop("TransitEncryptionEnabled", None)
+                    g.pending.pop("TransitEncryptionMode", None)
             if new_durability:
                 self._switch_durability(g, new_durability, durability)
             if failover is not None and bool(failover) != g.automatic_failover:

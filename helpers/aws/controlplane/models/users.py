@@ -209,7 +209,7 @@ class Users(Backend):
         if access_string:
             u.access_string = access_string
         if append_access_string:
-            u.access_string += " " + append_access_string
+            u.access_string = appended_access_string(u.access_string, append_access_string)
         u.status = "modifying"
         answer = dataclasses.replace(u)
 
@@ -411,3 +411,28 @@ class Users(Backend):
                         conn.config_set("masteruser", ADMIN_USER)
                         conn.config_set("masterauth", saved)
             self._apply_user_groups(g)
+
+
+# Rules that reset what earlier rules of the same kind said (ACL SETUSER applies them in order).
+_RESETS = {
+    "state": ({"on", "off"}, lambda t: t in ("on", "off")),
+    "keys": ({"~*", "allkeys", "resetkeys"}, lambda t: t.startswith(("~", "%")) or t in ("allkeys", "resetkeys")),
+    "channels": ({"&*", "allchannels", "resetchannels"},
+                 lambda t: t.startswith("&") or t in ("allchannels", "resetchannels")),
+    "commands": ({"+@all", "-@all", "allcommands", "nocommands"},
+                 lambda t: t[:1] in "+-" or t in ("allcommands", "nocommands")),
+}
+
+
+def appended_access_string(current: str, appended: str) -> str:
+    """The access string a user has after --append-access-string: the rules appended, after the current
+    ones that they do not override. ACL rules apply in order, so `+@all` after any command rules allows
+    every command and `~*` after key patterns allows every key: modify-user.rst appends "on ~* +@all" to
+    user2's "on ~app::* -@all +@read ..." and answers "on ~* +@all"."""
+    new = appended.split()
+    keep = current.split()
+    for resets, of_kind in _RESETS.values():
+        if any(t.lower() in resets for t in new):
+            keep = [t for t in keep if not of_kind(t.lower())]
+    return " ".join(keep + new)
+

@@ -7,6 +7,7 @@ from typing import Any
 from helpers.aws.controlplane.honoured import honours
 from helpers.aws.controlplane.models import PLANE
 from helpers.aws.controlplane.models.base import CacheCluster, Member
+from helpers.aws.controlplane.models.logdelivery import shown as shown_logs
 from helpers.aws.controlplane.responses import int_or_none, tag_dict
 from helpers.aws.controlplane.responses.replication import CLIENT_DOWNLOAD_PAGE, member_api, parameter_status
 
@@ -23,7 +24,8 @@ def cluster_api(cc: CacheCluster, show_nodes: bool = False) -> dict[str, Any]:
         "SecurityGroups": [{"SecurityGroupId": s, "Status": "active"} for s in cc.security_group_ids],
         "AutoMinorVersionUpgrade": True, "AuthTokenEnabled": bool(cc.auth_token),
         "TransitEncryptionEnabled": cc.tls, "AtRestEncryptionEnabled": cc.at_rest_encryption, "ARN": cc.arn,
-        "ReplicationGroupLogDeliveryEnabled": False, "LogDeliveryConfigurations": [], "NetworkType": "ipv4",
+        "ReplicationGroupLogDeliveryEnabled": False, "LogDeliveryConfigurations": shown_logs(cc.log_delivery),
+        "NetworkType": "ipv4",
         "IpDiscovery": "ipv4", "ClientDownloadLandingPage": CLIENT_DOWNLOAD_PAGE,
     }
     if cc.subnet_group:
@@ -56,7 +58,8 @@ def _api(item: CacheCluster | Member, show_nodes: bool) -> dict[str, Any]:
 
 @honours(
     "AuthToken", "CacheClusterId", "CacheNodeType", "CacheParameterGroupName",
-    "CacheSubnetGroupName", "Engine", "EngineVersion", "NumCacheNodes", "Port", "PreferredAvailabilityZone", "PreferredMaintenanceWindow",
+    "CacheSubnetGroupName", "Engine", "EngineVersion", "LogDeliveryConfigurations", "NumCacheNodes", "Port",
+    "PreferredAvailabilityZone", "PreferredMaintenanceWindow",
     "ReplicationGroupId", "SecurityGroupIds", "SnapshotArns", "SnapshotName", "SnapshotRetentionLimit",
     "SnapshotWindow", "Tags", "TransitEncryptionEnabled")
 def create_cache_cluster(p: dict[str, Any]) -> dict[str, Any]:
@@ -69,7 +72,8 @@ def create_cache_cluster(p: dict[str, Any]) -> dict[str, Any]:
         subnet_group=p.get("CacheSubnetGroupName"), az=p.get("PreferredAvailabilityZone"),
         security_group_ids=list(p.get("SecurityGroupIds") or []),
         snapshot_retention=int(p.get("SnapshotRetentionLimit") or 0), snapshot_window=p.get("SnapshotWindow"),
-        maintenance_window=p.get("PreferredMaintenanceWindow"), tags=tag_dict(p), port=p.get("Port")))
+        maintenance_window=p.get("PreferredMaintenanceWindow"), tags=tag_dict(p), port=p.get("Port"),
+        log_delivery=p.get("LogDeliveryConfigurations")))
 
 
 @honours("CacheClusterId", "ShowCacheClustersNotInReplicationGroups", "ShowCacheNodeInfo")
@@ -82,7 +86,7 @@ def describe_cache_clusters(p: dict[str, Any]) -> list[dict[str, Any]]:
 
 @honours(
     "AZMode", "ApplyImmediately", "AuthToken", "AuthTokenUpdateStrategy", "CacheClusterId", "CacheNodeIdsToRemove", "CacheNodeType", "CacheParameterGroupName", "Engine",
-    "EngineVersion", "NewAvailabilityZones", "NumCacheNodes",
+    "EngineVersion", "LogDeliveryConfigurations", "NewAvailabilityZones", "NumCacheNodes",
     "PreferredMaintenanceWindow", "SecurityGroupIds", "SnapshotRetentionLimit", "SnapshotWindow")
 def modify_cache_cluster(p: dict[str, Any]) -> dict[str, Any]:
     sgs = p.get("SecurityGroupIds")
@@ -94,7 +98,8 @@ def modify_cache_cluster(p: dict[str, Any]) -> dict[str, Any]:
         maintenance_window=p.get("PreferredMaintenanceWindow"),
         security_group_ids=None if sgs is None else list(sgs), node_type=p.get("CacheNodeType"),
         engine_version=p.get("EngineVersion"), apply_immediately=bool(p.get("ApplyImmediately")),
-        az_mode=p.get("AZMode"), new_azs=list(p.get("NewAvailabilityZones") or []), engine=p.get("Engine")))
+        az_mode=p.get("AZMode"), new_azs=list(p.get("NewAvailabilityZones") or []), engine=p.get("Engine"),
+        log_delivery=p.get("LogDeliveryConfigurations")))
 
 
 @honours("CacheClusterId", "CacheNodeIdsToReboot")

@@ -99,7 +99,7 @@ def rebalance_slots_in_global_replication_group(p: dict[str, Any]) -> dict[str, 
 @honours(
     "AtRestEncryptionEnabled", "AuthToken", "AutomaticFailoverEnabled", "CacheNodeType",
     "CacheParameterGroupName", "CacheSubnetGroupName", "ClusterMode", "Durability", "Engine", "EngineVersion",
-    "GlobalReplicationGroupId", "MultiAZEnabled", "NodeGroupConfiguration", "NumCacheClusters", "NumNodeGroups", "PreferredCacheClusterAZs",
+    "GlobalReplicationGroupId", "LogDeliveryConfigurations", "MultiAZEnabled", "NodeGroupConfiguration", "NumCacheClusters", "NumNodeGroups", "PreferredCacheClusterAZs",
     "PreferredMaintenanceWindow", "ReplicasPerNodeGroup", "ReplicationGroupDescription", "ReplicationGroupId",
     "SecurityGroupIds", "SnapshotArns", "SnapshotName", "SnapshotRetentionLimit", "SnapshotWindow", "Tags",
     "TransitEncryptionEnabled", "TransitEncryptionMode", "UserGroupIds")

@@ -7,6 +7,7 @@ from typing import Any
 from helpers.aws.controlplane.honoured import honours
 from helpers.aws.controlplane.models import PLANE
 from helpers.aws.controlplane.models.base import Member, ReplicationGroup
+from helpers.aws.controlplane.models.logdelivery import shown as shown_logs
 from helpers.aws.controlplane.responses import int_or_none, tag_dict
 
 
@@ -33,17 +34,21 @@ def member_api(m: Member, show_nodes: bool) -> dict[str, Any]:
         "EngineVersion": g.engine_version, "CacheClusterStatus": status,
         "NumCacheNodes": 1, "PreferredAvailabilityZone": m.az, "CacheClusterCreateTime": g.created,
         "PreferredMaintenanceWindow": g.maintenance_window,
-        "PendingModifiedValues": {k: v for k, v in g.pending.items() if k in ("CacheNodeType", "EngineVersion")},
+        "PendingModifiedValues": {k: v for k, v in g.pending.items() if v is not None and k in (
+            "CacheNodeType", "EngineVersion", "TransitEncryptionEnabled", "TransitEncryptionMode")},
         "CacheSecurityGroups": [],
         "CacheParameterGroup": parameter_status(g.param_group, g.params_pending_reboot, ["0001"]),
         "ReplicationGroupId": g.group_id, "SnapshotRetentionLimit": g.snapshot_retention,
-        "AuthTokenEnabled": bool(g.auth_token), "TransitEncryptionEnabled": g.tls,
+        "AuthTokenEnabled": bool(g.auth_token), "TransitEncryptionEnabled": transit_mode(g) is not None,
         "AtRestEncryptionEnabled": g.at_rest_encryption, "ARN": m.arn,
         "SecurityGroups": [{"SecurityGroupId": s, "Status": "active"} for s in g.security_group_ids],
-        "ReplicationGroupLogDeliveryEnabled": False, "NetworkType": "ipv4", "IpDiscovery": "ipv4",
+        "ReplicationGroupLogDeliveryEnabled": any(c.get("Status") == "active" for c in g.log_delivery),
+        "LogDeliveryConfigurations": shown_logs(g.log_delivery), "NetworkType": "ipv4", "IpDiscovery": "ipv4",
         "AutoMinorVersionUpgrade": True, "ClientDownloadLandingPage": CLIENT_DOWNLOAD_PAGE}
     if g.snapshot_window:
         out["SnapshotWindow"] = g.snapshot_window
+    if transit_mode(g):
+        out["TransitEncryptionMode"] = transit_mode(g)
     if g.subnet_group:  # reboot-cache-cluster.rst shows a member's CacheSubnetGroupName and SecurityGroups
         out["CacheSubnetGroupName"] = g.subnet_group
     if show_nodes:
@@ -121,9 +126,9 @@ def group_api(g: ReplicationGroup, members: list[Member] | None = None) -> dict[
         "NodeGroups": node_groups, "AutomaticFailover": "enabled" if g.automatic_failover else "disabled",
         "MultiAZ": "enabled" if g.multi_az else "disabled", "SnapshotRetentionLimit": g.snapshot_retention,
         "SnapshotWindow": g.snapshot_window, "ClusterEnabled": g.cluster_mode, "CacheNodeType": g.node_type,
-        "AuthTokenEnabled": bool(g.auth_token), "TransitEncryptionEnabled": g.tls,
+        "AuthTokenEnabled": bool(g.auth_token), "TransitEncryptionEnabled": transit_mode(g) is not None,
         "AtRestEncryptionEnabled": g.at_rest_encryption, "ARN": g.arn,
-        "UserGroupIds": list(g.user_group_ids), "LogDeliveryConfigurations": [],
+        "UserGroupIds": list(g.user_group_ids), "LogDeliveryConfigurations": shown_logs(g.log_delivery),
         "ReplicationGroupCreateTime": g.created, "DataTiering": "disabled", "NetworkType": "ipv4",
         "IpDiscovery": "ipv4", "ClusterMode": "enabled" if g.cluster_mode else "disabled", "Engine": g.engine}
     if g.durability is not None or g.effective_durability != "disabled":
@@ -132,8 +137,8 @@ def group_api(g: ReplicationGroup, members: list[Member] | None = None) -> dict[
     if g.global_id:
         out["GlobalReplicationGroupInfo"] = {"GlobalReplicationGroupId": g.global_id,
                                              "GlobalReplicationGroupMemberRole": str(g.global_role).upper()}
-    if g.tls:
-        out["TransitEncryptionMode"] = "required"
+    if transit_mode(g):
+        out["TransitEncryptionMode"] = transit_mode(g)
     if g.snapshot_retention and members:
         out["SnapshottingClusterId"] = members[-1].cluster_id
     if g.cluster_mode and "configuration" in g.endpoints:
@@ -145,28 +150,38 @@ def group_api(g: ReplicationGroup, members: list[Member] | None = None) -> dict[
 
 
 def pending_api(g: ReplicationGroup) -> dict[str, Any]:
-    """ReplicationGroupPendingModifiedValues while resharding (a pending node type or engine version
-    shows on the member clusters' PendingModifiedValues, as on AWS)."""
-    return {"Resharding": {"SlotMigration": {"ProgressPercentage": 0.0}}} if g.resharding else {}
+    """ReplicationGroupPendingModifiedValues while resharding or changing in-transit encryption (a pending
+    node type or engine version shows on the member clusters' PendingModifiedValues, as on AWS)."""
+    out: dict[str, Any] = {"Resharding": {"SlotMigration": {"ProgressPercentage": 0.0}}} if g.resharding else {}
+    for key in ("TransitEncryptionEnabled", "TransitEncryptionMode"):
+        if g.pending.get(key) is not None:
+            out[key] = g.pending[key]
+    changing = [c for c in g.log_delivery if c.get("Status") in ("enabling", "modifying") and g.status != "creating"]
+    if changing:  # PendingLogDeliveryConfiguration
+        keys = ("LogType", "DestinationType", "DestinationDetails", "LogFormat")
+        out["LogDeliveryConfigurations"] = [{k: c[k] for k in keys if k in c} for c in changing]
+    return out
+
+
+def transit_mode(g: ReplicationGroup) -> str | None:
+    """TransitEncryptionMode as describe shows it (None: in-transit encryption disabled)."""
+    return g.transit_mode or ("required" if g.tls else None)
 
 
 def check_create_modes(p: dict[str, Any]) -> None:
-    """TransitEncryptionMode and ClusterMode as far as the local engines carry them: TLS is all or nothing
-    (required), and a group is cluster mode enabled or disabled, never compatible (both at once)."""
+    """TransitEncryptionMode (preferred or required, with TransitEncryptionEnabled) and ClusterMode as far as the
+    local engines carry them: a group is cluster mode enabled or disabled, never compatible (both at once)."""
     from helpers.aws.controlplane.errors import invalid_combination, invalid_value
 
     mode = p.get("TransitEncryptionMode")
-    if mode is not None and str(mode).lower() != "required":
-        raise invalid_value(TRANSIT_MODE)
+    if mode is not None and str(mode) not in ("preferred", "required"):
+        raise invalid_value(f"Invalid value for TransitEncryptionMode: {mode}. Valid values: preferred, required.")
     if mode is not None and not p.get("TransitEncryptionEnabled"):
         raise invalid_combination("TransitEncryptionMode requires TransitEncryptionEnabled=true.")
     if str(p.get("ClusterMode") or "").lower() == "compatible":
         raise invalid_value(CLUSTER_COMPATIBLE)
 
 
-TRANSIT_MODE = ("TransitEncryptionMode preferred (TLS and plain connections side by side) is not modelled on the "
-                "local endpoint: its engines take TLS only or plain only. Give TransitEncryptionEnabled=true "
-                "(mode required) or leave both out.")
 CLUSTER_COMPATIBLE = ("ClusterMode compatible (cluster-mode clients and plain ones at once, before a migration to "
                       "enabled) is not modelled on the local endpoint: give enabled or disabled.")
 
@@ -187,7 +202,8 @@ def create_replication_group(p: dict[str, Any]) -> dict[str, Any]:
         snapshot_retention=int(p.get("SnapshotRetentionLimit") or 0), snapshot_window=p.get("SnapshotWindow"),
         tags=tag_dict(p), at_rest_encryption=bool(p.get("AtRestEncryptionEnabled")),
         preferred_azs=list(p.get("PreferredCacheClusterAZs") or []), snapshot_arns=list(p.get("SnapshotArns") or []),
-        maintenance_window=p.get("PreferredMaintenanceWindow"), durability=p.get("Durability")))
+        maintenance_window=p.get("PreferredMaintenanceWindow"), durability=p.get("Durability"),
+        transit_mode=p.get("TransitEncryptionMode"), log_delivery=p.get("LogDeliveryConfigurations")))
 
 
 @honours("ReplicationGroupId")
@@ -199,7 +215,8 @@ def describe_replication_groups(p: dict[str, Any]) -> list[dict[str, Any]]:
     "ApplyImmediately", "AuthToken", "AuthTokenUpdateStrategy", "AutomaticFailoverEnabled", "CacheNodeType",
     "CacheParameterGroupName", "Durability", "Engine", "EngineVersion", "MultiAZEnabled", "PreferredMaintenanceWindow",
     "PrimaryClusterId", "RemoveUserGroups", "ReplicationGroupDescription", "ReplicationGroupId",
-    "SecurityGroupIds", "SnapshotRetentionLimit", "SnapshotWindow", "UserGroupIdsToAdd", "UserGroupIdsToRemove")
+    "SecurityGroupIds", "SnapshotRetentionLimit", "SnapshotWindow", "TransitEncryptionEnabled",
+    "TransitEncryptionMode", "UserGroupIdsToAdd", "UserGroupIdsToRemove", "LogDeliveryConfigurations")
 def modify_replication_group(p: dict[str, Any]) -> dict[str, Any]:
     sgs = None if p.get("SecurityGroupIds") is None else list(p["SecurityGroupIds"])
     return group_api(PLANE.modify_replication_group(
@@ -213,7 +230,9 @@ def modify_replication_group(p: dict[str, Any]) -> dict[str, Any]:
         apply_immediately=bool(p.get("ApplyImmediately")), security_group_ids=sgs,
         maintenance_window=p.get("PreferredMaintenanceWindow"),
         remove_all_user_groups=bool(p.get("RemoveUserGroups")), engine=p.get("Engine"),
-        durability=p.get("Durability"), primary_cluster_id=p.get("PrimaryClusterId")))
+        durability=p.get("Durability"), primary_cluster_id=p.get("PrimaryClusterId"),
+        transit_enabled=p.get("TransitEncryptionEnabled"), transit_mode=p.get("TransitEncryptionMode"),
+        log_delivery=p.get("LogDeliveryConfigurations")))
 
 
 @honours("FinalSnapshotIdentifier", "ReplicationGroupId", "RetainPrimaryCluster")
@@ -257,6 +276,11 @@ def decrease_replica_count(p: dict[str, Any]) -> dict[str, Any]:
 
 @honours("ApplyImmediately", "NodeGroupCount", "NodeGroupsToRemove", "NodeGroupsToRetain", "ReplicationGroupId")
 def modify_replication_group_shard_configuration(p: dict[str, Any]) -> dict[str, Any]:
-    return group_api(PLANE.modify_shards(
+    out = group_api(PLANE.modify_shards(
         p.get("ReplicationGroupId"), int_or_none(p.get("NodeGroupCount")), apply_immediately=bool(p.get("ApplyImmediately")),
         to_remove=list(p.get("NodeGroupsToRemove") or []), to_retain=list(p.get("NodeGroupsToRetain") or [])))
+    # The answer is the group as the request left it: modifying, no slot moved yet, so no Resharding progress
+    # (modify-replication-group-shard-configuration.rst: "PendingModifiedValues": {}); describe shows it
+    # while the slots move.
+    out["PendingModifiedValues"].pop("Resharding", None)
+    return out
