@@ -12,8 +12,10 @@ PYTEST_ARGS ?=
 # for the kernels of make bench and make memory-check (nbval's --nbval-current-env uses its own kernel).
 export JUPYTER_PATH := $(CURDIR)/helpers/tools/jupyter_data$(if $(JUPYTER_PATH),:$(JUPYTER_PATH))
 
+# One line per step with its duration, JupyterLab's address last; Jupyter's own log goes to the state
+# directory. Ctrl+C stops JupyterLab, its kernels and the lab's services (so does `make stop`).
 lab: setup
-	$(PYBIN) -m helpers lab -- $(JUPYTER_ARGS)
+	@$(PYBIN) -m helpers lab -- $(JUPYTER_ARGS)
 
 # Labs that also run on the other key-value engine: the basics, replication and failover, sharding,
 # and the local ElastiCache API (which starts the engine each request names).
@@ -73,7 +75,7 @@ setup: engines $(STAMP)
 engines:
 	@sh scripts/setup-engines.sh
 
-$(STAMP): pyproject.toml requirements.lock scripts/setup-python.sh
+$(STAMP): pyproject.toml requirements.lock scripts/setup-python.sh scripts/setup_python.py
 	@sh scripts/setup-python.sh
 
 # requirements.lock from the current .venv (after changing pyproject.toml's dependencies and `make setup`).

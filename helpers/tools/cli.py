@@ -39,7 +39,15 @@ def cmd_start(args: argparse.Namespace) -> int:
 
 
 def cmd_stop(args: argparse.Namespace) -> int:
-    stopped = services.stop(args.name)
+    lab = None
+    if not args.name:  # everything of the learner's: `make lab`'s JupyterLab, its kernels and terminals first
+        from helpers.tools.jupyter import stop_lab
+
+        children = stop_lab()
+        if children is not None:
+            lab = "JupyterLab" + (f" (with {children} kernel and terminal process{'es' if children != 1 else ''})"
+                                  if children else "")
+    stopped = [*([lab] if lab else []), *services.stop(args.name)]
     print(f"Stopped: {', '.join(stopped)}" if stopped else "Nothing was running.")
     return 0
 
