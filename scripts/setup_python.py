@@ -21,7 +21,7 @@ VENV = ROOT / ".venv"
 PYBIN = VENV / "bin" / "python"
 LOG = VENV / "setup.log"
 STAMP = VENV / ".installed"
-SPEC = "-e.[test]"
+SPEC = ["-e.[test]", "pip"]  # pip too: .venv is made without it (a learner may still want it)
 
 
 def _steps_module():
@@ -55,22 +55,34 @@ def log_tail(lines: int = 25) -> str:
 
 
 def make_venv() -> None:
+    """.venv without pip (seconds instead of half a minute: uv installs pip with the rest)."""
     if PYBIN.exists():
         return
-    if subprocess.run([sys.executable, "-m", "venv", str(VENV)], stdout=subprocess.DEVNULL,
-                      stderr=subprocess.DEVNULL, check=False).returncode == 0:
+    if subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(VENV)], stdout=subprocess.DEVNULL,
+                      stderr=subprocess.DEVNULL, check=False).returncode:
+        shutil.rmtree(VENV, ignore_errors=True)
+        raise StepFailed(f"'{sys.executable} -m venv' failed. Install Python's venv module "
+                         "(Debian/Ubuntu: sudo apt-get install -y python3-venv) and run make again.")
+
+
+def ensure_pip() -> None:
+    """pip inside .venv (ensurepip; Debian's python3-venv holds it, installed with apt-get if need be)."""
+    if subprocess.run([str(PYBIN), "-m", "pip", "--version"], capture_output=True, check=False).returncode == 0:
         return
-    shutil.rmtree(VENV, ignore_errors=True)
+    try:
+        run([str(PYBIN), "-m", "ensurepip", "--default-pip"])
+        return
+    except StepFailed:
+        if not shutil.which("apt-get"):
+            raise StepFailed("Python's ensurepip is missing: install Python's venv module and run make again.") from None
     ver = f"{sys.version_info[0]}.{sys.version_info[1]}"
-    if not shutil.which("apt-get"):
-        raise StepFailed(f"'{sys.executable} -m venv' failed. Install Python's venv module and run make again.")
     sudo = [] if os.geteuid() == 0 else ["sudo"]
     apt = [*sudo, "env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "install", "-y", "-q"]
-    print(f"\nPython's venv module is missing; installing python{ver}-venv...", flush=True)
+    print(f"\nPython's venv module is incomplete; installing python{ver}-venv...", flush=True)
     if subprocess.run([*apt, f"python{ver}-venv"], check=False).returncode and \
             subprocess.run([*apt, "python3-venv"], check=False).returncode:
         raise StepFailed("could not install Python's venv module. Run: sudo apt-get install -y python3-venv")
-    subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
+    run([str(PYBIN), "-m", "ensurepip", "--default-pip"])
 
 
 def find_uv() -> str | None:
@@ -81,11 +93,17 @@ def find_uv() -> str | None:
 
 
 def get_uv() -> str | None:
-    """uv from PyPI into .venv with pip; None (pip installs instead) when that fails."""
+    """uv from PyPI into .venv: with this Python's own pip when it has one (pip --python, no pip inside
+    .venv needed), else with .venv's pip. None (pip installs instead) when that fails."""
+    quiet = ["install", "-q", "--disable-pip-version-check", "uv"]
     try:
-        run([str(PYBIN), "-m", "pip", "install", "-q", "--disable-pip-version-check", "uv"])
+        run([sys.executable, "-m", "pip", "--python", str(PYBIN), *quiet])
     except StepFailed:
-        return None
+        try:
+            ensure_pip()
+            run([str(PYBIN), "-m", "pip", *quiet])
+        except StepFailed:
+            return None
     return find_uv()
 
 
@@ -96,13 +114,14 @@ def install(uv: str | None) -> str:
         base = [uv, "pip", "install", "--python", str(PYBIN)]
         env = {"VIRTUAL_ENV": str(VENV), "UV_NO_PROGRESS": "1"}
     else:
+        ensure_pip()
         base = [str(PYBIN), "-m", "pip", "install", "--disable-pip-version-check"]
         env = {}
     try:
-        run([*base, "-c", "requirements.lock", SPEC], env)
+        run([*base, "-c", "requirements.lock", *SPEC], env)
         return ""
     except StepFailed:
-        run([*base, SPEC], env)
+        run([*base, *SPEC], env)
         return (f"note: the versions in requirements.lock do not install with Python {sys.version.split()[0]}; "
                 "the newest versions pyproject.toml allows were installed instead.")
 

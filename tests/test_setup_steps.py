@@ -45,6 +45,7 @@ def fake_installers(module, calls: list[str], slow: float = 0.0) -> None:
         time.sleep(slow)
 
     module.make_venv = make_venv
+    module.ensure_pip = lambda: calls.append("ensurepip")
     module.run = run
     module.find_uv = lambda: None
 
