@@ -228,11 +228,10 @@ def lab_main(extra: Sequence[str] = (), notebook: str | None = WELCOME) -> int:
     proc: subprocess.Popen | None = None
     try:
         engine = engines.kv_engine().label
-        with steps.step(f"starting the lab's services ({engine}, memcached, the local AWS endpoint)"):
-            start_services()
         env = {**os.environ, **lab_env()}
         argv = [jupyter_binary(), *lab_args(notebook), *extra]
-        with steps.step(f"starting JupyterLab (its log: {log_path})"):
+        # JupyterLab boots (seconds of imports) while the services start: nobody opens it before its address.
+        with steps.step(f"starting JupyterLab and the lab's services ({engine}, memcached, the local AWS endpoint)"):
             with log_path.open("a") as log_file:
                 log_file.write(f"\n--- {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(argv)}\n")
                 log_file.flush()
@@ -240,6 +239,8 @@ def lab_main(extra: Sequence[str] = (), notebook: str | None = WELCOME) -> int:
                                         stderr=subprocess.STDOUT, start_new_session=True)
             state.write_json(home / LAB_RECORD, {"pid": proc.pid, "create_time": psutil.Process(proc.pid).create_time(),
                                                  "launcher": os.getpid()})
+            start_services()
+        with steps.step(f"waiting for JupyterLab to answer (its log: {log_path})"):
             info = _wait_serving(proc, env, log_path)
         base = f"http://{engines.LOOPBACK}:{info['port']}{info.get('base_url', '/')}"
         page = f"lab/tree/{notebook}" if notebook else "lab"
