@@ -40,14 +40,17 @@ def cmd_start(args: argparse.Namespace) -> int:
 
 def cmd_stop(args: argparse.Namespace) -> int:
     lab = None
+    running = []
     if not args.name:  # everything of the learner's: `make lab`'s JupyterLab, its kernels and terminals first
         from helpers.tools.jupyter import stop_lab
 
+        running = sorted(state.load_registry())  # `make lab`'s launcher may stop some of them as JupyterLab ends
         children = stop_lab()
         if children is not None:
             lab = "JupyterLab" + (f" (with {children} kernel and terminal process{'es' if children != 1 else ''})"
                                   if children else "")
-    stopped = [*([lab] if lab else []), *services.stop(args.name)]
+    stopped = services.stop(args.name)
+    stopped = [*([lab] if lab else []), *sorted(set(running) | set(stopped))]
     print(f"Stopped: {', '.join(stopped)}" if stopped else "Nothing was running.")
     return 0
 
