@@ -28,6 +28,7 @@ import psutil
 from helpers.runtime import engines, process, services, state
 from helpers.runtime.process import Process
 from helpers.runtime.state import LabError, repo_root
+from helpers.tools import workfolder
 from helpers.tools.steps import Steps
 
 log = logging.getLogger(__name__)
@@ -212,8 +213,9 @@ def _stop_signals() -> None:
         signal.signal(sig, interrupt)
 
 
-def lab_main(extra: Sequence[str] = (), notebook: str | None = WELCOME) -> int:
-    """`python -m helpers lab [jupyter args...]`: the services, then `jupyter lab`, its address last.
+def lab_main(extra: Sequence[str] = (), notebook: str | None = None) -> int:
+    """`python -m helpers lab [jupyter args...]`: the learner's copies of the labs, the services, then
+    `jupyter lab` opening `notebook` (default: the welcome lab's copy in work/), its address last.
 
     One line per step with how long it took; Jupyter's own log goes to LAB_LOG in the state directory.
     JupyterLab runs in a session of its own, so Ctrl+C reaches only this launcher, which then stops
@@ -224,9 +226,14 @@ def lab_main(extra: Sequence[str] = (), notebook: str | None = WELCOME) -> int:
     _stop_signals()
     home = state.home()
     log_path = home / LAB_LOG
-    steps = Steps(total=2)
+    steps = Steps(total=3)
     proc: subprocess.Popen | None = None
     try:
+        with steps.step(f"copying the labs you work in to {workfolder.WORK}/ (labs/ stays as the course has it)"):
+            synced = workfolder.sync(repo_root() / "labs", repo_root() / workfolder.WORK)
+        if line := synced.line():
+            print(line, flush=True)
+        notebook = notebook or f"{workfolder.WORK}/{Path(WELCOME).name}"
         engine = engines.kv_engine().label
         env = {**os.environ, **lab_env()}
         argv = [jupyter_binary(), *lab_args(notebook), *extra]
