@@ -14,8 +14,9 @@ export JUPYTER_PATH := $(CURDIR)/helpers/tools/jupyter_data$(if $(JUPYTER_PATH),
 
 # One line per step with its duration, JupyterLab's address last; Jupyter's own log goes to the state
 # directory. Ctrl+C stops JupyterLab, its kernels and the lab's services (so does `make stop`).
+# scripts/lab.py is `python -m helpers lab` with a first step line before the helpers package loads.
 lab: setup
-	@$(PYBIN) -m helpers lab -- $(JUPYTER_ARGS)
+	@$(PYBIN) scripts/lab.py $(JUPYTER_ARGS)
 
 # Labs that also run on the other key-value engine: the basics, replication and failover, sharding,
 # and the local ElastiCache API (which starts the engine each request names).

@@ -112,9 +112,9 @@ def install(uv: str | None) -> str:
     pinned version, e.g. 3.10) gets the newest versions pyproject.toml allows. Returns a note or ''."""
     if uv:
         base = [uv, "pip", "install", "--python", str(PYBIN)]
-        # Bytecode compiled now, as pip does, rather than silently at the first `import helpers` (up to
-        # 20 s on a loaded machine, before make lab's first step line).
-        env = {"VIRTUAL_ENV": str(VENV), "UV_NO_PROGRESS": "1", "UV_COMPILE_BYTECODE": "1"}
+        # No bytecode compiled here (pip compiles all 350 packages, a minute on a loaded machine):
+        # Python compiles what the lab imports as make lab first loads it, in a step that talks.
+        env = {"VIRTUAL_ENV": str(VENV), "UV_NO_PROGRESS": "1"}
     else:
         ensure_pip()
         base = [str(PYBIN), "-m", "pip", "install", "--disable-pip-version-check"]

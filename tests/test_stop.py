@@ -1,6 +1,6 @@
 """One way to stop: `make stop` (python -m helpers stop) and Ctrl+C in `make lab` leave nothing of the learner's.
 
-JupyterLab is started as `make lab` starts it (python -m helpers lab, no browser, a free loopback
+JupyterLab is started as `make lab` starts it (scripts/lab.py, no browser, a free loopback
 port, a state directory of its own); a kernel and a terminal are opened through Jupyter's REST API,
 as the browser opens them; the lab's engines run. After the stop, no process of them is left.
 """
@@ -30,13 +30,13 @@ READY = re.compile(r"JupyterLab is ready: (http://127\.0\.0\.1:(\d+)/)\S*\?token
 
 
 class Launcher:
-    """`python -m helpers lab` in a state directory of its own, its output read line by line."""
+    """`make lab`'s launcher (scripts/lab.py) in a state directory of its own, its output read line by line."""
 
     def __init__(self, home: Path) -> None:
         self.env = {**os.environ, "ELASTICACHE_LAB_HOME": str(home)}
         self.home = home
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "helpers", "lab", "--", "--no-browser", "--ServerApp.port=0"],
+            [sys.executable, "scripts/lab.py", "--no-browser", "--ServerApp.port=0"],
             cwd=ROOT, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         self.lines: list[str] = []
         self._queue: queue.Queue[str | None] = queue.Queue()

@@ -213,7 +213,7 @@ def _stop_signals() -> None:
         signal.signal(sig, interrupt)
 
 
-def lab_main(extra: Sequence[str] = (), notebook: str | None = None) -> int:
+def lab_main(extra: Sequence[str] = (), notebook: str | None = None, steps: Steps | None = None) -> int:
     """`python -m helpers lab [jupyter args...]`: the learner's copies of the labs, the services, then
     `jupyter lab` opening `notebook` (default: the welcome lab's copy in work/), its address last.
 
@@ -226,7 +226,7 @@ def lab_main(extra: Sequence[str] = (), notebook: str | None = None) -> int:
     _stop_signals()
     home = state.home()
     log_path = home / LAB_LOG
-    steps = Steps(total=3)
+    steps = steps or Steps(total=3)  # scripts/lab.py (make lab) passes its own, one step already done
     proc: subprocess.Popen | None = None
     try:
         with steps.step(f"copying the labs you work in to {workfolder.WORK}/ (labs/ stays as the course has it)"):
