@@ -1,5 +1,5 @@
 # The README's two commands: `make lab` and `make test`. Each sets everything up first.
-.PHONY: lab test test-quick test-other-engine setup engines stop status doctor bench lint clean repeat-labs lock binder-test \
+.PHONY: lab test test-quick test-other-engine test-spanish setup engines stop status doctor bench lint clean repeat-labs lock binder-test \
 	memory-check classroom-test mutants
 
 VENV   := .venv
@@ -12,11 +12,15 @@ PYTEST_ARGS ?=
 # for the kernels of make bench and make memory-check (nbval's --nbval-current-env uses its own kernel).
 export JUPYTER_PATH := $(CURDIR)/helpers/tools/jupyter_data$(if $(JUPYTER_PATH),:$(JUPYTER_PATH))
 
+# `make lab LANG=es`: the Spanish edition (labs/es/, its welcome lab open, JupyterLab's menus in Spanish).
+# LANG only when given on make's command line (a locale such as LANG=es_ES.UTF-8 in the environment
+# is left to helpers.runtime.i18n); ELASTICACHE_LAB_LANG=es in the environment works too.
 # One line per step with its duration, JupyterLab's address last; Jupyter's own log goes to the state
 # directory. Ctrl+C stops JupyterLab, its kernels and the lab's services (so does `make stop`).
 # scripts/lab.py is `python -m helpers lab` with a first step line before the helpers package loads.
+LAB_LANG := $(if $(filter command line,$(origin LANG)),$(LANG),$(ELASTICACHE_LAB_LANG))
 lab: setup
-	@$(PYBIN) scripts/lab.py $(JUPYTER_ARGS)
+	@ELASTICACHE_LAB_LANG=$(LAB_LANG) $(PYBIN) scripts/lab.py $(JUPYTER_ARGS)
 
 # Labs that also run on the other key-value engine: the basics, replication and failover, sharding,
 # and the local ElastiCache API (which starts the engine each request names).
@@ -44,6 +48,7 @@ test: setup
 	$(PYBIN) -m pytest $(LABS) $(LABS) --keep-duplicates $(NBVAL) --lab-seed $(SEED) --cpu-load $(LOAD) \
 		--cpu-load-round 2 --durations=15 $(PYTEST_ARGS) || status=1; \
 	$(MAKE) --no-print-directory test-other-engine SEED=$(SEED) || status=1; \
+	$(MAKE) --no-print-directory test-spanish SEED=$(SEED) || status=1; \
 	[ $$status -eq 0 ] || echo "make test failed; SEED=$(SEED) runs the labs in the same order again"; \
 	exit $$status
 
@@ -70,6 +75,16 @@ test-other-engine: setup
 		exit 0; fi; \
 	echo "Labs on the other engine ($$other): $(OTHER_ENGINE_LABS)"; \
 	ELASTICACHE_LAB_ENGINE=$$other $(PYBIN) -m pytest $(OTHER_ENGINE_LABS) $(NBVAL) --lab-seed $(SEED) $(PYTEST_ARGS)
+
+# A few labs of the Spanish edition (labs/es/, built from the English ones: docs/translating.md), those
+# that exist. nbval starts each kernel in the notebook's folder, whose .lab-lang marker makes it answer in
+# Spanish; the code cells are the English labs', which run above.
+SPANISH_LABS := $(wildcard labs/es/00_welcome.ipynb labs/es/02_memcached_essentials.ipynb \
+	labs/es/08_persistence_and_backups.ipynb)
+test-spanish: setup
+	@if [ -z "$(SPANISH_LABS)" ]; then echo "test-spanish: no Spanish labs built yet; skipped."; exit 0; fi; \
+	echo "Labs of the Spanish edition: $(SPANISH_LABS)"; \
+	$(PYBIN) -m pytest $(SPANISH_LABS) $(NBVAL) --lab-seed $(SEED) $(PYTEST_ARGS)
 
 setup: engines $(STAMP)
 

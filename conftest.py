@@ -29,6 +29,9 @@ import pytest
 if not os.environ.get("ELASTICACHE_LAB_TEST_KEEP_HOME"):
     os.environ["ELASTICACHE_LAB_HOME"] = tempfile.mkdtemp(prefix="elasticache-lab-test-")
 os.environ.setdefault("MPLBACKEND", "Agg")
+# English messages, whatever the machine's locale: the tests compare them. A Spanish notebook still answers
+# in Spanish (the edition's folder, labs/es/, has a .lab-lang marker, which wins: helpers.runtime.i18n.lang).
+os.environ["ELASTICACHE_LAB_LANG"] = "en"
 
 # A process started just as a file ends (a group still being deleted, a node being replaced) gets
 # this long to be recorded or gone before it counts as an orphan.

@@ -15,11 +15,13 @@ from typing import Any
 from helpers.aws import endpoint as localaws
 from helpers.exercises.core import Exercise, Wrong
 from helpers.runtime import notebook
+from helpers.runtime.i18n import translator
 from helpers.runtime.services import Service, get, start, status, stop
 from helpers.runtime.state import LabError, disk_errors, home
 
 __all__ = ["LabError", "Service", "Exercise", "Wrong", "start", "stop", "status", "get", "home",
            "redis_client", "memcached_client", "aws_client", "aws_endpoint", "lab_setup"]
+_ = translator("helpers.__init__")  # its catalogue: helpers/locale/<lang>/__init__.po, named for the file
 
 
 def redis_client(name: str = "redis", **client_options: Any) -> Any:
@@ -58,7 +60,7 @@ def lab_setup(*names: str) -> dict[str, Service]:
 
         if get_ipython() is not None:
             rows = [f"{svc.name:<10} {n.role:<10} {n.host}:{n.port}" for svc in started.values() for n in svc.nodes]
-            print("Services running for this lab:\n  " + "\n  ".join(rows))
+            print(_("Services running for this lab:") + "\n  " + "\n  ".join(rows))
     except ImportError:
         pass
     return started

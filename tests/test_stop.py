@@ -24,6 +24,8 @@ import pytest
 
 from helpers.tools.jupyter import LAB_RECORD
 
+# Each case starts JupyterLab and the lab's services (tens of seconds on a loaded machine).
+pytestmark = pytest.mark.topology
 ROOT = Path(__file__).resolve().parent.parent
 STEP_LINE = re.compile(r"^\[(\d+)/(\d+)\] \S.* … (?:\d+ s … )*\d+\.\d s$")
 READY = re.compile(r"JupyterLab is ready: (http://127\.0\.0\.1:(\d+)/)\S*\?token=(\w+)")

@@ -19,7 +19,7 @@ def notebook(text: str) -> str:
 
 
 def make_course(labs: Path, texts: dict[str, str]) -> None:
-    labs.mkdir(exist_ok=True)
+    labs.mkdir(parents=True, exist_ok=True)
     for name, text in texts.items():
         (labs / name).write_text(notebook(text))
 
@@ -71,14 +71,27 @@ def test_copies_without_a_record_are_kept(tmp_path):
     assert (work / "03_cache.ipynb").read_text() == "my own"
 
 
+def test_an_editions_copies_keep_its_language(tmp_path):
+    """labs/es/ -> work/es/ with its .lab-lang marker: a kernel started there answers in Spanish."""
+    from helpers.runtime import i18n
+
+    labs, work = tmp_path / "labs" / "es", tmp_path / "work" / "es"
+    make_course(labs, {"00_welcome.ipynb": "hola"})
+    (labs / i18n.MARKER).write_text("es\n")
+    workfolder.sync(labs, work)
+    assert (work / "00_welcome.ipynb").exists() and (work / i18n.MARKER).read_text() == "es\n"
+
+
 def test_work_is_out_of_git_and_beside_labs():
-    """Links such as ../docs/local-vs-aws.md resolve from work/ as from labs/; git ignores work/."""
+    """Links such as ../docs/local-vs-aws.md (../../docs from labs/es/) resolve from the copies in work/
+    as from labs/; git ignores work/."""
     links = set()
-    for nb in (ROOT / "labs").glob("*.ipynb"):
+    for nb in (ROOT / "labs").rglob("*.ipynb"):
+        folder = nb.parent.relative_to(ROOT / "labs")
         for cell in json.loads(nb.read_text())["cells"]:
-            links |= set(re.findall(r"\]\((\.\./[^)#\s]+)", "".join(cell["source"])))
+            links |= {(folder, link) for link in re.findall(r"\]\((\.\./[^)#\s]+)", "".join(cell["source"]))}
     assert links, "the labs link to ../docs/...: the check needs at least one"
-    for link in links:
-        assert (ROOT / workfolder.WORK / link).resolve().exists(), link
+    for folder, link in links:
+        assert (ROOT / workfolder.WORK / folder / link).resolve().exists(), (folder, link)
     ignored = subprocess.run(["git", "check-ignore", "-q", f"{workfolder.WORK}/00_welcome.ipynb"], cwd=ROOT)
     assert ignored.returncode == 0, "work/ must be in .gitignore"

@@ -10,8 +10,11 @@ import contextlib
 import time
 from typing import Any
 
+from helpers.runtime.i18n import translator
 from helpers.runtime.notebook import waiting
 from helpers.runtime.state import LabError
+
+_ = translator(__name__)
 
 FAILED = {"create-failed", "incompatible-parameters", "incompatible-network", "restore-failed", "failed"}
 
@@ -36,7 +39,7 @@ def wait_for(ec: Any, *, cache_cluster_id: str | None = None, replication_group_
     if not ident:
         raise LabError("Name the resource: wait_for(ec, cache_cluster_id=...) or replication_group_id=...")
     deadline = time.monotonic() + timeout
-    with waiting(f"{ident} to be {status}", show=progress) as line:
+    with waiting(_("{name} to be {status}", name=ident, status=status), show=progress) as line:
         while True:
             item, current = _describe(ec, cache_cluster_id, replication_group_id)
             line.detail = current
@@ -46,8 +49,9 @@ def wait_for(ec: Any, *, cache_cluster_id: str | None = None, replication_group_
                 events = [e["Message"] for e in ec.describe_events(SourceIdentifier=ident)["Events"][:3]]
                 raise LabError(f"{ident} is {current}: {'; '.join(events) or 'no events'}")
             if time.monotonic() > deadline:
-                raise LabError(f"{ident} is still {current} after {timeout:.0f}s (waiting for {status}). The "
-                               "machine may be overloaded; describe it again in a moment.")
+                raise LabError(_("{name} is still {current} after {timeout:.0f}s (waiting for {status}). The machine "
+                                 "may be overloaded; describe it again in a moment.", name=ident, current=current,
+                                 timeout=timeout, status=status))
             time.sleep(0.2)
 
 
@@ -57,16 +61,17 @@ def wait_deleted(ec: Any, *, cache_cluster_id: str | None = None, replication_gr
     from botocore.exceptions import ClientError
 
     deadline = time.monotonic() + timeout
-    with waiting(f"{cache_cluster_id or replication_group_id} to be deleted", show=progress) as line:
+    ident = cache_cluster_id or replication_group_id
+    with waiting(_("{name} to be deleted", name=ident), show=progress) as line:
         while time.monotonic() < deadline:
             try:
-                _, line.detail = _describe(ec, cache_cluster_id, replication_group_id)
+                _item, line.detail = _describe(ec, cache_cluster_id, replication_group_id)
             except ClientError as exc:
                 if "NotFound" in exc.response["Error"]["Code"]:
                     return
                 raise
             time.sleep(0.2)
-    raise LabError(f"{cache_cluster_id or replication_group_id} was not deleted within {timeout:.0f}s.")
+    raise LabError(_("{name} was not deleted within {timeout:.0f}s.", name=ident, timeout=timeout))
 
 
 def node_endpoints(cluster: dict[str, Any]) -> list[tuple[str, int]]:
@@ -194,7 +199,7 @@ def cleanup(ec: Any, prefix: str, names: tuple[str, ...] = (), timeout: float = 
     engines), then snapshots, user groups, users and parameter groups. `names` adds exact ids.
     A long clean-up shows one status line in a notebook (`progress`, as for wait_for).
     """
-    with waiting(f"the deletion of {prefix}* resources", show=progress) as line:
+    with waiting(_("the deletion of {prefix}* resources", prefix=prefix), show=progress) as line:
         return _cleanup(ec, prefix, names, timeout, line)
 
 
@@ -259,7 +264,7 @@ def wait_until_settled(ec: Any, *, cache_cluster_id: str | None = None, replicat
     """Wait while the resource is busy (creating, modifying, snapshotting...); returns its status."""
     deadline = time.monotonic() + timeout
     while True:
-        _, current = _describe(ec, cache_cluster_id, replication_group_id)
+        _item, current = _describe(ec, cache_cluster_id, replication_group_id)
         if current in ("available", "deleting") or current in FAILED or time.monotonic() > deadline:
             return current
         time.sleep(0.2)

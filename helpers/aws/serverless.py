@@ -7,8 +7,11 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from helpers.runtime import tls
+from helpers.runtime.i18n import translator
 from helpers.runtime.notebook import waiting
 from helpers.runtime.state import LabError
+
+_ = translator(__name__)
 
 
 def wait_serverless(ec: Any, name: str, status: str = "available", timeout: float = 120.0,
@@ -17,7 +20,7 @@ def wait_serverless(ec: Any, name: str, status: str = "available", timeout: floa
     shows a status line in a notebook (`progress`: True/False to choose)."""
     deadline = time.monotonic() + timeout
     last = "?"
-    with waiting(f"{name} to be {status}", show=progress) as line:
+    with waiting(_("{name} to be {status}", name=name, status=status), show=progress) as line:
         while time.monotonic() < deadline:
             cache = ec.describe_serverless_caches(ServerlessCacheName=name)["ServerlessCaches"][0]
             last = line.detail = cache["Status"]
@@ -26,12 +29,13 @@ def wait_serverless(ec: Any, name: str, status: str = "available", timeout: floa
             if last == "create-failed":
                 raise LabError(f"Serverless cache {name} could not be created (see describe-events).")
             time.sleep(0.5)
-    raise LabError(f"Serverless cache {name} is still {last} after {timeout:.0f} s.")
+    raise LabError(_("Serverless cache {name} is still {status} after {timeout:.0f} s.", name=name, status=last,
+                     timeout=timeout))
 
 
 def wait_serverless_deleted(ec: Any, name: str, timeout: float = 60.0, progress: bool | None = None) -> None:
     deadline = time.monotonic() + timeout
-    with waiting(f"{name} to be deleted", show=progress):
+    with waiting(_("{name} to be deleted", name=name), show=progress):
         while time.monotonic() < deadline:
             try:
                 ec.describe_serverless_caches(ServerlessCacheName=name)

@@ -5,20 +5,24 @@ from __future__ import annotations
 from typing import Any
 
 from helpers.exercises.core import Exercise, Wrong, call_learner, expect_choice, expect_type
+from helpers.runtime.i18n import translator
 from helpers.runtime.services import start
+
+_ = translator(__name__)
 
 LAB = "00"
 
 
 def _check_port(answer: Any) -> str:
-    expect_type(answer, int, "the port")
+    expect_type(answer, int, _("the port"))
     port = start("redis").port
     if answer == 6379:
-        raise Wrong("6379 is Redis's default port, but the lab picks a free port for each learner so "
-                    "that several learners (or tests) never collide. Look at the output of `lab_setup()`.")
+        raise Wrong(_("6379 is Redis's default port, but the lab picks a free port for each learner so "
+                      "that several learners (or tests) never collide. Look at the output of `lab_setup()`."))
     if answer != port:
-        raise Wrong(f"{answer} is not the port your Redis listens on. `helpers.get('redis').port` tells.")
-    return "Each learner's services get their own free loopback ports, recorded in the state directory."
+        raise Wrong(_("{answer} is not the port your Redis listens on. `helpers.get('redis').port` tells.",
+                      answer=answer))
+    return _("Each learner's services get their own free loopback ports, recorded in the state directory.")
 
 
 q1 = Exercise(
@@ -34,20 +38,20 @@ q1 = Exercise(
 def _check_greeting(answer: Any) -> str:
     r = start("redis").client()
     r.delete("lab:greeting")
-    call_learner(answer, r, what="your function greet(r)")
+    call_learner(answer, r, what=_("your function greet(r)"))
     value = r.get("lab:greeting")
     if value is None:
-        raise Wrong("After calling greet(r), the key 'lab:greeting' does not exist. Did you use r.set(...) "
-                    "with exactly that key name?")
+        raise Wrong(_("After calling greet(r), the key 'lab:greeting' does not exist. Did you use r.set(...) "
+                      "with exactly that key name?"))
     if value != "hello":
-        raise Wrong(f"'lab:greeting' holds {value!r}; it should hold 'hello'.")
+        raise Wrong(_("'lab:greeting' holds {value!r}; it should hold 'hello'.", value=value))
     ttl = r.ttl("lab:greeting")
     if ttl == -1:
-        raise Wrong("'lab:greeting' has no expiry: it would stay in the cache forever. Pass ex=... to r.set "
-                    "(a TTL between 60 and 3600 seconds).")
+        raise Wrong(_("'lab:greeting' has no expiry: it would stay in the cache forever. Pass ex=... to r.set "
+                      "(a TTL between 60 and 3600 seconds)."))
     if not 60 <= ttl <= 3600:
-        raise Wrong(f"'lab:greeting' expires in {ttl} s; choose a TTL between 60 and 3600 seconds.")
-    return f"The key will expire by itself in {ttl} s: that is how a cache stays fresh."
+        raise Wrong(_("'lab:greeting' expires in {ttl} s; choose a TTL between 60 and 3600 seconds.", ttl=ttl))
+    return _("The key will expire by itself in {ttl} s: that is how a cache stays fresh.", ttl=ttl)
 
 
 def _greet_reference(r: Any) -> None:
@@ -71,13 +75,13 @@ q2 = Exercise(
 
 
 def _check_persistence(answer: Any) -> str:
-    choice = expect_choice(answer, ["redis", "memcached"], "the engine")
+    choice = expect_choice(answer, ["redis", "memcached"], _("the engine"))
     if choice == "memcached":
-        raise Wrong("Memcached keeps everything in memory only: a restart (or a node replacement) empties it. "
-                    "The other engine can snapshot to disk (RDB) and log writes (AOF).")
-    return ("The Redis/Valkey engine can persist (RDB snapshots, AOF) and ElastiCache backs it up (AOF itself is "
-            "not offered on ElastiCache); the Memcached engine cannot (on AWS only ElastiCache Serverless for "
-            "Memcached takes snapshots).")
+        raise Wrong(_("Memcached keeps everything in memory only: a restart (or a node replacement) empties it. "
+                      "The other engine can snapshot to disk (RDB) and log writes (AOF)."))
+    return _("The Redis/Valkey engine can persist (RDB snapshots, AOF) and ElastiCache backs it up (AOF itself is "
+             "not offered on ElastiCache); the Memcached engine cannot (on AWS only ElastiCache Serverless for "
+             "Memcached takes snapshots).")
 
 
 q3 = Exercise(
@@ -101,18 +105,19 @@ def _check_clusters(answer: Any) -> str:
     from helpers.aws.endpoint import client
 
     ec = client("elasticache")
-    for api, where in ((ec, "the local ElastiCache API"), (_ThreeClusters(), "a client whose API reports")):
-        result = call_learner(answer, api, what="your function count_clusters(client)")
+    for api, where in ((ec, _("the local ElastiCache API")), (_ThreeClusters(), _("a client whose API reports"))):
+        result = call_learner(answer, api, what=_("your function count_clusters(client)"))
         expected = len(api.describe_cache_clusters()["CacheClusters"])
         if isinstance(result, dict):
-            raise Wrong("Your function returned the whole API response (a dict). Return the number of entries "
-                        "in its 'CacheClusters' list.")
-        expect_type(result, int, "what count_clusters returns")
+            raise Wrong(_("Your function returned the whole API response (a dict). Return the number of entries "
+                          "in its 'CacheClusters' list."))
+        expect_type(result, int, _("what count_clusters returns"))
         if result != expected:
-            raise Wrong(f"Your function returned {result}, but {where} lists {expected} cache cluster(s). "
-                        "Count the entries of client.describe_cache_clusters()['CacheClusters'] (the checker "
-                        "also calls it with a client that has three clusters).")
-    return "That call went to the local endpoint: no AWS account, no cost."
+            raise Wrong(_("Your function returned {result}, but {where} lists {expected} cache cluster(s). "
+                          "Count the entries of client.describe_cache_clusters()['CacheClusters'] (the checker "
+                          "also calls it with a client that has three clusters).",
+                          result=result, where=where, expected=expected))
+    return _("That call went to the local endpoint: no AWS account, no cost.")
 
 
 q4 = Exercise(

@@ -7,7 +7,10 @@ import time
 from typing import Any
 
 from helpers.exercises.core import Exercise, Wrong, call_learner, expect_choices_per_item, expect_type
+from helpers.runtime.i18n import N_, translator
 from helpers.runtime.services import start
+
+_ = translator(__name__)
 
 LAB = "01"
 PREFIX = "lab01:check:"
@@ -30,26 +33,28 @@ def _check_top_n(answer: Any) -> str:
     r.zadd(key, SCORES)
     expected = [(m, float(s)) for m, s in sorted(SCORES.items(), key=lambda kv: -kv[1])]
     for n in (3, 5):
-        got = call_learner(answer, r, key, n, what="your function top_n(r, key, n)")
+        got = call_learner(answer, r, key, n, what=_("your function top_n(r, key, n)"))
         if not isinstance(got, (list, tuple)):
-            raise Wrong(f"top_n returned {type(got).__name__}; return a list of (member, score) pairs.")
+            raise Wrong(_("top_n returned {type}; return a list of (member, score) pairs.",
+                          type=type(got).__name__))
         got = list(got)
         if got and not all(isinstance(x, (list, tuple)) and len(x) == 2 for x in got):
-            raise Wrong("top_n should return (member, score) pairs, e.g. [('gabi', 4410.5), ...]; "
-                        "pass withscores=True.")
+            raise Wrong(_("top_n should return (member, score) pairs, e.g. [('gabi', 4410.5), ...]; "
+                          "pass withscores=True."))
         pairs = [(m, float(s)) for m, s in got]
         if len(pairs) == n + 1:
-            raise Wrong(f"Asked for the top {n}, top_n returned {n + 1} entries: ZREVRANGE's stop index is "
-                        "inclusive, so the top n is 0 .. n-1.")
+            raise Wrong(_("Asked for the top {n}, top_n returned {count} entries: ZREVRANGE's stop index is "
+                          "inclusive, so the top n is 0 .. n-1.", n=n, count=n + 1))
         if len(pairs) != n:
-            raise Wrong(f"Asked for the top {n}, top_n returned {len(pairs)} entries.")
+            raise Wrong(_("Asked for the top {n}, top_n returned {count} entries.", n=n, count=len(pairs)))
         if pairs == expected[-n:][::-1] or pairs == sorted(expected, key=lambda p: p[1])[:n]:
-            raise Wrong("Your leaderboard returns the lowest scores, ascending. Use ZREVRANGE (or ZRANGE "
-                        "with desc=True) so the highest score comes first.")
+            raise Wrong(_("Your leaderboard returns the lowest scores, ascending. Use ZREVRANGE (or ZRANGE "
+                          "with desc=True) so the highest score comes first."))
         if pairs != expected[:n]:
-            raise Wrong(f"For n={n} the top should be {expected[:n]}, but top_n returned {pairs}.")
+            raise Wrong(_("For n={n} the top should be {expected}, but top_n returned {pairs}.",
+                          n=n, expected=expected[:n], pairs=pairs))
     r.delete(key)
-    return "ZREVRANGE key 0 n-1 WITHSCORES reads the top n in O(log N + n), however big the board is."
+    return _("ZREVRANGE key 0 n-1 WITHSCORES reads the top n in O(log N + n), however big the board is.")
 
 
 q1 = Exercise(
@@ -72,22 +77,24 @@ q1 = Exercise(
 
 STRUCTURE_CHOICES = ["string", "hash", "list", "set", "zset", "bitmap", "hyperloglog", "geo", "stream"]
 REQUIREMENTS = {
-    "a": ("hyperloglog", "an approximate count of unique visitors per day, in about 12 KB whatever the traffic",
-          "a HyperLogLog counts distinct items in at most ~12 KB with ~0.81% error; a set would store every id."),
-    "b": ("zset", "the 10 best players by score, updated on every game",
-          "a sorted set keeps members ordered by score: ZINCRBY to update, ZREVRANGE to read the top."),
-    "c": ("hash", "a user profile whose fields (name, email, plan) are read and updated one at a time",
-          "a hash stores field -> value under one key: HSET/HGET one field without rewriting the others."),
-    "d": ("geo", "the shops within 5 km of the customer",
-          "GEOADD and GEOSEARCH ... BYRADIUS answer 'what is near this point'."),
-    "e": ("stream", "an append-only event log that several consumer groups read, acknowledging what they processed",
-          "a stream has IDs, consumer groups, XACK and a pending list; a list has none of those."),
-    "f": ("bitmap", "for 10 million users (ids 0..9,999,999): did user N log in on a given day?",
-          "one bit per user id: SETBIT/GETBIT, about 1.2 MB per day for 10 M users, BITCOUNT for totals."),
-    "g": ("set", "the tags of each article, and the articles sharing two tags",
-          "sets hold unique members and SINTER intersects them."),
-    "h": ("list", "a job queue: producers push at one end, workers pop at the other, in order",
-          "a list is a FIFO: LPUSH + RPOP (or BLMOVE for a reliable queue)."),
+    "a": ("hyperloglog", N_("an approximate count of unique visitors per day, in about 12 KB whatever the traffic"),
+          N_("a HyperLogLog counts distinct items in at most ~12 KB with ~0.81% error; a set would store every "
+             "id.")),
+    "b": ("zset", N_("the 10 best players by score, updated on every game"),
+          N_("a sorted set keeps members ordered by score: ZINCRBY to update, ZREVRANGE to read the top.")),
+    "c": ("hash", N_("a user profile whose fields (name, email, plan) are read and updated one at a time"),
+          N_("a hash stores field -> value under one key: HSET/HGET one field without rewriting the others.")),
+    "d": ("geo", N_("the shops within 5 km of the customer"),
+          N_("GEOADD and GEOSEARCH ... BYRADIUS answer 'what is near this point'.")),
+    "e": ("stream", N_("an append-only event log that several consumer groups read, acknowledging what they "
+                       "processed"),
+          N_("a stream has IDs, consumer groups, XACK and a pending list; a list has none of those.")),
+    "f": ("bitmap", N_("for 10 million users (ids 0..9,999,999): did user N log in on a given day?"),
+          N_("one bit per user id: SETBIT/GETBIT, about 1.2 MB per day for 10 M users, BITCOUNT for totals.")),
+    "g": ("set", N_("the tags of each article, and the articles sharing two tags"),
+          N_("sets hold unique members and SINTER intersects them.")),
+    "h": ("list", N_("a job queue: producers push at one end, workers pop at the other, in order"),
+          N_("a list is a FIFO: LPUSH + RPOP (or BLMOVE for a reliable queue).")),
 }
 
 
@@ -99,9 +106,11 @@ ALIASES = {"sorted set": "zset", "sortedset": "zset", "sorted_set": "zset", "hll
 def _check_structures(answer: Any) -> str:
     expect_choices_per_item(
         answer, {rid: right for rid, (right, _, _) in REQUIREMENTS.items()}, STRUCTURE_CHOICES,
-        aliases=ALIASES, what="the structure",
-        explain=lambda rid, chosen: f"{rid!r} ({REQUIREMENTS[rid][1]}): not a {chosen}; {REQUIREMENTS[rid][2]}")
-    return "Picking the structure is most of the design: each one makes its requirement one cheap command."
+        aliases=ALIASES, what=_("the structure"),
+        explain=lambda rid, chosen: _("{rid!r} ({requirement}): not a {chosen}; {why}", rid=rid,
+                                      requirement=_(REQUIREMENTS[rid][1]), chosen=chosen,
+                                      why=_(REQUIREMENTS[rid][2])))
+    return _("Picking the structure is most of the design: each one makes its requirement one cheap command.")
 
 
 q4 = Exercise(
@@ -131,45 +140,47 @@ def _check_counter(answer: Any) -> str:
     key = f"lab01:hits:{user}"
     r.delete(key)
     started = time.monotonic()
-    counts = [call_learner(answer, r, user, what="your function hit(r, user)")]
+    counts = [call_learner(answer, r, user, what=_("your function hit(r, user)"))]
     first_ttl_ms, elapsed_ms = r.pttl(key), (time.monotonic() - started) * 1000
-    counts += [call_learner(answer, r, user, what="your function hit(r, user)") for _ in range(2)]
+    counts += [call_learner(answer, r, user, what=_("your function hit(r, user)")) for _again in range(2)]
     if r.exists(key) == 0:
         others = [k for k in r.scan_iter(match=f"*{user}*", count=1000)]
         r.delete(key, *others)
-        found = f" (it wrote {others[0]!r} instead)" if others else ""
-        raise Wrong(f"After three hits the key {key!r} does not exist{found}. Use exactly 'lab01:hits:' + user.")
+        found = _(" (it wrote {key!r} instead)", key=others[0]) if others else ""
+        raise Wrong(_("After three hits the key {key!r} does not exist{found}. Use exactly 'lab01:hits:' + user.",
+                      key=key, found=found))
     if counts != [1, 2, 3]:
         r.delete(key)
-        raise Wrong(f"Three calls returned {counts}; they should return 1, 2, 3 (the count after each hit). "
-                    "r.incr returns the new value.")
+        raise Wrong(_("Three calls returned {counts}; they should return 1, 2, 3 (the count after each hit). "
+                      "r.incr returns the new value.", counts=counts))
     ttl = r.ttl(key)
     if ttl == -1:
         r.delete(key)
-        raise Wrong("The counter has no expiry, so the window never ends and the count grows forever. "
-                    "Set a 60 s expiry when the counter is created.")
+        raise Wrong(_("The counter has no expiry, so the window never ends and the count grows forever. "
+                      "Set a 60 s expiry when the counter is created."))
     if first_ttl_ms == -1:
         r.delete(key)
-        raise Wrong("After the first hit the counter has no expiry (it got one only later): a user who calls once "
-                    "leaves a key that never expires. Set the expiry when INCR returns 1.")
+        raise Wrong(_("After the first hit the counter has no expiry (it got one only later): a user who calls "
+                      "once leaves a key that never expires. Set the expiry when INCR returns 1."))
     # An expiry of 60 s set during the call has at least 60,000 ms minus the call's duration left (the server
     # counts whole milliseconds: 5 ms of slack); 59 s or less cannot reach that, however slow the machine.
     if first_ttl_ms + elapsed_ms + 5 < WINDOW_S * 1000:
         r.delete(key)
-        raise Wrong(f"After the first hit the counter expires in {first_ttl_ms / 1000:.2f} s: the window is "
-                    f"{WINDOW_S} s, so expire it after {WINDOW_S} s (r.expire(key, {WINDOW_S})).")
+        raise Wrong(_("After the first hit the counter expires in {ttl:.2f} s: the window is "
+                      "{window} s, so expire it after {window} s (r.expire(key, {window})).",
+                      ttl=first_ttl_ms / 1000, window=WINDOW_S))
     if not 1 <= ttl <= 60:
         r.delete(key)
-        raise Wrong(f"The counter expires in {ttl} s; the window is 60 s.")
+        raise Wrong(_("The counter expires in {ttl} s; the window is 60 s.", ttl=ttl))
     r.expire(key, 5)  # as if 55 s of the window had passed
-    call_learner(answer, r, user, what="your function hit(r, user)")
+    call_learner(answer, r, user, what=_("your function hit(r, user)"))
     ttl_after = r.ttl(key)
     r.delete(key)
     if ttl_after > 5:
-        raise Wrong("Each hit resets the expiry to 60 s, so a user who keeps calling never gets a fresh window "
-                    "(and is counted forever). Set the expiry only when the counter is created "
-                    "(when INCR returns 1, or EXPIRE ... NX).")
-    return "INCR is atomic and EXPIRE on the first hit fixes the window: a fixed-window rate limiter."
+        raise Wrong(_("Each hit resets the expiry to 60 s, so a user who keeps calling never gets a fresh window "
+                      "(and is counted forever). Set the expiry only when the counter is created "
+                      "(when INCR returns 1, or EXPIRE ... NX)."))
+    return _("INCR is atomic and EXPIRE on the first hit fixes the window: a fixed-window rate limiter.")
 
 
 def _hit_reference(r: Any, user: str) -> int:
@@ -223,19 +234,21 @@ def _check_both_days(answer: Any) -> str:
         for u in users2:
             pipe.setbit(day2, u, 1)
         pipe.execute()
-        result = call_learner(answer, r, day1, day2, what="your function both_days(r, day1_key, day2_key)")
+        result = call_learner(answer, r, day1, day2, what=_("your function both_days(r, day1_key, day2_key)"))
         r.delete(day1, day2, *list(r.scan_iter(match=PREFIX + "active:*", count=1000)))
-        expect_type(result, int, "what both_days returns")
+        expect_type(result, int, _("what both_days returns"))
         both, either = len(users1 & users2), len(users1 | users2)
         if result == either:
-            raise Wrong(f"{result} is the number of users active on either day (OR). Both days means AND.")
+            raise Wrong(_("{result} is the number of users active on either day (OR). Both days means AND.",
+                          result=result))
         if result in (len(users1), len(users2)):
-            raise Wrong(f"{result} is the number of users active on one of the days only; combine the two "
-                        "bitmaps with BITOP AND first, then BITCOUNT the result.")
+            raise Wrong(_("{result} is the number of users active on one of the days only; combine the two "
+                          "bitmaps with BITOP AND first, then BITCOUNT the result.", result=result))
         if result != both:
-            raise Wrong(f"both_days({day1!r}, {day2!r}) returned {result}; {both} users were active on both "
-                        "days. Count the bitmaps you are given.")
-    return f"{both} users: BITOP AND over two {5000 // 8}-byte bitmaps, then BITCOUNT, all on the server."
+            raise Wrong(_("both_days({day1!r}, {day2!r}) returned {result}; {both} users were active on both "
+                          "days. Count the bitmaps you are given.", day1=day1, day2=day2, result=result, both=both))
+    return _("{both} users: BITOP AND over two {size}-byte bitmaps, then BITCOUNT, all on the server.",
+             both=both, size=5000 // 8)
 
 
 def _both_days_reference(r: Any, day1: str, day2: str) -> int:
@@ -275,17 +288,18 @@ def _hash_big_encoding() -> str:
 
 
 def _check_encoding(answer: Any) -> str:
-    expect_type(answer, str, "the encoding")
+    expect_type(answer, str, _("the encoding"))
     actual = _hash_big_encoding()
     norm = answer.strip().lower()
     if norm in ("listpack", "ziplist"):
-        raise Wrong(f"'{norm}' is the compact encoding of a *small* hash. One element above the "
-                    f"hash-max-listpack-entries limit the server converts it; OBJECT ENCODING tells you to what.")
+        raise Wrong(_("'{norm}' is the compact encoding of a *small* hash. One element above the "
+                      "hash-max-listpack-entries limit the server converts it; OBJECT ENCODING tells you to what.",
+                      norm=norm))
     if norm != actual:
-        raise Wrong(f"{answer!r} is not what OBJECT ENCODING reports for a hash one element over the limit. "
-                    "Run r.object('encoding', key) on such a hash.")
-    return (f"Above the limit a hash becomes a real {actual}: faster lookups on big hashes, "
-            "but several times more bytes per field (see the plot).")
+        raise Wrong(_("{answer!r} is not what OBJECT ENCODING reports for a hash one element over the limit. "
+                      "Run r.object('encoding', key) on such a hash.", answer=answer))
+    return _("Above the limit a hash becomes a real {actual}: faster lookups on big hashes, "
+             "but several times more bytes per field (see the plot).", actual=actual)
 
 
 q3 = Exercise(

@@ -8,6 +8,7 @@ import threading
 from typing import Any
 
 from helpers.exercises.core import Exercise, Wrong, call_learner, expect_choices_per_item, expect_type
+from helpers.runtime.i18n import N_, translator
 from helpers.topics.memcache_tools import (
     hash_client,
     label,
@@ -17,6 +18,8 @@ from helpers.topics.memcache_tools import (
     servers_of,
     where_keys_live,
 )
+
+_ = translator(__name__)
 
 LAB = "02"
 PREFIX = "lab02:check:"
@@ -47,7 +50,7 @@ class _RivalAfterRead:
         doc = json.loads(raw)
         doc["views"] += 1
         if not self._rival.cas(self._key, json.dumps(doc), token):
-            raise RuntimeError("the rival's own cas failed")
+            raise RuntimeError(_("the rival's own cas failed"))
 
     def _read(self, name: str, key: Any, *args: Any, **kwargs: Any) -> Any:
         result = getattr(self._client, name)(key, *args, **kwargs)
@@ -80,13 +83,15 @@ class _RivalAfterRead:
 def _doc(client: Any, key: str) -> dict[str, Any]:
     raw = client.get(key)
     if raw is None:
-        raise Wrong(f"After your function ran, {key!r} no longer exists. Write the document back with cas.")
+        raise Wrong(_("After your function ran, {key!r} no longer exists. Write the document back with cas.", key=key))
     try:
         doc = json.loads(raw)
     except ValueError:
-        raise Wrong(f"{key!r} no longer holds a JSON document but {raw[:60]!r}; write back json.dumps(doc).") from None
+        raise Wrong(_("{key!r} no longer holds a JSON document but {raw!r}; write back json.dumps(doc).",
+                      key=key, raw=raw[:60])) from None
     if not isinstance(doc, dict) or doc.get("title") != "Intro to caching":
-        raise Wrong(f"The document became {doc!r}: the 'title' field is gone. Change 'views' and keep the rest.")
+        raise Wrong(_("The document became {doc!r}: the 'title' field is gone. Change 'views' and keep the rest.",
+                      doc=doc))
     return doc
 
 
@@ -96,20 +101,20 @@ def _check_add_view(answer: Any) -> str:
     client, rival = node_client(server), node_client(server)
     client.set(key, json.dumps({"title": "Intro to caching", "views": 0}))
     proxy = _RivalAfterRead(client, rival, key)
-    call_learner(answer, proxy, key, what="your function add_view(client, key)")
+    call_learner(answer, proxy, key, what=_("your function add_view(client, key)"))
     if not proxy.calls:
-        raise Wrong("add_view did not read the document: start with raw, token = client.gets(key).")
+        raise Wrong(_("add_view did not read the document: start with raw, token = client.gets(key)."))
     views = _doc(client, key)["views"]
     if "cas" not in proxy.calls:
         if views != 2:
-            raise Wrong(f"Another client added a view between your read and your write, and your write erased it: "
-                        f"views is {views}, it should be 2. Read with client.gets (value + cas token) and write with "
-                        "client.cas(key, value, token).")
+            raise Wrong(_("Another client added a view between your read and your write, and your write erased "
+                          "it: views is {views}, it should be 2. Read with client.gets (value + cas token) and write "
+                          "with client.cas(key, value, token).", views=views))
     if views == 1 and proxy.cas_failed:
-        raise Wrong("Your cas returned False (another client had changed the document) and your function gave "
-                    "up: that view was lost. Loop: gets again, re-apply +1, cas again, until cas returns True.")
+        raise Wrong(_("Your cas returned False (another client had changed the document) and your function gave "
+                      "up: that view was lost. Loop: gets again, re-apply +1, cas again, until cas returns True."))
     if views != 2:
-        raise Wrong(f"With one rival update and your call, views should be 2 but it is {views}.")
+        raise Wrong(_("With one rival update and your call, views should be 2 but it is {views}.", views=views))
 
     # Now for real: 4 threads, each with its own connection, 25 views each.
     client.set(key, json.dumps({"title": "Intro to caching", "views": 0}))
@@ -118,8 +123,8 @@ def _check_add_view(answer: Any) -> str:
     def worker() -> None:
         c = node_client(server)
         try:
-            for _ in range(25):
-                call_learner(answer, c, key, what="your function add_view(client, key)")
+            for _view in range(25):
+                call_learner(answer, c, key, what=_("your function add_view(client, key)"))
         except Exception as exc:  # reported below, as a sentence
             errors.append(str(exc))
         finally:
@@ -135,8 +140,9 @@ def _check_add_view(answer: Any) -> str:
     views = _doc(client, key)["views"]
     client.delete(key)
     if views != 100:
-        raise Wrong(f"4 clients called add_view 25 times each, but views is {views}, not 100: updates were lost.")
-    return "gets/cas is optimistic locking: no lock is held, and a conflicting write makes cas fail and retry."
+        raise Wrong(_("4 clients called add_view 25 times each, but views is {views}, not 100: updates were lost.",
+                      views=views))
+    return _("gets/cas is optimistic locking: no lock is held, and a conflicting write makes cas fail and retry.")
 
 
 def _add_view_reference(client: Any, key: str) -> None:
@@ -196,27 +202,30 @@ def _check_lost_keys(answer: Any) -> str:
     hc = hash_client(svc)
     failed = hc.set_many({k: b"1" for k in keys})
     if failed:
-        raise RuntimeError(f"could not write {len(failed)} keys to the lab's pool")
+        raise RuntimeError(_("could not write {n} keys to the lab's pool", n=len(failed)))
     placed = where_keys_live(servers, keys)
     # Two questions (another dead node, other keys): a hard-coded set of keys cannot answer both.
     for dead, asked in ((servers[1], keys), (servers[0], keys[::2])):
         truth = {k for k in asked if placed[k] == label(dead)}
         result = call_learner(answer, list(servers), list(asked), dead,
-                              what="your function lost_keys(servers, keys, dead)")
+                              what=_("your function lost_keys(servers, keys, dead)"))
         if not isinstance(result, (set, list, tuple, frozenset)):
-            raise Wrong(f"lost_keys should return a set of keys, but it returned {type(result).__name__}.")
+            raise Wrong(_("lost_keys should return a set of keys, but it returned {type}.",
+                          type=type(result).__name__))
         got = set(result)
         if got == set(asked):
-            raise Wrong("You return every key, but only the keys stored on the dead node are lost: each key lives "
-                        "on exactly one node, and the other nodes keep theirs.")
+            raise Wrong(_("You return every key, but only the keys stored on the dead node are lost: each key lives "
+                          "on exactly one node, and the other nodes keep theirs."))
         extra, missing = got - truth, truth - got
         if extra or missing:
-            raise Wrong(f"With {label(dead)} dead and {len(asked)} keys asked about, {len(extra)} key(s) you "
-                        f"listed live on other nodes (they survive) or were not asked about, and {len(missing)} "
-                        "key(s) on the dead node are missing from your answer. Ask the node, or the client's "
-                        "hasher (HashClient(servers).hasher.get_node(key)).")
-    return (f"{len(truth)} of {len(asked)} keys ({len(truth) / len(asked):.0%}) lived on {label(dead)}: with n "
-            "nodes, losing one loses about 1/n of the cache.")
+            raise Wrong(_("With {node} dead and {asked} keys asked about, {extra} key(s) you "
+                          "listed live on other nodes (they survive) or were not asked about, and {missing} "
+                          "key(s) on the dead node are missing from your answer. Ask the node, or the client's "
+                          "hasher (HashClient(servers).hasher.get_node(key)).",
+                          node=label(dead), asked=len(asked), extra=len(extra), missing=len(missing)))
+    return _("{lost} of {asked} keys ({share:.0%}) lived on {node}: with n "
+             "nodes, losing one loses about 1/n of the cache.",
+             lost=len(truth), asked=len(asked), share=len(truth) / len(asked), node=label(dead))
 
 
 q3 = Exercise(
@@ -242,25 +251,27 @@ q3 = Exercise(
 # --- q4: Redis or Memcached? ----------------------------------------------------------------------
 
 ENGINES = {
-    "a": ("memcached", "cache rendered HTML fragments; losing them on a restart is fine; you want the simplest "
-                       "cache, multithreaded, using every core of a big node",
-          "Memcached is multithreaded and does exactly this, with less per-item overhead"),
-    "b": ("redis", "on a node-based cluster, the cached data must survive a node restart and be restorable "
-                   "from a backup",
-          "only Redis/Valkey persists to disk (RDB) and has backups on node-based clusters; a Memcached node "
-          "restarts empty (only ElastiCache Serverless for Memcached takes snapshots)"),
-    "c": ("redis", "a leaderboard of players sorted by score",
-          "sorted sets are a Redis structure; Memcached stores opaque blobs only"),
-    "d": ("redis", "automatic failover to a replica in another Availability Zone",
-          "Multi-AZ replicas with automatic failover exist for Redis/Valkey; Memcached nodes have no replicas"),
-    "e": ("memcached", "scale out by adding nodes, each client spreading keys over the nodes itself; "
-                       "no replication needed",
-          "this is Memcached's model: independent nodes and client-side hashing (auto discovery on ElastiCache)"),
-    "f": ("redis", "notify every connected app server when a product changes (publish/subscribe)",
-          "pub/sub (and streams) exist only in Redis/Valkey"),
-    "g": ("redis", "store a 5 MB object under a single key, keeping each engine's default parameters",
-          "with its default parameters Memcached refuses items over its item size limit of 1 MB (raising "
-          "max_item_size, up to 128 MB, is a parameter change); a Redis string holds up to 512 MB by default"),
+    "a": ("memcached", N_("cache rendered HTML fragments; losing them on a restart is fine; you want the simplest "
+                          "cache, multithreaded, using every core of a big node"),
+          N_("Memcached is multithreaded and does exactly this, with less per-item overhead")),
+    "b": ("redis", N_("on a node-based cluster, the cached data must survive a node restart and be restorable "
+                      "from a backup"),
+          N_("only Redis/Valkey persists to disk (RDB) and has backups on node-based clusters; a Memcached node "
+             "restarts empty (only ElastiCache Serverless for Memcached takes snapshots)")),
+    "c": ("redis", N_("a leaderboard of players sorted by score"),
+          N_("sorted sets are a Redis structure; Memcached stores opaque blobs only")),
+    "d": ("redis", N_("automatic failover to a replica in another Availability Zone"),
+          N_("Multi-AZ replicas with automatic failover exist for Redis/Valkey; Memcached nodes have no replicas")),
+    "e": ("memcached", N_("scale out by adding nodes, each client spreading keys over the nodes itself; "
+                          "no replication needed"),
+          N_("this is Memcached's model: independent nodes and client-side hashing (auto discovery on "
+             "ElastiCache)")),
+    "f": ("redis", N_("notify every connected app server when a product changes (publish/subscribe)"),
+          N_("pub/sub (and streams) exist only in Redis/Valkey")),
+    "g": ("redis", N_("store a 5 MB object under a single key, keeping each engine's default parameters"),
+          N_("with its default parameters Memcached refuses items over its item size limit of 1 MB (raising "
+             "max_item_size, up to 128 MB, is a parameter change); a Redis string holds up to 512 MB by "
+             "default")),
 }
 
 
@@ -268,9 +279,10 @@ def _check_engines(answer: Any) -> str:
     # Valkey is the open-source fork of Redis: same answer
     expect_choices_per_item(
         answer, {rid: right for rid, (right, _, _) in ENGINES.items()}, ["redis", "memcached"],
-        aliases=dict.fromkeys(("valkey", "redis oss", "redis/valkey"), "redis"), what="the engine", noun="choices",
-        explain=lambda rid, chosen: f"{rid!r} ({ENGINES[rid][1]}): {ENGINES[rid][2]}.")
-    return "Memcached for a plain, disposable, multithreaded cache; Redis/Valkey for everything that needs more."
+        aliases=dict.fromkeys(("valkey", "redis oss", "redis/valkey"), "redis"), what=_("the engine"), noun="choices",
+        explain=lambda rid, chosen: _("{rid!r} ({requirement}): {why}.", rid=rid,
+                                      requirement=_(ENGINES[rid][1]), why=_(ENGINES[rid][2])))
+    return _("Memcached for a plain, disposable, multithreaded cache; Redis/Valkey for everything that needs more.")
 
 
 q4 = Exercise(
@@ -294,28 +306,29 @@ q4 = Exercise(
 
 def _check_split(answer: Any) -> str:
     if not (isinstance(answer, tuple) and len(answer) == 2):
-        raise Wrong(f"Answer with the pair of functions (put, fetch), e.g. answer = (put, fetch); "
-                    f"got {type(answer).__name__}.")
+        raise Wrong(_("Answer with the pair of functions (put, fetch), e.g. answer = (put, fetch); "
+                      "got {type}.", type=type(answer).__name__))
     put, fetch = answer
     client = node_client(_node())
     key = PREFIX + "big"
     data = os.urandom(2_500_000)  # random bytes do not compress: splitting is the only way
-    call_learner(put, client, key, data, what="your function put(client, key, data)")
-    back = call_learner(fetch, client, key, what="your function fetch(client, key)")
+    call_learner(put, client, key, data, what=_("your function put(client, key, data)"))
+    back = call_learner(fetch, client, key, what=_("your function fetch(client, key)"))
     if back is None:
-        raise Wrong("fetch returned None right after put: nothing usable was stored. Did the server refuse an item "
-                    "over 1 MB? Split the data into pieces under 1,000,000 bytes.")
-    expect_type(back, bytes, "what fetch returns")
+        raise Wrong(_("fetch returned None right after put: nothing usable was stored. Did the server refuse an "
+                      "item over 1 MB? Split the data into pieces under 1,000,000 bytes."))
+    expect_type(back, bytes, _("what fetch returns"))
     if len(back) != len(data):
-        raise Wrong(f"fetch returned {len(back):,} bytes; put stored {len(data):,}.")
+        raise Wrong(_("fetch returned {got:,} bytes; put stored {stored:,}.", got=len(back), stored=len(data)))
     if back != data:
-        raise Wrong("fetch returned the right number of bytes, but not the same bytes: are the pieces joined "
-                    "in the order they were cut?")
-    missing = call_learner(fetch, client, PREFIX + "never-stored", what="your function fetch(client, key)")
+        raise Wrong(_("fetch returned the right number of bytes, but not the same bytes: are the pieces joined "
+                      "in the order they were cut?"))
+    missing = call_learner(fetch, client, PREFIX + "never-stored", what=_("your function fetch(client, key)"))
     if missing is not None:
-        raise Wrong(f"fetch of a key that was never stored returned {type(missing).__name__}, not None.")
-    return ("2.5 MB stored as pieces under the 1 MB item limit. In production also handle a piece that was "
-            "evicted (treat the whole value as a miss), or raise the limit with the max_item_size parameter.")
+        raise Wrong(_("fetch of a key that was never stored returned {type}, not None.",
+                      type=type(missing).__name__))
+    return _("2.5 MB stored as pieces under the 1 MB item limit. In production also handle a piece that was "
+             "evicted (treat the whole value as a miss), or raise the limit with the max_item_size parameter.")
 
 
 CHUNK = 1_000_000

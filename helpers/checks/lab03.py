@@ -9,13 +9,16 @@ import uuid
 from typing import Any
 
 from helpers.exercises.core import Exercise, Wrong, call_learner, expect_choice, expect_number
+from helpers.runtime.i18n import N_, translator
 from helpers.runtime.services import start
 from helpers.topics import caching, dataset
 
+_ = translator(__name__)
+
 LAB = "03"
 CHECK_DB = "lab03-checks"
-NONE_RETURNED = ("Your function returned None. Is its body still the `...` placeholder, or is a `return` "
-                 "missing? It must return the product page (a dict).")
+NONE_RETURNED = N_("Your function returned None. Is its body still the `...` placeholder, or is a `return` "
+                   "missing? It must return the product page (a dict).")
 
 
 def _redis() -> Any:
@@ -36,51 +39,53 @@ def _check_cache_aside(fn: Any) -> str:
             r.delete(caching.page_key(pid))
         expected = db.product_page(pid_a)
         db.reset_counts()
-        got = call_learner(fn, r, db, pid_a, what="your function get_product(r, db, product_id)")
+        got = call_learner(fn, r, db, pid_a, what=_("your function get_product(r, db, product_id)"))
         if got is None:
-            raise Wrong(NONE_RETURNED)
+            raise Wrong(_(NONE_RETURNED))
         if isinstance(got, (str, bytes)):
-            raise Wrong("Your function returned JSON text. Return the page as a dict: json.loads(...) what you "
-                        "read from Redis (and return the database's dict on a miss).")
+            raise Wrong(_("Your function returned JSON text. Return the page as a dict: json.loads(...) what you "
+                          "read from Redis (and return the database's dict on a miss)."))
         if got != expected:
-            raise Wrong(f"get_product(r, db, {pid_a}) did not return the product page: expected a dict like "
-                        f"db.product_page({pid_a}) (keys {', '.join(list(expected)[:4])}, ...), got "
-                        f"{str(got)[:80]!r}.")
+            raise Wrong(_("get_product(r, db, {pid}) did not return the product page: expected a dict like "
+                          "db.product_page({pid}) (keys {keys}, ...), got {got!r}.",
+                          pid=pid_a, keys=", ".join(list(expected)[:4]), got=str(got)[:80]))
         if db.queries == 0:
-            raise Wrong("On a miss your function did not ask the database (db.queries stayed 0). Where did the "
-                        "page come from? Cache-aside loads from the database when the cache has nothing.")
+            raise Wrong(_("On a miss your function did not ask the database (db.queries stayed 0). Where did the "
+                          "page come from? Cache-aside loads from the database when the cache has nothing."))
         key = caching.page_key(pid_a)
         raw = r.get(key)
         if raw is None:
-            raise Wrong(f"After a miss, your function did not store the page in Redis under {key!r}. "
-                        "Cache-aside = read the cache; on a miss load from the database AND put it in the cache.")
+            raise Wrong(_("After a miss, your function did not store the page in Redis under {key!r}. "
+                          "Cache-aside = read the cache; on a miss load from the database AND put it in the cache.",
+                          key=key))
         try:
             json.loads(raw)
         except ValueError:
-            raise Wrong(f"{key!r} holds {raw[:40]!r}, which is not JSON. Store json.dumps(page).") from None
+            raise Wrong(_("{key!r} holds {raw!r}, which is not JSON. Store json.dumps(page).",
+                          key=key, raw=raw[:40])) from None
         ttl = r.ttl(key)
         if ttl == -1:
-            raise Wrong(f"{key!r} has no expiry: a page cached forever is never refreshed. Pass ex=... "
-                        "(a TTL between 60 and 3600 seconds) to r.set.")
+            raise Wrong(_("{key!r} has no expiry: a page cached forever is never refreshed. Pass ex=... "
+                          "(a TTL between 60 and 3600 seconds) to r.set.", key=key))
         if not 60 <= ttl <= 3600:
-            raise Wrong(f"{key!r} expires in {ttl} s; choose a TTL between 60 and 3600 seconds.")
+            raise Wrong(_("{key!r} expires in {ttl} s; choose a TTL between 60 and 3600 seconds.", key=key, ttl=ttl))
         db.reset_counts()
-        again = call_learner(fn, r, db, pid_a, what="your function get_product(r, db, product_id)")
+        again = call_learner(fn, r, db, pid_a, what=_("your function get_product(r, db, product_id)"))
         if db.queries:
-            raise Wrong("The second call for the same product still queried the database. Read the cache "
-                        "first (r.get) and only go to the database on a miss.")
+            raise Wrong(_("The second call for the same product still queried the database. Read the cache "
+                          "first (r.get) and only go to the database on a miss."))
         if again != expected:
-            raise Wrong("On a cache hit your function returned something other than the page it cached. "
-                        "Return json.loads(r.get(key)).")
+            raise Wrong(_("On a cache hit your function returned something other than the page it cached. "
+                          "Return json.loads(r.get(key))."))
         if r.get(key) is None:
-            raise Wrong(f"After a cache hit, {key!r} is gone: reading a page must leave it cached for the next "
-                        "reader (GET, not GETDEL), or every other read goes to the database.")
-        other = call_learner(fn, r, db, pid_b, what="your function get_product(r, db, product_id)")
+            raise Wrong(_("After a cache hit, {key!r} is gone: reading a page must leave it cached for the next "
+                          "reader (GET, not GETDEL), or every other read goes to the database.", key=key))
+        other = call_learner(fn, r, db, pid_b, what=_("your function get_product(r, db, product_id)"))
         if other != db.product_page(pid_b):
-            raise Wrong(f"For product {pid_b} your function returned the wrong page: is the key built from "
-                        "product_id (f'lab03:product:{product_id}')?")
-        return (f"A miss cost one database query; the hit that followed cost none. The page now lives "
-                f"{ttl} s in the cache.")
+            raise Wrong(_("For product {pid} your function returned the wrong page: is the key built from "
+                          "product_id (f'lab03:product:{{product_id}}')?", pid=pid_b))
+        return _("A miss cost one database query; the hit that followed cost none. The page now lives "
+                 "{ttl} s in the cache.", ttl=ttl)
     finally:
         db.close()
 
@@ -159,27 +164,29 @@ q1 = Exercise(
 # --- q2: TTL with jitter ------------------------------------------------------------------------
 
 def _check_jitter(fn: Any) -> str:
+    what = _("your function ttl_with_jitter(base, jitter)")
     for base, jitter in ((300, 0.1), (60, 0.5)):
-        values = [call_learner(fn, base, jitter, what="your function ttl_with_jitter(base, jitter)")
-                  for _ in range(2000)]
+        values = [call_learner(fn, base, jitter, what=what) for _draw in range(2000)]
         for v in values[:5]:
-            expect_number(v, "what ttl_with_jitter returns")
+            expect_number(v, _("what ttl_with_jitter returns"))
         low, high = base * (1 - jitter), base * (1 + jitter)
         outside = [v for v in values if not low - 1e-9 <= v <= high + 1e-9]
         if outside:
-            raise Wrong(f"ttl_with_jitter({base}, {jitter}) returned {outside[0]!r}, outside {low:g}..{high:g}: "
-                        "the jitter is a fraction of the base TTL, on either side of it.")
+            raise Wrong(_("ttl_with_jitter({base}, {jitter}) returned {value!r}, outside {low:g}..{high:g}: "
+                          "the jitter is a fraction of the base TTL, on either side of it.",
+                          base=base, jitter=jitter, value=outside[0], low=low, high=high))
         if len(set(values)) == 1:
-            raise Wrong(f"ttl_with_jitter({base}, {jitter}) always returns {values[0]!r}: without randomness keys "
-                        "loaded together still expire together.")
+            raise Wrong(_("ttl_with_jitter({base}, {jitter}) always returns {value!r}: without randomness keys "
+                          "loaded together still expire together.", base=base, jitter=jitter, value=values[0]))
         if max(values) - min(values) < base * jitter:
-            raise Wrong(f"ttl_with_jitter({base}, {jitter}) only varies between {min(values):.4g} and "
-                        f"{max(values):.4g}: the spread is too small to de-synchronise expiries. Spread it over "
-                        f"+-{jitter:.0%} of the base.")
-    exact = call_learner(fn, 120, 0, what="your function ttl_with_jitter(base, jitter)")
+            raise Wrong(_("ttl_with_jitter({base}, {jitter}) only varies between {low:.4g} and "
+                          "{high:.4g}: the spread is too small to de-synchronise expiries. Spread it over "
+                          "+-{jitter:.0%} of the base.", base=base, jitter=jitter, low=min(values), high=max(values)))
+    exact = call_learner(fn, 120, 0, what=what)
     if expect_number(exact, "ttl_with_jitter(120, 0)") != 120:
-        raise Wrong(f"ttl_with_jitter(120, 0) returned {exact!r}: with no jitter the TTL is the base itself.")
-    return "Keys loaded at the same moment now expire over a window instead of all at once."
+        raise Wrong(_("ttl_with_jitter(120, 0) returned {value!r}: with no jitter the TTL is the base itself.",
+                      value=exact))
+    return _("Keys loaded at the same moment now expire over a window instead of all at once.")
 
 
 q2 = Exercise(
@@ -211,26 +218,28 @@ def _check_invalidation(fn: Any) -> str:
         new = old + 500
         events: list[str] = []
         call_learner(fn, _Spy(r, events, ("delete", "unlink")), _Spy(db, events, ("update_price",)), pid, new,
-                     what="your function update_price(r, db, product_id, new_price_cents)")
+                     what=_("your function update_price(r, db, product_id, new_price_cents)"))
         if "update_price" in events and any(e != "update_price" for e in events):
             last_update = max(i for i, e in enumerate(events) if e == "update_price")
             if not any(e != "update_price" for e in events[last_update:]):
-                raise Wrong("You deleted the cached page before updating the database. A reader in between "
-                            "misses, reloads the old row and caches the old price again, and nothing removes "
-                            "it: update the database first, then delete the cached page.")
+                raise Wrong(_("You deleted the cached page before updating the database. A reader in between "
+                              "misses, reloads the old row and caches the old price again, and nothing removes "
+                              "it: update the database first, then delete the cached page."))
         if db.price(pid) != new:
-            raise Wrong(f"After update_price(..., {new}) the database still has price_cents={db.price(pid)}. "
-                        "The database is the source of truth: update it (db.update_price) first.")
+            raise Wrong(_("After update_price(..., {new}) the database still has price_cents={price}. "
+                          "The database is the source of truth: update it (db.update_price) first.",
+                          new=new, price=db.price(pid)))
         raw = r.get(key)
         if raw is not None and json.loads(raw).get("price_cents") != new:
-            raise Wrong(f"The database has the new price, but {key!r} still holds the old page (price_cents="
-                        f"{json.loads(raw).get('price_cents')}): every reader sees a stale price until it "
-                        "expires. Delete the cached page after the update (r.delete).")
+            raise Wrong(_("The database has the new price, but {key!r} still holds the old page (price_cents="
+                          "{price}): every reader sees a stale price until it "
+                          "expires. Delete the cached page after the update (r.delete).",
+                          key=key, price=json.loads(raw).get("price_cents")))
         served = caching.get_product_page(r, db, pid)["price_cents"]
         if served != new:
-            raise Wrong(f"A reader using cache-aside still gets price_cents={served}.")
-        return ("Readers get the new price at once. (Delete rather than re-set: two concurrent writers "
-                "cannot leave an older value behind.)")
+            raise Wrong(_("A reader using cache-aside still gets price_cents={served}.", served=served))
+        return _("Readers get the new price at once. (Delete rather than re-set: two concurrent writers "
+                 "cannot leave an older value behind.)")
     finally:
         db.close()
 
@@ -287,16 +296,16 @@ q3 = Exercise(
 # --- q4: which write strategy can lose acknowledged writes ----------------------------------
 
 def _check_loses_writes(answer: Any) -> str:
-    choice = expect_choice(answer, ["cache-aside", "write-through", "write-behind"], "the strategy")
+    choice = expect_choice(answer, ["cache-aside", "write-through", "write-behind"], _("the strategy"))
     if choice == "write-through":
-        raise Wrong("Write-through writes the database inside the request: once the application says 'saved', "
-                    "the database has it, whatever happens to the cache node.")
+        raise Wrong(_("Write-through writes the database inside the request: once the application says 'saved', "
+                      "the database has it, whatever happens to the cache node."))
     if choice == "cache-aside":
-        raise Wrong("With cache-aside every write goes to the database; the cache only holds copies it can "
-                    "reload. Losing the cache node costs speed, not data.")
-    return ("Write-behind acknowledges once Redis has the change; until the flusher writes it to the database, "
-            "losing the node (no replica, no persistence) loses those writes. On ElastiCache, Multi-AZ replicas "
-            "narrow that window (ElastiCache does not offer AOF; a self-managed Redis could add it).")
+        raise Wrong(_("With cache-aside every write goes to the database; the cache only holds copies it can "
+                      "reload. Losing the cache node costs speed, not data."))
+    return _("Write-behind acknowledges once Redis has the change; until the flusher writes it to the database, "
+             "losing the node (no replica, no persistence) loses those writes. On ElastiCache, Multi-AZ replicas "
+             "narrow that window (ElastiCache does not offer AOF; a self-managed Redis could add it).")
 
 
 q4 = Exercise(
@@ -319,46 +328,48 @@ def _check_stampede(fn: Any) -> str:
     try:
         hot = db.bestsellers(1)[0]
         expected = db.product_page(hot)
-        first = call_learner(fn, r, db, hot, what="your function get_product_safe(r, db, product_id)")
+        first = call_learner(fn, r, db, hot, what=_("your function get_product_safe(r, db, product_id)"))
         if first is None:
-            raise Wrong(NONE_RETURNED)
+            raise Wrong(_(NONE_RETURNED))
         if first != expected:
-            raise Wrong("get_product_safe(r, db, product_id) did not return the product page "
-                        "(db.product_page(product_id), a dict).")
+            raise Wrong(_("get_product_safe(r, db, product_id) did not return the product page "
+                          "(db.product_page(product_id), a dict)."))
         result = caching.stampede_once(r, db, hot, CLIENTS, fn)
         if result.errors:
-            raise Wrong(f"{result.errors} of {CLIENTS} concurrent calls raised an exception. Run your function "
-                        "from several threads: is anything shared that should not be?")
+            raise Wrong(_("{errors} of {clients} concurrent calls raised an exception. Run your function "
+                          "from several threads: is anything shared that should not be?",
+                          errors=result.errors, clients=CLIENTS))
         got = caching.get_product_page(r, db, hot) if r.exists(caching.page_key(hot)) else None
         if result.db_queries > 2:
-            raise Wrong(f"{CLIENTS} clients asking at the same instant caused {result.db_queries} database queries "
-                        "(a stampede). Let only the client that wins SET lock NX PX load; the others wait for "
-                        "the cache to fill.")
+            raise Wrong(_("{clients} clients asking at the same instant caused {queries} database queries "
+                          "(a stampede). Let only the client that wins SET lock NX PX load; the others wait for "
+                          "the cache to fill.", clients=CLIENTS, queries=result.db_queries))
         if not result.consistent or any(v != expected for v in result.values):
-            raise Wrong("Not every client got the product page: a client that loses the lock must wait (sleep "
-                        "a few ms and read the cache again), not return None.")
+            raise Wrong(_("Not every client got the product page: a client that loses the lock must wait (sleep "
+                          "a few ms and read the cache again), not return None."))
         if result.db_queries == 0:
-            raise Wrong("With the page missing from the cache, nobody asked the database: where did the page "
-                        "come from? The client that wins the lock must load it with db.product_page.")
+            raise Wrong(_("With the page missing from the cache, nobody asked the database: where did the page "
+                          "come from? The client that wins the lock must load it with db.product_page."))
         if got is not None and got != expected:
-            raise Wrong("The page your function cached differs from db.product_page(product_id).")
+            raise Wrong(_("The page your function cached differs from db.product_page(product_id)."))
         key = caching.page_key(hot)
         if r.exists(key + ":lock"):
-            raise Wrong(f"After the loads the lock {key + ':lock'!r} is still held: the winner must release it "
-                        "(delete it if it still holds its token) once the page is cached, or the next miss on this "
-                        "page waits for the lock's expiry.")
+            raise Wrong(_("After the loads the lock {lock!r} is still held: the winner must release it "
+                          "(delete it if it still holds its token) once the page is cached, or the next miss on "
+                          "this page waits for the lock's expiry.", lock=key + ":lock"))
         ttl_ms = r.pttl(key)
         if ttl_ms == -2:
-            raise Wrong(f"After the loads {key!r} is not in the cache: store the page with a TTL in seconds, "
-                        "r.set(key, json.dumps(page), ex=300) (px= counts milliseconds).")
+            raise Wrong(_("After the loads {key!r} is not in the cache: store the page with a TTL in seconds, "
+                          "r.set(key, json.dumps(page), ex=300) (px= counts milliseconds).", key=key))
         if ttl_ms == -1:
-            raise Wrong(f"{key!r} has no expiry: pass ex=... (a TTL between 60 and 3600 seconds).")
+            raise Wrong(_("{key!r} has no expiry: pass ex=... (a TTL between 60 and 3600 seconds).", key=key))
         if not MIN_PAGE_TTL_MS <= ttl_ms <= 3_600_000:
-            raise Wrong(f"{key!r} expires in {ttl_ms / 1000:g} s; choose a TTL between 60 and 3600 seconds "
-                        "(ex= counts seconds, px= milliseconds).")
+            raise Wrong(_("{key!r} expires in {seconds:g} s; choose a TTL between 60 and 3600 seconds "
+                          "(ex= counts seconds, px= milliseconds).", key=key, seconds=ttl_ms / 1000))
         _check_foreign_lock(fn, r, db, hot)
-        return (f"{CLIENTS} concurrent clients, {result.db_queries} database query(ies): the others waited "
-                f"{max(result.latencies_ms):.0f} ms at most for the winner's result.")
+        return _("{clients} concurrent clients, {queries} database query(ies): the others waited "
+                 "{wait:.0f} ms at most for the winner's result.",
+                 clients=CLIENTS, queries=result.db_queries, wait=max(result.latencies_ms))
     finally:
         db.close()
 
@@ -392,11 +403,12 @@ def _check_foreign_lock(fn: Any, r: Any, db: Any, pid: int) -> None:
     r.delete(key, lock)
     slow = _SlowWinner(db, r, lock)
     try:
-        call_learner(fn, r, slow, pid, what="your function get_product_safe(r, db, product_id)")
+        call_learner(fn, r, slow, pid, what=_("your function get_product_safe(r, db, product_id)"))
         if slow.taken and r.get(lock) != FOREIGN_TOKEN:
-            raise Wrong(f"While your winner loaded, its lock expired and another client took {lock!r} with its "
-                        "own token; your function then deleted that client's lock, letting a third client load "
-                        "too. Delete the lock only if it still holds your token (r.get(lock) == token).")
+            raise Wrong(_("While your winner loaded, its lock expired and another client took {lock!r} with its "
+                          "own token; your function then deleted that client's lock, letting a third client load "
+                          "too. Delete the lock only if it still holds your token (r.get(lock) == token).",
+                          lock=lock))
     finally:
         r.delete(lock)
 

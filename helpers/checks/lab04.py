@@ -5,8 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from helpers.exercises.core import Exercise, Wrong, call_learner, expect_choice, expect_type
+from helpers.runtime.i18n import N_, translator
 from helpers.runtime.services import start
 from helpers.topics import sessions
+
+_ = translator(__name__)
 
 LAB = "04"
 PREFIX = "lab04check"
@@ -26,8 +29,8 @@ def _cleanup(r: Any) -> None:
         r.delete(*keys)
 
 
-NONE_RETURNED = ("Your function returned None for a session that exists. Is its body still the `...` "
-                 "placeholder, or is a `return` missing?")
+NONE_RETURNED = N_("Your function returned None for a session that exists. Is its body still the `...` "
+                   "placeholder, or is a `return` missing?")
 
 
 # --- q1: sliding expiry -------------------------------------------------------------------------
@@ -40,32 +43,33 @@ def _check_touch(fn: Any) -> str:
         sid = store.create("ana", cart=["kettle"])
         key = store.key(sid)
         r.pexpire(key, 5000)  # 9 minutes and 55 seconds of idleness have passed
-        got = call_learner(fn, r, key, 600, what="your function touch(r, key, ttl)")
+        got = call_learner(fn, r, key, 600, what=_("your function touch(r, key, ttl)"))
         if got is None:
-            raise Wrong(NONE_RETURNED)
-        expect_type(got, dict, "what touch returns")
+            raise Wrong(_(NONE_RETURNED))
+        expect_type(got, dict, _("what touch returns"))
         if got.get("user") != "ana":
-            raise Wrong(f"touch returned {got!r}; it should return the session's fields (HGETALL), e.g. "
-                        "{'user': 'ana', ...}.")
+            raise Wrong(_("touch returned {got!r}; it should return the session's fields (HGETALL), e.g. "
+                          "{{'user': 'ana', ...}}.", got=got))
         left = r.ttl(key)
         if left == -1:
-            raise Wrong("The session no longer has a TTL: it would never expire, even for a user who left. "
-                        "Use EXPIRE (r.expire), not PERSIST.")
+            raise Wrong(_("The session no longer has a TTL: it would never expire, even for a user who left. "
+                          "Use EXPIRE (r.expire), not PERSIST."))
         if left <= 10:
-            raise Wrong(f"After touch the session expires in {left} s: the TTL was not renewed. Sliding expiry "
-                        "means every request restarts the clock: r.expire(key, ttl).")
+            raise Wrong(_("After touch the session expires in {left} s: the TTL was not renewed. Sliding expiry "
+                          "means every request restarts the clock: r.expire(key, ttl).", left=left))
         if left > 600:
-            raise Wrong(f"After touch(r, key, 600) the session expires in {left} s, more than the 600 s asked for.")
+            raise Wrong(_("After touch(r, key, 600) the session expires in {left} s, more than the 600 s asked for.",
+                          left=left))
         missing = store.key("no-such-session")
-        gone = call_learner(fn, r, missing, 600, what="your function touch(r, key, ttl)")
+        gone = call_learner(fn, r, missing, 600, what=_("your function touch(r, key, ttl)"))
         if r.exists(missing):
-            raise Wrong("touch created a key for a session that did not exist: an attacker could invent session "
-                        "ids. Only renew sessions that exist (EXPIRE on a missing key does nothing; HSET would "
-                        "create it).")
+            raise Wrong(_("touch created a key for a session that did not exist: an attacker could invent session "
+                          "ids. Only renew sessions that exist (EXPIRE on a missing key does nothing; HSET would "
+                          "create it)."))
         if gone is not None:
-            raise Wrong(f"For a session that does not exist touch returned {gone!r}; return None so the app "
-                        "answers 401 and the user logs in again.")
-        return f"The session is good for another {left} s; an idle one still expires on its own."
+            raise Wrong(_("For a session that does not exist touch returned {gone!r}; return None so the app "
+                          "answers 401 and the user logs in again.", gone=gone))
+        return _("The session is good for another {left} s; an idle one still expires on its own.", left=left)
     finally:
         _cleanup(r)
 
@@ -124,25 +128,27 @@ def _check_revoke(fn: Any) -> str:
     try:
         mine = [store.create("luis") for _ in range(3)]
         other = store.create("marta")
-        count = call_learner(fn, r, "luis", what=f"your function revoke_all(r, user) (prefix {PREFIX!r})")
+        count = call_learner(fn, r, "luis", what=_("your function revoke_all(r, user) (prefix {prefix!r})", prefix=PREFIX))
         alive = [sid for sid in mine if r.exists(store.key(sid))]
         if alive:
-            raise Wrong(f"{len(alive)} of luis's 3 sessions are still alive: whoever holds those cookies is still "
-                        "logged in. Delete each session hash named in the user's set (SMEMBERS).")
+            raise Wrong(_("{alive} of luis's 3 sessions are still alive: whoever holds those cookies is still "
+                          "logged in. Delete each session hash named in the user's set (SMEMBERS).",
+                          alive=len(alive)))
         if not r.exists(store.key(other)):
-            raise Wrong("marta's session is gone too: revoke only the sessions listed in luis's set.")
+            raise Wrong(_("marta's session is gone too: revoke only the sessions listed in luis's set."))
         if r.exists(store.user_key("luis")):
-            raise Wrong(f"The set {store.user_key('luis')!r} still exists: delete it too, it lists dead sessions.")
+            raise Wrong(_("The set {key!r} still exists: delete it too, it lists dead sessions.",
+                          key=store.user_key("luis")))
         if count is None:
-            raise Wrong("revoke_all returned None; return how many sessions it deleted (3 here).")
-        expect_type(count, int, "what revoke_all returns")
+            raise Wrong(_("revoke_all returned None; return how many sessions it deleted (3 here)."))
+        expect_type(count, int, _("what revoke_all returns"))
         if count != 3:
-            raise Wrong(f"revoke_all returned {count}; it deleted 3 sessions.")
-        again = call_learner(fn, r, "luis", what="your function revoke_all(r, user), called again for luis")
+            raise Wrong(_("revoke_all returned {count}; it deleted 3 sessions.", count=count))
+        again = call_learner(fn, r, "luis", what=_("your function revoke_all(r, user), called again for luis"))
         if again != 0:
-            raise Wrong(f"Called again for luis, who has no session left, revoke_all returned {again!r}; it deleted "
-                        "nothing, so return 0 (a user can log out everywhere twice).")
-        return "luis is logged out on every device at once; marta is not affected."
+            raise Wrong(_("Called again for luis, who has no session left, revoke_all returned {again!r}; it "
+                          "deleted nothing, so return 0 (a user can log out everywhere twice).", again=again))
+        return _("luis is logged out on every device at once; marta is not affected.")
     finally:
         _cleanup(r)
 
@@ -200,12 +206,12 @@ q2 = Exercise(
 # --- q3: which store for which requirement -------------------------------------------------------
 
 def _check_store_choice(answer: Any) -> str:
-    choice = expect_choice(answer, ["redis", "memcached"], "the session store")
+    choice = expect_choice(answer, ["redis", "memcached"], _("the session store"))
     if choice == "memcached":
-        raise Wrong("Memcached loses every session when a node restarts (everyone logged out) and has no sets "
-                    "to list a user's sessions. Which engine can persist and revoke by user?")
-    return ("Redis (with a replica and persistence) keeps sessions across a node restart or failover, and a set "
-            "per user makes 'log out everywhere' one call.")
+        raise Wrong(_("Memcached loses every session when a node restarts (everyone logged out) and has no sets "
+                      "to list a user's sessions. Which engine can persist and revoke by user?"))
+    return _("Redis (with a replica and persistence) keeps sessions across a node restart or failover, and a set "
+             "per user makes 'log out everywhere' one call.")
 
 
 q3 = Exercise(
@@ -222,28 +228,30 @@ q3 = Exercise(
 
 FLAGS = {"httponly": "HttpOnly", "secure": "Secure", "samesite": "SameSite"}
 WHY = {
-    "httponly": "without HttpOnly any script on the page (an XSS bug) can read the cookie and steal the session",
-    "secure": "without Secure the browser also sends the cookie over plain HTTP, where anyone on the network "
-              "can read it",
-    "samesite": "without SameSite the browser attaches the cookie to requests other sites trigger (CSRF)",
+    "httponly": N_("without HttpOnly any script on the page (an XSS bug) can read the cookie and steal the "
+                   "session"),
+    "secure": N_("without Secure the browser also sends the cookie over plain HTTP, where anyone on the network "
+                 "can read it"),
+    "samesite": N_("without SameSite the browser attaches the cookie to requests other sites trigger (CSRF)"),
 }
 
 
 def _check_flags(answer: Any) -> str:
-    expect_type(answer, (list, set, tuple), "your answer (a list of flag names)")
+    expect_type(answer, (list, set, tuple), _("your answer (a list of flag names)"))
     names = set()
     for item in answer:
         if not isinstance(item, str):
-            raise Wrong(f"Each flag is a string such as 'HttpOnly'; {item!r} is not.")
+            raise Wrong(_("Each flag is a string such as 'HttpOnly'; {item!r} is not.", item=item))
         names.add(item.strip().lower().split("=")[0])
     unknown = sorted(names - set(FLAGS) - {"path", "domain", "max-age", "expires"})
     if unknown:
-        raise Wrong(f"{', '.join(unknown)} is not a cookie attribute that protects a session id. "
-                    "The three that do are about scripts, plain HTTP and other sites.")
+        raise Wrong(_("{names} is not a cookie attribute that protects a session id. "
+                      "The three that do are about scripts, plain HTTP and other sites.", names=", ".join(unknown)))
     for flag in ("httponly", "secure", "samesite"):
         if flag not in names:
-            raise Wrong(f"Missing {FLAGS[flag]}: {WHY[flag]}.")
-    return "HttpOnly, Secure and SameSite: the session id stays out of scripts, off plain HTTP and off other sites."
+            raise Wrong(_("Missing {flag}: {why}.", flag=FLAGS[flag], why=_(WHY[flag])))
+    return _("HttpOnly, Secure and SameSite: the session id stays out of scripts, off plain HTTP and off other "
+             "sites.")
 
 
 q4 = Exercise(

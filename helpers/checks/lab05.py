@@ -14,8 +14,11 @@ from helpers.exercises.core import (
     expect_choices_per_item,
     expect_keys,
 )
+from helpers.runtime.i18n import N_, translator
 from helpers.runtime.services import start
 from helpers.topics.messaging import clear_prefix, ensure_group, pending_by_consumer
+
+_ = translator(__name__)
 
 LAB = "05"
 P = "lab05:ex:"
@@ -31,29 +34,30 @@ def _client() -> Any:
 
 def _check_reliable_pop(answer: Any) -> str:
     if not callable(answer):
-        raise Wrong(f"Expected a function reliable_pop(r, queue, processing), but got {type(answer).__name__}.")
+        raise Wrong(_("Expected a function reliable_pop(r, queue, processing), but got {kind}.",
+                      kind=type(answer).__name__))
     r = _client()
     queue, processing = P + "jobs", P + "jobs:processing:you"
     r.lpush(queue, "job-1", "job-2", "job-3")  # job-1 is the oldest: it waits at the right end
-    job = call_learner(answer, r, queue, processing, what="your function reliable_pop(r, queue, processing)")
+    job = call_learner(answer, r, queue, processing, what=_("your function reliable_pop(r, queue, processing)"))
     left, parked = r.lrange(queue, 0, -1), r.lrange(processing, 0, -1)
     if len(left) == 3 and not parked:
-        raise Wrong(f"After your call the queue still holds all 3 jobs (you returned {job!r}): the job is still "
-                    "in the queue, so another worker would take it too. Move it out of the queue.")
+        raise Wrong(_("After your call the queue still holds all 3 jobs (you returned {job!r}): the job is still "
+                      "in the queue, so another worker would take it too. Move it out of the queue.", job=job))
     if not parked:
-        raise Wrong("The job left the queue but is not on the processing list: if the worker crashed now, the "
-                    "job would be lost for good. Move it with r.lmove/r.blmove(queue, processing, ...).")
+        raise Wrong(_("The job left the queue but is not on the processing list: if the worker crashed now, the "
+                      "job would be lost for good. Move it with r.lmove/r.blmove(queue, processing, ...)."))
     if parked == ["job-3"] or job == "job-3":
-        raise Wrong("You took the newest job (job-3). Producers LPUSH on the left, so the oldest job waits at "
-                    "the RIGHT end of the list: move from 'RIGHT'.")
+        raise Wrong(_("You took the newest job (job-3). Producers LPUSH on the left, so the oldest job waits at "
+                      "the RIGHT end of the list: move from 'RIGHT'."))
     if parked != ["job-1"] or left != ["job-3", "job-2"]:
-        raise Wrong(f"After your call the queue holds {left} and the processing list {parked}; expected "
-                    "['job-3', 'job-2'] and ['job-1'] (one job moved, the oldest).")
+        raise Wrong(_("After your call the queue holds {left} and the processing list {parked}; expected "
+                      "['job-3', 'job-2'] and ['job-1'] (one job moved, the oldest).", left=left, parked=parked))
     if job != "job-1":
-        raise Wrong(f"Your function returned {job!r}; return the job you moved ('job-1'), so the worker knows "
-                    "what to work on.")
-    return ("LMOVE/BLMOVE takes the job and parks it in one atomic step: a crash at any moment leaves it "
-            "either in the queue or on the processing list, never nowhere.")
+        raise Wrong(_("Your function returned {job!r}; return the job you moved ('job-1'), so the worker knows "
+                      "what to work on.", job=job))
+    return (_("LMOVE/BLMOVE takes the job and parks it in one atomic step: a crash at any moment leaves it "
+              "either in the queue or on the processing list, never nowhere."))
 
 
 q1 = Exercise(
@@ -102,38 +106,39 @@ def _ids(result: Any) -> list[str] | None:
 
 def _check_rescue(answer: Any) -> str:
     if not callable(answer):
-        raise Wrong(f"Expected a function rescue(r, stream, group, consumer), but got {type(answer).__name__}.")
+        raise Wrong(_("Expected a function rescue(r, stream, group, consumer), but got {kind}.",
+                      kind=type(answer).__name__))
     r = _client()
     stream, group = P + "orders", "billing"
     held = _crashed_consumer(r, stream, group)
     result = call_learner(answer, r, stream, group, "rescuer",
-                          what="your function rescue(r, stream, group, consumer)")
+                          what=_("your function rescue(r, stream, group, consumer)"))
     pending = pending_by_consumer(r, stream, group)
     if pending.get("crashed") and pending.get("rescuer"):
-        raise Wrong("You read new entries (with '>'), not the pending ones: the 4 entries the crashed consumer "
-                    "held are still stuck with it. XAUTOCLAIM (or XCLAIM) hands over pending entries.")
+        raise Wrong(_("You read new entries (with '>'), not the pending ones: the 4 entries the crashed consumer "
+                      "held are still stuck with it. XAUTOCLAIM (or XCLAIM) hands over pending entries."))
     if pending.get("crashed"):
-        raise Wrong("The 4 entries are still pending for 'crashed': nothing was claimed. Use r.xautoclaim(stream, "
-                    "group, consumer, min_idle_time=100, start_id='0-0'); a min_idle_time larger than the "
-                    "entries' idle time claims nothing.")
+        raise Wrong(_("The 4 entries are still pending for 'crashed': nothing was claimed. Use r.xautoclaim(stream, "
+                      "group, consumer, min_idle_time=100, start_id='0-0'); a min_idle_time larger than the "
+                      "entries' idle time claims nothing."))
     if not pending:
-        raise Wrong("The entries are no longer pending at all: your function acknowledged them (XACK) without "
-                    "processing them, so those orders are lost. Claim and return them; ack after the work.")
+        raise Wrong(_("The entries are no longer pending at all: your function acknowledged them (XACK) without "
+                      "processing them, so those orders are lost. Claim and return them; ack after the work."))
     if pending != {"rescuer": 4}:
-        raise Wrong(f"XPENDING now shows {pending}; expected the 4 held entries to belong to 'rescuer' "
-                    "(and the 2 never-delivered entries left for '>' readers).")
+        raise Wrong(_("XPENDING now shows {pending}; expected the 4 held entries to belong to 'rescuer' "
+                      "(and the 2 never-delivered entries left for '>' readers).", pending=pending))
     if (isinstance(result, (list, tuple)) and len(result) >= 2 and isinstance(result[0], str)
             and isinstance(result[1], list) and "-" in result[0]):
-        raise Wrong("You returned XAUTOCLAIM's whole reply (next cursor, entries, deleted ids). Return its second "
-                    "element: the list of (id, fields) entries you claimed.")
+        raise Wrong(_("You returned XAUTOCLAIM's whole reply (next cursor, entries, deleted ids). Return its second "
+                      "element: the list of (id, fields) entries you claimed."))
     ids = _ids(result)
     if ids is None:
-        raise Wrong(f"Return the claimed entries (XAUTOCLAIM's list of (id, fields), or their ids); "
-                    f"your function returned {type(result).__name__}.")
+        raise Wrong(_("Return the claimed entries (XAUTOCLAIM's list of (id, fields), or their ids); "
+                      "your function returned {kind}.", kind=type(result).__name__))
     if sorted(ids) != sorted(held):
-        raise Wrong(f"Your function returned {len(ids)} entries; the rescuer claimed the 4 held by 'crashed'. "
-                    "Return what XAUTOCLAIM gave you (its second element).")
-    return "The rescuer owns them now (their delivery count went to 2): process, then XACK each one."
+        raise Wrong(_("Your function returned {n} entries; the rescuer claimed the 4 held by 'crashed'. "
+                      "Return what XAUTOCLAIM gave you (its second element).", n=len(ids)))
+    return _("The rescuer owns them now (their delivery count went to 2): process, then XACK each one.")
 
 
 def _rescue_reference(r: Any, stream: str, group: str, consumer: str) -> list:
@@ -168,25 +173,25 @@ PRIMITIVES = ("list", "pubsub", "stream")
 
 
 def _check_primitives(answer: Any) -> str:
-    expect_keys(answer, NEEDS, "your dictionary")
-    live = expect_choice(answer["live_scores"], PRIMITIVES, "the choice for 'live_scores'")
-    pay = expect_choice(answer["payments"], PRIMITIVES, "the choice for 'payments'")
-    thumbs = expect_choice(answer["thumbnails"], PRIMITIVES, "the choice for 'thumbnails'")
+    expect_keys(answer, NEEDS, _("your dictionary"))
+    live = expect_choice(answer["live_scores"], PRIMITIVES, _("the choice for 'live_scores'"))
+    pay = expect_choice(answer["payments"], PRIMITIVES, _("the choice for 'payments'"))
+    thumbs = expect_choice(answer["thumbnails"], PRIMITIVES, _("the choice for 'thumbnails'"))
     if pay != "stream":
-        raise Wrong("'payments': auditors re-read last week's events and several consumers share the work with "
-                    "crash recovery. Only a stream keeps entries after they are read, with consumer groups, "
-                    "pending entries and XAUTOCLAIM.")
+        raise Wrong(_("'payments': auditors re-read last week's events and several consumers share the work with "
+                      "crash recovery. Only a stream keeps entries after they are read, with consumer groups, "
+                      "pending entries and XAUTOCLAIM."))
     if thumbs == "pubsub":
-        raise Wrong("'thumbnails': with pub/sub every worker receives every job (each thumbnail made N times), "
-                    "and a job published while the workers restart is lost. A work queue hands each job "
-                    "to one worker and keeps it until taken.")
+        raise Wrong(_("'thumbnails': with pub/sub every worker receives every job (each thumbnail made N times), "
+                      "and a job published while the workers restart is lost. A work queue hands each job "
+                      "to one worker and keeps it until taken."))
     if live != "pubsub":
-        raise Wrong("'live_scores': every open tab must get each score, nothing is stored, and a closed tab "
-                    "does not need old scores: that is fire-and-forget fan-out, what pub/sub does with the "
-                    "least work for the server.")
-    extra = (" A stream works for the thumbnails too; a list with LMOVE is the simpler fit." if thumbs == "stream"
+        raise Wrong(_("'live_scores': every open tab must get each score, nothing is stored, and a closed tab "
+                      "does not need old scores: that is fire-and-forget fan-out, what pub/sub does with the "
+                      "least work for the server."))
+    extra = (_(" A stream works for the thumbnails too; a list with LMOVE is the simpler fit.") if thumbs == "stream"
              else "")
-    return "Fan-out that may forget: pub/sub. One taker per job: a list. Durable log with groups: a stream." + extra
+    return _("Fan-out that may forget: pub/sub. One taker per job: a list. Durable log with groups: a stream.") + extra
 
 
 q5 = Exercise(
@@ -210,31 +215,31 @@ q5 = Exercise(
 
 def _check_idempotent(answer: Any) -> str:
     if not callable(answer):
-        raise Wrong(f"Expected a function credit(r, msg_id, fields), but got {type(answer).__name__}.")
+        raise Wrong(_("Expected a function credit(r, msg_id, fields), but got {kind}.", kind=type(answer).__name__))
     r = _client()
     user = f"ana-{uuid.uuid4().hex[:6]}"
     balance = P + f"balance:{user}"
     base = int(time.time() * 1000)
     first, second = f"{base}-0", f"{base}-1"
-    what = "your function credit(r, msg_id, fields)"
+    what = _("your function credit(r, msg_id, fields)")
     call_learner(answer, r, first, {"user": user, "points": "10"}, what=what)
     call_learner(answer, r, first, {"user": user, "points": "10"}, what=what)  # redelivered after a crash
     call_learner(answer, r, second, {"user": user, "points": "5"}, what=what)
     got = r.get(balance)
     if got is None:
-        raise Wrong(f"The key {balance!r} does not exist after three calls: add the points to "
-                    "f'lab05:ex:balance:{fields[\"user\"]}' (r.incrby).")
+        raise Wrong(_("The key {balance!r} does not exist after three calls: add the points to "
+                      "f'lab05:ex:balance:{{fields[\"user\"]}}' (r.incrby).", balance=balance))
     value = int(float(got))
     if value == 25:
-        raise Wrong("The balance is 25: the redelivered message was credited twice. Streams deliver at least "
-                    "once, so remember which message ids you applied (e.g. r.set(f'lab05:ex:seen:{msg_id}', 1, "
-                    "nx=True, ex=86400)) and skip the ones already seen.")
+        raise Wrong(_("The balance is 25: the redelivered message was credited twice. Streams deliver at least "
+                      "once, so remember which message ids you applied (e.g. r.set(f'lab05:ex:seen:{msg_id}', 1, "
+                      "nx=True, ex=86400)) and skip the ones already seen."))
     if value != 15:
-        raise Wrong(f"The balance is {value}, expected 15 (10 once, then 5): a new message was ignored. "
-                    "Deduplicate by message id, not by user.")
+        raise Wrong(_("The balance is {value}, expected 15 (10 once, then 5): a new message was ignored. "
+                      "Deduplicate by message id, not by user.", value=value))
     _check_crash_between_commands(answer, r)
-    return ("Exactly-once *effects* on top of at-least-once delivery: the handler is idempotent, and atomic, "
-            "so a crash cannot fall between 'seen' and 'credited'.")
+    return (_("Exactly-once *effects* on top of at-least-once delivery: the handler is idempotent, and atomic, "
+              "so a crash cannot fall between 'seen' and 'credited'."))
 
 
 class _Crash(BaseException):
@@ -260,7 +265,7 @@ def _crashing_client(r: Any, after: int) -> Any:
 
 
 def _check_crash_between_commands(answer: Any, r: Any) -> None:
-    what = "your function credit(r, msg_id, fields)"
+    what = _("your function credit(r, msg_id, fields)")
     for after in range(1, 6):
         user = f"bo-{uuid.uuid4().hex[:6]}"
         msg = f"{int(time.time() * 1000)}-{after}"
@@ -275,10 +280,11 @@ def _check_crash_between_commands(answer: Any, r: Any) -> None:
         got = r.get(P + f"balance:{user}")
         value = int(float(got)) if got is not None else 0
         if value != 7:
-            raise Wrong(f"A worker that crashed after {after} command(s) of your handler, followed by the "
-                        f"redelivery of the same message, leaves a balance of {value} instead of 7: the crash fell "
-                        "between marking the message as seen and adding the points. Make the two one atomic step: "
-                        "a Lua script (r.eval) or a MULTI/EXEC transaction (r.pipeline() with WATCH).")
+            raise Wrong(_("A worker that crashed after {after} command(s) of your handler, followed by the "
+                          "redelivery of the same message, leaves a balance of {value} instead of 7: the crash fell "
+                          "between marking the message as seen and adding the points. Make the two one atomic step: "
+                          "a Lua script (r.eval) or a MULTI/EXEC transaction (r.pipeline() with WATCH).",
+                          after=after, value=value))
 
 
 CREDIT_SCRIPT = """\
@@ -327,26 +333,26 @@ GUARANTEES = ("at-most-once", "at-least-once", "exactly-once")
 EXPECTED = {"brpop": "at-most-once", "lmove": "at-least-once", "pubsub": "at-most-once",
             "stream": "at-least-once"}
 WHY = {
-    "brpop": "the lab's BRPOP worker died holding a job and the job was gone: at most once.",
-    "lmove": "the reaper put the dead worker's job back, and a job done just before a crash would run again: "
-             "at least once.",
-    "pubsub": "the late subscriber never got what was published before it joined: at most once.",
-    "stream": "the crashed consumer's entries were claimed and processed again, one of them twice: at least once.",
+    "brpop": N_("the lab's BRPOP worker died holding a job and the job was gone: at most once."),
+    "lmove": N_("the reaper put the dead worker's job back, and a job done just before a crash would run again: "
+                "at least once."),
+    "pubsub": N_("the late subscriber never got what was published before it joined: at most once."),
+    "stream": N_("the crashed consumer's entries were claimed and processed again, one of them twice: at least once."),
 }
 
 
 def _why_not_guarantee(key: str, got: str) -> str:
     if got == "exactly-once":
-        return (f"{key!r}: none of these delivers exactly once. A crash between doing the work and "
-                "acknowledging it either loses the message or delivers it again; exactly-once effects "
-                "come from idempotent handlers (q3).")
-    return f"{key!r} is not {got}: {WHY[key]}"
+        return _("{key!r}: none of these delivers exactly once. A crash between doing the work and "
+                 "acknowledging it either loses the message or delivers it again; exactly-once effects "
+                 "come from idempotent handlers (q3).", key=key)
+    return _("{key!r} is not {got}: {why}", key=key, got=got, why=_(WHY[key]))
 
 
 def _check_guarantees(answer: Any) -> str:
-    expect_choices_per_item(answer, EXPECTED, GUARANTEES, what="the guarantee", first_only=True,
+    expect_choices_per_item(answer, EXPECTED, GUARANTEES, what=_("the guarantee"), first_only=True,
                             explain=_why_not_guarantee)
-    return "Measured, not memorised: the table above shows the counts behind each word."
+    return _("Measured, not memorised: the table above shows the counts behind each word.")
 
 
 q4 = Exercise(

@@ -14,8 +14,11 @@ from helpers.exercises.core import (
     expect_number,
     type_name,
 )
+from helpers.runtime.i18n import N_, translator
 from helpers.runtime.services import start
 from helpers.topics.analytics import TokenBucket, burst, clear_prefix, daily_activity, visitor_ids
+
+_ = translator(__name__)
 
 LAB = "06"
 P = "lab06:ex:"
@@ -29,21 +32,23 @@ def _client() -> Any:
 
 def _callable(answer: Any, signature: str) -> None:
     if not callable(answer):
-        raise Wrong(f"Expected a function {signature}, but got {type_name(answer)}.")
+        raise Wrong(_("Expected a function {signature}, but got {kind}.", signature=signature, kind=type_name(answer)))
 
 
 # --- q1: the leaderboard window "around me" ---------------------------------------------------------
 
 def _pairs(result: Any, what: str) -> list[tuple[str, float]]:
     if not isinstance(result, (list, tuple)):
-        raise Wrong(f"{what} returned {type_name(result)}; return a list of (member, score) pairs.")
+        raise Wrong(_("{what} returned {kind}; return a list of (member, score) pairs.", what=what,
+                      kind=type_name(result)))
     out = []
     for item in result:
         if isinstance(item, str):
-            raise Wrong(f"{what} returned members only ({item!r}, ...): return (member, score) pairs, "
-                        "highest first — ask for the scores with withscores=True.")
+            raise Wrong(_("{what} returned members only ({item!r}, ...): return (member, score) pairs, "
+                          "highest first — ask for the scores with withscores=True.", what=what, item=item))
         if not (isinstance(item, (list, tuple)) and len(item) == 2):
-            raise Wrong(f"{what} returned {item!r} as an element; each element must be a (member, score) pair.")
+            raise Wrong(_("{what} returned {item!r} as an element; each element must be a (member, score) pair.",
+                          what=what, item=item))
         out.append((item[0], float(item[1])))
     return out
 
@@ -59,19 +64,20 @@ def _check_around_me(answer: Any) -> str:
 
     for player, k in ((5, 2), (1, 2), (9, 2)):
         what = f"around_me(r, key, 'p{player}', {k})"
-        got = _pairs(call_learner(answer, r, key, f"p{player}", k, what=f"your function {what}"), what)
+        got = _pairs(call_learner(answer, r, key, f"p{player}", k, what=_("your function {call}", call=what)), what)
         want = expected(player, k)
         if got == want:
             continue
         if got == want[::-1] or (got and got == sorted(got, key=lambda x: x[1]) and len(got) > 1):
-            raise Wrong(f"{what} returned the window lowest score first ({got[0][0]} first). A leaderboard "
-                        "reads highest first: use ZREVRANK and ZREVRANGE.")
+            raise Wrong(_("{what} returned the window lowest score first ({first} first). A leaderboard "
+                          "reads highest first: use ZREVRANK and ZREVRANGE.", what=what, first=got[0][0]))
         if player == 1 and not got:
-            raise Wrong(f"{what} returned an empty list for the player in 2nd place: rank - k is negative there "
-                        "and ZREVRANGE reads a negative start as 'from the end'. Start at max(0, rank - k).")
-        raise Wrong(f"{what} returned {got}; expected {want} (k places above and below, clipped at the top "
-                    "and at the bottom, highest first).")
-    return "ZREVRANK finds the player's place in O(log n); ZREVRANGE reads only the 2k+1 neighbours."
+            raise Wrong(_("{what} returned an empty list for the player in 2nd place: rank - k is negative there "
+                          "and ZREVRANGE reads a negative start as 'from the end'. Start at max(0, rank - k).",
+                          what=what))
+        raise Wrong(_("{what} returned {got}; expected {want} (k places above and below, clipped at the top "
+                      "and at the bottom, highest first).", what=what, got=got, want=want))
+    return _("ZREVRANK finds the player's place in O(log n); ZREVRANGE reads only the 2k+1 neighbours.")
 
 
 def _around_me_reference(r: Any, key: str, player: str, k: int) -> list:
@@ -109,21 +115,22 @@ CASES = {
     "weekly_uniques": "hll",
 }
 WHY_NOT = {
-    ("unique_visitors_per_page", "set"): "'unique_visitors_per_page': 2 million pages × a set each — you measured "
-    "megabytes for one set of 60,000 visitors, against a fixed ~14 KB for a HyperLogLog; ±2% was acceptable.",
-    ("weekly_uniques", "set"): "'weekly_uniques': approximate is fine, and HyperLogLogs merge (PFCOUNT of several "
-    "keys, PFMERGE) in a fixed 12 KB, without keeping every searcher id.",
-    ("already_voted", "hll"): "'already_voted': a HyperLogLog cannot tell whether a given member was added — it "
-    "only estimates how many. SISMEMBER on a set answers exactly.",
-    ("paid_subscribers", "hll"): "'paid_subscribers': an invoice needs the exact number; a HyperLogLog is off by "
-    "about 0.8% on average.",
+    ("unique_visitors_per_page", "set"): N_("'unique_visitors_per_page': 2 million pages × a set each — you "
+    "measured megabytes for one set of 60,000 visitors, against a fixed ~14 KB for a HyperLogLog; ±2% was "
+    "acceptable."),
+    ("weekly_uniques", "set"): N_("'weekly_uniques': approximate is fine, and HyperLogLogs merge (PFCOUNT of "
+    "several keys, PFMERGE) in a fixed 12 KB, without keeping every searcher id."),
+    ("already_voted", "hll"): N_("'already_voted': a HyperLogLog cannot tell whether a given member was added — "
+    "it only estimates how many. SISMEMBER on a set answers exactly."),
+    ("paid_subscribers", "hll"): N_("'paid_subscribers': an invoice needs the exact number; a HyperLogLog is off "
+    "by about 0.8% on average."),
 }
 
 
 def _check_hll_or_set(answer: Any) -> str:
     expect_choices_per_item(answer, CASES, ("hll", "set"), first_only=True,
-                            explain=lambda case, got: WHY_NOT[(case, got)])
-    return "Approximate counts of huge sets: HyperLogLog. Membership or exact counts: a set."
+                            explain=lambda case, got: _(WHY_NOT[(case, got)]))
+    return _("Approximate counts of huge sets: HyperLogLog. Membership or exact counts: a set.")
 
 
 q2 = Exercise(
@@ -163,22 +170,25 @@ def _check_weekly(answer: Any) -> str:
     keys = _daily_hlls(r)
     # The whole week, then four days in another order: a hard-coded count cannot answer both.
     for day_keys in (list(keys), [keys[5], keys[2], keys[4], keys[3]]):
-        got = call_learner(answer, r, list(day_keys), what="your function weekly_uniques(r, day_keys)")
-        value = expect_number(got, "what weekly_uniques returns")
+        got = call_learner(answer, r, list(day_keys), what=_("your function weekly_uniques(r, day_keys)"))
+        value = expect_number(got, _("what weekly_uniques returns"))
         truth, union = 1000 + len(day_keys) * 200, r.pfcount(*day_keys)
-        days = f"the {len(day_keys)} days"
+        days = _("the {n} days", n=len(day_keys))
         if value == sum(r.pfcount(k) for k in day_keys):
-            raise Wrong(f"You returned {value:.0f}, the sum of the daily counts: a loyal visitor who came on all "
-                        f"{days} was counted {len(day_keys)} times (the true figure is about {truth}). Count the "
-                        "union: PFCOUNT of all the keys at once, or PFMERGE.")
+            raise Wrong(_("You returned {value:.0f}, the sum of the daily counts: a loyal visitor who came on all "
+                          "{days} was counted {n} times (the true figure is about {truth}). Count the "
+                          "union: PFCOUNT of all the keys at once, or PFMERGE.",
+                          value=value, days=days, n=len(day_keys), truth=truth))
         if value == r.pfcount(day_keys[0]):
-            raise Wrong(f"You returned {value:.0f}, the count of the first day only. Count {days} together.")
+            raise Wrong(_("You returned {value:.0f}, the count of the first day only. Count {days} together.",
+                          value=value, days=days))
         if abs(value - union) > 0.02 * union:
-            raise Wrong(f"For {days} {', '.join(k.rsplit(':', 1)[-1] for k in day_keys)} you returned {value:.0f}; "
-                        f"their distinct visitors are about {union}. Count the union of the HyperLogLogs you "
-                        "are given (day_keys), not a fixed number of them.")
-    return (f"{value:.0f} vs {truth} really distinct: PFCOUNT k1 k2 ... merges on the fly; PFMERGE stores the "
-            "merged HyperLogLog (still ~12 KB) for later.")
+            raise Wrong(_("For {days} {names} you returned {value:.0f}; "
+                          "their distinct visitors are about {union}. Count the union of the HyperLogLogs you "
+                          "are given (day_keys), not a fixed number of them.", days=days,
+                          names=", ".join(k.rsplit(":", 1)[-1] for k in day_keys), value=value, union=union))
+    return _("{value:.0f} vs {truth} really distinct: PFCOUNT k1 k2 ... merges on the fly; PFMERGE stores the "
+             "merged HyperLogLog (still ~12 KB) for later.", value=value, truth=truth)
 
 
 q3 = Exercise(
@@ -204,11 +214,11 @@ QUIET = 2.0  # seconds between the check's two bursts, on the bucket's clock
 
 
 def _check_bucket(answer: Any) -> str:
-    expect_keys(answer, ("capacity", "refill_per_second"), "your dictionary")
+    expect_keys(answer, ("capacity", "refill_per_second"), _("your dictionary"))
     capacity = expect_number(answer["capacity"], "'capacity'")
     rate = expect_number(answer["refill_per_second"], "'refill_per_second'")
     if capacity <= 0 or rate <= 0:
-        raise Wrong("Both 'capacity' and 'refill_per_second' must be greater than 0.")
+        raise Wrong(_("Both 'capacity' and 'refill_per_second' must be greater than 0."))
     r = _client()
     r.delete(P + "tb:client")
     bucket = TokenBucket(r, P + "tb:", capacity, rate)
@@ -216,19 +226,22 @@ def _check_bucket(answer: Any) -> str:
     # at t=QUIET, so the counts are the bucket's arithmetic, not the machine's speed.
     first = burst(bucket, "client", 40, at=0.0)
     if first != REQUIRED_BURST:
-        raise Wrong(f"A real burst of 40 requests: your bucket let {first} through. The requirement allows "
-                    f"bursts of up to {REQUIRED_BURST}: the capacity is the size of the largest burst.")
+        raise Wrong(_("A real burst of 40 requests: your bucket let {first} through. The requirement allows "
+                      "bursts of up to {burst}: the capacity is the size of the largest burst.",
+                      first=first, burst=REQUIRED_BURST))
     if abs(rate - REQUIRED_RATE) > 0.05 * REQUIRED_RATE:
-        raise Wrong(f"refill_per_second={rate:g}: a steady client would get about {rate:g} requests per second "
-                    f"through, and the requirement is {REQUIRED_RATE} per second sustained. refill_per_second is "
-                    "in tokens per second: the long-run rate itself.")
+        raise Wrong(_("refill_per_second={rate:g}: a steady client would get about {rate:g} requests per second "
+                      "through, and the requirement is {required} per second sustained. refill_per_second is "
+                      "in tokens per second: the long-run rate itself.", rate=rate, required=REQUIRED_RATE))
     gap = QUIET
     second = burst(bucket, "client", 40, at=gap)
     if abs(second - REQUIRED_RATE * gap) > 1:
-        raise Wrong(f"After {gap:.1f} s of quiet your bucket let {second} requests through; {REQUIRED_RATE} "
-                    f"requests per second sustained means about {REQUIRED_RATE * gap:.0f}. "
-                    "refill_per_second is in tokens per second.")
-    return f"Measured: a burst of {first}, then {second} after {gap:.1f} s — the bucket does what was asked."
+        raise Wrong(_("After {gap:.1f} s of quiet your bucket let {second} requests through; {required} "
+                      "requests per second sustained means about {expected:.0f}. "
+                      "refill_per_second is in tokens per second.", gap=gap, second=second,
+                      required=REQUIRED_RATE, expected=REQUIRED_RATE * gap))
+    return _("Measured: a burst of {first}, then {second} after {gap:.1f} s — the bucket does what was asked.",
+             first=first, second=second, gap=gap)
 
 
 q4 = Exercise(
@@ -263,24 +276,25 @@ def _check_retention(answer: Any) -> str:
         for u in d2:
             pipe.setbit(k2, u, 1)
         pipe.execute()
-        got = call_learner(answer, r, k1, k2, what="your function retention(r, day1_key, day2_key)")
-        value = expect_number(got, "what retention returns")
+        got = call_learner(answer, r, k1, k2, what=_("your function retention(r, day1_key, day2_key)"))
+        value = expect_number(got, _("what retention returns"))
         want = len(d1 & d2) / len(d1)
         if math.isclose(value, want, rel_tol=1e-9):
             continue
         if math.isclose(value, len(d1 & d2)):
-            raise Wrong(f"You returned {value:.0f}, the number of returning users; return the share of day-1 "
-                        "users who came back (a number between 0 and 1).")
+            raise Wrong(_("You returned {value:.0f}, the number of returning users; return the share of day-1 "
+                          "users who came back (a number between 0 and 1).", value=value))
         if math.isclose(value, len(d2) / len(d1), rel_tol=1e-9):
-            raise Wrong(f"You returned {value:.3f} = day-2 users / day-1 users: that counts the new users of day "
-                        "2 too. Count only day-1 users also active on day 2 (BITOP AND), then divide by day 1.")
+            raise Wrong(_("You returned {value:.3f} = day-2 users / day-1 users: that counts the new users of day "
+                          "2 too. Count only day-1 users also active on day 2 (BITOP AND), then divide by day 1.",
+                          value=value))
         if math.isclose(value, len(d1 & d2) / len(d2), rel_tol=1e-9):
-            raise Wrong(f"You returned {value:.3f}: you divided by the day-2 users. Retention is relative to the "
-                        "day-1 cohort: divide by BITCOUNT of day 1.")
-        raise Wrong(f"For the keys {k1!r} and {k2!r} you returned {value:.4f}; the share of day-1 users active "
-                    f"again on day 2 is {want:.4f}. BITOP AND the two days into a new key, BITCOUNT it, divide "
-                    "by BITCOUNT of day 1.")
-    return f"{value:.1%} of day-1 users came back; BITOP AND did it on the server, 1 bit per user."
+            raise Wrong(_("You returned {value:.3f}: you divided by the day-2 users. Retention is relative to the "
+                          "day-1 cohort: divide by BITCOUNT of day 1.", value=value))
+        raise Wrong(_("For the keys {k1!r} and {k2!r} you returned {value:.4f}; the share of day-1 users active "
+                      "again on day 2 is {want:.4f}. BITOP AND the two days into a new key, BITCOUNT it, divide "
+                      "by BITCOUNT of day 1.", k1=k1, k2=k2, value=value, want=want))
+    return _("{value:.1%} of day-1 users came back; BITOP AND did it on the server, 1 bit per user.", value=value)
 
 
 def _retention_reference(r: Any, day1: str, day2: str) -> float:

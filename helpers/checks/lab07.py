@@ -5,7 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from helpers.exercises.core import Exercise, Wrong, expect_choice, expect_type
+from helpers.runtime.i18n import translator
 from helpers.topics.sizing import node_types, pick_node_type
+
+_ = translator(__name__)
 
 LAB = "07"
 
@@ -22,32 +25,33 @@ POLICY_CHOICES = ("noeviction", "allkeys-lru", "allkeys-lfu", "allkeys-random", 
 
 
 def _check_policies(answer: Any) -> str:
-    expect_type(answer, dict, "your answer (a dict scenario -> policy)")
+    expect_type(answer, dict, _("your answer (a dict scenario -> policy)"))
     missing = [k for k in SCENARIOS if k not in answer]
     if missing:
-        raise Wrong(f"Your dict has no policy for {', '.join(map(repr, missing))}. Give one for each of "
-                    f"{', '.join(map(repr, SCENARIOS))}.")
-    chosen = {k: expect_choice(answer[k], POLICY_CHOICES, f"the policy for {k!r}") for k in SCENARIOS}
+        raise Wrong(_("Your dict has no policy for {missing}. Give one for each of {scenarios}.",
+                      missing=", ".join(map(repr, missing)), scenarios=", ".join(map(repr, SCENARIOS))))
+    chosen = {k: expect_choice(answer[k], POLICY_CHOICES, _("the policy for {k!r}", k=k)) for k in SCENARIOS}
     if chosen["job_queue"] != "noeviction":
-        raise Wrong(f"job_queue: with {chosen['job_queue']!r} Redis may silently delete a queued job when memory runs "
-                    "out. Only one policy refuses the write instead (and the producer can retry).")
+        raise Wrong(_("job_queue: with {policy!r} Redis may silently delete a queued job when memory runs "
+                      "out. Only one policy refuses the write instead (and the producer can retry).",
+                      policy=chosen["job_queue"]))
     if not chosen["mixed"].startswith("volatile-"):
-        raise Wrong(f"mixed: {chosen['mixed']!r} may evict the feature flags, which have no TTL. Pick a policy that "
-                    "only ever evicts keys that have a TTL.")
+        raise Wrong(_("mixed: {policy!r} may evict the feature flags, which have no TTL. Pick a policy that "
+                      "only ever evicts keys that have a TTL.", policy=chosen["mixed"]))
     if chosen["product_cache"] == "noeviction":
-        raise Wrong("product_cache: with noeviction the cache stops accepting new products once full (OOM errors) "
-                    "and never adapts. A cache should evict.")
+        raise Wrong(_("product_cache: with noeviction the cache stops accepting new products once full (OOM errors) "
+                      "and never adapts. A cache should evict."))
     if chosen["product_cache"].startswith("volatile-"):
-        raise Wrong("product_cache: every key here is cache data; a volatile-* policy would refuse writes whenever "
-                    "the keys have no TTL. Use an allkeys-* policy.")
+        raise Wrong(_("product_cache: every key here is cache data; a volatile-* policy would refuse writes whenever "
+                      "the keys have no TTL. Use an allkeys-* policy."))
     if chosen["product_cache"] == "allkeys-random":
-        raise Wrong("product_cache: allkeys-random ignores popularity; your own measurement in this lab shows LFU "
-                    "keeping more hits than random when popularity is stable and skewed. Pick a policy that "
-                    "uses how (recently or often) a key is read.")
-    lru_note = (" (allkeys-lru is fine too: the lab measured LFU ahead of random, while LRU vs LFU depends on "
-                "how long the workload runs.)" if chosen["product_cache"] == "allkeys-lru" else "")
-    return ("allkeys-lfu keeps the popular keys, volatile-* protects keys without TTL, noeviction turns memory "
-            "pressure into errors the producer can see." + lru_note)
+        raise Wrong(_("product_cache: allkeys-random ignores popularity; your own measurement in this lab shows LFU "
+                      "keeping more hits than random when popularity is stable and skewed. Pick a policy that "
+                      "uses how (recently or often) a key is read."))
+    lru_note = (_(" (allkeys-lru is fine too: the lab measured LFU ahead of random, while LRU vs LFU depends on "
+                  "how long the workload runs.)") if chosen["product_cache"] == "allkeys-lru" else "")
+    return (_("allkeys-lfu keeps the popular keys, volatile-* protects keys without TTL, noeviction turns memory "
+              "pressure into errors the producer can see.") + lru_note)
 
 
 q1 = Exercise(
@@ -99,40 +103,45 @@ def _check_sizing(answer: Any) -> str:
     types = node_types()
     for dataset, growth, family in SIZING_CASES:
         got = call_learner(answer, types, dataset, growth, family,
-                           what="your function pick_node(types, dataset_gib, growth, family)")
+                           what=_("your function pick_node(types, dataset_gib, growth, family)"))
         right = _pick_reference(types, dataset, growth, family)
         call = f"pick_node(types, {dataset:g}, {growth:g}, {family!r})"
         if right is None:
             if got is not None:
-                raise Wrong(f"{call} returned {got!r}, but no {family} node holds {dataset * (1 + growth):g} GiB: "
-                            "return None (the data must be sharded, lab 10).")
+                raise Wrong(_("{call} returned {got!r}, but no {family} node holds {need:g} GiB: "
+                              "return None (the data must be sharded, lab 10).", call=call, got=got, family=family,
+                              need=dataset * (1 + growth)))
             continue
         if hasattr(got, "name"):
-            raise Wrong(f"{call} returned a NodeType; return its name (node.name), a string.")
-        expect_type(got, str, f"what {call} returns")
+            raise Wrong(_("{call} returned a NodeType; return its name (node.name), a string.", call=call))
+        expect_type(got, str, _("what {call} returns", call=call))
         node = {n.name: n for n in types}.get(got)
         if node is None:
-            raise Wrong(f"{call} returned {got!r}, which is not a node type in the table.")
+            raise Wrong(_("{call} returned {got!r}, which is not a node type in the table.", call=call, got=got))
         if node.family != family:
-            raise Wrong(f"{call} returned {got}, a {node.family} node: stay within the family asked for.")
+            raise Wrong(_("{call} returned {got}, a {node_family} node: stay within the family asked for.",
+                          call=call, got=got, node_family=node.family))
         need = dataset * (1 + growth)
         usable = node.memory_gib * (1 - reserved_share(node))
         if usable < need:
             if node.name.endswith((".micro", ".small")) and node.memory_gib * 0.75 >= need:
-                raise Wrong(f"{call} returned {got}: with the default 25% it would fit, but AWS advises reserving "
-                            f"{reserved_share(node):.0%} on a {node.name.split('.')[-1]} burstable node, which "
-                            f"leaves {usable:.2f} GiB for {need:g} GiB.")
-            raise Wrong(f"{call} returned {got}: {node.memory_gib} GiB minus the reserved share leaves {usable:.2f} "
-                        f"GiB, less than the {need:g} GiB needed (growth included).")
+                raise Wrong(_("{call} returned {got}: with the default 25% it would fit, but AWS advises reserving "
+                              "{reserved:.0%} on a {size} burstable node, which leaves {usable:.2f} GiB for "
+                              "{need:g} GiB.", call=call, got=got, reserved=reserved_share(node),
+                              size=node.name.split(".")[-1], usable=usable, need=need))
+            raise Wrong(_("{call} returned {got}: {memory} GiB minus the reserved share leaves {usable:.2f} "
+                          "GiB, less than the {need:g} GiB needed (growth included).", call=call, got=got,
+                          memory=node.memory_gib, usable=usable, need=need))
         if got != right:
             exact = ""
             small = {n.name: n for n in types}[right]
             if small.memory_gib * (1 - reserved_share(small)) == need:
-                exact = f" ({right}'s usable memory is exactly {need:g} GiB: a node holds the data when usable >= needed)"
-            raise Wrong(f"{call} returned {got}, which holds the data, but {right} is smaller and enough{exact}: you "
-                        "would pay for memory you do not use.")
-    return ("Your rule matches AWS's advice: 25% reserved by default, more on small and micro burstable nodes, "
-            "and the smallest node that holds the data plus its growth.")
+                exact = _(" ({right}'s usable memory is exactly {need:g} GiB: a node holds the data when usable >= "
+                          "needed)", right=right, need=need)
+            raise Wrong(_("{call} returned {got}, which holds the data, but {right} is smaller and enough{exact}: you "
+                          "would pay for memory you do not use.", call=call, got=got, right=right, exact=exact))
+    return (_("Your rule matches AWS's advice: 25% reserved by default, more on small and micro burstable nodes, "
+              "and the smallest node that holds the data plus its growth."))
 
 
 def _pick_default_25(types: Any, dataset_gib: float, growth: float, family: str) -> str | None:
@@ -195,16 +204,17 @@ def _live_first_evicted() -> list[str]:
 
 
 def _check_ttl_victim(answer: Any) -> str:
-    choice = expect_choice(answer, list(TTL_KEYS), "the key")
+    choice = expect_choice(answer, list(TTL_KEYS), _("the key"))
     if choice == "c":
-        raise Wrong("'c' has no TTL: a volatile-* policy never evicts a key without a TTL.")
+        raise Wrong(_("'c' has no TTL: a volatile-* policy never evicts a key without a TTL."))
     if choice in ("a", "d"):
-        raise Wrong(f"{choice!r} expires in {TTL_KEYS[choice]} s. volatile-ttl evicts the key that would expire "
-                    "soonest anyway.")
+        raise Wrong(_("{choice!r} expires in {ttl} s. volatile-ttl evicts the key that would expire "
+                      "soonest anyway.", choice=choice, ttl=TTL_KEYS[choice]))
     evicted = _live_first_evicted()
     if evicted != [choice]:
-        raise Wrong(f"On the lab's real Redis the first eviction removed {evicted}, not {choice!r}.")
-    return "Confirmed on the real server: the key closest to expiring went first; 'c' (no TTL) is safe."
+        raise Wrong(_("On the lab's real Redis the first eviction removed {evicted}, not {choice!r}.",
+                      evicted=evicted, choice=choice))
+    return _("Confirmed on the real server: the key closest to expiring went first; 'c' (no TTL) is safe.")
 
 
 q3 = Exercise(
@@ -254,15 +264,15 @@ def _refused_when_full() -> set[str]:
 
 def _check_noeviction(answer: Any) -> str:
     if isinstance(answer, str):
-        raise Wrong("Answer with a set (or list) of command names, e.g. {'SET'}: every command the full node "
-                    "refuses.")
-    expect_type(answer, (set, list, tuple), "your answer")
+        raise Wrong(_("Answer with a set (or list) of command names, e.g. {'SET'}: every command the full node "
+                      "refuses."))
+    expect_type(answer, (set, list, tuple), _("your answer"))
     names = set()
     for item in answer:
-        expect_type(item, str, "each command name")
+        expect_type(item, str, _("each command name"))
         name = item.strip().upper()
         if name not in COMMANDS:
-            raise Wrong(f"{item!r} is not one of {', '.join(COMMANDS)}.")
+            raise Wrong(_("{item!r} is not one of {commands}.", item=item, commands=", ".join(COMMANDS)))
         names.add(name)
     refused = _refused_when_full()
     if names != refused:
@@ -270,13 +280,13 @@ def _check_noeviction(answer: Any) -> str:
         missed = sorted(refused - names)
         parts = []
         if wrongly_refused:
-            parts.append(f"{', '.join(wrongly_refused)} still work(s) on the full node")
+            parts.append(_("{commands} still work(s) on the full node", commands=", ".join(wrongly_refused)))
         if missed:
-            parts.append(f"{', '.join(missed)} is/are refused with OOM too")
-        raise Wrong("Measured on the lab's Redis, full under noeviction: " + "; ".join(parts) + ". Redis refuses "
-                    "the commands that may grow memory and runs the others (reads, deletes, expiry changes).")
-    return (f"Measured: {', '.join(sorted(refused))} refused with OOM; reads, DEL and EXPIRE still run — DEL is "
-            "how an application makes room itself.")
+            parts.append(_("{commands} is/are refused with OOM too", commands=", ".join(missed)))
+        raise Wrong(_("Measured on the lab's Redis, full under noeviction: {parts}. Redis refuses the commands that "
+                      "may grow memory and runs the others (reads, deletes, expiry changes).", parts="; ".join(parts)))
+    return _("Measured: {commands} refused with OOM; reads, DEL and EXPIRE still run — DEL is "
+             "how an application makes room itself.", commands=", ".join(sorted(refused)))
 
 
 q4 = Exercise(

@@ -6,29 +6,32 @@ import time
 from typing import Any
 
 from helpers.exercises.core import Exercise, Wrong, call_learner, expect_choice, expect_keys, expect_type
+from helpers.runtime.i18n import translator
+
+_ = translator(__name__)
 
 LAB = "08"
 
 
 def _check_survivors(answer: Any) -> str:
-    expect_keys(answer, ["rdb_only", "aof_everysec"], "your answer")
+    expect_keys(answer, ["rdb_only", "aof_everysec"], _("your answer"))
     for key in ("rdb_only", "aof_everysec"):
         expect_type(answer[key], int, f"answer[{key!r}]")
     if answer["rdb_only"] == 1100:
-        raise Wrong("rdb_only: a snapshot is a picture taken at BGSAVE time. The 300 writes after it were only in "
-                    "memory, and kill -9 gives Redis no chance to save them.")
+        raise Wrong(_("rdb_only: a snapshot is a picture taken at BGSAVE time. The 300 writes after it were only in "
+                      "memory, and kill -9 gives Redis no chance to save them."))
     if answer["rdb_only"] == 300:
-        raise Wrong("rdb_only: the snapshot holds the 800 keys written before it; it is the later writes that are lost.")
+        raise Wrong(_("rdb_only: the snapshot holds the 800 keys written before it; it is the later writes that are lost."))
     if answer["rdb_only"] != 800:
-        raise Wrong(f"rdb_only: {answer['rdb_only']} is not right. Which writes were in the snapshot?")
+        raise Wrong(_("rdb_only: {got} is not right. Which writes were in the snapshot?", got=answer["rdb_only"]))
     if answer["aof_everysec"] != 1100:
-        raise Wrong("aof_everysec: every acknowledged write was already handed to the operating system (write(2)) "
-                    "when Redis replied (or, on a disk still busy with the last fsync, moments later: the drill "
-                    "waits for that); killing the *process* does not lose the OS's buffers. Only a machine crash "
-                    "could lose up to the last second or two.")
-    return ("RDB loses what came after the last snapshot; AOF everysec loses at most a second or two, and only if "
-            "the machine itself dies or the disk is slow enough to hold writes back. (Engine behaviour: "
-            "ElastiCache does not offer AOF.)")
+        raise Wrong(_("aof_everysec: every acknowledged write was already handed to the operating system (write(2)) "
+                      "when Redis replied (or, on a disk still busy with the last fsync, moments later: the drill "
+                      "waits for that); killing the *process* does not lose the OS's buffers. Only a machine crash "
+                      "could lose up to the last second or two."))
+    return (_("RDB loses what came after the last snapshot; AOF everysec loses at most a second or two, and only if "
+              "the machine itself dies or the disk is slow enough to hold writes back. (Engine behaviour: "
+              "ElastiCache does not offer AOF.)"))
 
 
 q1 = Exercise(
@@ -65,24 +68,24 @@ def _check_server() -> Any:
 
 def _check_take_snapshot(answer: Any) -> str:
     if not callable(answer):
-        call_learner(answer, None, what="your function take_snapshot(r)")
+        call_learner(answer, None, what=_("your function take_snapshot(r)"))
     r = _check_server()
     saves = int(r.info("persistence")["rdb_saves"])
     blocking = int(r.info("commandstats").get("cmdstat_save", {}).get("calls", 0))
-    call_learner(answer, r, what="your function take_snapshot(r)")
+    call_learner(answer, r, what=_("your function take_snapshot(r)"))
     info = r.info("persistence")
     if int(r.info("commandstats").get("cmdstat_save", {}).get("calls", 0)) > blocking:
-        raise Wrong("Your function used SAVE, which blocks the server for every client until the file is written "
-                    "(0.6 s here, minutes on a big node). Use BGSAVE, which saves from a forked child.")
+        raise Wrong(_("Your function used SAVE, which blocks the server for every client until the file is written "
+                      "(0.6 s here, minutes on a big node). Use BGSAVE, which saves from a forked child."))
     if info["rdb_bgsave_in_progress"]:
-        raise Wrong("Your function returned while the snapshot was still being written. BGSAVE only *starts* it: "
-                    "wait until INFO persistence shows rdb_bgsave_in_progress == 0 and rdb_saves has grown.")
+        raise Wrong(_("Your function returned while the snapshot was still being written. BGSAVE only *starts* it: "
+                      "wait until INFO persistence shows rdb_bgsave_in_progress == 0 and rdb_saves has grown."))
     if int(info["rdb_saves"]) <= saves:
-        raise Wrong("No snapshot was taken while your function ran (INFO persistence rdb_saves did not grow). "
-                    "Call r.bgsave().")
+        raise Wrong(_("No snapshot was taken while your function ran (INFO persistence rdb_saves did not grow). "
+                      "Call r.bgsave()."))
     if info["rdb_last_bgsave_status"] != "ok":
-        raise Wrong("The last background save failed; look at the server's log.")
-    return "A complete, consistent snapshot is on disk, and the server kept serving while it was written."
+        raise Wrong(_("The last background save failed; look at the server's log."))
+    return _("A complete, consistent snapshot is on disk, and the server kept serving while it was written.")
 
 
 def _take_snapshot_reference(r: Any) -> None:
@@ -117,31 +120,31 @@ AWS_OPTIONS = ["daily automatic backups", "aof with appendfsync everysec", "mult
 
 
 def _check_rpo(answer: Any) -> str:
-    expect_keys(answer, ["self_managed", "elasticache"], "your answer")
-    choice = expect_choice(answer["self_managed"], RPO_OPTIONS, "the self-managed setting")
+    expect_keys(answer, ["self_managed", "elasticache"], _("your answer"))
+    choice = expect_choice(answer["self_managed"], RPO_OPTIONS, _("the self-managed setting"))
     if choice == "rdb snapshot every 5 minutes":
-        raise Wrong("self_managed: a crash just before the next snapshot loses up to 5 minutes of writes: far above "
-                    "1 second.")
+        raise Wrong(_("self_managed: a crash just before the next snapshot loses up to 5 minutes of writes: far above "
+                      "1 second."))
     if choice == "aof with appendfsync no":
-        raise Wrong("self_managed: with appendfsync no the OS decides when to flush (often every 30 s on Linux): a "
-                    "machine crash can lose much more than 1 second.")
+        raise Wrong(_("self_managed: with appendfsync no the OS decides when to flush (often every 30 s on Linux): a "
+                      "machine crash can lose much more than 1 second."))
     if choice == "no persistence":
-        raise Wrong("self_managed: without persistence a restart loses everything.")
-    aws = expect_choice(answer["elasticache"], AWS_OPTIONS, "the ElastiCache option")
+        raise Wrong(_("self_managed: without persistence a restart loses everything."))
+    aws = expect_choice(answer["elasticache"], AWS_OPTIONS, _("the ElastiCache option"))
     if aws == "aof with appendfsync everysec":
-        raise Wrong("elasticache: ElastiCache does not offer AOF (AWS: not supported on Redis 2.8.22 and later; "
-                    "use Multi-AZ instead). Pick one of the options ElastiCache has.")
+        raise Wrong(_("elasticache: ElastiCache does not offer AOF (AWS: not supported on Redis 2.8.22 and later; "
+                      "use Multi-AZ instead). Pick one of the options ElastiCache has."))
     if aws == "daily automatic backups":
-        raise Wrong("elasticache: a restore from last night's backup loses up to a day of writes.")
+        raise Wrong(_("elasticache: a restore from last night's backup loses up to a day of writes."))
     if aws == "multi-az replicas only":
-        raise Wrong("elasticache: replication is asynchronous; a failover loses whatever the replica had not "
-                    "received yet, and nothing bounds that to one second.")
+        raise Wrong(_("elasticache: replication is asynchronous; a failover loses whatever the replica had not "
+                      "received yet, and nothing bounds that to one second."))
     if aws == "durability with asynchronous writes":
-        raise Wrong("elasticache: with asynchronous writes the primary answers before the Multi-AZ transactional "
-                    "log has the write: up to the last 10 seconds can be lost.")
-    return ("Self-managed, AOF everysec bounds the loss to about a second on a machine crash. On ElastiCache, "
-            "which has no AOF, Valkey's durability with synchronous writes loses no acknowledged write, at the "
-            "price of single-digit-millisecond writes.")
+        raise Wrong(_("elasticache: with asynchronous writes the primary answers before the Multi-AZ transactional "
+                      "log has the write: up to the last 10 seconds can be lost."))
+    return (_("Self-managed, AOF everysec bounds the loss to about a second on a machine crash. On ElastiCache, "
+              "which has no AOF, Valkey's durability with synchronous writes loses no acknowledged write, at the "
+              "price of single-digit-millisecond writes."))
 
 
 q3 = Exercise(
@@ -169,12 +172,12 @@ q3 = Exercise(
 
 
 def _check_backup_node(answer: Any) -> str:
-    choice = expect_choice(answer, ["a replica", "the primary"], "your choice")
+    choice = expect_choice(answer, ["a replica", "the primary"], _("your choice"))
     if choice == "the primary":
-        raise Wrong("A snapshot forks the process and copies pages that change while it runs (copy-on-write): on "
-                    "a busy primary that costs memory and latency for every client. ElastiCache lets you back up "
-                    "from a replica instead.")
-    return "Backing up from a replica keeps the fork and its copy-on-write memory off the node that takes writes."
+        raise Wrong(_("A snapshot forks the process and copies pages that change while it runs (copy-on-write): on "
+                      "a busy primary that costs memory and latency for every client. ElastiCache lets you back up "
+                      "from a replica instead."))
+    return _("Backing up from a replica keeps the fork and its copy-on-write memory off the node that takes writes.")
 
 
 q4 = Exercise(

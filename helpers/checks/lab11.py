@@ -12,9 +12,12 @@ from typing import Any
 
 from helpers.exercises.core import Exercise, Wrong, call_learner, expect_choice, expect_type
 from helpers.runtime import tls
+from helpers.runtime.i18n import translator
 from helpers.runtime.services import Service, start
 from helpers.runtime.state import LabError
 from helpers.topics import security
+
+_ = translator(__name__)
 
 LAB = "11"
 
@@ -65,23 +68,24 @@ def _dry(svc: Service, command: list[str]) -> None:
 def _check_acl_rule(answer: Any) -> str:
     import redis
 
-    expect_type(answer, str, "your ACL rule")
+    expect_type(answer, str, _("your ACL rule"))
     if not answer.strip():
-        raise Wrong("Your ACL rule is empty: the user would have no permission at all (and be switched off).")
+        raise Wrong(_("Your ACL rule is empty: the user would have no permission at all (and be switched off)."))
     svc = lab_service("acl")
     try:
         security.set_user(svc, SCRATCH, answer)
     except LabError as exc:
         raise Wrong(str(exc)) from None
     except redis.ResponseError as exc:
-        raise Wrong(f"Redis rejected the rule: {exc}. Rules are space-separated, e.g. `on ~prefix:* +get`.") from None
+        raise Wrong(_("Redis rejected the rule: {exc}. Rules are space-separated, e.g. `on ~prefix:* +get`.",
+                      exc=exc)) from None
     admin = svc.client()
     admin.set("other:secret", "not for the app")
     user = security.user_client(svc, SCRATCH, **security.no_retry())
     try:
         login = _outcome(user.ping)
         if login == "login refused":
-            raise Wrong("The user cannot log in: it is switched off. Start the rule with `on`.")
+            raise Wrong(_("The user cannot log in: it is switched off. Start the rule with `on`."))
         needed = {
             "SET app:cart:1": lambda: user.set("app:cart:1", "3 items"),
             "GET app:cart:1": lambda: user.get("app:cart:1"),
@@ -89,30 +93,33 @@ def _check_acl_rule(answer: Any) -> str:
         }
         for what, fn in needed.items():
             if _outcome(fn) != "allowed":
-                raise Wrong(f"The application needs `{what}`, and your rule denies it (NOPERM). Allow the "
-                            "commands GET, SET and DEL (+get +set +del) on the keys ~app:*.")
+                raise Wrong(_("The application needs `{what}`, and your rule denies it (NOPERM). Allow the "
+                              "commands GET, SET and DEL (+get +set +del) on the keys ~app:*.", what=what))
         forbidden = {
             "GET other:secret": (lambda: user.get("other:secret"),
-                                 "it can read keys outside app:* — limit keys with ~app:* instead of ~* or allkeys"),
+                                 _("it can read keys outside app:* — limit keys with ~app:* instead of ~* or "
+                                   "allkeys")),
             # Asked with ACL DRYRUN: a too-generous rule must not wipe the lab's cache for real.
             "FLUSHALL": (lambda: _dry(svc, ["FLUSHALL"]),
-                         "it can run FLUSHALL and wipe the whole cache — grant single commands, not +@all"),
+                         _("it can run FLUSHALL and wipe the whole cache — grant single commands, not +@all")),
             "CONFIG GET": (lambda: user.config_get("maxmemory"),
-                           "it can run CONFIG and change the server — grant single commands, not +@all"),
+                           _("it can run CONFIG and change the server — grant single commands, not +@all")),
             "KEYS *": (lambda: user.keys("*"),
-                       "it can run KEYS, which blocks the server while it scans every key — leave +@read/+@all out"),
+                       _("it can run KEYS, which blocks the server while it scans every key — leave "
+                         "+@read/+@all out")),
             "HSET app:h": (lambda: user.hset("app:h", "f", "v"),
-                           "it can run commands the application does not need (HSET) — grant only +get +set +del"),
+                           _("it can run commands the application does not need (HSET) — grant only "
+                             "+get +set +del")),
         }
         for what, (fn, why) in forbidden.items():
             if _outcome(fn) == "allowed":
                 admin.set("other:secret", "not for the app")
-                raise Wrong(f"Too much privilege: `{what}` was allowed, so {why}.")
+                raise Wrong(_("Too much privilege: `{what}` was allowed, so {why}.", what=what, why=why))
     finally:
         user.close()
         security.delete_user(svc, SCRATCH)
         admin.delete("other:secret", "app:h", "app:cart:1")
-    return "GET/SET/DEL on app:* allowed; other keys, FLUSHALL, CONFIG, KEYS and everything else denied."
+    return _("GET/SET/DEL on app:* allowed; other keys, FLUSHALL, CONFIG, KEYS and everything else denied.")
 
 
 q2 = Exercise(
@@ -140,31 +147,32 @@ def _check_tls_client(answer: Any) -> str:
     import redis
 
     good = lab_service("tls")
-    client = call_learner(answer, good.host, good.port, what="your function make_client(host, port)")
+    client = call_learner(answer, good.host, good.port, what=_("your function make_client(host, port)"))
     if not isinstance(client, redis.Redis):
-        raise Wrong(f"make_client should return a redis.Redis client, but it returned {type(client).__name__}.")
+        raise Wrong(_("make_client should return a redis.Redis client, but it returned {type}.",
+                      type=type(client).__name__))
     client.set_retry(security.no_retry()["retry"])
     try:
         client.ping()
     except redis.ConnectionError as exc:
         text = str(exc)
         if "verify failed" in text:
-            raise Wrong("Your client does not trust the lab's CA, so it refuses the real server: pass "
-                        "ssl_ca_certs=<the lab's CA file> (tls.tls_material().ca_file).") from None
-        raise Wrong("Your client could not talk to the TLS-only server — the connection was closed. It is "
-                    "probably speaking plaintext: pass ssl=True.") from None
+            raise Wrong(_("Your client does not trust the lab's CA, so it refuses the real server: pass "
+                          "ssl_ca_certs=<the lab's CA file> (tls.tls_material().ca_file).")) from None
+        raise Wrong(_("Your client could not talk to the TLS-only server — the connection was closed. It is "
+                      "probably speaking plaintext: pass ssl=True.")) from None
     except redis.RedisError as exc:
-        raise Wrong(f"Your client reached the server but PING failed: {exc}.") from None
+        raise Wrong(_("Your client reached the server but PING failed: {exc}.", exc=exc)) from None
     finally:
         client.close()
     impostors = {
-        "other-ca": "a server whose certificate comes from a CA you do not trust (an impostor)",
-        "wrong-host": "a server whose certificate is for another host name",
-        "expired": "a server whose certificate has expired",
+        "other-ca": _("a server whose certificate comes from a CA you do not trust (an impostor)"),
+        "wrong-host": _("a server whose certificate is for another host name"),
+        "expired": _("a server whose certificate has expired"),
     }
     for which, what in impostors.items():
         svc = lab_service(which)
-        bad = call_learner(answer, svc.host, svc.port, what="your function make_client(host, port)")
+        bad = call_learner(answer, svc.host, svc.port, what=_("your function make_client(host, port)"))
         bad.set_retry(security.no_retry()["retry"])
         try:
             bad.ping()
@@ -172,10 +180,11 @@ def _check_tls_client(answer: Any) -> str:
             continue
         finally:
             bad.close()
-        hint = ("keep ssl_check_hostname=True" if which == "wrong-host"
-                else "never use ssl_cert_reqs='none': verification is what makes TLS safe")
-        raise Wrong(f"Your client also talked to {what}: it does not verify certificates properly — {hint}.")
-    return "Encrypted, verified against the lab's CA, host name checked: impostors are refused."
+        hint = (_("keep ssl_check_hostname=True") if which == "wrong-host"
+                else _("never use ssl_cert_reqs='none': verification is what makes TLS safe"))
+        raise Wrong(_("Your client also talked to {what}: it does not verify certificates properly — {hint}.",
+                      what=what, hint=hint))
+    return _("Encrypted, verified against the lab's CA, host name checked: impostors are refused.")
 
 
 def _tls_reference(host: str, port: int) -> Any:
@@ -245,38 +254,41 @@ def _check_sg_rule(answer: Any) -> str:
     from helpers.aws.endpoint import client
 
     if not callable(answer):
-        raise Wrong(f"Expected a function allow_app(ec2, cache_sg_id, app_sg_id), but got {type(answer).__name__}.")
+        raise Wrong(_("Expected a function allow_app(ec2, cache_sg_id, app_sg_id), but got {type}.",
+                      type=type(answer).__name__))
     ec2 = client("ec2")
     _vpc, app, cache = _sg_pair(ec2)
     try:
-        call_learner(answer, ec2, cache, app, what="your function allow_app(ec2, cache_sg_id, app_sg_id)")
+        call_learner(answer, ec2, cache, app, what=_("your function allow_app(ec2, cache_sg_id, app_sg_id)"))
         perms = ec2.describe_security_groups(GroupIds=[cache])["SecurityGroups"][0]["IpPermissions"]
         if not perms:
-            raise Wrong("After allow_app, the cache's security group has no inbound rule: nothing could connect. "
-                        "Call ec2.authorize_security_group_ingress(GroupId=cache_sg_id, IpPermissions=[...]).")
+            raise Wrong(_("After allow_app, the cache's security group has no inbound rule: nothing could "
+                          "connect. Call ec2.authorize_security_group_ingress(GroupId=cache_sg_id, "
+                          "IpPermissions=[...])."))
         for p in perms:
             cidrs = [r.get("CidrIp") for r in p.get("IpRanges", [])] + \
                     [r.get("CidrIpv6") for r in p.get("Ipv6Ranges", [])]
             if "0.0.0.0/0" in cidrs or "::/0" in cidrs:
-                raise Wrong("Your rule admits 0.0.0.0/0 — any address at all. Admit only the application's "
-                            "security group (UserIdGroupPairs=[{'GroupId': app_sg_id}]).")
+                raise Wrong(_("Your rule admits 0.0.0.0/0 — any address at all. Admit only the application's "
+                              "security group (UserIdGroupPairs=[{'GroupId': app_sg_id}])."))
             if cidrs:
-                raise Wrong(f"Your rule admits the address range(s) {', '.join(map(str, cidrs))}: every machine "
-                            "in them, not only the application. Reference the application's security group "
-                            "instead (UserIdGroupPairs).")
+                raise Wrong(_("Your rule admits the address range(s) {ranges}: every machine in them, not only "
+                              "the application. Reference the application's security group instead "
+                              "(UserIdGroupPairs).", ranges=", ".join(map(str, cidrs))))
             if p.get("IpProtocol") in ("-1", "all"):
-                raise Wrong("Your rule opens every protocol and every port. Open TCP 6379 only "
-                            "(IpProtocol='tcp', FromPort=6379, ToPort=6379).")
+                raise Wrong(_("Your rule opens every protocol and every port. Open TCP 6379 only "
+                              "(IpProtocol='tcp', FromPort=6379, ToPort=6379)."))
             if p.get("IpProtocol") != "tcp" or p.get("FromPort") != 6379 or p.get("ToPort") != 6379:
-                raise Wrong(f"Your rule opens {p.get('IpProtocol')} ports {p.get('FromPort')}-{p.get('ToPort')}; "
-                            "Redis listens on TCP port 6379 only (FromPort=6379, ToPort=6379).")
+                raise Wrong(_("Your rule opens {protocol} ports {from_port}-{to_port}; Redis listens on TCP port "
+                              "6379 only (FromPort=6379, ToPort=6379).", protocol=p.get("IpProtocol"),
+                              from_port=p.get("FromPort"), to_port=p.get("ToPort")))
             groups = {g.get("GroupId") for g in p.get("UserIdGroupPairs", [])}
             if groups != {app}:
-                raise Wrong("The rule must name exactly the application's security group as its source "
-                            f"(found {sorted(groups) or 'none'}).")
+                raise Wrong(_("The rule must name exactly the application's security group as its source "
+                              "(found {found}).", found=sorted(groups) or _("none")))
     finally:
         _cleanup_sgs(ec2, cache, app)
-    return "Only members of the application's security group can reach TCP 6379: no address ranges at all."
+    return _("Only members of the application's security group can reach TCP 6379: no address ranges at all.")
 
 
 def _sg_reference(ec2: Any, cache_sg_id: str, app_sg_id: str) -> None:
@@ -322,10 +334,10 @@ ROTATION_USER = "lab11-rotation"
 def _check_rotation(answer: Any) -> str:
     import redis
 
-    expect_type(answer, (list, tuple), "your list of steps")
+    expect_type(answer, (list, tuple), _("your list of steps"))
     if not answer:
-        raise Wrong("Your list of steps is empty: the token was never rotated.")
-    steps = [expect_choice(s, STEPS, f"step {i + 1}") for i, s in enumerate(answer)]
+        raise Wrong(_("Your list of steps is empty: the token was never rotated."))
+    steps = [expect_choice(s, STEPS, _("step {n}", n=i + 1)) for i, s in enumerate(answer)]
     svc = lab_service("acl")
     security.delete_user(svc, ROTATION_USER)
     security.set_user(svc, ROTATION_USER, "on ~rot:* +get +set +ping")
@@ -336,7 +348,7 @@ def _check_rotation(answer: Any) -> str:
     failures: list[str] = []
 
     def app_requests(after: str) -> None:
-        for _ in range(3):  # new connections, as an app scaling out or reconnecting makes
+        for _attempt in range(3):  # new connections, as an app scaling out or reconnecting makes
             fresh = redis.Redis(host=svc.host, port=svc.port, username=ROTATION_USER, password=app_token,
                                 **security.no_retry())
             try:
@@ -348,7 +360,7 @@ def _check_rotation(answer: Any) -> str:
         try:
             live.get("rot:x")
         except redis.RedisError:
-            failures.append(f"{after} (the already-connected client)")
+            failures.append(_("{step} (the already-connected client)", step=after))
 
     try:
         for step in steps:
@@ -358,8 +370,8 @@ def _check_rotation(answer: Any) -> str:
                 try:
                     security.rotate_password(svc, ROTATION_USER, step)
                 except LabError:
-                    raise Wrong("ROTATE twice in a row is refused: a user holds at most two tokens at once. "
-                                "Finish a rotation with SET before starting another.") from None
+                    raise Wrong(_("ROTATE twice in a row is refused: a user holds at most two tokens at once. "
+                                  "Finish a rotation with SET before starting another.")) from None
             app_requests(step)
         still_old = redis.Redis(host=svc.host, port=svc.port, username=ROTATION_USER, password=old,
                                 **security.no_retry())
@@ -373,17 +385,17 @@ def _check_rotation(answer: Any) -> str:
         live.close()
         security.delete_user(svc, ROTATION_USER)
     if failures:
-        raise Wrong(f"{len(failures)} application request(s) failed to log in, right after {failures[0]}: the "
-                    "application still held a token the server no longer accepted. Clients must switch to the "
-                    "new token while both are valid, before the old one is removed.")
+        raise Wrong(_("{count} application request(s) failed to log in, right after {first}: the application "
+                      "still held a token the server no longer accepted. Clients must switch to the new token "
+                      "while both are valid, before the old one is removed.", count=len(failures), first=failures[0]))
     if "ROTATE" not in steps:
-        raise Wrong("The token never changed: start with ROTATE (a new token, valid beside the old one).")
+        raise Wrong(_("The token never changed: start with ROTATE (a new token, valid beside the old one)."))
     if old_works:
-        raise Wrong("No request failed, but the old token still works at the end: finish with SET, which "
-                    "keeps only the new token (until then a leaked old token still opens the door).")
+        raise Wrong(_("No request failed, but the old token still works at the end: finish with SET, which "
+                      "keeps only the new token (until then a leaked old token still opens the door)."))
     if app_token == old:
-        raise Wrong("The application was never given the new token: include UPDATE_CLIENTS.")
-    return "Zero failed requests, connected clients kept, and the old token no longer works."
+        raise Wrong(_("The application was never given the new token: include UPDATE_CLIENTS."))
+    return _("Zero failed requests, connected clients kept, and the old token no longer works.")
 
 
 q4 = Exercise(
@@ -423,47 +435,47 @@ def _check_envelope(answer: Any) -> str:
     from helpers.aws.endpoint import client
 
     if not callable(answer):
-        raise Wrong(f"Expected a function seal(kms, key_id, data), but got {type(answer).__name__}.")
+        raise Wrong(_("Expected a function seal(kms, key_id, data), but got {type}.", type=type(answer).__name__))
     kms = client("kms")
     key_id = _backup_key(kms)
     data = b"REDIS0011...app:customer:42:card 4111 1111 1111 1111..."
-    sealed = [call_learner(answer, kms, key_id, data, what="your function seal(kms, key_id, data)") for _ in range(2)]
+    what = _("your function seal(kms, key_id, data)")
+    sealed = [call_learner(answer, kms, key_id, data, what=what) for _attempt in range(2)]
     for s in sealed:
-        expect_type(s, dict, "what seal returns")
+        expect_type(s, dict, _("what seal returns"))
         missing = [k for k in ("encrypted_key", "nonce", "ciphertext") if k not in s]
         if missing:
-            raise Wrong(f"seal must return a dict with 'encrypted_key', 'nonce' and 'ciphertext'; "
-                        f"missing {', '.join(missing)}.")
+            raise Wrong(_("seal must return a dict with 'encrypted_key', 'nonce' and 'ciphertext'; missing {missing}.",
+                          missing=", ".join(missing)))
         for k in ("encrypted_key", "nonce", "ciphertext"):
             if not isinstance(s[k], bytes):
-                raise Wrong(f"s[{k!r}] should be bytes, but it is {type(s[k]).__name__}.")
+                raise Wrong(_("s[{key!r}] should be bytes, but it is {type}.", key=k, type=type(s[k]).__name__))
         if b"4111 1111" in s["ciphertext"] or s["ciphertext"] == data:
-            raise Wrong("The card number is readable in your ciphertext: the data was not encrypted.")
+            raise Wrong(_("The card number is readable in your ciphertext: the data was not encrypted."))
         if len(s["encrypted_key"]) == 32:
-            raise Wrong("Your encrypted_key is 32 bytes: that is the *plaintext* data key. Store "
-                        "generate_data_key(...)['CiphertextBlob'] instead; whoever holds the plaintext key "
-                        "needs no KMS permission to read the backup.")
+            raise Wrong(_("Your encrypted_key is 32 bytes: that is the *plaintext* data key. Store "
+                          "generate_data_key(...)['CiphertextBlob'] instead; whoever holds the plaintext key "
+                          "needs no KMS permission to read the backup."))
         try:
             key = kms.decrypt(CiphertextBlob=s["encrypted_key"])["Plaintext"]
         except Exception:  # noqa: BLE001 - any KMS refusal means the key cannot be recovered
-            raise Wrong("KMS cannot decrypt your encrypted_key: store the CiphertextBlob that "
-                        "generate_data_key returned.") from None
+            raise Wrong(_("KMS cannot decrypt your encrypted_key: store the CiphertextBlob that "
+                          "generate_data_key returned.")) from None
         try:
             plain = AESGCM(key).decrypt(s["nonce"], s["ciphertext"], None)
         except (InvalidTag, ValueError):
-            raise Wrong("The data key from KMS does not decrypt your ciphertext with AES-GCM and your nonce: "
-                        "encrypt with AESGCM(dk['Plaintext']).encrypt(nonce, data, None).") from None
+            raise Wrong(_("The data key from KMS does not decrypt your ciphertext with AES-GCM and your nonce: "
+                          "encrypt with AESGCM(dk['Plaintext']).encrypt(nonce, data, None).")) from None
         if plain != data:
-            raise Wrong("Decrypting gives back something other than the data you were given.")
+            raise Wrong(_("Decrypting gives back something other than the data you were given."))
         if len(s["nonce"]) != 12:
-            raise Wrong(f"Your nonce is {len(s['nonce'])} bytes. Use 12 bytes (96 bits), what "
-                        "security.encrypt_with_data_key does: the GCM nonce length NIST SP 800-38D recommends, "
-                        "used as is, where any other length is first hashed, and the only one many decryptors "
-                        "accept.")
+            raise Wrong(_("Your nonce is {n} bytes. Use 12 bytes (96 bits), what security.encrypt_with_data_key "
+                          "does: the GCM nonce length NIST SP 800-38D recommends, used as is, where any other "
+                          "length is first hashed, and the only one many decryptors accept.", n=len(s["nonce"])))
     if sealed[0]["nonce"] == sealed[1]["nonce"]:
-        raise Wrong("Two backups were sealed with the same nonce. With AES-GCM a nonce must never repeat under "
-                    "one key: use os.urandom(12) each time.")
-    return "Only KMS can unwrap the data key, and without it the backup is noise."
+        raise Wrong(_("Two backups were sealed with the same nonce. With AES-GCM a nonce must never repeat under "
+                      "one key: use os.urandom(12) each time."))
+    return _("Only KMS can unwrap the data key, and without it the backup is noise.")
 
 
 def _seal_reference(kms: Any, key_id: str, data: bytes) -> dict[str, bytes]:

@@ -15,6 +15,9 @@ from helpers.exercises.core import (
     expect_type,
 )
 from helpers.measure.metrics import cache_hit_rate, lookups
+from helpers.runtime.i18n import translator
+
+_ = translator(__name__)
 
 LAB = "12"
 CHECK_SERVICE = {"name": "lab12-check", "config": {"maxmemory": "64mb", "maxmemory-policy": "allkeys-lfu"}}
@@ -28,30 +31,33 @@ def _server() -> Any:
 
 def _check_hit_rate(answer: Any) -> str:
     if not callable(answer):
-        call_learner(answer, {}, what="your function hit_rate(info)")
+        call_learner(answer, {}, what=_("your function hit_rate(info)"))
     r = _server()
     r.flushdb()
     r.config_resetstat()
     lookups(r, "q1:", hits=450, misses=150, keys=50)
     info = r.info("stats")
     hits, misses = info["keyspace_hits"], info["keyspace_misses"]
-    got = call_learner(answer, info, what="your function hit_rate(info)")
-    value = expect_number(got, "what hit_rate returns")
+    got = call_learner(answer, info, what=_("your function hit_rate(info)"))
+    value = expect_number(got, _("what hit_rate returns"))
     right = cache_hit_rate(hits, misses)   # the definition the metrics module publishes
     if abs(value - right / 100) < 1e-6:
-        raise Wrong(f"Your function returned {value:g}: a fraction. CloudWatch's CacheHitRate is a percentage (0-100).")
+        raise Wrong(_("Your function returned {value:g}: a fraction. CloudWatch's CacheHitRate is a percentage "
+                      "(0-100).", value=value))
     if abs(value - hits) < 1e-6:
-        raise Wrong("Your function returned the number of hits; the hit rate is hits / (hits + misses), in percent.")
+        raise Wrong(_("Your function returned the number of hits; the hit rate is hits / (hits + misses), in "
+                      "percent."))
     if misses and abs(value - 100.0 * hits / misses) < 1e-6:
-        raise Wrong("Your function divided hits by misses. The rate divides by all lookups: hits + misses.")
+        raise Wrong(_("Your function divided hits by misses. The rate divides by all lookups: hits + misses."))
     if abs(value - right) > 0.01:
-        raise Wrong(f"For {hits} hits and {misses} misses your function returned {value}; the hit rate is "
-                    f"{right:g} (percent).")
-    empty = call_learner(answer, {"keyspace_hits": 0, "keyspace_misses": 0}, what="your function hit_rate(info)")
+        raise Wrong(_("For {hits} hits and {misses} misses your function returned {value}; the hit rate is "
+                      "{right:g} (percent).", hits=hits, misses=misses, value=value, right=right))
+    empty = call_learner(answer, {"keyspace_hits": 0, "keyspace_misses": 0}, what=_("your function hit_rate(info)"))
     if empty != 0 and empty != 0.0:
-        raise Wrong(f"On a server with no lookups yet (0 hits, 0 misses) your function returned {empty!r}; return 0.0 "
-                    "instead of dividing by zero.")
-    return f"{hits} hits / {hits + misses} lookups = {right:g}%: from the engine's own counters, as ElastiCache does."
+        raise Wrong(_("On a server with no lookups yet (0 hits, 0 misses) your function returned {empty!r}; return "
+                      "0.0 instead of dividing by zero.", empty=empty))
+    return _("{hits} hits / {lookups} lookups = {rate:g}%: from the engine's own counters, as ElastiCache does.",
+             hits=hits, lookups=hits + misses, rate=right)
 
 
 def _hit_rate_reference(info: Any) -> float:
@@ -80,28 +86,30 @@ COMPARISONS = ["GreaterThanThreshold", "GreaterThanOrEqualToThreshold", "LessTha
 
 
 def _check_alarm(answer: Any) -> str:
-    expect_keys(answer, ["metric", "comparison", "threshold"], "your alarm")
-    metric = expect_choice(answer["metric"], METRICS, "the metric")
-    comparison = expect_choice(answer["comparison"], COMPARISONS, "the comparison")
-    threshold = expect_number(answer["threshold"], "the threshold")
+    expect_keys(answer, ["metric", "comparison", "threshold"], _("your alarm"))
+    metric = expect_choice(answer["metric"], METRICS, _("the metric"))
+    comparison = expect_choice(answer["comparison"], COMPARISONS, _("the comparison"))
+    threshold = expect_number(answer["threshold"], _("the threshold"))
     if metric == "BytesUsedForCache":
-        raise Wrong("BytesUsedForCache is an absolute number of bytes: the right threshold changes with every node "
-                    "type. Alarm on the percentage of the memory Redis may use.")
+        raise Wrong(_("BytesUsedForCache is an absolute number of bytes: the right threshold changes with every "
+                      "node type. Alarm on the percentage of the memory Redis may use."))
     if metric == "FreeableMemory":
-        raise Wrong("FreeableMemory is the host's free memory, not how full the cache is: Redis can hit maxmemory "
-                    "while the host still has free memory (the reserved share).")
+        raise Wrong(_("FreeableMemory is the host's free memory, not how full the cache is: Redis can hit maxmemory "
+                      "while the host still has free memory (the reserved share)."))
     if metric in ("Evictions", "CacheHitRate"):
-        raise Wrong(f"{metric} tells you once memory is already full (keys are being evicted). Warn *before*, on how "
-                    "full the memory is.")
+        raise Wrong(_("{metric} tells you once memory is already full (keys are being evicted). Warn *before*, on "
+                      "how full the memory is.", metric=metric))
     if not comparison.startswith("GreaterThan"):
-        raise Wrong("The alarm should fire when memory use goes *above* the threshold.")
+        raise Wrong(_("The alarm should fire when memory use goes *above* the threshold."))
     if threshold <= 1:
-        raise Wrong("DatabaseMemoryUsagePercentage is a percentage from 0 to 100, not a fraction.")
+        raise Wrong(_("DatabaseMemoryUsagePercentage is a percentage from 0 to 100, not a fraction."))
     if threshold >= 95:
-        raise Wrong(f"At {threshold:g}% the node is about to evict or refuse writes: too late to react. Warn earlier.")
+        raise Wrong(_("At {threshold:g}% the node is about to evict or refuse writes: too late to react. Warn "
+                      "earlier.", threshold=threshold))
     if threshold < 50:
-        raise Wrong(f"At {threshold:g}% the alarm would fire on a healthy, half-empty node: it would be ignored.")
-    return "Alarm on DatabaseMemoryUsagePercentage above ~75-90%: time to scale up or out before evictions start."
+        raise Wrong(_("At {threshold:g}% the alarm would fire on a healthy, half-empty node: it would be ignored.",
+                      threshold=threshold))
+    return _("Alarm on DatabaseMemoryUsagePercentage above ~75-90%: time to scale up or out before evictions start.")
 
 
 q2 = Exercise(
@@ -152,26 +160,27 @@ def _plant(r: Any) -> tuple[str, str]:
 
 def _check_big_key(answer: Any) -> str:
     if not callable(answer):
-        call_learner(answer, None, what="your function find_big_key(r)")
+        call_learner(answer, None, what=_("your function find_big_key(r)"))
     r = _server()
-    big, _ = _plant(r)
-    got = call_learner(answer, r, what="your function find_big_key(r)")
+    big, _hot = _plant(r)
+    got = call_learner(answer, r, what=_("your function find_big_key(r)"))
     if isinstance(got, int) and not isinstance(got, bool):
-        raise Wrong("Your function returned a number (a size?). Return the key's name.")
-    expect_type(got, str, "what find_big_key returns")
+        raise Wrong(_("Your function returned a number (a size?). Return the key's name."))
+    expect_type(got, str, _("what find_big_key returns"))
     if got == "q3:long-string":
-        raise Wrong("'q3:long-string' is the longest *string*, but another key of another type uses more memory. "
-                    "STRLEN only sees strings; MEMORY USAGE measures every type.")
+        raise Wrong(_("'q3:long-string' is the longest *string*, but another key of another type uses more memory. "
+                      "STRLEN only sees strings; MEMORY USAGE measures every type."))
     if got != big:
         size = r.memory_usage(got, samples=0) if r.exists(got) else None
-        sampled = ""
+        message = (_("{key!r} is not the key that uses the most memory (it uses {size} bytes).", key=got, size=size)
+                   if size else _("{key!r} is not the key that uses the most memory.", key=got))
         if size and (r.memory_usage(big, samples=1) or 0) < size:
-            sampled = (f" The biggest is a list whose first node is small: MEMORY USAGE ... SAMPLES 1 sizes it "
-                       f"from that node alone ({r.memory_usage(big, samples=1)} bytes). Keep the default "
-                       "samples, or samples=0 to measure every element.")
-        raise Wrong(f"{got!r} is not the key that uses the most memory"
-                    + (f" (it uses {size} bytes)." if size else ".") + sampled)
-    return f"{big} uses {r.memory_usage(big, samples=0):,} bytes: found with SCAN + MEMORY USAGE, without blocking."
+            message += " " + _("The biggest is a list whose first node is small: MEMORY USAGE ... SAMPLES 1 sizes it "
+                               "from that node alone ({sampled} bytes). Keep the default samples, or samples=0 to "
+                               "measure every element.", sampled=r.memory_usage(big, samples=1))
+        raise Wrong(message)
+    return _("{key} uses {size:,} bytes: found with SCAN + MEMORY USAGE, without blocking.",
+             key=big, size=r.memory_usage(big, samples=0))
 
 
 def _big_key_reference(r: Any) -> str:
@@ -201,17 +210,19 @@ q3 = Exercise(
 
 def _check_hot_key(answer: Any) -> str:
     if not callable(answer):
-        call_learner(answer, None, what="your function find_hot_key(r)")
+        call_learner(answer, None, what=_("your function find_hot_key(r)"))
     r = _server()
     big, hot = _plant(r)
-    got = call_learner(answer, r, what="your function find_hot_key(r)")
-    expect_type(got, str, "what find_hot_key returns")
+    got = call_learner(answer, r, what=_("your function find_hot_key(r)"))
+    expect_type(got, str, _("what find_hot_key returns"))
     if got == big:
-        raise Wrong(f"{got!r} is the *biggest* key, not the most used one. OBJECT FREQ tells how often a key is used.")
+        raise Wrong(_("{key!r} is the *biggest* key, not the most used one. OBJECT FREQ tells how often a key is "
+                      "used.", key=got))
     if got != hot:
-        raise Wrong(f"{got!r} is not the most frequently used key. With an LFU policy, r.object('freq', key) returns "
-                    "each key's access counter.")
-    return f"{hot} has OBJECT FREQ {r.object('freq', hot)}: the key every client hammers (a hot shard in cluster mode)."
+        raise Wrong(_("{key!r} is not the most frequently used key. With an LFU policy, r.object('freq', key) "
+                      "returns each key's access counter.", key=got))
+    return _("{key} has OBJECT FREQ {freq}: the key every client hammers (a hot shard in cluster mode).",
+             key=hot, freq=r.object("freq", hot))
 
 
 def _hot_key_reference(r: Any) -> str:

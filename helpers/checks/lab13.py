@@ -5,6 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from helpers.exercises.core import Exercise, Wrong, call_learner, expect_choice, expect_type
+from helpers.runtime.i18n import translator
+
+_ = translator(__name__)
 
 LAB = "13"
 CHECK_CLUSTER = "lab13-check-mc"
@@ -44,23 +47,24 @@ def _check_endpoints(answer: Any) -> str:
     for cluster_id, nodes in ((CHECK_CLUSTER, 2), (CHECK_CLUSTER_SMALL, 1)):
         cluster = _check_cluster(ec, cluster_id, nodes)
         expected = sorted(_reference_endpoints(ec, cluster_id))
-        result = call_learner(answer, ec, cluster_id, what="your function endpoints(ec, cluster_id)")
-        expect_type(result, list, "what endpoints(...) returns")
+        result = call_learner(answer, ec, cluster_id, what=_("your function endpoints(ec, cluster_id)"))
+        expect_type(result, list, _("what endpoints(...) returns"))
         if result and not all(isinstance(x, str) for x in result):
-            raise Wrong(f"Return strings like '127.0.0.1:11211', one per node; got {type(result[0]).__name__} "
-                        "items.")
+            raise Wrong(_("Return strings like '127.0.0.1:11211', one per node; got {type} items.",
+                          type=type(result[0]).__name__))
         cfg = cluster.get("ConfigurationEndpoint", {})
         if len(expected) > 1 and result == [f"{cfg.get('Address')}:{cfg.get('Port')}"]:
-            raise Wrong("That is the configuration endpoint only. Every node has its own endpoint under "
-                        "CacheNodes[].Endpoint — and CacheNodes is only there with ShowCacheNodeInfo=True.")
+            raise Wrong(_("That is the configuration endpoint only. Every node has its own endpoint under "
+                          "CacheNodes[].Endpoint — and CacheNodes is only there with ShowCacheNodeInfo=True."))
         if sorted(result) != expected:
-            raise Wrong(f"{cluster_id} has {len(expected)} node(s) at {expected}; endpoints(ec, {cluster_id!r}) "
-                        f"returned {result}. Describe the cluster you are given.")
+            raise Wrong(_("{cluster} has {count} node(s) at {expected}; endpoints(ec, {cluster!r}) returned "
+                          "{result}. Describe the cluster you are given.", cluster=cluster_id, count=len(expected),
+                          expected=expected, result=result))
         for ep in result:
             host, port = ep.rsplit(":", 1)
             cpc.memcached_at((host, int(port))).version()
-    return (f"The node endpoints of both clusters answer `version`: a Memcached client spreads keys over "
-            f"{CHECK_CLUSTER}'s {len(_reference_endpoints(ec, CHECK_CLUSTER))} nodes.")
+    return _("The node endpoints of both clusters answer `version`: a Memcached client spreads keys over "
+             "{cluster}'s {count} nodes.", cluster=CHECK_CLUSTER, count=len(_reference_endpoints(ec, CHECK_CLUSTER)))
 
 
 def _endpoints_reference(ec: Any, cluster_id: str) -> list[str]:
@@ -114,21 +118,22 @@ def _check_params(answer: Any) -> str:
                                         Description="lab 13 checks")
     for policy in POLICIES_CHECKED:  # two policies: a function that ignores its argument cannot pass both
         ec.reset_cache_parameter_group(CacheParameterGroupName=CHECK_PARAMS, ResetAllParameters=True)
-        values = call_learner(answer, policy, what="your function policy_change(policy)")
+        values = call_learner(answer, policy, what=_("your function policy_change(policy)"))
         try:
             ec.modify_cache_parameter_group(CacheParameterGroupName=CHECK_PARAMS, ParameterNameValues=values)
         except ParamValidationError as exc:
-            raise Wrong("boto3 rejected it before sending: ParameterNameValues is a *list* of dicts with the keys "
-                        f"'ParameterName' and 'ParameterValue'. ({str(exc).splitlines()[0]})") from None
+            raise Wrong(_("boto3 rejected it before sending: ParameterNameValues is a *list* of dicts with the "
+                          "keys 'ParameterName' and 'ParameterValue'. ({error})",
+                          error=str(exc).splitlines()[0])) from None
         except ClientError as exc:
             err = exc.response["Error"]
-            raise Wrong(f"The API answered {err['Code']}: {err['Message']}") from None
+            raise Wrong(_("The API answered {code}: {text}", code=err["Code"], text=err["Message"])) from None
         params = {p["ParameterName"]: p.get("ParameterValue") for p in
                   ec.describe_cache_parameters(CacheParameterGroupName=CHECK_PARAMS)["Parameters"]}
         if params["maxmemory-policy"] != policy:
-            raise Wrong(f"After your change maxmemory-policy is {params['maxmemory-policy']!r}, not {policy!r}. "
-                        "Use the policy your function receives.")
-    return "modify-cache-parameter-group changed the group; every engine using it got CONFIG SET at once."
+            raise Wrong(_("After your change maxmemory-policy is {got!r}, not {policy!r}. Use the policy your "
+                          "function receives.", got=params["maxmemory-policy"], policy=policy))
+    return _("modify-cache-parameter-group changed the group; every engine using it got CONFIG SET at once.")
 
 
 q2 = Exercise(
@@ -149,17 +154,17 @@ q2 = Exercise(
 
 
 def _check_state_code(answer: Any) -> str:
-    expect_type(answer, str, "the error code")
+    expect_type(answer, str, _("the error code"))
     if answer == "CacheClusterNotFound":
-        raise Wrong("The cluster exists already (describe shows it as 'creating'); NotFound is for ids that do "
-                    "not exist. The code names the cluster's *state*.")
+        raise Wrong(_("The cluster exists already (describe shows it as 'creating'); NotFound is for ids that do "
+                      "not exist. The code names the cluster's *state*."))
     if answer == "InvalidParameterValue":
-        raise Wrong("Every parameter was valid: the cluster id is right. What is wrong is the moment — the "
-                    "cluster is not available yet.")
+        raise Wrong(_("Every parameter was valid: the cluster id is right. What is wrong is the moment — the "
+                      "cluster is not available yet."))
     if answer != "InvalidCacheClusterState":
-        raise Wrong(f"{answer!r} is not the code. Try it: create a cluster and delete it in the next line, "
-                    "then read e.response['Error']['Code'].")
-    return "Operations on a busy resource answer Invalid...State: wait until it is available (or use a waiter)."
+        raise Wrong(_("{answer!r} is not the code. Try it: create a cluster and delete it in the next line, "
+                      "then read e.response['Error']['Code'].", answer=answer))
+    return _("Operations on a busy resource answer Invalid...State: wait until it is available (or use a waiter).")
 
 
 q1 = Exercise(
@@ -173,18 +178,18 @@ q1 = Exercise(
 
 
 def _check_after_failover(answer: Any) -> str:
-    choice = expect_choice(answer, ["keep", "describe", "restart"], "your answer")
+    choice = expect_choice(answer, ["keep", "describe", "restart"], _("your answer"))
     if choice == "restart":
-        raise Wrong("Restarting the application is not needed: ElastiCache repoints the primary endpoint's DNS name "
-                    "to the promoted replica, so the application only has to reconnect (and retry the writes that "
-                    "failed during the switch).")
+        raise Wrong(_("Restarting the application is not needed: ElastiCache repoints the primary endpoint's DNS "
+                      "name to the promoted replica, so the application only has to reconnect (and retry the writes "
+                      "that failed during the switch)."))
     if choice == "describe":
-        return ("That works, but on AWS it is not needed: describing the group gives back the same primary "
-                "endpoint, whose DNS name now points at the promoted replica. (The local endpoint behaves the same: "
-                "describe it again and you get the address you had.)")
-    return ("On AWS the primary endpoint is a DNS name that ElastiCache repoints to the promoted replica: an "
-            "application writing to it needs no change, only a reconnect and a retry of the writes that failed. "
-            "Never cache the node's IP address or write to a node endpoint.")
+        return _("That works, but on AWS it is not needed: describing the group gives back the same primary "
+                 "endpoint, whose DNS name now points at the promoted replica. (The local endpoint behaves the same: "
+                 "describe it again and you get the address you had.)")
+    return _("On AWS the primary endpoint is a DNS name that ElastiCache repoints to the promoted replica: an "
+             "application writing to it needs no change, only a reconnect and a retry of the writes that failed. "
+             "Never cache the node's IP address or write to a node endpoint.")
 
 
 q4 = Exercise(
@@ -202,19 +207,19 @@ UPGRADE_CHOICES = ["kept-same", "kept-new", "lost-same", "lost-new"]
 
 
 def _check_upgrade_effect(answer: Any) -> str:
-    choice = expect_choice(answer, UPGRADE_CHOICES, "your answer")
+    choice = expect_choice(answer, UPGRADE_CHOICES, _("your answer"))
     if choice.startswith("lost"):
-        raise Wrong("The keys were not lost: the replicas were upgraded first and synced from the primary, then a "
-                    "planned failover handed the primary role to an upgraded replica before the old primary "
-                    "restarted. A group with a replica keeps every key through a minor or a major upgrade (count "
-                    "them: dbsize() on the endpoint after the upgrade).")
+        raise Wrong(_("The keys were not lost: the replicas were upgraded first and synced from the primary, then a "
+                      "planned failover handed the primary role to an upgraded replica before the old primary "
+                      "restarted. A group with a replica keeps every key through a minor or a major upgrade (count "
+                      "them: dbsize() on the endpoint after the upgrade)."))
     if choice.endswith("new"):
-        raise Wrong("The endpoint did not change: AWS documents that an upgrade, even Redis OSS -> Valkey, keeps "
-                    "the endpoint and every other aspect of the application. Compare the PrimaryEndpoint printed "
-                    "before and after the upgrade.")
-    return ("An in-place upgrade (minor, major, or Redis OSS -> Valkey) keeps the data of a replicated group and its "
-            "endpoints: clients see each node restart once (a dropped connection, then a reconnect) and no more. "
-            "A single-node cluster is unavailable while its node restarts.")
+        raise Wrong(_("The endpoint did not change: AWS documents that an upgrade, even Redis OSS -> Valkey, keeps "
+                      "the endpoint and every other aspect of the application. Compare the PrimaryEndpoint printed "
+                      "before and after the upgrade."))
+    return _("An in-place upgrade (minor, major, or Redis OSS -> Valkey) keeps the data of a replicated group and "
+             "its endpoints: clients see each node restart once (a dropped connection, then a reconnect) and no "
+             "more. A single-node cluster is unavailable while its node restarts.")
 
 
 q5 = Exercise(

@@ -16,8 +16,10 @@ from helpers.exercises.core import (
     shown,
     type_name,
 )
+from helpers.runtime.i18n import N_, translator
 from helpers.topics import practices
 
+_ = translator(__name__)
 LAB = "15"
 
 
@@ -42,12 +44,12 @@ def _retry_behaviour(retry: Any) -> tuple[int, bool]:
 
     def operation() -> str:
         if len(failures) < RETRIES_NEEDED:
-            raise redis.ConnectionError("the node is restarting")
+            raise redis.ConnectionError(_("the node is restarting"))
         return "ok"
 
     before = random.getstate()
     try:
-        call_learner(retry.call_with_retry, operation, failures.append, what="your client's retry policy")
+        call_learner(retry.call_with_retry, operation, failures.append, what=_("your client's retry policy"))
     except LearnerCodeError:
         if len(failures) <= RETRIES_NEEDED:
             return len(failures) - 1, random.getstate() != before
@@ -59,36 +61,38 @@ def _check_client(answer: Any) -> str:
     import redis
 
     if not callable(answer):
-        raise Wrong(f"Expected a function make_client(host, port), but got {type_name(answer)}.")
-    client = call_learner(answer, "127.0.0.1", 6399, what="your function make_client('127.0.0.1', 6399)")
+        raise Wrong(_("Expected a function make_client(host, port), but got {answer}.",
+                      answer=type_name(answer)))
+    client = call_learner(answer, "127.0.0.1", 6399, what=_("your function make_client('127.0.0.1', 6399)"))
     if not isinstance(client, redis.Redis):
-        raise Wrong(f"make_client returned {type_name(client)}; return a redis.Redis client.")
-    other = call_learner(answer, "127.0.0.2", 6400, what="your function make_client('127.0.0.2', 6400)")
+        raise Wrong(_("make_client returned {client}; return a redis.Redis client.", client=type_name(client)))
+    other = call_learner(answer, "127.0.0.2", 6400, what=_("your function make_client('127.0.0.2', 6400)"))
     if not isinstance(other, redis.Redis) or (other.connection_pool.connection_kwargs.get("host"),
                                               other.connection_pool.connection_kwargs.get("port")) != ("127.0.0.2", 6400):
-        raise Wrong("make_client('127.0.0.2', 6400) returned a client for another address: connect to the host and "
-                    "port your function receives.")
+        raise Wrong(_("make_client('127.0.0.2', 6400) returned a client for another address: connect to the host "
+                      "and port your function receives."))
     timeout = client.connection_pool.connection_kwargs.get("socket_timeout")
     if timeout is None:
-        raise Wrong("Your client has no socket_timeout: against a hung (paused) node a call waits forever, "
-                    "as you saw in section 2. Pass socket_timeout=... (a second or less).")
+        raise Wrong(_("Your client has no socket_timeout: against a hung (paused) node a call waits forever, as "
+                      "you saw in section 2. Pass socket_timeout=... (a second or less)."))
     if timeout > 1:
-        raise Wrong(f"socket_timeout={timeout} s is longer than the 1 s the question allows: every attempt at a "
-                    "hung node holds a request (and a pooled connection) that long, and each retry waits it again "
-                    "(redis-py's defaults are 5 s and 10 retries).")
+        raise Wrong(_("socket_timeout={timeout} s is longer than the 1 s the question allows: every attempt at a "
+                      "hung node holds a request (and a pooled connection) that long, and each retry waits it "
+                      "again (redis-py's defaults are 5 s and 10 retries).", timeout=timeout))
     retry = client.get_retry()
     retries = retry.get_retries() if retry else 0
     retried, jitter = _retry_behaviour(retry) if retry else (0, False)
     if retries < RETRIES_NEEDED or retried < RETRIES_NEEDED:
-        raise Wrong(f"Your client retries {min(retries, retried)} time(s): a node restart or a failover takes "
-                    "longer than that. Pass retry=Retry(<a backoff>, 3 or more).")
+        raise Wrong(_("Your client retries {count} time(s): a node restart or a failover takes longer than that. "
+                      "Pass retry=Retry(<a backoff>, 3 or more).", count=min(retries, retried)))
     if not jitter:
-        raise Wrong("Your retries wait without jitter: NoBackoff and ConstantBackoff retry at the same fixed pace, "
-                    "ExponentialBackoff grows the waits but identically for every client, so clients that failed "
-                    "together retry together and hit the recovering node at once. Use EqualJitterBackoff (or "
-                    "another *Jitter* policy).")
-    return (f"socket_timeout={timeout} s bounds every call; {retries} retries with jittered, growing waits spread "
-            "the reconnections out while the node comes back.")
+        raise Wrong(_("Your retries wait without jitter: NoBackoff and ConstantBackoff retry at the same fixed "
+                      "pace, ExponentialBackoff grows the waits but identically for every client, so clients that "
+                      "failed together retry together and hit the recovering node at once. Use EqualJitterBackoff "
+                      "(or another *Jitter* policy)."))
+    return (_("socket_timeout={timeout} s bounds every call; {retries} retries with jittered, growing "
+              "waits spread the reconnections out while the node comes back.",
+              timeout=timeout, retries=retries))
 
 
 def _client_reference(host: str, port: int) -> Any:
@@ -162,58 +166,60 @@ def _is_token_for(password: Any, user_id: str, cache: str) -> bool:
 def _provider_credentials(provider: Any) -> tuple[Any, Any]:
     """(username, password) from a redis-py credential provider, as redis-py asks for them on connecting."""
     if not callable(getattr(provider, "get_credentials", None)):
-        raise Wrong(f"credential_provider is {type_name(provider)}; redis-py calls its get_credentials() on every "
-                    "new connection, so pass an object that has one (a redis.CredentialProvider, e.g. the "
-                    "lab's practices.IAMCredentialProvider).")
-    creds = call_learner(provider.get_credentials, what="your credential provider's get_credentials()")
+        raise Wrong(_("credential_provider is {provider}; redis-py calls its get_credentials() on every new "
+                      "connection, so pass an object that has one (a redis.CredentialProvider, e.g. the lab's "
+                      "practices.IAMCredentialProvider).", provider=type_name(provider)))
+    creds = call_learner(provider.get_credentials, what=_("your credential provider's get_credentials()"))
     if isinstance(creds, str):
         creds = (creds,)
     if not isinstance(creds, (tuple, list)) or not 1 <= len(creds) <= 2:
-        raise Wrong(f"get_credentials() returned {type_name(creds)}; redis-py expects (username, password).")
+        raise Wrong(_("get_credentials() returned {creds}; redis-py expects (username, password).",
+                      creds=type_name(creds)))
     return (None, creds[0]) if len(creds) == 1 else (creds[0], creds[1])
 
 
 def _check_iam_kwargs(answer: Any) -> str:
     if not callable(answer):
-        raise Wrong(f"Expected a function iam_connect_kwargs(user_id, token), but got {type_name(answer)}.")
+        raise Wrong(_("Expected a function iam_connect_kwargs(user_id, token), but got {answer}.",
+                      answer=type_name(answer)))
     token = practices.iam_auth_token(USER, CACHE)
-    got = call_learner(answer, USER, token, what="your function iam_connect_kwargs('orders-app', token)")
-    expect_type(got, dict, "what iam_connect_kwargs returns")
+    got = call_learner(answer, USER, token, what=_("your function iam_connect_kwargs('orders-app', token)"))
+    expect_type(got, dict, _("what iam_connect_kwargs returns"))
     via_provider = "credential_provider" in got
     if via_provider:
         if "password" in got or "username" in got:
-            raise Wrong("Pass either credential_provider or username and password, not both: redis-py refuses a "
-                        "client given both.")
+            raise Wrong(_("Pass either credential_provider or username and password, not both: redis-py refuses a "
+                          "client given both."))
         username, password = _provider_credentials(got["credential_provider"])
     else:
         username, password = got.get("username"), got.get("password")
     if password == USER and username == token:
-        raise Wrong("Username and password are swapped: the user id is the user name, the token is the password.")
+        raise Wrong(_("Username and password are swapped: the user id is the user name, the token is the password."))
     if username is None:
-        raise Wrong("No username: AUTH with a password alone authenticates the `default` user, not the "
-                    "IAM-enabled user. Pass username=user_id.")
+        raise Wrong(_("No username: AUTH with a password alone authenticates the `default` user, not the "
+                      "IAM-enabled user. Pass username=user_id."))
     if username != USER:
-        raise Wrong(f"username is {shown(username)}; for an IAM-enabled user it is the user id "
-                    "('orders-app'), which ElastiCache requires to equal the user name.")
+        raise Wrong(_("username is {username}; for an IAM-enabled user it is the user id ('orders-app'), which "
+                      "ElastiCache requires to equal the user name.", username=shown(username)))
     if password != token and not (via_provider and _is_token_for(password, USER, CACHE)):
-        raise Wrong("password must be the token itself (the presigned request without 'http://'), "
-                    "generated for this user and cache.")
+        raise Wrong(_("password must be the token itself (the presigned request without 'http://'), generated for "
+                      "this user and cache."))
     if got.get("ssl") is not True:
-        raise Wrong("IAM authentication works only with in-transit encryption: pass ssl=True (the token "
-                    "is a bearer credential for 15 minutes; it must never cross the network in clear).")
+        raise Wrong(_("IAM authentication works only with in-transit encryption: pass ssl=True (the token is a "
+                      "bearer credential for 15 minutes; it must never cross the network in clear)."))
     again = call_learner(answer, OTHER_USER, practices.iam_auth_token(OTHER_USER, CACHE),
-                         what="your function iam_connect_kwargs('billing-app', token)")
+                         what=_("your function iam_connect_kwargs('billing-app', token)"))
     if isinstance(again, dict) and "credential_provider" in again:
         again_user = _provider_credentials(again["credential_provider"])[0]
     else:
         again_user = again.get("username") if isinstance(again, dict) else None
     if again_user != OTHER_USER:
-        raise Wrong(f"For the user 'billing-app' your function gave the user name {shown(again_user)}: use the "
-                    "user id your function receives.")
+        raise Wrong(_("For the user 'billing-app' your function gave the user name {again_user}: use the user id "
+                      "your function receives.", again_user=shown(again_user)))
     if via_provider:
-        return ("a credential provider: redis-py asks it for (user id, fresh token) on every new connection, "
-                "so a pool never reconnects with an expired token; over TLS.")
-    return "user id as the user name, the token as the password, over TLS."
+        return (_("a credential provider: redis-py asks it for (user id, fresh token) on every new connection, "
+                  "so a pool never reconnects with an expired token; over TLS."))
+    return _("user id as the user name, the token as the password, over TLS.")
 
 
 def _redis_provider(user_id: str, password: str) -> Any:
@@ -257,23 +263,25 @@ STEPS = ("set_preferred", "move_clients_to_tls", "check_no_plaintext_clients", "
 
 
 def _check_tls_order(answer: Any) -> str:
-    expect_type(answer, (list, tuple), "your answer")
+    expect_type(answer, (list, tuple), _("your answer"))
     steps = list(answer)
     unknown = [s for s in steps if s not in STEPS]
     if unknown:
-        raise Wrong(f"{unknown[0]!r} is not one of the steps: {', '.join(map(repr, STEPS))}.")
+        raise Wrong(_("{value!r} is not one of the steps: {steps}.",
+                      value=unknown[0], steps=', '.join(map(repr, STEPS))))
     if sorted(steps) != sorted(STEPS):
-        raise Wrong(f"Use each of the four steps exactly once: {', '.join(map(repr, STEPS))}.")
+        raise Wrong(_("Use each of the four steps exactly once: {steps}.", steps=', '.join(map(repr, STEPS))))
     if steps.index("set_required") < steps.index("move_clients_to_tls"):
-        raise Wrong("Setting the mode to required before the clients moved drops every plaintext connection "
-                    "(you saw it in section 5): an outage for every client not yet on TLS.")
+        raise Wrong(_("Setting the mode to required before the clients moved drops every plaintext connection (you "
+                      "saw it in section 5): an outage for every client not yet on TLS."))
     if steps.index("move_clients_to_tls") < steps.index("set_preferred"):
-        raise Wrong("Clients cannot move to TLS before the cluster offers it: first preferred, which opens "
-                    "TLS next to plaintext.")
+        raise Wrong(_("Clients cannot move to TLS before the cluster offers it: first preferred, which opens TLS "
+                      "next to plaintext."))
     if steps.index("check_no_plaintext_clients") > steps.index("set_required"):
-        raise Wrong("Check that no plaintext client is left before you require TLS, not after: afterwards "
-                    "the stragglers have already been cut off.")
-    return "preferred → clients move → nobody left on plaintext → required: no client ever loses its connection."
+        raise Wrong(_("Check that no plaintext client is left before you require TLS, not after: afterwards the "
+                      "stragglers have already been cut off."))
+    return _("preferred → clients move → nobody left on plaintext → required: no client ever loses its "
+             "connection.")
 
 
 q3 = Exercise(
@@ -307,22 +315,23 @@ def _q4_expected() -> float:
 
 
 def _check_serverless_bill(answer: Any) -> str:
-    got = expect_number(answer, "your monthly cost")
+    got = expect_number(answer, _("your monthly cost"))
     rows = practices.load_prices()
     want = _q4_expected()
     if abs(got - want) <= 0.01 * want:
-        return f"${want:,.2f} a month; storage is {practices.serverless_monthly(rows, 'redis', **Q4_WORKLOAD)['storage'] / want:.0%} of it."
+        return _("${want:,.2f} a month; storage is {storage:.0%} of it.",
+                 want=want, storage=practices.serverless_monthly(rows, 'redis', **Q4_WORKLOAD)['storage'] / want)
     one_ecpu = practices.serverless_monthly(rows, "redis", data_gb=3, requests_per_s=500, kb_per_request=1)["total"]
     if abs(got - one_ecpu) <= 0.01 * one_ecpu:
-        raise Wrong("You counted 1 ECPU per request; each request transfers 4 KB, and ElastiCache charges "
-                    "1 ECPU per KB transferred.")
+        raise Wrong(_("You counted 1 ECPU per request; each request transfers 4 KB, and ElastiCache charges 1 ECPU "
+                      "per KB transferred."))
     storage_only = practices.serverless_monthly(rows, "redis", **Q4_WORKLOAD)["storage"]
     if abs(got - storage_only) <= 0.01 * storage_only:
-        raise Wrong("That is the storage alone; add the ECPUs (requests x KB per request over the month).")
+        raise Wrong(_("That is the storage alone; add the ECPUs (requests x KB per request over the month)."))
     if abs(got - want / practices.HOURS_PER_MONTH) <= 0.01 * want / practices.HOURS_PER_MONTH:
-        raise Wrong("That is one hour's cost; the lab estimates a month as 730 hours (8,760 h / 12).")
-    raise Wrong(f"${got:,.2f} is not it. Storage: GB x 730 h x the GB-hour price; compute: requests/s x 3600 x 730 "
-                "x ECPUs per request / 1e6 x the price per million ECPUs.")
+        raise Wrong(_("That is one hour's cost; the lab estimates a month as 730 hours (8,760 h / 12)."))
+    raise Wrong(_("${got:,.2f} is not it. Storage: GB x 730 h x the GB-hour price; compute: requests/s x 3600 "
+                  "x 730 x ECPUs per request / 1e6 x the price per million ECPUs.", got=got))
 
 
 q4 = Exercise(
@@ -353,18 +362,18 @@ PATHS = {
     "developer_laptop": "bastion_or_vpn",
 }
 WHY = {
-    "lambda_function": "a Lambda function reaches the cache by being attached to the cache's VPC: its "
-                       "subnets plus a security group the cache's group admits",
-    "ecs_service_in_another_vpc": "one other VPC: VPC peering (non-overlapping CIDRs, routes both ways, the cache's "
-                                  "security group admitting the other VPC's range or group)",
-    "thirty_vpcs_in_many_accounts": "many VPCs and accounts: a Transit Gateway hub rather than a mesh of peerings",
-    "developer_laptop": "a node-based cluster has no public endpoint: from outside AWS you come in through a VPN "
-                        "or a bastion/SSM port forward into the VPC",
+    "lambda_function": N_("a Lambda function reaches the cache by being attached to the cache's VPC: its "
+                          "subnets plus a security group the cache's group admits"),
+    "ecs_service_in_another_vpc": N_("one other VPC: VPC peering (non-overlapping CIDRs, routes both ways, the "
+                                     "cache's security group admitting the other VPC's range or group)"),
+    "thirty_vpcs_in_many_accounts": N_("many VPCs and accounts: a Transit Gateway hub rather than a mesh of peerings"),
+    "developer_laptop": N_("a node-based cluster has no public endpoint: from outside AWS you come in through a VPN "
+                           "or a bastion/SSM port forward into the VPC"),
 }
 
 
 def _check_paths(answer: Any) -> str:
-    expect_keys(answer, PATHS, "your dict")
+    expect_keys(answer, PATHS, _("your dict"))
     # A Transit Gateway also connects one other VPC (it works on AWS, so it is not wrong); peering is the
     # simpler and cheaper link for a single pair of VPCs, which the feedback says.
     tgw_for_one = answer.get("ecs_service_in_another_vpc") == "transit_gateway"
@@ -376,15 +385,16 @@ def _check_paths(answer: Any) -> str:
     if public_laptop:
         answer = {**answer, "developer_laptop": "bastion_or_vpn"}
     expect_choices_per_item(answer, PATHS, ("vpc", "peering", "transit_gateway", "bastion_or_vpn", "public_endpoint"),
-                            explain=lambda item, got: f"{item!r}: not {got!r} — {WHY[item]}.")
-    note = (" A Transit Gateway for the single other VPC works too; for one pair of VPCs, peering is simpler and has "
-            "no per-attachment or per-GB processing charge.") if tgw_for_one else ""
+                            explain=lambda item, got: _("{item!r}: not {got!r} — {why}.", item=item, got=got,
+                                                         why=_(WHY[item])))
+    note = _(" A Transit Gateway for the single other VPC works too; for one pair of VPCs, peering is simpler and "
+             "has no per-attachment or per-GB processing charge.") if tgw_for_one else ""
     if public_laptop:
-        note += (" A public endpoint for the laptop is right only for an ElastiCache Serverless cache for Valkey 9.0 "
-                 "or later created with one (IAM authentication and TLS 1.3 required); a node-based cluster has none, "
-                 "and its laptop path is a VPN or a bastion.")
-        return "The other paths end inside the cache's VPC, through a security group." + note
-    return "No public endpoints: every path ends inside the cache's VPC, through a security group." + note
+        note += _(" A public endpoint for the laptop is right only for an ElastiCache Serverless cache for Valkey "
+                  "9.0 or later created with one (IAM authentication and TLS 1.3 required); a node-based cluster has "
+                  "none, and its laptop path is a VPN or a bastion.")
+        return _("The other paths end inside the cache's VPC, through a security group.") + note
+    return _("No public endpoints: every path ends inside the cache's VPC, through a security group.") + note
 
 
 q5 = Exercise(

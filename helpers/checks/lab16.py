@@ -5,9 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from helpers.exercises.core import Exercise, Wrong, call_learner, expect_keys, expect_number, shown, type_name
+from helpers.runtime.i18n import N_, translator
 from helpers.topics import practices
 from helpers.topics import valkey as vk
 
+_ = translator(__name__)
 LAB = "16"
 
 
@@ -46,11 +48,12 @@ def _cases() -> list[tuple[str, Any, str]]:
     clients = vk.clients(vk.start_pair())
     cases = []
     for name, r in clients.items():
-        cases.append((f"{vk.TITLES[name]} {vk.identity(r)[name + '_version']} (this lab's node)", r, name))
+        cases.append((_("{engine} {version} (this lab's node)", engine=vk.TITLES[name],
+                        version=vk.identity(r)[name + '_version']), r, name))
     if "redis" in clients:
-        cases.append(("a Redis OSS 7.2.4 server", _Disguised(clients["redis"], REDIS_72, "Redis OSS 7.2.4"), "redis"))
+        cases.append((_("a Redis OSS 7.2.4 server"), _Disguised(clients["redis"], REDIS_72, "Redis OSS 7.2.4"), "redis"))
     if "valkey" in clients:
-        cases.append(("a Valkey 8.1.1 server", _Disguised(clients["valkey"], VALKEY_81, "Valkey 8.1.1"), "valkey"))
+        cases.append((_("a Valkey 8.1.1 server"), _Disguised(clients["valkey"], VALKEY_81, "Valkey 8.1.1"), "valkey"))
     return cases
 
 
@@ -65,21 +68,22 @@ def _normal_engine(value: Any) -> str | None:
 
 def _check_engine_name(answer: Any) -> str:
     if not callable(answer):
-        raise Wrong(f"Expected a function engine_name(r), but got {type_name(answer)}.")
+        raise Wrong(_("Expected a function engine_name(r), but got {answer}.", answer=type_name(answer)))
     for label, r, expected in _cases():
-        got = call_learner(answer, r, what=f"your function engine_name() on {label}")
+        got = call_learner(answer, r, what=_("your function engine_name() on {label}", label=label))
         name = _normal_engine(got)
         if name is None:
-            raise Wrong(f"On {label} your function returned {shown(got)}; return 'valkey' or 'redis'.")
+            raise Wrong(_("On {label} your function returned {got}; return 'valkey' or 'redis'.",
+                          label=label, got=shown(got)))
         if name != expected:
             if expected == "redis" and "7.2" in label:
-                raise Wrong(f"On {label} your function says 'valkey'. A Redis OSS 7.2 server also reports "
-                            "redis_version 7.2.4: Valkey keeps that field at 7.2.4 so that old clients keep "
-                            "working, so it cannot tell the engines apart. Look for what only Valkey reports.")
-            raise Wrong(f"On {label} your function returned {shown(got)}, but that server is "
-                        f"{vk.TITLES[expected]}. Which INFO server field says so?")
-    return ("server_name (or valkey_version) is the field to trust: redis_version is frozen at 7.2.4 on Valkey, "
-            "and a Redis OSS 7.2 reports the same number.")
+                raise Wrong(_("On {label} your function says 'valkey'. A Redis OSS 7.2 server also reports redis_version "
+                              "7.2.4: Valkey keeps that field at 7.2.4 so that old clients keep working, so it cannot tell "
+                              "the engines apart. Look for what only Valkey reports.", label=label))
+            raise Wrong(_("On {label} your function returned {got}, but that server is {value}. Which INFO server "
+                          "field says so?", label=label, got=shown(got), value=vk.TITLES[expected]))
+    return (_("server_name (or valkey_version) is the field to trust: redis_version is frozen at 7.2.4 on "
+              "Valkey, and a Redis OSS 7.2 reports the same number."))
 
 
 def _engine_reference(r: Any) -> str:
@@ -115,34 +119,40 @@ def _feature_cases() -> list[tuple[str, Any, bool]]:
     clients = vk.clients(vk.start_pair())
     cases: list[tuple[str, Any, bool]] = []
     if "valkey" in clients:
-        cases.append((f"Valkey {vk.identity(clients['valkey'])['valkey_version']} (this lab's node)",
+        cases.append((_("{engine} {version} (this lab's node)", engine="Valkey",
+                        version=vk.identity(clients['valkey'])['valkey_version']),
                       clients["valkey"], vk.has_command(clients["valkey"], "HEXPIRE")))
     if "redis" in clients:
-        cases.append((f"Redis OSS {vk.identity(clients['redis'])['redis_version']} (this lab's node)",
+        cases.append((_("{engine} {version} (this lab's node)", engine="Redis OSS",
+                        version=vk.identity(clients['redis'])['redis_version']),
                       clients["redis"], vk.has_command(clients["redis"], "HEXPIRE")))
         # Valkey 8.1 has no hash-field expiration (it came with 9.0): a Redis 7.0 underneath answers the same.
-        cases.append(("a Valkey 8.1.1 server (hash-field expiration came with Valkey 9.0)",
+        cases.append((_("a Valkey 8.1.1 server (hash-field expiration came with Valkey 9.0)"),
                       _Disguised(clients["redis"], VALKEY_81, "Valkey 8.1.1"), False))
     if "valkey" in clients:
         # Redis 7.4 (source-available) has HEXPIRE: a Valkey 9 underneath answers the same.
-        cases.append(("a Redis 7.4.2 server (Redis added HEXPIRE in 7.4, after its licence change; ElastiCache does not offer it)",
+        cases.append((_("a Redis 7.4.2 server (Redis added HEXPIRE in 7.4, after its licence change; ElastiCache "
+                        "does not offer it)"),
                       _Disguised(clients["valkey"], REDIS_74, "Redis 7.4.2"), True))
     return cases
 
 
 def _check_supports(answer: Any) -> str:
     if not callable(answer):
-        raise Wrong(f"Expected a function supports_hash_field_ttl(r), but got {type_name(answer)}.")
+        raise Wrong(_("Expected a function supports_hash_field_ttl(r), but got {answer}.",
+                      answer=type_name(answer)))
     for label, r, expected in _feature_cases():
-        got = call_learner(answer, r, what=f"your function on {label}")
+        got = call_learner(answer, r, what=_("your function on {label}", label=label))
         if not isinstance(got, bool):
-            raise Wrong(f"On {label} your function returned {shown(got)}; return True or False.")
+            raise Wrong(_("On {label} your function returned {got}; return True or False.",
+                          label=label, got=shown(got)))
         if got != expected:
-            why = ("it does not have HEXPIRE" if not expected else "it does have HEXPIRE")
-            raise Wrong(f"On {label} your function says {got}, but {why}. A version number (or the engine's "
-                        "name) does not say which commands a server has; ask the server: COMMAND INFO HEXPIRE "
-                        "answers nothing for an unknown command.")
-    return "you asked the server itself, so the answer stays right on engines and versions you have never seen."
+            why = _("it does not have HEXPIRE") if not expected else _("it does have HEXPIRE")
+            raise Wrong(_("On {label} your function says {got}, but {why}. A version number (or the engine's name) "
+                          "does not say which commands a server has; ask the server: COMMAND INFO HEXPIRE answers "
+                          "nothing for an unknown command.", label=label, got=got, why=why))
+    return _("you asked the server itself, so the answer stays right on engines and versions you have "
+             "never seen.")
 
 
 def _supports_reference(r: Any) -> bool:
@@ -193,26 +203,28 @@ def _saving(option: str = "on_demand", nodes: int = SHARDS * NODES_PER_SHARD) ->
 
 
 def _check_saving(answer: Any) -> str:
-    value = expect_number(answer, "your monthly saving")
+    value = expect_number(answer, _("your monthly saving"))
     right = _saving()
     if abs(value - right) <= 0.01 * right:
         percent = right / vk.monthly_nodes(_ROWS, "redis", NODE_TYPE, SHARDS * NODES_PER_SHARD) * 100
-        return (f"about ${right:,.2f} a month ({percent:.0f}% of the Redis OSS bill), from the table's "
-                "figures marked unconfirmed: check today's prices before you quote it.")
+        return (_("about ${right:,.2f} a month ({percent:.0f}% of the Redis OSS bill), from the table's "
+                  "figures marked unconfirmed: check today's prices before you quote it.",
+                  right=right, percent=percent))
     hourly = right / practices.HOURS_PER_MONTH
     if abs(value - hourly) <= 0.01 * hourly:
-        raise Wrong("That is the saving per hour: the lab estimates a month as 730 hours (8,760 h / 12).")
+        raise Wrong(_("That is the saving per hour: the lab estimates a month as 730 hours (8,760 h / 12)."))
     if abs(value - _saving(nodes=SHARDS)) <= 0.01 * _saving(nodes=SHARDS):
-        raise Wrong("That counts one node per shard. Each shard has a primary and a replica: every node is billed.")
+        raise Wrong(_("That counts one node per shard. Each shard has a primary and a replica: every node is "
+                      "billed."))
     if abs(value - _saving("reserved_1y")) <= 0.01 * _saving("reserved_1y"):
-        raise Wrong("That uses the 1-year reserved rates; the question asks for on-demand nodes.")
+        raise Wrong(_("That uses the 1-year reserved rates; the question asks for on-demand nodes."))
     valkey_bill = vk.monthly_nodes(_ROWS, "valkey", NODE_TYPE, SHARDS * NODES_PER_SHARD)
     if abs(value - valkey_bill) <= 0.01 * valkey_bill:
-        raise Wrong("That is what the Valkey cluster costs a month, not what it saves over Redis OSS.")
+        raise Wrong(_("That is what the Valkey cluster costs a month, not what it saves over Redis OSS."))
     if 15 <= value <= 25:
-        raise Wrong("That looks like the saving in percent; the question asks for US dollars a month.")
-    raise Wrong(f"{value:,.2f} is not it. Nodes x (Redis OSS hourly - Valkey hourly) x 730 hours, with the "
-                "table's on-demand rows for the node type.")
+        raise Wrong(_("That looks like the saving in percent; the question asks for US dollars a month."))
+    raise Wrong(_("{value:,.2f} is not it. Nodes x (Redis OSS hourly - Valkey hourly) x 730 hours, with the "
+                  "table's on-demand rows for the node type.", value=value))
 
 
 q3 = Exercise(
@@ -246,34 +258,36 @@ DURABILITY = {
 
 WHY = {
     "sync_can_lose_an_acknowledged_write_in_a_failover":
-        "with synchronous writes a write is stored in the Multi-AZ transactional log before the reply, so no "
-        "acknowledged write is lost (AWS: 'Durability options')",
+        N_("with synchronous writes a write is stored in the Multi-AZ transactional log before the reply, so no "
+           "acknowledged write is lost (AWS: 'Durability options')"),
     "async_can_lose_up_to_the_last_10_seconds":
-        "with asynchronous writes the reply comes first; up to the last 10 seconds of acknowledged writes can "
-        "be lost in a failure, and the primary refuses writes while its backlog is older than that",
+        N_("with asynchronous writes the reply comes first; up to the last 10 seconds of acknowledged writes can "
+           "be lost in a failure, and the primary refuses writes while its backlog is older than that"),
     "available_on_serverless_caches":
-        "durability is for node-based clusters only; Serverless, Global Datastores and data tiering do not "
-        "support it (AWS: 'Limitations')",
+        N_("durability is for node-based clusters only; Serverless, Global Datastores and data tiering do not "
+           "support it (AWS: 'Limitations')"),
     "needs_cluster_mode_and_multi_az_with_a_replica_per_shard":
-        "AWS requires Valkey 9.0+, cluster mode enabled, Multi-AZ with at least one replica per shard and TLS",
+        N_("AWS requires Valkey 9.0+, cluster mode enabled, Multi-AZ with at least one replica per shard and TLS"),
     "local_aof_with_fsync_always_survives_losing_the_machine":
-        "the local AOF survived kill -9 because the file is still on this machine's disk; lose the disk, the "
-        "machine or its Availability Zone and it is gone. AWS's log keeps each write in at least two AZs",
+        N_("the local AOF survived kill -9 because the file is still on this machine's disk; lose the disk, the "
+           "machine or its Availability Zone and it is gone. AWS's log keeps each write in at least two AZs"),
 }
 
 
 def _check_durability(answer: Any) -> str:
-    expect_keys(answer, DURABILITY, "your dict")
+    expect_keys(answer, DURABILITY, _("your dict"))
     wrong = []
     for item, right in DURABILITY.items():
         value = answer[item]
         if not isinstance(value, bool):
-            raise Wrong(f"For {item!r}: answer True or False, not {shown(value)}.")
+            raise Wrong(_("For {item!r}: answer True or False, not {value}.", item=item, value=shown(value)))
         if value != right:
-            wrong.append(f"{item}: {WHY[item]}.")
+            wrong.append(_("{item}: {why}.", item=item, why=_(WHY[item])))
     if wrong:
-        raise Wrong(f"{len(wrong)} of {len(DURABILITY)} are not right. " + " | ".join(wrong))
-    return "sync: nothing acknowledged is lost, at millisecond writes; async: microsecond writes, up to 10 s at risk."
+        raise Wrong(_("{wrong} of {total} are not right. ", wrong=len(wrong), total=len(DURABILITY))
+                    + " | ".join(wrong))
+    return _("sync: nothing acknowledged is lost, at millisecond writes; async: microsecond writes, up to "
+             "10 s at risk.")
 
 
 q4 = Exercise(

@@ -12,7 +12,9 @@ from helpers.exercises.core import (
     expect_number,
     expect_type,
 )
+from helpers.runtime.i18n import N_, translator
 
+_ = translator(__name__)
 LAB = "17"
 
 
@@ -30,37 +32,42 @@ REASONS = {
 }
 REASON_CHOICES = ("unpredictable", "steady_and_large", "needs_parameter_groups", "cheaper_always", "faster_always")
 WHY = {
-    "new_app_sessions": "traffic nobody can forecast yet, with spikes: serverless follows it (in seconds, without "
-                        "capacity planning) and bills what is used",
-    "steady_leaderboard": "a large, steady, predictable load: nodes sized once (and reserved) cost a fraction of "
-                          "the same load in ECPUs",
-    "custom_parameters": "serverless has no parameter groups: a workload that must change engine parameters "
-                         "(maxmemory-policy, notify-keyspace-events, ...) needs node-based clusters",
+    "new_app_sessions": N_("traffic nobody can forecast yet, with spikes: serverless follows it (in seconds, "
+                           "without capacity planning) and bills what is used"),
+    "steady_leaderboard": N_("a large, steady, predictable load: nodes sized once (and reserved) cost a fraction "
+                             "of the same load in ECPUs"),
+    "custom_parameters": N_("serverless has no parameter groups: a workload that must change engine parameters "
+                            "(maxmemory-policy, notify-keyspace-events, ...) needs node-based clusters"),
 }
 
 
 def _check_choice(answer: Any) -> str:
-    expect_keys(answer, WORKLOADS, "your dict")
+    expect_keys(answer, WORKLOADS, _("your dict"))
     choices: dict[str, str] = {}
     reasons: dict[str, str] = {}
     for item in WORKLOADS:
         value = answer[item]
         if not (isinstance(value, tuple) and len(value) == 2):
-            raise Wrong(f"For {item!r}: give a pair (choice, reason), e.g. ('serverless', 'unpredictable'); "
-                        f"got {value!r}.")
+            raise Wrong(_("For {item!r}: give a pair (choice, reason), e.g. ('serverless', 'unpredictable'); got "
+                          "{value!r}.", item=item, value=value))
         choices[item], reasons[item] = value
     expect_choices_per_item(choices, WORKLOADS, ("serverless", "node-based"),
-                            explain=lambda item, got: f"{item!r}: not {got!r} — {WHY[item]}.")
+                            explain=lambda item, got: _("{item!r}: not {got!r} — {why}.", item=item, got=got,
+                                                         why=_(WHY[item])))
     for item, reason in reasons.items():
-        expect_type(reason, str, f"the reason for {item!r}")
+        expect_type(reason, str, _("the reason for {item!r}", item=item))
         if reason not in REASON_CHOICES:
-            raise Wrong(f"For {item!r}: the reason must be one of {', '.join(REASON_CHOICES)}.")
+            raise Wrong(_("For {item!r}: the reason must be one of {reasons}.",
+                          item=item, reasons=', '.join(REASON_CHOICES)))
         if reason in ("cheaper_always", "faster_always"):
-            raise Wrong(f"For {item!r}: neither option is always cheaper or faster; that is why the choice depends on "
-                        "the workload. " + WHY[item][0].upper() + WHY[item][1:] + ".")
+            why = _(WHY[item])
+            raise Wrong(_("For {item!r}: neither option is always cheaper or faster; that is why the choice depends "
+                          "on the workload. ", item=item) + why[0].upper() + why[1:] + ".")
         if reason != REASONS[item]:
-            raise Wrong(f"For {item!r}: the right choice, but not for {reason!r}: {WHY[item]}.")
-    return "Serverless for the unknown and the spiky; nodes for the large and steady, and where you need parameters."
+            raise Wrong(_("For {item!r}: the right choice, but not for {reason!r}: {why}.",
+                          item=item, reason=reason, why=_(WHY[item])))
+    return _("Serverless for the unknown and the spiky; nodes for the large and steady, and where you "
+             "need parameters.")
 
 
 q1 = Exercise(
@@ -103,20 +110,22 @@ def q2_expected() -> float:
 
 
 def _check_ecpus(answer: Any) -> str:
-    got = expect_number(answer, "your prediction (ECPUs)")
+    got = expect_number(answer, _("your prediction (ECPUs)"))
     want = q2_expected()
     w = Q2_WORKLOAD
     if abs(got - want) <= 0.03 * want:
-        return (f"{want:,.0f} ECPUs: {w['sets'] + w['gets']:,} commands x {w['value_kb']} KB each. The metering adds "
-                "a little for the command's own bytes (key, protocol), which is why it reads slightly more.")
+        return (_("{want:,.0f} ECPUs: {commands:,} commands x {value_kb} KB each. The metering adds a little for "
+                  "the command's own bytes (key, protocol), which is why it reads slightly more.",
+                  want=want, commands=w['sets'] + w['gets'], value_kb=w['value_kb']))
     if abs(got - (w["sets"] + w["gets"])) <= 0.03 * (w["sets"] + w["gets"]):
-        raise Wrong("That is one ECPU per command: a GET or SET costs 1 ECPU per KB it transfers, and these "
-                    f"transfer {w['value_kb']} KB each.")
+        raise Wrong(_("That is one ECPU per command: a GET or SET costs 1 ECPU per KB it transfers, and these "
+                      "transfer {value_kb} KB each.", value_kb=w['value_kb']))
     if abs(got - w["sets"] * w["value_kb"]) <= 0.03 * w["sets"] * w["value_kb"]:
-        raise Wrong("You counted the SETs only: a GET transfers the value too (in the reply), so it costs the same.")
+        raise Wrong(_("You counted the SETs only: a GET transfers the value too (in the reply), so it costs the "
+                      "same."))
     if abs(got - w["gets"] * w["value_kb"]) <= 0.03 * w["gets"] * w["value_kb"]:
-        raise Wrong("You counted the GETs only: a SET transfers the value too (in the request).")
-    raise Wrong(f"{got:,.0f} is not it: count the commands, and the KB each one transfers.")
+        raise Wrong(_("You counted the GETs only: a SET transfers the value too (in the request)."))
+    raise Wrong(_("{got:,.0f} is not it: count the commands, and the KB each one transfers.", got=got))
 
 
 q2 = Exercise(
@@ -133,29 +142,30 @@ q2 = Exercise(
 # --- q3: cap the ECPU rate -----------------------------------------------------------------------------------
 
 def _check_limits(answer: Any) -> str:
-    expect_type(answer, dict, "your CacheUsageLimits")
+    expect_type(answer, dict, _("your CacheUsageLimits"))
     if "ECPUPerSecond" not in answer:
         if "DataStorage" in answer:
-            raise Wrong("DataStorage caps the data stored (in GB); the question caps the request rate: "
-                        "ECPUPerSecond.")
-        raise Wrong("CacheUsageLimits has two members, DataStorage and ECPUPerSecond; the rate is ECPUPerSecond.")
+            raise Wrong(_("DataStorage caps the data stored (in GB); the question caps the request rate: "
+                          "ECPUPerSecond."))
+        raise Wrong(_("CacheUsageLimits has two members, DataStorage and ECPUPerSecond; the rate is ECPUPerSecond."))
     ecpu = answer["ECPUPerSecond"]
     if not isinstance(ecpu, dict):
-        raise Wrong(f"ECPUPerSecond is itself a dict with Maximum and/or Minimum, e.g. {{'Maximum': 1000}}; got "
-                    f"{ecpu!r}.")
+        raise Wrong(_("ECPUPerSecond is itself a dict with Maximum and/or Minimum, e.g. {{'Maximum': 1000}}; got "
+                      "{ecpu!r}.", ecpu=ecpu))
     if "Maximum" not in ecpu:
         if "Minimum" in ecpu:
-            raise Wrong("Minimum is a floor (capacity kept ready, billed); a cap is the Maximum.")
-        raise Wrong("Give ECPUPerSecond a Maximum.")
+            raise Wrong(_("Minimum is a floor (capacity kept ready, billed); a cap is the Maximum."))
+        raise Wrong(_("Give ECPUPerSecond a Maximum."))
     mx = ecpu["Maximum"]
     if isinstance(mx, bool) or not isinstance(mx, int):
-        raise Wrong(f"Maximum is an integer number of ECPUs per second; got {mx!r}.")
+        raise Wrong(_("Maximum is an integer number of ECPUs per second; got {mx!r}.", mx=mx))
     if mx < 1000:
-        raise Wrong(f"{mx} is below the lowest maximum AWS accepts (1,000 ECPU/s): modify-serverless-cache would "
-                    "answer InvalidParameterValue.")
+        raise Wrong(_("{mx} is below the lowest maximum AWS accepts (1,000 ECPU/s): modify-serverless-cache would "
+                      "answer InvalidParameterValue.", mx=mx))
     if mx != 1000:
-        raise Wrong(f"{mx:,} ECPU/s is a cap, but not the lowest one AWS accepts, which the question asks for.")
-    return "ECPUPerSecond.Maximum = 1,000: above it, the cache throttles (ThrottledCmds counts it)."
+        raise Wrong(_("{mx:,} ECPU/s is a cap, but not the lowest one AWS accepts, which the question asks for.",
+                      mx=mx))
+    return _("ECPUPerSecond.Maximum = 1,000: above it, the cache throttles (ThrottledCmds counts it).")
 
 
 q3 = Exercise(

@@ -6,7 +6,9 @@ import time
 from typing import Any
 
 from helpers.exercises.core import Exercise, Wrong, call_learner, expect_choice, expect_keys, expect_number
+from helpers.runtime.i18n import translator
 
+_ = translator(__name__)
 LAB = "18"
 ENDPOINTS = ["east-primary", "east-reader", "west-primary", "west-reader"]
 
@@ -17,25 +19,27 @@ def _endpoint_checker(app: str, primary: str) -> Any:
     """Checker for {"reads": ..., "writes": ...} of the application in region `app` (east | west) while
     `primary` (east | west) is the global datastore's primary region."""
     def check(answer: Any) -> str:
-        expect_keys(answer, ["reads", "writes"], "your answer")
+        expect_keys(answer, ["reads", "writes"], _("your answer"))
         reads = expect_choice(answer["reads"], ENDPOINTS, "answer['reads']")
         writes = expect_choice(answer["writes"], ENDPOINTS, "answer['writes']")
         if writes != f"{primary}-primary":
             if writes.startswith(primary):
-                raise Wrong(f"Writes go to a primary endpoint: {writes} is served by replicas, which answer "
-                            "READONLY to a write.")
-            raise Wrong(f"{writes} belongs to the secondary region while {primary} is the primary region: its nodes "
-                        "are replicas of the other region and answer READONLY to every write. Writes cross regions "
-                        f"to the {primary}-primary endpoint.")
+                raise Wrong(_("Writes go to a primary endpoint: {writes} is served by replicas, which answer "
+                              "READONLY to a write.", writes=writes))
+            raise Wrong(_("{writes} belongs to the secondary region while {primary} is the primary region: its nodes "
+                          "are replicas of the other region and answer READONLY to every write. Writes cross regions "
+                          "to the {primary}-primary endpoint.", writes=writes, primary=primary))
         if not reads.startswith(app):
-            raise Wrong(f"Reading from {reads} is a cross-region round trip for every read (tens of milliseconds "
-                        f"between AWS regions): the application in {app} reads its own region's copy.")
-        note = "" if reads.endswith("reader") else (" (Its primary endpoint serves reads too; the reader endpoint "
-                                                    "spreads them over the replicas when the group has some.)")
+            raise Wrong(_("Reading from {reads} is a cross-region round trip for every read (tens of milliseconds "
+                          "between AWS regions): the application in {app} reads its own region's copy.",
+                          reads=reads, app=app))
+        note = "" if reads.endswith("reader") else _(" (Its primary endpoint serves reads too; the reader "
+                                                     "endpoint spreads them over the replicas when the group has "
+                                                     "some.)")
         if app == primary:
-            return "The primary region reads and writes locally." + note
-        return ("Reads stay in the region (a little stale: by the replication lag); writes cross to the primary "
-                "region's primary endpoint." + note)
+            return _("The primary region reads and writes locally.") + note
+        return (_("Reads stay in the region (a little stale: by the replication lag); writes cross to the "
+                  "primary region's primary endpoint.") + note)
 
     return check
 
@@ -89,7 +93,7 @@ def _pair() -> tuple[Any, Any]:
     deadline = time.monotonic() + 15
     while rb.info("replication").get("master_link_status") != "up":
         if time.monotonic() > deadline:
-            raise RuntimeError("the checker's replica did not sync")
+            raise RuntimeError(_("the checker's replica did not sync"))
         time.sleep(0.05)
     return ra, rb
 
@@ -118,30 +122,31 @@ def _hits(r: Any) -> int:
 
 def _check_lag(fn: Any) -> str:
     if not callable(fn):
-        raise Wrong("Answer with your function measure_lag itself (no parentheses after its name).")
+        raise Wrong(_("Answer with your function measure_lag itself (no parentheses after its name)."))
     primary, secondary = _pair()
     try:
         calls, reads, hits = _calls(primary), _reads(secondary), _hits(secondary)
         result = call_learner(fn, primary, secondary, what="measure_lag(primary, secondary)")
-        value = expect_number(result, "what measure_lag returns")
+        value = expect_number(result, _("what measure_lag returns"))
         if _calls(primary) == calls:
-            raise Wrong("Your function sent nothing to the primary: write a key there first, then time how long "
-                        "it takes to be readable on the secondary.")
+            raise Wrong(_("Your function sent nothing to the primary: write a key there first, then time how long it "
+                          "takes to be readable on the secondary."))
         if _reads(secondary) == reads:
-            raise Wrong("Your function never read from the secondary: the lag is the time until the secondary "
-                        "returns the value written on the primary.")
+            raise Wrong(_("Your function never read from the secondary: the lag is the time until the secondary "
+                          "returns the value written on the primary."))
         if _hits(secondary) == hits:
-            raise Wrong("Your function stopped before the secondary returned the value: every read it made there "
-                        "missed. The lag ends when a read on the secondary finds the key (loop while it is None).")
+            raise Wrong(_("Your function stopped before the secondary returned the value: every read it made there "
+                          "missed. The lag ends when a read on the secondary finds the key (loop while it is None)."))
         if value < 0:
-            raise Wrong(f"A lag cannot be negative ({value}).")
+            raise Wrong(_("A lag cannot be negative ({value}).", value=value))
         if value >= 5:
-            raise Wrong(f"{value} seconds is far too long for two servers on one machine: return seconds (e.g. "
-                        "time.perf_counter() differences), not milliseconds.")
+            raise Wrong(_("{value} seconds is far too long for two servers on one machine: return seconds (e.g. "
+                          "time.perf_counter() differences), not milliseconds.", value=value))
     finally:
         _stop_pair()
-    return (f"Your function measured {value * 1000:.2f} ms on this machine. Between AWS regions the network "
-            "alone adds tens of milliseconds, and AWS reports GlobalDatastoreReplicationLag in seconds.")
+    return (_("Your function measured {value:.2f} ms on this machine. Between AWS regions the network "
+              "alone adds tens of milliseconds, and AWS reports GlobalDatastoreReplicationLag in seconds.",
+              value=value * 1000))
 
 
 def _reads_too_early(primary: Any, secondary: Any) -> float:
@@ -207,21 +212,21 @@ RPO_WRITES = WRITES_PER_SECOND * LAG_SECONDS
 
 
 def _check_rpo(answer: Any) -> str:
-    value = expect_number(answer, "your answer")
+    value = expect_number(answer, _("your answer"))
     if value == 0:
-        raise Wrong("Replication across regions is asynchronous: the primary acknowledges a write before the "
-                    "secondary has it, so the writes of the last lag window can be lost.")
+        raise Wrong(_("Replication across regions is asynchronous: the primary acknowledges a write before the "
+                      "secondary has it, so the writes of the last lag window can be lost."))
     if abs(value - WRITES_PER_SECOND) < 1:
-        raise Wrong("That is one second of writes; only the writes of the lag window (0.8 s) are not yet in the "
-                    "secondary region.")
+        raise Wrong(_("That is one second of writes; only the writes of the lag window (0.8 s) are not yet in the "
+                      "secondary region."))
     if value < 100:
-        raise Wrong("Answer with a number of writes (writes per second × seconds of lag), not seconds.")
+        raise Wrong(_("Answer with a number of writes (writes per second × seconds of lag), not seconds."))
     if abs(value - RPO_WRITES) > 0.1 * RPO_WRITES:
-        raise Wrong(f"{value:g} is not it: what reached us-east-1 but not yet us-west-2 is what was written during "
-                    "the lag window, writes per second × lag.")
-    return (f"About {RPO_WRITES:.0f} acknowledged writes: the RPO of a region failover is the replication lag. "
-            "The RTO is how long the failover takes plus the time the application needs to switch its write "
-            "endpoint to the new primary region.")
+        raise Wrong(_("{value:g} is not it: what reached us-east-1 but not yet us-west-2 is what was written "
+                      "during the lag window, writes per second × lag.", value=value))
+    return (_("About {writes:.0f} acknowledged writes: the RPO of a region failover is the replication "
+              "lag. The RTO is how long the failover takes plus the time the application needs to switch "
+              "its write endpoint to the new primary region.", writes=RPO_WRITES))
 
 
 q4 = Exercise(

@@ -22,13 +22,15 @@ from typing import Any
 import psutil
 
 from helpers.exercises import share
-from helpers.runtime import state
+from helpers.runtime import i18n, state
+from helpers.runtime.i18n import N_, translator
 
 NOT_ANSWERED = ...  # the placeholder learners replace: `answer = ...`
 PROGRESS = "progress.json"
 TIME_BUDGET = 20.0  # seconds the learner's functions may take in all, during one check
 MAX_FEEDBACK = 2000  # characters of feedback at most (a learner's value is never echoed in full)
 log = logging.getLogger(__name__)
+_ = translator(__name__)
 
 
 def _stub(*args: Any, **kwargs: Any) -> None:
@@ -99,10 +101,25 @@ class Exercise:
         repr, str, comparisons, the feedback that quotes it)."""
         return within_budget(lambda: self._evaluate(answer), TIME_BUDGET)
 
+    # --- the learner's language --------------------------------------------------------------
+    @property
+    def domain(self) -> str:
+        """The catalogue of the module that defines the exercise (`checks.lab03` for lab "03")."""
+        return f"checks.lab{self.lab}"
+
+    def text(self, message: str) -> str:
+        """One of the exercise's texts (title, hint, solution) in the learner's language."""
+        return i18n.gettext(message, self.domain) if message else message
+
+    @property
+    def shown_title(self) -> str:
+        return self.text(self.title)
+
     def _evaluate(self, answer: Any) -> Result:
         if is_unanswered(answer):
-            return Result("unanswered", f"{self.title}: not answered yet. Replace every `...` with your answer "
-                                        f"and run the cell again (`{self.qid}.hint()` gives a hint).")
+            return Result("unanswered", _("{title}: not answered yet. Replace every `...` with your answer and run "
+                                          "the cell again (`{qid}.hint()` gives a hint).",
+                                          title=self.shown_title, qid=self.qid))
         try:
             extra = self.checker(answer)
         except Wrong as exc:
@@ -113,9 +130,9 @@ class Exercise:
             raise
         except BaseException as exc:  # a malformed answer the checker did not foresee; SystemExit too
             log.debug("checker of %s failed on the answer", self.qid, exc_info=True)  # the learner reads why
-            return Result("error", clip(f"Your answer could not be checked: {describe_exception(exc)}. "
-                                        f"Check its type and shape against the question.", MAX_FEEDBACK))
-        return Result("correct", clip(f"Correct! {extra}" if extra else "Correct!", MAX_FEEDBACK))
+            return Result("error", clip(_("Your answer could not be checked: {error}. Check its type and shape "
+                                          "against the question.", error=describe_exception(exc)), MAX_FEEDBACK))
+        return Result("correct", clip(f"{_(CORRECT)} {extra}" if extra else _(CORRECT), MAX_FEEDBACK))
 
     def check(self, answer: Any = NOT_ANSWERED) -> Result:
         """Check an answer, show the feedback and record progress."""
@@ -126,10 +143,10 @@ class Exercise:
         return _Quiet(result)
 
     def hint(self) -> None:
-        show(Result("hint", self.hint_text))
+        show(Result("hint", self.text(self.hint_text)))
 
     def solution(self) -> None:
-        show(Result("solution", self.solution_text))
+        show(Result("solution", self.text(self.solution_text)))
 
     def __repr__(self) -> str:
         return f"<Exercise {self.lab}.{self.qid}: {self.title}>"
@@ -153,8 +170,9 @@ class _Quiet(Result):
 
 COLOURS = {"correct": "#1a7f37", "incorrect": "#cf222e", "error": "#cf222e", "unanswered": "#9a6700",
            "hint": "#0969da", "solution": "#8250df"}
-LABELS = {"correct": "Correct", "incorrect": "Not yet", "error": "Not yet", "unanswered": "Not answered",
-          "hint": "Hint", "solution": "Solution"}
+LABELS = {"correct": N_("Correct"), "incorrect": N_("Not yet"), "error": N_("Not yet"),
+          "unanswered": N_("Not answered"), "hint": N_("Hint"), "solution": N_("Solution")}
+CORRECT = N_("Correct!")  # how a right answer's feedback begins
 
 
 CODE_SPAN = re.compile(r"`([^`\n]+)`")
@@ -177,9 +195,10 @@ def feedback_html(label: str, message: str, status: str) -> str:
 
 def show(result: Result) -> None:
     """Feedback as a coloured box in a notebook (Markdown's `code` spans rendered), plain text elsewhere."""
-    label, message = LABELS.get(result.status, "") + ":", result.message
-    if message.startswith(label[:-1] + "!"):  # "Correct! ..." says it already: not "Correct: Correct! ..."
-        label = label[:-1] + "!"
+    label, message = _(LABELS[result.status]) + ":" if result.status in LABELS else ":", result.message
+    exclaimed = _(CORRECT) if result.status == "correct" else label[:-1] + "!"
+    if message.startswith(exclaimed):  # "Correct! ..." says it already: not "Correct: Correct! ..."
+        label = exclaimed
         message = message[len(label):].lstrip()
     plain = f"{label} {message}".rstrip()
     try:
@@ -196,7 +215,7 @@ def show(result: Result) -> None:
 
 # --- progress -------------------------------------------------------------------------------------
 
-PROGRESS_LOST = "Your recorded progress starts afresh; the old file is kept under that name."
+PROGRESS_LOST = N_("Your recorded progress starts afresh; the old file is kept under that name.")
 
 
 def progress_problem(data: Any) -> str | None:
@@ -246,7 +265,7 @@ def _format() -> int:
 
 
 def _load() -> dict[str, dict[str, dict[str, Any]]]:
-    return state.read_json(state.home() / PROGRESS, {}, progress_problem, PROGRESS_LOST)
+    return state.read_json(state.home() / PROGRESS, {}, progress_problem, _(PROGRESS_LOST))
 
 
 def _read_progress() -> dict[str, Any]:
@@ -295,7 +314,7 @@ def clip(text: str, limit: int = 80) -> str:
     """`text`, cut to `limit` characters with a note of how much was left out."""
     if len(text) <= limit:
         return text
-    return f"{text[:limit]}… ({len(text) - limit:,} more characters)"
+    return text[:limit] + _("… ({count:,} more characters)", count=len(text) - limit)
 
 
 def shown(value: Any, limit: int = 80) -> str:
@@ -332,7 +351,7 @@ class _Budget:
         self.expired = False
         self.check_thread: threading.Thread | None = None  # the thread a whole check runs on (within_budget)
         self.paused = 0  # inside outside_budget: the deadline does not run out meanwhile
-        self.doing = "checking your answer"  # what is running now, for the feedback past the deadline
+        self.doing = _(CHECKING)  # what is running now, for the feedback past the deadline
 
     def _work(self) -> None:
         while True:
@@ -356,7 +375,7 @@ class _Budget:
             try:
                 return fn(*args, **kwargs)
             finally:
-                self.doing = "checking your answer"
+                self.doing = _(CHECKING)
         if self.worker is None:
             self.worker = threading.Thread(target=self._work, name="learner-code", daemon=True)
             self.worker.start()
@@ -371,9 +390,9 @@ class _Budget:
         return box.get("value")
 
     def too_slow(self, what: str) -> str:
-        return (f"{what[0].upper() + what[1:]} took more than {self.seconds:g} s in this check, so the check "
-                "stopped waiting. Look for a sleep, a blocking call without a timeout, or a loop that never ends, "
-                "then run the cell again.")
+        return _("{What} took more than {seconds:g} s in this check, so the check stopped waiting. Look for a "
+                 "sleep, a blocking call without a timeout, or a loop that never ends, then run the cell again.",
+                 What=_capital(what), seconds=self.seconds)
 
     def close(self) -> None:
         if self.worker is not None and not self.expired:
@@ -381,6 +400,11 @@ class _Budget:
 
 
 _budget = threading.local()
+CHECKING = N_("checking your answer")
+
+
+def _capital(text: str) -> str:
+    return text[:1].upper() + text[1:]
 
 
 class time_budget:  # noqa: N801 (used as a context manager, like a function)
@@ -493,11 +517,12 @@ def within_budget(job: Callable[[], Result], seconds: float) -> Result:
     return box["value"]
 
 
-def call_learner(fn: Any, *args: Any, what: str = "your function", **kwargs: Any) -> Any:
+def call_learner(fn: Any, *args: Any, what: str | None = None, **kwargs: Any) -> Any:
     """Call a learner's function; if it crashes (even with SystemExit) or takes longer than the
-    check's time budget, say so in a sentence."""
+    check's time budget, say so in a sentence (`what`: "your function" unless told)."""
+    what = _("your function") if what is None else what
     if not callable(fn):
-        raise Wrong(f"Expected {what} to be a function (def ...), but got {type_name(fn)}.")
+        raise Wrong(_("Expected {what} to be a function (def ...), but got {value}.", what=what, value=type_name(fn)))
     budget: _Budget | None = getattr(_budget, "current", None)
     try:
         if budget is None:
@@ -507,63 +532,73 @@ def call_learner(fn: Any, *args: Any, what: str = "your function", **kwargs: Any
         raise
     except BaseException as exc:  # whatever the learner's code raised becomes feedback that names it
         log.debug("%s raised", what, exc_info=True)
-        raise LearnerCodeError(f"{what[0].upper() + what[1:]} raised {describe_exception(exc)}.") from None
+        raise LearnerCodeError(_("{What} raised {error}.", What=_capital(what),
+                                 error=describe_exception(exc))) from None
 
 
 def type_name(value: Any) -> str:
-    return f"a {type(value).__name__} ({shown(value, 60)})"
+    return _("a {type} ({value})", type=type(value).__name__, value=shown(value, 60))
 
 
 # --- small assertion helpers that speak to learners ---------------------------------------------
 
-TYPE_WORDS = {int: "a whole number (int)", float: "a number", str: "a string (str)", list: "a list",
-              dict: "a dictionary (dict)", bool: "True or False", tuple: "a tuple", set: "a set"}
+TYPE_WORDS = {int: N_("a whole number (int)"), float: N_("a number"), str: N_("a string (str)"), list: N_("a list"),
+              dict: N_("a dictionary (dict)"), bool: N_("True or False"), tuple: N_("a tuple"), set: N_("a set")}
+YOUR_ANSWER = N_("your answer")  # what an expectation names when the checker does not say
 
 
-def expect_type(value: Any, types: type | tuple[type, ...], what: str = "your answer") -> None:
+def expect_type(value: Any, types: type | tuple[type, ...], what: str | None = None) -> None:
+    what = _(YOUR_ANSWER) if what is None else what
     types_t = types if isinstance(types, tuple) else (types,)
     is_sneaky_bool = isinstance(value, bool) and bool not in types_t  # True is an int in Python
     if isinstance(value, types_t) and not is_sneaky_bool:
         return
-    words = " or ".join(TYPE_WORDS.get(t, t.__name__) for t in types_t)
-    raise Wrong(f"Expected {what} to be {words}, but it is {type_name(value)}.")
+    words = _(" or ").join(_(TYPE_WORDS[t]) if t in TYPE_WORDS else t.__name__ for t in types_t)
+    raise Wrong(_("Expected {what} to be {words}, but it is {value}.", what=what, words=words,
+                  value=type_name(value)))
 
 
-def expect_number(value: Any, what: str = "your answer") -> float:
+def expect_number(value: Any, what: str | None = None) -> float:
+    what = _(YOUR_ANSWER) if what is None else what
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise Wrong(f"Expected {what} to be a number, but it is {type_name(value)}.")
+        raise Wrong(_("Expected {what} to be a number, but it is {value}.", what=what, value=type_name(value)))
     return float(value)
 
 
-def expect_keys(value: Any, keys: Iterable[str], what: str = "your answer") -> Mapping[str, Any]:
+def expect_keys(value: Any, keys: Iterable[str], what: str | None = None) -> Mapping[str, Any]:
+    what = _(YOUR_ANSWER) if what is None else what
     expect_type(value, dict, what)
     missing = [k for k in keys if k not in value]
     if missing:
-        raise Wrong(f"{what[0].upper() + what[1:]} is missing the key(s) {', '.join(map(repr, missing))}.")
+        raise Wrong(_("{What} is missing the key(s) {keys}.", What=_capital(what), keys=", ".join(map(repr, missing))))
     return value
 
 
-def expect_equal(value: Any, expected: Any, what: str = "your answer", why: str = "") -> None:
+def expect_equal(value: Any, expected: Any, what: str | None = None, why: str = "") -> None:
+    what = _(YOUR_ANSWER) if what is None else what
     if value != expected:
-        raise Wrong(f"{what[0].upper() + what[1:]} is {shown(value)}, which is not right.{' ' + why if why else ''}")
+        raise Wrong(_("{What} is {value}, which is not right.", What=_capital(what), value=shown(value))
+                    + (" " + why if why else ""))
 
 
-def expect_choice(value: Any, choices: Iterable[str], what: str = "your answer") -> str:
+def expect_choice(value: Any, choices: Iterable[str], what: str | None = None) -> str:
+    what = _(YOUR_ANSWER) if what is None else what
     options = list(choices)
     if not isinstance(value, str):
-        raise Wrong(f"Expected {what} to be one of {', '.join(map(repr, options))} (a string), "
-                    f"but it is {type_name(value)}.")
+        raise Wrong(_("Expected {what} to be one of {choices} (a string), but it is {value}.", what=what,
+                      choices=", ".join(map(repr, options)), value=type_name(value)))
     norm = value.strip().lower()
     for option in options:
         if norm == option.lower():
             return option
-    raise Wrong(f"{shown(value)} is not one of the choices: {', '.join(map(repr, options))}.")
+    raise Wrong(_("{value} is not one of the choices: {choices}.", value=shown(value),
+                  choices=", ".join(map(repr, options))))
 
 
 
 def expect_choices_per_item(answer: Any, table: Mapping[str, str], choices: Iterable[str], *,
                             explain: Callable[[str, str], str], aliases: Mapping[str, str] | None = None,
-                            what: str = "the choice", noun: str = "", first_only: bool = False) -> dict[str, str]:
+                            what: str | None = None, noun: str = "", first_only: bool = False) -> dict[str, str]:
     """Check a dict item -> choice against `table` (item -> right choice), all items at once.
 
     A value that is not a string or not one of `choices` (after `aliases`, keyed by the lowercased
@@ -572,8 +607,9 @@ def expect_choices_per_item(answer: Any, table: Mapping[str, str], choices: Iter
     with `first_only`, the first wrong item's explanation alone is raised, in table order.
     Returns item -> chosen option when all are right.
     """
+    what = _("the choice") if what is None else what
     options = list(choices)
-    expect_keys(answer, table, "your dict")
+    expect_keys(answer, table, _("your dict"))
     chosen: dict[str, str] = {}
     wrong: list[str] = []
     for item, right in table.items():
@@ -581,15 +617,16 @@ def expect_choices_per_item(answer: Any, table: Mapping[str, str], choices: Iter
         if aliases and isinstance(value, str):
             value = aliases.get(value.strip().lower(), value)
         try:
-            chosen[item] = expect_choice(value, options, f"{what} for {item!r}")
+            chosen[item] = expect_choice(value, options, _("{what} for {item!r}", what=what, item=item))
         except Wrong as exc:
-            raise Wrong(f"For {shown(item)}: {exc}") from None
+            raise Wrong(_("For {item}: {error}", item=shown(item), error=exc)) from None
         if chosen[item] != right:
             if first_only:
                 raise Wrong(explain(item, chosen[item]))
             wrong.append(explain(item, chosen[item]))
     if wrong:
-        raise Wrong(f"{len(wrong)} of {len(table)} {noun + ' ' if noun else ''}"
-                    f"{'is' if len(wrong) == 1 else 'are'} not the best fit. "
-                    + " | ".join(wrong))
+        n, total, noun = len(wrong), len(table), noun + " " if noun else ""
+        counted = (_("{wrong} of {total} {noun}is not the best fit.", wrong=n, total=total, noun=noun) if n == 1
+                   else _("{wrong} of {total} {noun}are not the best fit.", wrong=n, total=total, noun=noun))
+        raise Wrong(counted + " " + " | ".join(wrong))
     return chosen

@@ -17,10 +17,12 @@ import time
 from types import TracebackType
 from typing import Any
 
+from helpers.runtime.i18n import N_, translator
 from helpers.runtime.state import LabError
 
-WHAT_TO_DO = ("Run `python -m helpers status` in a terminal, or re-run the lab's first cell: the helpers restart "
-              "what is missing. `%tb` shows the full traceback.")
+_ = translator(__name__)
+WHAT_TO_DO = N_("Run `python -m helpers status` in a terminal, or re-run the lab's first cell: the helpers restart "
+                "what is missing. `%tb` shows the full traceback.")
 _MARK = "_elasticache_lab_handler"
 
 
@@ -60,15 +62,15 @@ def message_for(exc: BaseException, tb: TracebackType | None = None) -> str | No
         import redis.exceptions
 
         if isinstance(exc, redis.exceptions.ConnectionError):
-            return (f"{type(exc).__name__}: the Redis server of this lab is not answering (it was stopped or "
-                    f"killed; {detail}). {WHAT_TO_DO}")
+            return _("{error}: the Redis server of this lab is not answering (it was stopped or killed; {detail}).",
+                     error=type(exc).__name__, detail=detail) + " " + _(WHAT_TO_DO)
     except ImportError:
         pass
     memcache = type(exc).__name__ == "MemcacheUnexpectedCloseError" or (
         isinstance(exc, (ConnectionRefusedError, ConnectionResetError, BrokenPipeError)) and _from_pymemcache(tb))
     if memcache:
-        return (f"{type(exc).__name__}: the Memcached server of this lab is not answering (it was stopped or "
-                f"killed; {detail}). {WHAT_TO_DO}")
+        return _("{error}: the Memcached server of this lab is not answering (it was stopped or killed; {detail}).",
+                 error=type(exc).__name__, detail=detail) + " " + _(WHAT_TO_DO)
     return None
 
 
@@ -199,8 +201,9 @@ class waiting:  # noqa: N801 (used as a context manager, like a function)
             self._thread.join()
         if self.lines:  # it was shown: say how it ended, in place of the status
             seconds = time.monotonic() - self.started
-            self._render(f"waited {seconds:.0f} s for {self.what}" if exc_type is None
-                         else f"stopped waiting for {self.what} after {seconds:.0f} s", final=True)
+            self._render(_("waited {seconds:.0f} s for {what}", seconds=seconds, what=self.what) if exc_type is None
+                         else _("stopped waiting for {what} after {seconds:.0f} s", what=self.what, seconds=seconds),
+                         final=True)
 
     def _tick(self) -> None:
         shown_at = 0.0
@@ -209,7 +212,8 @@ class waiting:  # noqa: N801 (used as a context manager, like a function)
             if elapsed >= self.after and elapsed - shown_at >= self.every:
                 shown_at = elapsed
                 detail = f" ({self.detail})" if self.detail else ""
-                self._render(f"waiting for {self.what}{detail}: {elapsed:.0f} s")
+                self._render(_("waiting for {what}{detail}: {elapsed:.0f} s", what=self.what, detail=detail,
+                               elapsed=elapsed))
 
     def _render(self, text: str, final: bool = False) -> None:
         with self._lock:

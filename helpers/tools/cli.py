@@ -12,14 +12,17 @@ import sys
 
 from helpers.aws import endpoint as localaws
 from helpers.runtime import engines, services, state
+from helpers.runtime.i18n import translator
 from helpers.runtime.state import LabError
+
+_ = translator(__name__)
 
 DEFAULT_SERVICES = ("redis", "memcached", "aws")
 
 
 def _print_services(svcs: list[services.Service]) -> None:
     if not svcs:
-        print("No services running for", state.home())
+        print(_("No services running for {home}", home=state.home()))
         return
     for svc in svcs:
         print(f"{svc.name}  ({svc.topology})  {svc.url}")
@@ -47,11 +50,11 @@ def cmd_stop(args: argparse.Namespace) -> int:
         running = sorted(state.load_registry())  # `make lab`'s launcher may stop some of them as JupyterLab ends
         children = stop_lab()
         if children is not None:
-            lab = "JupyterLab" + (f" (with {children} kernel and terminal process{'es' if children != 1 else ''})"
-                                  if children else "")
+            lab = _("JupyterLab (and {count} kernel or terminal process(es))", count=children) if children \
+                else "JupyterLab"
     stopped = services.stop(args.name)
     stopped = [*([lab] if lab else []), *sorted(set(running) | set(stopped))]
-    print(f"Stopped: {', '.join(stopped)}" if stopped else "Nothing was running.")
+    print(_("Stopped: {names}", names=", ".join(stopped)) if stopped else _("Nothing was running."))
     return 0
 
 
@@ -90,9 +93,9 @@ def doctor_report() -> list[tuple[str, bool, str]]:
     rows.append(("redis-cli", bool(cli), cli or f"optional — {engines.install_hint('redis')}"))
     for module in ("redis", "pymemcache", "boto3", "moto", "jupyterlab", "ipywidgets", "matplotlib"):
         if importlib.util.find_spec(module) is not None:  # installed (found without importing it)
-            rows.append((f"python: {module}", True, "installed"))
+            rows.append((f"python: {module}", True, _("installed")))
         else:
-            rows.append((f"python: {module}", False, "missing — run `make setup` (or `pip install -e .`)"))
+            rows.append((f"python: {module}", False, _("missing — run `make setup` (or `pip install -e .`)")))
     try:
         rows.append(("state directory", True, str(state.home())))
     except LabError as exc:
@@ -148,15 +151,16 @@ def state_report() -> list[tuple[str, bool, str]]:
 
 def cmd_doctor(args: argparse.Namespace) -> int:
     rows = doctor_report()
+    missing_word = _("MISSING")
     for what, ok, detail in rows:
-        print(f"{'ok ' if ok else 'MISSING'} {what:<20} {detail}")
+        print(f"{'ok ' if ok else missing_word} {what:<20} {detail}")
     # One key-value engine is enough (the other only serves `make test-other-engine`); redis-cli is optional.
     optional = {"redis-cli"} | {f"{n} server" for n in engines.KV_ENGINES}
     missing = [r for r in rows if not r[1] and r[0] not in optional]
     if missing:
-        print(f"\n{len(missing)} thing(s) missing; the lines above say how to install each.")
+        print("\n" + _("{count} thing(s) missing; the lines above say how to install each.", count=len(missing)))
         return 1
-    print("\nEverything the lab needs is here.")
+    print("\n" + _("Everything the lab needs is here."))
     return 0
 
 
@@ -183,11 +187,12 @@ def cmd_progress(args: argparse.Namespace) -> int:
 
         if args.unshare:
             gone = share.unshare()
-            print("No longer shared with the instructor" + (f" ({share.shared_file()} deleted)." if gone else "."))
+            print(_("No longer shared with the instructor ({file} deleted).", file=share.shared_file()) if gone
+                  else _("No longer shared with the instructor."))
             return 0
         where = share.share(done)
-        print(f"Shared with the instructor: {where} (statuses only, never your answers); kept up to date "
-              "after each check. `python -m helpers progress --unshare` stops.")
+        print(_("Shared with the instructor: {where} (statuses only, never your answers); kept up to date after "
+                "each check. `python -m helpers progress --unshare` stops.", where=where))
         return 0
     if args.json:
         print(json.dumps(done, indent=2))
@@ -224,7 +229,7 @@ def cmd_aws(args: argparse.Namespace) -> int:
         for ident, fields in applied.items():
             print(f"{ident}: applied {', '.join(fields)}")
         if not applied:
-            print("no pending modifications")
+            print(_("no pending modifications"))
     return 0
 
 
@@ -279,7 +284,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except LabError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(_("error: {error}", error=exc), file=sys.stderr)
         return 2
     except BrokenPipeError:  # `... | head`: the reader left; nothing to say
         import os
@@ -288,8 +293,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     except OSError as exc:  # a file of the state directory that cannot be written or read
         where = f" ({exc.filename})" if exc.filename else ""
-        print(f"error: {exc.strerror or exc}{where}. Check the lab's state directory, or point "
-              f"{state.ENV_HOME} at a directory you own.", file=sys.stderr)
+        print(_("error: {error}{where}. Check the lab's state directory, or point {env} at a directory you own.",
+                error=exc.strerror or exc, where=where, env=state.ENV_HOME), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

@@ -25,13 +25,15 @@ from pathlib import Path
 
 import psutil
 
-from helpers.runtime import engines, process, services, state
+from helpers.runtime import engines, i18n, process, services, state
+from helpers.runtime.i18n import translator
 from helpers.runtime.process import Process
 from helpers.runtime.state import LabError, repo_root
 from helpers.tools import workfolder
 from helpers.tools.steps import Steps
 
 log = logging.getLogger(__name__)
+_ = translator(__name__)
 
 WELCOME = "labs/00_welcome.ipynb"
 CONFIG_DIR = Path(__file__).resolve().parent / "jupyter_config"  # see lab_env()
@@ -93,6 +95,47 @@ def lab_env(base: Mapping[str, str] | None = None) -> dict[str, str]:
     return env
 
 
+# --- the learner's language: the edition's welcome lab, JupyterLab's own menus ---------------------
+
+TRANSLATION_PLUGIN = "@jupyterlab/translation-extension:plugin"  # its `locale` setting picks the language pack
+JUPYTERLAB_LOCALES = {"es": "es_ES"}  # the language packs installed with the lab (pyproject.toml)
+
+
+def welcome(lang: str) -> str:
+    """The welcome lab of the edition in `lang` (labs/es/00_welcome.ipynb), or the English one."""
+    if lang != i18n.DEFAULT:
+        edition = f"labs/{lang}/00_welcome.ipynb"
+        if (repo_root() / edition).is_file():
+            return edition
+    return WELCOME
+
+
+def write_language_config(lang: str, where: Path) -> Path | None:
+    """A Jupyter configuration folder (`where`) whose labconfig makes JupyterLab's interface speak `lang`:
+    its translation setting's default becomes the language pack's locale (a language the learner
+    picks in JupyterLab's Settings > Language menu still wins). None for English (JupyterLab's own)."""
+    locale = JUPYTERLAB_LOCALES.get(lang)
+    if locale is None:
+        return None
+    path = where / "labconfig" / "default_setting_overrides.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({TRANSLATION_PLUGIN: {"locale": locale}}, indent=2) + "\n", encoding="utf-8")
+    return where
+
+
+def language_env(lang: str, base: Mapping[str, str] | None = None, where: Path | None = None) -> dict[str, str]:
+    """What `jupyter lab` adds for a learner of `lang`: ELASTICACHE_LAB_LANG for its kernels and terminals,
+    and, for a language JupyterLab has a pack for, the configuration folder that selects it (written in
+    `where`, by default the state directory) first on JUPYTER_CONFIG_PATH (of `base`, os.environ)."""
+    base = os.environ if base is None else base
+    env = {i18n.ENV: lang}
+    config = write_language_config(lang, where or state.home() / f"jupyter-config-{lang}")
+    if config is not None:
+        paths = [p for p in base.get("JUPYTER_CONFIG_PATH", "").split(os.pathsep) if p and p != str(config)]
+        env["JUPYTER_CONFIG_PATH"] = os.pathsep.join([str(config), *paths])
+    return env
+
+
 def start_services(names: Sequence[str] = DEFAULT_SERVICES) -> list[services.Service]:
     """Start what the labs share before the first kernel needs it (so the first cell is quick)."""
     return [services.start(n) for n in names]
@@ -139,13 +182,14 @@ def _wait_serving(proc: subprocess.Popen, env: Mapping[str, str], log_path: Path
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-15:]) if log_path.exists() else ""
-            raise LabError(f"JupyterLab stopped as it started (exit code {proc.returncode}). The end of its log, "
-                           f"{log_path}:\n{tail}")
+            raise LabError(_("JupyterLab stopped as it started (exit code {code}). The end of its log, {log}:",
+                             code=proc.returncode, log=log_path) + f"\n{tail}")
         info = _runtime_info(proc.pid, env)
         if info and _serving(info):
             return info
         time.sleep(0.25)
-    raise LabError(f"JupyterLab did not answer within {timeout:.0f} s; its log: {log_path}")
+    seconds = round(timeout)
+    raise LabError(_("JupyterLab did not answer within {seconds} s; its log: {log}", seconds=seconds, log=log_path))
 
 
 def recorded_lab() -> psutil.Process | None:
@@ -194,14 +238,15 @@ def stop_lab(timeout: float = 20.0) -> int | None:
     return len(family)
 
 
-def _what_stopped(children: int | None, svcs: Sequence[str]) -> str:
-    parts = []
-    if children is not None:
-        parts.append("JupyterLab" + (f" (with {children} kernel and terminal process{'es' if children != 1 else ''})"
-                                     if children else ""))
+def _what_stopped(lab: bool, svcs: Sequence[str]) -> str:
+    names = ", ".join(svcs)
+    if lab and svcs:
+        return _("Stopped JupyterLab, its kernels and terminals, and the lab's services ({names}).", names=names)
+    if lab:
+        return _("Stopped JupyterLab, its kernels and terminals.")
     if svcs:
-        parts.append(f"the lab's services ({', '.join(svcs)})")
-    return "Stopped " + " and ".join(parts) + "." if parts else "Nothing was left running."
+        return _("Stopped the lab's services ({names}).", names=names)
+    return _("Nothing was left running.")
 
 
 def _stop_signals() -> None:
@@ -215,7 +260,8 @@ def _stop_signals() -> None:
 
 def lab_main(extra: Sequence[str] = (), notebook: str | None = None, steps: Steps | None = None) -> int:
     """`python -m helpers lab [jupyter args...]`: the learner's copies of the labs, the services, then
-    `jupyter lab` opening `notebook` (default: the welcome lab's copy in work/), its address last.
+    `jupyter lab` opening `notebook` (default: the welcome lab's copy in work/, of the edition in the
+    learner's language, ELASTICACHE_LAB_LANG: `make lab LANG=es` opens the Spanish one), its address last.
 
     One line per step with how long it took; Jupyter's own log goes to LAB_LOG in the state directory.
     JupyterLab runs in a session of its own, so Ctrl+C reaches only this launcher, which then stops
@@ -224,21 +270,30 @@ def lab_main(extra: Sequence[str] = (), notebook: str | None = None, steps: Step
     for key, value in MALLOC_ENV.items():  # the services started here, Jupyter and its kernels
         os.environ.setdefault(key, value)
     _stop_signals()
+    os.chdir(repo_root())
+    lang = i18n.lang()
     home = state.home()
     log_path = home / LAB_LOG
     steps = steps or Steps(total=3)  # scripts/lab.py (make lab) passes its own, one step already done
     proc: subprocess.Popen | None = None
     try:
-        with steps.step(f"copying the labs you work in to {workfolder.WORK}/ (labs/ stays as the course has it)"):
-            synced = workfolder.sync(repo_root() / "labs", repo_root() / workfolder.WORK)
-        if line := synced.line():
-            print(line, flush=True)
-        notebook = notebook or f"{workfolder.WORK}/{Path(WELCOME).name}"
+        if notebook is None:  # the learner's copy of the edition's welcome lab: labs/es/x -> work/es/x
+            course = Path(welcome(lang))
+            edition = course.parent.relative_to("labs")
+            where = Path(workfolder.WORK) / edition
+            with steps.step(_("copying the labs you work in to {folder}/ (labs/ stays as the course has it)",
+                              folder=where.as_posix())):
+                synced = workfolder.sync(repo_root() / course.parent, repo_root() / where)
+            if line := synced.line(where.as_posix()):
+                print(line, flush=True)
+            notebook = (where / course.name).as_posix()
         engine = engines.kv_engine().label
         env = {**os.environ, **lab_env()}
+        env.update(language_env(lang, env))
         argv = [jupyter_binary(), *lab_args(notebook), *extra]
         # JupyterLab boots (seconds of imports) while the services start: nobody opens it before its address.
-        with steps.step(f"starting JupyterLab and the lab's services ({engine}, memcached, the local AWS endpoint)"):
+        with steps.step(_("starting JupyterLab and the lab's services ({engine}, memcached, the local AWS endpoint)",
+                          engine=engine)):
             with log_path.open("a") as log_file:
                 log_file.write(f"\n--- {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(argv)}\n")
                 log_file.flush()
@@ -247,31 +302,33 @@ def lab_main(extra: Sequence[str] = (), notebook: str | None = None, steps: Step
             state.write_json(home / LAB_RECORD, {"pid": proc.pid, "create_time": psutil.Process(proc.pid).create_time(),
                                                  "launcher": os.getpid()})
             start_services()
-        with steps.step(f"waiting for JupyterLab to answer (its log: {log_path})"):
+        with steps.step(_("waiting for JupyterLab to answer (its log: {log})", log=log_path)):
             info = _wait_serving(proc, env, log_path)
         base = f"http://{engines.LOOPBACK}:{info['port']}{info.get('base_url', '/')}"
         page = f"lab/tree/{notebook}" if notebook else "lab"
         token = f"?token={info['token']}" if info.get("token") else ""
-        print("Ctrl+C here stops JupyterLab and the lab's services (`make stop` from another terminal does too).")
-        print(f"\n    JupyterLab is ready: {base}{page}{token}\n", flush=True)
+        print(_("Ctrl+C here stops JupyterLab and the lab's services (`make stop` from another terminal does too)."))
+        url = base + page + token
+        print("\n    " + _("JupyterLab is ready: {url}", url=url) + "\n", flush=True)
         proc.wait()
-        print(f"JupyterLab has stopped (exit code {proc.returncode}).", flush=True)
+        print(_("JupyterLab has stopped (exit code {code}).", code=proc.returncode), flush=True)
     except KeyboardInterrupt:
         print("", flush=True)
     except LabError:
-        _stop_all(proc, quiet=True)
+        _stop_all(proc)
         raise
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl+C does not cut the clean-up short
     print(_stop_all(proc), flush=True)
     return 0
 
 
-def _stop_all(proc: subprocess.Popen | None, quiet: bool = False) -> str:
-    children = stop_lab() if proc is not None else None
+def _stop_all(proc: subprocess.Popen | None) -> str:
+    if proc is not None:
+        stop_lab()
     if proc is not None and proc.poll() is None:  # not recorded (the record could not be written): ours anyway
         proc.kill()
     stopped = services.stop()
-    return _what_stopped(children, stopped)
+    return _what_stopped(proc is not None, stopped)
 
 
 # --- a JupyterLab server for tests and benchmarks -------------------------------------------------

@@ -14,7 +14,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-STATUS_WORDS = {"correct": "done", "attempted": "tried, not yet right", "unanswered": "not started"}
+from helpers.runtime import i18n
+from helpers.runtime.i18n import N_, translator
+
+_ = translator(__name__)
+
+STATUS_WORDS = {"correct": N_("done"), "attempted": N_("tried, not yet right"), "unanswered": N_("not started")}
 STATUS_MARKS = {"correct": "✔", "attempted": "✗", "unanswered": "·"}
 STATUS_COLOURS = {"correct": "#1a7f37", "attempted": "#9a6700", "unanswered": "#8c959f"}
 
@@ -60,9 +65,10 @@ class NextStep:
     status: str
 
     def sentence(self) -> str:
-        where = f" in {self.lab.notebook}" if self.lab.notebook else ""
-        tried = " (tried, not yet right)" if self.status == "attempted" else ""
-        return f"lab {self.lab.lab} ({self.lab.short_title}), {self.qid}: {self.title}{tried}{where}"
+        where = _(" in {notebook}", notebook=self.lab.notebook) if self.lab.notebook else ""
+        tried = " (" + _(STATUS_WORDS["attempted"]) + ")" if self.status == "attempted" else ""
+        return _("lab {lab} ({title}), {qid}: {exercise}{tried}{where}", lab=self.lab.lab, title=self.lab.short_title,
+                 qid=self.qid, exercise=self.title, tried=tried, where=where)
 
 
 def _title_from_notebook(path: Path) -> str:
@@ -84,11 +90,18 @@ def _title_from_notebook(path: Path) -> str:
 
 
 def lab_titles(labs_dir: Path | None = None) -> dict[str, tuple[str, str]]:
-    """{"03": ("Database caching", "labs/03_database_caching.ipynb"), ...} from the notebooks."""
+    """{"03": ("Database caching", "labs/03_database_caching.ipynb"), ...} from the notebooks; in the
+    learner's language, the titles and notebooks of its edition (labs/es/) where it has them."""
     if labs_dir is None:
         from helpers.runtime.state import repo_root
 
         labs_dir = repo_root() / "labs"
+        titles = lab_titles(labs_dir)
+        lang = i18n.lang()
+        if lang != i18n.DEFAULT and (labs_dir / lang).is_dir():
+            titles.update({lab: (title, f"{labs_dir.name}/{notebook}")
+                           for lab, (title, notebook) in lab_titles(labs_dir / lang).items()})
+        return titles
     labs_dir = Path(labs_dir)
     return {p.stem[:2]: (_title_from_notebook(p), f"{labs_dir.name}/{p.name}")
             for p in sorted(labs_dir.glob("[0-9][0-9]_*.ipynb"))}
@@ -107,11 +120,12 @@ def summary(done: Mapping[str, Mapping[str, Mapping[str, Any]]] | None = None,
     labs: dict[str, LabProgress] = {}
     for ex in exercises:
         if ex.lab not in labs:
-            known = titles.get(ex.lab, f"lab {ex.lab}")
+            known = titles.get(ex.lab, _("lab {lab}", lab=ex.lab))
             title, notebook = (known, "") if isinstance(known, str) else known
             labs[ex.lab] = LabProgress(ex.lab, title, notebook)
         status = done.get(ex.lab, {}).get(ex.qid, {}).get("status", "unanswered")
-        labs[ex.lab].exercises.append((ex.qid, ex.title, status if status in STATUS_WORDS else "attempted"))
+        title = getattr(ex, "shown_title", ex.title)  # in the learner's language
+        labs[ex.lab].exercises.append((ex.qid, title, status if status in STATUS_WORDS else "attempted"))
     return [labs[k] for k in sorted(labs)]
 
 
@@ -136,14 +150,17 @@ def _bar(done: int, total: int, width: int = 12) -> str:
     return "█" * filled + "░" * (width - filled)
 
 
+ALL_SOLVED = N_("Every exercise is solved. Well done!")
+
+
 def render_text(rows: Sequence[LabProgress], details: bool = False) -> str:
     """The terminal view: totals, one line per lab, the exercises of labs begun (or of all, with details)."""
     solved, total = totals(rows)
     tried = sum(r.attempted for r in rows)
     pct = 100 * solved / total if total else 0
-    lines = [f"Your progress: {solved} of {total} exercises solved ({pct:.0f}%)"
-             + (f", {tried} tried and not yet right" if tried else "")
-             + f", {sum(r.complete for r in rows)} of {len(rows)} labs complete", ""]
+    lines = [_("Your progress: {solved} of {total} exercises solved ({pct:.0f}%)", solved=solved, total=total, pct=pct)
+             + (_(", {tried} tried and not yet right", tried=tried) if tried else "")
+             + _(", {complete} of {labs} labs complete", complete=sum(r.complete for r in rows), labs=len(rows)), ""]
     width = max((len(r.short_title) for r in rows), default=10)
     for r in rows:
         mark = "✔" if r.complete else " "
@@ -151,13 +168,12 @@ def render_text(rows: Sequence[LabProgress], details: bool = False) -> str:
         if details or (r.started and not r.complete):
             for qid, title, status in r.exercises:
                 lines.append(f"      {STATUS_MARKS[status]} {qid:<4} {title}"
-                             + ("" if status != "attempted" else "  (tried, not yet right)"))
+                             + ("" if status != "attempted" else "  (" + _(STATUS_WORDS["attempted"]) + ")"))
     step = next_step(rows)
     lines.append("")
-    lines.append(f"Next: {step.sentence()}" if step else "Every exercise is solved. Well done!")
-    lines.append(f"{STATUS_MARKS['correct']} done   {STATUS_MARKS['attempted']} tried, not yet right   "
-                 f"{STATUS_MARKS['unanswered']} not started" + ("" if details else
-                                                                "   (--all lists every exercise)"))
+    lines.append(_("Next: {step}", step=step.sentence()) if step else _(ALL_SOLVED))
+    lines.append("   ".join(f"{STATUS_MARKS[st]} {_(STATUS_WORDS[st])}" for st in STATUS_MARKS)
+                 + ("" if details else "   " + _("(--all lists every exercise)")))
     return "\n".join(lines)
 
 
@@ -165,31 +181,35 @@ def render_html(rows: Sequence[LabProgress]) -> str:
     """The same as a table: one row per lab (bar, count), its exercises by title, totals and what is next."""
     solved, total = totals(rows)
     step = next_step(rows)
-    out = [f'<div style="font-size:14px;margin-bottom:4px"><b>{solved} of {total} exercises solved</b> '
-           f'across {len(rows)} labs ({sum(r.complete for r in rows)} complete)</div>']
+    out = ['<div style="font-size:14px;margin-bottom:4px"><b>'
+           + _("{solved} of {total} exercises solved", solved=solved, total=total) + "</b> "
+           + _("across {labs} labs ({complete} complete)", labs=len(rows), complete=sum(r.complete for r in rows))
+           + "</div>"]
     if step:
-        out.append(f'<div style="margin-bottom:6px">Next: <b>{html.escape(step.sentence())}</b></div>')
+        out.append('<div style="margin-bottom:6px">' + html.escape(_("Next:"))
+                   + f' <b>{html.escape(step.sentence())}</b></div>')
     else:
-        out.append('<div style="margin-bottom:6px"><b>Every exercise is solved. Well done!</b></div>')
+        out.append(f'<div style="margin-bottom:6px"><b>{html.escape(_(ALL_SOLVED))}</b></div>')
     out.append('<table style="border-collapse:collapse;font-size:13px">')
     for r in rows:
         pct = 100 * r.solved / r.total if r.total else 0
         bar = (f'<div style="width:120px;height:10px;background:#eaeef2;border-radius:3px">'
                f'<div style="width:{pct:.0f}%;height:10px;background:#1a7f37;border-radius:3px"></div></div>')
         marks = "<br>".join(
-            f'<span style="color:{STATUS_COLOURS[st]}" title="{STATUS_WORDS[st]}">{STATUS_MARKS[st]}</span> '
+            f'<span style="color:{STATUS_COLOURS[st]}" title="{html.escape(_(STATUS_WORDS[st]))}">{STATUS_MARKS[st]}</span> '
             f'{html.escape(q)} {html.escape(title)}'
             for q, title, st in r.exercises)
+        count = html.escape(_("{count} exercises", count=r.total))
         items = (f"<details{' open' if r.started and not r.complete else ''}>"
-                 f"<summary>{r.total} exercises</summary>{marks}</details>")
+                 f"<summary>{count}</summary>{marks}</details>")
         out.append(f'<tr style="vertical-align:top"><td style="padding:2px 8px">{html.escape(r.lab)}</td>'
                    f'<td style="padding:2px 8px" title="{html.escape(r.title)}">{html.escape(r.short_title)}</td>'
                    f'<td style="padding:6px 0">{bar}</td>'
                    f'<td style="padding:2px 8px">{r.solved}/{r.total}</td><td style="padding:2px 8px">{items}</td></tr>')
     out.append("</table>")
-    out.append(f'<div style="color:#57606a;font-size:12px">{STATUS_MARKS["correct"]} done · '
-               f'{STATUS_MARKS["attempted"]} tried, not yet right · {STATUS_MARKS["unanswered"]} not started · '
-               f'in a terminal: <code>python -m helpers progress</code></div>')
+    legend = " · ".join(f"{STATUS_MARKS[st]} {html.escape(_(STATUS_WORDS[st]))}" for st in STATUS_MARKS)
+    terminal = html.escape(_("in a terminal:"))
+    out.append(f'<div style="color:#57606a;font-size:12px">{legend} · {terminal} <code>python -m helpers progress</code></div>')
     return "\n".join(out)
 
 
@@ -200,9 +220,9 @@ class ProgressView:
         import ipywidgets as w
 
         self.html = w.HTML()
-        self.bar = w.IntProgress(min=0, max=1, value=0, description="Solved", bar_style="success")
+        self.bar = w.IntProgress(min=0, max=1, value=0, description=_("Solved"), bar_style="success")
         self.count = w.Label()
-        self.button = w.Button(description="Refresh", icon="refresh", tooltip="Read your progress again")
+        self.button = w.Button(description=_("Refresh"), icon="refresh", tooltip=_("Read your progress again"))
         self.button.on_click(lambda _b: self.update())
         self.widget = w.VBox([w.HBox([self.bar, self.count, self.button]), self.html])
         self.rows: list[LabProgress] = []

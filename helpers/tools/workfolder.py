@@ -17,7 +17,11 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from helpers.runtime import i18n
+from helpers.runtime.i18n import translator
+
 log = logging.getLogger(__name__)
+_ = translator(__name__)
 
 WORK = "work"  # the folder, at the repository's root (in .gitignore)
 # {"from": {notebook: sha256 of the course version the copy was made from},
@@ -37,20 +41,22 @@ class Sync:
     def line(self, where: str = WORK) -> str:
         """One line for the learner; empty when nothing is worth saying."""
         if self.added and not (self.updated or self.kept) and len(self.added) == self.total:
-            return f"Your copies of the labs are in {where}/ (the {self.total} labs copied there; labs/ stays as the course has it)."
+            return _("Your copies of the labs are in {folder}/ ({count} labs copied there; labs/ stays as the course "
+                     "has it).", folder=where, count=self.total)
         parts = []
         if self.added:
-            parts.append(f"added {_names(self.added)}")
+            parts.append(_("added {labs}", labs=_names(self.added)))
         if self.updated:
-            parts.append(f"updated {_names(self.updated)} (you had not changed them)")
+            parts.append(_("updated {labs} (you had not changed them)", labs=_names(self.updated)))
         if self.kept:
-            parts.append(f"kept your changed {_names(self.kept)} (the course's newer version is in labs/)")
+            parts.append(_("kept your changed {labs} (the course's newer version is in labs/)", labs=_names(self.kept)))
         return f"{where}/: {'; '.join(parts)}." if parts else ""
 
 
 def _names(names: list[str]) -> str:
     short = [n.split("_", 1)[0] if n[:2].isdigit() else n for n in names]
-    return ("lab " if len(short) == 1 else "labs ") + ", ".join(short)
+    numbers = ", ".join(short)
+    return _("lab {numbers}", numbers=numbers) if len(short) == 1 else _("labs {numbers}", numbers=numbers)
 
 
 def _digest(path: Path) -> str:
@@ -58,8 +64,11 @@ def _digest(path: Path) -> str:
 
 
 def sync(labs: Path, work: Path) -> Sync:
-    """Copy the course's labs (labs/*.ipynb) into `work`, keeping every copy the learner changed."""
-    work.mkdir(exist_ok=True)
+    """Copy the course's labs (labs/*.ipynb, or an edition's: labs/es/) into `work`, keeping every copy the
+    learner changed. An edition's language marker comes along, so its copies answer in its language."""
+    work.mkdir(parents=True, exist_ok=True)
+    if (labs / i18n.MARKER).is_file():
+        shutil.copyfile(labs / i18n.MARKER, work / i18n.MARKER)
     record_path = work / RECORD
     try:
         record = json.loads(record_path.read_text())
