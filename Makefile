@@ -15,9 +15,12 @@ export JUPYTER_PATH := $(CURDIR)/helpers/tools/jupyter_data$(if $(JUPYTER_PATH),
 # `make lab LANG=es`: the Spanish edition (labs/es/, its welcome lab open, JupyterLab's menus in Spanish).
 # LANG only when given on make's command line (a locale such as LANG=es_ES.UTF-8 in the environment
 # is left to helpers.runtime.i18n); ELASTICACHE_LAB_LANG=es in the environment works too.
+# One line per step with its duration, JupyterLab's address last; Jupyter's own log goes to the state
+# directory. Ctrl+C stops JupyterLab, its kernels and the lab's services (so does `make stop`).
+# scripts/lab.py is `python -m helpers lab` with a first step line before the helpers package loads.
 LAB_LANG := $(if $(filter command line,$(origin LANG)),$(LANG),$(ELASTICACHE_LAB_LANG))
 lab: setup
-	ELASTICACHE_LAB_LANG=$(LAB_LANG) $(PYBIN) -m helpers lab -- $(JUPYTER_ARGS)
+	@ELASTICACHE_LAB_LANG=$(LAB_LANG) $(PYBIN) scripts/lab.py $(JUPYTER_ARGS)
 
 # Labs that also run on the other key-value engine: the basics, replication and failover, sharding,
 # and the local ElastiCache API (which starts the engine each request names).
@@ -88,7 +91,7 @@ setup: engines $(STAMP)
 engines:
 	@sh scripts/setup-engines.sh
 
-$(STAMP): pyproject.toml requirements.lock scripts/setup-python.sh
+$(STAMP): pyproject.toml requirements.lock scripts/setup-python.sh scripts/setup_python.py
 	@sh scripts/setup-python.sh
 
 # requirements.lock from the current .venv (after changing pyproject.toml's dependencies and `make setup`).

@@ -79,3 +79,29 @@ def test_error_messages_are_shown_whole(path):
     cut = [m.group(0) for c in nb.cells if c.cell_type == "code"
            for m in re.finditer(r"""(?:\[["']Message["']\]|\b(?:e|exc|err)\))\[:\d+\](?!\}?\.\.\.)""", c.source)]
     assert not cut, f"{path.name} cuts error messages: {cut}"
+
+
+@pytest.mark.parametrize("path", LABS, ids=[p.name for p in LABS])
+def test_test_markers_are_cell_tags_not_comments_learners_read(path):
+    """nbval's markers are cell tags (nbval-ignore-output, ...), which nbval itself reads; no code cell
+    carries a `# NBVAL_...` comment (scripts/nbval_tags.py moves them)."""
+    from nbval.plugin import find_comment_markers, metadata_tags
+
+    nb = nbformat.read(path, as_version=4)
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type != "code":
+            continue
+        assert "NBVAL_" not in cell.source, f"{path.name} cell {i}: an NBVAL_ comment; run scripts/nbval_tags.py"
+        assert not list(find_comment_markers(cell.source))
+        tags = cell.metadata.get("tags", [])
+        unknown = [t for t in tags if (t.startswith("nbval") or "exception" in t) and t not in metadata_tags]
+        assert not unknown, f"{path.name} cell {i}: tags nbval does not know: {unknown}"
+
+
+def test_nbval_reads_the_tags():
+    """The welcome lab's environment check (its output differs on every machine) is output nbval ignores."""
+    from nbval.plugin import find_metadata_tags
+
+    nb = nbformat.read(LABS[0], as_version=4)
+    cell = next(c for c in nb.cells if c.cell_type == "code" and "doctor_report()" in c.source)
+    assert dict(find_metadata_tags(cell.metadata)) == {"check": False}

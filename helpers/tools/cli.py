@@ -42,7 +42,18 @@ def cmd_start(args: argparse.Namespace) -> int:
 
 
 def cmd_stop(args: argparse.Namespace) -> int:
+    lab = None
+    running = []
+    if not args.name:  # everything of the learner's: `make lab`'s JupyterLab, its kernels and terminals first
+        from helpers.tools.jupyter import stop_lab
+
+        running = sorted(state.load_registry())  # `make lab`'s launcher may stop some of them as JupyterLab ends
+        children = stop_lab()
+        if children is not None:
+            lab = _("JupyterLab (and {count} kernel or terminal process(es))", count=children) if children \
+                else "JupyterLab"
     stopped = services.stop(args.name)
+    stopped = [*([lab] if lab else []), *sorted(set(running) | set(stopped))]
     print(_("Stopped: {names}", names=", ".join(stopped)) if stopped else _("Nothing was running."))
     return 0
 

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import secrets
 import shutil
+import signal
+import subprocess
 import sys
 import time
 import urllib.error
@@ -20,9 +23,17 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import psutil
+
 from helpers.runtime import engines, i18n, process, services, state
+from helpers.runtime.i18n import translator
 from helpers.runtime.process import Process
 from helpers.runtime.state import LabError, repo_root
+from helpers.tools import workfolder
+from helpers.tools.steps import Steps
+
+log = logging.getLogger(__name__)
+_ = translator(__name__)
 
 WELCOME = "labs/00_welcome.ipynb"
 CONFIG_DIR = Path(__file__).resolve().parent / "jupyter_config"  # see lab_env()
@@ -130,22 +141,194 @@ def start_services(names: Sequence[str] = DEFAULT_SERVICES) -> list[services.Ser
     return [services.start(n) for n in names]
 
 
-def lab_main(extra: Sequence[str] = (), notebook: str | None = WELCOME) -> int:
-    """`python -m helpers lab [jupyter args...]`: start the services, then become `jupyter lab`
-    (in the learner's language, ELASTICACHE_LAB_LANG: `make lab LANG=es` opens the Spanish edition)."""
+LAB_RECORD = "jupyterlab.json"  # in the state directory: the JupyterLab `make lab` runs (`make stop` finds it)
+LAB_LOG = "jupyterlab.log"  # Jupyter's own log lines, out of the learner's terminal
+
+
+def _runtime_info(pid: int, env: Mapping[str, str]) -> dict | None:
+    """What a running Jupyter server wrote about itself (its port, base URL and token), once it has."""
+    from jupyter_core.paths import jupyter_runtime_dir
+
+    saved = os.environ.get("JUPYTER_RUNTIME_DIR")
+    try:
+        if env.get("JUPYTER_RUNTIME_DIR"):
+            os.environ["JUPYTER_RUNTIME_DIR"] = env["JUPYTER_RUNTIME_DIR"]
+        path = Path(jupyter_runtime_dir()) / f"jpserver-{pid}.json"
+    finally:
+        if saved is None:
+            os.environ.pop("JUPYTER_RUNTIME_DIR", None)
+        else:
+            os.environ["JUPYTER_RUNTIME_DIR"] = saved
+    try:
+        info = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return info if isinstance(info, dict) and info.get("port") else None
+
+
+def _serving(info: Mapping) -> bool:
+    base = f"http://{engines.LOOPBACK}:{info['port']}{info.get('base_url', '/')}"
+    req = urllib.request.Request(f"{base}api/status", headers={"Authorization": f"token {info.get('token', '')}"})
+    try:
+        with urllib.request.urlopen(req, timeout=2) as resp:
+            return resp.status == 200
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def _wait_serving(proc: subprocess.Popen, env: Mapping[str, str], log_path: Path, timeout: float = 180.0) -> dict:
+    """Wait until the JupyterLab of `proc` answers; its runtime information. A LabError if it ends first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-15:]) if log_path.exists() else ""
+            raise LabError(_("JupyterLab stopped as it started (exit code {code}). The end of its log, {log}:",
+                             code=proc.returncode, log=log_path) + f"\n{tail}")
+        info = _runtime_info(proc.pid, env)
+        if info and _serving(info):
+            return info
+        time.sleep(0.25)
+    seconds = round(timeout)
+    raise LabError(_("JupyterLab did not answer within {seconds} s; its log: {log}", seconds=seconds, log=log_path))
+
+
+def recorded_lab() -> psutil.Process | None:
+    """The JupyterLab `make lab` started in this state directory, if it still runs."""
+    try:
+        data = json.loads((state.home() / LAB_RECORD).read_text())
+        proc = psutil.Process(int(data["pid"]))
+        if abs(proc.create_time() - float(data["create_time"])) > 1.0:
+            return None  # its pid now belongs to another process
+    except (OSError, ValueError, KeyError, TypeError, psutil.Error):
+        return None
+    return proc
+
+
+def stop_lab(timeout: float = 20.0) -> int | None:
+    """Stop the JupyterLab of this state directory with its kernels and terminals; how many processes it
+    had under it (kernels, terminals' shells), or None when none was running.
+
+    Jupyter shuts its kernels and terminals down itself on SIGTERM; whatever of them it left is killed.
+    """
+    record = state.home() / LAB_RECORD
+    proc = recorded_lab()
+    if proc is None:
+        with contextlib.suppress(OSError):
+            record.unlink()
+        return None
+    try:
+        family = proc.children(recursive=True)
+    except psutil.Error:
+        family = []
+    with contextlib.suppress(psutil.Error):
+        proc.terminate()
+    _, alive = psutil.wait_procs([proc], timeout=timeout)
+    left = [p for p in family if p.is_running()]
+    for p in left:
+        with contextlib.suppress(psutil.Error):
+            p.terminate()
+    _, still = psutil.wait_procs(left, timeout=5)
+    for p in [*alive, *still]:
+        log.warning("killing %s (pid %d): it outlived SIGTERM", p.name() if p.is_running() else "?", p.pid)
+        with contextlib.suppress(psutil.Error):
+            p.kill()
+    psutil.wait_procs([*alive, *still], timeout=5)
+    with contextlib.suppress(OSError):
+        record.unlink()
+    return len(family)
+
+
+def _what_stopped(lab: bool, svcs: Sequence[str]) -> str:
+    names = ", ".join(svcs)
+    if lab and svcs:
+        return _("Stopped JupyterLab, its kernels and terminals, and the lab's services ({names}).", names=names)
+    if lab:
+        return _("Stopped JupyterLab, its kernels and terminals.")
+    if svcs:
+        return _("Stopped the lab's services ({names}).", names=names)
+    return _("Nothing was left running.")
+
+
+def _stop_signals() -> None:
+    """SIGTERM and SIGHUP (a closed terminal) end the launcher the way Ctrl+C does."""
+    def interrupt(signum, frame):  # noqa: ANN001 (signal's own signature)
+        raise KeyboardInterrupt
+
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, interrupt)
+
+
+def lab_main(extra: Sequence[str] = (), notebook: str | None = None, steps: Steps | None = None) -> int:
+    """`python -m helpers lab [jupyter args...]`: the learner's copies of the labs, the services, then
+    `jupyter lab` opening `notebook` (default: the welcome lab's copy in work/, of the edition in the
+    learner's language, ELASTICACHE_LAB_LANG: `make lab LANG=es` opens the Spanish one), its address last.
+
+    One line per step with how long it took; Jupyter's own log goes to LAB_LOG in the state directory.
+    JupyterLab runs in a session of its own, so Ctrl+C reaches only this launcher, which then stops
+    JupyterLab (its kernels and terminals too) and the lab's services, and says so in one line.
+    """
     for key, value in MALLOC_ENV.items():  # the services started here, Jupyter and its kernels
         os.environ.setdefault(key, value)
-    for svc in start_services():
-        print(f"{svc.name:<10} {svc.url}")
+    _stop_signals()
     os.chdir(repo_root())
     lang = i18n.lang()
-    if notebook == WELCOME:
-        notebook = welcome(lang)
-    argv = [jupyter_binary(), *lab_args(notebook), *extra]
-    sys.stdout.flush()
-    env = {**os.environ, **lab_env()}
-    os.execve(argv[0], argv, {**env, **language_env(lang, env)})
-    return 0  # pragma: no cover (execv does not return)
+    home = state.home()
+    log_path = home / LAB_LOG
+    steps = steps or Steps(total=3)  # scripts/lab.py (make lab) passes its own, one step already done
+    proc: subprocess.Popen | None = None
+    try:
+        if notebook is None:  # the learner's copy of the edition's welcome lab: labs/es/x -> work/es/x
+            course = Path(welcome(lang))
+            edition = course.parent.relative_to("labs")
+            where = Path(workfolder.WORK) / edition
+            with steps.step(_("copying the labs you work in to {folder}/ (labs/ stays as the course has it)",
+                              folder=where.as_posix())):
+                synced = workfolder.sync(repo_root() / course.parent, repo_root() / where)
+            if line := synced.line(where.as_posix()):
+                print(line, flush=True)
+            notebook = (where / course.name).as_posix()
+        engine = engines.kv_engine().label
+        env = {**os.environ, **lab_env()}
+        env.update(language_env(lang, env))
+        argv = [jupyter_binary(), *lab_args(notebook), *extra]
+        # JupyterLab boots (seconds of imports) while the services start: nobody opens it before its address.
+        with steps.step(_("starting JupyterLab and the lab's services ({engine}, memcached, the local AWS endpoint)",
+                          engine=engine)):
+            with log_path.open("a") as log_file:
+                log_file.write(f"\n--- {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(argv)}\n")
+                log_file.flush()
+                proc = subprocess.Popen(argv, cwd=repo_root(), env=env, stdin=subprocess.DEVNULL, stdout=log_file,
+                                        stderr=subprocess.STDOUT, start_new_session=True)
+            state.write_json(home / LAB_RECORD, {"pid": proc.pid, "create_time": psutil.Process(proc.pid).create_time(),
+                                                 "launcher": os.getpid()})
+            start_services()
+        with steps.step(_("waiting for JupyterLab to answer (its log: {log})", log=log_path)):
+            info = _wait_serving(proc, env, log_path)
+        base = f"http://{engines.LOOPBACK}:{info['port']}{info.get('base_url', '/')}"
+        page = f"lab/tree/{notebook}" if notebook else "lab"
+        token = f"?token={info['token']}" if info.get("token") else ""
+        print(_("Ctrl+C here stops JupyterLab and the lab's services (`make stop` from another terminal does too)."))
+        url = base + page + token
+        print("\n    " + _("JupyterLab is ready: {url}", url=url) + "\n", flush=True)
+        proc.wait()
+        print(_("JupyterLab has stopped (exit code {code}).", code=proc.returncode), flush=True)
+    except KeyboardInterrupt:
+        print("", flush=True)
+    except LabError:
+        _stop_all(proc)
+        raise
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl+C does not cut the clean-up short
+    print(_stop_all(proc), flush=True)
+    return 0
+
+
+def _stop_all(proc: subprocess.Popen | None) -> str:
+    if proc is not None:
+        stop_lab()
+    if proc is not None and proc.poll() is None:  # not recorded (the record could not be written): ours anyway
+        proc.kill()
+    stopped = services.stop()
+    return _what_stopped(proc is not None, stopped)
 
 
 # --- a JupyterLab server for tests and benchmarks -------------------------------------------------
