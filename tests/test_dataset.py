@@ -84,6 +84,18 @@ def test_working_copy_starts_fresh(built):
         dataset.working_copy("../escape")
 
 
+def test_working_copies_made_at_once_never_share_a_half_written_file(built):
+    """A checker that ran out of time may still be copying when the next check copies the same database."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(8) as pool:
+        paths = list(pool.map(lambda _i: dataset.working_copy("test-dataset-race"), range(16)))
+    assert len(set(paths)) == 1
+    with sqlite3.connect(paths[0]) as conn:
+        assert conn.execute("SELECT count(*) FROM products").fetchone()[0] > 0
+    assert not list(paths[0].parent.glob("*.copying"))
+
+
 def test_pristine_is_read_only(built):
     from helpers.runtime.state import LabError
 

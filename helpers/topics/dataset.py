@@ -15,6 +15,7 @@ import os
 import random
 import shutil
 import sqlite3
+import tempfile
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -246,13 +247,21 @@ def working_copy(name: str) -> Path:
         raise ValueError("A working copy's name may hold letters, digits, '-' and '_' only.")
     src = build()
     dst = data_dir() / f"{name}.sqlite"
-    for suffix in ("-wal", "-shm", "-journal"):
-        Path(f"{dst}{suffix}").unlink(missing_ok=True)
-    tmp = dst.with_suffix(".copying")
-    shutil.copyfile(src, tmp)
-    os.replace(tmp, dst)
-    with sqlite3.connect(dst) as conn:  # WAL: readers never wait for a writer (the flusher)
-        conn.execute("PRAGMA journal_mode = WAL")
+    # One copy at a time per name: a check that ran out of time may still be copying when the next check
+    # copies the same database, and two copies must never share (or rename away) one half-written file.
+    with FileLock(str(dst.with_suffix(".lock"))):
+        for suffix in ("-wal", "-shm", "-journal"):
+            Path(f"{dst}{suffix}").unlink(missing_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=dst.parent, prefix=f".{dst.name}.", suffix=".copying")
+        os.close(fd)
+        try:
+            shutil.copyfile(src, tmp)
+            os.replace(tmp, dst)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        with sqlite3.connect(dst) as conn:  # WAL: readers never wait for a writer (the flusher)
+            conn.execute("PRAGMA journal_mode = WAL")
     return dst
 
 
