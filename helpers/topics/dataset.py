@@ -23,6 +23,7 @@ from pathlib import Path
 from filelock import FileLock
 
 from helpers.runtime import state
+from helpers.runtime.flow import on_failure
 from helpers.topics.db import ShopDB
 
 VERSION = 1
@@ -254,12 +255,9 @@ def working_copy(name: str) -> Path:
             Path(f"{dst}{suffix}").unlink(missing_ok=True)
         fd, tmp = tempfile.mkstemp(dir=dst.parent, prefix=f".{dst.name}.", suffix=".copying")
         os.close(fd)
-        try:
+        with on_failure(lambda: Path(tmp).unlink(missing_ok=True)):
             shutil.copyfile(src, tmp)
             os.replace(tmp, dst)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
         with sqlite3.connect(dst) as conn:  # WAL: readers never wait for a writer (the flusher)
             conn.execute("PRAGMA journal_mode = WAL")
     return dst
