@@ -51,8 +51,9 @@ def test_binder_installs_the_locked_versions_and_the_lab():
     assert lines == ["-c ../requirements.lock", "-e ."]
     assert (BINDER / "../requirements.lock").resolve() == lockfile.LOCK
     assert (BINDER / "runtime.txt").read_text().strip() == f"python-{lockfile.locked_python()}"
-    setup = (ROOT / "scripts" / "setup-python.sh").read_text()
-    assert "-c requirements.lock -e '.[test]'" in setup
+    setup = (ROOT / "scripts" / "setup_python.py").read_text()  # make setup's Python half
+    assert '"-c", "requirements.lock", *SPEC' in setup and 'SPEC = ["-e.[test]"' in setup
+    assert "setup_python.py" in (ROOT / "scripts" / "setup-python.sh").read_text()
     assert "requirements.lock" in (ROOT / "Makefile").read_text().split("$(STAMP):")[1].splitlines()[0]
 
 
