@@ -19,6 +19,7 @@ from redis.exceptions import RedisError
 from helpers.runtime import engines, services, state
 from helpers.runtime.engines import Node
 from helpers.runtime.state import LabError
+from helpers.runtime.waiting import poll_until
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +119,20 @@ def wait_ping(conn: Any, timeout: float = 20.0) -> None:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.05)
+
+
+def wait_replica_linked(conn: Any, name: str, timeout: float) -> None:
+    """Until the node behind `conn` is no replica, or a replica whose link to its primary is up (ROLE):
+    after a restart, a replica serves stale data until it has caught up."""
+
+    def linked() -> bool:
+        reply = conn.execute_command("ROLE")
+        return reply[0] != "slave" or reply[3] == "connected"
+
+    try:
+        poll_until(linked, max(timeout, 0.0), what=f"{name}'s link to its primary", ignore=(*ENGINE_ERRORS, IndexError))
+    except LabError as exc:
+        raise RuntimeError(f"{name} did not catch up with its primary within {timeout:.0f} s") from exc
 
 
 # --- parameters ----------------------------------------------------------------------------------

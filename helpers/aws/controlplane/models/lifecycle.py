@@ -345,15 +345,8 @@ class EngineLifecycle(Backend):
         if g is None:
             fresh.connection_pool.disconnect()
         ops.wait_ping(fresh, timeout=30)
-        deadline = time.monotonic() + 60
-        while role == "replica":
-            with contextlib.suppress(*ops.ENGINE_ERRORS, IndexError):
-                reply = fresh.execute_command("ROLE")
-                if reply[0] != "slave" or reply[3] == "connected":
-                    break
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{node.name} did not catch up with its primary within 60 s")
-            time.sleep(0.05)
+        if role == "replica":
+            ops.wait_replica_linked(fresh, node.name, 60)
 
     def roll_cluster(self, cc: CacheCluster, target: Any, progress: dict[str, Any] | None = None) -> bool:
         """A single-node cache cluster: saved, restarted on `target`, reloaded (it is down meanwhile)."""

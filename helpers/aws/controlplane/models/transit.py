@@ -233,14 +233,8 @@ class TransitEncryption(Backend):
         for n in ops.data_nodes(svc):
             conn = self._admin(g, svc, n)  # type: ignore[attr-defined]
             ops.wait_ping(conn, timeout=RESTART_TIMEOUT)
-            while roles.get(n.name) != "primary":
-                with contextlib.suppress(*ops.ENGINE_ERRORS, IndexError):
-                    reply = conn.execute_command("ROLE")
-                    if reply[0] != "slave" or reply[3] == "connected":
-                        break
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"{n.name} did not catch up with its primary within {RESTART_TIMEOUT:.0f} s")
-                time.sleep(0.05)
+            if roles.get(n.name) != "primary":
+                ops.wait_replica_linked(conn, n.name, deadline - time.monotonic())
         if g.topology == "replicated":
             self.wait_sentinels_settled(g, svc)  # type: ignore[attr-defined]
 
