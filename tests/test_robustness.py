@@ -536,3 +536,33 @@ def test_a_full_disk_under_the_state_directory_is_one_clear_error(tmp_path, monk
             with contextlib.suppress(Exception):
                 (disk / "filler").unlink()
             services.stop()
+
+
+def test_a_stepped_wall_clock_leaves_the_running_engines_running(isolated_home, monkeypatch, capsys):
+    """psutil's create_time() is the boot time plus the time since boot, and the boot time moves when the
+    wall clock is stepped (a laptop resumed from sleep, an NTP correction, a virtual machine restored).
+    The same engine must still be the same engine: alive, reused with its data, and stopped by stop()."""
+    import psutil._pslinux as pslinux
+
+    if not sys.platform.startswith("linux"):
+        pytest.skip("the boot time is Linux's")
+    svc = services.start("memcached")
+    pid = svc.nodes[0].pid
+    client = helpers_memcached(svc)
+    client.set("kept", b"yes")
+    real, before = pslinux.boot_time, psutil.Process(pid).create_time()
+    monkeypatch.setattr(pslinux, "boot_time", lambda: real() + 10.0)  # the clock stepped 10 s forward
+    assert psutil.Process(pid).create_time() - before >= 9  # what psutil now says of the same process
+    again = services.start("memcached")
+    assert [n.pid for n in again.nodes] == [pid] and again.nodes[0].alive()
+    assert "restarted" not in capsys.readouterr().err
+    assert helpers_memcached(again).get("kept") == b"yes"
+    services.stop("memcached")
+    assert gone(pid)
+
+
+def helpers_memcached(svc):
+    from pymemcache.client.base import Client
+
+    node = svc.nodes[0]
+    return Client((node.host, node.port), connect_timeout=5, timeout=5)

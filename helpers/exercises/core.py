@@ -445,7 +445,7 @@ def _children() -> set[tuple[int, float]]:
     out = set()
     for child in psutil.Process().children(recursive=True):
         try:
-            out.add((child.pid, child.create_time()))
+            out.add((child.pid, state.started(child)))
         except psutil.Error:
             continue
     return out
@@ -469,7 +469,7 @@ def _end_children_since(before: set[tuple[int, float]]) -> None:
             continue
         try:
             proc = psutil.Process(pid)
-            if abs(proc.create_time() - created) < 0.01:
+            if abs(state.started(proc) - created) < 0.01:
                 proc.kill()
                 proc.wait(2)
         except (psutil.Error, OSError):

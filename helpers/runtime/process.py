@@ -58,7 +58,7 @@ def find(pid: int, create_time: float) -> psutil.Process | None:
     """
     try:
         proc = psutil.Process(pid)
-        if abs(proc.create_time() - create_time) > 1.0:
+        if abs(state.started(proc) - create_time) > 1.0:
             return None
         if proc.status() == psutil.STATUS_ZOMBIE:
             with contextlib.suppress(ChildProcessError, OSError):
@@ -132,7 +132,7 @@ ENGINE_NAMES = ("redis-server", "valkey-server", "redis-sentinel", "valkey-senti
 def _record_spawned(proc: psutil.Process, argv: Sequence[str]) -> None:
     """Append the identity of a process the lab started to the state directory's ledger."""
     with contextlib.suppress(psutil.Error, OSError, LabError):
-        line = json.dumps({"pid": proc.pid, "create_time": proc.create_time(), "argv0": Path(argv[0]).name})
+        line = json.dumps({"pid": proc.pid, "create_time": state.started(proc), "argv0": Path(argv[0]).name})
         fd = os.open(state.home() / LEDGER, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         try:
             os.write(fd, (line + "\n").encode())  # one short write with O_APPEND: never interleaved
@@ -249,7 +249,7 @@ class Process:
 
     @property
     def create_time(self) -> float:
-        return self.proc.create_time()
+        return state.started(self.proc)
 
     @property
     def identity(self) -> Identity:

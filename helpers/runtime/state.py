@@ -247,6 +247,31 @@ REGISTRY_LOST = ("Servers it recorded may still be running with no record: "
 LEDGER = "processes.jsonl"  # every process the lab started here: pid and start time, one JSON per line
 
 
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def started(proc: Any) -> float:
+    """When the psutil process `proc` started, as a number that stays the same for its whole life: the
+    start time the ledger and every record of a process hold, with its pid, to tell it from a process
+    that got its pid later.
+
+    On Linux, seconds after boot (/proc/<pid>/stat's starttime, which is how psutil tells processes apart
+    itself). psutil's create_time() adds the boot time, which moves when the wall clock is stepped (a
+    laptop resumed, an NTP correction, a virtual machine restored): the same engine would then look like
+    another process, its node dead, and a second one be started beside it. Elsewhere, create_time().
+    Raises psutil.NoSuchProcess for a process that is gone."""
+    import psutil
+
+    stat = Path(f"/proc/{proc.pid}/stat")
+    if not stat.parent.parent.joinpath("self", "stat").exists():
+        return float(proc.create_time())
+    try:
+        text = stat.read_bytes()
+        return int(text[text.rindex(b")") + 2:].split()[19]) / _CLOCK_TICKS
+    except (OSError, ValueError, IndexError) as exc:
+        raise psutil.NoSuchProcess(proc.pid) from exc
+
+
 def ledger_entries(root: Path | None = None) -> list[tuple[int, float]]:
     """(pid, start time) of each process recorded in the ledger, live or not; damaged lines skipped."""
     path = (root or home()) / LEDGER
@@ -263,10 +288,10 @@ def _live_ledger_count() -> int:
     import psutil
 
     live = 0
-    for pid, started in ledger_entries():
+    for pid, since in ledger_entries():
         with contextlib.suppress(psutil.Error):
             proc = psutil.Process(pid)
-            live += abs(proc.create_time() - started) <= 1.0 and proc.status() != psutil.STATUS_ZOMBIE
+            live += abs(started(proc) - since) <= 1.0 and proc.status() != psutil.STATUS_ZOMBIE
     return live
 
 

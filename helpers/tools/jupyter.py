@@ -197,7 +197,7 @@ def recorded_lab() -> psutil.Process | None:
     try:
         data = json.loads((state.home() / LAB_RECORD).read_text())
         proc = psutil.Process(int(data["pid"]))
-        if abs(proc.create_time() - float(data["create_time"])) > 1.0:
+        if abs(state.started(proc) - float(data["create_time"])) > 1.0:
             return None  # its pid now belongs to another process
     except (OSError, ValueError, KeyError, TypeError, psutil.Error):
         return None
@@ -299,7 +299,7 @@ def lab_main(extra: Sequence[str] = (), notebook: str | None = None, steps: Step
                 log_file.flush()
                 proc = subprocess.Popen(argv, cwd=repo_root(), env=env, stdin=subprocess.DEVNULL, stdout=log_file,
                                         stderr=subprocess.STDOUT, start_new_session=True)
-            state.write_json(home / LAB_RECORD, {"pid": proc.pid, "create_time": psutil.Process(proc.pid).create_time(),
+            state.write_json(home / LAB_RECORD, {"pid": proc.pid, "create_time": state.started(psutil.Process(proc.pid)),
                                                  "launcher": os.getpid()})
             start_services()
         with steps.step(_("waiting for JupyterLab to answer (its log: {log})", log=log_path)):
