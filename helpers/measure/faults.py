@@ -184,7 +184,7 @@ class FaultPanel:
             try:
                 while not self.gone and not self._closed.wait(every):
                     self.refresh(reread_roles=False)
-            except Exception:  # a background thread: log what stopped it, the panel keeps its last state
+            except (OSError, ValueError, LabError, psutil.Error):  # the record or a process could not be read
                 log.warning("the fault panel of %s stopped following it", self.svc.name, exc_info=True)
             finally:
                 self._watching.clear()
