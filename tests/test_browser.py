@@ -218,3 +218,83 @@ def test_lab_terminal_has_the_lab_environment(tmp_path):
     assert "progress-exit=0" in out and "ModuleNotFoundError" not in out, out
     assert '"CacheClusters"' in out, out
     assert defaults["fetchNews"]["default"] == "false" and defaults["checkForUpdates"]["default"] is False
+
+
+FEEDBACK_NB = "labs/feedback_and_wait.ipynb"
+
+
+def _wait_kernel_idle(page, timeout_ms: int = 120_000) -> None:
+    """Until the notebook's kernel is up and idle (JupyterLab's execution indicator says so)."""
+    try:
+        page.wait_for_selector('.jp-Notebook-ExecutionIndicator[data-status="idle"]', timeout=timeout_ms)
+    except Exception:  # noqa: BLE001 - an older JupyterLab without the attribute: Run All is re-issued if swallowed
+        pass
+
+
+def _small_notebook(path: Path) -> None:
+    """A checker's answer to a wrong value (its message has a `code` span) and a cell that waits 6 s
+    through helpers.runtime.notebook.waiting, the status line the labs' long cells show."""
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("from helpers.checks.lab00 import q1\nq1.check(12345)"),
+                nbformat.v4.new_code_cell("import time\nfrom helpers.runtime.notebook import waiting\n"
+                                          "with waiting('the demo to finish'):\n    time.sleep(8)")]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, path)
+
+
+def test_feedback_renders_and_a_long_cell_shows_its_progress_in_a_real_browser(workspace):
+    """What a learner sees, not what the kernel sent: the checker's `code` span as <code> (no backticks),
+    and a long cell's status line shown while it runs, updated in place, then saying how long it took."""
+    from playwright.sync_api import sync_playwright
+
+    _small_notebook(workspace / FEEDBACK_NB)
+    ARTIFACTS.mkdir(exist_ok=True)
+    jupyter.start_services()
+    env = {"JUPYTERLAB_WORKSPACES_DIR": str(workspace / ".workspaces-feedback"),
+           "JUPYTERLAB_SETTINGS_DIR": str(workspace / ".settings")}
+    with jupyter.lab_server(workspace, notebook=FEEDBACK_NB, env=env) as server, sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(server.url("/"), timeout=120_000)
+            page.wait_for_selector(".jp-Notebook .jp-CodeCell", timeout=120_000)
+            page.wait_for_selector(".jp-Notebook-ExecutionIndicator", timeout=120_000)
+            _accept_dialog(page)
+            _wait_kernel_idle(page)
+            _run_all(page)
+            # The wait's line appears while the cell still runs ("waiting for ...: N s")...
+            status = page.locator(".jp-OutputArea-output", has_text="waiting for the demo to finish")
+            deadline = time.monotonic() + RUN_TIMEOUT_S
+            started, reissued = time.monotonic(), False
+            while not status.count() and time.monotonic() < deadline:
+                _accept_dialog(page)
+                if not reissued and time.monotonic() - started > 30 and \
+                        all(p == "[ ]:" for p in _code_cell_prompts(page)):
+                    _run_all(page)  # the first "Run All" was swallowed (the kernel was still starting)
+                    reissued = True
+                page.wait_for_timeout(200)
+            if not status.count():
+                page.screenshot(path=str(ARTIFACTS / "browser-feedback-failure.png"))
+            assert status.count(), f"no status line while the long cell ran; prompts {_code_cell_prompts(page)}"
+            assert re.search(r"waiting for the demo to finish: \d+ s", status.first.inner_text())
+            # ...and is replaced, in the same output, by how long it took.
+            _wait_all_executed(page, 2, RUN_TIMEOUT_S)
+            page.locator(".jp-OutputArea-output", has_text=re.compile(r"waited \d+ s for the demo to finish")) \
+                .first.wait_for(state="visible", timeout=30_000)
+            cells = page.locator(".jp-Notebook .jp-CodeCell")
+            wait_outputs = cells.nth(1).locator(".jp-OutputArea-output").all_inner_texts()
+            assert len(wait_outputs) == 1 and re.fullmatch(r"waited \d+ s for the demo to finish",
+                                                           wait_outputs[0].strip()), wait_outputs
+            # The checker's feedback: rendered, its `code` span a <code> element, no raw backtick.
+            feedback = cells.nth(0).locator(".jp-OutputArea-output")
+            text = "\n".join(feedback.all_inner_texts())
+            assert "12345 is not the port your Redis listens on" in text, text
+            assert "`" not in text, f"raw Markdown backticks in the feedback: {text!r}"
+            code = feedback.locator("code", has_text="helpers.get('redis').port")
+            assert code.count() == 1, feedback.first.inner_html()
+            assert "Traceback" not in text
+            page.screenshot(path=str(ARTIFACTS / "browser-feedback.png"))
+        finally:
+            browser.close()

@@ -112,3 +112,14 @@ def test_one_wrong_item_is_singular():
         core.expect_choices_per_item({"a": "x", "b": "x", "c": "x"}, table, ("x", "y"), explain=explain)
     with pytest.raises(core.Wrong, match=r"^2 of 3 are not the best fit\."):
         core.expect_choices_per_item({"a": "y", "b": "x", "c": "x"}, table, ("x", "y"), explain=explain)
+
+
+def test_lab16_durability_counts_one_wrong_statement_in_the_singular():
+    from helpers.checks import lab16
+
+    one_wrong = {**lab16.DURABILITY, "available_on_serverless_caches": True}
+    result = lab16.q4.evaluate(one_wrong)
+    assert result.status == "incorrect" and result.message.startswith(f"1 of {len(lab16.DURABILITY)} is not right."), \
+        result.message
+    two_wrong = {**one_wrong, "async_can_lose_up_to_the_last_10_seconds": False}
+    assert lab16.q4.evaluate(two_wrong).message.startswith(f"2 of {len(lab16.DURABILITY)} are not right.")

@@ -189,3 +189,14 @@ def test_the_progress_view_names_the_spanish_editions_labs_where_it_has_them(tmp
     monkeypatch.setenv("ELASTICACHE_LAB_LANG", "en")
     assert progress.lab_titles() == {"03": ("Database caching", "labs/03_database_caching.ipynb"),
                                      "04": ("Session store", "labs/04_session_store.ipynb")}
+
+
+def test_a_restart_notice_speaks_spanish(es):
+    from helpers.runtime import engines, services
+    from helpers.runtime.services import Service
+
+    nodes = [engines.Node(name=f"g-{i}", kind="redis", role="replica", host="127.0.0.1", port=i, pid=i,
+                          create_time=0, argv=[], workdir="/", log="/x") for i in range(1, 4)]
+    svc = Service(name="g", topology="replicated", options={}, nodes=nodes)
+    text = services.restart_notice(svc, nodes[:1])
+    assert text.startswith("El servicio de Redis 'g': se reinició g-1 ") and "restarted" not in text, text

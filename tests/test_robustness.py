@@ -440,6 +440,21 @@ def test_the_aws_endpoint_restart_notice():
         "directory (their data too, after a clean stop).")
 
 
+def _replicated(dead_count: int) -> tuple[Service, list]:
+    nodes = [engines.Node(name=f"g-{i}", kind="redis", role="replica", host="127.0.0.1", port=i, pid=i,
+                          create_time=0, argv=[], workdir="/", log="/x") for i in range(1, 4)]
+    return Service(name="g", topology="replicated", options={}, nodes=nodes), nodes[:dead_count]
+
+
+def test_a_restart_notice_counts_one_node_in_the_singular():
+    svc, dead = _replicated(1)
+    assert services.restart_notice(svc, dead) == (
+        "The Redis service 'g': restarted g-1 after it stopped; the restarted nodes copy their data again "
+        "from the live ones.")
+    svc, dead = _replicated(2)
+    assert services.restart_notice(svc, dead).startswith("The Redis service 'g': restarted g-1, g-2 after they stopped;")
+
+
 # --- 12. a lost server in a notebook cell is one paragraph --------------------------------------
 
 @pytest.fixture

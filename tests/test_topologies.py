@@ -339,3 +339,36 @@ def test_cluster_over_tls_with_a_password(engine_with_tls):
         assert services.get("t-tls").node(name=old_primary).role == "replica"  # and records them
     finally:
         stop("t-tls")
+
+
+def test_fault_panel_follows_a_restart_and_says_when_the_group_was_stopped():
+    """After Run All a panel outlives its group: a restart by another cell shows its new pids, and a stop
+    (the lab's clean-up) turns the panel off with a sentence instead of six "running" rows that do nothing.
+    Refreshing a stopped group must not record it again (a ghost service with dead pids)."""
+    svc = start("replicated", name="t-panel-gone")
+    panel = fault_panel(svc)
+    victim = svc.nodes[1]
+    svc.kill(victim)
+    healed = start("replicated", name="t-panel-gone")  # as lab 09's cell that restarts the dead node
+    new_pid = healed.node(name=victim.name).pid
+    assert new_pid != victim.pid
+    rows = {r["name"]: r for r in panel.refresh(reread_roles=False)}
+    assert rows[victim.name]["pid"] == new_pid and rows[victim.name]["state"] == "running"
+    assert f"pid {new_pid} " in panel.labels[victim.name].value
+
+    panel.watch(every=0.1)
+    assert stop("t-panel-gone") == ["t-panel-gone"]
+    deadline = time.monotonic() + 10
+    while not panel.gone and time.monotonic() < deadline:  # the watcher notices without a click
+        time.sleep(0.05)
+    assert panel.gone
+    assert all("deleted" in label.value for label in panel.labels.values())
+    assert "t-panel-gone was stopped" in panel.log[-1]
+    assert all(b.disabled for row in panel.buttons.values() for b in row.values()) and panel.heal_button.disabled
+    started = time.monotonic()
+    panel.refresh_button.click()
+    panel.buttons[victim.name]["pause"].click()
+    assert time.monotonic() - started < 5  # no wait on engines that are gone
+    assert services.get("t-panel-gone") is None, "refreshing a stopped group recorded it again"
+    assert all(r["state"] == "deleted" for r in panel.refresh())
+    panel.close()

@@ -284,8 +284,9 @@ def _check_durability(answer: Any) -> str:
         if value != right:
             wrong.append(_("{item}: {why}.", item=item, why=_(WHY[item])))
     if wrong:
-        raise Wrong(_("{wrong} of {total} are not right. ", wrong=len(wrong), total=len(DURABILITY))
-                    + " | ".join(wrong))
+        counted = (_("{wrong} of {total} is not right. ", wrong=1, total=len(DURABILITY)) if len(wrong) == 1
+                   else _("{wrong} of {total} are not right. ", wrong=len(wrong), total=len(DURABILITY)))
+        raise Wrong(counted + " | ".join(wrong))
     return _("sync: nothing acknowledged is lost, at millisecond writes; async: microsecond writes, up to "
              "10 s at risk.")
 

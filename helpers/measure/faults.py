@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -36,7 +37,12 @@ DONE = {"kill": N_("kill {name} ({role}, port {port}) at {time}"),
         "resume": N_("resume {name} ({role}, port {port}) at {time}")}
 FAILED = {"kill": N_("kill {name} failed: {error}"), "pause": N_("pause {name} failed: {error}"),
           "resume": N_("resume {name} failed: {error}")}
-STATES = {"running": N_("running"), "paused": N_("paused"), "dead": N_("dead")}
+STATES = {"running": N_("running"), "paused": N_("paused"), "dead": N_("dead"), "deleted": N_("deleted")}
+COLOURS = {"running": "#1a7f37", "paused": "#9a6700", "dead": "#cf222e", "deleted": "#57606a"}
+GONE = N_("{name} was stopped and its record deleted: its processes are gone, so these buttons do nothing now. "
+          "Start it again (the cell with start(...)) and press Refresh, or build a new panel.")
+BACK = N_("{name} runs again: the panel follows its new processes.")
+WATCH_EVERY = 2.0  # seconds between two looks at the recorded service while the panel is shown
 
 
 def heal(svc: Service) -> Service:
@@ -82,6 +88,10 @@ class FaultPanel:
         self.status = w.HTML()
         self.widget = w.VBox([w.HTML(f"<b>{svc.name}</b> ({svc.topology})"), *rows,
                               w.HBox([self.heal_button, self.refresh_button]), self.status])
+        self.gone = False
+        self._lock = threading.RLock()
+        self._watching = threading.Event()
+        self._closed = threading.Event()
         self.refresh()
 
     def _node(self, name: str) -> Node:
@@ -89,6 +99,9 @@ class FaultPanel:
 
     def act(self, action: str, name: str) -> None:
         """Apply kill/pause/resume to the node `name` (what the buttons call)."""
+        if not self.follow():  # stopped meanwhile: nothing to act on (the panel says so)
+            self.refresh(reread_roles=False)
+            return
         node = self._node(name)
         try:
             getattr(node, action)()
@@ -100,6 +113,9 @@ class FaultPanel:
         self.refresh(reread_roles=False)
 
     def heal(self) -> None:
+        if not self.follow():
+            self.refresh(reread_roles=False)
+            return
         self._say(_("healing: restarting killed nodes ..."))
         try:
             self.svc = heal(self.svc)
@@ -111,22 +127,74 @@ class FaultPanel:
             self.on_change("heal", None)
         self.refresh()
 
+    def follow(self) -> bool:
+        """Take the service as the state directory records it now (a restart gives new pids, a failover new
+        roles); False once it was stopped (its record deleted): the panel then says so and its buttons are
+        off, since there is nothing left to kill, pause or heal. A service started again is followed again."""
+        recorded = services.get(self.svc.name)
+        if recorded is None:
+            if not self.gone:
+                self.gone = True
+                self._enable(False)
+                self._say(_(GONE, name=self.svc.name))
+            return False
+        self.svc = recorded
+        if self.gone:
+            self.gone = False
+            self._enable(True)
+            self._say(_(BACK, name=self.svc.name))
+        return True
+
+    def _enable(self, on: bool) -> None:
+        for buttons in self.buttons.values():
+            for b in buttons.values():
+                b.disabled = not on
+        self.heal_button.disabled = not on
+
     def refresh(self, reread_roles: bool = True) -> list[dict[str, Any]]:
         """Update the labels (and, for replicated/cluster services, the roles) and return the rows."""
-        if reread_roles and self.svc.topology in ("replicated", "cluster"):
-            from helpers.runtime import topologies
+        with self._lock:
+            if not self.follow():
+                rows = [{**row, "state": "deleted"} for row in describe(self.svc)]
+            else:
+                if reread_roles and self.svc.topology in ("replicated", "cluster"):
+                    from helpers.runtime import topologies
 
-            with contextlib.suppress(RedisError, RedisClusterException, LabError, psutil.Error, OSError):
-                # during a failover the engines may not answer: the recorded roles stay
-                self.svc = topologies.refresh_roles(self.svc)
-        rows = describe(self.svc)
-        colours = {"running": "#1a7f37", "paused": "#9a6700", "dead": "#cf222e"}
-        for row in rows:
-            label = self.labels.get(row["name"])
-            if label is not None:
-                label.value = (f"<code>{row['name']:<24}</code> {row['role']:<8} {row['address']} "
-                               f"pid {row['pid']} <b style='color:{colours[row['state']]}'>{_(STATES[row['state']])}</b>")
-        return rows
+                    with contextlib.suppress(RedisError, RedisClusterException, LabError, psutil.Error, OSError):
+                        # during a failover the engines may not answer: the recorded roles stay
+                        self.svc = topologies.refresh_roles(self.svc)
+                rows = describe(self.svc)
+            for row in rows:
+                label = self.labels.get(row["name"])
+                if label is not None:
+                    label.value = (f"<code>{row['name']:<24}</code> {row['role']:<8} {row['address']} "
+                                   f"pid {row['pid']} <b style='color:{COLOURS[row['state']]}'>"
+                                   f"{_(STATES[row['state']])}</b>")
+            return rows
+
+    def watch(self, every: float = WATCH_EVERY) -> None:
+        """Follow the service while the panel is shown: every `every` seconds its processes' states (from the
+        recorded pids, no engine is asked) are shown, so a kill, a restart or a stop by another cell (Run All
+        runs the lab's clean-up after this panel) shows without pressing Refresh. Ends once it was stopped."""
+        if self._watching.is_set():
+            return
+        self._watching.set()
+
+        def loop() -> None:
+            try:
+                while not self.gone and not self._closed.wait(every):
+                    self.refresh(reread_roles=False)
+            except (OSError, ValueError, LabError, psutil.Error):  # the record or a process could not be read
+                log.warning("the fault panel of %s stopped following it", self.svc.name, exc_info=True)
+            finally:
+                self._watching.clear()
+
+        threading.Thread(target=loop, name=f"fault-panel-{self.svc.name}", daemon=True).start()
+
+    def close(self) -> None:
+        """Stop following the service and remove the panel's widgets."""
+        self._closed.set()
+        self.widget.close()
 
     def _say(self, text: str) -> None:
         self.log.append(text)
@@ -136,6 +204,7 @@ class FaultPanel:
         from IPython.display import display
 
         display(self.widget)
+        self.watch()
 
 
 def fault_panel(svc: Service, on_change: Callable[[str, Node | None], None] | None = None) -> FaultPanel:

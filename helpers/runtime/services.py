@@ -19,12 +19,14 @@ from redis.exceptions import RedisClusterException, RedisError
 
 from helpers.runtime import engines, process, state, topologies
 from helpers.runtime.engines import Node
+from helpers.runtime.i18n import translator
 from helpers.runtime.service import Service, load_all, node_state, redis_conf  # noqa: F401 (re-exported)
 from helpers.runtime.service import load as get  # noqa: F401 (services.get(name))
 from helpers.runtime.state import LabError
 from helpers.runtime.topologies.registry import TOPOLOGIES, topology  # noqa: F401 (re-exported)
 
 log = logging.getLogger(__name__)
+_ = translator(__name__)
 
 # Importing `topologies` (the package) registers every built-in topology; others (the local
 # ElastiCache API's "aws-redis") register when their module is imported.
@@ -50,8 +52,8 @@ def start(topology_name: str = "redis", name: str | None = None, **options: Any)
                     records[name] = healed.to_dict()
                     state.save_registry(records)
                     return healed
-                engines.notice(f"{describe(svc)} had stopped and could not be repaired, so it was started afresh: "
-                               f"{lost(svc, every_node=True)}.")
+                engines.notice(_("{service} had stopped and could not be repaired, so it was started afresh: "
+                                 "{lost}.", service=_capital(describe(svc)), lost=lost(svc, every_node=True)))
             _stop_service(svc)
             records.pop(name, None)
             state.save_registry(records)
@@ -99,30 +101,40 @@ def _heal(svc: Service) -> Service | None:
 
 def describe(svc: Service) -> str:
     if svc.topology == "aws":
-        return "the local AWS endpoint"
-    kind = {"memcached": "Memcached", "aws": "AWS endpoint"}.get(svc.nodes[0].kind, "Redis")
-    return f"the {kind} service {svc.name!r}"
+        return _("the local AWS endpoint")
+    if svc.nodes[0].kind == "memcached":
+        return _("the Memcached service {name!r}", name=svc.name)
+    return _("the Redis service {name!r}", name=svc.name)
 
 
 def lost(svc: Service, every_node: bool) -> str:
     """What a restart of `svc` lost, in words."""
     if svc.topology == "aws":
-        return "its resources were read back from the state directory (their data too, after a clean stop)"
+        return _("its resources were read back from the state directory (their data too, after a clean stop)")
     if svc.options.get("persistence"):
-        return "it reloaded what it had saved to disk"
+        return _("it reloaded what it had saved to disk")
     if not every_node and svc.topology in ("replicated", "cluster", "aws-redis") and len(svc.nodes) > 1:
-        return "the restarted nodes copy their data again from the live ones"
-    return "the data it held in memory is gone"
+        return _("the restarted nodes copy their data again from the live ones")
+    return _("the data it held in memory is gone")
+
+
+def _capital(text: str) -> str:
+    return text[:1].upper() + text[1:]
 
 
 def restart_notice(svc: Service, dead: list[Node]) -> str:
     """One line: what was restarted after it stopped (kill -9, a crash) and what that lost."""
     data_nodes = [n for n in svc.nodes if n.kind not in ("sentinel",)]
     every = all(n in dead for n in data_nodes)
+    service = _capital(describe(svc))
     if len(svc.nodes) == 1 or svc.topology == "aws":
-        return f"{describe(svc)[0].upper()}{describe(svc)[1:]} was restarted after it stopped; {lost(svc, True)}."
+        return _("{service} was restarted after it stopped; {lost}.", service=service, lost=lost(svc, True))
     names = ", ".join(n.name for n in dead)
-    return f"{describe(svc)[0].upper()}{describe(svc)[1:]}: restarted {names} after they stopped; {lost(svc, every)}."
+    if len(dead) == 1:
+        return _("{service}: restarted {names} after it stopped; {lost}.", service=service, names=names,
+                 lost=lost(svc, every))
+    return _("{service}: restarted {names} after they stopped; {lost}.", service=service, names=names,
+             lost=lost(svc, every))
 
 
 def _node_env(n: Node) -> dict[str, str] | None:
