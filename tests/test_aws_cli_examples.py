@@ -331,6 +331,10 @@ def do_check(ctx: Context, step: dict) -> None:
         info = rc.cluster_info()
         assert info["cluster_state"] == "ok" and int(info["cluster_slots_assigned"]) == 16384
         assert len(rc.get_primaries()) == args[1]
+    elif name == "migrating_from":  # start-migration: the group's primary node replicates from the source
+        info = _primary(ec, args[0]).info("replication")
+        assert info["role"] == "slave" and str(info["master_port"]) == str(args[1]), info
+        assert info["master_link_status"] == "up", info
     elif name == "user_group_has":
         assert args[1] in ec.describe_user_groups(UserGroupId=args[0])["UserGroups"][0]["UserIds"]
     else:

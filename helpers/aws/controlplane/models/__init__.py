@@ -23,6 +23,7 @@ from helpers.aws.controlplane.models.events import EventsAndTags
 from helpers.aws.controlplane.models.global_datastore import GlobalDatastores
 from helpers.aws.controlplane.models.lifecycle import EngineLifecycle
 from helpers.aws.controlplane.models.logdelivery import LogDelivery
+from helpers.aws.controlplane.models.migration import Migrations
 from helpers.aws.controlplane.models.parameters import ParameterGroups
 from helpers.aws.controlplane.models.recovery import Recovery
 from helpers.aws.controlplane.models.replication import ReplicationGroups
@@ -38,7 +39,7 @@ __all__ = ["PLANE", "ControlPlane", "stop_aws_services"]
 
 
 class ControlPlane(ServerlessCaches, CacheClusters, GlobalDatastores, ReplicationGroups, TransitEncryption, LogDelivery,
-                   Scaling, Recovery, Users, ParameterGroups, ReservedNodes, Snapshots, EventsAndTags, EngineLifecycle,
+                   Scaling, Migrations, Recovery, Users, ParameterGroups, ReservedNodes, Snapshots, EventsAndTags, EngineLifecycle,
                    Backend):
     """All ElastiCache resources of the local endpoint, and the engines behind them."""
 
