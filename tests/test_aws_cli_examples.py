@@ -518,6 +518,8 @@ def test_every_example_file_has_one_case():
     assert len(files) == len(set(files)) == 57
     assert all(c["read"] == "2026-12-07" and c["source"].startswith("aws/aws-cli awscli/examples/elasticache/")
                for c in CASES)
+    assert {d: sum(c["added"] == d for c in CASES) for d in BATCHES} == BATCHES
+    assert all(re.fullmatch(r"[0-9a-f]{40}", c["added_in"]) for c in CASES)
     assert set(LISTED) <= set(files), set(LISTED) - set(files)
 
 
@@ -554,10 +556,26 @@ def test_compare_rejects_wrong_answers():
     assert set(compare(None, "InvalidAction", doc, ctx)) == {"error"}
 
 
+# When aws/aws-cli added the example files (`added` of each case, from its git history): the batches.
+BATCHES = {"2016-02-27": 3, "2020-02-11": 28, "2020-06-26": 7, "2020-07-14": 11, "2020-10-29": 8}
+
+
+def score_lines(match: set[str]) -> list[str]:
+    """How many examples match, in all and by the date aws/aws-cli added them (the older ones first)."""
+    lines, so_far, matched = [], 0, 0
+    for date in sorted(BATCHES):
+        files = [c["file"] for c in CASES if c["added"] == date]
+        so_far += len(files)
+        matched += len([f for f in files if f in match])
+        lines.append(f"  files added by {date}: {matched} of {so_far} match")
+    return lines
+
+
 def test_score(results, capsys):
     match = [f for f, r in results.items() if not r["mismatches"]]
     with capsys.disabled():
         print(f"\nAWS CLI examples: {len(match)} of {len(CASES)} examples match outright "
               f"({len(LISTED)} listed as differing in {DOC.name})")
+        print("\n".join(score_lines(set(match))))
     assert len(match) + len(LISTED) == len(CASES), (
         sorted(set(results) - set(match) - set(LISTED)), sorted(set(match) & set(LISTED)))
