@@ -423,7 +423,7 @@ def cleanup(ctx: Context) -> None:
     attempt(west.delete_global_replication_group, GlobalReplicationGroupId=gid, RetainPrimaryReplicationGroup=True)
     attempt(_poll, "the datastore deleted", lambda: _not_found(west.describe_global_replication_groups,
                                                                  GlobalReplicationGroupId=gid))
-    groups = [(west, g) for g in ("mygroup", "my-cluster", "test-cluster", "mycluster")] + [
+    groups = [(west, g) for g in ("mygroup", "my-cluster", "test-cluster", "mycluster", "test")] + [
         (east, "my-cluster-grg-secondary")]
     for ec, g in groups:
         if not _not_found(ec.describe_replication_groups, ReplicationGroupId=g):

@@ -44,9 +44,13 @@ def made(ec):
     ec.create_cache_cluster(CacheClusterId="mig-source", Engine="redis", CacheNodeType="cache.t4g.micro",
                             NumCacheNodes=1)
     ec.create_replication_group(ReplicationGroupId="mig-target", ReplicationGroupDescription="migration target",
-                                Engine="redis", CacheNodeType="cache.t4g.micro", NumCacheClusters=2)
+                                Engine="redis", CacheNodeType="cache.t4g.micro", NumCacheClusters=2,
+                                AutomaticFailoverEnabled=True, MultiAZEnabled=True)
+    ec.create_replication_group(ReplicationGroupId="mig-single", ReplicationGroupDescription="no Multi-AZ",
+                                Engine="redis", CacheNodeType="cache.t4g.micro", NumCacheClusters=1)
     cpc.wait_for(ec, cache_cluster_id="mig-source")
     cpc.wait_for(ec, replication_group_id="mig-target")
+    cpc.wait_for(ec, replication_group_id="mig-single")
     cc = ec.describe_cache_clusters(CacheClusterId="mig-source", ShowCacheNodeInfo=True)["CacheClusters"][0]
     host, port = cpc.node_endpoints(cc)[0]
     return port, cpc.redis_at((host, port))
@@ -67,6 +71,8 @@ def test_refusals(ec, made):
     assert error_of(ec.start_migration, ReplicationGroupId="mig-none",
                     CustomerNodeEndpointList=good)[0] == "ReplicationGroupNotFoundFault"
     assert error_of(ec.complete_migration, ReplicationGroupId="mig-target")[0] == "ReplicationGroupNotUnderMigrationFault"
+    code, msg, _ = error_of(ec.start_migration, ReplicationGroupId="mig-single", CustomerNodeEndpointList=good)
+    assert code == "InvalidParameterCombination" and "Multi-AZ" in msg  # AWS's prerequisite for the target
     assert _wait_status(ec, "mig-target", "available")  # nothing was started
 
 
@@ -102,3 +108,43 @@ def test_start_replicates_from_the_source_and_complete_promotes(ec, made):
                                                        SourceType="replication-group")["Events"]]
     assert "Complete Migration successful for mig-target" in events
     assert error_of(ec.complete_migration, ReplicationGroupId="mig-target")[0] == "ReplicationGroupNotUnderMigrationFault"
+    # the Sentinels watch the group again: a test failover promotes the replica
+    before = next(m["CacheClusterId"] for m in group["NodeGroups"][0]["NodeGroupMembers"] if m["CurrentRole"] == "primary")
+    ec.test_failover(ReplicationGroupId="mig-target", NodeGroupId="0001")
+    deadline = time.monotonic() + 90
+    while True:
+        group = ec.describe_replication_groups(ReplicationGroupId="mig-target")["ReplicationGroups"][0]
+        now = [m["CacheClusterId"] for m in group["NodeGroups"][0]["NodeGroupMembers"] if m.get("CurrentRole") == "primary"]
+        if group["Status"] == "available" and now and now[0] != before:
+            break
+        assert time.monotonic() < deadline, group["Status"]
+        time.sleep(0.3)
+
+
+def test_a_migration_resumes_after_a_stop_and_start(isolated_home):
+    """The group's record says it migrates from the source: after `helpers stop`/`start` its primary follows the
+    source again (the engines were restarted from the clean stop's files)."""
+    from helpers.aws import endpoint as localaws
+    from helpers.runtime import services
+
+    services.start("aws")
+    ec = localaws.client("elasticache")
+    ec.create_cache_cluster(CacheClusterId="src", Engine="redis", CacheNodeType="cache.t4g.micro", NumCacheNodes=1)
+    ec.create_replication_group(ReplicationGroupId="dst", ReplicationGroupDescription="d", Engine="redis",
+                                CacheNodeType="cache.t4g.micro", NumCacheClusters=2, AutomaticFailoverEnabled=True,
+                                MultiAZEnabled=True)
+    cpc.wait_for(ec, cache_cluster_id="src")
+    cpc.wait_for(ec, replication_group_id="dst")
+    cc = ec.describe_cache_clusters(CacheClusterId="src", ShowCacheNodeInfo=True)["CacheClusters"][0]
+    host, port = cpc.node_endpoints(cc)[0]
+    cpc.redis_at((host, port)).set("seed", "1")
+    ec.start_migration(ReplicationGroupId="dst", CustomerNodeEndpointList=[{"Address": host, "Port": port}])
+    _wait_status(ec, "dst", "migrating")
+    services.stop()
+    services.start("aws")
+    ec = localaws.client("elasticache")
+    group = _wait_status(ec, "dst", "migrating", timeout=120)
+    primary = cpc.redis_at(group["NodeGroups"][0]["PrimaryEndpoint"])
+    cc = ec.describe_cache_clusters(CacheClusterId="src", ShowCacheNodeInfo=True)["CacheClusters"][0]
+    assert primary.info("replication")["master_port"] == cpc.node_endpoints(cc)[0][1]
+    _eventually(lambda: primary.get("seed") == "1", timeout=60)

@@ -5,7 +5,9 @@ makes the group's primary node a replica of the server named in CustomerNodeEndp
 keep replicating from it), the group is `migrating` while the data flows and refuses writes;
 complete-migration stops the replication and promotes the node to primary again (`available`, the event
 "Complete Migration successful for <id>"); without --force it does so only when the node is in sync, and
-otherwise stays `migrating` with an event saying why. Locally the self-hosted server is any Valkey or
+otherwise stays `migrating` with an event saying why. The target meets AWS's prerequisites: cluster mode
+disabled here (AWS also migrates cluster mode enabled groups), Multi-AZ enabled, no in-transit encryption,
+not a global datastore member, no data tiering (r6gd). Locally the self-hosted server is any Valkey or
 Redis OSS server on this machine's loopback (127.0.0.1, ::1, localhost): no other address is reachable.
 """
 
@@ -58,9 +60,17 @@ class Migrations(Backend):
         if g.cluster_mode:
             raise invalid_combination("The local endpoint migrates into cluster mode disabled replication groups only "
                                       "(AWS also migrates cluster mode enabled ones, slot by slot).")
+        # AWS's prerequisites for the target ("Preparing your source and target nodes for migration")
         if g.tls:
             raise invalid_combination("Online migration needs in-transit encryption disabled on the target "
                                       "replication group.")
+        if not g.multi_az:
+            raise invalid_combination(f"Online migration needs Multi-AZ enabled on the target replication group; "
+                                      f"{g.group_id} has it disabled (modify-replication-group --multi-az-enabled, "
+                                      "with a replica).")
+        if g.node_type.startswith("cache.r6gd."):
+            raise invalid_combination("Online migration is not supported for clusters on the r6gd node types "
+                                      "(data tiering).")
         if g.global_id:
             raise invalid_combination(f"Replication group {g.group_id} is a member of Global datastore {g.global_id}; "
                                       "online migration needs a group of its own.")
