@@ -331,6 +331,10 @@ def do_check(ctx: Context, step: dict) -> None:
         info = rc.cluster_info()
         assert info["cluster_state"] == "ok" and int(info["cluster_slots_assigned"]) == 16384
         assert len(rc.get_primaries()) == args[1]
+    elif name == "migrating_from":  # start-migration: the group's primary node replicates from the source
+        info = _primary(ec, args[0]).info("replication")
+        assert info["role"] == "slave" and str(info["master_port"]) == str(args[1]), info
+        assert info["master_link_status"] == "up", info
     elif name == "user_group_has":
         assert args[1] in ec.describe_user_groups(UserGroupId=args[0])["UserGroups"][0]["UserIds"]
     else:
@@ -419,7 +423,7 @@ def cleanup(ctx: Context) -> None:
     attempt(west.delete_global_replication_group, GlobalReplicationGroupId=gid, RetainPrimaryReplicationGroup=True)
     attempt(_poll, "the datastore deleted", lambda: _not_found(west.describe_global_replication_groups,
                                                                  GlobalReplicationGroupId=gid))
-    groups = [(west, g) for g in ("mygroup", "my-cluster", "test-cluster", "mycluster")] + [
+    groups = [(west, g) for g in ("mygroup", "my-cluster", "test-cluster", "mycluster", "test")] + [
         (east, "my-cluster-grg-secondary")]
     for ec, g in groups:
         if not _not_found(ec.describe_replication_groups, ReplicationGroupId=g):
@@ -514,6 +518,8 @@ def test_every_example_file_has_one_case():
     assert len(files) == len(set(files)) == 57
     assert all(c["read"] == "2026-12-07" and c["source"].startswith("aws/aws-cli awscli/examples/elasticache/")
                for c in CASES)
+    assert {d: sum(c["added"] == d for c in CASES) for d in BATCHES} == BATCHES
+    assert all(re.fullmatch(r"[0-9a-f]{40}", c["added_in"]) for c in CASES)
     assert set(LISTED) <= set(files), set(LISTED) - set(files)
 
 
@@ -550,10 +556,30 @@ def test_compare_rejects_wrong_answers():
     assert set(compare(None, "InvalidAction", doc, ctx)) == {"error"}
 
 
+# When aws/aws-cli added the example files (`added` of each case, from its git history): the batches.
+BATCHES = {"2016-02-27": 3, "2020-02-11": 28, "2020-06-26": 7, "2020-07-14": 11, "2020-10-29": 8}
+
+
+def score_lines(match: set[str]) -> list[str]:
+    """How many examples match, in all and by the date aws/aws-cli added them (the older ones first)."""
+    lines, so_far, matched = [], 0, 0
+    for date in sorted(BATCHES):
+        files = [c["file"] for c in CASES if c["added"] == date]
+        so_far += len(files)
+        matched += len([f for f in files if f in match])
+        lines.append(f"  files added by {date}: {matched} of {so_far} match")
+    return lines
+
+
 def test_score(results, capsys):
     match = [f for f, r in results.items() if not r["mismatches"]]
     with capsys.disabled():
         print(f"\nAWS CLI examples: {len(match)} of {len(CASES)} examples match outright "
               f"({len(LISTED)} listed as differing in {DOC.name})")
+        print("\n".join(score_lines(set(match))))
+    # aws/aws-cli's tree held 3, 31, 38, 49, then 57 example files (BATCHES): of the 49 it held from 2020-07-14
+    # until the RBAC examples came, at least 45 match outright
+    older = [c["file"] for c in CASES if c["added"] <= "2020-07-14"]
+    assert len(older) == 49 and len(set(older) & set(match)) >= 45, sorted(set(older) - set(match))
     assert len(match) + len(LISTED) == len(CASES), (
         sorted(set(results) - set(match) - set(LISTED)), sorted(set(match) & set(LISTED)))

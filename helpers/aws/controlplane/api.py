@@ -174,15 +174,15 @@ def _not_implemented(action: str) -> Callable[[Any], Any]:
 
 # What to do instead, for the unsupported actions a learner is most likely to try.
 UNSUPPORTED_HINTS: dict[str, str] = {
-    "PurchaseReservedCacheNodesOffering": "Reserved nodes are a billing choice: read prices with "
-                                          "describe-reserved-cache-nodes-offerings.",
-    "StartMigration": "Load data with a snapshot instead (create-replication-group --snapshot-name).",
     "CreateCacheSecurityGroup": "Cache security groups are EC2-Classic only; use VPC security groups "
                                 "(--security-group-ids) from the local EC2 API.",
 }
 
 HANDLERS: dict[str, Callable[[Any], Any]] = {
     "describe_reserved_cache_nodes": _result("ReservedCacheNodes", service.describe_reserved_cache_nodes),
+    "describe_reserved_cache_nodes_offerings": _result("ReservedCacheNodesOfferings",
+                                                       service.describe_reserved_cache_nodes_offerings),
+    "purchase_reserved_cache_nodes_offering": _result(None, service.purchase_reserved_cache_nodes_offering),
     "describe_cache_engine_versions": _result("CacheEngineVersions", events.describe_cache_engine_versions),
     # serverless caches and their snapshots (responses/serverless.py)
     **{name: _result(None, getattr(serverless, name)) for name in (
@@ -201,6 +201,8 @@ HANDLERS: dict[str, Callable[[Any], Any]] = {
     "modify_replication_group": _result("ReplicationGroup", replication.modify_replication_group),
     "delete_replication_group": _result("ReplicationGroup", replication.delete_replication_group),
     "test_failover": _result("ReplicationGroup", replication.test_failover),
+    "start_migration": _result("ReplicationGroup", replication.start_migration),
+    "complete_migration": _result("ReplicationGroup", replication.complete_migration),
     "increase_replica_count": _result("ReplicationGroup", replication.increase_replica_count),
     "decrease_replica_count": _result("ReplicationGroup", replication.decrease_replica_count),
     "modify_replication_group_shard_configuration": _result("ReplicationGroup", replication.modify_replication_group_shard_configuration),

@@ -281,6 +281,8 @@ def _reconcile_group(plane: Any, g: Any) -> None:
         with _RESTARTS, engines.preferred_ports(ports):
             plane._provision_group(g, files)
         _drop_creation_events(plane, before)
+        if g.migration:  # a group migrating from a self-hosted server follows it again (models/migration.py)
+            _resume_migration(plane, g)
         if files and durable:
             plane.event(g.group_id, "replication-group", "Replication group restarted after its nodes failed; its "
                                                          "data was reloaded from the nodes' append-only files "
@@ -326,6 +328,18 @@ def _from_append_only_files(plane: Any, g: Any, svc: Any) -> list[Path]:
             services.stop(scratch)
             shutil.rmtree(state.home() / "services" / scratch, ignore_errors=True)
     return files
+
+
+def _resume_migration(plane: Any, g: Any) -> None:
+    try:
+        plane._follow_source(g, plane._primary_node(g))
+    except (*ops.ENGINE_ERRORS, ApiError, RuntimeError, StopIteration) as exc:  # the source did not come back
+        log.warning("%s: the migration from %s did not resume: %s", g.group_id, g.migration, exc)
+        plane.event(g.group_id, "replication-group", f"Migration from {g.migration} ended with the restart: "
+                                                     f"the source did not answer ({exc})")
+        g.migration = None
+        return
+    g.status = "migrating"
 
 
 def _global_primary(plane: Any, g: Any) -> Any:

@@ -40,7 +40,8 @@ FILENAME = "controlplane.sqlite3"
 FORMAT = 1  # the version of the encoding below, written with every record
 # The backend's tables (attributes of PLANE) that hold records; a table a backend lacks is skipped.
 TABLES = ("param_groups", "users", "user_groups", "clusters", "groups", "snapshots", "events", "tags",
-          "update_actions", "serverless", "serverless_snapshots", "global_groups")
+          "update_actions", "serverless", "serverless_snapshots", "global_groups",
+          "reserved_nodes")
 SAVE_EVERY = 2.0  # seconds between two looks for changes no request made (the recovery monitor's)
 # The engines' data saved by a clean stop (one RDB file per shard), reloaded by the next start: see restart.py
 SAVED_DATA = "aws-saved-data"
@@ -122,6 +123,7 @@ def record_classes() -> dict[str, type]:
         global_datastore,
         lifecycle,
         parameters,
+        reserved,
         serverless,
         snapshots,
         users,
@@ -129,7 +131,8 @@ def record_classes() -> dict[str, type]:
     from helpers.runtime import engines
 
     return {f"{c.__module__}:{c.__qualname__}": c
-            for mod in (base, events, global_datastore, lifecycle, parameters, serverless, snapshots, users, engines)
+            for mod in (base, events, global_datastore, lifecycle, parameters, reserved, serverless, snapshots, users,
+                        engines)
             for c in vars(mod).values() if isinstance(c, type) and dataclasses.is_dataclass(c)}
 
 

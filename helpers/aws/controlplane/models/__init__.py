@@ -23,9 +23,11 @@ from helpers.aws.controlplane.models.events import EventsAndTags
 from helpers.aws.controlplane.models.global_datastore import GlobalDatastores
 from helpers.aws.controlplane.models.lifecycle import EngineLifecycle
 from helpers.aws.controlplane.models.logdelivery import LogDelivery
+from helpers.aws.controlplane.models.migration import Migrations
 from helpers.aws.controlplane.models.parameters import ParameterGroups
 from helpers.aws.controlplane.models.recovery import Recovery
 from helpers.aws.controlplane.models.replication import ReplicationGroups
+from helpers.aws.controlplane.models.reserved import ReservedNodes
 from helpers.aws.controlplane.models.scaling import Scaling
 from helpers.aws.controlplane.models.serverless import ServerlessCaches
 from helpers.aws.controlplane.models.snapshots import Snapshots
@@ -37,7 +39,8 @@ __all__ = ["PLANE", "ControlPlane", "stop_aws_services"]
 
 
 class ControlPlane(ServerlessCaches, CacheClusters, GlobalDatastores, ReplicationGroups, TransitEncryption, LogDelivery,
-                   Scaling, Recovery, Users, ParameterGroups, Snapshots, EventsAndTags, EngineLifecycle, Backend):
+                   Scaling, Migrations, Recovery, Users, ParameterGroups, ReservedNodes, Snapshots, EventsAndTags, EngineLifecycle,
+                   Backend):
     """All ElastiCache resources of the local endpoint, and the engines behind them."""
 
     def reset(self) -> None:

@@ -334,6 +334,7 @@ class ReplicationGroup:
     region: str = "us-east-1"  # the region it was created in (see global_datastore.py)
     global_id: str | None = None  # the global datastore it belongs to, and its role there (primary | secondary)
     global_role: str | None = None
+    migration: str | None = None  # host:port of the self-hosted server it migrates from (models/migration.py)
     after_create: Callable[[], None] | None = None  # run once the engines are up, before `available`
     # TransitEncryptionMode: None (no TLS, or TLS made at creation: `tls`), "preferred" (each node has a
     # plaintext and a TLS listener: `tls_ports`, node name -> port) or "required" (TLS only), see transit.py

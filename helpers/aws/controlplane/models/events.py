@@ -82,7 +82,7 @@ class EventsAndTags(Backend):
 
     def resource_exists(self, resource_arn: str | None) -> None:
         """Raise the NotFound error AWS gives for a tag call on a missing resource."""
-        m = re.match(r"^arn:aws:elasticache:([^:]*):(\d*):(\w+):(.+)$", resource_arn or "")
+        m = re.match(r"^arn:aws:elasticache:([^:]*):(\d*):([\w-]+):(.+)$", resource_arn or "")
         if not m:
             raise ApiError(f"ARN {resource_arn} is invalid.", "InvalidARN")
         region, account, kind, ident = m.groups()
@@ -95,6 +95,7 @@ class EventsAndTags(Backend):
                   "replicationgroup": self.get_group, "snapshot": self.get_snapshot, "user": self.get_user,
                   "usergroup": self.get_user_group, "parametergroup": self.get_param_group,
                   "subnetgroup": self.check_subnet_group, "globalreplicationgroup": self.get_global,
+                  "reserved-instance": self.get_reserved,
                   **self.serverless_arn_checks()}
         if kind not in checks:
             raise ApiError(f"ARN {resource_arn} is invalid.", "InvalidARN")

@@ -357,11 +357,11 @@ class ReplicationGroups(Backend):
 
     @staticmethod
     def _leads(g: ReplicationGroup, svc: services.Service, role_reply: list[Any]) -> bool:
-        """Whether a node is its group's primary: ROLE says master, or (the secondary of a global datastore)
-        it follows a node outside the group, the primary of another region."""
+        """Whether a node is its group's primary: ROLE says master, or (the secondary of a global datastore, a
+        group migrating from a self-hosted server) it follows a node outside the group."""
         if role_reply[0] == "master":
             return True
-        if g.global_role != "secondary" or role_reply[0] != "slave":
+        if (g.global_role != "secondary" and not g.migration) or role_reply[0] != "slave":
             return False
         return int(role_reply[2]) not in {n.port for n in ops.data_nodes(svc)}
 

@@ -284,3 +284,19 @@ def modify_replication_group_shard_configuration(p: dict[str, Any]) -> dict[str,
     # while the slots move.
     out["PendingModifiedValues"].pop("Resharding", None)
     return out
+
+
+@honours("CustomerNodeEndpointList", "ReplicationGroupId")
+def start_migration(p: dict[str, Any]) -> dict[str, Any]:
+    """The group's primary node becomes a replica of the self-hosted server (models/migration.py); the answer
+    shows the group as the call leaves it, `modifying` (start-migration.rst), `migrating` once in sync."""
+    endpoints = [dict(e) for e in p.get("CustomerNodeEndpointList") or []]
+    g = PLANE.start_migration(p.get("ReplicationGroupId"), endpoints)
+    return {**group_api(g), "Status": "modifying"}
+
+
+@honours("Force", "ReplicationGroupId")
+def complete_migration(p: dict[str, Any]) -> dict[str, Any]:
+    """The primary node stops replicating from the self-hosted server and leads again (`available`)."""
+    force = bool(p.get("Force"))
+    return group_api(PLANE.complete_migration(p.get("ReplicationGroupId"), force))
