@@ -4,8 +4,8 @@ A scale-in (ModifyReplicationGroupShardConfiguration with NodeGroupsToRemove) ru
 while describe-replication-groups is called again and again from other threads (bounded in time,
 loopback only). AWS's documented behaviour is the oracle: once a group reads `available` the
 removed node group is gone (NodeGroups lists only the ones kept, MemberClusters only their members),
-and no answer ever shows a node group the group did not have: a removed node group's id is not
-handed out again.
+and no answer ever shows a node group the group did not have. A removed node group's id (and its
+members' cluster ids) is not handed out again: the shard added afterwards is a new node group.
 """
 
 from __future__ import annotations
@@ -83,6 +83,14 @@ def test_scale_in_under_concurrent_describes(ec):
             assert not removed & set(members), (status, members)
     rg = ec.describe_replication_groups(ReplicationGroupId="rd-cl")["ReplicationGroups"][0]
     assert rg["Status"] == "available" and sorted(ng["NodeGroupId"] for ng in rg["NodeGroups"]) == ["0002", "0003"]
+
+    # The removed node group's id is not handed out again: the shard added next is a new node group.
+    ec.modify_replication_group_shard_configuration(ReplicationGroupId="rd-cl", NodeGroupCount=3,
+                                                    ApplyImmediately=True)
+    g = cpc.wait_for(ec, replication_group_id="rd-cl")
+    assert sorted(ng["NodeGroupId"] for ng in g["NodeGroups"]) == ["0002", "0003", "0004"]
+    assert not removed & set(g["MemberClusters"])
+    assert all(ng["Slots"] for ng in g["NodeGroups"])
 
     ec.delete_replication_group(ReplicationGroupId="rd-cl")
     cpc.wait_deleted(ec, replication_group_id="rd-cl")
