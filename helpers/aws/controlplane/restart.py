@@ -269,6 +269,7 @@ def _reconcile_group(plane: Any, g: Any) -> None:
     g.status = "modifying"
     g.member_ids.clear()
     g.node_group_of.clear()
+    g.node_groups_made = 0  # the group is made again from its files: its node groups are numbered from 0001
     g.applied_users.clear()
     g.admin_password = None  # the new nodes have no control-plane user yet: the user groups' code makes one
     upstream = _global_primary(plane, g)

@@ -316,6 +316,8 @@ class ReplicationGroup:
     created: datetime = field(default_factory=now)
     member_ids: dict[str, str] = field(default_factory=dict)  # node name -> member cluster id
     node_group_of: dict[str, str] = field(default_factory=dict)  # node name -> node group id
+    # The highest node-group number handed out so far: a removed node group's id is never given again
+    node_groups_made: int = 0
     applied_users: set[str] = field(default_factory=set)
     admin_password: str | None = None
     resharding: bool = False  # shown as PendingModifiedValues while node groups are added or removed
@@ -342,6 +344,9 @@ class ReplicationGroup:
     tls_ports: dict[str, int] = field(default_factory=dict)
     log_delivery: list[dict[str, Any]] = field(default_factory=list)  # LogDeliveryConfigurations, logdelivery.py
     log_cursors: dict[str, int] = field(default_factory=dict)  # "<cluster>/<node>/<log type>" -> last shipped
+    # The group's lock: its members (member_ids, node_group_of) and its status change under it, and a describe
+    # reads them under it, together with the service record, so an answer never mixes two states of the group.
+    lock: threading.RLock = field(default_factory=threading.RLock, repr=False, compare=False)
 
     @property
     def arn(self) -> str:

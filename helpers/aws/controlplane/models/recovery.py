@@ -76,18 +76,23 @@ class Recovery(Backend):
                         log.warning("checking replication group %s failed: %s", g.group_id, exc, exc_info=True)
 
     def _check_group(self, g: ReplicationGroup, sync: bool = True) -> None:
-        svc = services.get(g.service_name)
-        if svc is None:
-            return
-        dead = [n for n in svc.nodes if not n.alive()]
+        # Under the group's lock: the record read, the processes found dead and the group found idle belong
+        # to one moment. Read apart, a record read before a scale-in retired a node group (modify_shards),
+        # with the group found available after it ended, would make its stopped nodes look failed.
+        with g.lock:
+            if g.busy or g.status != "available":
+                return
+            svc = services.get(g.service_name)
+            if svc is None:
+                return
+            dead = [n for n in svc.nodes if not n.alive()]
+            if dead:
+                g.busy = True
+                g.status = "modifying"
         if not dead:
             if sync:  # roles may have moved without a crash (Sentinel failing over a stalled primary)
                 self.sync_endpoints(g)
             return
-        if g.busy or g.status != "available":
-            return
-        g.busy = True
-        g.status = "modifying"
         self.background(f"recover-{g.group_id}", lambda: self._recover(g, dead),
                         lambda msg: self._recovery_failed(g, msg))
 

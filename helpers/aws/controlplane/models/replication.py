@@ -300,7 +300,14 @@ class ReplicationGroups(Backend):
         return ops.redis_conn(node.host, port, password=svc.password() or g.auth_token, tls=tls)
 
     def _assign_members(self, g: ReplicationGroup, svc: services.Service) -> None:
-        """Give each data node a member cluster id (<group>-001, or <group>-0001-001 in cluster mode)."""
+        """Give each data node a member cluster id (<group>-001, or <group>-0001-001 in cluster mode).
+
+        Under the group's lock: a describe and a background operation (resharding, replica counts) both
+        call it, and the operation removes members under the same lock (see modify_shards)."""
+        with g.lock:
+            self._assign_members_locked(g, svc)
+
+    def _assign_members_locked(self, g: ReplicationGroup, svc: services.Service) -> None:
         nodes = ops.data_nodes(svc)
         if g.cluster_mode:
             view = self._cluster_view(g, svc)
@@ -312,9 +319,11 @@ class ReplicationGroups(Backend):
                          and by_port[n.port].get("slots")]
             for prim in primaries:
                 if prim.name not in g.node_group_of:
-                    used = set(g.node_group_of.values())
-                    g.node_group_of[prim.name] = next(f"{i:04d}" for i in itertools.count(1)
-                                                      if f"{i:04d}" not in used)
+                    # A new node group gets the next id never used in this group: the id of a removed node group
+                    # is not handed out again (a removed 0001 stays gone; the next shard added is 0004, not 0001).
+                    used = [int(v) for v in g.node_group_of.values() if v.isdigit()]
+                    g.node_groups_made = max([g.node_groups_made, *used]) + 1
+                    g.node_group_of[prim.name] = f"{g.node_groups_made:04d}"
             for n in nodes:
                 master = by_id.get(by_port.get(n.port, {}).get("master", "-"))
                 if master is not None and master.name in g.node_group_of:
@@ -367,26 +376,43 @@ class ReplicationGroups(Backend):
 
     def group_members(self, g: ReplicationGroup) -> list[Member]:
         """Member cache clusters with their live endpoint, role and node group."""
-        if g.status in ("creating", "create-failed"):
-            return []
-        svc = services.get(g.service_name)
-        if svc is None:
-            return []
-        if any(n.name not in g.member_ids for n in ops.data_nodes(svc)):
-            with contextlib.suppress(*ops.ENGINE_ERRORS, ValueError, LookupError):
-                self._assign_members(g, svc)  # nodes added by scaling (or left by a failed resharding)
+        return self.group_view(g)[1]
+
+    def group_view(self, g: ReplicationGroup) -> tuple[str, list[Member]]:
+        """(status, members) as they were at one moment: a describe answers both from the same state.
+
+        The status, the service record (which nodes the group has) and the members' ids and node groups are
+        read together under the group's lock; a background operation changes them under it (modify_shards
+        retires a node group's nodes, forgets their ids and says `available` there). Read apart, a describe
+        that began during a scale-in could list the removed node group's members with the status read after
+        the operation ended: `available` with the old node groups. Only the roles are asked of the engines
+        afterwards, outside the lock."""
+        with g.lock:
+            status = g.status
+            if status in ("creating", "create-failed"):
+                return status, []
+            svc = services.get(g.service_name)
+            if svc is None:
+                return status, []
+            if any(n.name not in g.member_ids for n in ops.data_nodes(svc)):
+                with contextlib.suppress(*ops.ENGINE_ERRORS, ValueError, LookupError):
+                    self._assign_members(g, svc)  # nodes added by scaling (or left by a failed resharding)
+            nodes = ops.data_nodes(svc)
+            ids = {n.name: g.member_ids[n.name] for n in nodes if n.name in g.member_ids}
+            # In cluster mode a member belongs to the node group it was given; one without (not yet placed) is
+            # left out rather than shown in a node group it is not part of.
+            groups = {n.name: g.node_group_of.get(n.name, "0001" if not g.cluster_mode else "") for n in nodes}
         roles = self._roles(g, svc)
         zones = placement_zones(g.region)
         out = []
-        for n in ops.data_nodes(svc):
-            if n.name not in g.member_ids:
+        for n in nodes:
+            if n.name not in ids or not groups[n.name]:
                 continue
-            mid = g.member_ids[n.name]
+            mid = ids[n.name]
             idx = int(mid.rsplit("-", 1)[-1])
-            out.append(Member(g, mid, n, roles.get(n.name, "replica"), g.node_group_of.get(n.name, "0001"),
-                              zones[(idx - 1) % len(zones)]))
+            out.append(Member(g, mid, n, roles.get(n.name, "replica"), groups[n.name], zones[(idx - 1) % len(zones)]))
         out.sort(key=lambda m: m.cluster_id)
-        return out
+        return status, out
 
     def slots_of(self, g: ReplicationGroup, node: Node) -> list[int]:
         """The hash slots a node serves, as the cluster says right now."""

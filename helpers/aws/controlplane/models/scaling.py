@@ -269,10 +269,12 @@ class Scaling(Backend):
         for n in [n for n in svc.nodes if n.name in names]:
             n.stop()
             svc.nodes.remove(n)
-            g.member_ids.pop(n.name, None)
         from helpers.runtime import topologies
 
-        topologies.record(svc)
+        with g.lock:  # the record and the ids change together (see group_view)
+            topologies.record(svc)
+            for name in names:
+                g.member_ids.pop(name, None)
         for s in svc.nodes_by(role="sentinel"):
             with contextlib.suppress(*ops.ENGINE_ERRORS, KeyError):
                 topologies.sentinel_node_client(svc, s).execute_command("SENTINEL", "RESET", svc.meta["master_name"])
@@ -307,8 +309,10 @@ class Scaling(Backend):
                     raise not_found("NodeGroup", ng)
         elif count == len(current):
             raise invalid_value(f"The group already has {count} node groups.")
-        g.status = "modifying"
-        g.resharding = True
+        with g.lock:
+            self._require_available(g)  # still: no other operation (nor the recovery monitor) began meanwhile
+            g.status = "modifying"
+            g.resharding = True
 
         def work() -> None:
             from helpers.runtime import topologies
@@ -322,21 +326,27 @@ class Scaling(Backend):
                 for ng in to_remove:
                     fresh = self.group_members(g)
                     prim = next(m.node for m in fresh if m.node_group == ng and m.role == "primary")
+                    # The shard's slots move away and its nodes stop; the service record no longer lists them
+                    # when remove_shard returns. Their ids are forgotten under the group's lock, so a describe
+                    # sees the nodes and their ids both before or both after.
                     svc = topologies.remove_shard(self.group_service(g), prim.port)
-                    for name in [n for n, x in g.node_group_of.items() if x == ng]:
-                        g.node_group_of.pop(name, None)
-                        g.member_ids.pop(name, None)
+                    with g.lock:
+                        for name in [n for n, x in g.node_group_of.items() if x == ng]:
+                            g.node_group_of.pop(name, None)
+                            g.member_ids.pop(name, None)
             g.shards = count
             if g.user_group_ids or g.auth_token:
                 self._secure_new_nodes(g)
             self.sync_endpoints(g)
-            g.resharding = False
-            g.status = "available"
+            with g.lock:
+                g.resharding = False
+                g.status = "available"
             self.event(g.group_id, "replication-group", f"Resharding complete: {count} node groups")
 
         def failed(msg: str) -> None:
-            g.resharding = False
-            self._group_op_failed(g, msg)
+            with g.lock:
+                g.resharding = False
+                self._group_op_failed(g, msg)
 
         self.background(f"reshard-{g.group_id}", work, failed)
         return g

@@ -92,13 +92,18 @@ def planned_members(g: ReplicationGroup) -> list[str]:
 
 
 def group_api(g: ReplicationGroup, members: list[Member] | None = None) -> dict[str, Any]:
-    """The group with its node groups, endpoints and roles (`members`: the live ones unless given)."""
+    """The group with its node groups, endpoints and roles (`members`: the live ones unless given).
+
+    The status shown is the one the members were read with (group_view): a status read afterwards could
+    be that of an operation that ended meanwhile, with the members from before it."""
     if members is None:
-        members = PLANE.group_members(g)
+        status, members = PLANE.group_view(g)
+    else:
+        status = g.status
     node_groups: list[dict[str, Any]] = []
     for ng in sorted({m.node_group for m in members}) or (["0001"] if not g.cluster_mode else []):
         mine = [m for m in members if m.node_group == ng]
-        item: dict[str, Any] = {"NodeGroupId": ng, "Status": g.status if g.status != "creating" else "creating",
+        item: dict[str, Any] = {"NodeGroupId": ng, "Status": status,
                                 "NodeGroupMembers": []}
         for m in mine:
             member: dict[str, Any] = {"CacheClusterId": m.cluster_id, "CacheNodeId": "0001",
@@ -120,7 +125,7 @@ def group_api(g: ReplicationGroup, members: list[Member] | None = None) -> dict[
             item["Slots"] = _slot_ranges(PLANE.slots_of(g, primary.node))
         node_groups.append(item)
     out: dict[str, Any] = {
-        "ReplicationGroupId": g.group_id, "Description": g.description, "Status": g.status,
+        "ReplicationGroupId": g.group_id, "Description": g.description, "Status": status,
         "PendingModifiedValues": pending_api(g),
         "MemberClusters": [m.cluster_id for m in members] or planned_members(g),
         "NodeGroups": node_groups, "AutomaticFailover": "enabled" if g.automatic_failover else "disabled",
