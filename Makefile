@@ -27,36 +27,30 @@ lab: setup
 OTHER_ENGINE_LABS := labs/00_welcome.ipynb labs/01_redis_data_structures.ipynb \
 	labs/09_replication_and_failover.ipynb labs/10_scaling_and_sharding.ipynb labs/13_control_plane.ipynb
 
-# Five streams at once (scripts/parallel.py prefixes each line with its stream's name and ends with one line
-# per stream): the unit tests (four workers), the labs in two halves, the labs that also run on the other
-# engine, and a few Spanish labs. Each pytest run has its own state directory, so the streams share only the
-# machine, which is why they overlap: most of a test's time is spent waiting on engines and kernels.
-# Each half of the labs runs every notebook twice in one state directory against the same services: two
-# rounds, each in its own shuffled order (SEED, printed; `make test SEED=N` runs the same order again),
-# with every core LOAD% busy during the first half's second round (helpers/tools/cpuload.py: Debian's
-# stress-ng where installed; LOAD=0 turns it off) on top of the other streams. After each notebook and each
-# test module, no engine process of the state directory may be missing from `helpers status`
-# (conftest.py). Everything is stopped at the end.
+# Unit tests (two workers, each with its own state directory), then every notebook twice in one
+# state directory against the same services: two rounds, each in its own shuffled order (SEED, printed;
+# `make test SEED=N` runs the same order again), with every core LOAD% busy during the second round
+# (helpers/tools/cpuload.py: Debian's stress-ng where installed; LOAD=0 turns it off). After each
+# notebook and each test module, no engine process of the state directory may be missing from
+# `helpers status` (conftest.py). Everything is stopped at the end.
 # The notebooks run on the default key-value engine (Valkey where a valkey-server is installed, else
 # Redis OSS: see helpers.runtime.engines.default_engine_name); ELASTICACHE_LAB_ENGINE=valkey or =redis chooses.
-# LABS_A holds the longest labs, so that the two halves take about as long (a new lab joins the other half).
+# Then a few labs run on the other.
 ifndef SEED
 SEED := $(shell od -An -N2 -tu2 /dev/urandom | tr -d ' ')
 endif
 LOAD ?= 50
 NBVAL := --nbval-lax --nbval-current-env --nbval-cell-timeout=600 -p no:randomly
-LABS_A := $(filter $(addprefix labs/,13_% 09_% 10_% 12_% 04_% 06_% 05_%),$(LABS))
-LABS_B := $(filter-out $(LABS_A),$(LABS))
-UNIT_WORKERS ?= 4
 test: setup
-	@echo "make test: five streams at once; labs in orders shuffled with SEED=$(SEED), the first half's second round with every core $(LOAD)% busy"
-	@$(PYBIN) scripts/parallel.py \
-		"unit=$(PYBIN) -m pytest tests -n $(UNIT_WORKERS) --dist loadfile -p no:randomly --durations=15 $(PYTEST_ARGS)" \
-		"labs-a=$(PYBIN) -m pytest $(LABS_A) $(LABS_A) --keep-duplicates $(NBVAL) --lab-seed $(SEED) --cpu-load $(LOAD) --cpu-load-round 2 --durations=5 $(PYTEST_ARGS)" \
-		"labs-b=$(PYBIN) -m pytest $(LABS_B) $(LABS_B) --keep-duplicates $(NBVAL) --lab-seed $(SEED) --durations=5 $(PYTEST_ARGS)" \
-		"other-engine=$(MAKE) --no-print-directory test-other-engine SEED=$(SEED)" \
-		"spanish=$(MAKE) --no-print-directory test-spanish SEED=$(SEED)" \
-	|| { echo "make test failed; SEED=$(SEED) runs the labs in the same orders again"; exit 1; }
+	@echo "make test: labs in an order shuffled with SEED=$(SEED), the second round with every core $(LOAD)% busy"
+	@status=0; \
+	$(PYBIN) -m pytest tests -n 2 --dist loadfile -p no:randomly --durations=15 $(PYTEST_ARGS) || status=1; \
+	$(PYBIN) -m pytest $(LABS) $(LABS) --keep-duplicates $(NBVAL) --lab-seed $(SEED) --cpu-load $(LOAD) \
+		--cpu-load-round 2 --durations=15 $(PYTEST_ARGS) || status=1; \
+	$(MAKE) --no-print-directory test-other-engine SEED=$(SEED) || status=1; \
+	$(MAKE) --no-print-directory test-spanish SEED=$(SEED) || status=1; \
+	[ $$status -eq 0 ] || echo "make test failed; SEED=$(SEED) runs the labs in the same order again"; \
+	exit $$status
 
 # The quick tier for a developer's loop (a few minutes): the unit tests that start no replication group,
 # cluster, serverless cache or browser, and lab 00. `make test` runs everything.

@@ -402,10 +402,11 @@ SAMPLE = [("00", "q2"), ("01", "q1"), ("02", "q1"), ("03", "q2"), ("04", "q1"), 
 
 
 @pytest.mark.parametrize("lab,qid", SAMPLE)
-def test_system_exit_never_escapes_a_lab_check(isolated_home, monkeypatch, lab, qid):
+def test_system_exit_never_escapes_a_lab_check(isolated_home, lab, qid):
     from helpers.checks import all_exercises
 
-    monkeypatch.setattr(core, "TIME_BUDGET", 2)
+    # The check's own budget: a 2 s budget ran out on a loaded machine before the check had called the
+    # function once (it raises at once, so the budget never matters here).
     calls = []
 
     def exits(*_a, **_k):
