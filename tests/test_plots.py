@@ -48,3 +48,20 @@ def test_offsets_chart_gives_the_catch_up_room_and_labels_inside_the_plot():
     assert ax.get_legend().get_window_extent(renderer).x0 >= plot_box.x1  # beside the lines, not over them
     assert len(ax.get_lines()) == 4  # three nodes and the dashed line
     plt.close("all")
+
+
+def test_the_charts_own_words_follow_the_learners_language(monkeypatch, tmp_path):
+    """Titles, axes and labels that the plot functions write themselves (a lab's own titles are the lab's
+    text, translated with its notebook) speak Spanish under ELASTICACHE_LAB_LANG=es."""
+    import matplotlib.pyplot as plt
+
+    monkeypatch.chdir(tmp_path)  # no .lab-lang marker here: the setting decides
+    samples = [(0.0, {"p": 1e6, "r": 1e6}), (1.0, {"p": 2e6, "r": 1e6}), (2.0, {"p": 2e6, "r": 2e6})]
+    for lang, words in (("es", ("segundos", "reanudada", "Desplazamientos de replicación", "latencia (ms)")),
+                        ("en", ("seconds", "resumed", "Replication offsets", "latency (ms)"))):
+        monkeypatch.setenv("ELASTICACHE_LAB_LANG", lang)
+        ax = plots.offsets_chart(samples, [("p", "primary"), ("r", "replica")], resumed_at=1.5)
+        cdf = plots.latency_cdf({"a": [1.0, 2.0, 3.0]}, log=False)
+        assert ax.get_xlabel() == words[0] and [t.get_text() for t in ax.texts] == [words[1]]
+        assert ax.get_title().startswith(words[2]) and cdf.get_xlabel() == words[3]
+        plt.close("all")

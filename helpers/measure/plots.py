@@ -10,6 +10,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from helpers import measure
+from helpers.runtime.i18n import translator
+
+_ = translator(__name__)
 
 PALETTE = ("#0969da", "#cf222e", "#1a7f37", "#8250df", "#9a6700", "#57606a")
 
@@ -28,7 +31,7 @@ def _summary(value: Sequence[float] | Mapping[str, float], ps: Sequence[float]) 
 
 
 def latency_bars(series: Mapping[str, Sequence[float] | Mapping[str, float]], ps: Sequence[float] = (50, 95, 99),
-                 ax: Any = None, title: str = "Latency percentiles", log: bool = True, unit: str = "ms") -> Any:
+                 ax: Any = None, title: str | None = None, log: bool = True, unit: str = "ms") -> Any:
     """Grouped bars: one group per percentile, one bar per series (raw samples or percentiles() dicts).
 
     A log scale is the default because a cache hit and a database query differ by orders of
@@ -45,16 +48,16 @@ def latency_bars(series: Mapping[str, Sequence[float] | Mapping[str, float]], ps
         bars = ax.bar(xs, values, width, label=name, color=PALETTE[i % len(PALETTE)])
         ax.bar_label(bars, labels=[_fmt(v) for v in values], fontsize=8, padding=2)
     ax.set_xticks(range(len(keys)), keys)
-    ax.set_ylabel(f"latency ({unit}{', log scale' if log else ''})")
+    ax.set_ylabel(_("latency ({unit}, log scale)", unit=unit) if log else _("latency ({unit})", unit=unit))
     if log:
         ax.set_yscale("log")
-    ax.set_title(title)
+    ax.set_title(_("Latency percentiles") if title is None else title)
     ax.legend(loc="upper left", fontsize=8)
     ax.margins(y=0.2)
     return ax
 
 
-def latency_cdf(series: Mapping[str, Sequence[float]], ax: Any = None, title: str = "Latency distribution",
+def latency_cdf(series: Mapping[str, Sequence[float]], ax: Any = None, title: str | None = None,
                 log: bool = True, unit: str = "ms") -> Any:
     """Empirical CDF of each series: where the tail starts is visible at a glance."""
     ax = _axes(ax)
@@ -66,16 +69,16 @@ def latency_cdf(series: Mapping[str, Sequence[float]], ax: Any = None, title: st
         ax.step(data, ys, where="post", label=name, color=PALETTE[i % len(PALETTE)])
     if log:
         ax.set_xscale("log")
-    ax.set_xlabel(f"latency ({unit})")
-    ax.set_ylabel("fraction of requests")
-    ax.set_title(title)
+    ax.set_xlabel(_("latency ({unit})", unit=unit))
+    ax.set_ylabel(_("fraction of requests"))
+    ax.set_title(_("Latency distribution") if title is None else title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     return ax
 
 
 def timeline(x: Sequence[float], series: Mapping[str, Sequence[float]], ax: Any = None, title: str = "",
-             xlabel: str = "time (s)", ylabel: str = "", kind: str = "line") -> Any:
+             xlabel: str | None = None, ylabel: str = "", kind: str = "line") -> Any:
     """Several series over a shared x axis (hit ratio over time, queries per second, ...)."""
     ax = _axes(ax)
     for i, (name, ys) in enumerate(series.items()):
@@ -84,7 +87,7 @@ def timeline(x: Sequence[float], series: Mapping[str, Sequence[float]], ax: Any 
             ax.bar(x, ys, width=(x[1] - x[0]) * 0.9 if len(x) > 1 else 0.8, label=name, color=colour, alpha=0.7)
         else:
             ax.plot(x, ys, label=name, color=colour)
-    ax.set_xlabel(xlabel)
+    ax.set_xlabel(_("time (s)") if xlabel is None else xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.grid(alpha=0.3)
@@ -110,7 +113,7 @@ def compare_bars(values: Mapping[str, float], ax: Any = None, title: str = "", y
 
 def offsets_chart(samples: Sequence[tuple[float, Mapping[Any, float]]], series: Sequence[tuple[Any, str]],
                   resumed_at: float | None = None, ax: Any = None,
-                  title: str = "Replication offsets: a frozen replica falls behind, then catches up") -> Any:
+                  title: str | None = None) -> Any:
     """Replication offsets (MB) over time, one step line per node: `samples` are (seconds, {node: offset}),
     `series` (node, label) pairs, the first drawn as the primary. A dashed line marks `resumed_at`, labelled
     inside the plot; the x axis runs on past the last sample, so the catch-up is not drawn against the edge."""
@@ -125,12 +128,12 @@ def offsets_chart(samples: Sequence[tuple[float, Mapping[Any, float]]], series: 
     if resumed_at is not None:
         ax.axvline(resumed_at, color=PALETTE[-1], linestyle="--", lw=1)
         # Halfway up, just left of the line (x in data, y in axes fractions): inside the plot whatever the data.
-        ax.annotate("resumed", xy=(resumed_at, 0.5), xycoords=ax.get_xaxis_transform(), xytext=(-3, 0),
+        ax.annotate(_("resumed"), xy=(resumed_at, 0.5), xycoords=ax.get_xaxis_transform(), xytext=(-3, 0),
                     textcoords="offset points", rotation=90, ha="right", va="center", fontsize=8,
                     color=PALETTE[-1])
-    ax.set_xlabel("seconds")
-    ax.set_ylabel("replication offset (MB)")
-    ax.set_title(title)
+    ax.set_xlabel(_("seconds"))
+    ax.set_ylabel(_("replication offset (MB)"))
+    ax.set_title(_("Replication offsets: a frozen replica falls behind, then catches up") if title is None else title)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))  # beside the plot: never over a line
     return ax
 
