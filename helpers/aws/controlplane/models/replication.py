@@ -473,19 +473,16 @@ class ReplicationGroups(Backend):
                                  final_snapshot: str | None = None) -> tuple[ReplicationGroup, list[Member]]:
         """The group (now deleting) and its members as they were: the engines stop in the background."""
         g = self.get_group(group_id)
+        self._check_deletable(g)
         if retain_primary_cluster:
             raise invalid_value("RetainPrimaryCluster is not supported on the local endpoint; delete the whole group.")
         if final_snapshot:
             self._check_new_snapshot(final_snapshot, g.engine)
         members = self.group_members(g)
-        # Checked and said under the group's lock, as the recovery monitor decides under it: a failure it
+        # Checked again and said under the group's lock, as the recovery monitor decides under it: a failure it
         # found first makes the group `modifying` (refused here); once `deleting`, nothing starts for it.
         with g.lock:
-            if g.status not in ("available", "create-failed"):
-                raise invalid_state("ReplicationGroup", g.group_id, g.status)
-            if g.global_id:
-                raise invalid_value(f"Replication group {g.group_id} is a member of Global datastore "
-                                    f"{g.global_id}: disassociate it (or delete the global datastore) first.")
+            self._check_deletable(g)
             g.status = "deleting"
 
         def work() -> None:
@@ -506,6 +503,14 @@ class ReplicationGroups(Backend):
         self.background(f"delete-rg-{g.group_id}", work,
                         lambda msg: self.event(g.group_id, "replication-group", f"Delete failed: {msg}"))
         return g, members
+
+    @staticmethod
+    def _check_deletable(g: ReplicationGroup) -> None:
+        if g.status not in ("available", "create-failed"):
+            raise invalid_state("ReplicationGroup", g.group_id, g.status)
+        if g.global_id:
+            raise invalid_value(f"Replication group {g.group_id} is a member of Global datastore {g.global_id}: "
+                                "disassociate it (or delete the global datastore) first.")
 
     def _scratch_services(self, g: ReplicationGroup) -> list[str]:
         """The scratch services named after the group (<service>-restore-N, engineops.restore_keys; <service>-aof-N,
