@@ -7,12 +7,14 @@ that raise the API's NotFound, background work that reports failures as events, 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
 import subprocess
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, TypeVar
@@ -347,6 +349,8 @@ class ReplicationGroup:
     # The group's lock: its members (member_ids, node_group_of) and its status change under it, and a describe
     # reads them under it, together with the service record, so an answer never mixes two states of the group.
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False, compare=False)
+    # Operations starting processes for the group right now (Backend.starting_processes): a delete waits for them
+    starters: int = field(default=0, init=False, repr=False, compare=False)
 
     @property
     def arn(self) -> str:
@@ -361,6 +365,10 @@ class ReplicationGroup:
         if self.cluster_mode:
             return "cluster"
         return "replicated" if self.replicas > 0 else "aws-redis"
+
+
+class GroupDeleted(RuntimeError):
+    """A process was to be started for a replication group that is being deleted (or is gone)."""
 
 
 @dataclass
@@ -592,6 +600,31 @@ class Backend:
         with self.lock:
             self.threads = [x for x in self.threads if x.is_alive()] + [t]
         t.start()
+
+    @contextlib.contextmanager
+    def starting_processes(self, g: ReplicationGroup) -> Iterator[None]:
+        """Around code that starts processes for group g (a failed node or Sentinel started again): under the
+        group's lock, a group being deleted, or gone, gets none (GroupDeleted); and its delete, which says
+        `deleting` under the same lock, waits for the ones already under way (wait_starters) before it stops
+        the group's processes, so what they started is stopped with the rest."""
+        with g.lock:
+            if g.status in ("deleting", "deleted") or self.groups.get(g.group_id) is not g:
+                raise GroupDeleted(f"replication group {g.group_id} is being deleted: nothing is started for it")
+            g.starters += 1
+        try:
+            yield
+        finally:
+            with g.lock:
+                g.starters -= 1
+
+    @staticmethod
+    def wait_starters(g: ReplicationGroup, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while g.starters and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if g.starters:
+            log.warning("replication group %s: %d operation(s) still starting processes after %.0f s; deleting "
+                        "it anyway", g.group_id, g.starters, timeout)
 
     def changed(self) -> None:
         """Records may have changed: tell the durable store (see ON_CHANGE)."""

@@ -97,13 +97,24 @@ class Recovery(Backend):
                         lambda msg: self._recovery_failed(g, msg))
 
     def _recovery_failed(self, g: ReplicationGroup, msg: str) -> None:
-        g.busy = False
-        g.recovering.clear()
-        g.status = "available"
+        self._recovery_over(g)
         self.event(g.group_id, "replication-group", f"Recovery failed: {msg}")
+
+    @staticmethod
+    def _recovery_over(g: ReplicationGroup) -> None:
+        with g.lock:
+            g.busy = False
+            g.recovering.clear()
+            if g.status != "deleting":  # never over a delete
+                g.status = "available"
 
     # --- recovery ------------------------------------------------------------------------------
     def _recover(self, g: ReplicationGroup, dead: list[Node]) -> None:
+        with self.starting_processes(g):  # none for a group being deleted; its delete waits for this one
+            self._recover_nodes(g, dead)
+        self._recovery_over(g)
+
+    def _recover_nodes(self, g: ReplicationGroup, dead: list[Node]) -> None:
         svc = self.group_service(g)
         data_dead = [n for n in dead if n.kind == "redis"]
         g.recovering |= {n.name for n in data_dead}
@@ -133,9 +144,6 @@ class Recovery(Backend):
         for n in data_dead:
             if n.name in g.member_ids:
                 self.event(g.member_ids[n.name], "cache-cluster", "Finished recovery for cache nodes 0001")
-        g.recovering.clear()
-        g.busy = False
-        g.status = "available"
 
     def _restart(self, g: ReplicationGroup, svc: services.Service) -> services.Service:
         """Start every dead process again on its port; data nodes come back as replicas and resync."""

@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import logging
+import re
 import shutil
 from pathlib import Path
 from typing import Any
+
+import psutil
 
 from helpers.aws import catalogue
 from helpers.aws.controlplane import atrest
@@ -39,6 +43,10 @@ from helpers.aws.controlplane.models.lifecycle import check_maintenance_window
 from helpers.aws.controlplane.models.logdelivery import parse_requests as parse_log_requests
 from helpers.runtime import services, state
 from helpers.runtime.engines import Node
+
+log = logging.getLogger(__name__)
+
+SCRATCH_SUFFIX = re.compile(r"-(?:restore|aof)-\d+")  # what a group's scratch services add to its service name
 
 
 class ReplicationGroups(Backend):
@@ -465,25 +473,27 @@ class ReplicationGroups(Backend):
                                  final_snapshot: str | None = None) -> tuple[ReplicationGroup, list[Member]]:
         """The group (now deleting) and its members as they were: the engines stop in the background."""
         g = self.get_group(group_id)
-        if g.status not in ("available", "create-failed"):
-            raise invalid_state("ReplicationGroup", g.group_id, g.status)
-        if g.global_id:
-            raise invalid_value(f"Replication group {g.group_id} is a member of Global datastore {g.global_id}: "
-                                "disassociate it (or delete the global datastore) first.")
+        self._check_deletable(g)
         if retain_primary_cluster:
             raise invalid_value("RetainPrimaryCluster is not supported on the local endpoint; delete the whole group.")
         if final_snapshot:
             self._check_new_snapshot(final_snapshot, g.engine)
         members = self.group_members(g)
-        g.status = "deleting"
+        # Checked again and said under the group's lock, as the recovery monitor decides under it: a failure it
+        # found first makes the group `modifying` (refused here); once `deleting`, nothing starts for it.
+        with g.lock:
+            self._check_deletable(g)
+            g.status = "deleting"
 
         def work() -> None:
+            self.wait_starters(g)  # what was being started for it is stopped with the rest below
             if final_snapshot:
                 self._snapshot_group(g, final_snapshot, from_primary=True)  # as DeleteReplicationGroup says
             self.close_endpoints(g)
             services.stop(g.service_name)
-            for extra in [s.name for s in services.status() if s.name.startswith(g.service_name + "-")]:
+            for extra in self._scratch_services(g):
                 services.stop(extra)
+            self._stop_unrecorded(g)
             shutil.rmtree(state.home() / "services" / g.service_name, ignore_errors=True)
             with self.lock:
                 self.groups.pop(g.group_id, None)
@@ -493,6 +503,38 @@ class ReplicationGroups(Backend):
         self.background(f"delete-rg-{g.group_id}", work,
                         lambda msg: self.event(g.group_id, "replication-group", f"Delete failed: {msg}"))
         return g, members
+
+    @staticmethod
+    def _check_deletable(g: ReplicationGroup) -> None:
+        if g.status not in ("available", "create-failed"):
+            raise invalid_state("ReplicationGroup", g.group_id, g.status)
+        if g.global_id:
+            raise invalid_value(f"Replication group {g.group_id} is a member of Global datastore {g.global_id}: "
+                                "disassociate it (or delete the global datastore) first.")
+
+    def _scratch_services(self, g: ReplicationGroup) -> list[str]:
+        """The scratch services named after the group (<service>-restore-N, engineops.restore_keys; <service>-aof-N,
+        restart.py). Never another resource's service: a group's id may extend another's (my-cluster and
+        my-cluster-grg-secondary), and a prefix match stopped the other group's engines and Sentinels."""
+        with self.lock:
+            others = {x.service_name for x in self.groups.values()} | {c.service_name() for c in self.clusters.values()}
+        return [s.name for s in services.status() if s.name not in others and s.name.startswith(g.service_name)
+                and SCRATCH_SUFFIX.fullmatch(s.name[len(g.service_name):])]
+
+    @staticmethod
+    def _stop_unrecorded(g: ReplicationGroup) -> None:
+        """Stop any process working in the group's service directory that no record holds (none should be)."""
+        from helpers.runtime import process
+
+        home = (state.home() / "services" / g.service_name).resolve()
+        for proc in services.unrecorded_processes():
+            try:
+                if Path(proc.cwd()).resolve().is_relative_to(home):
+                    log.warning("replication group %s: stopping %s[%d], which no record holds", g.group_id,
+                                proc.name(), proc.pid)
+                    process.stop_tree(proc, timeout=5)
+            except (psutil.Error, OSError) as exc:  # gone meanwhile
+                log.debug("replication group %s: %s", g.group_id, exc)
 
     def modify_replication_group(
             self, group_id: str | None, description: str | None = None, snapshot_retention: int | None = None,
