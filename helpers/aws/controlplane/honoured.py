@@ -40,6 +40,9 @@ _KMS = ("Customer managed KMS keys are not modelled: at-rest encryption on the l
         "(see docs/local-vs-aws.md); leave KmsKeyId out.")
 _ENGINE_FILTER = "Users and user groups on the local endpoint keep the engine they were created with; leave Engine out."
 _NETWORK = {"NetworkType": _IPV6, "IpDiscovery": _IPV6}
+_SERVERLESS_MIGRATION = ("Online migration into a serverless cache (ServerlessCacheName, AutoCutover, "
+                         "ClearTargetCacheData) is not modelled on the local endpoint: migrate into a replication "
+                         "group (ReplicationGroupId) and end it with complete-migration.")
 NOT_LOCAL: dict[str, dict[str, str]] = {
     "create_cache_cluster": {
         "CacheSecurityGroupNames": _CLASSIC, "NotificationTopicArn": _SNS,
@@ -120,6 +123,11 @@ NOT_LOCAL: dict[str, dict[str, str]] = {
         "decrease_node_groups_in_global_replication_group": ("ApplyImmediately", "GlobalNodeGroupsToRemove",
                                                              "GlobalNodeGroupsToRetain", "NodeGroupCount"),
         "rebalance_slots_in_global_replication_group": ("ApplyImmediately",)}.items()},
+    "start_migration": {
+        "ServerlessCacheName": _SERVERLESS_MIGRATION, "AutoCutover": _SERVERLESS_MIGRATION,
+        "ClearTargetCacheData": _SERVERLESS_MIGRATION,
+    },
+    "complete_migration": {"ServerlessCacheName": _SERVERLESS_MIGRATION},
     "create_serverless_cache": {
         "ConnectionType": "Connection types other than the default are not modelled on the local endpoint.",
         "Integrations": "Integrations with other services are not modelled on the local endpoint.",
