@@ -112,3 +112,22 @@ def memory_kb(pid: int, field: str) -> int:
         if line.startswith(field + ":"):
             return int(line.split()[1])
     raise AssertionError(f"no {field} for pid {pid}")
+
+
+def wait_global(ec, gid: str, gone_ok: bool = False, timeout: float = 60) -> dict | None:
+    """A global datastore once it is available with every member associated (None: gone, with gone_ok)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            gds = ec.describe_global_replication_groups(GlobalReplicationGroupId=gid, ShowMemberInfo=True)[
+                "GlobalReplicationGroups"][0]
+        except ClientError:
+            if gone_ok:
+                return None
+            raise
+        if gds["Status"] == "available" and all(m["Status"] == "associated" for m in gds["Members"]):
+            return gds
+        time.sleep(0.1)
+    raise AssertionError(f"{gid} not available within {timeout} s")

@@ -14,7 +14,7 @@ import time
 import psutil
 import pytest
 from botocore.exceptions import ClientError
-from support import code_of
+from support import code_of, wait_global
 
 import helpers
 from helpers.aws import client as cpc
@@ -35,7 +35,7 @@ def regions():
                     _quiet(east.disassociate_global_replication_group, GlobalReplicationGroupId=gds[
                         "GlobalReplicationGroupId"], ReplicationGroupId=m["ReplicationGroupId"],
                         ReplicationGroupRegion=m["ReplicationGroupRegion"])
-            _wait_global(east, gds["GlobalReplicationGroupId"], gone_ok=True)
+            wait_global(east, gds["GlobalReplicationGroupId"], gone_ok=True)
             _quiet(east.delete_global_replication_group, GlobalReplicationGroupId=gds["GlobalReplicationGroupId"],
                    RetainPrimaryReplicationGroup=True)
     for client in (east, west, localaws.client("elasticache", region_name="us-west-1")):
@@ -47,22 +47,6 @@ def _quiet(call, **kwargs):
         return call(**kwargs)
     except ClientError:
         return None
-
-
-def _wait_global(ec, gid: str, gone_ok: bool = False, timeout: float = 60) -> dict | None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            gds = ec.describe_global_replication_groups(GlobalReplicationGroupId=gid, ShowMemberInfo=True)[
-                "GlobalReplicationGroups"][0]
-        except ClientError:
-            if gone_ok:
-                return None
-            raise
-        if gds["Status"] == "available" and all(m["Status"] == "associated" for m in gds["Members"]):
-            return gds
-        time.sleep(0.1)
-    raise AssertionError(f"{gid} not available within {timeout} s")
 
 
 def _until(fn, timeout: float = 15):
@@ -112,7 +96,7 @@ def test_global_datastore_replicates_fails_over_and_is_deleted(regions):
                    GlobalReplicationGroupId=gid) == "InvalidParameterValue"  # a region that already has a member
     secondary = cpc.wait_for(west, replication_group_id="t-gds-west")
     assert secondary["CacheNodeType"] == NODE
-    gds = _wait_global(east, gid)
+    gds = wait_global(east, gid)
     assert [(m["ReplicationGroupId"], m["ReplicationGroupRegion"], m["Role"]) for m in gds["Members"]] == [
         ("t-gds-east", "us-east-1", "PRIMARY"), ("t-gds-west", "us-west-2", "SECONDARY")]
     # regions keep their own groups
@@ -139,7 +123,7 @@ def test_global_datastore_replicates_fails_over_and_is_deleted(regions):
                    PrimaryReplicationGroupId="t-gds-east") == "InvalidParameterValue"  # already primary
     east.failover_global_replication_group(GlobalReplicationGroupId=gid, PrimaryRegion="us-west-2",
                                            PrimaryReplicationGroupId="t-gds-west")
-    gds = _wait_global(east, gid)
+    gds = wait_global(east, gid)
     assert {m["ReplicationGroupId"]: m["Role"] for m in gds["Members"]} == {"t-gds-west": "PRIMARY",
                                                                            "t-gds-east": "SECONDARY"}
     _until(lambda: _writes(r_west))
@@ -157,7 +141,7 @@ def test_global_datastore_replicates_fails_over_and_is_deleted(regions):
     assert code_of(east.delete_replication_group, ReplicationGroupId="t-gds-east") == "InvalidParameterValue"
     east.disassociate_global_replication_group(GlobalReplicationGroupId=gid, ReplicationGroupId="t-gds-east",
                                                ReplicationGroupRegion="us-east-1")
-    _wait_global(east, gid)
+    wait_global(east, gid)
     _until(lambda: _writes(r_east))  # a standalone regional group again: writable, data kept
     assert r_east.get("order:3") in ("from-west", b"from-west")
     east.delete_global_replication_group(GlobalReplicationGroupId=gid, RetainPrimaryReplicationGroup=True)
@@ -256,7 +240,7 @@ def test_a_secondary_clusters_dead_nodes_are_replaced_and_resync_from_the_right_
     west.create_replication_group(ReplicationGroupId="t-gds-w2", ReplicationGroupDescription="second region",
                                   GlobalReplicationGroupId=gid, NumCacheClusters=2)
     secondary = cpc.wait_for(west, replication_group_id="t-gds-w2")
-    _wait_global(east, gid)
+    wait_global(east, gid)
     west_ep = secondary["NodeGroups"][0]["PrimaryEndpoint"]
     east_ep = primary["NodeGroups"][0]["PrimaryEndpoint"]
 
@@ -284,7 +268,7 @@ def test_a_secondary_clusters_dead_nodes_are_replaced_and_resync_from_the_right_
         assert r.dbsize() >= len(writer.acked)
     with pytest.raises(Exception, match="(?i)read only|readonly"):
         cpc.redis_at(west_ep).set("x", "1")
-    _wait_global(east, gid)
+    wait_global(east, gid)
 
     # 1b. a replica of the secondary dies: it comes back following the secondary's primary node
     _kill("t-gds-w2", dead_port)
@@ -319,7 +303,7 @@ def test_a_secondary_clusters_dead_nodes_are_replaced_and_resync_from_the_right_
     pids = [n.pid for s in helpers.status() if s.name in ("aws-rg-t-gds-e2", "aws-rg-t-gds-w2") for n in s.nodes]
     east.disassociate_global_replication_group(GlobalReplicationGroupId=gid, ReplicationGroupId="t-gds-w2",
                                                ReplicationGroupRegion="us-west-2")
-    _wait_global(east, gid)
+    wait_global(east, gid)
     east.delete_global_replication_group(GlobalReplicationGroupId=gid, RetainPrimaryReplicationGroup=False)
     west.delete_replication_group(ReplicationGroupId="t-gds-w2")
     cpc.wait_deleted(east, replication_group_id="t-gds-e2")
@@ -345,7 +329,7 @@ def test_a_global_datastore_with_tls_and_auth_tokens(regions):
                                   GlobalReplicationGroupId=gid, NumCacheClusters=1, AuthToken="west-token-0123456789")
     secondary = cpc.wait_for(west, replication_group_id="t-gds-wa")
     assert secondary["TransitEncryptionEnabled"] is True and secondary["AuthTokenEnabled"] is True
-    _wait_global(east, gid)
+    wait_global(east, gid)
     r_east = cpc.redis_at(primary["NodeGroups"][0]["PrimaryEndpoint"], tls=True, password="east-token-0123456789")
     west_ep = secondary["NodeGroups"][0]["PrimaryEndpoint"]
     r_west = cpc.redis_at(west_ep, tls=True, password="west-token-0123456789")
@@ -372,27 +356,27 @@ def test_a_global_datastore_with_tls_and_auth_tokens(regions):
                                            GlobalReplicationGroupId=gid, NumCacheClusters=1)["ReplicationGroup"]
     assert third["AuthTokenEnabled"] is True
     third = cpc.wait_for(north, replication_group_id="t-gds-na")
-    _wait_global(east, gid)
+    wait_global(east, gid)
     r_north = cpc.redis_at(third["NodeGroups"][0]["PrimaryEndpoint"], tls=True, password="east-token-new-0123456789")
     _until(lambda: r_north.get("k1") in ("after-rotation", b"after-rotation"))
 
     east.failover_global_replication_group(GlobalReplicationGroupId=gid, PrimaryRegion="us-west-2",
                                            PrimaryReplicationGroupId="t-gds-wa")
-    _wait_global(east, gid)
+    wait_global(east, gid)
     _until(lambda: _writes(r_west))
     r_west.set("k3", "from-west")
     _until(lambda: r_east.get("k3") in ("from-west", b"from-west"))
     _until(lambda: r_north.get("k3") in ("from-west", b"from-west"))  # it follows the new primary region
     east.disassociate_global_replication_group(GlobalReplicationGroupId=gid, ReplicationGroupId="t-gds-na",
                                                ReplicationGroupRegion="us-west-1")
-    _wait_global(east, gid)
+    wait_global(east, gid)
     north.delete_replication_group(ReplicationGroupId="t-gds-na")
     with pytest.raises(Exception, match="(?i)read only|readonly"):
         r_east.set("k4", "x")
 
     east.disassociate_global_replication_group(GlobalReplicationGroupId=gid, ReplicationGroupId="t-gds-ea",
                                                ReplicationGroupRegion="us-east-1")
-    _wait_global(east, gid)
+    wait_global(east, gid)
     _until(lambda: _writes(r_east))
     west.delete_global_replication_group(GlobalReplicationGroupId=gid, RetainPrimaryReplicationGroup=True)
     east.delete_replication_group(ReplicationGroupId="t-gds-ea")

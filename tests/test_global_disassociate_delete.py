@@ -10,7 +10,7 @@ import time
 
 import psutil
 import pytest
-from botocore.exceptions import ClientError
+from support import wait_global
 
 from helpers.aws import client as cpc
 from helpers.aws import endpoint as localaws
@@ -26,20 +26,6 @@ def regions():
     yield west, east
     for client in (west, east):
         cpc.cleanup(client, "t-gdd")
-
-
-def _wait_global(ec, gid: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            gds = ec.describe_global_replication_groups(GlobalReplicationGroupId=gid, ShowMemberInfo=True)[
-                "GlobalReplicationGroups"][0]
-        except ClientError:
-            return
-        if gds["Status"] == "available" and all(m["Status"] == "associated" for m in gds["Members"]):
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"{gid} not available within {timeout} s")
 
 
 def _pids_in(service: str) -> set[int]:
@@ -71,12 +57,12 @@ def test_deleting_a_group_leaves_a_disassociated_secondary_whose_id_extends_its_
                                   GlobalReplicationGroupId=gid, NumCacheClusters=2)
     secondary = cpc.wait_for(east, replication_group_id="t-gdd-grg-secondary")
     cpc.wait_for(east, replication_group_id="t-gdd")
-    _wait_global(west, gid)
+    wait_global(west, gid, gone_ok=True)
     west.disassociate_global_replication_group(GlobalReplicationGroupId=gid, ReplicationGroupId="t-gdd-grg-secondary",
                                                ReplicationGroupRegion="us-east-1")
-    _wait_global(west, gid)
+    wait_global(west, gid, gone_ok=True)
     west.delete_global_replication_group(GlobalReplicationGroupId=gid, RetainPrimaryReplicationGroup=True)
-    _wait_global(west, gid)
+    wait_global(west, gid, gone_ok=True)
     before = _pids_in("aws-rg-t-gdd-grg-secondary")
     assert len(before) == 5  # two data nodes and three Sentinels
 
