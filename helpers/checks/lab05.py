@@ -270,7 +270,8 @@ def _check_crash_between_commands(answer: Any, r: Any) -> None:
     what = _("your function credit(r, msg_id, fields)")
     for after in range(1, 6):
         user = f"bo-{uuid.uuid4().hex[:6]}"
-        msg = f"{int(time.time() * 1000)}-{after}"
+        # A stream-id-shaped id no other check has used: a millisecond clock alone can repeat.
+        msg = f"{int(time.time() * 1000)}-{uuid.uuid4().int % 10**12}"
         fields = {"user": user, "points": "7"}
         try:
             answer(_crashing_client(r, after), msg, fields)
