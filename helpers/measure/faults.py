@@ -88,7 +88,7 @@ class FaultPanel:
         self.status = w.HTML()
         self.widget = w.VBox([w.HTML(f"<b>{svc.name}</b> ({svc.topology})"), *rows,
                               w.HBox([self.heal_button, self.refresh_button]), self.status])
-        self.gone = False
+        self._gone = False
         self._lock = threading.RLock()
         self._watching = threading.Event()
         self._closed = threading.Event()
@@ -131,19 +131,27 @@ class FaultPanel:
         """Take the service as the state directory records it now (a restart gives new pids, a failover new
         roles); False once it was stopped (its record deleted): the panel then says so and its buttons are
         off, since there is nothing left to kill, pause or heal. A service started again is followed again."""
-        recorded = services.get(self.svc.name)
-        if recorded is None:
-            if not self.gone:
-                self.gone = True
-                self._enable(False)
-                self._say(_(GONE, name=self.svc.name))
-            return False
-        self.svc = recorded
-        if self.gone:
-            self.gone = False
-            self._enable(True)
-            self._say(_(BACK, name=self.svc.name))
-        return True
+        with self._lock:
+            recorded = services.get(self.svc.name)
+            if recorded is None:
+                if not self._gone:
+                    self._gone = True
+                    self._enable(False)
+                    self._say(_(GONE, name=self.svc.name))
+                return False
+            self.svc = recorded
+            if self._gone:
+                self._gone = False
+                self._enable(True)
+                self._say(_(BACK, name=self.svc.name))
+            return True
+
+    @property
+    def gone(self) -> bool:
+        """True once the service was stopped. Read under the panel's lock: a refresh under way (which may
+        find the service gone) finishes its labels first, so `gone` is never seen before they say so."""
+        with self._lock:
+            return self._gone
 
     def _enable(self, on: bool) -> None:
         for buttons in self.buttons.values():
