@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 
 MONITOR_INTERVAL = 0.25  # seconds between two looks at every group's processes
 ROLES_EVERY = 4  # ask the engines for their roles every 4th look (once a second)
+STALLED_WAIT = 30.0  # seconds a takeover waits for stalled (SIGSTOP) nodes of the group to answer again
 
 
 class Recovery(Backend):
@@ -225,7 +226,16 @@ class Recovery(Backend):
         raise RuntimeError("no replica was promoted within 30 s")
 
     def _cluster_takeover(self, g: ReplicationGroup, svc: services.Service, dead: list[Node]) -> None:
-        """Promote the most up-to-date replica of each failed primary (CLUSTER FAILOVER TAKEOVER)."""
+        """Promote the most up-to-date replica of each failed primary (CLUSTER FAILOVER TAKEOVER).
+
+        A stalled node (paused, SIGSTOP) is not a failed one: while a live node of the group is stalled, the
+        takeover waits for it (at most STALLED_WAIT seconds) before choosing, so a shard whose replica was
+        paused when its primary died still fails over to that replica, instead of its primary restarting
+        empty because no node could be asked."""
+        deadline = time.monotonic() + STALLED_WAIT
+        while (any(n.alive() and n.paused() for n in ops.data_nodes(svc) if n.port not in {d.port for d in dead})
+               and time.monotonic() < deadline):
+            time.sleep(0.05)
         view = self._cluster_view(g, svc)
         dead_ports = {n.port for n in dead}
         by_port = {n.port: n for n in ops.data_nodes(svc)}
