@@ -114,6 +114,12 @@ class UnknownRecord(ValueError):
     """A record whose class is gone (renamed or removed by a newer or older version): skipped, not fatal."""
 
 
+_MODELS = "helpers.aws.controlplane.models."
+# Records that models/base.py held before each moved to its resource's module: a store written then names them
+# base:<class>, and they still load as the class of that name.
+MOVED_FROM_BASE = ("User", "UserGroup")
+
+
 @functools.cache
 def record_classes() -> dict[str, type]:
     """Every kind of record the store can read back: the dataclasses of the model's modules, by name."""
@@ -130,10 +136,13 @@ def record_classes() -> dict[str, type]:
     )
     from helpers.runtime import engines
 
-    return {f"{c.__module__}:{c.__qualname__}": c
-            for mod in (base, events, global_datastore, lifecycle, parameters, reserved, serverless, snapshots, users,
-                        engines)
-            for c in vars(mod).values() if isinstance(c, type) and dataclasses.is_dataclass(c)}
+    found = {f"{c.__module__}:{c.__qualname__}": c
+             for mod in (base, events, global_datastore, lifecycle, parameters, reserved, serverless, snapshots, users,
+                         engines)
+             for c in vars(mod).values() if isinstance(c, type) and dataclasses.is_dataclass(c)}
+    by_name = {name.partition(":")[2]: c for name, c in found.items() if name.startswith(_MODELS)}
+    found.update({f"{_MODELS}base:{name}": by_name[name] for name in MOVED_FROM_BASE if name in by_name})
+    return found
 
 
 def _record(data: dict[str, Any]) -> Any:

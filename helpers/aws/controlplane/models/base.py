@@ -195,34 +195,6 @@ class ParameterGroup:
         return arn("parametergroup", self.name)
 
 
-@dataclass
-class User:
-    user_id: str
-    user_name: str
-    engine: str
-    access_string: str
-    passwords: list[str]
-    no_password: bool
-    status: str = "active"
-
-    @property
-    def arn(self) -> str:
-        return arn("user", self.user_id)
-
-
-@dataclass
-class UserGroup:
-    group_id: str
-    engine: str
-    user_ids: list[str]
-    status: str = "active"
-    pending: dict[str, list[str]] = field(default_factory=dict)  # PendingChanges (UserIdsToAdd/-Remove)
-
-    @property
-    def arn(self) -> str:
-        return arn("usergroup", self.group_id)
-
-
 @dataclass(frozen=True)
 class NodeSnapshot:
     """One node's RDB file in a snapshot (of a replication group: one per node group)."""
@@ -394,8 +366,6 @@ class Backend:
         self.lock = threading.RLock()
         self.clusters: dict[str, CacheCluster] = {}
         self.groups: dict[str, ReplicationGroup] = {}
-        self.users: dict[str, User] = {"default": User("default", "default", "redis", "on ~* +@all", [], True)}
-        self.user_groups: dict[str, UserGroup] = {}
         self.param_groups: dict[str, ParameterGroup] = {}
         self.snapshots: dict[str, Snapshot] = {}
         self.events: list[Event] = []

@@ -7,6 +7,7 @@ import dataclasses
 import functools
 import re
 import secrets
+from dataclasses import dataclass, field
 from typing import Any
 
 from helpers.aws.controlplane import engineops as ops
@@ -21,8 +22,7 @@ from helpers.aws.controlplane.models.base import (
     ADMIN_USER,
     Backend,
     ReplicationGroup,
-    User,
-    UserGroup,
+    arn,
     check_id,
 )
 
@@ -69,7 +69,41 @@ def check_access_string(access: str) -> None:
                             f"{token!r}.")
 
 
+@dataclass
+class User:
+    user_id: str
+    user_name: str
+    engine: str
+    access_string: str
+    passwords: list[str]
+    no_password: bool
+    status: str = "active"
+
+    @property
+    def arn(self) -> str:
+        return arn("user", self.user_id)
+
+
+@dataclass
+class UserGroup:
+    group_id: str
+    engine: str
+    user_ids: list[str]
+    status: str = "active"
+    pending: dict[str, list[str]] = field(default_factory=dict)  # PendingChanges (UserIdsToAdd/-Remove)
+
+    @property
+    def arn(self) -> str:
+        return arn("usergroup", self.group_id)
+
+
 class Users(Backend):
+    def __init__(self) -> None:
+        super().__init__()
+        # The `default` user every account has (AWS's: on ~* +@all, no password)
+        self.users: dict[str, User] = {"default": User("default", "default", "redis", "on ~* +@all", [], True)}
+        self.user_groups: dict[str, UserGroup] = {}
+
     # --- AUTH tokens (ModifyCacheCluster / ModifyReplicationGroup AuthTokenUpdateStrategy) -------------
     def check_auth_change(self, engine: str, tls: bool, current: str | None, token: str | None,
                           strategy: str | None, rbac: bool, adding_user_groups: bool = False,
