@@ -7,6 +7,7 @@ Immediate parameters are CONFIG SET on every Redis node that uses the group; req
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, field
 from typing import Any
 
 from helpers.aws import catalogue
@@ -21,11 +22,10 @@ from helpers.aws.controlplane.errors import (
     not_found,
 )
 from helpers.aws.controlplane.models.base import (
-    STARTUP_PARAMETERS,
     Backend,
     CacheCluster,
-    ParameterGroup,
     ReplicationGroup,
+    arn,
     check_id,
 )
 from helpers.runtime import services
@@ -33,9 +33,98 @@ from helpers.runtime import services
 log = logging.getLogger(__name__)
 
 MAX_PARAMETERS_PER_CALL = 20  # ModifyCacheParameterGroup: "you can modify up to 20 parameters in a single request"
+# Parameters whose ElastiCache default differs from the engine's own, or that the labs watch: a new node
+# starts with them (plus every value its group changed), the rest of the catalogue is the engine's default.
+STARTUP_PARAMETERS = ("maxmemory-policy", "maxmemory-samples", "timeout", "tcp-keepalive", "notify-keyspace-events",
+                      "lfu-log-factor", "lfu-decay-time", "slowlog-log-slower-than", "slowlog-max-len",
+                      "lazyfree-lazy-eviction", "lazyfree-lazy-expire", "hash-max-listpack-entries",
+                      "set-max-intset-entries", "zset-max-listpack-entries")
+
+
+@dataclass
+class ParameterGroup:
+    """A cache parameter group; its parameters are AWS's catalogue for the family (helpers.aws.catalogue)."""
+
+    name: str
+    family: str
+    description: str
+    values: dict[str, str] = field(default_factory=dict)  # user-set values only
+    is_default: bool = False
+    cluster_on: bool = False  # default.<family>.cluster.on: the catalogue's ClusterOnValue column applies
+
+    @property
+    def catalog(self) -> dict[str, str]:
+        """The parameters the group lists, with their defaults (name -> value)."""
+        return catalogue.defaults(self.family, self.cluster_on)
+
+    def effective(self) -> dict[str, str]:
+        return {**self.catalog, **self.values}
+
+    def value(self, name: str) -> str:
+        return self.values.get(name, self.catalog.get(name, catalogue.parameter(self.family, name).value))
+
+    @property
+    def cluster_enabled(self) -> bool:
+        return not self.family.startswith("memcached") and self.value("cluster-enabled") == "yes"
+
+    def maxmemory(self, node_type: str, engine: str) -> int:
+        """The engine's maxmemory (bytes) on a node of this type: reserved memory as the group says."""
+        reserved = int(self.values.get("reserved-memory", "0") or 0)
+        if reserved and "reserved-memory-percent" not in self.values:
+            return catalogue.maxmemory_for(node_type, reserved_memory=reserved, engine=engine)
+        return catalogue.maxmemory_for(node_type, float(self.value("reserved-memory-percent") or 25), engine=engine)
+
+    def startup_config(self) -> dict[str, str]:
+        """Engine settings for a node that starts with this group (Redis OSS / Valkey): ElastiCache's
+        defaults that differ from the engine's, and the changed requires-reboot values."""
+        out: dict[str, str] = {}
+        # Changed immediate values are CONFIG SET once the node runs (apply_parameters), so a value the
+        # engine refuses (activedefrag on a build without it) is recorded instead of stopping the node.
+        reboot = [n for n in self.values if catalogue.parameter(self.family, n).change_type == "requires-reboot"]
+        for name in (*STARTUP_PARAMETERS, *reboot):
+            try:
+                p = catalogue.parameter(self.family, name)
+            except catalogue.CatalogueError:  # not in this family (Valkey 8 dropped the lazyfree-* ones)
+                continue
+            if p.engine_config and p.listed != "node-type" and p.engine_config != "client-output-buffer-limit" \
+                    and name != "cluster-enabled":
+                out[p.engine_config] = self.value(name)
+        return out
+
+    def memcached_args(self) -> list[str]:
+        """memcached start-up flags for the values this group changed (-I, -f, -o ...)."""
+        args: list[str] = []
+        for name, value in {"max_item_size": self.value("max_item_size"),
+                            "chunk_size_growth_factor": self.value("chunk_size_growth_factor"),
+                            **self.values}.items():
+            p = catalogue.parameter(self.family, name)
+            flag = p.engine_config
+            if not flag:
+                continue
+            if p.data_type == "boolean":
+                args += flag.split(" ", 1) if value == "1" else []
+            elif flag.startswith("-o "):
+                args += ["-o", f"{flag[3:]}={value}"]
+            else:
+                args += [flag, value]
+        return args
+
+    @property
+    def arn(self) -> str:
+        return arn("parametergroup", self.name)
 
 
 class ParameterGroups(Backend):
+    def __init__(self) -> None:
+        super().__init__()
+        self.param_groups: dict[str, ParameterGroup] = {}
+        for family in catalogue.families():  # AWS lists a default group for every family, in every account
+            names = [f"default.{family}"] + ([] if family.startswith("memcached") else
+                                             [f"default.{family}.cluster.on"])
+            for name in names:
+                self.param_groups[name] = ParameterGroup(name, family, f"Default parameter group for {family}",
+                                                         is_default=True, cluster_on=name.endswith(".cluster.on"))
+
     def param_group_for(self, name: str | None, engine: str, cluster_mode: bool = False,
                         check_mode: bool = True, version: str | None = None) -> ParameterGroup:
         """The group a new cluster or group uses: the one named, or the engine's default.

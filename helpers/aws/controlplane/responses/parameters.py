@@ -6,7 +6,7 @@ from typing import Any
 
 from helpers.aws.controlplane.honoured import honours
 from helpers.aws.controlplane.models import PLANE
-from helpers.aws.controlplane.models.base import ParameterGroup
+from helpers.aws.controlplane.models.parameters import ParameterGroup
 from helpers.aws.controlplane.responses import paginate, tag_dict
 
 
