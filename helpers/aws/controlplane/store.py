@@ -117,7 +117,7 @@ class UnknownRecord(ValueError):
 _MODELS = "helpers.aws.controlplane.models."
 # Records that models/base.py held before each moved to its resource's module: a store written then names them
 # base:<class>, and they still load as the class of that name.
-MOVED_FROM_BASE = ("User", "UserGroup", "ParameterGroup")
+MOVED_FROM_BASE = ("Event", "User", "UserGroup", "ParameterGroup")
 
 
 @functools.cache

@@ -108,14 +108,6 @@ def check_id(value: Any, what: str, limit: int) -> str:
     return ident
 
 
-@dataclass
-class Event:
-    source_id: str
-    source_type: str
-    message: str
-    date: datetime = field(default_factory=now)
-
-
 @dataclass(frozen=True)
 class NodeSnapshot:
     """One node's RDB file in a snapshot (of a replication group: one per node group)."""
@@ -288,7 +280,6 @@ class Backend:
         self.clusters: dict[str, CacheCluster] = {}
         self.groups: dict[str, ReplicationGroup] = {}
         self.snapshots: dict[str, Snapshot] = {}
-        self.events: list[Event] = []
         self.tags: dict[str, dict[str, str]] = {}
         self.threads: list[threading.Thread] = []
         # (service update, resource id) -> its update action's status (see models/lifecycle.py)
@@ -458,10 +449,6 @@ class Backend:
             raise invalid_value(f"Some security group Id(s) are invalid: {', '.join(missing)}. Create them with the "
                                 "local EC2 API (ec2 create-security-group) first.")
         return ids
-
-    def event(self, source_id: str, source_type: str, message: str) -> None:
-        with self.lock:
-            self.events.append(Event(source_id, source_type, message))
 
     def add_tags(self, resource_arn: str, tags: dict[str, str] | None) -> None:
         if tags:

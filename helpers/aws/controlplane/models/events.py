@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from helpers.aws.controlplane.errors import ApiError, invalid_value
-from helpers.aws.controlplane.models.base import ACCOUNT, Backend, Event, now
+from helpers.aws.controlplane.models.base import ACCOUNT, Backend, now
 
 TAG_QUOTA = 50  # TagQuotaPerResourceExceeded: "The maximum number of tags permitted on a resource is 50."
 SOURCE_TYPES = {"cache-cluster", "cache-parameter-group", "cache-security-group", "cache-subnet-group",
@@ -33,7 +34,26 @@ def check_tag_quota(n: int) -> None:
                        f"on a resource is {TAG_QUOTA}.", "TagQuotaPerResourceExceeded")
 
 
+@dataclass
+class Event:
+    """What happened to a resource, as DescribeEvents lists it."""
+
+    source_id: str
+    source_type: str
+    message: str
+    date: datetime = field(default_factory=now)
+
+
 class EventsAndTags(Backend):
+    def __init__(self) -> None:
+        super().__init__()
+        self.events: list[Event] = []
+
+    def event(self, source_id: str, source_type: str, message: str) -> None:
+        """Record an event of a resource (every module of the model reports here)."""
+        with self.lock:
+            self.events.append(Event(source_id, source_type, message))
+
     def serverless_arn_checks(self) -> dict[str, Any]:  # serverless caches and snapshots (models/serverless.py)
         return {}
 

@@ -7,7 +7,7 @@ from typing import Any
 from helpers.aws.controlplane.errors import invalid_value
 from helpers.aws.controlplane.honoured import honours
 from helpers.aws.controlplane.models import PLANE
-from helpers.aws.controlplane.models.base import Event
+from helpers.aws.controlplane.models.events import Event
 from helpers.aws.controlplane.responses import int_or_none, tag_dict, tag_list
 
 
