@@ -13,8 +13,8 @@ this process's (empty) model does not know, which in any other process would be 
   model returns become AWS-shaped answers;
 - models/: the backend, `PLANE`, one `ControlPlane` mixed from one module per resource (clusters;
   replication groups; scaling and failover; users and user groups; parameter groups; snapshots;
-  events and tags), with the records and shared tools in models/base.py: what each operation does
-  to the engines, the slow work in background threads;
+  events and tags; ...), each with its resource's record and table, and the shared tools in
+  models/base.py: what each operation does to the engines, the slow work in background threads;
 - engineops.py: the engine side (a Redis node topology with AUTH token file and TLS, CONFIG SET,
   ACL SETUSER, BGSAVE + copy, restore with DUMP/RESTORE);
 - discovery.py: Memcached Auto Discovery (`config get cluster` on the configuration endpoint);

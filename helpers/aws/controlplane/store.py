@@ -117,7 +117,8 @@ class UnknownRecord(ValueError):
 _MODELS = "helpers.aws.controlplane.models."
 # Records that models/base.py held before each moved to its resource's module: a store written then names them
 # base:<class>, and they still load as the class of that name.
-MOVED_FROM_BASE = ("Event", "User", "UserGroup", "ParameterGroup")
+MOVED_FROM_BASE = ("Event", "User", "UserGroup", "ParameterGroup", "NodeSnapshot", "Snapshot", "CacheCluster",
+                   "ReplicationGroup", "Member")
 
 
 @functools.cache
@@ -125,10 +126,12 @@ def record_classes() -> dict[str, type]:
     """Every kind of record the store can read back: the dataclasses of the model's modules, by name."""
     from helpers.aws.controlplane.models import (
         base,
+        cluster_record,
         events,
         global_datastore,
         lifecycle,
         parameters,
+        replication_record,
         reserved,
         serverless,
         snapshots,
@@ -137,8 +140,8 @@ def record_classes() -> dict[str, type]:
     from helpers.runtime import engines
 
     found = {f"{c.__module__}:{c.__qualname__}": c
-             for mod in (base, events, global_datastore, lifecycle, parameters, reserved, serverless, snapshots, users,
-                         engines)
+             for mod in (base, cluster_record, events, global_datastore, lifecycle, parameters, replication_record,
+                         reserved, serverless, snapshots, users, engines)
              for c in vars(mod).values() if isinstance(c, type) and dataclasses.is_dataclass(c)}
     by_name = {name.partition(":")[2]: c for name, c in found.items() if name.startswith(_MODELS)}
     found.update({f"{_MODELS}base:{name}": by_name[name] for name in MOVED_FROM_BASE if name in by_name})

@@ -4,12 +4,14 @@ Resources live in memory like moto's, but every create/modify/delete also acts o
 redis-server and memcached processes, started as services named `aws-...` in the learner's state
 directory. Slow work runs in a background thread, so statuses move creating -> available as on AWS.
 
-One module per resource, mixed into one backend like moto's EC2 (`ec2/models/*.py`):
-base (names, records, shared tools), clusters, replication (groups and their engines), global_datastore
-(replication groups of several regions), scaling
-(failover, replicas, shards), recovery (the monitor that detects failed nodes and
-replaces them), users (and user groups, as ACL users), parameters, snapshots,
-events (and tags). The models take keyword arguments and return records; responses/ speaks AWS.
+One module per resource, mixed into one backend like moto's EC2 (`ec2/models/*.py`); each holds its
+resource's record (a dataclass) and table (set in its mixin's __init__) with the operations:
+base (names, limits and shared tools), clusters, replication (groups and their engines), global_datastore
+(replication groups of several regions), scaling (failover, replicas, shards), recovery (the monitor
+that detects failed nodes and replaces them), users (and user groups, as ACL users), parameters,
+snapshots, events (and tags), serverless, reserved, lifecycle (engine upgrades, service updates). The
+cache cluster's and replication group's records, which most modules need, are in cluster_record and
+replication_record. The models take keyword arguments and return records; responses/ speaks AWS.
 """
 
 from __future__ import annotations

@@ -1,8 +1,11 @@
-"""What every part of the control plane shares: names and limits, the records, the backend's state.
+"""What every part of the control plane shares: names and limits, and the backend's core.
 
-The records (cache clusters, replication groups, users, ...) are plain dataclasses; `Backend` holds
-them in memory like moto's backends, with the tools every resource's module uses: a lock, lookups
-that raise the API's NotFound, background work that reports failures as events, engine versions.
+`Backend` holds the records in memory like moto's backends, with the tools every resource's module uses:
+a lock, tags, lookups that raise the API's NotFound, background work that reports failures as events,
+engine versions. Each resource's record (a plain dataclass) and its table (an attribute the resource's
+mixin sets in __init__) live in the resource's own module: users.py, parameters.py, snapshots.py, events.py,
+serverless.py, ...; the cache cluster's and the replication group's records, which most modules need, in
+cluster_record.py and replication_record.py.
 """
 
 from __future__ import annotations
@@ -15,14 +18,10 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, TypeVar
 
 from helpers.aws import catalogue
-from helpers.aws.controlplane import engineops as ops
-from helpers.aws.controlplane.discovery import ConfigEndpoint
-from helpers.aws.controlplane.endpoints import Forwarder
 from helpers.aws.controlplane.errors import (
     ApiError,
     from_catalogue,
@@ -30,7 +29,6 @@ from helpers.aws.controlplane.errors import (
     invalid_value,
     not_found,
 )
-from helpers.runtime.engines import Node
 from helpers.runtime.state import LabError
 
 _T = TypeVar("_T")
@@ -49,7 +47,6 @@ AZS = ("us-east-1a", "us-east-1b", "us-east-1c")
 DEFAULT_MAINTENANCE_WINDOW = "sun:08:00-sun:09:00"
 ID_RE = re.compile(r"^[a-z][a-z0-9-]*$")
 
-MEMCACHED_MEMORY_CAP_MB = 1024  # a local memcached never takes more than this, whatever the node type
 
 #: What asking for a local engine binary can raise: AWS's error for a version not installed (ApiError), the
 #: lab's for an engine not found (LabError), and running `--version` failing (OSError, SubprocessError, or
@@ -108,182 +105,17 @@ def check_id(value: Any, what: str, limit: int) -> str:
     return ident
 
 
-@dataclass(frozen=True)
-class NodeSnapshot:
-    """One node's RDB file in a snapshot (of a replication group: one per node group)."""
-
-    node_id: str
-    size: int | None  # bytes (None while the snapshot is being taken: CacheSize "")
-    node_created: datetime
-    cluster_id: str | None = None  # the member cluster it was taken from (replication groups)
-    node_group_id: str | None = None
-    created: datetime | None = field(default_factory=now)  # None until taken (no SnapshotCreateTime yet)
-
-
-@dataclass
-class Snapshot:
-    name: str
-    cluster: CacheCluster | None = None  # a copy of the source as it was when the snapshot was taken
-    group: ReplicationGroup | None = None
-    files: list[str] = field(default_factory=list)  # one RDB file per shard, under the state dir
-    status: str = "creating"
-    node_snapshots: list[NodeSnapshot] = field(default_factory=list)
-    created: datetime = field(default_factory=now)
-
-    @property
-    def arn(self) -> str:
-        return arn("snapshot", self.name)
-
-
-@dataclass
-class CacheCluster:
-    """A standalone cache cluster: one Redis node, or 1-40 Memcached nodes."""
-
-    cluster_id: str
-    engine: str
-    engine_version: str
-    node_type: str
-    num_nodes: int
-    az: str
-    param_group: str
-    subnet_group: str | None
-    security_group_ids: list[str]
-    auth_token: str | None
-    tls: bool
-    snapshot_name: str | None
-    snapshot_retention: int
-    snapshot_window: str
-    maintenance_window: str
-    status: str = "creating"
-    created: datetime = field(default_factory=now)
-    nodes: list[dict[str, Any]] = field(default_factory=list)  # {"id", "created", "status"}
-    next_node: int = 1
-    discovery: ConfigEndpoint | None = None  # Memcached: the configuration endpoint (Auto Discovery)
-    at_rest_encryption: bool = False
-    pending: dict[str, Any] = field(default_factory=dict)  # PendingModifiedValues until applied
-    params_pending_reboot: bool = False  # a requires-reboot parameter changed since the last (re)start
-    previous_token: str | None = None  # ROTATE keeps the old AUTH token valid until SET
-    region: str = "us-east-1"  # the region it was created in (the client's region name)
-    port: int | None = None  # CreateCacheCluster's Port: the node listens there (else a free port)
-    log_delivery: list[dict[str, Any]] = field(default_factory=list)  # LogDeliveryConfigurations, logdelivery.py
-    log_cursors: dict[str, int] = field(default_factory=dict)  # "<cluster>/<node>/<log type>" -> last shipped
-
-    @property
-    def arn(self) -> str:
-        return arn("cluster", self.cluster_id, self.region)
-
-    def service_name(self, node_id: str | None = None) -> str:
-        if self.engine == "memcached":
-            return f"{ops.PREFIX}{self.cluster_id}-{node_id}"
-        return f"{ops.PREFIX}{self.cluster_id}"
-
-
-@dataclass
-class ReplicationGroup:
-    group_id: str
-    description: str
-    engine: str
-    engine_version: str
-    node_type: str
-    cluster_mode: bool
-    shards: int
-    replicas: int
-    automatic_failover: bool
-    multi_az: bool
-    param_group: str
-    subnet_group: str | None
-    security_group_ids: list[str]
-    auth_token: str | None
-    tls: bool
-    user_group_ids: list[str]
-    snapshot_name: str | None
-    snapshot_retention: int
-    snapshot_window: str
-    status: str = "creating"
-    created: datetime = field(default_factory=now)
-    member_ids: dict[str, str] = field(default_factory=dict)  # node name -> member cluster id
-    node_group_of: dict[str, str] = field(default_factory=dict)  # node name -> node group id
-    # The highest node-group number handed out so far: a removed node group's id is never given again
-    node_groups_made: int = 0
-    applied_users: set[str] = field(default_factory=set)
-    admin_password: str | None = None
-    resharding: bool = False  # shown as PendingModifiedValues while node groups are added or removed
-    at_rest_encryption: bool = False
-    pending: dict[str, Any] = field(default_factory=dict)  # PendingModifiedValues until applied
-    params_pending_reboot: bool = False
-    previous_token: str | None = None  # ROTATE keeps the old AUTH token valid until SET
-    maintenance_window: str = DEFAULT_MAINTENANCE_WINDOW
-    durability: str | None = None  # Durability as asked (default | sync | async | disabled); None: not asked
-    effective_durability: str = "disabled"  # sync | async: every node logs each write before (or after) answering
-    # The stable endpoints (primary, reader, configuration): loopback forwarders, see endpoints.py
-    endpoints: dict[str, Forwarder] = field(default_factory=dict)
-    recovering: set[str] = field(default_factory=set)  # node names the monitor is replacing
-    rebooting: set[str] = field(default_factory=set)  # node names a RebootCacheCluster is restarting
-    busy: bool = False  # an operation is switching nodes: the recovery monitor leaves the group alone
-    region: str = "us-east-1"  # the region it was created in (see global_datastore.py)
-    global_id: str | None = None  # the global datastore it belongs to, and its role there (primary | secondary)
-    global_role: str | None = None
-    migration: str | None = None  # host:port of the self-hosted server it migrates from (models/migration.py)
-    after_create: Callable[[], None] | None = None  # run once the engines are up, before `available`
-    # TransitEncryptionMode: None (no TLS, or TLS made at creation: `tls`), "preferred" (each node has a
-    # plaintext and a TLS listener: `tls_ports`, node name -> port) or "required" (TLS only), see transit.py
-    transit_mode: str | None = None
-    tls_ports: dict[str, int] = field(default_factory=dict)
-    log_delivery: list[dict[str, Any]] = field(default_factory=list)  # LogDeliveryConfigurations, logdelivery.py
-    log_cursors: dict[str, int] = field(default_factory=dict)  # "<cluster>/<node>/<log type>" -> last shipped
-    # The group's lock: its members (member_ids, node_group_of) and its status change under it, and a describe
-    # reads them under it, together with the service record, so an answer never mixes two states of the group.
-    lock: threading.RLock = field(default_factory=threading.RLock, repr=False, compare=False)
-    # Operations starting processes for the group right now (Backend.starting_processes): a delete waits for them
-    starters: int = field(default=0, init=False, repr=False, compare=False)
-
-    @property
-    def arn(self) -> str:
-        return arn("replicationgroup", self.group_id, self.region)
-
-    @property
-    def service_name(self) -> str:
-        return f"{ops.PREFIX}rg-{self.group_id}"
-
-    @property
-    def topology(self) -> str:
-        if self.cluster_mode:
-            return "cluster"
-        return "replicated" if self.replicas > 0 else "aws-redis"
-
-
 class GroupDeleted(RuntimeError):
     """A process was to be started for a replication group that is being deleted (or is gone)."""
 
 
-@dataclass
-class Member:
-    """A member cache cluster of a replication group: one data node, with its role right now."""
-
-    group: ReplicationGroup
-    cluster_id: str  # <group>-001, or <group>-<node group>-001 in cluster mode
-    node: Node
-    role: str  # primary | replica
-    node_group: str
-    az: str
-
-    @property
-    def arn(self) -> str:
-        return arn("cluster", self.cluster_id, self.group.region)
-
-
 class Backend:
-    """The control plane's state; the resource modules in this package add the operations."""
+    """The control plane's shared state; the resource modules in this package add their tables and operations."""
 
     def __init__(self) -> None:
         self.lock = threading.RLock()
-        self.clusters: dict[str, CacheCluster] = {}
-        self.groups: dict[str, ReplicationGroup] = {}
-        self.snapshots: dict[str, Snapshot] = {}
         self.tags: dict[str, dict[str, str]] = {}
         self.threads: list[threading.Thread] = []
-        # (service update, resource id) -> its update action's status (see models/lifecycle.py)
-        self.update_actions: dict[tuple[str, str], dict[str, Any]] = {}
 
     # --- engines and versions: which local binary runs an engine version AWS offers ----------------
     # An AWS version (major.minor, e.g. valkey 8.1) runs on a local binary of the same engine and the same
@@ -473,11 +305,12 @@ class Backend:
         t.start()
 
     @contextlib.contextmanager
-    def starting_processes(self, g: ReplicationGroup) -> Iterator[None]:
+    def starting_processes(self, g: Any) -> Iterator[None]:
         """Around code that starts processes for group g (a failed node or Sentinel started again): under the
         group's lock, a group being deleted, or gone, gets none (GroupDeleted); and its delete, which says
         `deleting` under the same lock, waits for the ones already under way (wait_starters) before it stops
-        the group's processes, so what they started is stopped with the rest."""
+        the group's processes, so what they started is stopped with the rest. g is a ReplicationGroup
+        (models/replication_record.py imports this module, so it is not named here)."""
         with g.lock:
             if g.status in ("deleting", "deleted") or self.groups.get(g.group_id) is not g:
                 raise GroupDeleted(f"replication group {g.group_id} is being deleted: nothing is started for it")
@@ -489,7 +322,7 @@ class Backend:
                 g.starters -= 1
 
     @staticmethod
-    def wait_starters(g: ReplicationGroup, timeout: float = 60.0) -> None:
+    def wait_starters(g: Any, timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout
         while g.starters and time.monotonic() < deadline:
             time.sleep(0.05)

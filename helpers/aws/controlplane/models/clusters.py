@@ -23,24 +23,23 @@ from helpers.aws.controlplane.errors import (
 from helpers.aws.controlplane.models.base import (
     ACCOUNT,
     DEFAULT_MAINTENANCE_WINDOW,
-    MEMCACHED_MEMORY_CAP_MB,
     Backend,
-    CacheCluster,
-    Member,
-    ReplicationGroup,
     check_id,
     now,
     placement_zones,
     request_region,
 )
+from helpers.aws.controlplane.models.cluster_record import CacheCluster
 from helpers.aws.controlplane.models.lifecycle import check_maintenance_window
 from helpers.aws.controlplane.models.logdelivery import parse_requests as parse_log_requests
+from helpers.aws.controlplane.models.replication_record import Member, ReplicationGroup
 from helpers.runtime import ports, services, state
 from helpers.runtime.engines import Node
 
 log = logging.getLogger(__name__)
 
 DEFAULT_SUBNET_GROUP = "default"  # every AWS account has one: the default VPC's default subnets
+MEMCACHED_MEMORY_CAP_MB = 1024  # a local memcached never takes more than this, whatever the node type
 
 
 def _network_backends() -> tuple[Any, Any]:
@@ -118,6 +117,10 @@ def check_port(port: Any, nodes: int) -> None:
 
 
 class CacheClusters(Backend):
+    def __init__(self) -> None:
+        super().__init__()
+        self.clusters: dict[str, CacheCluster] = {}
+
     def create_cache_cluster(
             self, cluster_id: str | None, node_type: str | None, engine: str | None = None,
             engine_version: str | None = None, num_nodes: int | None = None, replication_group_id: str | None = None,

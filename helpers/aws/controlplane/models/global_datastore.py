@@ -32,7 +32,8 @@ from typing import Any
 
 from helpers.aws.controlplane import engineops as ops
 from helpers.aws.controlplane.errors import ApiError, invalid_combination, invalid_value
-from helpers.aws.controlplane.models.base import ACCOUNT, Backend, ReplicationGroup, now, request_region
+from helpers.aws.controlplane.models.base import ACCOUNT, Backend, now, request_region
+from helpers.aws.controlplane.models.replication_record import ReplicationGroup
 from helpers.runtime import services
 
 # Each region's prefix of global datastore ids, from "Using the AWS CLI with global datastores" (ElastiCache

@@ -20,7 +20,9 @@ from typing import Any
 from helpers.aws import catalogue
 from helpers.aws.controlplane import engineops as ops
 from helpers.aws.controlplane.errors import ApiError, invalid_combination, invalid_value, not_found
-from helpers.aws.controlplane.models.base import Backend, CacheCluster, ReplicationGroup, now
+from helpers.aws.controlplane.models.base import Backend, now
+from helpers.aws.controlplane.models.cluster_record import CacheCluster
+from helpers.aws.controlplane.models.replication_record import ReplicationGroup
 from helpers.runtime import engines, services
 from helpers.runtime.engines import Node
 from helpers.runtime.service import record as record_service
@@ -91,6 +93,11 @@ def applies_to(update: dict[str, Any], engine: str, version: str) -> bool:
 
 class EngineLifecycle(Backend):
     """Upgrades and service updates, node by node, on real engines."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        # (service update, resource id) -> its update action's status
+        self.update_actions: dict[tuple[str, str], dict[str, Any]] = {}
 
     # --- service updates ---------------------------------------------------------------------
     def update_status(self, name: str, ident: str) -> dict[str, Any]:

@@ -29,7 +29,9 @@ from typing import Any
 
 from helpers.aws.controlplane import engineops as ops
 from helpers.aws.controlplane.errors import invalid_combination, invalid_value
-from helpers.aws.controlplane.models.base import ACCOUNT, Backend, CacheCluster, ReplicationGroup
+from helpers.aws.controlplane.models.base import ACCOUNT, Backend
+from helpers.aws.controlplane.models.cluster_record import CacheCluster
+from helpers.aws.controlplane.models.replication_record import ReplicationGroup
 from helpers.runtime import services
 
 log = logging.getLogger(__name__)

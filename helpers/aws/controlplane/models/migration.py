@@ -20,7 +20,8 @@ from typing import Any
 
 from helpers.aws.controlplane import engineops as ops
 from helpers.aws.controlplane.errors import ApiError, invalid_combination, invalid_state, invalid_value
-from helpers.aws.controlplane.models.base import Backend, ReplicationGroup
+from helpers.aws.controlplane.models.base import Backend
+from helpers.aws.controlplane.models.replication_record import ReplicationGroup
 
 log = logging.getLogger(__name__)
 

@@ -21,13 +21,9 @@ from helpers.aws.controlplane.errors import (
     invalid_value,
     not_found,
 )
-from helpers.aws.controlplane.models.base import (
-    Backend,
-    CacheCluster,
-    ReplicationGroup,
-    arn,
-    check_id,
-)
+from helpers.aws.controlplane.models.base import Backend, arn, check_id
+from helpers.aws.controlplane.models.cluster_record import CacheCluster
+from helpers.aws.controlplane.models.replication_record import ReplicationGroup
 from helpers.runtime import services
 
 log = logging.getLogger(__name__)

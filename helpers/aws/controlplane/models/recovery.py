@@ -24,7 +24,8 @@ import threading
 import time
 
 from helpers.aws.controlplane import engineops as ops
-from helpers.aws.controlplane.models.base import Backend, ReplicationGroup
+from helpers.aws.controlplane.models.base import Backend
+from helpers.aws.controlplane.models.replication_record import ReplicationGroup
 from helpers.runtime import services
 from helpers.runtime.engines import Node
 

@@ -31,8 +31,6 @@ from helpers.aws.controlplane.models.base import (
     ADMIN_USER,
     DEFAULT_MAINTENANCE_WINDOW,
     Backend,
-    Member,
-    ReplicationGroup,
     check_id,
     placement_zones,
     request_region,
@@ -41,6 +39,7 @@ from helpers.aws.controlplane.models.clusters import network_defaults
 from helpers.aws.controlplane.models.durability import check_change, check_durability, durability_config
 from helpers.aws.controlplane.models.lifecycle import check_maintenance_window
 from helpers.aws.controlplane.models.logdelivery import parse_requests as parse_log_requests
+from helpers.aws.controlplane.models.replication_record import Member, ReplicationGroup
 from helpers.runtime import services, state
 from helpers.runtime.engines import Node
 
@@ -50,6 +49,10 @@ SCRATCH_SUFFIX = re.compile(r"-(?:restore|aof)-\d+")  # what a group's scratch s
 
 
 class ReplicationGroups(Backend):
+    def __init__(self) -> None:
+        super().__init__()
+        self.groups: dict[str, ReplicationGroup] = {}
+
     def create_replication_group(
             self, group_id: str | None, description: str | None, engine: str | None = None,
             engine_version: str | None = None, node_type: str | None = None, cluster_mode: str | None = None,

@@ -8,7 +8,8 @@ import time
 
 from helpers.aws.controlplane import engineops as ops
 from helpers.aws.controlplane.errors import ApiError, invalid_combination, invalid_value, not_found
-from helpers.aws.controlplane.models.base import Backend, Member, ReplicationGroup
+from helpers.aws.controlplane.models.base import Backend
+from helpers.aws.controlplane.models.replication_record import Member, ReplicationGroup
 from helpers.runtime import services, state
 from helpers.runtime.engines import Node
 

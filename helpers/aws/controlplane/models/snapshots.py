@@ -7,6 +7,8 @@ import copy
 import dataclasses
 import shutil
 import time
+from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,18 +21,46 @@ from helpers.aws.controlplane.errors import (
     invalid_state,
     invalid_value,
 )
-from helpers.aws.controlplane.models.base import (
-    Backend,
-    CacheCluster,
-    NodeSnapshot,
-    ReplicationGroup,
-    Snapshot,
-    check_id,
-)
+from helpers.aws.controlplane.models.base import Backend, arn, check_id, now
+from helpers.aws.controlplane.models.cluster_record import CacheCluster
+from helpers.aws.controlplane.models.replication_record import ReplicationGroup
 from helpers.runtime import services, state
 
 
+@dataclass(frozen=True)
+class NodeSnapshot:
+    """One node's RDB file in a snapshot (of a replication group: one per node group)."""
+
+    node_id: str
+    size: int | None  # bytes (None while the snapshot is being taken: CacheSize "")
+    node_created: datetime
+    cluster_id: str | None = None  # the member cluster it was taken from (replication groups)
+    node_group_id: str | None = None
+    created: datetime | None = field(default_factory=now)  # None until taken (no SnapshotCreateTime yet)
+
+
+@dataclass
+class Snapshot:
+    """A snapshot of a cache cluster or of a replication group: its RDB files and a copy of its source."""
+
+    name: str
+    cluster: CacheCluster | None = None  # a copy of the source as it was when the snapshot was taken
+    group: ReplicationGroup | None = None
+    files: list[str] = field(default_factory=list)  # one RDB file per shard, under the state dir
+    status: str = "creating"
+    node_snapshots: list[NodeSnapshot] = field(default_factory=list)
+    created: datetime = field(default_factory=now)
+
+    @property
+    def arn(self) -> str:
+        return arn("snapshot", self.name)
+
+
 class Snapshots(Backend):
+    def __init__(self) -> None:
+        super().__init__()
+        self.snapshots: dict[str, Snapshot] = {}
+
     def _check_new_snapshot(self, name: str | None, engine: str) -> None:
         if engine == "memcached":
             raise ApiError("Snapshots are not supported for memcached.", "SnapshotFeatureNotSupportedFault")

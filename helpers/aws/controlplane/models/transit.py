@@ -28,7 +28,8 @@ from pathlib import Path
 
 from helpers.aws.controlplane import engineops as ops
 from helpers.aws.controlplane.errors import invalid_combination, invalid_value
-from helpers.aws.controlplane.models.base import Backend, ReplicationGroup
+from helpers.aws.controlplane.models.base import Backend
+from helpers.aws.controlplane.models.replication_record import ReplicationGroup
 from helpers.runtime import engines, services
 from helpers.runtime.engines import Node
 

@@ -18,13 +18,8 @@ from helpers.aws.controlplane.errors import (
     invalid_state,
     invalid_value,
 )
-from helpers.aws.controlplane.models.base import (
-    ADMIN_USER,
-    Backend,
-    ReplicationGroup,
-    arn,
-    check_id,
-)
+from helpers.aws.controlplane.models.base import ADMIN_USER, Backend, arn, check_id
+from helpers.aws.controlplane.models.replication_record import ReplicationGroup
 
 AUTH_STRATEGIES = ("ROTATE", "SET", "DELETE")
 # ACL categories of Redis OSS 7 / Valkey (ACL CAT).

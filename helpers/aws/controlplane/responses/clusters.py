@@ -6,8 +6,9 @@ from typing import Any
 
 from helpers.aws.controlplane.honoured import honours
 from helpers.aws.controlplane.models import PLANE
-from helpers.aws.controlplane.models.base import CacheCluster, Member
+from helpers.aws.controlplane.models.cluster_record import CacheCluster
 from helpers.aws.controlplane.models.logdelivery import shown as shown_logs
+from helpers.aws.controlplane.models.replication_record import Member
 from helpers.aws.controlplane.responses import int_or_none, tag_dict
 from helpers.aws.controlplane.responses.replication import CLIENT_DOWNLOAD_PAGE, member_api, parameter_status
 

@@ -6,8 +6,8 @@ from typing import Any
 
 from helpers.aws.controlplane.honoured import honours
 from helpers.aws.controlplane.models import PLANE
-from helpers.aws.controlplane.models.base import Member, ReplicationGroup
 from helpers.aws.controlplane.models.logdelivery import shown as shown_logs
+from helpers.aws.controlplane.models.replication_record import Member, ReplicationGroup
 from helpers.aws.controlplane.responses import int_or_none, tag_dict
 
 

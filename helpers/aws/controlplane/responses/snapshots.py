@@ -6,8 +6,8 @@ from typing import Any
 
 from helpers.aws.controlplane.honoured import honours
 from helpers.aws.controlplane.models import PLANE
-from helpers.aws.controlplane.models.base import NodeSnapshot, Snapshot
 from helpers.aws.controlplane.models.clusters import subnet_group_vpc
+from helpers.aws.controlplane.models.snapshots import NodeSnapshot, Snapshot
 from helpers.aws.controlplane.responses import tag_dict
 
 
