@@ -8,9 +8,10 @@ this process's (empty) model does not know, which in any other process would be 
 - api.py: the seam with moto: which function of responses/ answers each ElastiCache action on
   ElastiCacheResponse (replacing moto's handlers, and adding the ones moto lacks: user groups,
   parameter groups, modify/scale, test-failover, events, ...); every other action answers InvalidAction;
-- responses/: one module per resource (clusters, replication, users, parameters, snapshots,
-  events): a request's parameters become keyword arguments for the model, and the records the
-  model returns become AWS-shaped answers;
+- responses/: one module per resource (clusters, replication, global_datastore, serverless, users,
+  parameters, snapshots, events, reserved, engines; service for what is around them), each answering
+  its own resource's actions: a request's parameters become keyword arguments for the model, and the
+  records the model returns become AWS-shaped answers;
 - models/: the backend, `PLANE`, one `ControlPlane` mixed from one module per resource (clusters;
   replication groups; scaling and failover; users and user groups; parameter groups; snapshots;
   events and tags; ...), each with its resource's record and table, and the shared tools in

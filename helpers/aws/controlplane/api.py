@@ -19,11 +19,13 @@ from helpers.aws.controlplane.models.base import arn
 from helpers.aws.controlplane.models.clusters import ensure_default_subnet_group
 from helpers.aws.controlplane.responses import (
     clusters,
+    engines,
     events,
     global_datastore,
     paginate,
     parameters,
     replication,
+    reserved,
     serverless,
     service,
     snapshots,
@@ -179,11 +181,11 @@ UNSUPPORTED_HINTS: dict[str, str] = {
 }
 
 HANDLERS: dict[str, Callable[[Any], Any]] = {
-    "describe_reserved_cache_nodes": _result("ReservedCacheNodes", service.describe_reserved_cache_nodes),
+    # reserved cache nodes (responses/reserved.py)
+    "describe_reserved_cache_nodes": _result("ReservedCacheNodes", reserved.describe_reserved_cache_nodes),
     "describe_reserved_cache_nodes_offerings": _result("ReservedCacheNodesOfferings",
-                                                       service.describe_reserved_cache_nodes_offerings),
-    "purchase_reserved_cache_nodes_offering": _result(None, service.purchase_reserved_cache_nodes_offering),
-    "describe_cache_engine_versions": _result("CacheEngineVersions", events.describe_cache_engine_versions),
+                                                       reserved.describe_reserved_cache_nodes_offerings),
+    "purchase_reserved_cache_nodes_offering": _result(None, reserved.purchase_reserved_cache_nodes_offering),
     # serverless caches and their snapshots (responses/serverless.py)
     **{name: _result(None, getattr(serverless, name)) for name in (
         "create_serverless_cache", "describe_serverless_caches", "modify_serverless_cache", "delete_serverless_cache",
@@ -196,7 +198,7 @@ HANDLERS: dict[str, Callable[[Any], Any]] = {
     "delete_cache_cluster": _result("CacheCluster", clusters.delete_cache_cluster),
     "reboot_cache_cluster": _result("CacheCluster", clusters.reboot_cache_cluster),
     # replication groups
-    "create_replication_group": _result("ReplicationGroup", global_datastore.create_replication_group),
+    "create_replication_group": _result("ReplicationGroup", replication.create_replication_group),
     "describe_replication_groups": _result("ReplicationGroups", replication.describe_replication_groups),
     "modify_replication_group": _result("ReplicationGroup", replication.modify_replication_group),
     "delete_replication_group": _result("ReplicationGroup", replication.delete_replication_group),
@@ -239,6 +241,8 @@ HANDLERS: dict[str, Callable[[Any], Any]] = {
     "describe_snapshots": _result("Snapshots", snapshots.describe_snapshots),
     "delete_snapshot": _result("Snapshot", snapshots.delete_snapshot),
     "copy_snapshot": _result("Snapshot", snapshots.copy_snapshot),
+    # engine versions
+    "describe_cache_engine_versions": _result("CacheEngineVersions", engines.describe_cache_engine_versions),
     # events and tags
     "describe_events": _result("Events", events.describe_events),
     "list_tags_for_resource": _result(None, events.list_tags_for_resource),

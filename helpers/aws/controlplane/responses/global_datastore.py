@@ -1,4 +1,4 @@
-"""Global datastores (global replication groups), and create-replication-group's --global-replication-group-id."""
+"""Global datastores (global replication groups)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 from helpers.aws.controlplane.honoured import honours
 from helpers.aws.controlplane.models import PLANE
 from helpers.aws.controlplane.models.global_datastore import GlobalDatastore
-from helpers.aws.controlplane.responses import int_or_none, replication, tag_dict
+from helpers.aws.controlplane.responses import tag_dict
 
 
 def global_api(gds: GlobalDatastore, show_members: bool = True) -> dict[str, Any]:
@@ -94,34 +94,3 @@ def decrease_node_groups_in_global_replication_group(p: dict[str, Any]) -> dict[
 def rebalance_slots_in_global_replication_group(p: dict[str, Any]) -> dict[str, Any]:
     return global_api(PLANE.resize_global_node_groups(p.get("GlobalReplicationGroupId"),
                                                       "RebalanceSlotsInGlobalReplicationGroup"))
-
-
-@honours(
-    "AtRestEncryptionEnabled", "AuthToken", "AutomaticFailoverEnabled", "CacheNodeType",
-    "CacheParameterGroupName", "CacheSubnetGroupName", "ClusterMode", "Durability", "Engine", "EngineVersion",
-    "GlobalReplicationGroupId", "LogDeliveryConfigurations", "MultiAZEnabled", "NodeGroupConfiguration", "NumCacheClusters", "NumNodeGroups", "PreferredCacheClusterAZs",
-    "PreferredMaintenanceWindow", "ReplicasPerNodeGroup", "ReplicationGroupDescription", "ReplicationGroupId",
-    "SecurityGroupIds", "SnapshotArns", "SnapshotName", "SnapshotRetentionLimit", "SnapshotWindow", "Tags",
-    "TransitEncryptionEnabled", "TransitEncryptionMode", "UserGroupIds")
-def create_replication_group(p: dict[str, Any]) -> dict[str, Any]:
-    """create-replication-group; with GlobalReplicationGroupId, a secondary cluster of that global datastore
-    (engine, version, node type and encryption come from it)."""
-    gid = p.get("GlobalReplicationGroupId")
-    if not gid:
-        return replication.create_replication_group(p)
-    clustered = bool(p.get("NumNodeGroups") or p.get("NodeGroupConfiguration")
-                     or str(p.get("ClusterMode") or "").lower() == "enabled")
-    gds = PLANE.check_secondary(gid, p.get("CacheNodeType"), p.get("Engine"), p.get("EngineVersion"), clustered,
-                                bool(p.get("AuthToken")), bool(p.get("UserGroupIds")))
-    primary = PLANE.get_group(gds.primary_id)
-    q = {**p, "AuthToken": p.get("AuthToken") or primary.auth_token, "Engine": gds.engine, "CacheNodeType": gds.node_type, "EngineVersion": None,
-         "TransitEncryptionEnabled": gds.tls, "AtRestEncryptionEnabled": gds.at_rest,
-         "AutomaticFailoverEnabled": p.get("AutomaticFailoverEnabled", primary.automatic_failover),
-         "MultiAZEnabled": p.get("MultiAZEnabled", primary.multi_az)}
-    if int_or_none(q.get("NumCacheClusters")) is None and q.get("ReplicasPerNodeGroup") is None:
-        q["NumCacheClusters"] = primary.replicas + 1
-    out = replication.create_replication_group(q)
-    g = PLANE.get_group(out["ReplicationGroupId"])
-    PLANE.join_as_secondary(gds, g)
-    return {**out, "GlobalReplicationGroupInfo": {"GlobalReplicationGroupId": gds.global_id,
-                                                  "GlobalReplicationGroupMemberRole": "SECONDARY"}}

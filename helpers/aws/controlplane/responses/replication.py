@@ -191,7 +191,7 @@ CLUSTER_COMPATIBLE = ("ClusterMode compatible (cluster-mode clients and plain on
                       "enabled) is not modelled on the local endpoint: give enabled or disabled.")
 
 
-def create_replication_group(p: dict[str, Any]) -> dict[str, Any]:
+def _create_group(p: dict[str, Any]) -> dict[str, Any]:
     check_create_modes(p)
     return group_api(PLANE.create_replication_group(
         p.get("ReplicationGroupId"), p.get("ReplicationGroupDescription"), engine=p.get("Engine"),
@@ -209,6 +209,37 @@ def create_replication_group(p: dict[str, Any]) -> dict[str, Any]:
         preferred_azs=list(p.get("PreferredCacheClusterAZs") or []), snapshot_arns=list(p.get("SnapshotArns") or []),
         maintenance_window=p.get("PreferredMaintenanceWindow"), durability=p.get("Durability"),
         transit_mode=p.get("TransitEncryptionMode"), log_delivery=p.get("LogDeliveryConfigurations")))
+
+
+@honours(
+    "AtRestEncryptionEnabled", "AuthToken", "AutomaticFailoverEnabled", "CacheNodeType",
+    "CacheParameterGroupName", "CacheSubnetGroupName", "ClusterMode", "Durability", "Engine", "EngineVersion",
+    "GlobalReplicationGroupId", "LogDeliveryConfigurations", "MultiAZEnabled", "NodeGroupConfiguration", "NumCacheClusters", "NumNodeGroups", "PreferredCacheClusterAZs",
+    "PreferredMaintenanceWindow", "ReplicasPerNodeGroup", "ReplicationGroupDescription", "ReplicationGroupId",
+    "SecurityGroupIds", "SnapshotArns", "SnapshotName", "SnapshotRetentionLimit", "SnapshotWindow", "Tags",
+    "TransitEncryptionEnabled", "TransitEncryptionMode", "UserGroupIds")
+def create_replication_group(p: dict[str, Any]) -> dict[str, Any]:
+    """create-replication-group; with GlobalReplicationGroupId, a secondary cluster of that global datastore
+    (engine, version, node type and encryption come from it, models/global_datastore.py)."""
+    gid = p.get("GlobalReplicationGroupId")
+    if not gid:
+        return _create_group(p)
+    clustered = bool(p.get("NumNodeGroups") or p.get("NodeGroupConfiguration")
+                     or str(p.get("ClusterMode") or "").lower() == "enabled")
+    gds = PLANE.check_secondary(gid, p.get("CacheNodeType"), p.get("Engine"), p.get("EngineVersion"), clustered,
+                                bool(p.get("AuthToken")), bool(p.get("UserGroupIds")))
+    primary = PLANE.get_group(gds.primary_id)
+    q = {**p, "AuthToken": p.get("AuthToken") or primary.auth_token, "Engine": gds.engine, "CacheNodeType": gds.node_type, "EngineVersion": None,
+         "TransitEncryptionEnabled": gds.tls, "AtRestEncryptionEnabled": gds.at_rest,
+         "AutomaticFailoverEnabled": p.get("AutomaticFailoverEnabled", primary.automatic_failover),
+         "MultiAZEnabled": p.get("MultiAZEnabled", primary.multi_az)}
+    if int_or_none(q.get("NumCacheClusters")) is None and q.get("ReplicasPerNodeGroup") is None:
+        q["NumCacheClusters"] = primary.replicas + 1
+    out = _create_group(q)
+    g = PLANE.get_group(out["ReplicationGroupId"])
+    PLANE.join_as_secondary(gds, g)
+    return {**out, "GlobalReplicationGroupInfo": {"GlobalReplicationGroupId": gds.global_id,
+                                                  "GlobalReplicationGroupMemberRole": "SECONDARY"}}
 
 
 @honours("ReplicationGroupId")
