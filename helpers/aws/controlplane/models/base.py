@@ -47,7 +47,6 @@ AZS = ("us-east-1a", "us-east-1b", "us-east-1c")
 DEFAULT_MAINTENANCE_WINDOW = "sun:08:00-sun:09:00"
 ID_RE = re.compile(r"^[a-z][a-z0-9-]*$")
 
-
 #: What asking for a local engine binary can raise: AWS's error for a version not installed (ApiError), the
 #: lab's for an engine not found (LabError), and running `--version` failing (OSError, SubprocessError, or
 #: an empty answer: IndexError).

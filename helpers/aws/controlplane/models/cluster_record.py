@@ -1,7 +1,8 @@
 """The cache cluster's record: what the control plane keeps of a standalone cache cluster.
 
-Its own module, apart from the operations (models/clusters.py), because the modules that act on clusters
-and groups alike (lifecycle, logdelivery, parameters, snapshots) need it and models/clusters.py imports them.
+Its own module, apart from the operations and the table (models/clusters.py): the modules that act on clusters
+and groups alike need it (lifecycle, logdelivery, parameters, snapshots), and models/clusters.py imports
+lifecycle and logdelivery, so the record there would make an import cycle.
 """
 
 from __future__ import annotations

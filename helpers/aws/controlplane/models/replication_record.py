@@ -1,8 +1,9 @@
 """The replication group's records: the group, and each member cache cluster as DescribeCacheClusters lists it.
 
-Their own module, apart from the operations (models/replication.py), because every module that acts on groups
-(scaling, recovery, transit, migration, global_datastore, lifecycle, logdelivery, parameters, snapshots, users)
-needs them and models/replication.py imports several of those.
+Their own module, apart from the operations and the table (models/replication.py): every module that acts on
+groups needs them (scaling, recovery, transit, migration, global_datastore, lifecycle, logdelivery, parameters,
+snapshots, users), and models/replication.py imports lifecycle and logdelivery, so the records there would make
+an import cycle.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from helpers.runtime.engines import Node
 
 @dataclass
 class ReplicationGroup:
+    """A replication group: one primary and its replicas, or a Redis Cluster of shards (models/replication.py)."""
+
     group_id: str
     description: str
     engine: str
