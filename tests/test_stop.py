@@ -7,6 +7,7 @@ as the browser opens them; the lab's engines run. After the stop, no process of 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
@@ -64,7 +65,19 @@ class Launcher:
         raise AssertionError(f"{pattern.pattern!r} never came; output:\n" + "\n".join(self.lines))
 
     def rest_of_output(self, timeout: float = 60.0) -> list[str]:
-        self.proc.wait(timeout=timeout)
+        try:
+            self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:  # say where the launcher is stuck: its threads' stacks (SIGUSR1)
+            self.proc.send_signal(signal.SIGUSR1)
+            time.sleep(2)
+            said = []
+            with contextlib.suppress(queue.Empty):
+                while (line := self._queue.get(timeout=1)) is not None:
+                    said.append(line)
+            tree = [f"{p.pid} {p.status()} {' '.join(p.cmdline())[:120]}"
+                    for p in psutil.Process(self.proc.pid).children(recursive=True) if p.is_running()]
+            raise AssertionError(f"the launcher had not ended {timeout:.0f}s later; it said:\n" + "\n".join(said)
+                                 + "\nits processes:\n" + "\n".join(tree)) from None
         rest = []
         while (line := self._queue.get(timeout=5)) is not None:
             rest.append(line)

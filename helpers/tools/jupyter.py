@@ -8,6 +8,7 @@ test exercises the very command line a learner gets. The test adds only what a h
 from __future__ import annotations
 
 import contextlib
+import faulthandler
 import json
 import logging
 import os
@@ -256,6 +257,9 @@ def _stop_signals() -> None:
 
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, interrupt)
+    # `kill -USR1 <launcher>` prints where each of its threads is (a stop that seems stuck says where).
+    with contextlib.suppress(AttributeError, ValueError, OSError):  # no SIGUSR1 (Windows), or no stderr
+        faulthandler.register(signal.SIGUSR1, all_threads=True)
 
 
 def lab_main(extra: Sequence[str] = (), notebook: str | None = None, steps: Steps | None = None) -> int:
