@@ -55,7 +55,7 @@ test: setup
 # The quick tier for a developer's loop (a few minutes): the unit tests that start no replication group,
 # cluster, serverless cache or browser, and lab 00. `make test` runs everything.
 test-quick: setup
-	$(PYBIN) -m pytest tests -n 2 --dist loadfile -p no:randomly -m "not slow and not topology" -q $(PYTEST_ARGS)
+	$(PYBIN) -m pytest tests -n 3 --dist loadfile -p no:randomly -m "not slow and not topology" -q $(PYTEST_ARGS)
 	$(PYBIN) -m pytest labs/00_welcome.ipynb $(NBVAL) -q $(PYTEST_ARGS)
 
 # Every lab N times in a row (default 10), in one run against the same services, as `make test` runs

@@ -12,7 +12,9 @@ TOPOLOGY_MODULES = {
     "test_api_conformance.py", "test_api_validation.py", "test_browser.py", "test_controlplane.py",
     "test_durability.py", "test_endpoint_crash.py", "test_engine_lifecycle.py", "test_failover.py",
     "test_global_datastore.py", "test_serverless.py", "test_serverless_memcached.py", "test_topologies.py",
-    "test_aws_cli_examples.py", "test_api_states.py", "test_persistence.py",
+    "test_aws_cli_examples.py", "test_api_states.py", "test_persistence.py", "test_global_disassociate_delete.py",
+    "test_log_delivery.py", "test_migration.py", "test_resharding_describes.py", "test_security.py",
+    "test_transit_encryption.py",
 }
 
 

@@ -24,21 +24,27 @@ def _score(scores: list) -> float:
     return rejected / (total - equivalent)
 
 
-def test_sample_labs_reject_their_mutants():
-    scores = mutants.run(SAMPLE)
+@pytest.fixture(scope="module")
+def sample_scores() -> list:
+    """The sample labs' mutants, judged once for the tests that read them."""
+    return mutants.run(SAMPLE)
+
+
+def test_sample_labs_reject_their_mutants(sample_scores):
+    scores = sample_scores
     assert [s.lab for s in scores] == SAMPLE
     assert all(s.total >= 3 for s in scores), [mutants.line(s) for s in scores]
     survivors = [f"{o.exercise} {o.mid}: {o.description}" for s in scores if s.lab in CLEAN for o in s.survivors]
     assert not survivors, survivors
 
 
-def test_the_equivalent_list_names_mutants_that_exist_and_says_why():
+def test_the_equivalent_list_names_mutants_that_exist_and_says_why(sample_scores):
     listed = mutants.load_equivalent()
     assert listed
     for key, entries in listed.items():
         assert all(why.strip() for why in entries.values()), key
     made = {}
-    for s in mutants.run(SAMPLE):
+    for s in sample_scores:
         for o in s.outcomes:
             made.setdefault(o.exercise, set()).add(o.mid)
     for key in (k for k in listed if k.split(".")[0] in SAMPLE):
