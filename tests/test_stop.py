@@ -32,14 +32,21 @@ STEP_LINE = re.compile(r"^\[(\d+)/(\d+)\] \S.* … (?:\d+ s … )*\d+\.\d s$")
 READY = re.compile(r"JupyterLab is ready: (http://127\.0\.0\.1:(\d+)/)\S*\?token=(\w+)")
 
 
+FOREGROUND = ("import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+              "os.execv(sys.executable, [sys.executable, *sys.argv[1:]])")
+
+
 class Launcher:
     """`make lab`'s launcher (scripts/lab.py) in a state directory of its own, its output read line by line."""
 
     def __init__(self, home: Path) -> None:
         self.env = {**os.environ, "ELASTICACHE_LAB_HOME": str(home)}
         self.home = home
+        # As a terminal starts `make lab` in the foreground: SIGINT at its default. A test run started in the
+        # background of a non-interactive shell (nohup ... &) ignores SIGINT, and every child inherits that:
+        # the launcher would never see the Ctrl+C this test sends.
         self.proc = subprocess.Popen(
-            [sys.executable, "scripts/lab.py", "--no-browser", "--ServerApp.port=0"],
+            [sys.executable, "-c", FOREGROUND, "scripts/lab.py", "--no-browser", "--ServerApp.port=0"],
             cwd=ROOT, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         self.lines: list[str] = []
         self._queue: queue.Queue[str | None] = queue.Queue()
