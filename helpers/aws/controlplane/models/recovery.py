@@ -233,12 +233,12 @@ class Recovery(Backend):
         takeover waits for it (at most STALLED_WAIT seconds) before choosing, so a shard whose replica was
         paused when its primary died still fails over to that replica, instead of its primary restarting
         empty because no node could be asked."""
+        dead_ports = {n.port for n in dead}
         deadline = time.monotonic() + STALLED_WAIT
-        while (any(n.alive() and n.paused() for n in ops.data_nodes(svc) if n.port not in {d.port for d in dead})
+        while (any(n.alive() and n.paused() for n in ops.data_nodes(svc) if n.port not in dead_ports)
                and time.monotonic() < deadline):
             time.sleep(0.05)
         view = self._cluster_view(g, svc)
-        dead_ports = {n.port for n in dead}
         by_port = {n.port: n for n in ops.data_nodes(svc)}
         for v in view:
             if v["port"] not in dead_ports or "master" not in v["flags"] or not v["slots"]:
